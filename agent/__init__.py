@@ -1,0 +1,1 @@
+"""The Doorward device agent: camera sources, recorder, store, CLI. See agent.app for the composition root."""
