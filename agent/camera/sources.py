@@ -1,0 +1,67 @@
+"""Pick a camera source from a ``--source`` spec. The composition root calls :func:`make_source`.
+
+Specs: ``sim:SCENE`` (``sim:porch`` by default), ``file:PATH``, ``v4l2:/dev/videoN``, ``picamera2``.
+Adapters are imported here, on demand, so a missing optional library only matters when it is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.camera.base import Camera
+from agent.errors import CameraError
+
+SIMULATED_KINDS = ("sim", "file", "v4l2")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--source``: ``kind`` is sim, file, v4l2 or picamera2; ``arg`` what follows the colon."""
+
+    kind: str
+    arg: str
+
+    @property
+    def simulated(self) -> bool:
+        """True for development sources, which may seal to a development owner identity."""
+        return self.kind in SIMULATED_KINDS
+
+    def __str__(self) -> str:
+        return self.kind if not self.arg else f"{self.kind}:{self.arg}"
+
+
+def parse_source(spec: str) -> SourceSpec:
+    """Parse a source spec, or raise CameraError naming the accepted forms."""
+    kind, _, arg = spec.partition(":")
+    if kind == "picamera2" and not arg:
+        return SourceSpec("picamera2", "")
+    if kind in SIMULATED_KINDS and arg:
+        return SourceSpec(kind, arg)
+    if kind == "sim" and not arg:
+        return SourceSpec("sim", "porch")
+    raise CameraError(
+        f"source {spec!r} is not understood: use sim:SCENE (see `doorward scenes list`), "
+        "file:PATH, v4l2:/dev/videoN or picamera2"
+    )
+
+
+def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_width: int,
+                realtime: bool, loop: bool = False, seed: int = 0) -> Camera:
+    """Build (not open) the camera for ``spec``. ``realtime`` paces sim and file sources."""
+    if spec.kind == "sim":
+        from agent.camera.sim import SimCamera, get_scene
+
+        scene = get_scene(spec.arg, seed=seed)
+        return SimCamera(scene, width=width, height=height, luma_width=luma_width, fps=fps,
+                         realtime=realtime, loop=loop, seed=seed)
+    if spec.kind == "file":
+        from agent.camera.file import FileCamera
+
+        return FileCamera(spec.arg, luma_width=luma_width, realtime=realtime)
+    if spec.kind == "v4l2":
+        from agent.camera.v4l2 import V4L2Camera
+
+        return V4L2Camera(spec.arg, width=width, height=height, fps=fps, luma_width=luma_width)
+    from agent.camera.picam import PiCamera
+
+    return PiCamera(width=width, height=height, fps=fps)

@@ -1,0 +1,108 @@
+"""``doorward``: the command line. Parsing and dispatch only; the work is in agent.app and
+agent.commands. Every DoorwardError becomes a one-line message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from agent.errors import DoorwardError
+
+log = logging.getLogger("doorward")
+
+
+def _add_common(p: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
+    p.add_argument("--config", metavar="F", help="TOML config file (default: built-in defaults)")
+    if data_dir:
+        p.add_argument("--data-dir", metavar="D", help="data directory (default: from config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="doorward",
+        description="Doorbell camera agent: clips sealed to the owner, nothing leaves without consent.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon")
+    _add_common(p)
+    p.add_argument("--source", metavar="SPEC",
+                   help="sim:SCENE | file:PATH | v4l2:DEV | picamera2 (default: from config)")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace sim and file sources at their frame rate")
+    p.add_argument("--exit-at-eof", action="store_true",
+                   help="exit when a finite source ends (sim scenes loop otherwise)")
+
+    p = sub.add_parser("analyze", help="motion events of a video file, as JSON")
+    _add_common(p, data_dir=False)
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print JSON (the only format)")
+
+    p = sub.add_parser("scenes", help="simulated scenes")
+    ssub = p.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")
+    sp = ssub.add_parser("list", help="list the built-in scenes")
+    sp.add_argument("--json", action="store_true")
+    sp = ssub.add_parser("render", help="render a scene to MP4 (+ ground truth JSON)")
+    _add_common(sp, data_dir=False)
+    sp.add_argument("name", metavar="NAME")
+    sp.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
+    sp.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("events", help="events recorded by this device")
+    esub = p.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    sp = esub.add_parser("list", help="list events")
+    _add_common(sp)
+    sp.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("clips", help="sealed clips in the local store")
+    csub = p.add_subparsers(dest="clips_command", required=True, metavar="ACTION")
+    sp = csub.add_parser("list", help="list clips")
+    _add_common(sp)
+    sp.add_argument("--json", action="store_true")
+    sp = csub.add_parser("export", help="decrypt a clip for its owner")
+    _add_common(sp)
+    sp.add_argument("id", metavar="ID")
+    sp.add_argument("--identity", required=True, metavar="FILE",
+                    help="the owner's age identity file (AGE-SECRET-KEY-1...)")
+    sp.add_argument("-o", "--output", required=True, metavar="OUT")
+    sp.add_argument("--snapshot", action="store_true", help="export the JPEG snapshot instead")
+
+    p = sub.add_parser("status", help="what the daemon is doing")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from agent import commands
+    from agent.config import load_config
+    from agent.logs import setup_logging
+
+    try:
+        cfg = load_config(getattr(args, "config", None))
+        setup_logging(cfg.log.level, cfg.log.format)
+        if args.command == "run":
+            from agent.app import RunOptions, run
+
+            return run(cfg, RunOptions(data_dir=args.data_dir, source=args.source,
+                                       realtime=args.realtime, exit_at_eof=args.exit_at_eof))
+        if args.command == "analyze":
+            from agent.app import analyze
+
+            print(json.dumps(analyze(cfg, args.path), indent=2))
+            return 0
+        return commands.dispatch(args, cfg)
+    except DoorwardError as exc:
+        print(f"doorward: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The small ``doorward`` commands: scenes, events, clips, status. Each returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config
+from agent.errors import DoorwardError, StoreError
+from agent.status import read_status
+from agent.store import ClipRecord, ClipStore
+from uplink.age import AgeError, AgeReader
+from uplink.agekeys import load_identities
+
+
+def dispatch(args: argparse.Namespace, cfg: Config) -> int:
+    if args.command == "scenes":
+        return scenes_list(args) if args.scenes_command == "list" else scenes_render(args, cfg)
+    if args.command == "events":
+        return events_list(args, cfg)
+    if args.command == "clips":
+        return clips_list(args, cfg) if args.clips_command == "list" else clips_export(args, cfg)
+    if args.command == "status":
+        return status(args, cfg)
+    raise DoorwardError(f"unknown command {args.command!r}")
+
+
+def _open_store(args: argparse.Namespace, cfg: Config) -> ClipStore:
+    data_dir = cfg.data_dir(args.data_dir)
+    if not (data_dir / "index.sqlite").exists():
+        raise StoreError(f"no Doorward store in {data_dir}: pass --data-dir with the directory "
+                         "`doorward run` used")
+    return ClipStore(data_dir, max_bytes=cfg.store.max_bytes,
+                     retention_days=cfg.store.retention_days)
+
+
+def scenes_list(args: argparse.Namespace) -> int:
+    from agent.camera.sim import get_scene, scene_names
+
+    rows = []
+    for name in scene_names():
+        sc = get_scene(name)
+        rows.append({"name": name, "duration_s": sc.duration_s, "events": len(sc.events),
+                     "nuisances": list(sc.nuisances), "description": sc.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        dur = "forever" if r["duration_s"] is None else f"{r['duration_s']:.0f} s"
+        print(f"{r['name']:<16} {dur:>8}  {r['events']} event(s)  {r['description']}")
+    return 0
+
+
+def scenes_render(args: argparse.Namespace, cfg: Config) -> int:
+    from agent.camera.sim import SimCamera, get_scene
+    from agent.scene_render import render_scene
+
+    scene = get_scene(args.name, seed=args.seed)
+    if scene.duration_s is None:
+        raise DoorwardError(f"scene {args.name!r} runs forever and cannot be rendered to a file: "
+                            "pick a finite scene from `doorward scenes list`")
+    cam = SimCamera(scene, width=cfg.camera.width, height=cfg.camera.height,
+                    luma_width=cfg.camera.luma_width, fps=cfg.camera.fps, seed=args.seed)
+    out = Path(args.output)
+    truth = render_scene(cam, scene, out)
+    out.with_suffix(".json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def events_list(args: argparse.Namespace, cfg: Config) -> int:
+    events = _open_store(args, cfg).list_events()
+    docs = [dataclasses.asdict(e) for e in events]
+    if args.json:
+        print(json.dumps({"events": docs}, indent=2, default=str))
+        return 0
+    if not docs:
+        print("no events")
+    for d in docs:
+        print("  ".join(f"{k}={v}" for k, v in d.items()))
+    return 0
+
+
+def clip_doc(rec: ClipRecord) -> dict[str, Any]:
+    doc = dataclasses.asdict(rec)
+    for key in ("path", "snapshot_path"):
+        if doc.get(key) is not None:
+            doc[key] = str(doc[key])
+    doc["recipients"] = list(rec.recipients)
+    return doc
+
+
+def clips_list(args: argparse.Namespace, cfg: Config) -> int:
+    clips = _open_store(args, cfg).list_clips()
+    if args.json:
+        print(json.dumps({"clips": [clip_doc(c) for c in clips]}, indent=2, default=str))
+        return 0
+    if not clips:
+        print("no clips")
+    for c in clips:
+        flag = " (truncated)" if c.truncated else ""
+        print(f"{c.id}  {c.started_at}  {c.duration_s:6.1f} s  {c.bytes:>10} B{flag}")
+    return 0
+
+
+def clips_export(args: argparse.Namespace, cfg: Config) -> int:
+    store = _open_store(args, cfg)
+    rec = store.get_clip(args.id)
+    if rec is None:
+        raise StoreError(f"no clip {args.id!r} in {cfg.data_dir(args.data_dir)}: "
+                         "see `doorward clips list`")
+    src = rec.snapshot_path if args.snapshot else rec.path
+    if src is None:
+        raise StoreError(f"clip {args.id} has no snapshot")
+    try:
+        identities = load_identities(args.identity)
+    except (OSError, AgeError) as exc:
+        raise DoorwardError(f"identity file {args.identity} cannot be used: {exc}") from exc
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            reader = AgeReader(fin, identities, allow_truncated=rec.truncated)
+            while chunk := reader.read(1 << 20):
+                fout.write(chunk)
+        os.replace(tmp, out)
+    except AgeError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DoorwardError(f"clip {args.id} cannot be decrypted with {args.identity}: {exc}") \
+            from exc
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DoorwardError(f"cannot export clip {args.id} to {out}: {exc}") from exc
+    note = " (truncated by a crash: the playable prefix)" if rec.truncated else ""
+    print(f"wrote {out}{note}")
+    return 0
+
+
+def status(args: argparse.Namespace, cfg: Config) -> int:
+    data_dir = cfg.data_dir(args.data_dir)
+    st = read_status(data_dir)
+    if st is None:
+        st = {"running": False, "data_dir": str(data_dir),
+              "note": "no daemon has run with this data directory"}
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True, default=str))
+        return 0
+    state = "running" if st.get("running") else "not running"
+    print(f"doorward: {state}  (data: {st.get('data_dir', data_dir)})")
+    if "updated_at" in st:
+        print(f"  last update: {time.time() - float(st['updated_at']):.1f} s ago")
+    for key in ("source", "sealing_reason", "frames", "dropped_frames", "events", "clips",
+                "recording", "store_bytes", "disk_free_bytes", "store_error", "note", "error"):
+        if st.get(key) not in (None, ""):
+            print(f"  {key.replace('_', ' ')}: {st[key]}")
+    return 0

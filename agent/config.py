@@ -1,0 +1,249 @@
+"""Doorward's configuration: TOML in, a frozen, validated :class:`Config` out.
+
+The defaults live here, in code, so an installed package works without any file; ``config/doorward.toml``
+is the same defaults, annotated for owners (a test keeps the two equal). Keys carry their unit in the name
+(``pre_roll_s``, ``max_bytes``). A bad value raises :class:`~agent.errors.ConfigError` quoting the key, the
+value and what is allowed; unknown keys are errors too, since a typo silently ignored is a setting lost.
+
+Usage::
+
+    cfg = load_config(Path("/etc/doorward/doorward.toml"))   # or load_config(None) for the defaults
+    cfg.recording.pre_roll_s
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+Polygon = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = "sim:porch"
+    width: int = 1280
+    height: int = 720
+    fps: float = 15.0
+    luma_width: int = 320
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    zones: tuple[Polygon, ...] = ()
+    privacy_masks: tuple[Polygon, ...] = ()
+    # Extra detector tuning, passed to motion.DetectorParams by name (checked there).
+    tuning: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    min_motion_s: float = 0.3
+    post_roll_s: float = 5.0
+    max_clip_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    pre_roll_s: float = 3.0
+    gop_s: float = 1.0
+    preset: str = "ultrafast"
+    crf: int = 23
+    snapshot_quality: int = 85
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    data_dir: str = ""
+    max_bytes: int = 2_000_000_000
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = CameraConfig()
+    motion: MotionConfig = MotionConfig()
+    events: EventsConfig = EventsConfig()
+    recording: RecordingConfig = RecordingConfig()
+    store: StoreConfig = StoreConfig()
+    log: LogConfig = LogConfig()
+    path: str | None = None
+
+    def data_dir(self, override: str | None = None) -> Path:
+        """Where clips and keys live: ``--data-dir``, else ``[store] data_dir``, else systemd's
+        ``$STATE_DIRECTORY``, else ``$XDG_DATA_HOME/doorward`` (``~/.local/share/doorward``)."""
+        for candidate in (override, self.store.data_dir, os.environ.get("STATE_DIRECTORY", "")):
+            if candidate:
+                return Path(candidate).expanduser().resolve()
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(xdg) / "doorward"
+
+
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _number(key: str, value: Any, *, lo: float, hi: float, what: str, integer: bool = False) -> Any:
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"config key {key} = {value!r}: must be {kind} from {lo:g} to {hi:g} ({what})")
+    return int(value) if integer else float(value)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"config key {key} = {value!r}: must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _polygons(key: str, value: Any) -> tuple[Polygon, ...]:
+    allowed = "a list of polygons, each a list of at least 3 [x, y] points with 0 <= x, y <= 1"
+    if not isinstance(value, list):
+        raise ConfigError(f"config key {key} = {value!r}: must be {allowed}")
+    polys: list[Polygon] = []
+    for i, poly in enumerate(value):
+        if not isinstance(poly, list) or len(poly) < 3:
+            raise ConfigError(f"config key {key}[{i}] = {poly!r}: must be {allowed}")
+        points = []
+        for p in poly:
+            good = isinstance(p, list) and len(p) == 2
+            good = good and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
+            if not good or not all(0.0 <= c <= 1.0 for c in p):
+                raise ConfigError(f"config key {key}[{i}] has point {p!r}: must be {allowed}")
+            points.append((float(p[0]), float(p[1])))
+        polys.append(tuple(points))
+    return tuple(polys)
+
+
+def _check_keys(section: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"config key {section}.{key} is unknown: allowed keys in [{section}] are "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+
+def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config key {name} = {table!r}: must be a table ([{name}])")
+    return table
+
+
+def _build(raw: Mapping[str, Any], path: str | None) -> Config:
+    sections = {"camera", "motion", "events", "recording", "store", "log"}
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(
+                f"config section [{name}] is unknown: allowed are {', '.join(sorted(sections))}"
+            )
+    d = Config()
+    cam = _section(raw, "camera")
+    _check_keys("camera", cam, {f.name for f in dataclasses.fields(CameraConfig)})
+    source = cam.get("source", d.camera.source)
+    if not isinstance(source, str) or not source:
+        raise ConfigError(f"config key camera.source = {source!r}: must be a source such as "
+                          "'sim:porch', 'file:PATH', 'v4l2:/dev/video0' or 'picamera2'")
+    width = _number("camera.width", cam.get("width", d.camera.width), lo=64, hi=4096,
+                    what="pixels, even", integer=True)
+    height = _number("camera.height", cam.get("height", d.camera.height), lo=64, hi=4096,
+                     what="pixels, even", integer=True)
+    for key, v in (("camera.width", width), ("camera.height", height)):
+        if v % 2:
+            raise ConfigError(f"config key {key} = {v}: must be even (YUV 4:2:0 halves it)")
+    camera = CameraConfig(
+        source=source, width=width, height=height,
+        fps=_number("camera.fps", cam.get("fps", d.camera.fps), lo=1, hi=60, what="frames per second"),
+        luma_width=_number("camera.luma_width", cam.get("luma_width", d.camera.luma_width),
+                           lo=64, hi=1280, what="pixels", integer=True),
+    )
+    mot = dict(_section(raw, "motion"))
+    zones = _polygons("motion.zones", mot.pop("zones", []))
+    masks = _polygons("motion.privacy_masks", mot.pop("privacy_masks", []))
+    for key, v in mot.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ConfigError(f"config key motion.{key} = {v!r}: must be a number")
+    motion = MotionConfig(zones=zones, privacy_masks=masks, tuning=dict(mot))
+    ev = _section(raw, "events")
+    _check_keys("events", ev, {f.name for f in dataclasses.fields(EventsConfig)})
+    events = EventsConfig(
+        min_motion_s=_number("events.min_motion_s", ev.get("min_motion_s", d.events.min_motion_s),
+                             lo=0, hi=10, what="seconds"),
+        post_roll_s=_number("events.post_roll_s", ev.get("post_roll_s", d.events.post_roll_s),
+                            lo=0, hi=60, what="seconds"),
+        max_clip_s=_number("events.max_clip_s", ev.get("max_clip_s", d.events.max_clip_s),
+                           lo=5, hi=3600, what="seconds"),
+    )
+    rec = _section(raw, "recording")
+    _check_keys("recording", rec, {f.name for f in dataclasses.fields(RecordingConfig)})
+    recording = RecordingConfig(
+        pre_roll_s=_number("recording.pre_roll_s", rec.get("pre_roll_s", d.recording.pre_roll_s),
+                           lo=0, hi=30, what="seconds"),
+        gop_s=_number("recording.gop_s", rec.get("gop_s", d.recording.gop_s), lo=0.1, hi=1.0,
+                      what="seconds between keyframes; at most 1 so pre-roll and cuts stay precise"),
+        preset=_choice("recording.preset", rec.get("preset", d.recording.preset), _PRESETS),
+        crf=_number("recording.crf", rec.get("crf", d.recording.crf), lo=0, hi=51,
+                    what="x264 quality, lower is better", integer=True),
+        snapshot_quality=_number("recording.snapshot_quality",
+                                 rec.get("snapshot_quality", d.recording.snapshot_quality),
+                                 lo=10, hi=100, what="JPEG quality", integer=True),
+    )
+    st = _section(raw, "store")
+    _check_keys("store", st, {f.name for f in dataclasses.fields(StoreConfig)})
+    data_dir = st.get("data_dir", d.store.data_dir)
+    if not isinstance(data_dir, str):
+        raise ConfigError(f"config key store.data_dir = {data_dir!r}: must be a path string "
+                          "(empty for the default)")
+    store = StoreConfig(
+        data_dir=data_dir,
+        max_bytes=_number("store.max_bytes", st.get("max_bytes", d.store.max_bytes),
+                          lo=10_000_000, hi=2**50, what="bytes of clips kept", integer=True),
+        retention_days=_number("store.retention_days",
+                               st.get("retention_days", d.store.retention_days),
+                               lo=0.01, hi=3650, what="days a clip is kept"),
+    )
+    lg = _section(raw, "log")
+    _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
+    log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
+                    format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
+    return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
+                  log=log, path=path)
+
+
+def parse_config(text: str, *, path: str | None = None) -> Config:
+    """Parse and validate TOML text (``path`` only names the file in errors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path or '<text>'} is not valid TOML: {exc}") from exc
+    return _build(raw, path)
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Load ``path``; ``None`` gives the built-in defaults (the same as config/doorward.toml)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {p} does not exist: pass --config with an existing file, "
+                          "or leave it out for the defaults") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc}") from exc
+    return parse_config(text, path=str(p))

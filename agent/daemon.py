@@ -1,0 +1,201 @@
+"""The daemon loop: frames in; events, sealed clips and status out.
+
+:class:`Pipeline` handles one frame at a time and owns the motion detector, the event tracker and the
+recorder; it is single-threaded by design (each resource has one owner). :func:`run_daemon` drives it
+from a camera until the source ends or a signal asks it to stop, and keeps ``status.json`` current.
+
+Per frame, in this order (the order matters):
+1. black out privacy masks in the recording image, so masked pixels are never encoded;
+2. encode the frame into the pre-roll ring (and into the clip being recorded, if any);
+3. detect motion on the luma, feed the event tracker;
+4. act on events: a start opens a clip from the ring (``pre_roll_s`` before the motion onset), an end
+   closes, seals and commits it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from agent.camera.base import Camera, Frame
+from agent.recorder import Recorder
+from agent.status import StatusFile
+from agent.store import ClipStore
+from motion import EventEnded, EventStarted, EventTracker, MotionDetector, PrivacyMasker
+
+log = logging.getLogger("doorward")
+
+
+@dataclass
+class OpenEvent:
+    """Book-keeping for the event in progress."""
+
+    event_id: int
+    onset_t: float
+    reason: str
+    clip_id: str | None
+    peak_area: float = 0.0
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    events: int = 0
+    clips: int = 0
+    last_frame_t: float = 0.0
+    last_event: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Privacy mask -> recorder -> detector -> tracker -> clips, for one frame at a time.
+
+    ``recorder`` is None when nothing may be recorded (a real camera and no owner): events are still
+    detected and logged. ``on_event`` receives a JSON-able dict for every event transition.
+    """
+
+    def __init__(self, detector: MotionDetector, tracker: EventTracker, *,
+                 recorder: Recorder | None, store: ClipStore | None,
+                 masker: PrivacyMasker | None = None,
+                 on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.detector = detector
+        self.tracker = tracker
+        self.recorder = recorder
+        self.store = store
+        self.masker = masker
+        self.on_event = on_event or (lambda doc: None)
+        self.stats = PipelineStats()
+        self._open: OpenEvent | None = None
+
+    def process(self, frame: Frame) -> None:
+        if self.masker is not None and frame.main.size:
+            self.masker(frame.main)
+        if self.recorder is not None:
+            self.recorder.push(frame)
+        result = self.detector.update(frame.luma, frame.t)
+        self.stats.frames += 1
+        self.stats.last_frame_t = frame.t
+        self._handle(self.tracker.update(frame.t, result.motion, result.area))
+        if self._open is not None and result.motion:
+            self._open.peak_area = max(self._open.peak_area, result.area)
+            if self.recorder is not None and self.recorder.recording:
+                self.recorder.offer_snapshot(frame, result.area)
+
+    def ring(self, t: float) -> None:
+        """An external trigger (the RING button): start or extend an event at ``t``."""
+        self._handle(self.tracker.trigger(t, reason="ring"))
+
+    def finish(self) -> None:
+        """The source ended or the daemon stops: close the open event and seal its clip."""
+        self._handle(self.tracker.finish(self.stats.last_frame_t))
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def _handle(self, transitions: list[EventStarted | EventEnded]) -> None:
+        for tr in transitions:
+            if isinstance(tr, EventStarted):
+                self._started(tr)
+            else:
+                self._ended(tr)
+
+    def _started(self, ev: EventStarted) -> None:
+        clip_id = None
+        if self.recorder is not None:
+            clip_id = self.recorder.start_clip(ev.onset_t, event_id=ev.event_id, reason=ev.reason)
+        self._open = OpenEvent(ev.event_id, ev.onset_t, ev.reason, clip_id)
+        self.stats.events += 1
+        doc = {"event": "started", "event_id": ev.event_id, "reason": ev.reason,
+               "onset_s": round(ev.onset_t, 3), "t_s": round(ev.t, 3), "clip_id": clip_id}
+        self.stats.last_event = doc
+        self.on_event(doc)
+
+    def _ended(self, ev: EventEnded) -> None:
+        current = self._open
+        self._open = None
+        record = self.recorder.end_clip(ev.t) if self.recorder is not None else None
+        peak = current.peak_area if current else 0.0
+        if self.store is not None and current is not None:
+            self.store.record_event(
+                event_id=ev.event_id, reason=current.reason, onset_s=current.onset_t,
+                last_motion_s=ev.last_motion_t, peak_area=peak,
+                clip_id=record.id if record else None,
+            )
+        doc: dict[str, Any] = {
+            "event": "ended", "event_id": ev.event_id, "reason": ev.reason,
+            "last_motion_s": round(ev.last_motion_t, 3), "t_s": round(ev.t, 3),
+            "peak_area": round(peak, 4),
+        }
+        if record is not None:
+            self.stats.clips += 1
+            doc.update(clip_id=record.id, clip_bytes=record.bytes,
+                       clip_duration_s=round(record.duration_s, 2), clip_path=str(record.path),
+                       truncated=record.truncated)
+        self.stats.last_event = doc
+        self.on_event(doc)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between frames, then seals and exits 0."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: StopFlag, *,
+               housekeeping: Callable[[], None] | None = None,
+               housekeeping_every_s: float = 60.0) -> str:
+    """Drive ``pipeline`` from ``camera`` until the source ends or ``stop`` is set.
+
+    Returns why it stopped ("eof" or the signal name). Always seals the clip in progress.
+    """
+    reason = "eof"
+    next_housekeeping = 0.0
+    try:
+        status.update(state="running")
+        for frame in camera.frames():
+            pipeline.process(frame)
+            if housekeeping is not None and frame.t >= next_housekeeping:
+                housekeeping()
+                next_housekeeping = frame.t + housekeeping_every_s
+            _status_tick(status, camera, pipeline)
+            if stop.is_set:
+                reason = stop.signal_name or "stopped"
+                break
+    finally:
+        pipeline.finish()
+        status.update(state="stopped", stop_reason=reason)
+        _status_tick(status, camera, pipeline)
+        status.flush(force=True)
+    return reason
+
+
+def _status_tick(status: StatusFile, camera: Camera, pipeline: Pipeline) -> None:
+    rec = pipeline.recorder
+    status.update(
+        frames=pipeline.stats.frames, source_t_s=round(pipeline.stats.last_frame_t, 2),
+        dropped_frames=camera.dropped_frames, events=pipeline.stats.events,
+        clips=pipeline.stats.clips, recording=bool(rec and rec.recording),
+        last_event=pipeline.stats.last_event,
+        store_error=(rec.last_error if rec is not None else None),
+    )
+    status.flush()

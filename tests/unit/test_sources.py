@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from agent.camera.file import FileCamera
+from agent.camera.picam import PiCamera
+from agent.camera.sources import parse_source
+from agent.errors import CameraError
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "arg", "simulated"),
+    [("sim:porch", "sim", "porch", True), ("sim", "sim", "porch", True),
+     ("file:/x.mp4", "file", "/x.mp4", True), ("v4l2:/dev/video0", "v4l2", "/dev/video0", True),
+     ("picamera2", "picamera2", "", False)],
+)
+def test_parse_source(spec: str, kind: str, arg: str, simulated: bool) -> None:
+    s = parse_source(spec)
+    assert (s.kind, s.arg, s.simulated) == (kind, arg, simulated)
+
+
+@pytest.mark.parametrize("spec", ["", "cam:1", "file:", "picamera2:0", "rtsp://x"])
+def test_bad_source_names_the_forms(spec: str) -> None:
+    with pytest.raises(CameraError, match="sim:SCENE"):
+        parse_source(spec)
+
+
+def test_picamera2_absent_names_sim_source() -> None:
+    with pytest.raises(CameraError) as err:
+        PiCamera().open()
+    assert "--source sim:" in str(err.value)
+
+
+def _write_video(path: Path, n: int = 20, w: int = 320, h: int = 240) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            a = np.full((h * 3 // 2, w), 90, np.uint8)
+            a[:h, i * 10: i * 10 + 40] = 230
+            for p in s.encode(av.VideoFrame.from_ndarray(a, format="yuv420p")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_file_camera_yields_i420_and_luma(tmp_path: Path) -> None:
+    path = tmp_path / "v.mp4"
+    _write_video(path)
+    with FileCamera(path, luma_width=160) as cam:
+        frames = list(cam.frames())
+    assert cam.fps == 10 and (cam.width, cam.height) == (320, 240)
+    assert len(frames) == 20
+    assert frames[0].main.shape == (360, 320) and frames[0].luma.shape == (120, 160)
+    assert frames[1].t == pytest.approx(0.1)
+    assert frames[5].luma.max() > 200  # the bright bar survives decoding
+
+
+def test_file_camera_realtime_paces_with_injected_clock(tmp_path: Path) -> None:
+    path = tmp_path / "v.mp4"
+    _write_video(path, n=5)
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    with FileCamera(path, realtime=True, clock=lambda: now[0], sleep=sleep) as cam:
+        ts = [f.t for f in cam.frames()]
+    assert sum(sleeps) == pytest.approx(ts[-1])
+
+
+def test_missing_and_corrupt_files(tmp_path: Path) -> None:
+    with pytest.raises(CameraError, match="does not exist"):
+        FileCamera(tmp_path / "nope.mp4").open()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(CameraError, match="cannot be decoded"):
+        FileCamera(bad).open()
