@@ -1,0 +1,164 @@
+"""Benchmarks of the whole pipeline (run through ``scripts/bench analyze|run``).
+
+analyze: renders the 'visit' scene to a 1280x720 15 fps H.264 file once (cached in bench-out/), then
+  times `doorward analyze` on it against PyAV decoding the same file alone (same threading).
+  Targets: >= 20x real time; <= 1.3x the decode-only time.
+run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of video, then encodes the
+  same rendered frames with the same x264 settings alone in this process. Targets: no dropped frames;
+  daemon CPU per second of video <= 1.5x x264 alone; peak RSS <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-out"
+DOORWARD = str(Path(sys.executable).parent / "doorward")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+def rendered_visit() -> Path:
+    OUT.mkdir(exist_ok=True)
+    video = OUT / "visit-720p.mp4"
+    if not video.exists():
+        print("rendering sim:visit at 1280x720 (once)...", flush=True)
+        subprocess.run([DOORWARD, "scenes", "render", "visit", "-o", str(video)], check=True)
+    return video
+
+
+def decode_only(video: Path) -> tuple[float, int]:
+    import av
+
+    start = time.perf_counter()
+    n = 0
+    with av.open(str(video)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in c.decode(stream):
+            _ = frame.planes[0]  # touch the luma plane, as analyze does
+            n += 1
+    return time.perf_counter() - start, n
+
+
+def bench_analyze(repeat: int) -> dict[str, object]:
+    video = rendered_visit()
+    from agent.app import analyze
+    from agent.config import Config
+
+    import cv2
+    decode_times, analyze_times = [], []
+    for _ in range(repeat):
+        decode_times.append(decode_only(video)[0])
+        doc = analyze(Config(), str(video))
+        analyze_times.append(float(doc["elapsed_s"]))  # type: ignore[arg-type]
+    seconds = float(doc["seconds"])  # type: ignore[arg-type]
+    best_a, best_d = min(analyze_times), min(decode_times)
+    res = {
+        "video": f"{video.name}: {doc['frames']} frames, {seconds:.1f} s, 1280x720 15 fps",
+        "analyze_s": round(best_a, 3), "decode_only_s": round(best_d, 3),
+        "realtime_factor": round(seconds / best_a, 1),
+        "vs_decode": round(best_a / best_d, 3), "cv2_threads": cv2.getNumThreads(),
+        "targets": {"realtime_factor": ">= 20", "vs_decode": "<= 1.3"},
+    }
+    res["pass"] = res["realtime_factor"] >= 20 and res["vs_decode"] <= 1.3  # type: ignore[operator]
+    return res
+
+
+def _daemon_run(seconds: float, data: Path) -> dict[str, float]:
+    proc = subprocess.Popen([DOORWARD, "run", "--source", "sim:porch", "--realtime",
+                             "--data-dir", str(data)], stderr=subprocess.PIPE, text=True)
+    status = data / "status.json"
+    target = int(seconds * 15)
+    deadline = time.monotonic() + seconds * 2 + 30
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(status.read_text()).get("frames", 0) >= target:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, code, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read() if proc.stderr else ""
+    st = json.loads(status.read_text())
+    if code != 0:
+        raise SystemExit(f"daemon failed ({code}):\n{err}")
+    return {"frames": st["frames"], "dropped": st["dropped_frames"], "events": st["events"],
+            "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def _encode_alone(frames: int) -> float:
+    """CPU seconds x264 alone needs for the same rendered frames (rendered before timing)."""
+    from agent.camera.sim import SimCamera, get_scene
+    from agent.encoder import X264Encoder
+
+    cam = SimCamera(get_scene("porch"), width=1280, height=720, fps=15)
+    batch = []
+    with cam:
+        for f in cam.frames():
+            batch.append(f.main.copy())
+            if len(batch) >= 300:
+                break
+    enc = X264Encoder(1280, 720, 15.0)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for i in range(frames):
+        enc.encode(batch[i % len(batch)], i / 15)
+    enc.flush()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def bench_run(seconds: float) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = _daemon_run(seconds, Path(tmp) / "data")
+    video_s = d["frames"] / 15
+    x264_cpu = _encode_alone(int(d["frames"]))
+    res = {
+        "video_s": round(video_s, 1), "frames": int(d["frames"]), "dropped": int(d["dropped"]),
+        "events": int(d["events"]),
+        "daemon_cpu_per_video_s": round(d["cpu_s"] / video_s, 3),
+        "x264_alone_cpu_per_video_s": round(x264_cpu / video_s, 3),
+        "ratio": round(d["cpu_s"] / x264_cpu, 2), "peak_rss_mb": round(d["peak_rss_mb"], 1),
+        "targets": {"dropped": "0", "ratio": "<= 1.5", "peak_rss_mb": "<= 150"},
+    }
+    res["pass"] = (res["dropped"] == 0 and res["ratio"] <= 1.5  # type: ignore[operator]
+                   and res["peak_rss_mb"] <= 150)  # type: ignore[operator]
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["analyze", "run"])
+    ap.add_argument("--seconds", type=float, default=60.0, help="run: seconds of video")
+    ap.add_argument("--repeat", type=int, default=3, help="analyze: best of N")
+    args = ap.parse_args()
+    res = bench_analyze(args.repeat) if args.what == "analyze" else bench_run(args.seconds)
+    print(json.dumps({"bench": args.what, "machine": machine(), **res}, indent=2))
+    return 0 if res["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared test helpers: run the real ``doorward`` CLI, wait on conditions, probe media files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DOORWARD = str(Path(sys.executable).parent / "doorward")
+
+# A small, fast configuration for most end-to-end runs (the 720p default is exercised separately).
+SMALL_CONFIG = """
+[camera]
+width = 640
+height = 360
+fps = 15.0
+"""
+
+
+def doorward(*args: str, timeout: float = 300, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``doorward`` console script and return its result."""
+    proc = subprocess.run([DOORWARD, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"doorward {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def doorward_json(*args: str) -> Any:
+    return json.loads(doorward(*args).stdout)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
+             interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    """codec, decoded frame count and duration of a media file, read by the real ffprobe."""
+    exe = shutil.which("ffprobe")
+    assert exe, "ffprobe is missing: install the Debian package ffmpeg (scripts/test does)"
+    out = subprocess.run(
+        [exe, "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,nb_read_frames:format=duration,format_name", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=120)
+    doc = json.loads(out.stdout)
+    stream = doc["streams"][0]
+    return {"codec": stream["codec_name"], "frames": int(stream["nb_read_frames"]),
+            "duration": float(doc["format"].get("duration", 0.0))}
+
+
+def age_decrypt(identity: Path, sealed: Path, out: Path) -> subprocess.CompletedProcess[bytes]:
+    """Decrypt with the independent ``age`` CLI (to stdout: age writes no file for empty output)."""
+    exe = shutil.which("age")
+    assert exe, "the age CLI is missing: install the Debian package age (scripts/test does)"
+    with out.open("wb") as fh:
+        return subprocess.run([exe, "-d", "-i", str(identity), str(sealed)], stdout=fh,
+                              stderr=subprocess.PIPE, check=False, timeout=120)
