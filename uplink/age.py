@@ -1,0 +1,620 @@
+"""The age v1 file format (C2SP age), X25519 recipients only: streaming writer and reader.
+
+This is how the device seals clips to their owners. Wiring:
+
+    recipients = [Recipient.parse(s) for s in owner_recipient_strings]  # uplink.agekeys
+    with open(path, "wb") as f, AgeWriter(f, recipients) as sealed:
+        muxer_writes_into(sealed)  # any amount; sealed 64 KiB chunks go out as they fill
+    # Leaving the block normally seals the final chunk; leaving it with an exception does not,
+    # so an aborted clip stays detectably truncated instead of looking complete.
+
+    with open(path, "rb") as f:
+        plaintext = AgeReader(f, load_identities(owner_key_file)).read()
+
+Files interoperate with the ``age`` CLI both ways. After a crash the device, which cannot
+decrypt, cuts a half-written clip back to whole sealed chunks with ``sealed_prefix_length``; the
+owner then reads it with ``AgeReader(..., allow_truncated=True)``.
+
+Security properties (spec): the header MAC binds the recipient stanzas to the file key; each
+64 KiB chunk is authenticated with a counter nonce and a last-chunk flag, so reordering,
+truncation and appending are detected. age does not authenticate the sender: sign a manifest
+holding the file's SHA-256 for that.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from uplink.errors import UplinkError
+
+if TYPE_CHECKING:
+    from uplink.agekeys import Identity, Recipient
+
+VERSION_LINE = b"age-encryption.org/v1"
+CHUNK_SIZE = 64 * 1024
+TAG_SIZE = 16
+SEALED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
+NONCE_SIZE = 16
+FILE_KEY_SIZE = 16
+MAX_HEADER_SIZE = 1 << 20  # a header is a few hundred bytes; refuse to buffer unbounded garbage
+_COLUMNS = 64
+_X25519_LABEL = b"age-encryption.org/v1/X25519"
+_ZERO_NONCE = bytes(12)
+_READ_SIZE = 64 * 1024
+_B64_CHARS = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+class AgeError(UplinkError):
+    """Base of all age format errors."""
+
+
+class NoIdentityMatch(AgeError):
+    """None of the given identities can open the file (it was sealed to other recipients)."""
+
+
+class HeaderError(AgeError):
+    """The header is malformed, unsupported or fails authentication."""
+
+
+class HeaderMacError(HeaderError):
+    """The header MAC does not verify (``HMAC failure`` in the conformance vectors)."""
+
+
+class PayloadError(AgeError):
+    """A payload chunk fails authentication or the chunk structure is invalid."""
+
+
+class TruncatedError(PayloadError):
+    """The payload ends without a final chunk: the file was cut short (crash, partial copy)."""
+
+
+class BinarySink(Protocol):
+    """Anything with ``write(bytes)``: a file opened ``"wb"``, ``io.BytesIO``, a socket wrapper."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+class BinarySource(Protocol):
+    """Anything with ``read(n) -> bytes``: a file opened ``"rb"``, ``io.BytesIO``."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Stanza:
+    """One recipient stanza: ``-> type args...`` then a base64 body."""
+
+    type: str
+    args: tuple[str, ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed header. ``mac_input`` is the header up to and including ``---``; ``length`` counts
+    every header byte including the newline after the MAC, i.e. where the payload nonce starts."""
+
+    stanzas: tuple[Stanza, ...]
+    mac: bytes
+    mac_input: bytes
+    length: int
+
+
+def _hkdf(key: bytes, salt: bytes | None, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key)
+
+
+def _b64encode(raw: bytes) -> bytes:
+    return base64.b64encode(raw).rstrip(b"=")
+
+
+def _b64decode(text: bytes, what: str) -> bytes:
+    """Strict unpadded standard base64: no padding, no other characters, canonical trailing bits."""
+    if not _B64_CHARS.fullmatch(text) or len(text) % 4 == 1:
+        raise HeaderError(f"{what}: invalid unpadded base64 {_show(text)}")
+    raw = base64.b64decode(text + b"=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise HeaderError(f"{what}: non-canonical base64 {_show(text)}")
+    return raw
+
+
+def _show(line: bytes) -> str:
+    return repr(line[:48] + (b"..." if len(line) > 48 else b""))
+
+
+def parse_header(data: bytes | bytearray) -> Header | None:
+    """Parse a header from the start of ``data``; None if ``data`` ends before the header does.
+
+    Strict, as the spec requires: LF line endings only, printable-ASCII arguments, 64-column
+    body lines with a short (possibly empty) final line, canonical unpadded base64.
+    Raises HeaderError.
+    """
+    lines = _Lines(bytes(data))
+    first = lines.next()
+    if first is None:
+        return None
+    if first != VERSION_LINE:
+        if first.startswith(b"age-encryption.org/"):
+            raise HeaderError(f"unsupported age version line {_show(first)}: only v1 is supported")
+        raise HeaderError(f"not an age v1 file: first line is {_show(first)}")
+    stanzas: list[Stanza] = []
+    while True:
+        start = lines.pos
+        line = lines.next()
+        if line is None:
+            return None
+        if line.startswith(b"--- "):
+            mac = _b64decode(line[4:], f"header line {lines.count} (MAC)")
+            if len(mac) != 32:
+                raise HeaderError(f"header MAC is {len(mac)} bytes, expected 32")
+            header = Header(tuple(stanzas), mac, lines.data[: start + 3], lines.pos)
+            _check_stanzas(header.stanzas)
+            return header
+        if not line.startswith(b"-> "):
+            raise HeaderError(
+                f"header line {lines.count}: expected '-> ' (stanza) or '--- ' (MAC), "
+                f"got {_show(line)}"
+            )
+        stanza = _parse_stanza(line, lines)
+        if stanza is None:
+            return None
+        stanzas.append(stanza)
+
+
+class _Lines:
+    """LF-terminated lines of a byte string; an unterminated tail counts as 'not yet received'."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.count = 0
+
+    def next(self) -> bytes | None:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            return None
+        line = self.data[self.pos : end]
+        self.pos = end + 1
+        self.count += 1
+        return line
+
+
+def _parse_stanza(line: bytes, lines: _Lines) -> Stanza | None:
+    where = f"header line {lines.count}"
+    args = line[3:].split(b" ")
+    for arg in args:
+        if not arg or any(c < 0x21 or c > 0x7E for c in arg):
+            raise HeaderError(f"{where}: empty or non-printable stanza argument in {_show(line)}")
+    body = bytearray()
+    while True:
+        body_line = lines.next()
+        if body_line is None:
+            return None
+        if len(body_line) > _COLUMNS:
+            raise HeaderError(
+                f"header line {lines.count}: body line longer than {_COLUMNS} columns"
+            )
+        body += _b64decode(body_line, f"header line {lines.count} (stanza body)")
+        if len(body_line) < _COLUMNS:  # the short (possibly empty) line ends the body
+            break
+    decoded = tuple(a.decode("ascii") for a in args)
+    return Stanza(decoded[0], decoded[1:], bytes(body))
+
+
+def _check_stanzas(stanzas: Sequence[Stanza]) -> None:
+    for i, s in enumerate(stanzas):
+        if s.type == "X25519":
+            if len(s.args) != 1:
+                raise HeaderError(f"X25519 stanza {i} has {len(s.args)} arguments, expected 1")
+            share = _b64decode(s.args[0].encode("ascii"), f"X25519 stanza {i} share")
+            if len(share) != 32:
+                raise HeaderError(f"X25519 stanza {i} share is {len(share)} bytes, expected 32")
+            if len(s.body) != FILE_KEY_SIZE + TAG_SIZE:
+                raise HeaderError(f"X25519 stanza {i} body is {len(s.body)} bytes, expected 32")
+        if s.type == "scrypt" and len(stanzas) != 1:
+            raise HeaderError("an scrypt stanza must be the only stanza in the header")
+
+
+def _encode_stanza(stanza: Stanza) -> bytes:
+    text = _b64encode(stanza.body)
+    # Every body ends with a short line, so a body that fills whole lines gets an empty last line.
+    lines = [text[i : i + _COLUMNS] for i in range(0, len(text) + 1, _COLUMNS)]
+    head = " ".join(("->", stanza.type, *stanza.args)).encode("ascii")
+    return b"\n".join([head, *lines]) + b"\n"
+
+
+def _wrap_file_key(file_key: bytes, recipient: Recipient) -> Stanza:
+    ephemeral = X25519PrivateKey.generate()  # fresh per stanza, as the spec requires
+    share = ephemeral.public_key().public_bytes_raw()
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.public_bytes))
+    except ValueError as e:
+        raise AgeError(f"recipient {recipient} is a low-order point, not a usable key") from e
+    wrap_key = _hkdf(shared, share + recipient.public_bytes, _X25519_LABEL)
+    body = ChaCha20Poly1305(wrap_key).encrypt(_ZERO_NONCE, file_key, None)
+    return Stanza("X25519", (_b64encode(share).decode("ascii"),), body)
+
+
+def _unwrap_file_key(stanzas: Sequence[Stanza], identities: Sequence[Identity]) -> bytes:
+    x25519 = [s for s in stanzas if s.type == "X25519"]
+    for identity in identities:
+        ours = identity.recipient.public_bytes
+        for s in x25519:
+            share = _b64decode(s.args[0].encode("ascii"), "X25519 share")
+            try:
+                shared = identity.private_key.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError as e:  # OpenSSL refuses an all-zero shared secret
+                raise HeaderError("X25519 stanza has a low-order share: malformed file") from e
+            if hmac.compare_digest(shared, bytes(32)):
+                raise HeaderError("X25519 stanza has a low-order share: malformed file")
+            wrap_key = _hkdf(shared, share + ours, _X25519_LABEL)
+            try:
+                return ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, s.body, None)
+            except InvalidTag:
+                continue  # sealed to someone else
+    types = sorted({s.type for s in stanzas})
+    raise NoIdentityMatch(
+        f"none of {len(identities)} identities opens this file (stanza types {types}, "
+        f"{len(x25519)} X25519): decrypt with an identity of one of its recipients"
+    )
+
+
+def _header_mac(file_key: bytes, mac_input: bytes) -> HMAC:
+    mac = HMAC(_hkdf(file_key, None, b"header"), hashes.SHA256())
+    mac.update(mac_input)
+    return mac
+
+
+def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
+    return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+
+
+def _chunk_nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def sealed_prefix_length(head: bytes, total_size: int) -> int | None:
+    """Where to cut a crashed age file so that only whole sealed chunks remain (keyless).
+
+    ``head`` is the start of the file (enough for the header, e.g. its first 64 KiB) and
+    ``total_size`` the file's size. Returns the length of header + nonce + whole 65552-byte sealed
+    chunks, or None if the header or nonce is incomplete. Use it only on files whose writer never
+    closed them: on a finished file it would also cut off a short final chunk. The cut file reads
+    with ``AgeReader(..., allow_truncated=True)``. Raises HeaderError if the header is malformed.
+    """
+    if len(head) > total_size:
+        raise AgeError(
+            f"head is {len(head)} bytes but total_size is {total_size}: pass the file size"
+        )
+    header = parse_header(head)
+    if header is None:
+        return None
+    start = header.length + NONCE_SIZE
+    if total_size < start:
+        return None
+    return start + (total_size - start) // SEALED_CHUNK_SIZE * SEALED_CHUNK_SIZE
+
+
+class AgeWriter:
+    """Streaming age encryption to ``sink``; see the module docstring for wiring.
+
+    The header and payload nonce are written at construction. ``write`` buffers into a 64 KiB
+    chunk and seals a full chunk only once more data arrives (the last chunk may be full, and only
+    an empty payload may end with an empty chunk). ``close`` seals the final chunk but leaves the
+    sink open. ``bytes_out`` counts every byte written to the sink (header, nonce, sealed chunks).
+    """
+
+    def __init__(self, sink: BinarySink, recipients: Sequence[Recipient]) -> None:
+        if not recipients:
+            raise AgeError("no recipients: pass at least one owner Recipient (age1...)")
+        self._sink = sink
+        self.bytes_out = 0
+        self._plain = 0
+        self._counter = 0
+        self._buf = bytearray(CHUNK_SIZE)
+        self._fill = 0
+        self._closed = False
+        file_key = os.urandom(FILE_KEY_SIZE)
+        header = b"".join(
+            [
+                VERSION_LINE,
+                b"\n",
+                *(_encode_stanza(_wrap_file_key(file_key, r)) for r in recipients),
+            ]
+        )
+        header += b"---"
+        mac = _b64encode(_header_mac(file_key, header).finalize())
+        nonce = os.urandom(NONCE_SIZE)
+        self._aead = _payload_aead(file_key, nonce)  # one AEAD object for the whole file
+        self._emit(header + b" " + mac + b"\n" + nonce)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt ``data``; returns its length. Full chunks are sealed and written as they fill."""
+        if self._closed:
+            raise AgeError(
+                "write to a closed AgeWriter (closed, aborted or its sink failed): "
+                "start a new file with a new AgeWriter"
+            )
+        view = memoryview(data).cast("B")
+        n, pos = len(view), 0
+        while pos < n:
+            if self._fill == CHUNK_SIZE:  # more data follows, so the buffered chunk is not the last
+                self._seal(memoryview(self._buf), last=False)
+                self._fill = 0
+            if self._fill == 0 and n - pos > CHUNK_SIZE:  # seal straight from the caller's memory
+                self._seal(view[pos : pos + CHUNK_SIZE], last=False)
+                pos += CHUNK_SIZE
+                continue
+            take = min(CHUNK_SIZE - self._fill, n - pos)
+            self._buf[self._fill : self._fill + take] = view[pos : pos + take]
+            self._fill += take
+            pos += take
+        self._plain += n
+        return n
+
+    def flush(self) -> None:
+        """Flush the sink. Never emits a partial chunk: chunks must be full except the last."""
+        flush = getattr(self._sink, "flush", None)
+        if flush is not None:
+            flush()
+
+    def close(self) -> None:
+        """Seal the final chunk and flush the sink (which stays open). Idempotent."""
+        if self._closed:
+            return
+        self._seal(memoryview(self._buf)[: self._fill], last=True)
+        self._closed = True
+        self.flush()
+
+    def abort(self) -> None:
+        """Stop without sealing a final chunk: readers will report the file as truncated."""
+        self._closed = True
+
+    def tell(self) -> int:
+        """Plaintext bytes accepted so far."""
+        return self._plain
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def writable(self) -> bool:
+        return not self._closed
+
+    def __enter__(self) -> AgeWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()  # a failed recording must not look complete
+
+    def _seal(self, chunk: memoryview, *, last: bool) -> None:
+        self._emit(self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, None))
+        self._counter += 1
+
+    def _emit(self, data: bytes) -> None:
+        rest = data
+        try:
+            while True:  # raw (unbuffered) sinks may take less than everything
+                written = self._sink.write(rest)
+                if written is None or written >= len(rest):
+                    break
+                if written <= 0:
+                    raise AgeError(f"sink {self._sink!r} accepted no bytes: use a blocking sink")
+                rest = rest[written:]
+        except BaseException:
+            # The sink may hold part of a chunk now; carrying on would corrupt the stream.
+            self._closed = True
+            raise
+        self.bytes_out += len(data)
+
+
+def encrypt(data: bytes, recipients: Sequence[Recipient]) -> bytes:
+    """Seal ``data`` to ``recipients`` in memory; returns the age file."""
+    out = io.BytesIO()
+    with AgeWriter(out, recipients) as writer:
+        writer.write(data)
+    return out.getvalue()
+
+
+class AgeReader:
+    """Streaming age decryption: a read-only file-like object over ``source``.
+
+    The header is read, matched against ``identities`` and MAC-checked at construction
+    (HeaderError, HeaderMacError, NoIdentityMatch). ``read`` and iteration (one plaintext chunk at
+    a time) verify every chunk before returning it: no unauthenticated plaintext ever comes out.
+    If the file ends without its final chunk, TruncatedError is raised there; with
+    ``allow_truncated=True`` reading ends cleanly after the last verified chunk and ``truncated``
+    becomes True instead. A trailing partial chunk that fails authentication counts as truncation:
+    a cut and an altered tail look the same. The source is not closed.
+    """
+
+    def __init__(
+        self, source: BinarySource, identities: Sequence[Identity], *, allow_truncated: bool = False
+    ) -> None:
+        self._source = source
+        self._allow_truncated = allow_truncated
+        self.truncated = False
+        self._pending = bytearray()  # ciphertext read from the source but not consumed yet
+        self._eof = False
+        header = self._read_header()
+        file_key = _unwrap_file_key(header.stanzas, identities)
+        try:
+            _header_mac(file_key, header.mac_input).verify(header.mac)
+        except InvalidSignature as e:
+            raise HeaderMacError("header MAC does not verify: the header was altered") from e
+        nonce = self._take(NONCE_SIZE)
+        if len(nonce) < NONCE_SIZE:
+            raise HeaderError(f"file ends {len(nonce)} bytes into the 16-byte payload nonce")
+        self._aead = _payload_aead(file_key, nonce)
+        self._counter = 0
+        self._done = False
+        self._error: PayloadError | None = None  # raised again on every later read
+        self._ready = b""  # the current verified chunk, handed out from _ready_pos on
+        self._ready_pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` verified plaintext bytes (all remaining if negative); b"" at the end."""
+        if size < 0:
+            return b"".join(self)
+        parts: list[bytes] = []
+        while size > 0:
+            if self._ready_pos >= len(self._ready):
+                chunk = self._next_chunk()
+                if chunk is None:
+                    break
+                self._ready, self._ready_pos = chunk, 0
+                continue
+            piece = self._ready[self._ready_pos : self._ready_pos + size]
+            self._ready_pos += len(piece)
+            size -= len(piece)
+            parts.append(piece)
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Verified plaintext chunk by chunk (at most 64 KiB each)."""
+        if self._ready_pos < len(self._ready):
+            rest = self._ready[self._ready_pos :]
+            self._ready, self._ready_pos = b"", 0
+            yield rest
+        while (chunk := self._next_chunk()) is not None:
+            if chunk:
+                yield chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Stop reading; the source stays open."""
+        self._done = True
+        self._ready, self._ready_pos = b"", 0
+
+    def __enter__(self) -> AgeReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _fill(self, n: int) -> None:
+        """Read until ``n`` bytes are pending or the source is exhausted (reads may be short)."""
+        while len(self._pending) < n and not self._eof:
+            block = self._source.read(max(n - len(self._pending), _READ_SIZE))
+            if block:
+                self._pending += block
+            else:
+                self._eof = True
+
+    def _take(self, n: int) -> bytes:
+        self._fill(n)
+        out = bytes(self._pending[:n])
+        del self._pending[:n]  # cheap: CPython bytearrays drop a prefix without moving the rest
+        return out
+
+    def _read_header(self) -> Header:
+        while True:
+            header = parse_header(self._pending)
+            if header is not None:
+                del self._pending[: header.length]
+                return header
+            if self._eof:
+                size = len(self._pending)
+                raise HeaderError(
+                    f"input ends inside the age header ({size} bytes): not a whole file"
+                )
+            if len(self._pending) > MAX_HEADER_SIZE:
+                raise HeaderError(
+                    f"no end of header within {MAX_HEADER_SIZE} bytes: not an age file"
+                )
+            self._fill(len(self._pending) + 1)
+
+    def _next_chunk(self) -> bytes | None:
+        """The next verified plaintext chunk, or None when done."""
+        if self._error is not None:
+            raise self._error
+        if self._done:
+            return None
+        index = self._counter
+        sealed = self._take(SEALED_CHUNK_SIZE)
+        if len(sealed) == SEALED_CHUNK_SIZE:
+            self._fill(1)
+            return self._full_chunk(sealed, index, more=bool(self._pending))
+        if len(sealed) < TAG_SIZE:
+            return self._truncated(f"the payload ends after {index} chunks without a final chunk")
+        plain = self._open(sealed, last=True)
+        if plain is None:
+            return self._truncated(
+                f"the last {len(sealed)} bytes (chunk {index}) do not verify as a final chunk: "
+                "the file was cut mid-chunk or altered"
+            )
+        if not plain and index > 0:
+            raise self._fail(f"final chunk {index} is empty: only an empty payload may end so")
+        self._done = True
+        return plain
+
+    def _full_chunk(self, sealed: bytes, index: int, *, more: bool) -> bytes:
+        # The flag is not visible in the ciphertext: try the likely one first, then the other.
+        plain = self._open(sealed, last=not more)
+        if plain is not None:
+            self._done = not more
+            return plain
+        plain = self._open(sealed, last=more)
+        if plain is None:
+            raise self._fail(f"chunk {index} fails authentication: the file was altered")
+        if more:  # a final chunk with data after it: release it, then report the trailing data
+            self._error = PayloadError(f"data follows the final chunk {index}: altered or appended")
+        # else: a non-final chunk at the very end; the next call reports the truncation
+        return plain
+
+    def _open(self, sealed: bytes, *, last: bool) -> bytes | None:
+        try:
+            plain = self._aead.decrypt(_chunk_nonce(self._counter, last), sealed, None)
+        except InvalidTag:
+            return None
+        self._counter += 1
+        return plain
+
+    def _truncated(self, reason: str) -> bytes | None:
+        if self._allow_truncated:
+            self.truncated = True
+            self._done = True
+            return None
+        raise self._fail(
+            f"{reason}: pass allow_truncated=True to read the verified prefix", TruncatedError
+        )
+
+    def _fail(self, message: str, kind: type[PayloadError] = PayloadError) -> PayloadError:
+        self._error = kind(message)
+        return self._error
+
+
+def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
+    """Open an in-memory age file with any of ``identities``; returns the plaintext."""
+    with AgeReader(io.BytesIO(data), identities) as reader:
+        return reader.read()
