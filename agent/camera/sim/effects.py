@@ -1,0 +1,149 @@
+"""Precomputed material for the nuisances, so a frame costs only copies and saturating adds.
+
+- :class:`Branch`: the top-left branch painted at ``PHASES`` angles (day colour and IR luma, masks).
+- :func:`soft_patch`: a soft multiplicative light patch (128 = unchanged) for cloud shadows and
+  headlight beams, applied with ``cv2.multiply(..., scale=1/128)``.
+- :class:`Grain`: a pool of signed noise (or rain streaks) larger than the frame; each frame takes a
+  window at a random offset, so no full-frame random numbers are drawn per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from agent.camera.sim.backdrop import i420_planes
+
+PHASES = 33  # branch angles, odd so that angle 0 is one of them
+MAX_SWAY_DEG = 9.0
+_PAD = 96  # grain pools are this much larger than the frame in each direction
+
+
+@dataclass(frozen=True)
+class Branch:
+    """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees."""
+
+    y: np.ndarray  # (PHASES, ph, pw) day luma
+    y_ir: np.ndarray  # (PHASES, ph, pw) IR luma
+    u: np.ndarray  # (PHASES, ph/2, pw/2)
+    v: np.ndarray
+    mask: np.ndarray  # (PHASES, ph, pw) bool
+    mask_uv: np.ndarray  # (PHASES, ph/2, pw/2) bool
+
+    def phase(self, degrees: float) -> int:
+        f = (degrees + MAX_SWAY_DEG) / (2 * MAX_SWAY_DEG)
+        return min(PHASES - 1, max(0, round(f * (PHASES - 1))))
+
+
+def paint_branch(w: int, h: int, seed: int) -> Branch:
+    """Paint the branch for a ``w`` x ``h`` frame; leaves are placed from ``seed``."""
+    rng = np.random.default_rng([seed, 2])
+    pw, ph = (round(0.36 * w) // 2) * 2, (round(0.5 * h) // 2) * 2
+    sx, sy = w / 1280, h / 720
+    # Twigs and leaves in reference pixels around the pivot (just outside the corner).
+    twigs = [
+        ((-20, -20), (250, 150)),
+        ((250, 150), (420, 210)),
+        ((140, 90), (210, 250)),
+        ((300, 170), (330, 300)),
+        ((60, 30), (160, 0)),
+    ]
+    leaves = []
+    for (x0, y0), (x1, y1) in twigs:
+        for f in rng.uniform(0.25, 1.0, 14):
+            lx, ly = x0 + (x1 - x0) * f + rng.normal(0, 14), y0 + (y1 - y0) * f + rng.normal(0, 14)
+            g = int(rng.integers(60, 140))
+            leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "y_ir", "u", "v", "mask", "mask_uv")}
+    for deg in np.linspace(-MAX_SWAY_DEG, MAX_SWAY_DEG, PHASES):
+        a = math.radians(float(deg))
+        ca, sa = math.cos(a), math.sin(a)
+
+        def rot(x: float, y: float, ca: float = ca, sa: float = sa) -> tuple[int, int]:
+            rx, ry = -20 + (x + 20) * ca - (y + 20) * sa, -20 + (x + 20) * sa + (y + 20) * ca
+            return round(rx * sx * 16), round(ry * sy * 16)
+
+        bgr = np.zeros((ph, pw, 3), np.uint8)
+        mask = np.zeros((ph, pw), np.uint8)
+        for p0, p1 in twigs:
+            for img, c in ((bgr, (40, 60, 75)), (mask, 255)):
+                cv2.line(img, rot(*p0), rot(*p1), c, max(1, round(7 * sy)), cv2.LINE_8, 4)
+        for lx, ly, ang, (r, g, b) in leaves:
+            ax = (round(16 * 15 * sx), round(16 * 7 * sy))
+            for img, c in ((bgr, (b, g, r)), (mask, 255)):
+                cv2.ellipse(img, rot(lx, ly), ax, ang + float(deg), 0, 360, c, -1, cv2.LINE_8, 4)
+        y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        out["y"].append(y)
+        out["y_ir"].append(np.clip(y.astype(np.float32) * 1.3, 0, 255).astype(np.uint8))
+        out["u"].append(u)
+        out["v"].append(v)
+        out["mask"].append(mask > 127)
+        out["mask_uv"].append(mask[::2, ::2] > 127)
+    return Branch(**{k: np.stack(v) for k, v in out.items()})
+
+
+def soft_patch(w: int, h: int, factor_at_centre: float, seed: int, lumpy: bool) -> np.ndarray:
+    """A ``(h, w)`` uint8 multiplier (128 = 1.0), falling off softly from the centre to 1.0.
+
+    ``lumpy`` modulates it with smooth noise (clouds are not round).
+    """
+    yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    r2 = xx**2 + yy**2
+    fall = np.exp(-3.0 * r2) * np.clip(1.6 * (1.0 - r2), 0, 1)  # exactly 0 at the rim: no seam
+    if lumpy:
+        low = np.random.default_rng([seed, 3]).uniform(0.5, 1.0, (6, 6)).astype(np.float32)
+        fall *= cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+    factor = 1.0 + (factor_at_centre - 1.0) * fall
+    patch: np.ndarray = np.clip(np.round(128 * factor), 0, 255).astype(np.uint8)
+    return patch
+
+
+class Grain:
+    """Signed noise (``pos``/``neg`` halves) or rain streaks (``pos`` only), frame plus margin."""
+
+    def __init__(self, pos: np.ndarray, neg: np.ndarray | None) -> None:
+        self.pos, self.neg = pos, neg
+
+    @classmethod
+    def noise(cls, w: int, h: int, sigma: float, seed: int) -> Grain:
+        n = (
+            np.random.default_rng([seed, 4, round(sigma * 100), w]).standard_normal(
+                (h + _PAD, w + _PAD), dtype=np.float32
+            )
+            * sigma
+        )
+        n = np.round(n)
+        return cls(np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8))
+
+    @classmethod
+    def rain(cls, w: int, h: int, seed: int) -> Grain:
+        rng = np.random.default_rng([seed, 5, w])
+        buf = np.zeros((h + _PAD, w + _PAD), np.uint8)
+        s = h / 720
+        for _ in range(int(1800 * (w * h) / (1280 * 720))):
+            x, y = rng.uniform(0, w + _PAD), rng.uniform(0, h + _PAD)
+            length = rng.uniform(14, 34) * s
+            dx = length * 0.2
+            val = int(rng.integers(25, 70))
+            cv2.line(
+                buf,
+                (round(x * 16), round(y * 16)),
+                (round((x + dx) * 16), round((y + length) * 16)),
+                val,
+                1,
+                cv2.LINE_AA,
+                4,
+            )
+        return cls(buf, None)
+
+    def apply(self, plane: np.ndarray, rng: np.random.Generator) -> None:
+        """Add this grain to ``plane`` in place (saturating) at a random window offset."""
+        h, w = plane.shape
+        oy, ox = (int(v) for v in rng.integers(0, _PAD, 2))
+        cv2.add(plane, self.pos[oy : oy + h, ox : ox + w], dst=plane)
+        if self.neg is not None:
+            cv2.subtract(plane, self.neg[oy : oy + h, ox : ox + w], dst=plane)

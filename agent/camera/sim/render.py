@@ -1,0 +1,177 @@
+"""Render a :class:`~agent.camera.sim.scene.Scene` into I420 frames, fast and deterministically.
+
+Usage::
+
+    r = SceneRenderer(scene, width=1280, height=720, luma_width=320, seed=0)
+    main, luma = r.render(t=12.0, index=180)   # same (t, index, seed), same pixels
+
+Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once in
+the constructor. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
+shade clouds and headlight beams (multiplicative: light, not paint), add rain, apply the global
+gain with a lookup table (exposure, drift, dusk), add sensor noise, and shrink Y to the luma image.
+Per-frame randomness comes from ``(seed, index)`` only, so frames can be rendered in any order.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from agent.camera.sim.actors import REF_H, REF_W, visible_width
+from agent.camera.sim.backdrop import i420_planes, paint
+from agent.camera.sim.effects import Grain, paint_branch, soft_patch
+from agent.camera.sim.scene import Cloud, Headlight, Scene
+from agent.camera.sim.sprites import draw, shapes
+from agent.errors import CameraError
+
+_DAY_SIGMA, _NIGHT_SIGMA = 2.0, 4.5  # sensor noise (Y levels) by day and at night / in IR mode
+
+
+class SceneRenderer:
+    """Renders frames of one scene at one size. Not thread-safe; cheap to call, costly to build."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        width: int = 1280,
+        height: int = 720,
+        luma_width: int = 320,
+        seed: int = 0,
+    ) -> None:
+        self.check_size(width, height, luma_width)
+        self.scene, self.width, self.height = scene, width, height
+        self.luma_size = (luma_width, max(1, round(luma_width * height / width)))
+        self.seed = seed
+        base = seed * 1_000_003 + scene.seed
+        self._backdrop = paint(width, height, base)
+        self._branch = paint_branch(width, height, base)
+        self._noise = {
+            s: (
+                Grain.noise(width, height, s, base),
+                Grain.noise(width // 2, height // 2, s / 2, base + 1),
+            )
+            for s in (_DAY_SIGMA, _NIGHT_SIGMA)
+        }
+        self._rain = Grain.rain(width, height, base) if scene.weather.rain else None
+        self._clouds = {
+            c: soft_patch(*self._cloud_size(c), 1.0 - c.darkness, base, True)
+            for c in scene.lighting.clouds
+        }
+        self._beams = {
+            b: soft_patch(round(0.55 * width), height, 1.0 + b.strength, base, False)
+            for b in scene.lighting.headlights
+        }
+        self._lut_gain = 1.0
+        self._lut = np.arange(256, dtype=np.uint8)
+        self._lut_uv = self._lut
+
+    @staticmethod
+    def check_size(width: int, height: int, luma_width: int) -> None:
+        """Raise CameraError unless the sizes can be rendered (I420 needs even sizes)."""
+        if width % 2 or height % 2 or width < 64 or height < 64:
+            raise CameraError(
+                f"sim camera size {width}x{height} is not allowed: use even sizes >= 64"
+            )
+        if not 16 <= luma_width <= width:
+            raise CameraError(f"sim luma_width {luma_width} is not allowed: use 16..{width}")
+
+    def _cloud_size(self, c: Cloud) -> tuple[int, int]:
+        side = round(2 * c.radius * self.width)
+        return side, round(side * 0.7)
+
+    def render(self, t: float, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The frame at scene time ``t``: ``(main, luma)``, I420 ``(h*3//2, w)`` and small Y."""
+        w, h = self.width, self.height
+        scene, light = self.scene, self.scene.lighting
+        rng = np.random.default_rng([self.seed, scene.seed, index])
+        main = np.empty((h * 3 // 2, w), np.uint8)
+        y, u, v = i420_planes(main)
+        ir = light.ir_on(t)
+        bd = self._backdrop
+        np.copyto(y, bd.y_ir if ir else bd.y)
+        np.copyto(u, bd.u)
+        np.copyto(v, bd.v)
+        planes = (y,) if ir else (y, u, v)
+        sx, sy = w / REF_W, h / REF_H
+        for actor in sorted(scene.actors_at(t), key=lambda a: a.position(t)[1]):
+            right = visible_width(actor.position(t)[1], w)  # drawing clips at the view's edge
+            clipped = tuple(p[:, : right // (1 if p is y else 2)] for p in planes)
+            draw(clipped, shapes(actor, t), sx, sy)
+        self._sway(t, y, u, v, ir)  # the branch hangs right in front of the lens: over everyone
+        if not ir:
+            for cloud, patch in self._clouds.items():
+                self._shade_cloud(y, cloud, patch, t)
+        for beam, patch in self._beams.items():
+            self._shade_beam(y, beam, patch, t)
+        if self._rain is not None and scene.weather.raining(t):
+            self._rain.apply(y, rng)
+        gain = light.gain(t)
+        self._apply_gain(gain, y, u, v, ir)
+        noise_y, noise_uv = self._noise[_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA]
+        noise_y.apply(y, rng)
+        if ir:
+            u.fill(128)
+            v.fill(128)
+        else:
+            noise_uv.apply(u, rng)
+            noise_uv.apply(v, rng)
+        luma = cv2.resize(y, self.luma_size, interpolation=cv2.INTER_AREA)
+        return main, luma
+
+    def _sway(self, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool) -> None:
+        b = self._branch
+        k = b.phase(self.scene.weather.sway_degrees(t))
+        ph, pw = b.mask.shape[1:]
+        np.copyto(y[:ph, :pw], b.y_ir[k] if ir else b.y[k], where=b.mask[k])
+        if not ir:
+            np.copyto(u[: ph // 2, : pw // 2], b.u[k], where=b.mask_uv[k])
+            np.copyto(v[: ph // 2, : pw // 2], b.v[k], where=b.mask_uv[k])
+
+    def _shade_cloud(self, y: np.ndarray, c: Cloud, patch: np.ndarray, t: float) -> None:
+        f = (t - c.t0) / c.duration
+        if not 0.0 <= f <= 1.0:
+            return
+        pw = patch.shape[1]
+        x0 = -pw + f * (self.width + pw)  # enters fully outside the frame, leaves fully outside
+        if c.direction < 0:
+            x0 = self.width - pw - x0
+        y0 = c.y * self.height - patch.shape[0] / 2
+        _multiply(y, patch, round(x0), round(y0))
+
+    def _shade_beam(self, y: np.ndarray, b: Headlight, patch: np.ndarray, t: float) -> None:
+        f = (t - b.t0) / b.duration
+        if not 0.0 <= f <= 1.0:
+            return
+        pw = patch.shape[1]
+        x0 = -pw + f * (self.width + pw)
+        if b.direction < 0:
+            x0 = self.width - pw - x0
+        _multiply(y, patch, round(x0), round(0.15 * self.height))
+
+    def _apply_gain(
+        self, gain: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool
+    ) -> None:
+        if abs(gain - 1.0) < 1e-3:
+            return
+        if gain != self._lut_gain:  # gain is piecewise constant or slow: rebuild the tables rarely
+            levels = np.arange(256, dtype=np.float32)
+            self._lut = np.clip(np.round((levels - 16) * gain + 16), 0, 255).astype(np.uint8)
+            sat = min(1.0, gain)  # dim light desaturates; brighter exposure does not add colour
+            self._lut_uv = np.clip(np.round((levels - 128) * sat + 128), 0, 255).astype(np.uint8)
+            self._lut_gain = gain
+        cv2.LUT(y, self._lut, dst=y)
+        if not ir:
+            cv2.LUT(u, self._lut_uv, dst=u)
+            cv2.LUT(v, self._lut_uv, dst=v)
+
+
+def _multiply(plane: np.ndarray, patch: np.ndarray, x0: int, y0: int) -> None:
+    """``plane *= patch / 128`` where the patch placed at (x0, y0) overlaps the plane."""
+    h, w = plane.shape
+    ph, pw = patch.shape
+    ax0, ay0, ax1, ay1 = max(0, x0), max(0, y0), min(w, x0 + pw), min(h, y0 + ph)
+    if ax0 >= ax1 or ay0 >= ay1:
+        return
+    roi = plane[ay0:ay1, ax0:ax1]
+    cv2.multiply(roi, patch[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0], dst=roi, scale=1 / 128)

@@ -1,0 +1,123 @@
+"""``SimCamera``: a :class:`~agent.camera.base.Camera` that plays a simulated scene.
+
+Usage::
+
+    cam = SimCamera(get_scene("visit"), realtime=True)   # paced at cam.fps like a live camera
+    with cam:
+        for frame in cam.frames():    # ends with the scene (never for "porch" or with loop=True)
+            ...
+
+As fast as possible by default (benchmarks, evaluation). With ``realtime=True`` frames are paced on
+the injected ``clock``/``sleep``; a consumer that falls more than one frame period behind makes the
+camera skip frames, counted in :attr:`dropped_frames`, as a live camera would. Skipped frames keep
+their place in time: ``frame.t`` is always ``index / fps``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+from agent.camera.base import Frame
+from agent.camera.sim.render import SceneRenderer
+from agent.camera.sim.scene import Scene
+from agent.errors import CameraError
+
+
+class SimCamera:
+    """A simulated camera named ``sim:<scene>``; ``seed`` varies the textures and the noise."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        width: int = 1280,
+        height: int = 720,
+        luma_width: int = 320,
+        fps: float | None = None,
+        realtime: bool = False,
+        loop: bool = False,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.scene = scene
+        self.name = f"sim:{scene.name}"
+        self.fps = float(fps if fps is not None else scene.fps)
+        if not self.fps > 0:
+            raise CameraError(f"sim camera fps {fps} is not allowed: use a positive frame rate")
+        self.width, self.height, self.luma_width = width, height, luma_width
+        self.live = realtime
+        self.loop = loop
+        self.seed = seed
+        self._clock, self._sleep = clock, sleep
+        self._renderer: SceneRenderer | None = None
+        self._closed = False
+        self._dropped = 0
+        # Built here so that a bad size fails at construction, not at open().
+        SceneRenderer.check_size(width, height, luma_width)
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames skipped because the consumer fell behind (realtime mode only)."""
+        return self._dropped
+
+    @property
+    def scene_frames(self) -> int | None:
+        """Frames in one pass of the scene at this camera's fps (None for an endless scene)."""
+        d = self.scene.duration_s
+        return None if d is None else math.ceil(d * self.fps - 1e-9)
+
+    def open(self) -> None:
+        """Paint the backdrop and precompute the nuisances (tens of milliseconds)."""
+        if self._renderer is None:
+            self._renderer = SceneRenderer(
+                self.scene,
+                width=self.width,
+                height=self.height,
+                luma_width=self.luma_width,
+                seed=self.seed,
+            )
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop :meth:`frames` after the frame in hand; the camera can be opened again."""
+        self._closed = True
+
+    def __enter__(self) -> SimCamera:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames from the start of the scene until it ends or :meth:`close` is called."""
+        if self._renderer is None:
+            raise CameraError(f"{self.name} is not open: call open() or use it in a with block")
+        renderer, period = self._renderer, 1.0 / self.fps
+        n, index, start = self.scene_frames, 0, self._clock()
+        while not self._closed:
+            if self.live:
+                late = self._clock() - (start + index * period)
+                if late < 0:
+                    self._sleep(-late)
+                elif late > period:  # more than a frame behind: skip to the frame that is due now
+                    skip = int(late / period)
+                    if n is not None and not self.loop:
+                        skip = min(skip, max(0, n - index))
+                    index += skip
+                    self._dropped += skip
+            if n is not None and index >= n and not self.loop:
+                return
+            t_scene = (index % n if n is not None else index) / self.fps
+            main, luma = renderer.render(t_scene, index)
+            yield Frame(index=index, t=index / self.fps, main=main, luma=luma)
+            index += 1
