@@ -1,0 +1,142 @@
+"""Records and helpers shared by the store modules: what the index holds, how files are named."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+CLIP_SUFFIX = ".mp4.age"
+SNAPSHOT_SUFFIX = ".jpg.age"
+PARTIAL_SUFFIX = ".partial"
+_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{4,}$")
+
+
+def iso_utc(epoch_s: float) -> str:
+    """ISO 8601 wall-clock time in UTC with its offset: ``2026-11-29T19:30:00.123+00:00``."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+
+
+def new_clip_id(epoch_s: float) -> str:
+    """A sortable id: the clip's UTC start time and a random suffix, ``20261129T193000Z-3f2a``."""
+    stamp = datetime.fromtimestamp(epoch_s, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def clip_id_time(clip_id: str) -> float | None:
+    """The start time in a clip id (epoch seconds), or None if ``clip_id`` is not one of ours."""
+    m = _ID_RE.match(clip_id)
+    if m is None:
+        return None
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def is_clip_id(name: str) -> bool:
+    return _ID_RE.match(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipStart:
+    """What is known when a clip opens: indexed at once, so a crashed clip is still described."""
+
+    started_at_s: float
+    source_start_s: float
+    recipients: tuple[str, ...]
+    event_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipEnd:
+    """What is known when a clip is sealed; the optional start fields correct those at open."""
+
+    ended_at_s: float
+    source_end_s: float
+    started_at_s: float | None = None
+    source_start_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One sealed clip in the store.
+
+    Times: ``*_at`` wall clock (ISO 8601, UTC); ``source_*_s`` seconds of source time (from the
+    start of a file, from the daemon's start for a live source). ``truncated`` clips were cut short
+    by a crash and recovered: read them with ``AgeReader(allow_truncated=True)``; their end times
+    are estimates.
+    """
+
+    id: str
+    path: Path
+    snapshot_path: Path | None
+    started_at: str
+    ended_at: str
+    source_start_s: float
+    source_end_s: float
+    duration_s: float
+    bytes: int
+    truncated: bool
+    recipients: tuple[str, ...]
+    delivered: bool
+    event_id: str | None
+    reason: str | None = None
+    started_at_s: float = field(default=0.0, repr=False)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event (motion, ring...). ``id`` is the caller's event id (the one it gives the recorder);
+    recording the same id again replaces the row. Source times in seconds, wall times ISO 8601."""
+
+    id: str
+    reason: str
+    started_at: str
+    ended_at: str | None
+    onset_s: float
+    last_motion_s: float | None
+    peak_area: float
+    clip_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreUsage:
+    bytes_used: int
+    clips: int
+    disk_free: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What :meth:`ClipStore.recover` did; ``summary()`` is one log line."""
+
+    recovered_truncated: tuple[str, ...] = ()
+    completed: tuple[str, ...] = ()
+    removed_partials: tuple[str, ...] = ()
+    dropped_rows: tuple[str, ...] = ()
+    indexed_orphans: tuple[str, ...] = ()
+    removed_files: tuple[str, ...] = ()
+    ignored_files: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.recovered_truncated,
+                self.completed,
+                self.removed_partials,
+                self.dropped_rows,
+                self.indexed_orphans,
+                self.removed_files,
+            )
+        )
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(getattr(self, name))} {name.replace('_', ' ')}"
+            for name in self.__dataclass_fields__
+            if getattr(self, name)
+        ]
+        return "store recovery: " + (", ".join(parts) if parts else "nothing to do")

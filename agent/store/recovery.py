@@ -1,0 +1,170 @@
+"""Start-up recovery: leave the clips directory and the index agreeing, with nothing half-written.
+
+Runs before the recorder starts (the daemon holds the store lock, so no clip is being written). The
+device cannot decrypt its clips, so a crashed clip is cut back to whole sealed chunks without a key
+(:func:`uplink.age.sealed_prefix_length`) and kept as ``truncated``; the owner reads it with
+``AgeReader(..., allow_truncated=True)`` and gets a playable fragmented-MP4 prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from agent.store.files import fsync_dir, unlink_quiet_missing
+from agent.store.index import ClipRow, Index
+from agent.store.records import (
+    CLIP_SUFFIX,
+    PARTIAL_SUFFIX,
+    SNAPSHOT_SUFFIX,
+    RecoveryReport,
+    clip_id_time,
+    is_clip_id,
+)
+from uplink.age import NONCE_SIZE, AgeError, parse_header, sealed_prefix_length
+
+log = logging.getLogger(__name__)
+
+_HEAD_BYTES = 256 * 1024  # far more than any header with a handful of recipients
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.lists: dict[str, list[str]] = {k: [] for k in RecoveryReport.__dataclass_fields__}
+
+    def add(self, what: str, name: str) -> None:
+        self.lists[what].append(name)
+
+    def freeze(self) -> RecoveryReport:
+        return RecoveryReport(**{k: tuple(v) for k, v in self.lists.items()})
+
+
+def _split(name: str) -> tuple[str, str, bool] | None:
+    """(clip id, kind 'clip'|'snapshot', partial?) for a file name of ours, else None."""
+    partial = name.endswith(PARTIAL_SUFFIX)
+    base = name[: -len(PARTIAL_SUFFIX)] if partial else name
+    for suffix, kind in ((CLIP_SUFFIX, "clip"), (SNAPSHOT_SUFFIX, "snapshot")):
+        if base.endswith(suffix) and is_clip_id(base[: -len(suffix)]):
+            return base[: -len(suffix)], kind, partial
+    return None
+
+
+def _sealed_prefix(path: Path) -> int | None:
+    """Length of the keyless-sealed prefix holding at least one whole chunk, or None."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(min(size, _HEAD_BYTES))
+    try:
+        header = parse_header(head)
+        n = sealed_prefix_length(head, size)
+    except AgeError as e:
+        log.warning("partial clip %s has no valid age header (%s): removing it", path.name, e)
+        return None
+    if header is None or n is None or n <= header.length + NONCE_SIZE:
+        return None
+    return n
+
+
+def _new_row(clip_id: str, path: Path, *, truncated: bool) -> ClipRow:
+    started = clip_id_time(clip_id) or path.stat().st_mtime
+    ended = max(started, path.stat().st_mtime)
+    return ClipRow(
+        clip_id, "complete", started, ended, 0.0, ended - started, path.stat().st_size, None,
+        truncated, (), False, None, "recovered without index row",
+    )  # fmt: skip
+
+
+def _recover_partial(clips: Path, index: Index, clip_id: str, report: _Report) -> None:
+    partial = clips / f"{clip_id}{CLIP_SUFFIX}{PARTIAL_SUFFIX}"
+    final = clips / f"{clip_id}{CLIP_SUFFIX}"
+    row = index.get(clip_id)
+    n = None if final.exists() else _sealed_prefix(partial)
+    if n is None:
+        partial.unlink()
+        report.add("removed_partials", clip_id)
+        if row is not None and row.state == "partial" and not final.exists():
+            index.delete(clip_id)
+        return
+    size, mtime = partial.stat().st_size, partial.stat().st_mtime
+    with open(partial, "r+b") as f:
+        f.truncate(n)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    fsync_dir(clips)
+    if row is None:
+        row = _new_row(clip_id, final, truncated=True)
+    else:  # the end is unknown without the key: estimate from the last write, scaled to what's kept
+        ended = max(row.started_at_s, mtime)
+        duration = (ended - row.started_at_s) * n / max(size, 1)
+        row = replace(
+            row, state="complete", ended_at_s=row.started_at_s + duration, truncated=True,
+            source_end_s=row.source_start_s + duration, bytes=n,
+        )  # fmt: skip
+    index.upsert(row)
+    report.add("recovered_truncated", clip_id)
+
+
+def _reconcile_rows(clips: Path, index: Index, report: _Report) -> None:
+    for row in index.rows():
+        final = clips / f"{row.id}{CLIP_SUFFIX}"
+        if final.exists():
+            if row.state == "partial":  # crashed after the rename, before the index update
+                size = final.stat().st_size
+                ended = max(row.started_at_s, final.stat().st_mtime)
+                index.upsert(
+                    replace(row, state="complete", bytes=size, ended_at_s=ended,
+                            source_end_s=row.source_start_s + ended - row.started_at_s)
+                )  # fmt: skip
+                report.add("completed", row.id)
+            continue
+        index.delete(row.id)
+        report.add("dropped_rows", row.id)
+
+
+def _reconcile_snapshots(clips: Path, index: Index, report: _Report) -> None:
+    for row in index.rows():
+        snap = clips / f"{row.id}{SNAPSHOT_SUFFIX}"
+        size = snap.stat().st_size if snap.exists() else None
+        if size != row.snapshot_bytes:
+            index.set_snapshot(row.id, size)
+
+
+def recover(clips: Path, index: Index) -> RecoveryReport:
+    """Recover or remove partial files, then make files and index rows agree. See the module doc."""
+    report = _Report()
+    names = sorted(os.listdir(clips))
+    for name in names:
+        parsed = _split(name)
+        if parsed is None:
+            report.add("ignored_files", name)
+            continue
+        clip_id, kind, partial = parsed
+        if partial and kind == "clip":
+            _recover_partial(clips, index, clip_id, report)
+        elif partial:  # snapshots are written in one go: a partial one is worthless
+            unlink_quiet_missing(clips / name)
+            report.add("removed_files", name)
+    _reconcile_rows(clips, index, report)
+    known = {row.id for row in index.rows()}
+    for name in sorted(os.listdir(clips)):
+        parsed = _split(name)
+        if parsed is None or parsed[2] or parsed[0] in known:
+            continue
+        clip_id, kind, _ = parsed
+        if kind == "clip":
+            index.upsert(_new_row(clip_id, clips / name, truncated=False))
+            known.add(clip_id)
+            report.add("indexed_orphans", clip_id)
+    for name in sorted(os.listdir(clips)):
+        parsed = _split(name)
+        if parsed is not None and parsed[1] == "snapshot" and parsed[0] not in known:
+            unlink_quiet_missing(clips / name)
+            report.add("removed_files", name)
+    _reconcile_snapshots(clips, index, report)
+    fsync_dir(clips)
+    result = report.freeze()
+    log.info("%s", result.summary())
+    return result
