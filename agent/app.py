@@ -88,8 +88,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = ClipStore(data_dir, max_bytes=cfg.store.max_bytes,
                       retention_days=cfg.store.retention_days)
-    report = store.recover()
-    log.info("store %s ready: %s", data_dir, report)
+    store.recover()  # logs what it recovered
+    log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
     plan = sealing_plan(data_dir, simulated=spec.simulated)
     (log.info if plan.recipients else log.warning)(plan.reason)
     status = StatusFile(data_dir)

@@ -95,6 +95,9 @@ class Pipeline:
         if self.recorder is not None:
             self.recorder.close()
 
+    def _wall(self, t: float) -> float | None:
+        return self.recorder.wall_time(t) if self.recorder is not None else None
+
     def _handle(self, transitions: list[EventStarted | EventEnded]) -> None:
         for tr in transitions:
             if isinstance(tr, EventStarted):
@@ -123,6 +126,7 @@ class Pipeline:
                 event_id=ev.event_id, reason=current.reason, onset_s=current.onset_t,
                 last_motion_s=ev.last_motion_t, peak_area=peak,
                 clip_id=record.id if record else None,
+                started_at_s=self._wall(current.onset_t), ended_at_s=self._wall(ev.last_motion_t),
             )
         doc: dict[str, Any] = {
             "event": "ended", "event_id": ev.event_id, "reason": ev.reason,

@@ -1,7 +1,7 @@
 """Logging set-up: human text or one JSON object per line, with structured fields.
 
 Call sites pass structured fields through ``extra={"fields": {...}}``; the JSON formatter emits them as
-keys, the text formatter appends them as ``key=value``. Logs go to stderr (journald picks them up).
+keys, the text formatter appends them as ``key=value`` at debug level only. Logs go to stderr (journald picks them up).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ class _JsonFormatter(logging.Formatter):
 
 
 class _TextFormatter(logging.Formatter):
+    """For people: the message only (it already says what matters); fields appear at debug level."""
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, "fields", None)
-        if fields:
+        if fields and logging.getLogger().isEnabledFor(logging.DEBUG):
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         return line
 
