@@ -13,7 +13,8 @@ import pytest
 
 from agent.camera.base import Camera
 from agent.camera.sim import SimCamera, get_scene, scene_names
-from agent.camera.sim.actors import Actor, visible_width
+from agent.camera.sim.actors import Actor, Waypoint, visible_width
+from agent.camera.sim.exposure import METER_DT, SubjectExposure, subject_coverage
 from agent.camera.sim.render import SceneRenderer
 from agent.camera.sim.scene import EVENT_KINDS, NUISANCE_KINDS, Lighting, Scene
 from agent.camera.sim.sprites import draw, shapes, visible
@@ -71,7 +72,8 @@ def test_library_covers_every_event_kind_and_nuisance() -> None:
     assert long.duration_s == 600.0
     assert long.events == ()
     assert long.rings == ()
-    assert set(long.nuisances) == set(NUISANCE_KINDS)
+    # Every nuisance but the subject-following exposure, which needs someone to follow.
+    assert set(long.nuisances) == set(NUISANCE_KINDS) - {"subject_exposure"}
     finite = sum(s.duration_s or 0.0 for s in scenes)
     assert 600.0 < finite <= 17 * 60  # evaluation over all scenes fits in CI
 
@@ -96,7 +98,9 @@ def _drawn_pixels(actor: Actor, t: float) -> int:
     return int(np.count_nonzero(mask))
 
 
-@pytest.mark.parametrize("name", ["visit", "passerby", "parcel", "cat", "busy", "weather"])
+@pytest.mark.parametrize(
+    "name", ["visit", "passerby", "parcel", "cat", "busy", "weather", "close_visit"]
+)
 def test_ground_truth_is_exactly_what_is_drawn(name: str) -> None:
     scene = get_scene(name, seed=1)
     fps = scene.fps
@@ -306,3 +310,89 @@ def test_nuisances_change_the_picture_without_events() -> None:
     assert scene.weather.raining(150.0) and not scene.weather.raining(50.0)
     assert math.isclose(scene.weather.sway_degrees(0.0), 0.0)
     assert max(abs(scene.weather.sway_degrees(t)) for t in np.arange(10.0, 20.0, 0.1)) > 2.0
+
+
+def _close_visit_peak(scene: Scene) -> tuple[float, float]:
+    """(time, coverage) of the frame where the close visitor covers the most of the picture."""
+    (person,) = scene.actors
+    times = np.arange(person.start, person.path[-1].t, 0.25)
+    cover = [_drawn_pixels(person, float(t)) / (1280 * 720) for t in times]
+    k = int(np.argmax(cover))
+    return float(times[k]), cover[k]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_close_visitor_fills_about_half_the_frame(seed: int) -> None:
+    scene = get_scene("close_visit", seed=seed)
+    assert scene.nuisances == ("noise", "subject_exposure")
+    (event,) = scene.events
+    assert event.kind == "visitor" and len(scene.actors) == 1
+    t_peak, peak = _close_visit_peak(scene)
+    assert 0.40 <= peak <= 0.60
+    assert subject_coverage(scene, t_peak) == pytest.approx(peak, abs=1e-9)
+    assert event.start < t_peak < event.end
+    assert len(scene.rings) == 2  # at the door, then pressing the bell right at the lens
+
+
+def test_auto_exposure_follows_the_dark_coat_gradually_and_settles_back() -> None:
+    scene = get_scene("close_visit")
+    ae = SubjectExposure(scene)
+    t_peak, _ = _close_visit_peak(scene)
+    (event,) = scene.events
+    times = np.arange(0.0, scene.duration_s or 0.0, 1 / 15)
+    gains = np.array([ae.gain(float(t)) for t in times])
+    assert np.all(gains[times < event.start] == 1.0)
+    assert 1.25 <= ae.gain(t_peak + 0.5) <= 1.3  # +25..30 % while the coat fills the view
+    assert 1.29 < gains.max() <= 1.3
+    assert np.all(gains[times > event.end + 1.0] == pytest.approx(1.0, abs=1e-3))
+    steps = np.abs(np.diff(gains))
+    assert steps.max() < 0.06  # gradual: no jumps between frames
+    rising = times[(gains > 1.02) & (times < t_peak + 2.0)]
+    ramp_s = float(times[np.argmax(gains > 1.25)] - rising[0])
+    assert 0.4 < ramp_s < 2.5  # about a second from the first reaction to +25 %
+    at_door = ae.gain(event.start + 8.0)  # standing at the door: within tolerance, no change
+    assert at_door == 1.0
+
+
+def test_auto_exposure_is_a_pure_function_of_time() -> None:
+    scene = get_scene("close_visit", seed=2)
+    times = [17.0, 3.0, 16.2, 21.1, 16.2, 0.0]
+    first = [SubjectExposure(scene).gain(t) for t in times]  # fresh each time
+    shared = SubjectExposure(scene)
+    assert [shared.gain(t) for t in times] == first
+    on_grid = SubjectExposure(scene)
+    t = round(16.2 / METER_DT) * METER_DT
+    assert on_grid.gain(t) == on_grid.gain(round(t * 15) / 15)  # frame times sit on the grid
+
+
+def test_rendered_background_brightens_with_the_exposure() -> None:
+    scene = get_scene("close_visit")
+    r = renderer(scene)
+    t_peak, _ = _close_visit_peak(scene)
+    i = round((t_peak + 0.5) * 15)
+    gain = SubjectExposure(scene).gain(i / 15)
+    empty = r.render(1.0, 15)[0][:H].astype(float)
+    full = r.render(i / 15, i)[0][:H].astype(float)
+    wall = (slice(H // 2, H), slice(int(0.85 * W), W))  # the wall on the right stays uncovered
+    ratio = (full[wall].mean() - 16) / (empty[wall].mean() - 16)
+    assert gain > 1.25
+    assert ratio == pytest.approx(gain, abs=0.03)
+
+
+def test_auto_exposure_darkens_for_a_bright_subject_and_is_off_by_default() -> None:
+    white_cat = Actor("cat", (Waypoint(0.0, 0.4, 1.0), Waypoint(9.0, 0.4, 1.0)), "cat", 3.0, 2)
+    lit = Scene(
+        "cat",
+        "big white cat",
+        10.0,
+        actors=(white_cat,),
+        lighting=Lighting(auto_exposure_follows_subject=True),
+    )
+    assert subject_coverage(lit, 5.0) > 0.2
+    assert SubjectExposure(lit).gain(5.0) < 0.9
+    plain = Scene("cat", "big white cat", 10.0, actors=(white_cat,))
+    assert "subject_exposure" not in plain.nuisances
+    dim, bright = renderer(lit).render(5.0, 75)[0][:H], renderer(plain).render(5.0, 75)[0][:H]
+    assert dim.astype(float).mean() < bright.astype(float).mean() - 5
+    with pytest.raises(ValueError, match="subject_exposure_range"):
+        SubjectExposure(replace(lit, lighting=Lighting(subject_exposure_range=(1.1, 1.3))))

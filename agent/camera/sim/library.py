@@ -51,6 +51,30 @@ def visitor(
     return Actor("person", tuple(pts), kind, look=look, rings=ring_times)
 
 
+def close_visitor(t0: float, *, x: float = 0.5, y: float = 2.35, look: int = 5) -> Actor:
+    """A visitor who rings at the door, then steps right up to the lens and presses the bell again.
+
+    At the lens (feet at ``y``, below the picture) the coat fills about half the frame; the top of
+    the face shows at the top edge. Then they step back to the door, wait, and leave across the
+    lawn. ``look`` 5 is a dark coat, so a subject-following auto-exposure brightens the frame.
+    """
+    lawn = [(0.0, -0.12, 0.62), (3.5, 0.36, 0.72)]
+    door_in, lean_in, at_lens, lean_out, door_out = 6.5, 10.5, 12.0, 16.5, 18.0
+    path = [Waypoint(t0 + dt, px, py) for dt, px, py in lawn]
+    path += [
+        Waypoint(t0 + door_in, *_DOOR),
+        Waypoint(t0 + lean_in, *_DOOR),
+        Waypoint(t0 + at_lens, x, y),
+        Waypoint(t0 + lean_out, x, y),
+        Waypoint(t0 + door_out, *_DOOR),
+        Waypoint(t0 + door_out + 2.0, *_DOOR),
+    ]
+    leave = t0 + door_out + 2.0 + 3.0
+    path += [Waypoint(leave + (3.5 - dt), px, py) for dt, px, py in reversed(lawn)]
+    rings = (t0 + door_in + 1.0, t0 + at_lens + 2.0)
+    return Actor("person", tuple(path), "visitor", look=look, rings=rings)
+
+
 def courier(t0: float, *, look: int = 3) -> tuple[Actor, Actor]:
     """A courier carries a parcel to the door, puts it down, rings and leaves; the box stays."""
     spot = (0.52, 1.0)
@@ -100,6 +124,20 @@ def _visit(seed: int) -> Scene:
         "A visitor walks up, rings twice, waits, and leaves (the demo scene).",
         40.0,
         actors=(visitor(3.0 + _jitter(rng), wait=14.0, rings=2, look=seed % 3),),
+        seed=seed,
+    )
+
+
+def _close_visit(seed: int) -> Scene:
+    rng = np.random.default_rng([seed, 18])
+    return Scene(
+        "close_visit",
+        "A visitor in a dark coat rings, then steps up to the lens and fills half the picture; "
+        "the camera's auto-exposure brightens the whole frame (+30 %) and settles back as they "
+        "step away and leave.",
+        40.0,
+        actors=(close_visitor(3.0 + _jitter(rng), x=0.5 + _jitter(rng, 0.03)),),
+        lighting=Lighting(auto_exposure_follows_subject=True),
         seed=seed,
     )
 
@@ -304,6 +342,7 @@ _BUILDERS: dict[str, Callable[[int], Scene]] = {
     "weather": _weather,
     "busy": _busy,
     "nuisance_10min": _nuisance_10min,
+    "close_visit": _close_visit,
 }
 
 

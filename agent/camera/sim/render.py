@@ -8,7 +8,8 @@ Usage::
 Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once in
 the constructor. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
 shade clouds and headlight beams (multiplicative: light, not paint), add rain, apply the global
-gain with a lookup table (exposure, drift, dusk), add sensor noise, and shrink Y to the luma image.
+gain with a lookup table (exposure, drift, dusk and, if the scene asks for it, the auto-exposure
+that follows a subject filling the view), add sensor noise, and shrink Y to the luma image.
 Per-frame randomness comes from ``(seed, index)`` only, so frames can be rendered in any order.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from agent.camera.sim.actors import REF_H, REF_W, visible_width
 from agent.camera.sim.backdrop import i420_planes, paint
 from agent.camera.sim.effects import Grain, paint_branch, soft_patch
+from agent.camera.sim.exposure import SubjectExposure
 from agent.camera.sim.scene import Cloud, Headlight, Scene
 from agent.camera.sim.sprites import draw, shapes
 from agent.errors import CameraError
@@ -62,6 +64,9 @@ class SceneRenderer:
             b: soft_patch(round(0.55 * width), height, 1.0 + b.strength, base, False)
             for b in scene.lighting.headlights
         }
+        self._subject_ae = (
+            SubjectExposure(scene) if scene.lighting.auto_exposure_follows_subject else None
+        )
         self._lut_gain = 1.0
         self._lut = np.arange(256, dtype=np.uint8)
         self._lut_uv = self._lut
@@ -107,8 +112,11 @@ class SceneRenderer:
         if self._rain is not None and scene.weather.raining(t):
             self._rain.apply(y, rng)
         gain = light.gain(t)
-        self._apply_gain(gain, y, u, v, ir)
+        # Noise follows the light, not the exposure: ambient gain alone picks the noise pool.
         noise_y, noise_uv = self._noise[_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA]
+        if self._subject_ae is not None:
+            gain *= self._subject_ae.gain(t)
+        self._apply_gain(gain, y, u, v, ir)
         noise_y.apply(y, rng)
         if ir:
             u.fill(128)

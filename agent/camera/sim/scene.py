@@ -31,6 +31,7 @@ NUISANCE_KINDS = (
     "ir_switch",
     "foliage",
     "rain",
+    "subject_exposure",
 )
 
 
@@ -85,6 +86,13 @@ class Lighting:
     are sudden auto-exposure jumps ``(t, factor)`` (cumulative); ``ir`` are day/night switches
     ``(t, on)`` (in IR mode the picture is grey and lit by the camera's illuminator, so ambient
     does not apply).
+
+    ``auto_exposure_follows_subject``: the camera re-meters as actors fill the view (a dark coat
+    at the lens raises the gain of the whole frame, a bright one lowers it), smoothed with time
+    constant ``subject_exposure_tau_s`` and clipped to ``subject_exposure_range``; metered
+    deviations within ``subject_exposure_tolerance`` (relative) are left alone. It depends on
+    the actors, so it is not part of :meth:`gain`: see
+    :class:`agent.camera.sim.exposure.SubjectExposure`, which the renderer multiplies in.
     """
 
     ambient: tuple[tuple[float, float], ...] = ((0.0, 1.0),)
@@ -95,6 +103,10 @@ class Lighting:
     ir_initially: bool = False
     clouds: tuple[Cloud, ...] = ()
     headlights: tuple[Headlight, ...] = ()
+    auto_exposure_follows_subject: bool = False
+    subject_exposure_range: tuple[float, float] = (0.75, 1.3)
+    subject_exposure_tau_s: float = 0.35
+    subject_exposure_tolerance: float = 0.15
 
     def ir_on(self, t: float) -> bool:
         on = self.ir_initially
@@ -219,6 +231,7 @@ class Scene:
             "ir_switch": bool(li.ir),
             "foliage": bool(we.wind),
             "rain": bool(we.rain),
+            "subject_exposure": li.auto_exposure_follows_subject,
         }
         return tuple(k for k in NUISANCE_KINDS if present[k])
 
