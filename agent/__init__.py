@@ -1,1 +1,3 @@
-"""The Doorward device agent: camera sources, recorder, store, CLI. See agent.app for the composition root."""
+"""The Doorward device agent: camera sources, recorder, store, CLI. See agent.app for the
+composition root.
+"""

@@ -11,7 +11,9 @@ class DoorwardError(Exception):
 
 
 class ConfigError(DoorwardError):
-    """A config key has a value that is not allowed; the message quotes key, value and what is allowed."""
+    """A config key has a value that is not allowed; the message quotes key, value and what is
+    allowed.
+    """
 
 
 class CameraError(DoorwardError):

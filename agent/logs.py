@@ -1,7 +1,8 @@
 """Logging set-up: human text or one JSON object per line, with structured fields.
 
-Call sites pass structured fields through ``extra={"fields": {...}}``; the JSON formatter emits them as
-keys, the text formatter appends them as ``key=value`` at debug level only. Logs go to stderr (journald picks them up).
+Call sites pass structured fields through ``extra={"fields": {...}}``; the JSON formatter emits
+them as keys, the text formatter appends them as ``key=value`` at debug level only. Logs go to
+stderr (journald picks them up).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Render a simulated scene to an H.264 MP4 and return its ground truth (for ``doorward scenes render``).
+"""Render a simulated scene to H.264 MP4 and return its ground truth (``doorward scenes render``).
 
-The MP4 is a plain development artefact (a test input for ``analyze``), not a clip: it is not sealed.
+The MP4 is a plain development artefact (a test input for ``analyze``), not a clip: it is not
+sealed.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """What the daemon is doing, for ``doorward status``: a small JSON file in the data directory.
 
-The daemon owns the file and rewrites it atomically (temp file + rename) at most once a second and on
-every state change, so a reader never sees half a document. ``doorward status`` reads it and tells a
-running daemon from a stale file by the pid and the age of ``updated_at``.
+The daemon owns the file and rewrites it atomically (temp file + rename) at most once a second and
+on every state change, so a reader never sees half a document. ``doorward status`` reads it and
+tells a running daemon from a stale file by the pid and the age of ``updated_at``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 analyze: renders the 'visit' scene to a 1280x720 15 fps H.264 file once (cached in bench-out/), then
   times `doorward analyze` on it against PyAV decoding the same file alone (same threading).
   Targets: >= 20x real time; <= 1.3x the decode-only time.
-run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of video, then encodes the
-  same rendered frames with the same x264 settings alone in this process. Targets: no dropped frames;
-  daemon CPU per second of video <= 1.5x x264 alone; peak RSS <= 150 MB.
+run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of video, then
+encodes the
+  same rendered frames with the same x264 settings alone in this process. Targets: no dropped
+  frames; daemon CPU per second of video <= 1.5x x264 alone; peak RSS <= 150 MB.
 """
 
 from __future__ import annotations
@@ -65,10 +66,10 @@ def decode_only(video: Path) -> tuple[float, int]:
 
 def bench_analyze(repeat: int) -> dict[str, object]:
     video = rendered_visit()
+    import cv2
+
     from agent.app import analyze
     from agent.config import Config
-
-    import cv2
     decode_times, analyze_times = [], []
     for _ in range(repeat):
         decode_times.append(decode_only(video)[0])

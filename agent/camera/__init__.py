@@ -1,4 +1,6 @@
-"""Camera sources. ``open_source(spec, ...)`` in :mod:`agent.camera.sources` picks one from ``--source``."""
+"""Camera sources. ``open_source(spec, ...)`` in :mod:`agent.camera.sources` picks one from
+``--source``.
+"""
 
 from agent.camera.base import Camera, Frame, i420_luma
 

@@ -1,9 +1,9 @@
 """The Camera port: a source of frames with a monotonic timestamp.
 
-Every source (simulated scenes, video files, V4L2 webcams, the Pi camera) yields :class:`Frame` objects.
-The recording image is planar YUV 4:2:0 (I420, the layout picamera2 gives for ``format="YUV420"``):
-a ``(height * 3 // 2, width)`` uint8 array holding the Y plane, then U, then V. Producing YUV directly
-avoids a ~7 ms RGB->YUV conversion per 720p frame before H.264 encoding.
+Every source (simulated scenes, video files, V4L2 webcams, the Pi camera) yields :class:`Frame`
+objects. The recording image is planar YUV 4:2:0 (I420, the layout picamera2 gives for
+``format="YUV420"``): a ``(height * 3 // 2, width)`` uint8 array holding the Y plane, then U, then
+V. Producing YUV directly avoids a ~7 ms RGB->YUV conversion per 720p frame before H.264 encoding.
 
 Usage::
 
@@ -27,9 +27,9 @@ import numpy as np
 class Frame:
     """One captured frame.
 
-    ``t`` is in seconds on the source's monotonic clock: from the start of a file or scene, from the first
-    frame of a live source. ``main`` is I420 at the recording size; ``luma`` is a greyscale image for
-    motion analysis (default 320 pixels wide, aspect kept).
+    ``t`` is in seconds on the source's monotonic clock: from the start of a file or scene, from
+    the first frame of a live source. ``main`` is I420 at the recording size; ``luma`` is a
+    greyscale image for motion analysis (default 320 pixels wide, aspect kept).
     """
 
     index: int

@@ -1,10 +1,11 @@
 """``file:PATH``: any video file PyAV (FFmpeg) decodes, as a camera.
 
-Frames keep the file's own size (rounded down to even numbers, as YUV 4:2:0 needs). ``t`` is the frame's
-presentation time in seconds from the start of the file. With ``realtime=True`` frames are paced at the
-file's frame rate (to rehearse a live camera); otherwise they come as fast as they decode.
-``want_main=False`` skips building the recording image (``main`` is then an empty array): ``doorward
-analyze`` needs only the luma, and skipping the colour conversion keeps it close to decode speed.
+Frames keep the file's own size (rounded down to even numbers, as YUV 4:2:0 needs). ``t`` is the
+frame's presentation time in seconds from the start of the file. With ``realtime=True`` frames are
+paced at the file's frame rate (to rehearse a live camera); otherwise they come as fast as they
+decode. ``want_main=False`` skips building the recording image (``main`` is then an empty array):
+``doorward analyze`` needs only the luma, and skipping the colour conversion keeps it close to
+decode speed.
 """
 
 from __future__ import annotations
@@ -128,4 +129,5 @@ class FileCamera:
                     main = vf.to_ndarray(format="yuv420p", width=self.width, height=self.height)
                 yield Frame(index=index, t=t, main=main, luma=self._luma(vf))
         except av.error.FFmpegError as exc:
-            raise CameraError(f"video file {self.path} is damaged: decoding stopped ({exc})") from exc
+            raise CameraError(
+                f"video file {self.path} is damaged: decoding stopped ({exc})") from exc

@@ -1,11 +1,11 @@
 """``picamera2``: the Raspberry Pi camera module.
 
-picamera2 comes from Raspberry Pi OS's apt (``python3-picamera2``) and cannot be imported elsewhere, so
-it is imported here, lazily, when the source is opened, and never at module import.
+picamera2 comes from Raspberry Pi OS's apt (``python3-picamera2``) and cannot be imported
+elsewhere, so it is imported here, lazily, when the source is opened, and never at module import.
 
-Dual stream: ``main`` (YUV420 at the recording size) for recording and ``lores`` (YUV420, 320x240) whose
-Y plane is the analysis luma. Frame time is the sensor timestamp (ns, CLOCK_MONOTONIC). The hardware
-encoder path and the stall watchdog are the Pi issue's work; this adapter delivers frames.
+Dual stream: ``main`` (YUV420 at the recording size) for recording and ``lores`` (YUV420, 320x240)
+whose Y plane is the analysis luma. Frame time is the sensor timestamp (ns, CLOCK_MONOTONIC). The
+hardware encoder path and the stall watchdog are the Pi issue's work; this adapter delivers frames.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from agent.camera.base import Frame
 from agent.errors import CameraError
 
 _FIX_IMPORT = (
-    "On a Raspberry Pi: `sudo apt install python3-picamera2 --no-install-recommends` and make the venv "
-    "with `python3 -m venv --system-site-packages`. On a development machine use --source sim:porch "
-    "(or file:PATH, v4l2:/dev/video0)."
+    "On a Raspberry Pi: `sudo apt install python3-picamera2 --no-install-recommends` and make "
+    "the venv with `python3 -m venv --system-site-packages`. On a development machine use "
+    "--source sim:porch (or file:PATH, v4l2:/dev/video0)."
 )
 
 
@@ -64,8 +64,8 @@ class PiCamera:
             cam = module.Picamera2()
         except (IndexError, RuntimeError) as exc:
             raise CameraError(
-                f"no camera found ({exc}): check the ribbon cable (contacts facing the board, latch "
-                "closed), run `rpicam-hello --list-cameras`, or use --source sim:porch"
+                f"no camera found ({exc}): check the ribbon cable (contacts facing the board, "
+                "latch closed), run `rpicam-hello --list-cameras`, or use --source sim:porch"
             ) from exc
         config = cam.create_video_configuration(
             main={"size": (self.width, self.height), "format": "YUV420"},

@@ -1,7 +1,8 @@
 """Pick a camera source from a ``--source`` spec. The composition root calls :func:`make_source`.
 
-Specs: ``sim:SCENE`` (``sim:porch`` by default), ``file:PATH``, ``v4l2:/dev/videoN``, ``picamera2``.
-Adapters are imported here, on demand, so a missing optional library only matters when it is asked for.
+Specs: ``sim:SCENE`` (``sim:porch`` by default), ``file:PATH``, ``v4l2:/dev/videoN``,
+``picamera2``. Adapters are imported here, on demand, so a missing optional library only matters
+when it is asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ SIMULATED_KINDS = ("sim", "file", "v4l2")
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A parsed ``--source``: ``kind`` is sim, file, v4l2 or picamera2; ``arg`` what follows the colon."""
+    """A parsed ``--source``: ``kind`` is sim, file, v4l2 or picamera2; ``arg`` what follows the
+    colon.
+    """
 
     kind: str
     arg: str

@@ -1,8 +1,8 @@
 """``v4l2:/dev/videoN``: a USB webcam through OpenCV, for developers without a Pi camera.
 
-OpenCV gives BGR frames; they are converted to I420 once, here, so the rest of the pipeline sees what the
-Pi camera gives. Timestamps come from the monotonic clock at capture. A gap longer than 1.5 frame periods
-counts as dropped frames (the consumer fell behind, or the camera stalled).
+OpenCV gives BGR frames; they are converted to I420 once, here, so the rest of the pipeline sees
+what the Pi camera gives. Timestamps come from the monotonic clock at capture. A gap longer than
+1.5 frame periods counts as dropped frames (the consumer fell behind, or the camera stalled).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class V4L2Camera:
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
         cap.set(cv2.CAP_PROP_FPS, self.fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a backlog: latency beats completeness
+        # Newest frame, not a backlog: latency beats completeness.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         # The camera may not offer the size asked for: record what it really gives.
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) // 2 * 2
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) // 2 * 2

@@ -1,4 +1,5 @@
-"""End to end: the ``doorward`` CLI on simulated scenes, checked with the real age CLI and ffprobe."""
+"""End to end: the ``doorward`` CLI on simulated scenes, checked with the real age CLI and ffprobe.
+"""
 
 from __future__ import annotations
 

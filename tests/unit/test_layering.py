@@ -40,7 +40,8 @@ def test_checker_sees_imports(tmp_path: Path) -> None:
 
 
 def test_picamera2_only_imported_lazily() -> None:
-    """picamera2 cannot import off the Pi: only the adapter may import it, and only in a function."""
+    """picamera2 cannot import off the Pi: only the adapter may import it, and only in a function.
+    """
     for f in sorted((ROOT / "agent").rglob("*.py")):
         tree = ast.parse(f.read_text(encoding="utf-8"))
         for node in tree.body:  # module level only
