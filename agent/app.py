@@ -7,19 +7,30 @@ Everything else receives its collaborators; nothing else reads the config. ``doo
 from __future__ import annotations
 
 import logging
+import queue
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
 from agent.camera.file import FileCamera
 from agent.camera.sources import SourceSpec, make_source, parse_source
+from agent.commands_device import CommandProcessor
 from agent.config import Config
+from agent.consent import ConsentStore
+from agent.control import ControlServer, SimulatedPress, control_socket_path
+from agent.controller import ControlPress, DeviceController, DeviceState, topics
 from agent.daemon import Pipeline, StopFlag, run_daemon
+from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.encoder import X264Encoder
 from agent.errors import DoorwardError
-from agent.owners import sealing_plan
+from agent.identity import DeviceIdentity
+from agent.ledger import Ledger
+from agent.owners import SealingPolicy, dev_owner_path
 from agent.recorder import Recorder
 from agent.status import StatusFile
 from agent.store import ClipStore
@@ -31,6 +42,8 @@ from motion import (
     MotionDetector,
     PrivacyMasker,
 )
+from uplink.errors import UplinkError
+from uplink.mqtt import MqttClient, MqttSettings
 
 log = logging.getLogger("doorward")
 
@@ -43,6 +56,7 @@ class RunOptions:
     source: str | None = None
     realtime: bool = False
     exit_at_eof: bool = False
+    broker: str | None = None
 
 
 def build_detector(cfg: Config) -> MotionDetector:
@@ -81,6 +95,75 @@ def _log_event(doc: dict[str, Any]) -> None:
                  doc["last_motion_s"], extra={"fields": doc})
 
 
+def open_device_state(data_dir: Path) -> DeviceState:
+    """The device identity and its durable state (device.sqlite), opened on this thread."""
+    identity = DeviceIdentity.load_or_create(data_dir)
+    db = DeviceDB(data_dir / DEVICE_DB_FILE)
+    consent = ConsentStore(db)
+    ledger = Ledger(db, identity.key)
+    processor = CommandProcessor(db, consent, ledger, identity.device_id, identity.key)
+    return DeviceState(identity, consent, ledger, processor)
+
+
+@dataclass
+class Gpio:
+    buttons: DoorbellButtons
+    led: StatusLed
+    sim_press: SimulatedPress | None
+
+
+def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any]) -> Gpio:
+    """Buttons and LED. Simulated sources get gpiozero's mock pins, pressed by `doorward press`."""
+    name = cfg.gpio.pin_factory or ("mock" if spec.simulated else None)
+    factory = make_pin_factory(name)
+    buttons = DoorbellButtons(cfg.gpio.ring_pin, cfg.gpio.setup_pin, pin_factory=factory,
+                              on_event=inbox.put)
+    led = StatusLed(cfg.gpio.led_pin, pin_factory=factory)
+    sim = None
+    if name == "mock":
+        sim = SimulatedPress(factory, ring_pin=cfg.gpio.ring_pin, setup_pin=cfg.gpio.setup_pin)
+    return Gpio(buttons, led, sim)
+
+
+def build_mqtt(cfg: Config, broker: str | None, device_id: str,
+               inbox: queue.Queue[Any]) -> MqttClient | None:
+    url = broker or cfg.mqtt.url
+    if not url:
+        log.info("no broker configured ([mqtt] url or --broker): local only, pairing unavailable")
+        return None
+
+    def path(value: str) -> Path | None:
+        return Path(value).expanduser() if value else None
+
+    settings = MqttSettings(url=url, client_id=device_id, username=device_id,
+                            ca_file=path(cfg.mqtt.ca_file), cert_file=path(cfg.mqtt.cert_file),
+                            key_file=path(cfg.mqtt.key_file), allow_plain=cfg.mqtt.allow_plain,
+                            will_topic=topics(device_id)["status"])
+    try:
+        return MqttClient(settings, on_message=inbox.put)
+    except UplinkError as exc:
+        raise DoorwardError(f"broker {url}: {exc}") from exc
+
+
+def _control_handler(inbox: queue.Queue[Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def on_command(msg: dict[str, Any]) -> dict[str, Any]:
+        inbox.put(ControlPress(msg["button"], float(msg["hold_s"])))  # the loop acts on it
+        return {"ok": True, "queued": f"press {msg['button']} for {msg['hold_s']} s"}
+
+    return on_command
+
+
+def _wipe_local(store: ClipStore, data_dir: Path) -> Callable[[], dict[str, Any]]:
+    def wipe() -> dict[str, Any]:
+        clips = store.list_clips()
+        for clip in clips:
+            store.delete_clip(clip.id)
+        dev_owner_path(data_dir).unlink(missing_ok=True)
+        return {"clips_deleted": len(clips)}
+
+    return wipe
+
+
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
     spec = parse_source(opts.source or cfg.camera.source)
@@ -90,31 +173,40 @@ def run(cfg: Config, opts: RunOptions) -> int:
                       retention_days=cfg.store.retention_days)
     store.recover()  # logs what it recovered
     log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
-    plan = sealing_plan(data_dir, simulated=spec.simulated)
-    (log.info if plan.recipients else log.warning)(plan.reason)
+    device = open_device_state(data_dir)
+    policy = SealingPolicy(data_dir, simulated=spec.simulated,
+                           owner_recipients=device.consent.recipients)
+    policy.recipients()  # creates the development owner now, so the log says so at start
+    (log.info if policy.mode != "not-recording" else log.warning)(policy.reason)
     status = StatusFile(data_dir)
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
-                  sealing=plan.mode, sealing_reason=plan.reason,
-                  recipients=[str(r) for r in plan.recipients])
+                  device_id=device.identity.device_id)
     status.flush(force=True)
+    inbox: queue.Queue[Any] = queue.Queue()
     camera = build_camera(cfg, spec, realtime=opts.realtime,
                           loop=spec.kind == "sim" and not opts.exit_at_eof)
     stop = StopFlag()
     stop.install()
-    with camera:
-        recorder = None
-        if plan.recipients:
-            encoder = X264Encoder(camera.width, camera.height, camera.fps,
-                                  gop_s=cfg.recording.gop_s, preset=cfg.recording.preset,
-                                  crf=cfg.recording.crf)
-            recorder = Recorder(encoder, store, plan.recipients,
-                                pre_roll_s=cfg.recording.pre_roll_s,
-                                snapshot_quality=cfg.recording.snapshot_quality)
+    with camera, ExitStack() as stack:
+        encoder = X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
+                              preset=cfg.recording.preset, crf=cfg.recording.crf)
+        recorder = Recorder(encoder, store, policy.recipients, pre_roll_s=cfg.recording.pre_roll_s,
+                            snapshot_quality=cfg.recording.snapshot_quality)
         masker = None
         if cfg.motion.privacy_masks:
             masker = PrivacyMasker(cfg.motion.privacy_masks, camera.width, camera.height)
         pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=recorder,
                             store=store, masker=masker, on_event=_log_event)
+        gpio = build_gpio(cfg, spec, inbox)
+        controller = DeviceController(
+            device, inbox=inbox, buttons=gpio.buttons, led=gpio.led, sim_press=gpio.sim_press,
+            mqtt=build_mqtt(cfg, opts.broker, device.identity.device_id, inbox),
+            on_ring=lambda: pipeline.ring(pipeline.stats.last_frame_t),
+            on_factory_reset=_wipe_local(store, data_dir))
+        stack.callback(controller.close)
+        control = ControlServer(control_socket_path(data_dir), _control_handler(inbox)).start()
+        stack.callback(control.close)
+        controller.start()
 
         def housekeeping() -> None:
             evicted = store.enforce_limits()
@@ -124,10 +216,17 @@ def run(cfg: Config, opts: RunOptions) -> int:
             if evicted:
                 log.info("store limits: evicted %d clip(s): %s", len(evicted), ", ".join(evicted))
 
-        log.info("doorward running: source %s, %dx%d at %g fps, data in %s", spec,
-                 camera.width, camera.height, camera.fps, data_dir)
-        why = run_daemon(camera, pipeline, status, stop, housekeeping=housekeeping)
-    housekeeping()
+        def tick() -> None:
+            controller.tick()
+            status.update(sealing=policy.mode, sealing_reason=policy.reason,
+                          pairing_open=controller.window.is_open(controller.mono()),
+                          mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
+
+        log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
+                 device.identity.device_id, spec, camera.width, camera.height, camera.fps,
+                 data_dir)
+        why = run_daemon(camera, pipeline, status, stop, tick=tick, housekeeping=housekeeping)
+        housekeeping()
     status.flush(force=True)
     log.info("doorward stopped (%s): %d frames, %d events, %d clips, %d dropped frames", why,
              pipeline.stats.frames, pipeline.stats.events, pipeline.stats.clips,
@@ -136,7 +235,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
 
 
 def analyze(cfg: Config, path: str) -> dict[str, Any]:
-    """``doorward analyze``: the motion pipeline over a file, as fast as it decodes; no recording."""
+    """``doorward analyze``: the motion pipeline over a file, as fast as it decodes; no recording.
+    """
     detector = build_detector(cfg)
     tracker = build_tracker(cfg)
     events: list[dict[str, Any]] = []

@@ -24,7 +24,8 @@ def _add_common(p: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="doorward",
-        description="Doorbell camera agent: clips sealed to the owner, nothing leaves without consent.",
+        description="Doorbell camera agent: clips sealed to the owner, "
+                    "nothing leaves without consent.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pace sim and file sources at their frame rate")
     p.add_argument("--exit-at-eof", action="store_true",
                    help="exit when a finite source ends (sim scenes loop otherwise)")
+    p.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port "
+                   "(overrides [mqtt] url)")
 
     p = sub.add_parser("analyze", help="motion events of a video file, as JSON")
     _add_common(p, data_dir=False)
@@ -74,6 +77,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the daemon is doing")
     _add_common(p)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("device", help="this device's identity")
+    dsub = p.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    sp = dsub.add_parser("label", help="what is printed on the label inside the housing")
+    _add_common(sp)
+    sp.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("press", help="press a button of the running daemon (simulated sources)")
+    _add_common(p)
+    p.add_argument("button", choices=["ring", "setup"])
+    p.add_argument("--hold", type=float, metavar="SECONDS", help="how long (default 0.2 s)")
+
+    p = sub.add_parser("consent", help="the consent in force on this device")
+    ksub = p.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
+    sp = ksub.add_parser("show", help="grants in force and when they end")
+    _add_common(sp)
+    sp.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ledger", help="this device's hash-chained, signed ledger")
+    lsub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    sp = lsub.add_parser("show", help="list the entries")
+    _add_common(sp)
+    sp.add_argument("--json", action="store_true", help="the signed JSONL export")
+    sp = lsub.add_parser("verify", help="check the chain; exit 1 naming the first broken entry")
+    _add_common(sp)
+
+    from agent.owner.cli import add_owner_arguments
+
+    add_owner_arguments(sub)
     return parser
 
 
@@ -84,13 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from agent.logs import setup_logging
 
     try:
+        if args.command == "owner":  # the owner's tool needs no device configuration
+            from agent.owner.cli import dispatch as owner_dispatch
+
+            setup_logging("warning", "text")
+            return owner_dispatch(args)
         cfg = load_config(getattr(args, "config", None))
         setup_logging(cfg.log.level, cfg.log.format)
         if args.command == "run":
             from agent.app import RunOptions, run
 
             return run(cfg, RunOptions(data_dir=args.data_dir, source=args.source,
-                                       realtime=args.realtime, exit_at_eof=args.exit_at_eof))
+                                       realtime=args.realtime, exit_at_eof=args.exit_at_eof,
+                                       broker=args.broker))
         if args.command == "analyze":
             from agent.app import analyze
 

@@ -27,6 +27,18 @@ def dispatch(args: argparse.Namespace, cfg: Config) -> int:
         return clips_list(args, cfg) if args.clips_command == "list" else clips_export(args, cfg)
     if args.command == "status":
         return status(args, cfg)
+    from agent import device_cli
+
+    if args.command == "device":
+        return device_cli.device_label(args, cfg)
+    if args.command == "press":
+        return device_cli.press(args, cfg)
+    if args.command == "consent":
+        return device_cli.consent_show(args, cfg)
+    if args.command == "ledger":
+        if args.ledger_command == "show":
+            return device_cli.ledger_show(args, cfg)
+        return device_cli.ledger_verify(args, cfg)
     raise DoorwardError(f"unknown command {args.command!r}")
 
 

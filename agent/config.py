@@ -1,9 +1,10 @@
 """Doorward's configuration: TOML in, a frozen, validated :class:`Config` out.
 
-The defaults live here, in code, so an installed package works without any file; ``config/doorward.toml``
-is the same defaults, annotated for owners (a test keeps the two equal). Keys carry their unit in the name
-(``pre_roll_s``, ``max_bytes``). A bad value raises :class:`~agent.errors.ConfigError` quoting the key, the
-value and what is allowed; unknown keys are errors too, since a typo silently ignored is a setting lost.
+The defaults live here, in code, so an installed package works without any file;
+``config/doorward.toml`` is the same defaults, annotated for owners (a test keeps the two equal).
+Keys carry their unit in the name (``pre_roll_s``, ``max_bytes``). A bad value raises
+:class:`~agent.errors.ConfigError` quoting the key, the value and what is allowed; unknown keys are
+errors too, since a typo silently ignored is a setting lost.
 
 Usage::
 
@@ -40,7 +41,7 @@ class MotionConfig:
     zones: tuple[Polygon, ...] = ()
     privacy_masks: tuple[Polygon, ...] = ()
     # Extra detector tuning, passed to motion.DetectorParams by name (checked there).
-    tuning: Mapping[str, float] = field(default_factory=dict)
+    tuning: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,23 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    url: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    allow_plain: bool = False
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    pin_factory: str = ""
+    ring_pin: int = 17
+    setup_pin: int = 27
+    led_pin: int = 22
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "text"
@@ -79,6 +97,8 @@ class Config:
     events: EventsConfig = EventsConfig()
     recording: RecordingConfig = RecordingConfig()
     store: StoreConfig = StoreConfig()
+    mqtt: MqttConfig = MqttConfig()
+    gpio: GpioConfig = GpioConfig()
     log: LogConfig = LogConfig()
     path: str | None = None
 
@@ -100,7 +120,8 @@ def _number(key: str, value: Any, *, lo: float, hi: float, what: str, integer: b
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"config key {key} = {value!r}: must be {kind} from {lo:g} to {hi:g} ({what})")
+        raise ConfigError(
+            f"config key {key} = {value!r}: must be {kind} from {lo:g} to {hi:g} ({what})")
     return int(value) if integer else float(value)
 
 
@@ -146,7 +167,7 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
-    sections = {"camera", "motion", "events", "recording", "store", "log"}
+    sections = {"camera", "motion", "events", "recording", "store", "mqtt", "gpio", "log"}
     for name in raw:
         if name not in sections:
             raise ConfigError(
@@ -168,7 +189,8 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
             raise ConfigError(f"config key {key} = {v}: must be even (YUV 4:2:0 halves it)")
     camera = CameraConfig(
         source=source, width=width, height=height,
-        fps=_number("camera.fps", cam.get("fps", d.camera.fps), lo=1, hi=60, what="frames per second"),
+        fps=_number("camera.fps", cam.get("fps", d.camera.fps), lo=1, hi=60,
+                    what="frames per second"),
         luma_width=_number("camera.luma_width", cam.get("luma_width", d.camera.luma_width),
                            lo=64, hi=1280, what="pixels", integer=True),
     )
@@ -195,7 +217,7 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
         pre_roll_s=_number("recording.pre_roll_s", rec.get("pre_roll_s", d.recording.pre_roll_s),
                            lo=0, hi=30, what="seconds"),
         gop_s=_number("recording.gop_s", rec.get("gop_s", d.recording.gop_s), lo=0.1, hi=1.0,
-                      what="seconds between keyframes; at most 1 so pre-roll and cuts stay precise"),
+                      what="seconds between keyframes; at most 1 so pre-roll stays precise"),
         preset=_choice("recording.preset", rec.get("preset", d.recording.preset), _PRESETS),
         crf=_number("recording.crf", rec.get("crf", d.recording.crf), lo=0, hi=51,
                     what="x264 quality, lower is better", integer=True),
@@ -217,12 +239,52 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
                                st.get("retention_days", d.store.retention_days),
                                lo=0.01, hi=3650, what="days a clip is kept"),
     )
+    mqtt = _build_mqtt(_section(raw, "mqtt"))
+    gpio = _build_gpio(_section(raw, "gpio"))
     lg = _section(raw, "log")
     _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
     log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
                     format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
     return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
-                  log=log, path=path)
+                  mqtt=mqtt, gpio=gpio, log=log, path=path)
+
+
+def _string(key: str, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"config key {key} = {value!r}: must be a string ({what})")
+    return value
+
+
+def _build_mqtt(t: Mapping[str, Any]) -> MqttConfig:
+    _check_keys("mqtt", t, {f.name for f in dataclasses.fields(MqttConfig)})
+    d = MqttConfig()
+    url = _string("mqtt.url", t.get("url", d.url), "mqtt://host:port or mqtts://host:port, "
+                  "empty for no broker")
+    if url and not url.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError(f"config key mqtt.url = {url!r}: must start with mqtt:// or mqtts://")
+    allow_plain = t.get("allow_plain", d.allow_plain)
+    if not isinstance(allow_plain, bool):
+        raise ConfigError(f"config key mqtt.allow_plain = {allow_plain!r}: must be true or false")
+    return MqttConfig(
+        url=url, allow_plain=allow_plain,
+        ca_file=_string("mqtt.ca_file", t.get("ca_file", d.ca_file), "a path"),
+        cert_file=_string("mqtt.cert_file", t.get("cert_file", d.cert_file), "a path"),
+        key_file=_string("mqtt.key_file", t.get("key_file", d.key_file), "a path"),
+    )
+
+
+def _build_gpio(t: Mapping[str, Any]) -> GpioConfig:
+    _check_keys("gpio", t, {f.name for f in dataclasses.fields(GpioConfig)})
+    d = GpioConfig()
+    factories = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
+    pins = {k: _number(f"gpio.{k}", t.get(k, getattr(d, k)), lo=0, hi=27,
+                       what="BCM GPIO number", integer=True)
+            for k in ("ring_pin", "setup_pin", "led_pin")}
+    if len(set(pins.values())) != 3:
+        raise ConfigError(f"config keys gpio.ring_pin, setup_pin, led_pin = "
+                          f"{sorted(pins.values())}: must be three different pins")
+    return GpioConfig(pin_factory=_choice("gpio.pin_factory", t.get("pin_factory", ""), factories),
+                      **pins)
 
 
 def parse_config(text: str, *, path: str | None = None) -> Config:

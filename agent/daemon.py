@@ -1,15 +1,16 @@
 """The daemon loop: frames in; events, sealed clips and status out.
 
-:class:`Pipeline` handles one frame at a time and owns the motion detector, the event tracker and the
-recorder; it is single-threaded by design (each resource has one owner). :func:`run_daemon` drives it
-from a camera until the source ends or a signal asks it to stop, and keeps ``status.json`` current.
+:class:`Pipeline` handles one frame at a time and owns the motion detector, the event tracker and
+the recorder; it is single-threaded by design (each resource has one owner). :func:`run_daemon`
+drives it from a camera until the source ends or a signal asks it to stop, and keeps
+``status.json`` current.
 
 Per frame, in this order (the order matters):
 1. black out privacy masks in the recording image, so masked pixels are never encoded;
 2. encode the frame into the pre-roll ring (and into the clip being recorded, if any);
 3. detect motion on the luma, feed the event tracker;
-4. act on events: a start opens a clip from the ring (``pre_roll_s`` before the motion onset), an end
-   closes, seals and commits it.
+4. act on events: a start opens a clip from the ring (``pre_roll_s`` before the motion onset),
+   an end closes, seals and commits it.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class Pipeline:
                 self.recorder.offer_snapshot(frame, result.area)
 
     def ring(self, t: float) -> None:
-        """An external trigger (the RING button): start or extend an event at ``t``."""
+        """An external trigger (the RING button): start or extend an event at ``t``; a ring
+        records a clip even without motion."""
         self._handle(self.tracker.trigger(t, reason="ring"))
 
     def finish(self) -> None:
@@ -166,10 +168,12 @@ class StopFlag:
 
 
 def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: StopFlag, *,
+               tick: Callable[[], None] | None = None,
                housekeeping: Callable[[], None] | None = None,
                housekeeping_every_s: float = 60.0) -> str:
     """Drive ``pipeline`` from ``camera`` until the source ends or ``stop`` is set.
 
+    ``tick`` runs after every frame (the device controller drains its inbox there).
     Returns why it stopped ("eof" or the signal name). Always seals the clip in progress.
     """
     reason = "eof"
@@ -178,6 +182,8 @@ def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: Sto
         status.update(state="running")
         for frame in camera.frames():
             pipeline.process(frame)
+            if tick is not None:
+                tick()
             if housekeeping is not None and frame.t >= next_housekeeping:
                 housekeeping()
                 next_housekeeping = frame.t + housekeeping_every_s

@@ -104,6 +104,17 @@ class Ledger:
             )
         return Entry(seq, ts, kind, data_obj, prev, digest, sig)
 
+    def restart(self, kind: str, data: Mapping[str, Any], now: float) -> Entry:
+        """Factory reset: drop every entry and start a new chain whose first entry records the old
+        chain's head hash and length, so the next owner learns nothing of the previous one while an
+        export the previous owner kept still links to the new chain."""
+        with self._db.transaction() as db:
+            last = db.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+            previous = {"previous_head": last["hash"] if last else GENESIS_PREV,
+                        "previous_count": last["seq"] if last else 0}
+            db.execute("DELETE FROM ledger")
+            return self.append(kind, {**data, **previous}, now)
+
     def entries(self) -> list[Entry]:
         rows = self._db.query(
             "SELECT seq, ts, kind, data, prev, hash, sig FROM ledger ORDER BY seq"

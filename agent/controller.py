@@ -1,0 +1,276 @@
+"""The device's control plane: buttons, LED, pairing window, owner commands, factory reset.
+
+Owned by the daemon loop's thread, like the pipeline. Everything that arrives from other threads
+(gpiozero edges, paho messages, the control socket) is only *enqueued* on ``inbox``; :meth:`tick`
+drains it between frames, so every decision runs on one thread with no locks around state.
+
+Wiring (see agent.app)::
+
+    ctl = DeviceController(parts, inbox=q, buttons=..., led=..., mqtt=..., on_ring=pipeline.ring,
+                           on_factory_reset=wipe_local_data)
+    ctl.start()
+    ...  each frame: ctl.tick()
+    ctl.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.buttons import ButtonEvent, DoorbellButtons, StatusLed
+from agent.commands_device import CommandProcessor
+from agent.consent import ConsentStore
+from agent.control import SimulatedPress
+from agent.errors import DoorwardError
+from agent.identity import DeviceIdentity
+from agent.ledger import Ledger
+from agent.pairing_window import Decision, PairingWindow
+from uplink import pairing
+from uplink.errors import UplinkError
+from uplink.keys import key_id_for
+from uplink.mqtt import InboundMessage, MqttClient, MqttError
+
+log = logging.getLogger("doorward")
+
+MAX_INBOX_PER_TICK = 64  # bound the work between two frames; the rest waits for the next tick
+REJECTION_FLUSH_S = 60.0
+
+
+@dataclass(frozen=True)
+class ControlPress:
+    """A ``doorward press`` request from the control socket."""
+
+    button: str
+    hold_s: float
+
+
+def topics(device_id: str) -> dict[str, str]:
+    base = f"doorward/{device_id}"
+    return {"pair_in": f"{base}/pair/owner", "pair_out": f"{base}/pair/device",
+            "cmd": f"{base}/cmd", "resp": f"{base}/resp", "status": f"{base}/status"}
+
+
+@dataclass
+class DeviceState:
+    """The device's durable parts, opened on the loop's thread."""
+
+    identity: DeviceIdentity
+    consent: ConsentStore
+    ledger: Ledger
+    processor: CommandProcessor
+
+
+class DeviceController:
+    """Turns queued inputs into pairing, commands, rings and resets. See the module docstring."""
+
+    def __init__(self, state: DeviceState, *, inbox: queue.Queue[Any],
+                 buttons: DoorbellButtons | None, led: StatusLed | None,
+                 sim_press: SimulatedPress | None, mqtt: MqttClient | None,
+                 on_ring: Callable[[], None], on_factory_reset: Callable[[], dict[str, Any]],
+                 window: PairingWindow | None = None,
+                 wall: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic) -> None:
+        self.state = state
+        self.inbox = inbox
+        self.buttons, self.led, self.sim_press, self.mqtt = buttons, led, sim_press, mqtt
+        self.on_ring, self.on_factory_reset = on_ring, on_factory_reset
+        self.window = window or PairingWindow()
+        self.wall, self.mono = wall, mono
+        self.topics = topics(state.identity.device_id)
+        self._device_pairing = pairing.DevicePairing(
+            state.identity.device_id, state.identity.key, state.identity.setup_secret)
+        self._next_flush = 0.0
+        self._window_was_open = False
+        self.last_pairing: str = ""
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.subscribe(self.topics["pair_in"])
+            self.mqtt.subscribe(self.topics["cmd"])
+            self.mqtt.start()
+
+    def close(self) -> None:
+        for part in (self.buttons, self.led):
+            if part is not None:
+                part.close()
+        if self.mqtt is not None:
+            self.mqtt.stop()
+
+    # -- the loop's entry point ----------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.mono()
+        if self.sim_press is not None:
+            self.sim_press.tick(now)
+        if self.buttons is not None:
+            self.buttons.tick(now)
+        for _ in range(MAX_INBOX_PER_TICK):
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            self._dispatch(item, now)
+        if self._window_was_open and not self.window.is_open(now):
+            log.info("pairing window closed: %s", self.window.close_reason)
+            self._window_was_open = False
+            if self.led is not None and self.window.close_reason != "paired":
+                self.led.idle()
+        if self.led is not None:
+            self.led.tick(now)
+        if now >= self._next_flush:
+            self.state.processor.flush_rejections(self.wall())
+            self._next_flush = now + REJECTION_FLUSH_S
+
+    def _dispatch(self, item: Any, now: float) -> None:
+        if isinstance(item, ButtonEvent):
+            self._on_button(item, now)
+        elif isinstance(item, InboundMessage):
+            if item.topic == self.topics["pair_in"]:
+                self._on_pairing_message(item.payload, now)
+            elif item.topic == self.topics["cmd"]:
+                self._on_command(item.payload, item.topic)
+        elif isinstance(item, ControlPress):
+            self._on_control_press(item, now)
+
+    # -- buttons -------------------------------------------------------------------------------
+    def _on_button(self, ev: ButtonEvent, now: float) -> None:
+        if ev.kind == "ring":
+            log.info("RING pressed")
+            self.on_ring()
+        elif ev.kind == "pair":
+            self.open_pairing(now)
+        elif ev.kind == "reset":
+            self.factory_reset()
+        else:
+            log.info("SETUP released after %.1f s: hold 3 s to pair, 10 s to reset",
+                     ev.held_s or 0.0)
+
+    def _on_control_press(self, press: ControlPress, now: float) -> None:
+        if self.sim_press is None:
+            log.warning("press %s ignored: this daemon has real buttons", press.button)
+            return
+        try:
+            self.sim_press.press(press.button, press.hold_s, now)
+        except DoorwardError as exc:
+            log.warning("press %s ignored: %s", press.button, exc)
+
+    def open_pairing(self, now: float) -> None:
+        owners = self.state.consent.owners()
+        if owners:
+            log.warning("SETUP held: this doorbell already has an owner; another owner or a "
+                        "viewer is added with a command signed by an existing owner "
+                        "(`doorward owner add-member`), or after a factory reset (hold 10 s)")
+            if self.led is not None:
+                self.led.error()
+            return
+        if self.mqtt is None:
+            log.warning("SETUP held, but no broker is configured ([mqtt] url or --broker): "
+                        "pairing needs one")
+            if self.led is not None:
+                self.led.error()
+            return
+        self.window.open(now)
+        self._window_was_open = True
+        if self.led is not None:
+            self.led.pairing()
+        log.info("pairing window open for %.0f s: run `doorward owner pair --device %s ...`",
+                 self.window.duration_s, self.state.identity.device_id)
+
+    # -- pairing -------------------------------------------------------------------------------
+    def _on_pairing_message(self, payload: bytes, now: float) -> None:
+        if not self.window.is_open(now):
+            if self.window.should_log_ignored():
+                log.info("pairing message ignored: no pairing window is open (hold SETUP 3 s); "
+                         "further ones are ignored silently until a window opens")
+            return
+        try:
+            msg = pairing.decode(payload)
+        except UplinkError as exc:
+            log.warning("pairing message rejected: %s", exc)
+            return
+        if isinstance(msg, pairing.Hello):
+            self._on_hello(msg, now)
+        elif isinstance(msg, pairing.Confirm):
+            self._on_confirm(msg, now)
+
+    def _on_hello(self, hello: pairing.Hello, now: float) -> None:
+        kid = key_id_for(hello.owner_key)
+        if self._gate(self.window.on_hello(kid, now)):
+            self._publish_pairing(self._device_pairing.on_hello(hello))
+
+    def _on_confirm(self, confirm: pairing.Confirm, now: float) -> None:
+        kid = key_id_for(confirm.owner_key)
+        if not self._gate(self.window.on_confirm(kid, now)):
+            return
+        try:
+            result, owner = self._device_pairing.on_confirm(confirm)
+        except pairing.ForeignMessage as exc:
+            log.warning("pairing confirmation ignored: %s", exc)
+            return
+        if owner is None:
+            closed = self.window.on_failed_confirm(now)
+            log.warning("pairing attempt failed (%s): %d of %d", result.reason,
+                        self.window.failures, self.window.max_failures)
+            self.state.processor.flush_rejections(self.wall())
+            if closed and self.led is not None:
+                self.led.error()
+        else:
+            wall = self.wall()
+            # Store the owner (durably) before telling anyone it worked.
+            self.state.consent.add_owner(owner.owner_key, owner.recipient, "owner", wall)
+            self.state.ledger.append("pairing", {"owner": owner.key_id,
+                                                 "recipient": owner.recipient}, wall)
+            self.window.on_success(now)
+            self._window_was_open = False
+            self.last_pairing = owner.key_id
+            log.info("paired with owner %s: clips are now sealed to %s", owner.key_id,
+                     owner.recipient)
+            if self.led is not None:
+                self.led.paired(now)
+        self._publish_pairing(result)
+
+    def _gate(self, decision: Decision) -> bool:
+        if decision is Decision.ABORTED:
+            log.warning("pairing aborted: %s", self.window.close_reason)
+            if self.led is not None:
+                self.led.error()
+        return decision is Decision.ALLOWED
+
+    def _publish_pairing(self, msg: pairing.Message) -> None:
+        self._publish(self.topics["pair_out"], pairing.encode(msg))
+
+    # -- owner commands ------------------------------------------------------------------------
+    def _on_command(self, payload: bytes, topic: str) -> None:
+        now = self.wall()
+        response = self.state.processor.handle(payload, topic, now)
+        if response.ok:
+            log.info("owner command %s accepted", response.jti)
+        else:
+            log.warning("owner command rejected: %s (%s)", response.reason, response.detail)
+        if response.jti is not None:  # nothing to answer when we cannot even name the command
+            self._publish(self.topics["resp"], self.state.processor.respond(response, now).encode())
+
+    def _publish(self, topic_name: str, payload: bytes) -> None:
+        if self.mqtt is None:
+            return
+        try:
+            self.mqtt.publish(topic_name, payload, qos=1)
+        except MqttError as exc:
+            log.warning("cannot publish on %s: %s", topic_name, exc)
+
+    # -- factory reset -------------------------------------------------------------------------
+    def factory_reset(self) -> None:
+        now = self.wall()
+        log.warning("factory reset: wiping owners, consent, counters and local clips")
+        self.window.close("factory reset")
+        self.state.consent.wipe()
+        wiped = self.on_factory_reset()
+        self.state.ledger.restart("factory-reset", wiped, now)
+        if self.led is not None:
+            self.led.reset_confirm()
+        log.warning("factory reset done: %s", wiped)

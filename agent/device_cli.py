@@ -1,0 +1,95 @@
+"""Device-side commands: ``device label``, ``press``, ``consent show``, ``ledger show|verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.config import Config
+from agent.consent import ConsentStore
+from agent.control import control_socket_path, send_command
+from agent.devicedb import DEVICE_DB_FILE, DeviceDB
+from agent.errors import DoorwardError
+from agent.identity import DeviceIdentity, label_text
+from agent.ledger import Ledger, verify_jsonl
+
+
+def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
+    return cfg.data_dir(args.data_dir)
+
+
+def _open_db(data_dir: Path) -> DeviceDB:
+    path = data_dir / DEVICE_DB_FILE
+    if not path.exists():
+        raise DoorwardError(f"no device state in {data_dir}: start `doorward run` once, or pass "
+                            "--data-dir with the directory it uses")
+    return DeviceDB(path)
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def device_label(args: argparse.Namespace, cfg: Config) -> int:
+    label = DeviceIdentity.load_or_create(_data_dir(args, cfg)).label()
+    print(json.dumps(label, indent=2) if args.json else label_text(label))
+    return 0
+
+
+def press(args: argparse.Namespace, cfg: Config) -> int:
+    hold = args.hold if args.hold is not None else 0.2
+    reply = send_command(control_socket_path(_data_dir(args, cfg)),
+                         {"cmd": "press", "button": args.button, "hold_s": hold})
+    if not reply.get("ok"):
+        raise DoorwardError(f"the daemon refused the press: {reply.get('error', reply)}")
+    print(f"pressed {args.button} for {hold:g} s")
+    return 0
+
+
+def consent_show(args: argparse.Namespace, cfg: Config) -> int:
+    data_dir = _data_dir(args, cfg)
+    db = _open_db(data_dir)
+    try:
+        doc = ConsentStore(db).show(time.time())
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not doc["grants"]:
+        print("no consent in force: nothing leaves this device")
+    for g in doc["grants"]:
+        until = "until revoked" if g["expires_at"] is None else f"until {iso(g['expires_at'])}"
+        print(f"{g['scope']:<10} granted {iso(g['granted_at'])} by {g['granted_by']}, {until}")
+    return 0
+
+
+def _ledger_export(data_dir: Path) -> str:
+    db = _open_db(data_dir)
+    try:
+        ident = DeviceIdentity.load_or_create(data_dir)
+        return Ledger(db, ident.key).export_jsonl()
+    finally:
+        db.close()
+
+
+def ledger_show(args: argparse.Namespace, cfg: Config) -> int:
+    text = _ledger_export(_data_dir(args, cfg))
+    if args.json:
+        print(text, end="")
+        return 0
+    for line in text.splitlines()[1:]:
+        e = json.loads(line)
+        print(f"{e['seq']:>5}  {iso(e['ts'])}  {e['kind']:<17} {json.dumps(e['data'])}")
+    return 0
+
+
+def ledger_verify(args: argparse.Namespace, cfg: Config) -> int:
+    data_dir = _data_dir(args, cfg)
+    ident = DeviceIdentity.load_or_create(data_dir)
+    report = verify_jsonl(_ledger_export(data_dir), ident.key.public_key())
+    print(report)
+    return 0 if report.ok else 1

@@ -1,0 +1,172 @@
+"""``doorward owner ...``: the owner's tool. Parsing lives in agent.cli; these run the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from agent.errors import DoorwardError
+from agent.ledger import verify_jsonl
+from agent.owner.client import BrokerOptions, pair, send_command
+from agent.owner.keyring import OwnerKeyring, PairedDevice, default_owner_dir
+from uplink.keys import b64u_decode, ed25519_public_from_raw
+
+
+def add_owner_arguments(sub: Any) -> None:
+    """Add the ``owner`` command tree to the top-level subparsers ``sub``."""
+    p = sub.add_parser("owner", help="the owner's tool: keys, pairing, consent")
+    p.add_argument("--owner-dir", metavar="D", help=f"owner keys (default {default_owner_dir()})")
+    osub = p.add_subparsers(dest="owner_command", required=True, metavar="ACTION")
+    osub.add_parser("init", help="create the owner's signing key and age identity")
+    sp = osub.add_parser("show", help="owner key id, age recipient, paired devices")
+    sp.add_argument("--json", action="store_true")
+    sp = osub.add_parser("pair", help="pair with a device whose SETUP button was just held")
+    _broker_args(sp, required=True)
+    sp.add_argument("--device", required=True, metavar="DEVICE_ID")
+    sp.add_argument("--setup-code", required=True, metavar="CODE")
+    sp.add_argument("--fingerprint", metavar="FP", help="the label's fingerprint (checked)")
+    sp.add_argument("--timeout", type=float, default=30.0, metavar="S")
+
+    cp = osub.add_parser("consent", help="grant, revoke or show consent on a device")
+    csub = cp.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
+    g = csub.add_parser("grant", help="allow scopes to leave the device")
+    _device_args(g)
+    g.add_argument("--scopes", required=True, help="comma list of events,snapshots,clips")
+    span = g.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, metavar="N", help="expires after N days (default 30)")
+    span.add_argument("--until-revoked", action="store_true")
+    r = csub.add_parser("revoke", help="withdraw consent (all scopes unless --scopes)")
+    _device_args(r)
+    r.add_argument("--scopes", help="comma list (default: all)")
+    s = csub.add_parser("show", help="the consent in force on the device")
+    _device_args(s)
+    s.add_argument("--json", action="store_true")
+
+    ap = osub.add_parser("add-member", help="let another owner or a viewer in (signed command)")
+    _device_args(ap)
+    ap.add_argument("--public-key", required=True, help="their key (doorward owner show)")
+    ap.add_argument("--recipient", required=True, help="their age recipient (age1...)")
+    ap.add_argument("--role", choices=["owner", "viewer"], default="viewer")
+
+    lp = osub.add_parser("ledger", help="the device's signed ledger")
+    lsub = lp.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    f = lsub.add_parser("fetch", help="fetch the ledger with a signed command")
+    _device_args(f)
+    f.add_argument("-o", "--output", required=True, metavar="FILE")
+    v = lsub.add_parser("verify", help="verify a fetched ledger offline")
+    v.add_argument("file", metavar="FILE")
+    v.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
+
+
+def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument("--broker", required=required, metavar="URL",
+                   help="mqtt://host:port or mqtts://host:port" +
+                   ("" if required else " (default: the one used at pairing)"))
+    p.add_argument("--ca-file", type=Path, help="CA of the broker (mqtts)")
+    p.add_argument("--cert-file", type=Path, help="owner client certificate (mqtts)")
+    p.add_argument("--key-file", type=Path, help="owner client key (mqtts)")
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
+    _broker_args(p)
+    p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+
+
+def _broker(args: argparse.Namespace, device: PairedDevice | None = None) -> BrokerOptions:
+    url = args.broker or (device.broker if device else None)
+    if not url:
+        raise DoorwardError("no broker: pass --broker URL")
+    return BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
+
+
+def _scopes(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    owner_dir = Path(args.owner_dir) if args.owner_dir else default_owner_dir()
+    cmd = args.owner_command
+    if cmd == "init":
+        ring, created = OwnerKeyring.init(owner_dir)
+        print(("created" if created else "already present:") + f" owner keys in {owner_dir}")
+        print(f"  key id:    {ring.key_id}\n  recipient: {ring.recipient}")
+        return 0
+    ring = OwnerKeyring.open(owner_dir)
+    if cmd == "show":
+        doc = ring.describe()
+        if args.json:
+            print(json.dumps(doc, indent=2))
+        else:
+            print(f"owner key id: {doc['key_id']}\npublic key:   {doc['public_key']}\n"
+                  f"recipient:    {doc['recipient']}\nidentity:     {doc['identity_file']}")
+            for d in doc["devices"]:
+                print(f"device {d['device_id']} via {d['broker']} (fingerprint {d['fingerprint']})")
+        return 0
+    if cmd == "pair":
+        device = pair(ring, _broker(args), args.device, args.setup_code,
+                      expected_fingerprint=args.fingerprint, timeout=args.timeout)
+        print(f"paired with {device.device_id} (fingerprint {device.fingerprint}); "
+              f"its clips are sealed to {ring.recipient}")
+        return 0
+    if cmd == "ledger" and args.ledger_command == "verify":
+        return _ledger_verify(ring, args)
+    device = ring.device(args.device)
+    broker = _broker(args, device)
+    if cmd == "consent":
+        return _consent(ring, device, broker, args)
+    if cmd == "add-member":
+        reply = _command(ring, device, broker, "owner.add", {
+            "public_key": args.public_key, "recipient": args.recipient, "role": args.role},
+            args.timeout)
+        print(f"added {args.role} {reply.get('result', {}).get('key_id', '')}")
+        return 0
+    reply = _command(ring, device, broker, "ledger.get", {}, args.timeout)
+    text = reply["result"]["ledger"] if "ledger" in reply.get("result", {}) else ""
+    Path(args.output).write_text(text, encoding="utf-8")
+    print(f"wrote {args.output} ({max(0, text.count(chr(10)) - 1)} entries)")
+    return 0
+
+
+def _command(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
+             cmd_args: dict[str, Any], timeout: float) -> dict[str, Any]:
+    reply = send_command(ring, device, broker, cmd, cmd_args, timeout=timeout)
+    if not reply.get("ok"):
+        raise DoorwardError(f"{device.device_id} refused {cmd}: {reply.get('reason')} "
+                            f"({reply.get('detail', '')})")
+    return reply
+
+
+def _consent(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
+             args: argparse.Namespace) -> int:
+    sub = args.consent_command
+    if sub == "grant":
+        reply = _command(ring, device, broker, "consent.grant", {
+            "scopes": _scopes(args.scopes), "days": args.days,
+            "until_revoked": bool(args.until_revoked)}, args.timeout)
+    elif sub == "revoke":
+        reply = _command(ring, device, broker, "consent.revoke", {"scopes": _scopes(args.scopes)},
+                         args.timeout)
+    else:
+        reply = _command(ring, device, broker, "consent.show", {}, args.timeout)
+    result = reply.get("result", {})
+    print(json.dumps(result, indent=2) if sub != "show" or args.json else
+          "\n".join(f"{g['scope']}: until {g['expires_at'] or 'revoked'}"
+                    for g in result.get("grants", [])) or "no consent in force")
+    return 0
+
+
+def _ledger_verify(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    device = ring.device(args.device)
+    key = ed25519_public_from_raw(b64u_decode(device.public_key))
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DoorwardError(f"cannot read ledger file {args.file}: {exc}") from exc
+    report = verify_jsonl(text, key)
+    print(report)
+    return 0 if report.ok else 1

@@ -1,0 +1,154 @@
+"""The owner tool's conversations with a device over MQTT: pairing and signed commands.
+
+The broker is untrusted: pairing is authenticated by the setup code and the label fingerprint
+(:mod:`uplink.pairing`), commands are JWS signed by the owner and answered by JWS signed by the
+device.
+
+Usage::
+
+    device = pair(keyring, BrokerOptions("mqtt://127.0.0.1:1883"), "dw-...", "ABCD-...")
+    reply = send_command(keyring, device, BrokerOptions(device.broker), "consent.show", {})
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agent.errors import DoorwardError
+from agent.owner.keyring import OwnerKeyring, PairedDevice
+from uplink import jws, pairing
+from uplink.errors import UplinkError
+from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, fingerprint
+from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
+
+COMMAND_LIFETIME_S = 120
+
+
+def topic(device_id: str, *parts: str) -> str:
+    return "/".join(("doorward", device_id, *parts))
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    """How the owner tool reaches the broker (TLS files only for mqtts:// with client certs)."""
+
+    url: str
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def settings(self, client_id: str) -> MqttSettings:
+        # The owner's tool talks to the owner's own broker: plain TCP is the owner's call.
+        return MqttSettings(url=self.url, client_id=client_id, ca_file=self.ca_file,
+                            cert_file=self.cert_file, key_file=self.key_file, allow_plain=True)
+
+
+class _Session:
+    """A connected client with an inbox; subscriptions are in force once entered."""
+
+    def __init__(self, broker: BrokerOptions, subscriptions: list[str], timeout: float) -> None:
+        self.inbox: queue.Queue[InboundMessage] = queue.Queue()
+        self.client = MqttClient(broker.settings(f"owner-{uuid.uuid4().hex[:12]}"),
+                                 on_message=self.inbox.put)
+        self.subscriptions = subscriptions
+        self.timeout = timeout
+        self.broker = broker
+
+    def __enter__(self) -> _Session:
+        for t in self.subscriptions:
+            self.client.subscribe(t)
+        self.client.start()
+        if not self.client.wait_connected(self.timeout):
+            err = self.client.last_error
+            self.client.stop()
+            raise DoorwardError(f"cannot reach the broker {self.broker.url}: "
+                                f"{err or 'no answer'}; check --broker and that it runs")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.client.stop()
+
+    def publish(self, topic_name: str, payload: bytes) -> None:
+        handle = self.client.publish(topic_name, payload, qos=1)
+        if not self.client.wait_published(handle, self.timeout):
+            raise DoorwardError(f"the broker {self.broker.url} did not acknowledge the message")
+
+    def next(self, deadline: float) -> InboundMessage | None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return self.inbox.get(timeout=left)
+        except queue.Empty:
+            return None
+
+
+def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_code: str, *,
+         expected_fingerprint: str | None = None, timeout: float = 30.0) -> PairedDevice:
+    """Run the pairing exchange with a device whose SETUP button was just held."""
+    try:
+        secret = pairing.secret_from_setup_code(setup_code)
+        session = pairing.OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
+                                       keyring.recipient)
+    except UplinkError as exc:
+        raise DoorwardError(f"cannot pair: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    with _Session(broker, [topic(device_id, "pair", "device")], timeout) as s:
+        s.publish(topic(device_id, "pair", "owner"), pairing.encode(session.hello()))
+        outcome = None
+        while outcome is None:
+            msg = s.next(deadline)
+            if msg is None:
+                raise DoorwardError(
+                    f"no answer from {device_id} within {timeout:.0f} s: hold the SETUP button "
+                    "for 3 s (the LED blinks) and run this again within 60 s")
+            try:
+                decoded = pairing.decode(msg.payload)
+                if isinstance(decoded, pairing.Challenge):
+                    s.publish(topic(device_id, "pair", "owner"),
+                              pairing.encode(session.on_challenge(decoded)))
+                elif isinstance(decoded, pairing.Result):
+                    outcome = session.on_result(decoded)
+            except pairing.ForeignMessage:
+                continue  # someone else's exchange, or tampered: keep waiting for our peer
+            except UplinkError as exc:
+                raise DoorwardError(f"pairing with {device_id} failed: {exc}") from exc
+    device = PairedDevice(device_id=device_id, public_key=b64u(outcome.device_key),
+                          fingerprint=fingerprint(outcome.device_key), broker=broker.url,
+                          paired_at=time.time())
+    keyring.add_device(device)
+    return device
+
+
+def send_command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
+                 args: dict[str, Any], *, timeout: float = 15.0) -> dict[str, Any]:
+    """Sign ``cmd`` for ``device``, send it, and return the device-signed, verified reply claims."""
+    now = int(time.time())
+    cmd_topic = topic(device.device_id, "cmd")
+    jti = b64u(os.urandom(16))
+    claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
+              "exp": now + COMMAND_LIFETIME_S, "jti": jti,
+              "ctr": keyring.next_counter(device.device_id), "cmd": cmd, "topic": cmd_topic,
+              "args": args}
+    token = jws.sign(claims, keyring.key, kid=keyring.key_id)
+    device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
+    deadline = time.monotonic() + timeout
+    with _Session(broker, [topic(device.device_id, "resp")], timeout) as s:
+        s.publish(cmd_topic, token.encode("ascii"))
+        while (msg := s.next(deadline)) is not None:
+            try:
+                reply = jws.verify(msg.payload, device_key)
+            except UplinkError:
+                continue  # not signed by our device: ignore (the broker is untrusted)
+            if reply.get("jti") == jti:
+                return reply
+    raise DoorwardError(f"no signed answer from {device.device_id} within {timeout:.0f} s: is "
+                        f"its daemon running and connected to {broker.url}?")
