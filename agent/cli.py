@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sp)
     sp.add_argument("--json", action="store_true")
 
+    sp = dsub.add_parser("csr", help="certificate signing request for the MQTT TLS client key")
+    _add_common(sp)
+    sp.add_argument("--key-type", choices=["p256", "ed25519"], default="p256",
+                    help="p256 (default; AWS IoT Core) or ed25519")
+    sp.add_argument("-o", "--output", metavar="FILE", help="write the CSR here (default stdout)")
+
     p = sub.add_parser("press", help="press a button of the running daemon (simulated sources)")
     _add_common(p)
     p.add_argument("button", choices=["ring", "setup"])

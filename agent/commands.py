@@ -30,6 +30,8 @@ def dispatch(args: argparse.Namespace, cfg: Config) -> int:
     from agent import device_cli
 
     if args.command == "device":
+        if args.device_command == "csr":
+            return device_cli.device_csr(args, cfg)
         return device_cli.device_label(args, cfg)
     if args.command == "press":
         return device_cli.press(args, cfg)

@@ -39,6 +39,21 @@ def device_label(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def device_csr(args: argparse.Namespace, cfg: Config) -> int:
+    from agent.csr import make_csr
+
+    data_dir = _data_dir(args, cfg)
+    ident = DeviceIdentity.load_or_create(data_dir)
+    csr, key_path = make_csr(data_dir, ident.device_id, args.key_type)
+    if args.output:
+        Path(args.output).write_bytes(csr)
+        print(f"wrote {args.output} (CN={ident.device_id}); the TLS key is {key_path}: set "
+              "[mqtt] key_file to it and cert_file to the issued certificate")
+    else:
+        print(csr.decode("ascii"), end="")
+    return 0
+
+
 def press(args: argparse.Namespace, cfg: Config) -> int:
     hold = args.hold if args.hold is not None else 0.2
     reply = send_command(control_socket_path(_data_dir(args, cfg)),
