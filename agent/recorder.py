@@ -278,7 +278,7 @@ class Recorder:
         )
         first_t = packets[0].t if packets else trigger_t
         started = self._wall_of(first_t)
-        clip_id = self.store.new_clip_id(started)
+        clip_id = self.store.new_clip_id()
         start = ClipStart(
             started, first_t, tuple(str(r) for r in recipients), str(event_id), reason
         )

@@ -4,7 +4,7 @@ Wiring (daemon)::
 
     store = ClipStore(data_dir, max_bytes=4 << 30, retention_days=30)
     report = store.recover()                 # once, before recording; takes the store lock
-    sink = store.open_clip(store.new_clip_id(now), ClipStart(...))
+    sink = store.open_clip(store.new_clip_id(), ClipStart(...))
     ... AgeWriter(sink, recipients) ... ; record = sink.commit(ClipEnd(...))   # or sink.abort()
     store.enforce_limits()                   # after each clip and before the next
 
@@ -130,11 +130,10 @@ class ClipStore:
     def snapshot_path(self, clip_id: str) -> Path:
         return self.clips_dir / f"{clip_id}{SNAPSHOT_SUFFIX}"
 
-    def new_clip_id(self, epoch_s: float | None = None) -> str:
-        """A fresh sortable id for a clip starting at ``epoch_s`` (default: now)."""
-        epoch = self._clock() if epoch_s is None else epoch_s
+    def new_clip_id(self) -> str:
+        """A fresh opaque clip id, unused in the index and on disk."""
         while True:
-            clip_id = new_clip_id(epoch)
+            clip_id = new_clip_id()
             if self._index.get(clip_id) is None and not self.clip_path(clip_id).exists():
                 return clip_id
 

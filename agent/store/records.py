@@ -11,7 +11,7 @@ from pathlib import Path
 CLIP_SUFFIX = ".mp4.age"
 SNAPSHOT_SUFFIX = ".jpg.age"
 PARTIAL_SUFFIX = ".partial"
-_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{4,}$")
+_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def iso_utc(epoch_s: float) -> str:
@@ -19,18 +19,11 @@ def iso_utc(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
 
 
-def new_clip_id(epoch_s: float) -> str:
-    """A sortable id: the clip's UTC start time and a random suffix, ``20261129T193000Z-3f2a``."""
-    stamp = datetime.fromtimestamp(epoch_s, UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(2)}"
-
-
-def clip_id_time(clip_id: str) -> float | None:
-    """The start time in a clip id (epoch seconds), or None if ``clip_id`` is not one of ours."""
-    m = _ID_RE.match(clip_id)
-    if m is None:
-        return None
-    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+def new_clip_id() -> str:
+    """An opaque random id (16 hex digits). It carries no time on purpose: ids end up in bucket
+    object keys and message topics' payloads, and the bucket must learn no more than sizes and
+    upload days. Clips are ordered by their (sealed or indexed) start time, never by id."""
+    return secrets.token_hex(8)
 
 
 def is_clip_id(name: str) -> bool:

@@ -20,7 +20,6 @@ from agent.store.records import (
     PARTIAL_SUFFIX,
     SNAPSHOT_SUFFIX,
     RecoveryReport,
-    clip_id_time,
     is_clip_id,
 )
 from uplink.age import NONCE_SIZE, AgeError, parse_header, sealed_prefix_length
@@ -68,7 +67,7 @@ def _sealed_prefix(path: Path) -> int | None:
 
 
 def _new_row(clip_id: str, path: Path, *, truncated: bool) -> ClipRow:
-    started = clip_id_time(clip_id) or path.stat().st_mtime
+    started = path.stat().st_mtime  # the best a keyless device knows of an unindexed clip
     ended = max(started, path.stat().st_mtime)
     return ClipRow(
         clip_id, "complete", started, ended, 0.0, ended - started, path.stat().st_size, None,

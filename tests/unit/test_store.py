@@ -12,7 +12,6 @@ import pytest
 
 from agent.errors import StoreError
 from agent.store import ClipEnd, ClipStart, ClipStore, EventRecord, iso_utc
-from agent.store.records import clip_id_time, new_clip_id
 from uplink.age import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, AgeReader, AgeWriter, parse_header
 from uplink.agekeys import Identity
 
@@ -55,7 +54,7 @@ def start(t: float = NOW, owner: Identity | None = None) -> ClipStart:
 
 
 def add_clip(store: ClipStore, owner: Identity, t: float, size: int = 1000, seed: int = 0) -> str:
-    clip_id = store.new_clip_id(t)
+    clip_id = store.new_clip_id()
     sink = store.open_clip(clip_id, start(t, owner))
     with AgeWriter(sink, [owner.recipient]) as w:
         w.write(payload(size, seed))
@@ -65,7 +64,7 @@ def add_clip(store: ClipStore, owner: Identity, t: float, size: int = 1000, seed
 
 def test_commit_renames_indexes_and_describes_the_clip(tmp_path: Path, owner: Identity) -> None:
     store = make_store(tmp_path / "data")
-    clip_id = store.new_clip_id(NOW)
+    clip_id = store.new_clip_id()
     sink = store.open_clip(clip_id, start(NOW, owner))
     assert sink.partial.exists() and store.list_clips() == []  # in progress: not a clip yet
     with AgeWriter(sink, [owner.recipient]) as w:
@@ -98,7 +97,7 @@ def test_index_is_wal_and_survives_reopening(tmp_path: Path, owner: Identity) ->
 
 def test_abort_removes_the_partial_and_its_row(tmp_path: Path, owner: Identity) -> None:
     store = make_store(tmp_path)
-    sink = store.open_clip(store.new_clip_id(NOW), start(NOW, owner))
+    sink = store.open_clip(store.new_clip_id(), start(NOW, owner))
     sink.write(b"x" * 1000)
     sink.abort()
     sink.abort()  # idempotent
@@ -108,7 +107,7 @@ def test_abort_removes_the_partial_and_its_row(tmp_path: Path, owner: Identity) 
 
 def test_snapshot_is_written_durably_and_linked(tmp_path: Path, owner: Identity) -> None:
     store = make_store(tmp_path)
-    clip_id = store.new_clip_id(NOW)
+    clip_id = store.new_clip_id()
     sink = store.open_clip(clip_id, start(NOW, owner))
     path = store.put_snapshot(clip_id, b"sealed-jpeg")
     with AgeWriter(sink, [owner.recipient]) as w:
@@ -119,13 +118,11 @@ def test_snapshot_is_written_durably_and_linked(tmp_path: Path, owner: Identity)
     assert store.usage().bytes_used == record.bytes + len(b"sealed-jpeg")
 
 
-def test_clip_ids_sort_by_time_and_are_unique(tmp_path: Path) -> None:
+def test_clip_ids_are_opaque_and_unique(tmp_path: Path) -> None:
     store = make_store(tmp_path)
-    ids = [store.new_clip_id(NOW + i * 0.4) for i in range(20)]
+    ids = [store.new_clip_id() for _ in range(20)]
     assert len(set(ids)) == 20
-    assert ids[0].startswith("20270115T080000Z-") and len(ids[0]) == len("20270115T080000Z-3f2a")
-    assert clip_id_time(ids[0]) == NOW
-    assert new_clip_id(NOW + 1) > new_clip_id(NOW)
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
 
 
 def sealed_file(owner: Identity, n: int) -> tuple[bytes, int]:
@@ -142,7 +139,7 @@ def sealed_file(owner: Identity, n: int) -> tuple[bytes, int]:
 def crash_with_partial(path: Path, owner: Identity, data: bytes) -> str:
     """Leave a clip as a kill -9 would: its row partial, its file holding ``data``."""
     store = make_store(path)
-    clip_id = store.new_clip_id(NOW)
+    clip_id = store.new_clip_id()
     sink = store.open_clip(clip_id, start(NOW, owner))
     sink.write(data)
     sink.flush()
@@ -197,7 +194,7 @@ def test_recover_reconciles_rows_and_files(tmp_path: Path, owner: Identity) -> N
     kept = add_clip(store, owner, NOW)
     lost = add_clip(store, owner, NOW + 10)  # its file will vanish
     orphan = add_clip(store, owner, NOW + 20)  # its row will vanish
-    renamed = store.new_clip_id(NOW + 30)  # crash between rename and index update
+    renamed = store.new_clip_id()  # crash between rename and index update
     sink = store.open_clip(renamed, start(NOW + 30, owner))
     with AgeWriter(sink, [owner.recipient]) as w:
         w.write(b"complete clip")
@@ -210,7 +207,7 @@ def test_recover_reconciles_rows_and_files(tmp_path: Path, owner: Identity) -> N
         db.execute("DELETE FROM clips WHERE id = ?", (orphan,))
     db.close()
     clips = tmp_path / "clips"
-    (clips / "20270101T000000Z-dead.jpg.age").write_bytes(b"snapshot of nothing")
+    (clips / "00000000deadbeef.jpg.age").write_bytes(b"snapshot of nothing")
     (clips / f"{kept}.jpg.age.partial").write_bytes(b"half a snapshot")
     (clips / "notes.txt").write_text("not ours")
 
@@ -219,12 +216,12 @@ def test_recover_reconciles_rows_and_files(tmp_path: Path, owner: Identity) -> N
     assert report.dropped_rows == (lost,)
     assert report.indexed_orphans == (orphan,)
     assert report.completed == (renamed,)
-    assert set(report.removed_files) == {"20270101T000000Z-dead.jpg.age", f"{kept}.jpg.age.partial"}
+    assert set(report.removed_files) == {"00000000deadbeef.jpg.age", f"{kept}.jpg.age.partial"}
     assert report.ignored_files == ("notes.txt",)
     by_id = {c.id: c for c in store.list_clips()}
     assert sorted(by_id) == sorted([kept, orphan, renamed])
     assert not by_id[renamed].truncated and by_id[renamed].recipients == (str(owner.recipient),)
-    assert by_id[orphan].started_at_s == clip_id_time(orphan)
+    assert by_id[orphan].started_at_s == pytest.approx(store.clip_path(orphan).stat().st_mtime)
     with open(by_id[renamed].path, "rb") as f:
         assert AgeReader(f, [owner]).read() == b"complete clip"
     assert store.recover().changed is False  # idempotent
@@ -304,7 +301,7 @@ def test_delivery_and_deletion(tmp_path: Path, owner: Identity) -> None:
     store.mark_delivered(clip_id)
     assert store.get_clip(clip_id).delivered  # type: ignore[union-attr]
     with pytest.raises(StoreError, match="no complete clip"):
-        store.mark_delivered("20270115T080000Z-0000")
+        store.mark_delivered("0000000000000000")
     assert store.delete_clip(clip_id)
     assert store.list_clips() == [] and os.listdir(store.clips_dir) == []
     usage = store.usage()
