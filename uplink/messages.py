@@ -1,0 +1,585 @@
+"""Device messages: the signed, chained envelope of every payload the device publishes on MQTT.
+
+Each message is a compact JWS (EdDSA, device key, ``kid`` = device id) whose claims are exactly
+``v`` (1), ``iss`` (device id), ``iat`` (unix s), ``seq`` (per device, from 1, strictly
+increasing), ``prev`` (hex SHA-256 of the previous message's JWS, 64 zeros for the first),
+``typ``, ``content`` and then either ``body`` (``content: "clear"``, readable JSON for a LAN broker
+feeding Home Assistant) or ``sealed`` (``content: "sealed"``, standard base64 of an age file
+sealing the body's canonical JSON to the owners). ``typ`` stays readable so a receiver can route;
+everything else about the event is in the body. Topics (:func:`topic_for`) hold only the device
+id and the stream name, never personal data. The status topic's will ``offline`` is the one
+payload that is not a message here (the broker publishes it for us).
+
+Device side (signing is pure: the caller persists the :class:`SeqState` with the message)::
+
+    signer = MessageSigner(device_key)
+    signed, state = signer.sign(state, EventBody("ring", "17", iso_utc(now)), now=now,
+                                content="sealed", recipients=owner_recipients)
+    outbox.put(topic_for(signer.device_id, signed.typ), signed.jws, signed.seq, state)
+
+Owner side::
+
+    v = verify_message(payload, device_public_key, identities=owner_identities)
+    for issue in checker.feed(v, retained=msg.retain): print(issue)   # checker = ChainChecker()
+    print(v.body)                    # EventBody(...); None if sealed and no identities given
+
+Body types (``BODY_TYPES``): ``status`` -> :class:`StatusBody`, ``event`` -> :class:`EventBody`,
+``uploaded`` -> :class:`UploadedBody` (carries the clip's signed manifest, which
+:func:`verify_message` checks against the same device key), ``forgotten`` ->
+:class:`ForgetResultBody` (what an owner's forget command deleted). Decoding is strict: unknown or
+missing claims and body fields, wrong types, ``null`` for an optional field (omit it) and
+unknown ``typ`` are all :class:`MessageError`, the only exception verification raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from uplink import jws
+from uplink.agekeys import Identity, Recipient
+from uplink.errors import UplinkError
+from uplink.keys import device_id_for, public_raw
+from uplink.manifest import (
+    DEVICE_ID_RE,
+    MAX_INT,
+    MAX_MANIFEST_BYTES,
+    ZERO_HASH,
+    ManifestError,
+    PublicKey,
+    SeqState,
+    check_header,
+    check_sealed,
+    is_hex64,
+    is_id,
+    is_int,
+    is_iso_utc,
+    iso_utc,
+    open_sealed_json,
+    public_key_of,
+    seal_json,
+    std_b64,
+    strict_json_object,
+    token_hash,
+    verify_manifest,
+)
+
+__all__ = [
+    "BODY_TYPES", "CONTENT", "EVENT_KINDS", "MAX_MESSAGE_BYTES", "TOPICS", "VERSION", "Body",
+    "ChainChecker", "ChainIssue", "DeviceMessage", "EventBody", "ForgetResultBody",
+    "MessageError", "MessageSigner", "SeqState", "SignedMessage", "StatusBody", "UploadedBody",
+    "VerifiedMessage", "encode_message", "iso_utc", "next_message", "topic_for", "verify_message",
+]  # fmt: skip
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 128 * 1024  # AWS IoT Core's payload limit, the smallest of the fleet brokers
+CONTENT = ("sealed", "clear")
+EVENT_KINDS = ("ring", "motion-started", "motion-ended", "clip-sealed")
+TOPICS = {"status": "status", "event": "events", "uploaded": "clips", "forgotten": "clips"}
+BASE_CLAIMS = frozenset({"v", "iss", "iat", "seq", "prev", "typ", "content"})
+_JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
+_MAX_TEXT = 1024
+
+
+class MessageError(UplinkError):
+    """A device message is malformed, too large, not signed by the device, or cannot be opened."""
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise MessageError(message)
+
+
+def _is_text(value: object, max_chars: int = _MAX_TEXT) -> bool:
+    """Printable ASCII of 1..max_chars: safe to log and to use in file or object names."""
+    return (isinstance(value, str) and 0 < len(value) <= max_chars and value.isascii()
+            and value.isprintable())
+
+
+def _from_json(cls: type[Any], obj: object, required: frozenset[str],
+               optional: frozenset[str] = frozenset(), lists: frozenset[str] = frozenset()) -> Any:
+    """``cls(**obj)`` after checking the member names (the constructor checks the values)."""
+    if not isinstance(obj, dict):
+        raise MessageError(f"{cls.typ} body must be a JSON object")
+    missing, extra = required - obj.keys(), obj.keys() - required - optional
+    _require(not missing and not extra,
+             f"{cls.typ} body: missing {sorted(missing)}, unknown {sorted(extra)[:5]}")
+    values = dict(obj)
+    for name, value in obj.items():
+        _require(value is not None, f"{cls.typ}.{name} is null: omit an absent field instead")
+        if name in lists:
+            _require(isinstance(value, list), f"{cls.typ}.{name} must be a JSON array")
+            values[name] = tuple(value)
+    return cls(**values)
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventBody:
+    """Something happened at the door. ``at``: ISO 8601 UTC (:func:`iso_utc`); ``peak_area``:
+    the largest changed fraction of the watched area (0..1) for motion events."""
+
+    typ: ClassVar[str] = "event"
+    kind: str
+    event_id: str
+    at: str
+    clip_id: str | None = None
+    peak_area: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.kind, str) and self.kind in EVENT_KINDS,
+                 f"event.kind must be one of {', '.join(EVENT_KINDS)}")
+        _require(is_id(self.event_id), "event.event_id must be 1-64 of A-Za-z0-9._-")
+        _require(is_iso_utc(self.at), "event.at must be an ISO 8601 date-time in UTC")
+        _require(self.clip_id is None or is_id(self.clip_id),
+                 "event.clip_id must be 1-64 of A-Za-z0-9._-")
+        if self.peak_area is not None:
+            a = self.peak_area
+            _require((is_int(a) or isinstance(a, float)) and math.isfinite(a) and 0 <= a <= 1,
+                     "event.peak_area must be a number in 0..1")
+            object.__setattr__(self, "peak_area", float(a))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "event_id": self.event_id, "at": self.at}
+        if self.clip_id is not None:
+            out["clip_id"] = self.clip_id
+        if self.peak_area is not None:
+            out["peak_area"] = self.peak_area
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> EventBody:
+        body: EventBody = _from_json(cls, obj, frozenset({"kind", "event_id", "at"}),
+                                     frozenset({"clip_id", "peak_area"}))
+        return body
+
+
+@dataclass(frozen=True)
+class StatusBody:
+    """Retained on ``status`` when the device connects (the will says ``offline``)."""
+
+    typ: ClassVar[str] = "status"
+    state: str
+    version: str
+    uptime_s: int
+
+    def __post_init__(self) -> None:
+        _require(self.state == "online", 'status.state must be "online"')
+        _require(_is_text(self.version, 64), "status.version must be 1-64 printable ASCII chars")
+        _require(is_int(self.uptime_s) and 0 <= self.uptime_s <= MAX_INT,
+                 "status.uptime_s must be an int >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "version": self.version, "uptime_s": self.uptime_s}
+
+    @classmethod
+    def from_json(cls, obj: object) -> StatusBody:
+        body: StatusBody = _from_json(cls, obj, frozenset({"state", "version", "uptime_s"}))
+        return body
+
+
+@dataclass(frozen=True)
+class UploadedBody:
+    """A clip reached the bucket: its signed manifest (the JWS text, as stored beside it)."""
+
+    typ: ClassVar[str] = "uploaded"
+    manifest: str
+    clip_id: str
+
+    def __post_init__(self) -> None:
+        m = self.manifest
+        _require(isinstance(m, str) and 0 < len(m) <= MAX_MANIFEST_BYTES and m.isascii()
+                 and m.count(".") == 2, "uploaded.manifest must be a compact JWS (the manifest)")
+        _require(is_id(self.clip_id), "uploaded.clip_id must be 1-64 of A-Za-z0-9._-")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"manifest": self.manifest, "clip_id": self.clip_id}
+
+    @classmethod
+    def from_json(cls, obj: object) -> UploadedBody:
+        body: UploadedBody = _from_json(cls, obj, frozenset({"manifest", "clip_id"}))
+        return body
+
+
+@dataclass(frozen=True)
+class ForgetResultBody:
+    """What the owner's forget command (``request`` = its jti) deleted: local ``clips`` (ids),
+    bucket ``objects`` (keys), and what could not be deleted (``failed``, ids or keys; the
+    reasons are in the ledger). Split a long answer over several messages (128 KB limit)."""
+
+    typ: ClassVar[str] = "forgotten"
+    request: str
+    clips: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.request, str) and _JTI.fullmatch(self.request) is not None,
+                 "forgotten.request must be the command's jti (8-64 of A-Za-z0-9._~-)")
+        for name in ("clips", "objects", "failed"):
+            items = getattr(self, name)
+            _require(isinstance(items, tuple), f"forgotten.{name} must be a tuple of strings")
+            check = is_id if name == "clips" else _is_text
+            _require(all(check(i) for i in items), f"forgotten.{name} has an invalid entry")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request": self.request, "clips": list(self.clips),
+                "objects": list(self.objects), "failed": list(self.failed)}
+
+    @classmethod
+    def from_json(cls, obj: object) -> ForgetResultBody:
+        lists = frozenset({"clips", "objects", "failed"})
+        body: ForgetResultBody = _from_json(cls, obj, frozenset({"request"}) | lists, lists=lists)
+        return body
+
+
+Body = EventBody | StatusBody | UploadedBody | ForgetResultBody
+BODY_TYPES: Mapping[str, type[Body]] = {
+    b.typ: b for b in (StatusBody, EventBody, UploadedBody, ForgetResultBody)
+}
+
+
+def topic_for(device_id: str, typ: str) -> str:
+    """``doorward/<device_id>/<stream>`` for a message ``typ`` (no personal data in it)."""
+    _require(isinstance(device_id, str) and DEVICE_ID_RE.fullmatch(device_id) is not None,
+             f"{device_id!r} is not a device id")
+    _require(typ in TOPICS, f"no topic for message typ {typ!r}: one of {sorted(TOPICS)}")
+    return f"doorward/{device_id}/{TOPICS[typ]}"
+
+
+# --- the envelope -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceMessage:
+    """The claims of one message. ``content == "clear"``: ``body`` set and ``sealed`` None;
+    ``"sealed"``: ``sealed`` holds the age file and ``body`` is None."""
+
+    v: int = VERSION
+    iss: str
+    iat: int
+    seq: int
+    prev: str
+    typ: str
+    content: str
+    body: Body | None = None
+    sealed: bytes | None = None
+
+    def __post_init__(self) -> None:
+        _require(is_int(self.v) and self.v == VERSION,
+                 f"unsupported message version {repr(self.v)[:20]}: expected {VERSION}")
+        _require(isinstance(self.iss, str) and DEVICE_ID_RE.fullmatch(self.iss) is not None,
+                 "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
+        _require(is_int(self.iat) and 0 <= self.iat <= MAX_INT, "iat must be an int >= 0")
+        _require(is_int(self.seq) and 1 <= self.seq <= MAX_INT, f"seq must be in 1..{MAX_INT}")
+        _require(is_hex64(self.prev), "prev must be 64 lowercase hex digits")
+        _require(isinstance(self.typ, str) and self.typ in BODY_TYPES,
+                 f"unknown message typ {str(self.typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
+        _require(isinstance(self.content, str) and self.content in CONTENT,
+                 'content must be "sealed" or "clear"')
+        if self.content == "clear":
+            _require(isinstance(self.body, BODY_TYPES[self.typ]) and self.sealed is None,
+                     f"a clear {self.typ} message needs a {BODY_TYPES[self.typ].__name__} body")
+        else:
+            _require(isinstance(self.sealed, bytes) and self.body is None,
+                     "a sealed message needs the sealed bytes and no clear body")
+
+    def to_claims(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": self.v, "iss": self.iss, "iat": self.iat, "seq": self.seq,
+                               "prev": self.prev, "typ": self.typ, "content": self.content}
+        if self.body is not None:
+            out["body"] = self.body.to_json()
+        if self.sealed is not None:
+            out["sealed"] = std_b64(self.sealed)
+        return out
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> DeviceMessage:
+        """Strict inverse of :meth:`to_claims` (the body stays sealed)."""
+        content = claims.get("content")
+        if not isinstance(content, str) or content not in CONTENT:
+            raise MessageError('claim content must be "sealed" or "clear"')
+        expected = BASE_CLAIMS | {"body" if content == "clear" else "sealed"}
+        missing, extra = expected - claims.keys(), claims.keys() - expected
+        _require(not missing and not extra,
+                 f"message claims: missing {sorted(missing)}, unknown {sorted(extra)[:5]}")
+        typ = claims["typ"]
+        _require(isinstance(typ, str) and typ in BODY_TYPES,
+                 f"unknown message typ {str(typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
+        body = sealed = None
+        if content == "clear":
+            body = BODY_TYPES[typ].from_json(claims["body"])
+        else:
+            sealed = check_sealed(claims["sealed"], "claim sealed", MessageError)
+        return cls(v=claims["v"], iss=claims["iss"], iat=claims["iat"], seq=claims["seq"],
+                   prev=claims["prev"], typ=typ, content=content, body=body, sealed=sealed)
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A message ready to publish: ``jws`` is the payload, ``hash_hex`` the next one's ``prev``."""
+
+    seq: int
+    typ: str
+    jws: str
+    hash_hex: str
+
+
+def encode_message(msg: DeviceMessage, device_key: Ed25519PrivateKey) -> str:
+    """The compact JWS of ``msg`` (deterministic: Ed25519 signatures are). MessageError if the
+    key is not ``msg.iss``'s or the token exceeds MAX_MESSAGE_BYTES."""
+    key_id = device_id_for(public_raw(device_key))
+    _require(key_id == msg.iss, f"message iss {msg.iss} is not this key's device id {key_id}")
+    return _encode(msg, device_key)
+
+
+def _encode(msg: DeviceMessage, device_key: Ed25519PrivateKey) -> str:
+    token = jws.sign(msg.to_claims(), device_key, kid=msg.iss)
+    _require(len(token) <= MAX_MESSAGE_BYTES,
+             f"{msg.typ} message seq {msg.seq} is {len(token)} bytes, over the "
+             f"{MAX_MESSAGE_BYTES}-byte limit of fleet brokers: split or shorten the body")
+    return token
+
+
+def next_message(
+    state: SeqState, body: Body, device_key: Ed25519PrivateKey, *, now: float, content: str,
+    recipients: Sequence[Recipient] = (),
+) -> tuple[SignedMessage, SeqState]:
+    """Sign ``body`` as the message after ``state``; returns it and the state to persist.
+
+    ``content="sealed"`` seals the body to ``recipients`` (required); ``"clear"`` ignores them.
+    The message is a pure function of the arguments except for the age file's randomness.
+    """
+    device_id = device_id_for(public_raw(device_key))
+    return _next(state, body, device_key, device_id, now, content, recipients)
+
+
+def _next(state: SeqState, body: Body, device_key: Ed25519PrivateKey, device_id: str,
+          now: float, content: str, recipients: Sequence[Recipient]
+          ) -> tuple[SignedMessage, SeqState]:
+    _require(isinstance(now, int | float) and math.isfinite(now) and now >= 0,
+             f"now must be unix seconds, got {now!r}")
+    _require(isinstance(body, tuple(BODY_TYPES.values())), f"not a message body: {body!r}")
+    _require(content in CONTENT, f'content must be "sealed" or "clear", got {content!r}')
+    if isinstance(body, UploadedBody):
+        _check_uploaded(body, device_key.public_key())
+    sealed = None
+    if content == "sealed":
+        sealed = check_sealed(seal_json(body.to_json(), recipients, MessageError), "sealed",
+                              MessageError)
+    msg = DeviceMessage(iss=device_id, iat=math.floor(now), seq=state.last_seq + 1,
+                        prev=state.last_hash, typ=body.typ, content=content,
+                        body=body if sealed is None else None, sealed=sealed)
+    token = _encode(msg, device_key)
+    signed = SignedMessage(msg.seq, msg.typ, token, token_hash(token))
+    return signed, SeqState(signed.seq, signed.hash_hex)
+
+
+class MessageSigner:
+    """The device's signer: :func:`next_message` with the key and its device id bound."""
+
+    def __init__(self, device_key: Ed25519PrivateKey) -> None:
+        self._key = device_key
+        self.device_id = device_id_for(public_raw(device_key))
+
+    def sign(self, state: SeqState, body: Body, *, now: float, content: str,
+             recipients: Sequence[Recipient] = ()) -> tuple[SignedMessage, SeqState]:
+        return _next(state, body, self._key, self.device_id, now, content, recipients)
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    """A message whose signature and claims checked out. ``body`` is the clear body or the
+    unsealed one; None when it is sealed and no identities were given (chain checks still work).
+    """
+
+    message: DeviceMessage
+    body: Body | None
+    hash_hex: str
+
+    @property
+    def iss(self) -> str:
+        return self.message.iss
+
+    @property
+    def seq(self) -> int:
+        return self.message.seq
+
+    @property
+    def prev(self) -> str:
+        return self.message.prev
+
+    @property
+    def typ(self) -> str:
+        return self.message.typ
+
+
+def _check_uploaded(body: UploadedBody, key: PublicKey) -> None:
+    try:
+        manifest = verify_manifest(body.manifest, key)
+    except ManifestError as e:
+        raise MessageError(f"uploaded message for clip {body.clip_id}: {e}") from e
+    _require(manifest.clip_id == body.clip_id,
+             f"uploaded message names clip {body.clip_id} but its manifest {manifest.clip_id}")
+
+
+def verify_message(
+    token: str | bytes, device_public_key: PublicKey, *, identities: Sequence[Identity] = ()
+) -> VerifiedMessage:
+    """Check a message from the device with ``device_public_key`` (raw 32 bytes or key object).
+
+    Checks, in order: size (128 KB) and JWS form; EdDSA signature (algorithm pinned); header only
+    alg/kid/typ with kid = device id; exact claims with their types; ``v``; ``iss`` is the key's
+    device id; the body. A sealed body is opened when ``identities`` are given (MessageError if
+    none opens it). An ``uploaded`` body's manifest must verify with the same key and name the
+    same clip. Raises only MessageError.
+    """
+    key = public_key_of(device_public_key)
+    device_id = device_id_for(public_raw(key))
+    try:
+        header, payload = jws.verify_payload(token, key, max_bytes=MAX_MESSAGE_BYTES)
+    except jws.JwsError as e:
+        raise MessageError(f"message JWS rejected: {e}") from e
+    check_header(header, device_id, MessageError)
+    msg = DeviceMessage.from_claims(strict_json_object(payload, "message claims", MessageError))
+    _require(msg.iss == device_id, f"message iss {msg.iss} is not the signing device {device_id}")
+    body = msg.body
+    if msg.sealed is not None and identities:
+        what = f"sealed {msg.typ} message seq {msg.seq}"
+        body = BODY_TYPES[msg.typ].from_json(
+            open_sealed_json(msg.sealed, identities, what, MessageError)
+        )
+    if isinstance(body, UploadedBody):
+        _check_uploaded(body, key)
+    return VerifiedMessage(msg, body, token_hash(token))
+
+
+# --- receiver-side chain check ------------------------------------------------------------------
+
+
+ISSUE_KINDS = ("gap", "duplicate", "out-of-order", "bad-prev")
+
+
+@dataclass(frozen=True)
+class ChainIssue:
+    """One problem in a device's message chain, reported once when it becomes visible.
+
+    ``gap``: seqs ``first..last`` never arrived before ``seq`` (they may still come late, which
+    is then ``out-of-order``); ``duplicate``: ``seq`` arrived again; ``out-of-order``: ``seq``
+    arrived after a higher one; ``bad-prev``: ``seq``'s ``prev`` is not the hash of ``seq - 1``.
+    """
+
+    kind: str
+    device_id: str
+    seq: int
+    first: int | None = None
+    last: int | None = None
+    detail: str = ""
+
+
+class _Chain:
+    """One device's receive state: the highest seq, recent hashes and open gaps."""
+
+    def __init__(self) -> None:
+        self.highest: int | None = None
+        self.hashes: dict[int, str] = {}
+        self.prevs: dict[int, str] = {}
+        self.gaps: list[tuple[int, int]] = []  # inclusive, ascending, disjoint
+
+    def fill(self, seq: int) -> bool:
+        """Remove ``seq`` from the open gaps; True if it was missing."""
+        for i, (lo, hi) in enumerate(self.gaps):
+            if lo <= seq <= hi:
+                parts = [(lo, seq - 1)] if lo < seq else []
+                parts += [(seq + 1, hi)] if seq < hi else []
+                self.gaps[i : i + 1] = parts
+                return True
+        return False
+
+
+class ChainChecker:
+    """Receiver-side check of device message chains (one per device id, kept internally).
+
+    Feed every verified message as it arrives; each returned :class:`ChainIssue` is reported
+    exactly once. Pass ``retained=True`` for a broker's retained copy delivered on subscribe
+    (an old ``status``): it is checked for duplicates and links but neither starts the chain
+    nor counts as out of order. The first live message starts the chain: seqs before it were
+    published before we listened, except that a first message with seq 1 must have the zero
+    ``prev``. Hashes are kept for the last ``window`` seqs; a message older than that is
+    reported ``out-of-order`` (it can no longer be checked for duplication).
+
+    Messages on every topic of a device share one chain, so subscribe to all of the device's
+    message topics (``doorward/<id>/+``) or the other topics' messages look like gaps.
+    """
+
+    def __init__(self, *, window: int = 65536) -> None:
+        self._window = window
+        self._chains: dict[str, _Chain] = {}
+
+    def missing(self, device_id: str) -> tuple[tuple[int, int], ...]:
+        """The gaps still open for ``device_id`` (inclusive seq ranges)."""
+        chain = self._chains.get(device_id)
+        return tuple(chain.gaps) if chain else ()
+
+    def highest(self, device_id: str) -> int | None:
+        chain = self._chains.get(device_id)
+        return chain.highest if chain else None
+
+    def feed(self, message: VerifiedMessage, *, retained: bool = False) -> list[ChainIssue]:
+        chain = self._chains.setdefault(message.iss, _Chain())
+        seq, dev = message.seq, message.iss
+        if seq in chain.hashes:
+            same = chain.hashes[seq] == message.hash_hex
+            detail = "same message again" if same else "DIFFERENT content under the same seq"
+            return [ChainIssue("duplicate", dev, seq, detail=detail)]
+        issues = self._order(chain, message, retained)
+        issues += self._links(chain, message)
+        chain.hashes[seq], chain.prevs[seq] = message.hash_hex, message.prev
+        if chain.highest is not None and len(chain.hashes) > 2 * self._window:  # amortised
+            floor = chain.highest - self._window
+            for old in [s for s in chain.hashes if s <= floor]:
+                del chain.hashes[old], chain.prevs[old]
+        return issues
+
+    def _order(self, chain: _Chain, m: VerifiedMessage, retained: bool) -> list[ChainIssue]:
+        seq, dev = m.seq, m.iss
+        if chain.highest is None:
+            if not retained:
+                chain.highest = seq
+            return []
+        if seq > chain.highest:
+            issues = []
+            if seq > chain.highest + 1:
+                lo, hi = chain.highest + 1, seq - 1
+                chain.gaps.append((lo, hi))
+                issues.append(ChainIssue("gap", dev, seq, lo, hi, f"{hi - lo + 1} missing"))
+            chain.highest = seq
+            return issues
+        if retained:
+            return []
+        if chain.fill(seq):
+            return [ChainIssue("out-of-order", dev, seq, detail="arrived late, fills a gap")]
+        if seq <= chain.highest - self._window:
+            detail = "older than the checked window: cannot tell if it is a duplicate"
+        else:
+            detail = "from before the first message seen"
+        return [ChainIssue("out-of-order", dev, seq, detail=detail)]
+
+    def _links(self, chain: _Chain, m: VerifiedMessage) -> list[ChainIssue]:
+        issues = []
+        before = ZERO_HASH if m.seq == 1 else chain.hashes.get(m.seq - 1)
+        if before is not None and m.prev != before:
+            issues.append(ChainIssue("bad-prev", m.iss, m.seq,
+                                     detail=f"prev is not the hash of seq {m.seq - 1}"))
+        after = chain.prevs.get(m.seq + 1)
+        if after is not None and after != m.hash_hex:  # the successor arrived first
+            issues.append(ChainIssue("bad-prev", m.iss, m.seq + 1,
+                                     detail=f"prev is not the hash of seq {m.seq}"))
+        return issues
