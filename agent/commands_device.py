@@ -237,6 +237,8 @@ class CommandProcessor:
         self.device_id = device_id
         self._device_key = device_key
         self._limiter = limiter or RejectionLimiter()
+        self._args: dict[str, frozenset[str]] = dict(ARGS)
+        self._extra_checks: dict[str, Callable[[dict[str, Any]], str | None]] = {}
         self._actions: dict[str, Callable[[_Command, float], dict[str, Any]]] = {
             "consent.grant": self._grant,
             "consent.revoke": self._revoke,
@@ -244,6 +246,21 @@ class CommandProcessor:
             "owner.add": self._owner_add,
             "ledger.get": lambda _c, _now: {"ledger": self._ledger.export_jsonl()},
         }
+
+    def register(self, cmd: str, fields: frozenset[str],
+                 check: Callable[[dict[str, Any]], str | None],
+                 action: Callable[[str, dict[str, Any], str, float], dict[str, Any]]) -> None:
+        """Add a command owned elsewhere (e.g. the uplink's ``clips.forget``).
+
+        ``check(args)`` returns a reason to refuse (``bad-args``) or None; it must not change
+        state. ``action(by_key_id, args, jti, now)`` runs after the counter is stored, inside the
+        same transaction as the processor's own actions, and returns the result object.
+        """
+        if cmd in self._args:
+            raise ValueError(f"command {cmd!r} is already defined")
+        self._args[cmd] = fields
+        self._extra_checks[cmd] = check
+        self._actions[cmd] = lambda c, now: action(c.owner.key_id, dict(c.args), c.jti, now)
 
     def handle(self, token: str | bytes, topic: str, now: float) -> Response:
         """Check ``token`` (arrived on ``topic``) and, if every check passes, run it."""
@@ -304,12 +321,14 @@ class CommandProcessor:
         jti, ctr = self._check_replay(claims, owner)
         _check_fields(claims, CLAIMS, "claims")
         cmd, args = claims["cmd"], claims["args"]
-        if not (isinstance(cmd, str) and cmd in ARGS):
-            raise _Reject("unknown-command", f"cmd {_short(cmd)}; known: {sorted(ARGS)}")
+        if not (isinstance(cmd, str) and cmd in self._args):
+            raise _Reject("unknown-command", f"cmd {_short(cmd)}; known: {sorted(self._args)}")
         if not isinstance(args, dict):
             raise _Reject("bad-args", "args must be a JSON object")
-        _check_fields(args, ARGS[cmd], f"{cmd} args")
+        _check_fields(args, self._args[cmd], f"{cmd} args")
         _check_args(cmd, args, self._consent)
+        if cmd in self._extra_checks and (why := self._extra_checks[cmd](args)) is not None:
+            raise _Reject("bad-args", why)
         return _Command(owner, jti, ctr, claims["exp"], cmd, args)
 
     def _check_replay(self, claims: dict[str, Any], owner: Owner) -> tuple[str, int]:

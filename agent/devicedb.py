@@ -71,6 +71,13 @@ _MIGRATIONS: tuple[str, ...] = (
         sig TEXT NOT NULL
     );
     """,
+    # 2: device settings set by owner commands, and the uplink's durable chain states
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -144,6 +151,15 @@ class DeviceDB:
             raise StoreError(
                 f"device database {self.path}: {e}; free space or check the card"
             ) from e
+
+    def get_setting(self, key: str, default: str) -> str:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only statement and return all rows."""

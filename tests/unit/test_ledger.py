@@ -69,7 +69,7 @@ def test_devicedb_is_private_wal_full_and_versioned(tmp_path: Path) -> None:
         assert os.stat(path).st_mode & 0o777 == 0o600
         assert db.query("PRAGMA journal_mode")[0][0] == "wal"
         assert db.query("PRAGMA synchronous")[0][0] == 2  # FULL
-        assert db.user_version == 1
+        assert db.user_version == 2
     finally:
         db.close()
     DeviceDB(path).close()  # reopening does not re-run migrations
@@ -293,3 +293,33 @@ def test_limiter_flush_and_clock_step_back() -> None:
     assert lim.flush(160.0) == [("malformed", 10)]
     assert lim.flush(500.0) == []
     assert lim.offer("malformed", 10.0) == 0  # clock stepped back: not stuck for ages
+
+
+def test_settings_round_trip_and_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "device.sqlite"
+    db = DeviceDB(path)
+    assert db.get_setting("event_content", "sealed") == "sealed"
+    db.set_setting("event_content", "clear")
+    db.set_setting("event_content", "sealed")
+    db.set_setting("event_content", "clear")
+    db.close()
+    db = DeviceDB(path)
+    try:
+        assert db.get_setting("event_content", "sealed") == "clear"
+    finally:
+        db.close()
+
+
+def test_ledger_restart_links_the_old_chain(tmp_path: Path) -> None:
+    db = DeviceDB(tmp_path / "device.sqlite")
+    key = Ed25519PrivateKey.generate()
+    ledger = Ledger(db, key)
+    try:
+        ledger.append("pairing", {"owner": "k-a"}, 100)
+        last = ledger.append("consent-grant", {"scopes": ["events"]}, 101)
+        first = ledger.restart("factory-reset", {"clips_deleted": 3}, 102)
+        assert [e.seq for e in ledger.entries()] == [1]
+        assert first.data == {"clips_deleted": 3, "previous_head": last.hash, "previous_count": 2}
+        assert verify_jsonl(ledger.export_jsonl(), key.public_key()).ok
+    finally:
+        db.close()
