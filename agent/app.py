@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import __version__
 from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
 from agent.camera.file import FileCamera
@@ -23,17 +24,21 @@ from agent.commands_device import CommandProcessor
 from agent.config import Config
 from agent.consent import ConsentStore
 from agent.control import ControlServer, SimulatedPress, control_socket_path
-from agent.controller import ControlPress, DeviceController, DeviceState, topics
+from agent.controller import ControlPress, DeviceController, DeviceState, UplinkHooks, topics
 from agent.daemon import Pipeline, StopFlag, run_daemon
+from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.encoder import X264Encoder
 from agent.errors import DoorwardError
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.outbox import Outbox
+from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path
 from agent.recorder import Recorder
 from agent.status import StatusFile
 from agent.store import ClipStore
+from agent.uplink_commands import register as register_uplink_commands
 from motion import (
     DetectorParams,
     EventParams,
@@ -44,6 +49,7 @@ from motion import (
 )
 from uplink.errors import UplinkError
 from uplink.mqtt import MqttClient, MqttSettings
+from uplink.s3 import S3ObjectStore, S3Settings
 
 log = logging.getLogger("doorward")
 
@@ -57,6 +63,7 @@ class RunOptions:
     realtime: bool = False
     exit_at_eof: bool = False
     broker: str | None = None
+    drain_timeout_s: float | None = None
 
 
 def build_detector(cfg: Config) -> MotionDetector:
@@ -102,7 +109,7 @@ def open_device_state(data_dir: Path) -> DeviceState:
     consent = ConsentStore(db)
     ledger = Ledger(db, identity.key)
     processor = CommandProcessor(db, consent, ledger, identity.device_id, identity.key)
-    return DeviceState(identity, consent, ledger, processor)
+    return DeviceState(identity, consent, ledger, processor, db)
 
 
 @dataclass
@@ -143,6 +150,79 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str,
         return MqttClient(settings, on_message=inbox.put)
     except UplinkError as exc:
         raise DoorwardError(f"broker {url}: {exc}") from exc
+
+
+@dataclass
+class Uplink:
+    delivery: Delivery
+    worker: OutboxWorker
+
+    def pending(self) -> dict[str, int]:
+        return self.delivery.outbox.pending()
+
+
+def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttClient | None,
+                 inbox: queue.Queue[Any], policy: SealingPolicy) -> Uplink | None:
+    """The outbox, its worker lanes and the loop-side Delivery; None when nothing is configured
+    to deliver to (no broker and no bucket)."""
+    if mqtt is None and not cfg.s3.bucket:
+        return None
+    store_factory = None
+    if cfg.s3.bucket:
+        settings = S3Settings(
+            bucket=cfg.s3.bucket, endpoint_url=cfg.s3.endpoint_url or None, prefix=cfg.s3.prefix,
+            region=cfg.s3.region, addressing_style=cfg.s3.addressing_style,  # type: ignore[arg-type]
+            credentials_file=Path(cfg.s3.credentials_file) if cfg.s3.credentials_file else None)
+
+        def store_factory() -> S3ObjectStore:
+            return S3ObjectStore(settings)
+
+    ctx = LaneContext(data_dir, device.identity, mqtt, store_factory, cfg.s3.prefix,
+                      cfg.s3.bucket, inbox)
+    outbox = Outbox(data_dir / OUTBOX_FILE)
+    outbox.recover()
+    lanes = ("messages", "uploads") if store_factory is not None else ("messages",)
+    worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)
+    delivery = Delivery(outbox, device.identity, device.db, device.consent,
+                        recipients=policy.recipients, uploads_enabled=store_factory is not None,
+                        wake=worker.wake)
+    return Uplink(delivery, worker)
+
+
+def _uplink_event(delivery: Delivery) -> Callable[[dict[str, Any]], None]:
+    def on_event(doc: dict[str, Any]) -> None:
+        _log_event(doc)
+        if doc["event"] == "started":
+            kind = "ring" if doc["reason"] == "ring" else "motion-started"
+            delivery.event(kind, doc["event_id"], clip_id=doc.get("clip_id"))
+        else:
+            delivery.event("motion-ended", doc["event_id"], clip_id=doc.get("clip_id"),
+                           peak_area=doc.get("peak_area"))
+
+    return on_event
+
+
+def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
+    if uplink is None:
+        return UplinkHooks(on_delivered=store.mark_delivered)
+    delivery = uplink.delivery
+    return UplinkHooks(
+        command_guard=uplink.worker.paused,
+        on_revoked=lambda scopes: log.info("consent revoked for %s: %d queued item(s) dropped",
+                                           ", ".join(scopes),
+                                           delivery.purge(scopes, "consent revoked")),
+        on_connected=lambda: delivery.status_online(__version__, time.monotonic() - started),
+        on_delivered=store.mark_delivered)
+
+
+def _drain(uplink: Uplink, timeout_s: float) -> None:
+    pending = uplink.delivery.outbox.pending()
+    if pending:
+        log.info("draining the outbox (up to %.0f s): %s", timeout_s, pending)
+    left = uplink.worker.drain(timeout_s)
+    if left:
+        log.warning("outbox not drained after %.0f s; still queued (sent on the next start): %s",
+                    timeout_s, left)
 
 
 def _control_handler(inbox: queue.Queue[Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -195,15 +275,24 @@ def run(cfg: Config, opts: RunOptions) -> int:
         masker = None
         if cfg.motion.privacy_masks:
             masker = PrivacyMasker(cfg.motion.privacy_masks, camera.width, camera.height)
+        mqtt = build_mqtt(cfg, opts.broker, device.identity.device_id, inbox)
+        uplink = build_uplink(cfg, data_dir, device, mqtt, inbox, policy)
+        delivery = uplink.delivery if uplink is not None else None
+        register_uplink_commands(device.processor, device.db, device.ledger, store, delivery)
         pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=recorder,
-                            store=store, masker=masker, on_event=_log_event)
+                            store=store, masker=masker,
+                            on_event=_uplink_event(delivery) if delivery else _log_event,
+                            on_clip=delivery.clip_sealed if delivery else None)
         gpio = build_gpio(cfg, spec, inbox)
         controller = DeviceController(
             device, inbox=inbox, buttons=gpio.buttons, led=gpio.led, sim_press=gpio.sim_press,
-            mqtt=build_mqtt(cfg, opts.broker, device.identity.device_id, inbox),
-            on_ring=lambda: pipeline.ring(pipeline.stats.last_frame_t),
-            on_factory_reset=_wipe_local(store, data_dir))
+            mqtt=mqtt, on_ring=lambda: pipeline.ring(pipeline.stats.last_frame_t),
+            on_factory_reset=_wipe_local(store, data_dir),
+            hooks=_hooks(uplink, store, time.monotonic()))
         stack.callback(controller.close)
+        if uplink is not None:
+            uplink.worker.start()
+            stack.callback(uplink.worker.stop)
         control = ControlServer(control_socket_path(data_dir), _control_handler(inbox)).start()
         stack.callback(control.close)
         controller.start()
@@ -216,17 +305,26 @@ def run(cfg: Config, opts: RunOptions) -> int:
             if evicted:
                 log.info("store limits: evicted %d clip(s): %s", len(evicted), ", ".join(evicted))
 
+        next_pending = [0.0]
+
         def tick() -> None:
             controller.tick()
             status.update(sealing=policy.mode, sealing_reason=policy.reason,
                           pairing_open=controller.window.is_open(controller.mono()),
                           mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
+            if uplink is not None and time.monotonic() >= next_pending[0]:
+                status.update(outbox=uplink.pending())
+                next_pending[0] = time.monotonic() + 1.0
 
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
                  device.identity.device_id, spec, camera.width, camera.height, camera.fps,
                  data_dir)
         why = run_daemon(camera, pipeline, status, stop, tick=tick, housekeeping=housekeeping)
         housekeeping()
+        if uplink is not None and opts.exit_at_eof and why == "eof":
+            _drain(uplink, opts.drain_timeout_s if opts.drain_timeout_s is not None
+                   else cfg.uplink.drain_timeout_s)
+            status.update(outbox=uplink.pending())
     status.flush(force=True)
     log.info("doorward stopped (%s): %d frames, %d events, %d clips, %d dropped frames", why,
              pipeline.stats.frames, pipeline.stats.events, pipeline.stats.clips,

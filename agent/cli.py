@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit when a finite source ends (sim scenes loop otherwise)")
     p.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port "
                    "(overrides [mqtt] url)")
+    p.add_argument("--drain-timeout", type=float, metavar="S",
+                   help="with --exit-at-eof: wait up to S seconds for the outbox to drain "
+                   "(default [uplink] drain_timeout_s, 60)")
 
     p = sub.add_parser("analyze", help="motion events of a video file, as JSON")
     _add_common(p, data_dir=False)
@@ -134,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(cfg, RunOptions(data_dir=args.data_dir, source=args.source,
                                        realtime=args.realtime, exit_at_eof=args.exit_at_eof,
-                                       broker=args.broker))
+                                       broker=args.broker,
+                                       drain_timeout_s=args.drain_timeout))
         if args.command == "analyze":
             from agent.app import analyze
 

@@ -77,6 +77,21 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    bucket: str = ""
+    endpoint_url: str = ""
+    prefix: str = "doorward"
+    region: str = "us-east-1"
+    addressing_style: str = "auto"
+    credentials_file: str = ""
+
+
+@dataclass(frozen=True)
+class UplinkConfig:
+    drain_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class GpioConfig:
     pin_factory: str = ""
     ring_pin: int = 17
@@ -98,6 +113,8 @@ class Config:
     recording: RecordingConfig = RecordingConfig()
     store: StoreConfig = StoreConfig()
     mqtt: MqttConfig = MqttConfig()
+    s3: S3Config = S3Config()
+    uplink: UplinkConfig = UplinkConfig()
     gpio: GpioConfig = GpioConfig()
     log: LogConfig = LogConfig()
     path: str | None = None
@@ -167,7 +184,8 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
-    sections = {"camera", "motion", "events", "recording", "store", "mqtt", "gpio", "log"}
+    sections = {"camera", "motion", "events", "recording", "store", "mqtt", "s3", "uplink",
+                "gpio", "log"}
     for name in raw:
         if name not in sections:
             raise ConfigError(
@@ -241,12 +259,31 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     )
     mqtt = _build_mqtt(_section(raw, "mqtt"))
     gpio = _build_gpio(_section(raw, "gpio"))
+    s3 = _build_s3(_section(raw, "s3"))
+    up = _section(raw, "uplink")
+    _check_keys("uplink", up, {f.name for f in dataclasses.fields(UplinkConfig)})
+    uplink = UplinkConfig(drain_timeout_s=_number(
+        "uplink.drain_timeout_s", up.get("drain_timeout_s", 60.0), lo=0, hi=3600,
+        what="seconds `run --exit-at-eof` waits for the outbox to drain"))
     lg = _section(raw, "log")
     _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
     log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
                     format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
     return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
-                  mqtt=mqtt, gpio=gpio, log=log, path=path)
+                  mqtt=mqtt, s3=s3, uplink=uplink, gpio=gpio, log=log, path=path)
+
+
+def _build_s3(t: Mapping[str, Any]) -> S3Config:
+    _check_keys("s3", t, {f.name for f in dataclasses.fields(S3Config)})
+    d = S3Config()
+    vals = {f.name: _string(f"s3.{f.name}", t.get(f.name, getattr(d, f.name)), "a string")
+            for f in dataclasses.fields(S3Config)}
+    _choice("s3.addressing_style", vals["addressing_style"], ("auto", "path", "virtual"))
+    url = vals["endpoint_url"]
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"config key s3.endpoint_url = {url!r}: must be http(s)://host[:port], "
+                          "or empty for AWS")
+    return S3Config(**vals)
 
 
 def _string(key: str, value: Any, what: str) -> str:

@@ -19,6 +19,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from agent.buttons import ButtonEvent, DoorbellButtons, StatusLed
 from agent.commands_device import CommandProcessor
 from agent.consent import ConsentStore
 from agent.control import SimulatedPress
+from agent.delivery import ClipDelivered
+from agent.devicedb import DeviceDB
 from agent.errors import DoorwardError
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
@@ -56,6 +59,21 @@ def topics(device_id: str) -> dict[str, str]:
 
 
 @dataclass
+class UplinkHooks:
+    """How the controller tells the uplink what happened (all optional, all on the loop thread).
+
+    ``command_guard`` wraps command handling (the outbox worker pauses, so nothing of a scope
+    leaves after its revocation commits); ``on_revoked`` purges what is queued under the scopes;
+    ``on_connected`` runs on every (re)connection; ``on_delivered`` marks a clip delivered.
+    """
+
+    command_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
+    on_revoked: Callable[[list[str]], None] = lambda scopes: None
+    on_connected: Callable[[], None] = lambda: None
+    on_delivered: Callable[[str], None] = lambda clip_id: None
+
+
+@dataclass
 class DeviceState:
     """The device's durable parts, opened on the loop's thread."""
 
@@ -63,6 +81,7 @@ class DeviceState:
     consent: ConsentStore
     ledger: Ledger
     processor: CommandProcessor
+    db: DeviceDB
 
 
 class DeviceController:
@@ -73,6 +92,7 @@ class DeviceController:
                  sim_press: SimulatedPress | None, mqtt: MqttClient | None,
                  on_ring: Callable[[], None], on_factory_reset: Callable[[], dict[str, Any]],
                  window: PairingWindow | None = None,
+                 hooks: UplinkHooks | None = None,
                  wall: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic) -> None:
         self.state = state
@@ -80,6 +100,7 @@ class DeviceController:
         self.buttons, self.led, self.sim_press, self.mqtt = buttons, led, sim_press, mqtt
         self.on_ring, self.on_factory_reset = on_ring, on_factory_reset
         self.window = window or PairingWindow()
+        self.hooks = hooks or UplinkHooks()
         self.wall, self.mono = wall, mono
         self.topics = topics(state.identity.device_id)
         self._device_pairing = pairing.DevicePairing(
@@ -109,6 +130,7 @@ class DeviceController:
             self.sim_press.tick(now)
         if self.buttons is not None:
             self.buttons.tick(now)
+        self._connection_events()
         for _ in range(MAX_INBOX_PER_TICK):
             try:
                 item = self.inbox.get_nowait()
@@ -136,6 +158,22 @@ class DeviceController:
                 self._on_command(item.payload, item.topic)
         elif isinstance(item, ControlPress):
             self._on_control_press(item, now)
+        elif isinstance(item, ClipDelivered):
+            self.hooks.on_delivered(item.clip_id)
+
+    def _connection_events(self) -> None:
+        if self.mqtt is None:
+            return
+        while True:
+            try:
+                ev = self.mqtt.events.get_nowait()
+            except queue.Empty:
+                return
+            if ev.connected and ev.error is None:
+                log.info("connected to the broker (MQTT %s)", self.mqtt.protocol)
+                self.hooks.on_connected()
+            elif not ev.connected:
+                log.warning("broker connection lost: %s", ev.reason)
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_button(self, ev: ButtonEvent, now: float) -> None:
@@ -247,7 +285,11 @@ class DeviceController:
     # -- owner commands ------------------------------------------------------------------------
     def _on_command(self, payload: bytes, topic: str) -> None:
         now = self.wall()
-        response = self.state.processor.handle(payload, topic, now)
+        with self.hooks.command_guard():
+            response = self.state.processor.handle(payload, topic, now)
+            revoked = response.result.get("revoked") if response.ok else None
+            if isinstance(revoked, list) and revoked:
+                self.hooks.on_revoked([str(s) for s in revoked])
         if response.ok:
             log.info("owner command %s accepted", response.jti)
         else:

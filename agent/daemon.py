@@ -26,7 +26,7 @@ from typing import Any
 from agent.camera.base import Camera, Frame
 from agent.recorder import Recorder
 from agent.status import StatusFile
-from agent.store import ClipStore
+from agent.store import ClipRecord, ClipStore
 from motion import EventEnded, EventStarted, EventTracker, MotionDetector, PrivacyMasker
 
 log = logging.getLogger("doorward")
@@ -56,19 +56,22 @@ class Pipeline:
     """Privacy mask -> recorder -> detector -> tracker -> clips, for one frame at a time.
 
     ``recorder`` is None when nothing may be recorded (a real camera and no owner): events are still
-    detected and logged. ``on_event`` receives a JSON-able dict for every event transition.
+    detected and logged. ``on_event`` receives a JSON-able dict for every event transition,
+    ``on_clip`` every committed (sealed, durable) clip.
     """
 
     def __init__(self, detector: MotionDetector, tracker: EventTracker, *,
                  recorder: Recorder | None, store: ClipStore | None,
                  masker: PrivacyMasker | None = None,
-                 on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 on_clip: Callable[[ClipRecord], None] | None = None) -> None:
         self.detector = detector
         self.tracker = tracker
         self.recorder = recorder
         self.store = store
         self.masker = masker
         self.on_event = on_event or (lambda doc: None)
+        self.on_clip = on_clip or (lambda rec: None)
         self.stats = PipelineStats()
         self._open: OpenEvent | None = None
 
@@ -142,6 +145,8 @@ class Pipeline:
                        truncated=record.truncated)
         self.stats.last_event = doc
         self.on_event(doc)
+        if record is not None:
+            self.on_clip(record)
 
 
 class StopFlag:

@@ -1,0 +1,69 @@
+"""Owner commands that belong to the uplink, registered on the CommandProcessor by the composition
+root: ``events.content`` (sealed or clear event content) and ``clips.forget`` (erasure, ETSI EN 303
+645 5.11: local clips at once, bucket objects through the uploads lane, answered by a signed
+``forgotten`` message)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from agent.commands_device import CommandProcessor
+from agent.delivery import CONTENT_SETTING, Delivery
+from agent.devicedb import DeviceDB
+from agent.ledger import Ledger
+from agent.store import ClipStore
+
+
+def _check_content(args: dict[str, Any]) -> str | None:
+    return None if args.get("mode") in ("sealed", "clear") else 'mode must be "sealed" or "clear"'
+
+
+def _check_forget(args: dict[str, Any]) -> str | None:
+    clip, before, everything = args.get("clip"), args.get("before"), args.get("all")
+    if not isinstance(everything, bool):
+        return "all must be true or false"
+    chosen = [clip is not None, before is not None, everything]
+    if chosen.count(True) != 1:
+        return "give exactly one of clip, before, all"
+    if clip is not None and not (isinstance(clip, str) and 0 < len(clip) <= 64 and
+                                 clip.replace("-", "").replace("_", "").isalnum()):
+        return "clip must be a clip id"
+    if before is not None:
+        try:
+            date.fromisoformat(str(before))
+        except ValueError:
+            return "before must be a date, YYYY-MM-DD"
+    return None
+
+
+def register(processor: CommandProcessor, db: DeviceDB, ledger: Ledger, store: ClipStore,
+             delivery: Delivery | None) -> None:
+    def content(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
+        db.set_setting(CONTENT_SETTING, args["mode"])
+        ledger.append("setting", {"by": by, "jti": jti, CONTENT_SETTING: args["mode"]}, now)
+        return {CONTENT_SETTING: args["mode"]}
+
+    def forget(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
+        clips = store.list_clips()
+        if args["all"]:
+            chosen = clips
+        elif args["clip"] is not None:
+            chosen = [c for c in clips if c.id == args["clip"]]
+        else:
+            cut = datetime.fromisoformat(str(args["before"])).replace(tzinfo=UTC).timestamp()
+            chosen = [c for c in clips if c.started_at_s < cut]
+        deleted = [c.id for c in chosen if store.delete_clip(c.id)]
+        bucket = "no bucket configured"
+        if delivery is not None and delivery.uploads_enabled:
+            ids = deleted if args["clip"] is None else [args["clip"]]
+            delivery.forget(ids, everything=bool(args["all"]), request=jti,
+                            before=args["before"])
+            bucket = "queued: a signed 'forgotten' message on the clips topic reports it"
+        ledger.append("erasure", {"by": by, "jti": jti, "local": deleted,
+                                  "selector": {k: args[k] for k in ("clip", "before", "all")}},
+                      now)
+        return {"local_deleted": deleted, "bucket": bucket}
+
+    processor.register("events.content", frozenset({"mode"}), _check_content, content)
+    processor.register("clips.forget", frozenset({"clip", "before", "all"}), _check_forget, forget)
