@@ -6,10 +6,12 @@ Everything else receives its collaborators; nothing else reads the config. ``doo
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import queue
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from agent.encoder import X264Encoder
 from agent.errors import DoorwardError
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
-from agent.outbox import Outbox
+from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path
 from agent.recorder import Recorder
@@ -172,20 +174,31 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
         settings = S3Settings(
             bucket=cfg.s3.bucket, endpoint_url=cfg.s3.endpoint_url or None, prefix=cfg.s3.prefix,
             region=cfg.s3.region, addressing_style=cfg.s3.addressing_style,  # type: ignore[arg-type]
-            credentials_file=Path(cfg.s3.credentials_file) if cfg.s3.credentials_file else None)
+            credentials_file=Path(cfg.s3.credentials_file) if cfg.s3.credentials_file else None,
+            multipart_threshold_bytes=cfg.s3.multipart_threshold_bytes,
+            part_size_bytes=cfg.s3.part_size_bytes,
+            # One attempt per outbox attempt: the outbox backs off between attempts and checks
+            # consent before each, so a revocation stops even an upload that kept failing.
+            max_attempts=1)
 
         def store_factory() -> S3ObjectStore:
             return S3ObjectStore(settings)
 
     ctx = LaneContext(data_dir, device.identity, mqtt, store_factory, cfg.s3.prefix,
                       cfg.s3.bucket, inbox)
-    outbox = Outbox(data_dir / OUTBOX_FILE)
+    def record_drops(items: Sequence[Item]) -> None:  # never drop silently: log and ledger
+        now = time.time()
+        for record in drop_records(items):
+            device.ledger.append("outbox-drop", record, now)
+
+    outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops)
     outbox.recover()
-    lanes = ("messages", "uploads") if store_factory is not None else ("messages",)
+    lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
+                                        ("uploads", store_factory is not None)) if on)
     worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=policy.recipients, uploads_enabled=store_factory is not None,
-                        wake=worker.wake)
+                        messages_enabled=mqtt is not None, wake=worker.wake)
     return Uplink(delivery, worker)
 
 
@@ -267,6 +280,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
                           loop=spec.kind == "sim" and not opts.exit_at_eof)
     stop = StopFlag()
     stop.install()
+    # `kill -USR1 PID` prints every thread's stack to the log: what is it doing right now?
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with camera, ExitStack() as stack:
         encoder = X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
                               preset=cfg.recording.preset, crf=cfg.recording.crf)
@@ -324,6 +339,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
         if uplink is not None and opts.exit_at_eof and why == "eof":
             _drain(uplink, opts.drain_timeout_s if opts.drain_timeout_s is not None
                    else cfg.uplink.drain_timeout_s)
+            controller.tick()  # what the lanes reported while draining (clips delivered)
             status.update(outbox=uplink.pending())
     status.flush(force=True)
     log.info("doorward stopped (%s): %d frames, %d events, %d clips, %d dropped frames", why,

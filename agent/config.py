@@ -84,6 +84,8 @@ class S3Config:
     region: str = "us-east-1"
     addressing_style: str = "auto"
     credentials_file: str = ""
+    multipart_threshold_bytes: int = 8 * 1024 * 1024
+    part_size_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -276,14 +278,19 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
 def _build_s3(t: Mapping[str, Any]) -> S3Config:
     _check_keys("s3", t, {f.name for f in dataclasses.fields(S3Config)})
     d = S3Config()
+    sizes = {k: _number(f"s3.{k}", t.get(k, getattr(d, k)), lo=5 * 1024 * 1024, hi=5 * 1024**3,
+                        what="bytes, at least S3's 5 MiB part minimum", integer=True)
+             for k in ("multipart_threshold_bytes", "part_size_bytes")}
     vals = {f.name: _string(f"s3.{f.name}", t.get(f.name, getattr(d, f.name)), "a string")
-            for f in dataclasses.fields(S3Config)}
+            for f in dataclasses.fields(S3Config) if f.name not in sizes}
     _choice("s3.addressing_style", vals["addressing_style"], ("auto", "path", "virtual"))
     url = vals["endpoint_url"]
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError(f"config key s3.endpoint_url = {url!r}: must be http(s)://host[:port], "
                           "or empty for AWS")
-    return S3Config(**vals)
+    return S3Config(bucket=vals["bucket"], endpoint_url=url, prefix=vals["prefix"],
+                    region=vals["region"], addressing_style=vals["addressing_style"],
+                    credentials_file=vals["credentials_file"], **sizes)
 
 
 def _string(key: str, value: Any, what: str) -> str:

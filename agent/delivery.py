@@ -92,11 +92,12 @@ class Delivery:
 
     def __init__(self, outbox: Outbox, identity: DeviceIdentity, db: DeviceDB,
                  consent: ConsentStore, *, recipients: Callable[[], tuple[Recipient, ...]],
-                 uploads_enabled: bool, wake: Callable[[], None],
+                 uploads_enabled: bool, messages_enabled: bool, wake: Callable[[], None],
                  wall: Callable[[], float] = time.time) -> None:
         self.outbox, self.identity, self.db, self.consent = outbox, identity, db, consent
         self.recipients = recipients
         self.uploads_enabled = uploads_enabled
+        self.messages_enabled = messages_enabled
         self.wake, self.wall = wake, wall
 
     @property
@@ -114,7 +115,7 @@ class Delivery:
               peak_area: float | None = None) -> bool:
         """Queue an event message if ``events`` consent is in force now; True if queued."""
         now = self.wall()
-        if not self.consent.allows("events", now):
+        if not self.messages_enabled or not self.consent.allows("events", now):
             return False
         self._send(EventBody(kind=kind, event_id=str(event_id), at=iso(now), clip_id=clip_id,
                              peak_area=None if peak_area is None else round(peak_area, 4)),
@@ -124,6 +125,8 @@ class Delivery:
     def status_online(self, version: str, uptime_s: float) -> None:
         """The retained ``online`` status (scope ``device``: needs no consent, carries nothing
         about the door; the broker's will turns it into ``offline``)."""
+        if not self.messages_enabled:
+            return
         now = self.wall()
         owners = [Recipient.parse(r) for r in self.consent.recipients()]
         sign_into_chain(self.outbox, self.identity,
@@ -319,8 +322,9 @@ class ClipUploader:
             self.ledger.append("erasure", {"request": result.request, "clips": list(result.clips),
                                            "objects": len(result.objects),
                                            "failed": list(result.failed)}, now)
-            sign_into_chain(self.outbox, self.ctx.identity, result, "device", content="clear",
-                            recipients=(), now=now)
+            if self.ctx.mqtt is not None:
+                sign_into_chain(self.outbox, self.ctx.identity, result, "device",
+                                content="clear", recipients=(), now=now)
             return
         assert isinstance(result, Uploaded)
         grants = [g.to_json() for g in self.consent.in_force(now) if g.scope in
@@ -328,7 +332,8 @@ class ClipUploader:
         self.ledger.append("disclosure", {
             "clip_id": result.clip_id, "bucket": self.ctx.bucket, "objects": list(result.keys),
             "scope": result.scope, "grants": grants}, now)
-        if self.consent.allows("clips", now) or self.consent.allows("snapshots", now):
+        if self.ctx.mqtt is not None and (self.consent.allows("clips", now)
+                                          or self.consent.allows("snapshots", now)):
             owners = [Recipient.parse(r) for r in self.consent.recipients()]
             content = self.db.get_setting(CONTENT_SETTING, "sealed") if owners else "clear"
             sign_into_chain(self.outbox, self.ctx.identity,

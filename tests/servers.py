@@ -156,7 +156,7 @@ class Mosquitto:
     whose CA file is ``ca_file``. Use ``issue_client_cert(cn)`` for clients of the TLS listener.
     """
 
-    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False, persistent: bool = False) -> None:
         exe = mosquitto_path()
         if exe is None:
             raise FileNotFoundError(MOSQUITTO_MISSING)
@@ -170,6 +170,9 @@ class Mosquitto:
         self.conf_file = directory / "mosquitto.conf"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds: list[float] = []
+        # persistent: sessions and queued QoS 1 messages survive a stop()/restart() (a subscriber
+        # with a persistent session then misses nothing published while it was away)
+        self.persistent = persistent
         if tls:
             self.tls_port = free_port()
             self.ca = TestCA.create(directory / "pki")
@@ -200,7 +203,8 @@ class Mosquitto:
     def _config(self) -> str:
         lines = [
             "per_listener_settings true",
-            "persistence false",
+            *(["persistence true", f"persistence_location {self.directory}/",
+                "autosave_interval 1"] if self.persistent else ["persistence false"]),
             f"log_dest file {self.log_file}",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.errors import DoorwardError
 from agent.ledger import verify_jsonl
+from agent.owner import uplink_cli
 from agent.owner.client import BrokerOptions, pair, send_command
 from agent.owner.keyring import OwnerKeyring, PairedDevice, default_owner_dir
 from uplink.keys import b64u_decode, ed25519_public_from_raw
@@ -49,6 +50,19 @@ def add_owner_arguments(sub: Any) -> None:
     ap.add_argument("--public-key", required=True, help="their key (doorward owner show)")
     ap.add_argument("--recipient", required=True, help="their age recipient (age1...)")
     ap.add_argument("--role", choices=["owner", "viewer"], default="viewer")
+
+    fp = osub.add_parser("forget", help="erase clips on the device and in the bucket (signed)")
+    _device_args(fp)
+    which = fp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--clip", metavar="ID")
+    which.add_argument("--before", metavar="DATE", help="YYYY-MM-DD")
+    which.add_argument("--all", action="store_true")
+
+    xp = osub.add_parser("events-content", help="event messages sealed (default) or clear")
+    _device_args(xp)
+    xp.add_argument("mode", choices=["sealed", "clear"])
+
+    uplink_cli.add_arguments(osub)
 
     lp = osub.add_parser("ledger", help="the device's signed ledger")
     lsub = lp.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
@@ -115,10 +129,25 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if cmd == "ledger" and args.ledger_command == "verify":
         return _ledger_verify(ring, args)
+    if cmd == "clips":
+        if args.clips_command == "list":
+            return uplink_cli.clips_list(ring, args)
+        return uplink_cli.clips_fetch(ring, args)
+    if cmd == "events":
+        return uplink_cli.events(ring, args)
     device = ring.device(args.device)
     broker = _broker(args, device)
     if cmd == "consent":
         return _consent(ring, device, broker, args)
+    if cmd == "forget":
+        reply = _command(ring, device, broker, "clips.forget", {
+            "clip": args.clip, "before": args.before, "all": bool(args.all)}, args.timeout)
+        print(json.dumps(reply.get("result", {}), indent=2))
+        return 0
+    if cmd == "events-content":
+        _command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
+        print(f"event messages are now {args.mode}")
+        return 0
     if cmd == "add-member":
         reply = _command(ring, device, broker, "owner.add", {
             "public_key": args.public_key, "recipient": args.recipient, "role": args.role},

@@ -1,0 +1,215 @@
+"""The owner's view of what a device delivered: ``owner clips list|fetch``, ``owner events``.
+
+Everything is verified against the device key learnt at pairing: manifests and messages must be
+signed by it, manifests must form an unbroken chain, and downloaded objects must match the SHA-256
+in their signed manifest before they are decrypted with the owner's identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agent.errors import DoorwardError
+from agent.owner.client import BrokerOptions
+from agent.owner.keyring import OwnerKeyring, PairedDevice
+from uplink.age import AgeError, AgeReader
+from uplink.errors import UplinkError
+from uplink.keys import b64u_decode
+from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
+from uplink.messages import ChainChecker, verify_message
+from uplink.mqtt import InboundMessage, MqttClient
+from uplink.s3 import S3ObjectStore, S3Settings, file_sha256
+
+MAX_MANIFEST_BYTES = 64 * 1024
+
+
+def add_arguments(osub: Any) -> None:
+    cp = osub.add_parser("clips", help="clips the device uploaded to the bucket")
+    csub = cp.add_subparsers(dest="clips_command", required=True, metavar="ACTION")
+    for name, help_text in (("list", "list and verify manifests"),
+                            ("fetch", "download, verify and decrypt a clip")):
+        sp = csub.add_parser(name, help=help_text)
+        sp.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
+        sp.add_argument("--bucket", required=True)
+        sp.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
+        sp.add_argument("--prefix", default="doorward")
+        sp.add_argument("--region", default="us-east-1")
+        sp.add_argument("--addressing-style", choices=["auto", "path", "virtual"], default="auto")
+        if name == "list":
+            sp.add_argument("--json", action="store_true")
+        else:
+            sp.add_argument("clip_id", metavar="CLIP_ID")
+            sp.add_argument("-o", "--output", required=True, metavar="OUT")
+            sp.add_argument("--snapshot", action="store_true", help="the JPEG snapshot instead")
+    ep = osub.add_parser("events", help="a live, verified view of the device's messages")
+    ep.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
+    ep.add_argument("--broker", metavar="URL", help="default: the one used at pairing")
+    ep.add_argument("--ca-file", type=Path)
+    ep.add_argument("--cert-file", type=Path)
+    ep.add_argument("--key-file", type=Path)
+    ep.add_argument("--follow", action="store_true", help="keep listening (Ctrl-C to stop)")
+    ep.add_argument("--timeout", type=float, default=3.0, metavar="S",
+                    help="without --follow: stop after S seconds without a message")
+    ep.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _store(args: argparse.Namespace) -> S3ObjectStore:
+    try:
+        return S3ObjectStore(S3Settings(bucket=args.bucket, endpoint_url=args.endpoint_url,
+                                        prefix=args.prefix, region=args.region,
+                                        addressing_style=args.addressing_style))
+    except (ValueError, UplinkError) as exc:
+        raise DoorwardError(f"bucket {args.bucket}: {exc}") from exc
+
+
+def _manifests(store: S3ObjectStore, prefix: str,
+               device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
+    """Every manifest of ``device`` that verifies, and the keys of those that do not."""
+    key = b64u_decode(device.public_key)
+    good: list[tuple[str, Manifest]] = []
+    bad: list[str] = []
+    base = f"{prefix}/{device.device_id}/".lstrip("/")
+    for obj in store.list(base):
+        if not obj.endswith(".manifest.jws"):
+            continue
+        token = store.get_bytes(obj, MAX_MANIFEST_BYTES).decode("ascii", "replace")
+        try:
+            good.append((token, verify_manifest(token, key)))
+        except UplinkError:
+            bad.append(obj)
+    return good, bad
+
+
+def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    device = ring.device(args.device)
+    store = _store(args)
+    try:
+        items, bad = _manifests(store, args.prefix, device)
+    except UplinkError as exc:
+        raise DoorwardError(f"cannot list bucket {args.bucket}: {exc}") from exc
+    report = check_manifest_chain(items)
+    rows = []
+    for _, m in sorted(items, key=lambda it: it[1].seq):
+        try:
+            times = unseal_times(m, [ring.identity])
+        except UplinkError:
+            times = {}
+        rows.append({"clip_id": m.clip_id, "seq": m.seq, "uploaded_at": m.uploaded_at,
+                     "size": m.clip.size, "snapshot": m.snapshot is not None, **times})
+    chain_ok = report.ok and not bad
+    doc: dict[str, Any] = {"device_id": device.device_id, "clips": rows, "unverified": bad,
+           "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
+                     "out_of_order": list(report.out_of_order), "broken": list(report.broken),
+                     "duplicates": list(report.duplicates)}}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['seq']:>4} {r['clip_id']}  {r.get('started_at', '?')}  "
+                  f"{r.get('duration_s', 0):6.1f} s  {r['size']:>10} B")
+        if chain_ok:
+            print(f"{len(rows)} clip(s); every manifest is signed by {device.device_id} and the "
+                  "chain is unbroken")
+        else:
+            print(f"PROBLEMS: {json.dumps(doc['chain'])}; unverified manifests: {bad}")
+    return 0 if chain_ok else 1
+
+
+def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    device = ring.device(args.device)
+    store = _store(args)
+    items, _ = _manifests(store, args.prefix, device)
+    found = [m for _, m in items if m.clip_id == args.clip_id]
+    if not found:
+        raise DoorwardError(f"no verified manifest for clip {args.clip_id} in {args.bucket}: "
+                            "see `doorward owner clips list`")
+    obj = found[0].snapshot if args.snapshot else found[0].clip
+    if obj is None:
+        raise DoorwardError(f"clip {args.clip_id} was uploaded without a snapshot")
+    out = Path(args.output)
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        sealed = Path(tmp) / "sealed.age"
+        try:
+            store.get_file(obj.key, sealed)
+        except UplinkError as exc:
+            raise DoorwardError(f"cannot download {obj.key}: {exc}") from exc
+        digest = file_sha256(sealed)
+        if digest != obj.sha256 or sealed.stat().st_size != obj.size:
+            raise DoorwardError(f"{obj.key} does not match its signed manifest (sha256 {digest},"
+                                f" expected {obj.sha256}): the bucket copy was altered")
+        partial = out.with_name(out.name + ".partial")
+        try:
+            with sealed.open("rb") as fin, partial.open("wb") as fout:
+                reader = AgeReader(fin, [ring.identity])
+                while chunk := reader.read(1 << 20):
+                    fout.write(chunk)
+            os.replace(partial, out)
+        except AgeError as exc:
+            partial.unlink(missing_ok=True)
+            raise DoorwardError(f"cannot decrypt {obj.key} with {ring.identity_path}: {exc}") \
+                from exc
+    print(f"wrote {out} (sha256 of the sealed object matches the signed manifest)")
+    return 0
+
+
+def events(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    device = ring.device(args.device)
+    url = args.broker or device.broker
+    inbox: queue.Queue[InboundMessage] = queue.Queue()
+    client = MqttClient(BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
+                        .settings(f"owner-view-{uuid.uuid4().hex[:8]}"), on_message=inbox.put)
+    client.subscribe(f"doorward/{device.device_id}/+")
+    client.start()
+    if not client.wait_connected(10):
+        client.stop()
+        raise DoorwardError(f"cannot reach the broker {url}: {client.last_error or 'no answer'}")
+    key = b64u_decode(device.public_key)
+    chain = ChainChecker()
+    try:
+        while True:
+            try:
+                msg = inbox.get(timeout=None if args.follow else args.timeout)
+            except queue.Empty:
+                return 0
+            if msg.topic.rsplit("/", 1)[-1] in ("cmd", "resp") or "/pair/" in msg.topic:
+                continue
+            _show(msg, key, ring, chain, as_json=args.json)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.stop()
+
+
+def _show(msg: InboundMessage, key: bytes, ring: OwnerKeyring, chain: ChainChecker, *,
+          as_json: bool) -> None:
+    if msg.payload == b"offline":  # the broker's will message: not signed by design
+        doc: dict[str, Any] = {"topic": msg.topic, "status": "offline", "verified": False}
+    else:
+        try:
+            v = verify_message(msg.payload, key, identities=[ring.identity])
+        except UplinkError as exc:
+            doc = {"topic": msg.topic, "rejected": str(exc)}
+        else:
+            issues = chain.feed(v, retained=msg.retain)
+            body = v.body.to_json() if v.body is not None else None
+            doc = {"topic": msg.topic, "seq": v.message.seq, "typ": v.message.typ,
+                   "content": v.message.content, "body": body, "verified": True,
+                   "chain": [f"{i.kind} {i.detail}".strip() for i in issues]}
+    if as_json:
+        print(json.dumps(doc), flush=True)
+    else:
+        when = time.strftime("%H:%M:%S")
+        print(f"{when} {doc.get('typ', '?'):>9} seq={doc.get('seq', '-')} "
+              f"{json.dumps(doc.get('body') or doc.get('rejected') or doc.get('status'))}",
+              flush=True)
+        for issue in doc.get("chain", []):
+            print(f"          chain: {issue}", file=sys.stderr)
