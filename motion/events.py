@@ -1,0 +1,257 @@
+"""Motion events as a pure state machine in seconds (never frames).
+
+Feed it one call per analysed frame, with the frame's timestamp and the detector's verdict::
+
+    tracker = EventTracker(EventParams(min_motion_s=0.3, post_roll_s=5.0))
+    for frame in frames:
+        r = detector.update(frame.luma, frame.t)
+        for ev in tracker.update(frame.t, r.motion, r.area):
+            handle(ev)            # EventStarted -> open a clip with pre-roll; EventEnded -> seal it
+    for ev in tracker.finish(last_t):  # source ended: close what is open (reason "stopped")
+        handle(ev)
+
+Rules:
+
+- An event starts once a run of motion has persisted ``min_motion_s``: from the run's first motion
+  frame (``EventStarted.onset_t``) to a motion frame at least ``min_motion_s`` later
+  (``EventStarted.t``; at 15 fps and 0.3 s the sixth frame). Shorter blips never start one. With
+  ``gap_s`` > 0 a run survives stillness up to ``gap_s`` (a missed frame) and each update also
+  counts for the time since the previous one (at most ``gap_s``), so with ``gap_s=0.1`` at 15 fps
+  five frames (covering 1/3 s) suffice. The default 0 is stricter: on the simulated nuisance
+  footage the lenient setting let more short blips through.
+- It ends ``post_roll_s`` after the last motion: ``EventEnded.t = last_motion_t + post_roll_s``,
+  emitted by the first call at or after that time.
+- Merging: the post-roll is the merge window. Motion that resumes while the event is open continues
+  it. Within ``merge_gap_s`` of the last motion every motion frame continues it at once; later in
+  the post-roll the resumed motion must persist ``min_motion_s`` first, so a lone blip near the end
+  of the post-roll does not stretch the event by another post-roll. If the post-roll runs out while
+  such a run is still short, the event ends on time and the run may become the next event.
+- An event reaching ``max_clip_s`` (from its onset) is cut: EventEnded(reason "max-length"); if
+  motion is present at that moment a continuation starts at once (EventStarted(reason "continued")).
+- :meth:`EventTracker.trigger` (a ring) starts an event at once, or extends the open one, and
+  counts as motion at that time. :meth:`EventTracker.finish` closes an open event with reason
+  "stopped".
+
+Events never overlap: each EventEnded comes before the next EventStarted, and ``onset_t <= t`` and
+``last_motion_t <= t`` for every event. Times passed in must not go backwards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EventParams:
+    """Event timing, all in seconds.
+
+    min_motion_s: motion must persist this long before an event starts (0..10).
+    post_roll_s: the event ends this long after the last motion (0..600).
+    merge_gap_s: within this gap after the last motion, any motion continues the event at once;
+    later
+        in the post-roll it must persist ``min_motion_s`` (0..3600; effectively capped at
+        post_roll_s).
+    max_clip_s: events are split at this length (1..86400, and more than min_motion_s).
+    gap_s: a run of motion survives stillness this short, and an update counts for at most this
+        long (0..1; 0 = every update of a run must report motion; 0.1 forgives one missed frame at
+        15 fps).
+    """
+
+    min_motion_s: float = 0.3
+    post_roll_s: float = 5.0
+    merge_gap_s: float = 2.0
+    max_clip_s: float = 120.0
+    gap_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
+        _check_range("post_roll_s", self.post_roll_s, 0.0, 600.0)
+        _check_range("merge_gap_s", self.merge_gap_s, 0.0, 3600.0)
+        _check_range("max_clip_s", self.max_clip_s, 1.0, 86400.0)
+        _check_range("gap_s", self.gap_s, 0.0, 1.0)
+        if self.max_clip_s <= self.min_motion_s:
+            raise ValueError(
+                f"max_clip_s={self.max_clip_s} must be greater than "
+                f"min_motion_s={self.min_motion_s}"
+            )
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is out of range: allowed {low}..{high} seconds")
+
+
+@dataclass(frozen=True)
+class EventStarted:
+    """An event began. ``t``: when decided; ``onset_t``: first motion of the run (or the ring time).
+
+    reason: "motion", "continued" (after a max-length split) or the trigger's reason (e.g. "ring").
+    """
+
+    event_id: int
+    t: float
+    onset_t: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class EventEnded:
+    """An event ended. ``t``: when decided; ``last_motion_t``: the last moment of motion.
+
+    reason: "still" (post-roll elapsed), "max-length" (split at max_clip_s) or "stopped" (finish()).
+    ``peak_area``/``peak_t``: the largest motion area seen during the event and when (for the
+    snapshot).
+    """
+
+    event_id: int
+    t: float
+    last_motion_t: float
+    reason: str
+    peak_area: float = 0.0
+    peak_t: float = 0.0
+
+
+Event = EventStarted | EventEnded
+
+
+@dataclass
+class _Open:
+    event_id: int
+    start_t: float  # onset of this event (or of the continuation), for max_clip_s
+    last_motion_t: float
+    peak_area: float = 0.0
+    peak_t: float = 0.0
+
+    def ended(self, t: float, reason: str) -> EventEnded:
+        return EventEnded(self.event_id, t, self.last_motion_t, reason, self.peak_area, self.peak_t)
+
+
+@dataclass
+class _State:
+    next_id: int = 1
+    run_start: float | None = None  # first frame of the current motion run
+    run_last: float = -math.inf  # latest motion frame of that run
+    last_t: float = -math.inf
+    open: _Open | None = field(default=None)
+
+
+class EventTracker:
+    """The event state machine. Pure: time comes in as arguments; one instance per camera."""
+
+    def __init__(self, params: EventParams = EventParams()) -> None:
+        self.params = params
+        self._s = _State()
+
+    @property
+    def active(self) -> bool:
+        """True while an event is open."""
+        return self._s.open is not None
+
+    @property
+    def event_id(self) -> int | None:
+        """Id of the open event, or None."""
+        return self._s.open.event_id if self._s.open else None
+
+    @property
+    def peak(self) -> tuple[float, float] | None:
+        """``(peak_area, peak_t)`` of the open event so far, or None."""
+        o = self._s.open
+        return (o.peak_area, o.peak_t) if o else None
+
+    def update(self, t: float, motion: bool, area: float = 0.0) -> list[Event]:
+        """Advance to time ``t`` with this frame's motion verdict; returns the events decided
+        now."""
+        s, p = self._s, self.params
+        frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
+        out = self._advance(t)
+        if not motion:
+            if s.run_start is not None and t - s.run_last > p.gap_s:
+                s.run_start = None
+            return out
+        if s.run_start is None:
+            s.run_start = t
+        s.run_last = t
+        persisted = t - s.run_start + frame_s >= p.min_motion_s
+        o = s.open
+        if o is not None:
+            if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
+                self._motion(o, t, area)
+            return out
+        if persisted:
+            out.append(self._start(t, s.run_start, "motion"))
+            assert s.open is not None
+            self._motion(s.open, t, area)
+        return out
+
+    def trigger(self, t: float, reason: str = "ring") -> list[Event]:
+        """Start an event now (e.g. the ring button), or extend the open one; counts as motion at
+        t."""
+        out = self._advance(t)
+        s = self._s
+        if s.open is None:
+            onset = s.run_start if s.run_start is not None else t
+            out.append(self._start(t, onset, reason))
+        assert s.open is not None
+        self._motion(s.open, t, 0.0)
+        return out
+
+    def finish(self, t: float) -> list[Event]:
+        """The source ended at ``t``: close an open event (reason "stopped"). The tracker can go
+        on."""
+        out = self._advance(t)
+        s = self._s
+        s.run_start = None
+        if s.open is not None:
+            out.append(s.open.ended(t, "stopped"))
+            s.open = None
+        return out
+
+    def reset(self) -> None:
+        """Forget everything (ids restart at 1)."""
+        self._s = _State()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _advance(self, t: float) -> list[Event]:
+        """Check time, then close the open event if its post-roll or max length ran out by ``t``."""
+        s, p = self._s, self.params
+        if not math.isfinite(t) or t < s.last_t:
+            raise ValueError(f"time went backwards or is not finite: t={t} after t={s.last_t}")
+        s.last_t = t
+        o = s.open
+        if o is None:
+            return []
+        end_t = o.last_motion_t + p.post_roll_s
+        if t >= end_t:
+            s.open = None
+            if s.run_start is not None and s.run_start < end_t:
+                # A short resumed run straddles the end: it may start the next event, but that one
+                # must not begin before this one ended.
+                s.run_start = max(s.run_start, o.last_motion_t)
+            return [o.ended(end_t, "still")]
+        if t - o.start_t >= p.max_clip_s:
+            s.open = None
+            out: list[Event] = [o.ended(t, "max-length")]
+            if s.run_start is not None and o.last_motion_t >= s.run_start:
+                # Motion is ongoing (the last frame moved): continue in a new event right away.
+                cont = self._start(t, t, "continued")
+                out.append(cont)
+                assert s.open is not None
+                s.open.last_motion_t = t
+                s.run_start = t
+            return out
+        return []
+
+    def _start(self, t: float, onset: float, reason: str) -> EventStarted:
+        s = self._s
+        s.open = _Open(s.next_id, onset, t)
+        s.next_id += 1
+        return EventStarted(s.open.event_id, t, onset, reason)
+
+    @staticmethod
+    def _motion(o: _Open, t: float, area: float) -> None:
+        o.last_motion_t = t
+        if area > o.peak_area:
+            o.peak_area = area
+            o.peak_t = t

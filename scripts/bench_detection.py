@@ -1,0 +1,247 @@
+"""Detection quality over every built-in finite simulated scene: recall, false events, onset
+latency.
+
+Usage: ``python scripts/bench_detection.py [--scenes a,b] [--size 640x360] [--json]`` (called by
+``scripts/bench``). Exits 1 if a target is missed:
+
+- recall >= 0.97 of ground-truth events (a GT event is found if a detected event overlaps it);
+- <= 1 false event per hour of nuisance footage (time outside ground-truth events, padded by the
+  post-roll; a detected event overlapping no GT event is false);
+- onset latency (EventStarted.t - GT start, 0 if an event was already open) p95 <= 0.5 s.
+
+Detected intervals are what ``doorward analyze`` reports: ``[onset_t, last_motion_t]``. Only the
+luma image is analysed, so scenes are rendered small (``--size``, default 640x360 with 320-wide
+luma: the luma is downscaled from the main image as on a camera; the main size does not matter
+otherwise). Uses only motion detection (no ring button), with default DetectorParams and
+EventParams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.camera.sim import SimCamera, get_scene, scene_names
+from motion import (
+    DetectorParams,
+    EventEnded,
+    EventParams,
+    EventStarted,
+    EventTracker,
+    MotionDetector,
+)
+
+RECALL_TARGET = 0.97
+FALSE_PER_HOUR_TARGET = 1.0
+LATENCY_P95_TARGET_S = 0.5
+
+
+@dataclass
+class SceneReport:
+    name: str
+    duration_s: float
+    gt: list[tuple[float, float, str]]
+    detected: list[tuple[float, float, float]] = field(default_factory=list)  # onset, last, decided
+    matched_gt: int = 0
+    false_events: int = 0
+    latencies: list[float] = field(default_factory=list)
+    nuisance_s: float = 0.0
+    frames: int = 0
+    elapsed_s: float = 0.0
+    suppressed_frames: dict[str, int] = field(default_factory=dict)
+
+
+def run_scene(
+    name: str,
+    size: tuple[int, int],
+    det_params: DetectorParams,
+    ev_params: EventParams,
+    seed: int = 0,
+) -> SceneReport:
+    scene = get_scene(name, seed=seed)
+    assert scene.duration_s is not None
+    label = name if seed == 0 else f"{name}#{seed}"
+    rep = SceneReport(label, scene.duration_s, [(e.start, e.end, e.kind) for e in scene.events])
+    det = MotionDetector(det_params)
+    tracker = EventTracker(ev_params)
+    opened: dict[int, EventStarted] = {}
+    t = 0.0
+    start = time.perf_counter()
+    cam = SimCamera(scene, width=size[0], height=size[1], luma_width=320)
+    with cam:
+        for frame in cam.frames():
+            t = frame.t
+            r = det.update(frame.luma, t)
+            rep.frames += 1
+            if r.suppressed:
+                rep.suppressed_frames[r.suppressed] = rep.suppressed_frames.get(r.suppressed, 0) + 1
+            _collect(tracker.update(t, r.motion, r.area), opened, rep)
+    _collect(tracker.finish(t), opened, rep)
+    rep.elapsed_s = time.perf_counter() - start
+    _score(rep, ev_params.post_roll_s)
+    return rep
+
+
+def _collect(
+    events: list[EventStarted | EventEnded], opened: dict[int, EventStarted], rep: SceneReport
+) -> None:
+    for ev in events:
+        if isinstance(ev, EventStarted):
+            opened[ev.event_id] = ev
+        else:
+            s = opened.pop(ev.event_id)
+            rep.detected.append((s.onset_t, ev.last_motion_t, s.t))
+
+
+def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
+    return a0 <= b1 and b0 <= a1
+
+
+def _score(rep: SceneReport, post_roll_s: float) -> None:
+    for g0, g1, _ in rep.gt:
+        hits = [d for d in rep.detected if _overlaps(d[0], d[1], g0, g1)]
+        if hits:
+            rep.matched_gt += 1
+            rep.latencies.append(max(0.0, min(d[2] for d in hits) - g0))
+    rep.false_events = sum(
+        1 for d in rep.detected if not any(_overlaps(d[0], d[1], g0, g1) for g0, g1, _ in rep.gt)
+    )
+    # Nuisance time: the scene minus GT intervals (each extended by the post-roll), merged.
+    busy = 0.0
+    cur: list[float] | None = None
+    for g0, g1, _ in sorted(rep.gt):
+        a, b = g0, min(g1 + post_roll_s, rep.duration_s)
+        if cur and a <= cur[1]:
+            cur[1] = max(cur[1], b)
+        else:
+            if cur:
+                busy += cur[1] - cur[0]
+            cur = [a, b]
+    if cur:
+        busy += cur[1] - cur[0]
+    rep.nuisance_s = max(0.0, rep.duration_s - busy)
+
+
+def summarise(reports: list[SceneReport]) -> dict[str, Any]:
+    gt = sum(len(r.gt) for r in reports)
+    matched = sum(r.matched_gt for r in reports)
+    false = sum(r.false_events for r in reports)
+    nuisance_h = sum(r.nuisance_s for r in reports) / 3600
+    lat = [x for r in reports for x in r.latencies]
+    recall = matched / gt if gt else 1.0
+    fph = false / nuisance_h if nuisance_h else 0.0
+    p50 = float(np.percentile(lat, 50)) if lat else 0.0
+    p95 = float(np.percentile(lat, 95)) if lat else 0.0
+    return {
+        "gt_events": gt,
+        "matched": matched,
+        "recall": recall,
+        "false_events": false,
+        "nuisance_hours": nuisance_h,
+        "false_per_hour": fph,
+        "latency_p50_s": p50,
+        "latency_p95_s": p95,
+        "ok": recall >= RECALL_TARGET
+        and fph <= FALSE_PER_HOUR_TARGET
+        and p95 <= LATENCY_P95_TARGET_S,
+    }
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    return int(w), int(h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", help="comma-separated scene names (default: every finite scene)")
+    ap.add_argument("--size", default="640x360", help="render size WxH (default 640x360)")
+    ap.add_argument(
+        "--seeds", default="0", help="comma-separated scene seeds (one take each; default 0)"
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list detected events per scene")
+    args = ap.parse_args(argv)
+    names = (
+        args.scenes.split(",")
+        if args.scenes
+        else [n for n in scene_names() if get_scene(n).duration_s is not None]
+    )
+    size = _parse_size(args.size)
+    seeds = [int(x) for x in args.seeds.split(",")]
+    reports = [
+        run_scene(n, size, DetectorParams(), EventParams(), seed) for seed in seeds for n in names
+    ]
+    summary = summarise(reports)
+    if args.json:
+        doc = {
+            "scenes": [_scene_doc(r) for r in reports],
+            "totals": summary,
+            "targets": {
+                "recall": RECALL_TARGET,
+                "false_per_hour": FALSE_PER_HOUR_TARGET,
+                "latency_p95_s": LATENCY_P95_TARGET_S,
+            },
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_table(reports, summary, args.verbose)
+    return 0 if summary["ok"] else 1
+
+
+def _scene_doc(r: SceneReport) -> dict[str, Any]:
+    return {
+        "scene": r.name,
+        "duration_s": r.duration_s,
+        "gt_events": len(r.gt),
+        "detected": len(r.detected),
+        "matched": r.matched_gt,
+        "false_events": r.false_events,
+        "onset_latency_s": [round(x, 3) for x in r.latencies],
+        "nuisance_s": round(r.nuisance_s, 1),
+        "frames": r.frames,
+        "suppressed_frames": r.suppressed_frames,
+        "gt": [{"start": a, "end": b, "kind": k} for a, b, k in r.gt],
+        "events": [
+            {"start": round(a, 3), "end": round(b, 3), "decided": round(c, 3)}
+            for a, b, c in r.detected
+        ],
+    }
+
+
+def _print_table(reports: list[SceneReport], s: dict[str, Any], verbose: bool) -> None:
+    print(
+        f"{'scene':<22} {'dur s':>6} {'GT':>3} {'det':>4} {'match':>5} {'false':>5} "
+        f"{'onset lat s':>14} {'fps':>6}"
+    )
+    for r in reports:
+        lat = ",".join(f"{x:.2f}" for x in r.latencies) or "-"
+        fps = r.frames / r.elapsed_s if r.elapsed_s else 0.0
+        print(
+            f"{r.name:<22} {r.duration_s:>6.0f} {len(r.gt):>3} {len(r.detected):>4} "
+            f"{r.matched_gt:>5} {r.false_events:>5} {lat:>14} {fps:>6.0f}"
+        )
+        if verbose:
+            for g in r.gt:
+                print(f"    gt  {g[0]:7.2f} .. {g[1]:7.2f} {g[2]}")
+            for d in r.detected:
+                print(f"    det {d[0]:7.2f} .. {d[1]:7.2f} (started at {d[2]:.2f})")
+            if r.suppressed_frames:
+                print(f"    suppressed frames: {r.suppressed_frames}")
+    print(
+        f"recall {s['recall']:.3f} ({s['matched']}/{s['gt_events']}, target >= {RECALL_TARGET}); "
+        f"false events {s['false_events']} in {s['nuisance_hours']:.2f} h of nuisance = "
+        f"{s['false_per_hour']:.2f}/h (target <= {FALSE_PER_HOUR_TARGET}); onset latency p50 "
+        f"{s['latency_p50_s']:.2f} s, p95 {s['latency_p95_s']:.2f} s "
+        f"(target <= {LATENCY_P95_TARGET_S}); {'OK' if s['ok'] else 'TARGETS MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

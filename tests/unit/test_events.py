@@ -1,0 +1,217 @@
+"""EventTracker: the event state machine, with exact times (steps of 1/8 s are exact in binary)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from motion import Event, EventEnded, EventParams, EventStarted, EventTracker
+
+DT = 0.125
+P = EventParams(min_motion_s=0.25, post_roll_s=2.0, merge_gap_s=1.0, max_clip_s=10.0)
+
+
+def feed(tr: EventTracker, spans: list[tuple[float, float]], until: float) -> list[Event]:
+    """Frames every DT from 0 to ``until`` inclusive; motion inside any [a, b] span."""
+    out: list[Event] = []
+    n = round(until / DT)
+    for i in range(n + 1):
+        t = i * DT
+        out += tr.update(t, any(a <= t <= b for a, b in spans), area=0.1)
+    return out
+
+
+def test_blip_shorter_than_min_motion_starts_nothing() -> None:
+    tr = EventTracker(P)
+    assert feed(tr, [(1.0, 1.125)], until=5.0) == []
+    assert not tr.active
+
+
+def test_start_after_min_motion_and_end_after_post_roll() -> None:
+    tr = EventTracker(P)
+    events = feed(tr, [(1.0, 3.0)], until=6.0)
+    assert events == [
+        EventStarted(1, t=1.25, onset_t=1.0, reason="motion"),
+        EventEnded(1, t=5.0, last_motion_t=3.0, reason="still", peak_area=0.1, peak_t=1.25),
+    ]
+
+
+def test_end_is_emitted_on_first_update_at_or_after_its_time() -> None:
+    tr = EventTracker(P)
+    tr.update(0.0, True)
+    assert tr.update(0.5, True)[0] == EventStarted(1, 0.5, 0.0, "motion")
+    assert tr.update(2.0, False) == []
+    assert tr.update(3.0, False) == [EventEnded(1, 2.5, 0.5, "still", 0.0, 0.0)]
+
+
+def test_motion_within_post_roll_merges() -> None:
+    tr = EventTracker(P)
+    # Gap of 0.75 s (within merge_gap_s): one frame of motion is enough to continue.
+    # Gap of 1.5 s (beyond merge_gap_s, within post_roll_s): a run of >= 0.25 s continues it.
+    events = feed(tr, [(1.0, 2.0), (2.75, 2.75), (4.25, 4.5)], until=8.0)
+    assert [type(e) for e in events] == [EventStarted, EventEnded]
+    assert events[1] == EventEnded(1, 6.5, 4.5, "still", 0.1, 1.25)
+
+
+def test_late_blip_in_post_roll_does_not_extend() -> None:
+    tr = EventTracker(P)
+    events = feed(tr, [(1.0, 2.0), (3.5, 3.5)], until=6.0)
+    assert events[1] == EventEnded(1, 4.0, 2.0, "still", 0.1, 1.25)
+
+
+def test_run_straddling_the_end_becomes_the_next_event() -> None:
+    tr = EventTracker(P)
+    events = feed(tr, [(1.0, 2.0), (3.875, 5.0)], until=8.0)
+    assert events == [
+        EventStarted(1, 1.25, 1.0, "motion"),
+        EventEnded(1, 4.0, 2.0, "still", 0.1, 1.25),
+        EventStarted(2, 4.125, 3.875, "motion"),
+        EventEnded(2, 7.0, 5.0, "still", 0.1, 4.125),
+    ]
+
+
+def test_max_clip_split_continues_while_moving() -> None:
+    tr = EventTracker(P)
+    events = feed(tr, [(1.0, 14.0)], until=17.0)
+    assert events == [
+        EventStarted(1, 1.25, 1.0, "motion"),
+        EventEnded(1, 11.0, 10.875, "max-length", 0.1, 1.25),
+        EventStarted(2, 11.0, 11.0, "continued"),
+        EventEnded(2, 16.0, 14.0, "still", 0.1, 11.0),
+    ]
+
+
+def test_max_clip_during_stillness_just_ends() -> None:
+    tr = EventTracker(EventParams(min_motion_s=0.25, post_roll_s=5.0, max_clip_s=4.0))
+    events = feed(tr, [(1.0, 3.5)], until=9.0)
+    assert events[1:] == [EventEnded(1, 5.0, 3.5, "max-length", 0.1, 1.25)]
+
+
+def test_trigger_starts_at_once_and_extends() -> None:
+    tr = EventTracker(P)
+    assert tr.trigger(1.0) == [EventStarted(1, 1.0, 1.0, "ring")]
+    assert tr.active and tr.event_id == 1
+    assert tr.update(2.0, False) == []
+    assert tr.trigger(2.5) == []  # extends: ends 2 s after the second ring
+    assert tr.update(4.375, False) == []
+    assert tr.update(4.5, False) == [EventEnded(1, 4.5, 2.5, "still", 0.0, 0.0)]
+
+
+def test_trigger_during_pending_run_uses_its_onset() -> None:
+    tr = EventTracker(P)
+    tr.update(1.0, True)
+    assert tr.trigger(1.125) == [EventStarted(1, 1.125, 1.0, "ring")]
+
+
+def test_finish_closes_open_event_or_the_expired_one() -> None:
+    tr = EventTracker(P)
+    feed(tr, [(1.0, 3.0)], until=3.0)
+    assert tr.finish(3.5) == [EventEnded(1, 3.5, 3.0, "stopped", 0.1, 1.25)]
+    assert not tr.active
+    tr2 = EventTracker(P)
+    feed(tr2, [(1.0, 3.0)], until=3.0)
+    assert tr2.finish(9.0) == [EventEnded(1, 5.0, 3.0, "still", 0.1, 1.25)]
+    assert tr2.finish(10.0) == []
+
+
+def test_peak_area_is_tracked() -> None:
+    tr = EventTracker(P)
+    for i, a in enumerate([0.1, 0.2, 0.5, 0.3]):
+        tr.update(i * DT, True, a)
+    assert tr.peak == (0.5, 0.25)
+    (end,) = tr.finish(1.0)
+    assert isinstance(end, EventEnded) and end.peak_area == 0.5 and end.peak_t == 0.25
+
+
+def test_time_going_backwards_is_an_error() -> None:
+    tr = EventTracker(P)
+    tr.update(1.0, False)
+    with pytest.raises(ValueError, match="backwards"):
+        tr.update(0.5, False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("min_motion_s", -1.0),
+        ("post_roll_s", 1e9),
+        ("merge_gap_s", float("nan")),
+        ("max_clip_s", 0.5),
+    ],
+)
+def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        EventParams(**{field: value})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(0.0, 3.0),  # time step
+            st.sampled_from(["motion", "still", "ring"]),
+        ),
+        max_size=200,
+    ),
+    min_motion=st.sampled_from([0.0, 0.2, 1.0]),
+    post_roll=st.sampled_from([0.0, 1.0, 5.0]),
+    merge_gap=st.sampled_from([0.0, 0.5, 10.0]),
+    max_clip=st.sampled_from([2.0, 8.0, 120.0]),
+)
+def test_events_are_well_ordered_and_never_overlap(
+    steps: list[tuple[float, str]],
+    min_motion: float,
+    post_roll: float,
+    merge_gap: float,
+    max_clip: float,
+) -> None:
+    tr = EventTracker(EventParams(min_motion, post_roll, merge_gap, max_clip))
+    t = 0.0
+    events: list[Event] = []
+    for dt, what in steps:
+        t += dt
+        events += tr.trigger(t) if what == "ring" else tr.update(t, what == "motion", 0.1)
+    events += tr.finish(t + 1.0)
+    assert not tr.active
+    open_: EventStarted | None = None
+    prev_end: EventEnded | None = None
+    last_t = 0.0
+    for ev in events:
+        assert ev.t >= last_t  # decided in time order
+        last_t = ev.t
+        if isinstance(ev, EventStarted):
+            assert open_ is None, "a start while another event is open"
+            assert ev.onset_t <= ev.t
+            if prev_end is not None:
+                assert ev.onset_t >= prev_end.last_motion_t
+            open_ = ev
+        else:
+            assert open_ is not None and ev.event_id == open_.event_id
+            assert open_.onset_t <= ev.last_motion_t <= ev.t
+            open_, prev_end = None, ev
+    assert open_ is None, "every start has an end after finish()"
+    ids = [e.event_id for e in events if isinstance(e, EventStarted)]
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def test_at_15_fps_with_gap_five_frames_start_an_event_and_one_missed_frame_is_forgiven() -> None:
+    fps = 15.0
+    lenient = EventParams(min_motion_s=0.3, gap_s=0.1)
+    tr = EventTracker(EventParams(min_motion_s=0.3))  # default gap_s=0: six frames needed
+    assert [e for i, c in enumerate("..#####.") for e in tr.update(i / fps, c == "#")] == []
+    tr = EventTracker(lenient)
+    pattern = "..#####"  # frames 2..6 move: 5 frames cover 1/3 s
+    events = [e for i, c in enumerate(pattern) for e in tr.update(i / fps, c == "#")]
+    assert len(events) == 1 and isinstance(events[0], EventStarted)
+    assert events[0].t == pytest.approx(6 / fps) and events[0].onset_t == pytest.approx(2 / fps)
+
+    tr = EventTracker(lenient)
+    pattern = "##.###"  # one missed frame: still one run, which persisted 6 frames
+    events = [e for i, c in enumerate(pattern) for e in tr.update(i / fps, c == "#")]
+    assert [e.onset_t for e in events if isinstance(e, EventStarted)] == [0.0]
+    assert events[0].t == pytest.approx(4 / fps)
+
+    tr = EventTracker(lenient)
+    pattern = "###..###"  # two still frames break the run: neither part lasts 0.3 s
+    assert [e for i, c in enumerate(pattern) for e in tr.update(i / fps, c == "#")] == []
