@@ -206,13 +206,27 @@ def _uplink_event(delivery: Delivery) -> Callable[[dict[str, Any]], None]:
     def on_event(doc: dict[str, Any]) -> None:
         _log_event(doc)
         if doc["event"] == "started":
-            kind = "ring" if doc["reason"] == "ring" else "motion-started"
-            delivery.event(kind, doc["event_id"], clip_id=doc.get("clip_id"))
+            if doc["reason"] != "ring":  # a ring is announced by the press itself (on_ring)
+                delivery.event("motion-started", doc["event_id"], clip_id=doc.get("clip_id"))
         else:
             delivery.event("motion-ended", doc["event_id"], clip_id=doc.get("clip_id"),
                            peak_area=doc.get("peak_area"))
 
     return on_event
+
+
+def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None]:
+    """RING: start (or extend) an event, so a clip is recorded even without motion, and announce
+    the press itself, also when it extends an event already under way."""
+
+    def ring() -> None:
+        pipeline.ring(pipeline.stats.last_frame_t)
+        if delivery is not None:
+            event_id = pipeline.tracker.event_id
+            delivery.event("ring", "" if event_id is None else event_id,
+                           clip_id=pipeline.clip_id)
+
+    return ring
 
 
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
@@ -236,6 +250,28 @@ def _drain(uplink: Uplink, timeout_s: float) -> None:
     if left:
         log.warning("outbox not drained after %.0f s; still queued (sent on the next start): %s",
                     timeout_s, left)
+
+
+def scripted_rings(camera: Camera, sim: SimulatedPress | None) -> Callable[[float], None]:
+    """A simulated scene's visitor rings: press the mock RING button at the scene's ring times
+    (source seconds, repeating when the scene loops), through the same path a real press takes."""
+    scene = getattr(camera, "scene", None)
+    rings = sorted(r.t for r in getattr(scene, "rings", ()))
+    duration = getattr(scene, "duration_s", None)
+    last = [-1.0]
+
+    def tick(t: float) -> None:
+        if sim is None or not rings:
+            return
+        laps = range(int(last[0] // duration), int(t // duration) + 1) if duration else (0,)
+        if any(last[0] < r + k * (duration or 0) <= t for r in rings for k in laps):
+            try:
+                sim.press("ring", 0.3, time.monotonic())
+            except DoorwardError as exc:
+                log.debug("scripted ring skipped: %s", exc)
+        last[0] = t
+
+    return tick
 
 
 def _control_handler(inbox: queue.Queue[Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -301,7 +337,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
         gpio = build_gpio(cfg, spec, inbox)
         controller = DeviceController(
             device, inbox=inbox, buttons=gpio.buttons, led=gpio.led, sim_press=gpio.sim_press,
-            mqtt=mqtt, on_ring=lambda: pipeline.ring(pipeline.stats.last_frame_t),
+            mqtt=mqtt, on_ring=_on_ring(pipeline, delivery),
             on_factory_reset=_wipe_local(store, data_dir),
             hooks=_hooks(uplink, store, time.monotonic()))
         stack.callback(controller.close)
@@ -321,8 +357,10 @@ def run(cfg: Config, opts: RunOptions) -> int:
                 log.info("store limits: evicted %d clip(s): %s", len(evicted), ", ".join(evicted))
 
         next_pending = [0.0]
+        rings = scripted_rings(camera, gpio.sim_press)
 
         def tick() -> None:
+            rings(pipeline.stats.last_frame_t)
             controller.tick()
             status.update(sealing=policy.mode, sealing_reason=policy.reason,
                           pairing_open=controller.window.is_open(controller.mono()),

@@ -89,6 +89,11 @@ class Pipeline:
             if self.recorder is not None and self.recorder.recording:
                 self.recorder.offer_snapshot(frame, result.area)
 
+    @property
+    def clip_id(self) -> str | None:
+        """The clip being recorded for the open event, if any."""
+        return self._open.clip_id if self._open is not None else None
+
     def ring(self, t: float) -> None:
         """An external trigger (the RING button): start or extend an event at ``t``; a ring
         records a clip even without motion."""

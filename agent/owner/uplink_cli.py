@@ -25,7 +25,7 @@ from uplink.age import AgeError, AgeReader
 from uplink.errors import UplinkError
 from uplink.keys import b64u_decode
 from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
-from uplink.messages import ChainChecker, verify_message
+from uplink.messages import ChainChecker, UploadedBody, verify_message
 from uplink.mqtt import InboundMessage, MqttClient
 from uplink.s3 import S3ObjectStore, S3Settings, file_sha256
 
@@ -201,6 +201,8 @@ def _show(msg: InboundMessage, key: bytes, ring: OwnerKeyring, chain: ChainCheck
         else:
             issues = chain.feed(v, retained=msg.retain)
             body = v.body.to_json() if v.body is not None else None
+            if isinstance(v.body, UploadedBody):  # the manifest itself was verified above
+                body = {"clip_id": v.body.clip_id, "manifest": "signed by the device, verified"}
             doc = {"topic": msg.topic, "seq": v.message.seq, "typ": v.message.typ,
                    "content": v.message.content, "body": body, "verified": True,
                    "chain": [f"{i.kind} {i.detail}".strip() for i in issues]}

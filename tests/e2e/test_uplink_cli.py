@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -147,6 +148,21 @@ class Subscriber:
         self.client.stop()
 
 
+class MosquittoSub:
+    """The real ``mosquitto_sub -v`` (Debian mosquitto-clients) on a topic filter."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        exe = shutil.which("mosquitto_sub")
+        assert exe, "mosquitto_sub is missing: install mosquitto-clients (scripts/test does)"
+        self.proc = subprocess.Popen([exe, "-p", str(port), "-h", "127.0.0.1", "-t", topic, "-v",
+                                      "-q", "1"], stdout=subprocess.PIPE, text=True)
+
+    def lines(self) -> list[tuple[str, str]]:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [tuple(line.split(" ", 1)) for line in out.splitlines() if " " in line]  # type: ignore[misc]
+
+
 def device_key(rig: Rig) -> bytes:
     return b64u_decode(rig.label["public_key"])
 
@@ -162,6 +178,7 @@ def verified_events(rig: Rig, msgs: list[InboundMessage]) -> list[Any]:
 
 def test_visit_delivers_signed_events_and_sealed_clip(rig: Rig, tmp_path: Path) -> None:
     sub = Subscriber(rig.broker.url)
+    cli_sub = MosquittoSub(rig.broker.port, "doorward/#")
     proc = rig.start("porch", "--realtime")
     try:
         rig.connected(proc)
@@ -172,6 +189,10 @@ def test_visit_delivers_signed_events_and_sealed_clip(rig: Rig, tmp_path: Path) 
     rig.run("visit")  # drains the outbox before exiting
     msgs = sub.drain()
     sub.stop()
+    seen_by_cli = [p for t, p in cli_sub.lines() if t.endswith("/events")]
+    assert seen_by_cli  # what mosquitto_sub printed verifies with the device's public key
+    owner_ident = load_identities(rig.owner_dir / "identity.txt")
+    assert all(verify_message(p, device_key(rig), identities=owner_ident) for p in seen_by_cli)
     events = verified_events(rig, msgs)
     kinds = [e.body.kind for e in events if isinstance(e.body, EventBody)]
     assert "motion-started" in kinds and "clip-sealed" in kinds and "motion-ended" in kinds
@@ -208,10 +229,13 @@ def test_visit_delivers_signed_events_and_sealed_clip(rig: Rig, tmp_path: Path) 
 
 def test_without_consent_only_status_leaves(rig: Rig) -> None:
     sub = Subscriber(rig.broker.url)
+    everything = MosquittoSub(rig.broker.port, "#")
     rig.run("visit")
     msgs = sub.drain()
     sub.stop()
     assert msgs and {m.topic.rsplit("/", 1)[-1] for m in msgs} == {"status"}
+    topics = {t for t, _ in everything.lines()}
+    assert topics == {f"doorward/{rig.label['device_id']}/status"}
     assert rig.objects() == []
     assert json.loads(doorward("clips", "list", "--data-dir", str(rig.data), "--json").stdout)[
         "clips"]  # recorded locally all the same
