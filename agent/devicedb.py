@@ -81,14 +81,24 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist yet (SQLite copies the mode to
+    -wal/-shm). Never opens an existing file: closing any descriptor of a file drops all of this
+    process's POSIX locks on it, SQLite's included, and another process would then checkpoint
+    and delete the WAL under our open connections (commits would vanish from other readers)."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class DeviceDB:
     """The SQLite connection to ``device.sqlite``; one thread only. Close with :meth:`close`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            # Create it private before SQLite does (SQLite copies the mode to -wal/-shm).
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

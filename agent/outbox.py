@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.devicedb import create_private
 from agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ class Outbox:
         self._on_drop = on_drop
         self._notify = notify
         try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # private before SQLite
+            create_private(path)  # 0600 before SQLite creates it; never re-opens an existing file
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

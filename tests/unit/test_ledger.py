@@ -323,3 +323,29 @@ def test_ledger_restart_links_the_old_chain(tmp_path: Path) -> None:
         assert verify_jsonl(ledger.export_jsonl(), key.public_key()).ok
     finally:
         db.close()
+
+
+def test_second_connection_does_not_hide_commits_from_other_processes(tmp_path: Path) -> None:
+    """Regression: opening another connection in the same process (as the outbox lanes do) must
+    not drop this process's SQLite locks, or a reader process deletes the WAL under us and our
+    later commits become invisible to everyone else until we exit."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "device.sqlite"
+    main = DeviceDB(path)
+    main.set_setting("k", "before")
+    lane = DeviceDB(path)  # what a worker lane does on its own thread
+    read = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+            "print(db.execute(\"SELECT value FROM settings WHERE key = 'k'\").fetchone()[0]); "
+            "db.close()")
+    try:
+        first = subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        main.set_setting("k", "after")
+        second = subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    finally:
+        lane.close()
+        main.close()
+    assert (first, second) == ("before", "after")
