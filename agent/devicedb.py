@@ -19,6 +19,7 @@ how many have run, each in its own transaction with the version bump.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -86,10 +87,8 @@ def create_private(path: Path) -> None:
     -wal/-shm). Never opens an existing file: closing any descriptor of a file drops all of this
     process's POSIX locks on it, SQLite's included, and another process would then checkpoint
     and delete the WAL under our open connections (commits would vanish from other readers)."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 class DeviceDB:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
