@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from agent.config import Config
 from agent.errors import DoorwardError, StoreError
 from agent.status import read_status
 from agent.store import ClipRecord, ClipStore
-from uplink.age import AgeError, AgeReader
+from uplink.age import AgeError, decrypt_file
 from uplink.agekeys import load_identities
 
 
@@ -136,19 +135,12 @@ def clips_export(args: argparse.Namespace, cfg: Config) -> int:
     except (OSError, AgeError) as exc:
         raise DoorwardError(f"identity file {args.identity} cannot be used: {exc}") from exc
     out = Path(args.output)
-    tmp = out.with_name(out.name + ".partial")
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            reader = AgeReader(fin, identities, allow_truncated=rec.truncated)
-            while chunk := reader.read(1 << 20):
-                fout.write(chunk)
-        os.replace(tmp, out)
+        decrypt_file(src, out, identities, allow_truncated=rec.truncated)
     except AgeError as exc:
-        tmp.unlink(missing_ok=True)
         raise DoorwardError(f"clip {args.id} cannot be decrypted with {args.identity}: {exc}") \
             from exc
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DoorwardError(f"cannot export clip {args.id} to {out}: {exc}") from exc
     note = " (truncated by a crash: the playable prefix)" if rec.truncated else ""
     print(f"wrote {out}{note}")

@@ -23,6 +23,7 @@ holding the file's SHA-256 for that.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import io
 import os
@@ -59,10 +60,27 @@ from uplink.age_header import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "FILE_KEY_SIZE", "NONCE_SIZE", "SEALED_CHUNK_SIZE", "TAG_SIZE", "VERSION_LINE",
-    "AgeError", "AgeReader", "AgeWriter", "Header", "HeaderError", "HeaderMacError",
-    "NoIdentityMatch", "PayloadError", "Stanza", "TruncatedError", "decrypt", "encrypt",
-    "parse_header", "sealed_prefix_length",
+    "CHUNK_SIZE",
+    "FILE_KEY_SIZE",
+    "NONCE_SIZE",
+    "SEALED_CHUNK_SIZE",
+    "TAG_SIZE",
+    "VERSION_LINE",
+    "AgeError",
+    "AgeReader",
+    "AgeWriter",
+    "Header",
+    "HeaderError",
+    "HeaderMacError",
+    "NoIdentityMatch",
+    "PayloadError",
+    "Stanza",
+    "TruncatedError",
+    "decrypt",
+    "decrypt_file",
+    "encrypt",
+    "parse_header",
+    "sealed_prefix_length",
 ]
 
 if TYPE_CHECKING:
@@ -470,3 +488,21 @@ def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
     """Open an in-memory age file with any of ``identities``; returns the plaintext."""
     with AgeReader(io.BytesIO(data), identities) as reader:
         return reader.read()
+
+
+def decrypt_file(src: str | os.PathLike[str], dest: str | os.PathLike[str],
+                 identities: Sequence[Identity], *, allow_truncated: bool = False) -> None:
+    """Decrypt ``src`` into ``dest`` via ``dest.partial`` and a rename, so ``dest`` never holds
+    unauthenticated or partial plaintext; on any error the partial file is removed and the
+    AgeError or OSError propagates."""
+    partial = f"{os.fspath(dest)}.partial"
+    try:
+        with open(src, "rb") as fin, open(partial, "wb") as fout:
+            reader = AgeReader(fin, identities, allow_truncated=allow_truncated)
+            while chunk := reader.read(1 << 20):
+                fout.write(chunk)
+        os.replace(partial, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise

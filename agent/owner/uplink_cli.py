@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
-from uplink.age import AgeError, AgeReader
+from uplink.age import AgeError, decrypt_file
 from uplink.errors import UplinkError
 from uplink.keys import b64u_decode
 from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
@@ -146,15 +145,9 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
         if digest != obj.sha256 or sealed.stat().st_size != obj.size:
             raise DoorwardError(f"{obj.key} does not match its signed manifest (sha256 {digest},"
                                 f" expected {obj.sha256}): the bucket copy was altered")
-        partial = out.with_name(out.name + ".partial")
         try:
-            with sealed.open("rb") as fin, partial.open("wb") as fout:
-                reader = AgeReader(fin, [ring.identity])
-                while chunk := reader.read(1 << 20):
-                    fout.write(chunk)
-            os.replace(partial, out)
+            decrypt_file(sealed, out, [ring.identity])
         except AgeError as exc:
-            partial.unlink(missing_ok=True)
             raise DoorwardError(f"cannot decrypt {obj.key} with {ring.identity_path}: {exc}") \
                 from exc
     print(f"wrote {out} (sha256 of the sealed object matches the signed manifest)")

@@ -503,3 +503,20 @@ def test_writer_throughput_64_mib(piece: int, capsys: pytest.CaptureFixture[str]
     with capsys.disabled():
         print(f"\nAgeWriter: 64 MiB in {piece}-byte writes: {rate:.0f} MiB/s")
     assert rate > 20  # a Pi 4 manages far more; this catches an accidentally quadratic writer
+
+
+def test_decrypt_file_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    from uplink.age import decrypt_file
+
+    owner, stranger = Identity.generate(), Identity.generate()
+    sealed = tmp_path / "clip.age"
+    sealed.write_bytes(encrypt(b"x" * 200_000, [owner.recipient]))
+    decrypt_file(sealed, tmp_path / "ok.bin", [owner])
+    assert (tmp_path / "ok.bin").read_bytes() == b"x" * 200_000
+    with pytest.raises(NoIdentityMatch):
+        decrypt_file(sealed, tmp_path / "no.bin", [stranger])
+    cut = tmp_path / "cut.age"
+    cut.write_bytes(sealed.read_bytes()[:-100])
+    with pytest.raises(TruncatedError):
+        decrypt_file(cut, tmp_path / "cut.bin", [owner])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.age", "cut.age", "ok.bin"]
