@@ -7,7 +7,7 @@ Wiring::
         r = det.update(frame.luma, frame.t)   # any size; time in seconds is an argument, no clock
         tracker.update(r.t, r.motion, r.area)
 
-Pipeline per frame (all OpenCV/numpy, ~0.2 ms at 1280x720 input on one x86 core):
+Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core):
 
 1. Downscale to ``work_width`` (strided sampling to ~2x the target, then INTER_AREA) and blur.
 2. Global light compensation: fit ``frame ~ gain * background + offset`` robustly over the whole
@@ -30,7 +30,8 @@ Pipeline per frame (all OpenCV/numpy, ~0.2 ms at 1280x720 input on one x86 core)
    masks).
 7. If most of the frame changes at once and evenly (a light switch the fit cannot explain), the
    background is re-learnt quickly for ``light_relearn_s`` and results are
-   ``suppressed="light-change"``.
+   ``suppressed="light-change"``. The flicker map then re-learns quickly too (foliage looks
+   different under IR), keeping what it knew as a slowly fading floor.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from motion.zones import Polygon, polygon_mask
 
 _REF_FPS = 15.0  # per-frame rates below are given for this frame rate and scaled by elapsed time
 _MAX_BOXES = 8
+_RESTART_WINDOW_S = 5.0  # see MotionDetector._restart_flicker
+_MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the light fit
 
 
 @dataclass(frozen=True)
@@ -221,11 +224,15 @@ class MotionDetector:
         self._moving: np.ndarray | None = None
         self._prev_changed: np.ndarray | None = None
         self._prev_frac = 0.0
-        self._fit = (1.0, 0.0)
         self._noise = self.params.min_threshold / self.params.noise_k
         self._t0 = 0.0
         self._last_t = 0.0
         self._relearn_until = -math.inf
+        # After a light switch the flicker map learns afresh from ``_flicker_t0`` (foliage looks
+        # different under IR) while ``_flicker_floor``, the map from before, keeps fading slowly.
+        self._flicker_t0 = 0.0
+        self._flicker_floor: np.ndarray | None = None
+        self._flicker_window = 0.0
 
     def update(self, luma: np.ndarray, t: float) -> MotionResult:
         """Analyse one greyscale uint8 frame taken at ``t`` seconds; any size, consistent per
@@ -245,17 +252,14 @@ class MotionDetector:
             self._bg = cur
             self._flicker = np.zeros_like(cur)
             self._prev_struct = np.zeros(cur.shape, np.uint8)
-            self._t0 = self._last_t = t
+            self._t0 = self._last_t = self._flicker_t0 = t
+            self._flicker_floor = None
+            self._flicker_window = 0.0
             return MotionResult(t, False, 0.0, (), "warming-up", self._threshold())
         dt = min(max(t - self._last_t, 0.0), 1.0)
         self._last_t = t
 
-        sample = self._fit_sample(geo)
-        if sample is None:  # nearly everything moved last frame: keep the last lighting fit
-            gain, offset, sigma = *self._fit, self._noise
-        else:
-            gain, offset, sigma = _fit_light(cur, bg, sample)
-            self._fit = (gain, offset)
+        gain, offset, sigma = _fit_light(cur, bg, self._fit_sample(geo))
         pred = bg * gain + offset
         resid = cur - pred
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
@@ -292,18 +296,21 @@ class MotionDetector:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _fit_sample(self, geo: _Geometry) -> np.ndarray | None:
+    def _fit_sample(self, geo: _Geometry) -> np.ndarray:
         """Sample pixels for the lighting fit: those that did not move in the previous frame.
 
         A person covering over half the frame would otherwise dominate the fit (and look like a
         lighting change). After a real light step the previous frame was quiet, so all pixels count.
-        None when fewer than a fifth of the samples were quiet (then the last fit is kept).
+        However few quiet pixels remain (someone at the lens), they still follow the light; only
+        when fewer than ``_MIN_FIT_SAMPLES`` are left does the fit use all. Keeping the last fit
+        instead let a slow light change (dawn) build up unexplained until everything "moved" and
+        the fit never recovered: minutes of false motion.
         """
         idx = geo.sample_idx
         if self._moving is None or self._moving.shape != geo.watched.shape:
             return idx
         quiet = idx[self._moving.ravel()[idx] == 0]
-        return quiet if quiet.size >= idx.size // 5 else None
+        return quiet if quiet.size >= _MIN_FIT_SAMPLES else idx
 
     def _threshold(self) -> float:
         p = self.params
@@ -340,7 +347,25 @@ class MotionDetector:
         jump, self._prev_frac = frac - self._prev_frac, frac
         if not warming and frac > lsf and jump > lsf / 2:
             self._relearn_until = t + self.params.light_relearn_s
+            self._restart_flicker(self._relearn_until)
         return t < self._relearn_until
+
+    def _restart_flicker(self, t0: float) -> None:
+        """Learn the flicker map afresh from ``t0`` on, keeping what was known as a fading floor.
+
+        Under the IR illuminator a branch that was dark on grey turns bright on black: its toggles
+        reach further than the map learnt by day, and at the usual pace (``flicker_tau_s``) that
+        would take seconds to learn, seconds of false motion. Learning as fast as at start-up (an
+        average since ``t0``, over at least ``_RESTART_WINDOW_S``) knows the new reach within a
+        second. The window keeps someone walking in right after the switch from looking like
+        foliage: they toggle a pixel two to four times, fewer than 1/s over the window.
+        """
+        f = self._flicker
+        assert f is not None
+        floor = self._flicker_floor
+        self._flicker_floor = f.copy() if floor is None else np.maximum(floor, f)
+        self._flicker_t0 = t0
+        self._flicker_window = _RESTART_WINDOW_S
 
     def _flickering(self, structure: np.ndarray, t: float, dt: float) -> np.ndarray:
         """Learn the flicker map from ``structure`` and return the mask (0/255) of busy pixels."""
@@ -348,15 +373,25 @@ class MotionDetector:
         assert self._flicker is not None and self._prev_struct is not None
         toggled = cv2.bitwise_xor(structure, self._prev_struct)
         self._prev_struct = structure
-        # A running mean over flicker_tau_s, or over the time since start while that is shorter,
-        # so foliage swaying from the start is known within seconds.
+        # A running mean over flicker_tau_s, or over the time since start (or since a light switch,
+        # then over at least _flicker_window) while that is shorter, so foliage swaying from the
+        # start is known within seconds.
         dt = min(dt, 0.1)  # a pause in the frames is not a long toggle-free stretch
-        w = max(1.0 - math.exp(-dt / p.flicker_tau_s), dt / max(t - self._t0, dt))
+        slow = 1.0 - math.exp(-dt / p.flicker_tau_s)
+        w = max(slow, dt / max(t - self._flicker_t0, self._flicker_window, dt))
         cv2.accumulateWeighted(toggled, self._flicker, w)
+        rate = self._flicker
+        floor = self._flicker_floor
+        if floor is not None:  # see _restart_flicker
+            if t - self._flicker_t0 > 3.0 * p.flicker_tau_s:
+                self._flicker_floor = None
+            else:
+                floor *= 1.0 - slow
+                rate = np.maximum(rate, floor)
         # The map holds 255 x toggles per frame; the limit is per second. Neighbours of flickering
         # pixels count as busy too: in a gust a branch sways a little further than before.
         limit = p.flicker_limit * 255.0 * max(dt, 1e-3)
-        _, busy = cv2.threshold(self._flicker, limit, 255.0, cv2.THRESH_BINARY)
+        _, busy = cv2.threshold(rate, limit, 255.0, cv2.THRESH_BINARY)
         k = p.flicker_grow
         return cv2.dilate(busy.astype(np.uint8), np.ones((k, k), np.uint8))
 

@@ -172,7 +172,8 @@ class EventTracker:
         if s.run_start is None:
             s.run_start = t
         s.run_last = t
-        persisted = t - s.run_start + frame_s >= p.min_motion_s
+        # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
+        persisted = t - s.run_start + frame_s >= p.min_motion_s - 1e-9
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):

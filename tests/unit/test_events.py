@@ -215,3 +215,13 @@ def test_at_15_fps_with_gap_five_frames_start_an_event_and_one_missed_frame_is_f
     tr = EventTracker(lenient)
     pattern = "###..###"  # two still frames break the run: neither part lasts 0.3 s
     assert [e for i, c in enumerate(pattern) for e in tr.update(i / fps, c == "#")] == []
+
+
+def test_min_motion_counts_frame_times_that_round_below_it() -> None:
+    # At 15 fps, 5/15 - 2/15 is 0.19999999999999998 in floating point: still 0.2 s of motion, so
+    # min_motion_s=0.2 starts on the fourth frame of a run (and 0.3 on the sixth: 4.5 frames).
+    for min_motion, first in ((0.2, 3), (0.3, 5), (0.4, 6)):
+        tr = EventTracker(EventParams(min_motion_s=min_motion))
+        assert tr.update(1 / 15, False) == []
+        started = [i for i in range(2, 12) if tr.update(i / 15, True)]
+        assert started[0] == 2 + first, (min_motion, started)
