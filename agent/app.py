@@ -196,6 +196,7 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)
     worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)
+    ctx.wake = worker.wake
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=policy.recipients, uploads_enabled=store_factory is not None,
                         messages_enabled=mqtt is not None, wake=worker.wake)
@@ -362,11 +363,12 @@ def run(cfg: Config, opts: RunOptions) -> int:
         def tick() -> None:
             rings(pipeline.stats.last_frame_t)
             controller.tick()
-            status.update(sealing=policy.mode, sealing_reason=policy.reason,
-                          pairing_open=controller.window.is_open(controller.mono()),
+            status.update(pairing_open=controller.window.is_open(controller.mono()),
                           mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
-            if uplink is not None and time.monotonic() >= next_pending[0]:
-                status.update(outbox=uplink.pending())
+            if time.monotonic() >= next_pending[0]:  # database reads: once a second, not per frame
+                status.update(sealing=policy.mode, sealing_reason=policy.reason)
+                if uplink is not None:
+                    status.update(outbox=uplink.pending())
                 next_pending[0] = time.monotonic() + 1.0
 
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",

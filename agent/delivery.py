@@ -185,6 +185,9 @@ class LaneContext:
     prefix: str
     bucket: str
     inbox: queue.Queue[Any]
+    # The worker's wake(): a lane that queues a message (uploaded, forgotten) must wake the
+    # messages lane, or it sleeps until its next idle check.
+    wake: Callable[[], None] = lambda: None
 
 
 def lane_ports(ctx: LaneContext, lane: str) -> Ports:
@@ -325,6 +328,7 @@ class ClipUploader:
             if self.ctx.mqtt is not None:
                 sign_into_chain(self.outbox, self.ctx.identity, result, "device",
                                 content="clear", recipients=(), now=now)
+                self.ctx.wake()
             return
         assert isinstance(result, Uploaded)
         grants = [g.to_json() for g in self.consent.in_force(now) if g.scope in
@@ -339,6 +343,7 @@ class ClipUploader:
             sign_into_chain(self.outbox, self.ctx.identity,
                             UploadedBody(manifest=result.manifest, clip_id=result.clip_id),
                             result.scope, content=content, recipients=owners, now=now)
+            self.ctx.wake()
         self.ctx.inbox.put(ClipDelivered(result.clip_id))
 
     def _forget(self, spec: dict[str, Any]) -> ForgetResultBody:

@@ -66,6 +66,7 @@ def live_run(tmp: Path, broker: Mosquitto, s3: SeaweedS3, scenes: list[str]) -> 
     bucket = s3.create_bucket("bench")
     cfg = tmp / "bench.toml"
     cfg.write_text(f"""[log]\nformat = "json"\n[events]\npost_roll_s = 2.0
+[camera]\nwidth = 1280\nheight = 720
 [s3]\nbucket = "{bucket}"\nendpoint_url = "{s3.url}"\naddressing_style = "path"\n""")
     inbox: queue.Queue[tuple[float, InboundMessage]] = queue.Queue()
     sub = MqttClient(MqttSettings(url=broker.url, client_id="bench-sub"),
@@ -75,9 +76,11 @@ def live_run(tmp: Path, broker: Mosquitto, s3: SeaweedS3, scenes: list[str]) -> 
     assert sub.wait_connected(10)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": s3.access_key,
            "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-    logs: list[dict[str, Any]] = []
+    key = b64u_decode(ident.label()["public_key"])
+    lat: list[float] = []
+    uploads: list[tuple[float, Any, Any]] = []
     peak_rss = 0.0
-    for scene in scenes:
+    for scene in scenes:  # event ids restart with each run: match within a run
         proc = subprocess.Popen([DOORWARD, "run", "--config", str(cfg), "--source", f"sim:{scene}",
                                  "--realtime", "--exit-at-eof", "--data-dir", str(data),
                                  "--broker", broker.url], stderr=subprocess.PIPE, text=True,
@@ -87,28 +90,28 @@ def live_run(tmp: Path, broker: Mosquitto, s3: SeaweedS3, scenes: list[str]) -> 
         _, code, usage = os.wait4(proc.pid, 0)
         proc.returncode = code
         peak_rss = max(peak_rss, usage.ru_maxrss / 1024)
-        logs += [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        time.sleep(0.5)  # the subscriber's last messages (the run already drained its outbox)
+        received = []
+        while not inbox.empty():
+            t, m = inbox.get()
+            if m.payload != b"offline" and not m.topic.endswith(("/cmd", "/resp")):
+                v = verify_message(m.payload, key)
+                if not isinstance(v.body, StatusBody):
+                    received.append((t, v.body))
+        decided = {("motion-started", str(d["event_id"])): parse_ts(d["ts"])
+                   for d in logs if d.get("event") == "started"}
+        decided |= {("motion-ended", str(d["event_id"])): parse_ts(d["ts"])
+                    for d in logs if d.get("event") == "ended"}
+        sealed = {d["clip_id"]: (parse_ts(d["ts"]), d.get("clip_duration_s"),
+                                 d.get("clip_bytes")) for d in logs
+                  if d.get("event") == "ended" and d.get("clip_id")}
+        lat += [t - decided[(b.kind, b.event_id)] for t, b in received
+                if isinstance(b, EventBody) and (b.kind, b.event_id) in decided]
+        uploads += [(t - sealed[b.clip_id][0], sealed[b.clip_id][1], sealed[b.clip_id][2])
+                    for t, b in received if isinstance(b, UploadedBody) and b.clip_id in sealed]
         print(f"  ran sim:{scene} (exit {code})", flush=True)
-    time.sleep(1.0)
     sub.stop()
-    key = b64u_decode(ident.label()["public_key"])
-    received: list[tuple[float, Any]] = []
-    while not inbox.empty():
-        t, m = inbox.get()
-        if m.payload != b"offline" and not m.topic.endswith(("/cmd", "/resp")):
-            v = verify_message(m.payload, key)
-            if not isinstance(v.body, StatusBody):
-                received.append((t, v.body))
-    decided = {("motion-started" if d.get("reason") != "ring" else "ring", str(d["event_id"])):
-               parse_ts(d["ts"]) for d in logs if d.get("event") == "started"}
-    decided |= {("motion-ended", str(d["event_id"])): parse_ts(d["ts"])
-                for d in logs if d.get("event") == "ended"}
-    sealed = {d["clip_id"]: (parse_ts(d["ts"]), d.get("clip_duration_s"), d.get("clip_bytes"))
-              for d in logs if d.get("event") == "ended" and d.get("clip_id")}
-    lat = [t - decided[(b.kind, b.event_id)] for t, b in received
-           if isinstance(b, EventBody) and (b.kind, b.event_id) in decided]
-    uploads = [(t - sealed[b.clip_id][0], sealed[b.clip_id][1], sealed[b.clip_id][2])
-               for t, b in received if isinstance(b, UploadedBody) and b.clip_id in sealed]
     return {"event_latency_ms": sorted(round(x * 1000, 1) for x in lat),
             "uploads": [{"sealed_to_uploaded_s": round(u[0], 3), "clip_s": u[1], "bytes": u[2]}
                         for u in uploads],
