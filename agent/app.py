@@ -399,7 +399,8 @@ def analyze(cfg: Config, path: str) -> dict[str, Any]:
     started = time.perf_counter()
     frames = 0
     last_t = 0.0
-    with FileCamera(path, luma_width=cfg.camera.luma_width, want_main=False) as cam:
+    # The detector downscales to its working width itself: hand it the decoded Y plane as is.
+    with FileCamera(path, luma_width=None, want_main=False) as cam:
         for frame in cam.frames():
             result = detector.update(frame.luma, frame.t)
             frames += 1

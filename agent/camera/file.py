@@ -5,7 +5,8 @@ frame's presentation time in seconds from the start of the file. With ``realtime
 paced at the file's frame rate (to rehearse a live camera); otherwise they come as fast as they
 decode. ``want_main=False`` skips building the recording image (``main`` is then an empty array):
 ``doorward analyze`` needs only the luma, and skipping the colour conversion keeps it close to
-decode speed.
+decode speed. ``luma_width=None`` gives the decoded Y plane itself (a view, valid until the next
+frame), for consumers that downscale anyway.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class FileCamera:
         self,
         path: str | Path,
         *,
-        luma_width: int = 320,
+        luma_width: int | None = 320,
         realtime: bool = False,
         want_main: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -105,6 +106,8 @@ class FileCamera:
             y = _plane_view(frame.planes[0], self.height, self.width)
         else:
             y = frame.to_ndarray(format="gray")[: self.height, : self.width]
+        if self._luma_width is None:  # full resolution: the detector downscales once, itself
+            return y
         lh = max(2, round(self.height * self._luma_width / self.width) // 2 * 2)
         return cv2.resize(y, (self._luma_width, lh), interpolation=cv2.INTER_AREA)
 
