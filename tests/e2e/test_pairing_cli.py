@@ -261,3 +261,28 @@ def test_device_ledger_verify_detects_tampering(daemon: Daemon, tmp_path: Path) 
         db.execute("UPDATE ledger SET data = replace(data, 'events', 'clips') WHERE seq = 2")
     bad = doorward("ledger", "verify", "--data-dir", str(daemon.data), check=False)
     assert bad.returncode == 1 and "2" in bad.stdout
+
+
+def test_second_member_only_through_a_signed_command(daemon: Daemon, tmp_path: Path) -> None:
+    owner_init(tmp_path / "owner")
+    viewer = owner_init(tmp_path / "viewer")
+    open_window(daemon)
+    pair(daemon, tmp_path / "owner")
+    daemon.press("setup", 3.5)  # SETUP no longer opens a window once the doorbell has an owner
+    res = pair(daemon, tmp_path / "viewer", check=False)  # waits past the 3.5 s hold: no answer
+    assert res.returncode == 2 and not daemon.status().get("pairing_open")
+    owner(tmp_path / "owner", "add-member", "--public-key", viewer["public_key"],
+          "--recipient", viewer["recipient"], "--role", "viewer")
+    before = {c["id"] for c in device_json(daemon, "clips", "list")["clips"]}
+    daemon.press("ring", 0.3)
+
+    def new_clip() -> list[dict[str, Any]]:
+        return [c for c in device_json(daemon, "clips", "list")["clips"] if c["id"] not in before]
+
+    clip = wait_for(new_clip, timeout=40, what="a clip after the ring")[0]
+    me = doorward_json("owner", "--owner-dir", str(tmp_path / "owner"), "show", "--json")
+    assert sorted(clip["recipients"]) == sorted([me["recipient"], viewer["recipient"]])
+    assert age_decrypt(Path(viewer["identity_file"]), Path(clip["path"]),
+                       tmp_path / "v.mp4").returncode == 0
+    log = daemon.log()
+    assert "already has an owner" in log
