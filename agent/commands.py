@@ -160,8 +160,9 @@ def status(args: argparse.Namespace, cfg: Config) -> int:
     print(f"doorward: {state}  (data: {st.get('data_dir', data_dir)})")
     if "updated_at" in st:
         print(f"  last update: {time.time() - float(st['updated_at']):.1f} s ago")
-    for key in ("source", "sealing_reason", "frames", "dropped_frames", "events", "clips",
-                "recording", "store_bytes", "disk_free_bytes", "store_error", "note", "error"):
+    for key in ("device_id", "source", "sealing_reason", "frames", "dropped_frames", "events",
+                "clips", "recording", "mqtt_connected", "pairing_open", "outbox", "store_bytes",
+                "disk_free_bytes", "store_error", "note", "error"):
         if st.get(key) not in (None, ""):
             print(f"  {key.replace('_', ' ')}: {st[key]}")
     return 0
