@@ -381,6 +381,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
                    else cfg.uplink.drain_timeout_s)
             controller.tick()  # what the lanes reported while draining (clips delivered)
             status.update(outbox=uplink.pending())
+    status.update(mqtt_connected=False, pairing_open=False, recording=False)  # not live now
     status.flush(force=True)
     log.info("doorward stopped (%s): %d frames, %d events, %d clips, %d dropped frames", why,
              pipeline.stats.frames, pipeline.stats.events, pipeline.stats.clips,
