@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from agent import __version__
 from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
@@ -315,6 +317,9 @@ def run(cfg: Config, opts: RunOptions) -> int:
     inbox: queue.Queue[Any] = queue.Queue()
     camera = build_camera(cfg, spec, realtime=opts.realtime,
                           loop=spec.kind == "sim" and not opts.exit_at_eof)
+    # OpenCV's own thread pool costs more than it saves on the loop's small images (320x180
+    # analysis, one 720p resize) and keeps per-thread buffers; x264 has its own threads.
+    cv2.setNumThreads(1)
     stop = StopFlag()
     stop.install()
     # `kill -USR1 PID` prints every thread's stack to the log: what is it doing right now?
