@@ -82,3 +82,11 @@ def i420_luma(main: np.ndarray) -> np.ndarray:
     """The Y plane of an I420 image (a view, no copy)."""
     h = main.shape[0] * 2 // 3
     return main[:h]
+
+
+def frames_missed(previous: float | None, current: float, period: float) -> int:
+    """Frames a live source skipped between two timestamps (same unit as ``period``): a gap
+    longer than 1.5 periods counts as the frames that should have been in it."""
+    if previous is None or current - previous <= 1.5 * period:
+        return 0
+    return round((current - previous) / period) - 1

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, frames_missed
 from agent.errors import CameraError
 
 _FIX_IMPORT = (
@@ -105,8 +105,7 @@ class PiCamera:
                 luma = np.array(req.make_array("lores")[:lh, :lw])
                 ts = int(req.get_metadata()["SensorTimestamp"])
             t0 = ts if t0 is None else t0
-            if last is not None and ts - last > 1.5 * period_ns:
-                self._dropped += round((ts - last) / period_ns) - 1
+            self._dropped += frames_missed(last, ts, period_ns)
             last = ts
             yield Frame(index=index, t=(ts - t0) / 1e9, main=main, luma=luma)
             index += 1

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, frames_missed
 from agent.errors import CameraError
 
 
@@ -85,8 +85,7 @@ class V4L2Camera:
                                   "check the cable, then restart doorward")
             now = self._clock()
             t0 = now if t0 is None else t0
-            if last is not None and now - last > 1.5 * period:
-                self._dropped += round((now - last) / period) - 1
+            self._dropped += frames_missed(last, now, period)
             last = now
             bgr = bgr[: self.height, : self.width]
             main = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)

@@ -97,6 +97,16 @@ addressing_style = "path"
                  timeout=30, what="the daemon to connect")
         assert proc.poll() is None, proc.communicate()[1]
 
+    def grant(self, *args: str) -> None:
+        """Grant consent with the owner tool's signed command, through a briefly running daemon."""
+        proc = self.start("porch", "--realtime")
+        try:
+            self.connected(proc)
+            self.owner("consent", "grant", *args)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+
     def status(self) -> dict[str, Any]:
         try:
             return dict(json.loads((self.data / "status.json").read_text()))
@@ -179,13 +189,7 @@ def verified_events(rig: Rig, msgs: list[InboundMessage]) -> list[Any]:
 def test_visit_delivers_signed_events_and_sealed_clip(rig: Rig, tmp_path: Path) -> None:
     sub = Subscriber(rig.broker.url)
     cli_sub = MosquittoSub(rig.broker.port, "doorward/#")
-    proc = rig.start("porch", "--realtime")
-    try:
-        rig.connected(proc)
-        rig.owner("consent", "grant", "--scopes", "events,snapshots,clips", "--until-revoked")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    rig.grant("--scopes", "events,snapshots,clips", "--until-revoked")
     rig.run("visit")  # drains the outbox before exiting
     msgs = sub.drain()
     sub.stop()
@@ -244,13 +248,7 @@ def test_without_consent_only_status_leaves(rig: Rig) -> None:
 def test_revoke_while_uploads_are_queued(tmp_path: Path, mosquitto: Mosquitto,
                                          seaweed_private: SeaweedS3) -> None:
     rig = provision(tmp_path, mosquitto, seaweed_private, seaweed_private.create_bucket("rv"))
-    proc = rig.start("porch", "--realtime")
-    try:
-        rig.connected(proc)
-        rig.owner("consent", "grant", "--scopes", "clips", "--days", "1")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    rig.grant("--scopes", "clips", "--days", "1")
     rig.s3.stop()  # the bucket is unreachable: the visit's clip waits in the outbox
     rig.run("visit", "--drain-timeout", "2")
     assert rig.status()["outbox"], "the upload should be queued"
@@ -274,13 +272,7 @@ def test_revoke_while_uploads_are_queued(tmp_path: Path, mosquitto: Mosquitto,
 def test_bucket_outage_uploads_once_when_it_returns(tmp_path: Path, mosquitto: Mosquitto,
                                                    seaweed_private: SeaweedS3) -> None:
     rig = provision(tmp_path, mosquitto, seaweed_private, seaweed_private.create_bucket("bo"))
-    proc = rig.start("porch", "--realtime")
-    try:
-        rig.connected(proc)
-        rig.owner("consent", "grant", "--scopes", "clips,snapshots", "--days", "1")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    rig.grant("--scopes", "clips,snapshots", "--days", "1")
     rig.s3.stop()
     rig.run("cat", "--drain-timeout", "2")
     rig.s3.restart()
@@ -331,13 +323,7 @@ def test_broker_outage_every_event_arrives_once_in_order(tmp_path: Path,
 
 
 def test_sigkill_during_multipart_upload_resumes(rig: Rig) -> None:
-    proc = rig.start("porch", "--realtime")
-    try:
-        rig.connected(proc)
-        rig.owner("consent", "grant", "--scopes", "clips", "--days", "1")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    rig.grant("--scopes", "clips", "--days", "1")
     extra = "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880\n[recording]\ncrf = 4"
     proc = rig.start("visit", "--exit-at-eof", config_extra=extra)
 

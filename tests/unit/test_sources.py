@@ -82,3 +82,12 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     bad.write_bytes(b"not a video at all" * 100)
     with pytest.raises(CameraError, match="cannot be decoded"):
         FileCamera(bad).open()
+
+
+def test_frames_missed_counts_gaps_only() -> None:
+    from agent.camera.base import frames_missed
+
+    assert frames_missed(None, 5.0, 1.0) == 0
+    assert frames_missed(1.0, 2.0, 1.0) == 0  # on time
+    assert frames_missed(1.0, 2.4, 1.0) == 0  # jitter
+    assert frames_missed(1.0, 4.0, 1.0) == 2  # frames at 2 and 3 never came
