@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,31 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def connect_wal(path: Path, *, timeout_s: float = 10.0) -> sqlite3.Connection:
+    """A connection in WAL mode with synchronous=FULL.
+
+    Switching to WAL can answer "database is locked" at once, without SQLite's busy handler, when
+    another connection holds the file at that moment (two threads opening it together): retry
+    with a short backoff, bounded by ``timeout_s``.
+    """
+    db = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+                db.close()
+                raise
+            time.sleep(delay)  # backoff before retrying a lock held by another connection
+            delay = min(delay * 2, 0.2)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 class DeviceDB:
     """The SQLite connection to ``device.sqlite``; one thread only. Close with :meth:`close`."""
 
@@ -98,10 +124,7 @@ class DeviceDB:
         self.path = path
         try:
             create_private(path)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect_wal(path)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"device database {path}: {e}; check the data directory") from e
         self._depth = 0

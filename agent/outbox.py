@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.devicedb import create_private
+from agent.devicedb import connect_wal, create_private
 from agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -240,10 +240,7 @@ class Outbox:
         self._notify = notify
         try:
             create_private(path)  # 0600 before SQLite creates it; never re-opens an existing file
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect_wal(path)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"outbox database {path}: {e}; check the data directory") from e
         self._sync = "FULL"

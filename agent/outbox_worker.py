@@ -268,6 +268,19 @@ class OutboxWorker:
             if thread.is_alive():
                 log.error("outbox lane %s did not stop within %.0f s", thread.name, timeout_s)
 
+    def _open_outbox(self, lane: str, ports: Ports) -> Outbox | None:
+        """Open the lane's connection; a failure is logged and retried, never fatal to the lane
+        (a dead lane would leave its items queued forever without a word)."""
+        while not self._stopping.is_set():
+            try:
+                return Outbox(self.path, limits=self.settings.limits,
+                              backoff=self.settings.backoff, on_drop=ports.on_drop)
+            except DoorwardError:
+                log.exception("outbox lane %s cannot open %s; retrying in %.0f s", lane,
+                              self.path, self.settings.error_pause_s)
+                self._stopping.wait(self.settings.error_pause_s)
+        return None
+
     def _alive(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
@@ -275,8 +288,11 @@ class OutboxWorker:
 
     def _run(self, lane: str) -> None:
         ports = self._ports_for(lane)
-        outbox = Outbox(self.path, limits=self.settings.limits, backoff=self.settings.backoff,
-                        on_drop=ports.on_drop)
+        outbox = self._open_outbox(lane, ports)
+        if outbox is None:  # stopping before it could open
+            if ports.close is not None:
+                ports.close()
+            return
         try:
             if lane == "uploads":
                 outbox.recover()

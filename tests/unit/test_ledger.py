@@ -349,3 +349,33 @@ def test_second_connection_does_not_hide_commits_from_other_processes(tmp_path: 
         lane.close()
         main.close()
     assert (first, second) == ("before", "after")
+
+
+def test_threads_opening_a_fresh_database_together_all_succeed(tmp_path: Path) -> None:
+    """Regression: on a fresh file, two connections switching to WAL at once both hold a shared
+    lock and want an exclusive one; SQLite answers one of them "locked" at once (no busy wait).
+    Without a retry this failed ~6 times in 100 trials of 4 threads; a lane that cannot open its
+    database is a dead lane."""
+    from agent.devicedb import connect_wal
+
+    failures = 0
+    for trial in range(100):
+        path = tmp_path / f"fresh-{trial}.sqlite"
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def open_one(path: Path = path, start: threading.Barrier = start,
+                     errors: list[BaseException] = errors) -> None:
+            start.wait()
+            try:
+                connect_wal(path).close()
+            except Exception as e:  # counted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        failures += bool(errors)
+    assert failures == 0

@@ -417,3 +417,4 @@ def test_mqtt_batch_publisher_counts_the_acknowledged_prefix() -> None:
     with pytest.raises(PermanentSendError) as too_big:
         mqtt_batch_publisher(FakeClient(), 1.0)(big)  # type: ignore[arg-type]
     assert (too_big.value.acked, too_big.value.item_id) == (2, 9)
+
