@@ -1,6 +1,6 @@
 """Precomputed material for the nuisances, so a frame costs only copies and saturating adds.
 
-- :class:`Branch`: the top-left branch painted at ``PHASES`` angles (day colour and IR luma, masks).
+- :class:`Branch`: the top-left branch painted at ``PHASES`` angles (day colour and its mask).
 - :func:`soft_patch`: a soft multiplicative light patch (128 = unchanged) for cloud shadows and
   headlight beams, applied with ``cv2.multiply(..., scale=1/128)``.
 - :class:`Grain`: a pool of signed noise (or rain streaks) larger than the frame; each frame takes a
@@ -22,16 +22,22 @@ MAX_SWAY_DEG = 9.0
 _PAD = 96  # grain pools are this much larger than the frame in each direction
 
 
+#: the IR illuminator makes foliage bright: the branch's IR luma is its day luma through this table
+IR_LUT = np.clip(np.arange(256, dtype=np.float32) * 1.3, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class Branch:
-    """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees."""
+    """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees.
+
+    Only the day planes and the luma mask are stored (about 14 MB at 720p): the IR luma is
+    ``cv2.LUT(y[k], IR_LUT)`` and the chroma mask is ``mask[k][::2, ::2]``, made per frame.
+    """
 
     y: np.ndarray  # (PHASES, ph, pw) day luma
-    y_ir: np.ndarray  # (PHASES, ph, pw) IR luma
     u: np.ndarray  # (PHASES, ph/2, pw/2)
     v: np.ndarray
     mask: np.ndarray  # (PHASES, ph, pw) bool
-    mask_uv: np.ndarray  # (PHASES, ph/2, pw/2) bool
 
     def phase(self, degrees: float) -> int:
         f = (degrees + MAX_SWAY_DEG) / (2 * MAX_SWAY_DEG)
@@ -57,8 +63,11 @@ def paint_branch(w: int, h: int, seed: int) -> Branch:
             lx, ly = x0 + (x1 - x0) * f + rng.normal(0, 14), y0 + (y1 - y0) * f + rng.normal(0, 14)
             g = int(rng.integers(60, 140))
             leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "y_ir", "u", "v", "mask", "mask_uv")}
-    for deg in np.linspace(-MAX_SWAY_DEG, MAX_SWAY_DEG, PHASES):
+    # Filled in place: stacking per-phase lists would briefly need twice the memory (peak RSS).
+    chroma = (PHASES, ph // 2, pw // 2)
+    out = Branch(np.empty((PHASES, ph, pw), np.uint8), np.empty(chroma, np.uint8),
+                 np.empty(chroma, np.uint8), np.empty((PHASES, ph, pw), bool))
+    for k, deg in enumerate(np.linspace(-MAX_SWAY_DEG, MAX_SWAY_DEG, PHASES)):
         a = math.radians(float(deg))
         ca, sa = math.cos(a), math.sin(a)
 
@@ -75,14 +84,9 @@ def paint_branch(w: int, h: int, seed: int) -> Branch:
             ax = (round(16 * 15 * sx), round(16 * 7 * sy))
             for img, c in ((bgr, (b, g, r)), (mask, 255)):
                 cv2.ellipse(img, rot(lx, ly), ax, ang + float(deg), 0, 360, c, -1, cv2.LINE_8, 4)
-        y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        out["y"].append(y)
-        out["y_ir"].append(np.clip(y.astype(np.float32) * 1.3, 0, 255).astype(np.uint8))
-        out["u"].append(u)
-        out["v"].append(v)
-        out["mask"].append(mask > 127)
-        out["mask_uv"].append(mask[::2, ::2] > 127)
-    return Branch(**{k: np.stack(v) for k, v in out.items()})
+        out.y[k], out.u[k], out.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        np.greater(mask, 127, out=out.mask[k])
+    return out
 
 
 def soft_patch(w: int, h: int, factor_at_centre: float, seed: int, lumpy: bool) -> np.ndarray:

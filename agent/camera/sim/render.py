@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.camera.sim.actors import REF_H, REF_W, visible_width
 from agent.camera.sim.backdrop import i420_planes, paint
-from agent.camera.sim.effects import Grain, paint_branch, soft_patch
+from agent.camera.sim.effects import IR_LUT, Grain, paint_branch, soft_patch
 from agent.camera.sim.exposure import SubjectExposure
 from agent.camera.sim.scene import Cloud, Headlight, Scene
 from agent.camera.sim.sprites import draw, shapes
@@ -131,10 +131,12 @@ class SceneRenderer:
         b = self._branch
         k = b.phase(self.scene.weather.sway_degrees(t))
         ph, pw = b.mask.shape[1:]
-        np.copyto(y[:ph, :pw], b.y_ir[k] if ir else b.y[k], where=b.mask[k])
+        mask = b.mask[k]
+        np.copyto(y[:ph, :pw], cv2.LUT(b.y[k], IR_LUT) if ir else b.y[k], where=mask)
         if not ir:
-            np.copyto(u[: ph // 2, : pw // 2], b.u[k], where=b.mask_uv[k])
-            np.copyto(v[: ph // 2, : pw // 2], b.v[k], where=b.mask_uv[k])
+            mask_uv = mask[::2, ::2]
+            np.copyto(u[: ph // 2, : pw // 2], b.u[k], where=mask_uv)
+            np.copyto(v[: ph // 2, : pw // 2], b.v[k], where=mask_uv)
 
     def _shade_cloud(self, y: np.ndarray, c: Cloud, patch: np.ndarray, t: float) -> None:
         f = (t - c.t0) / c.duration
