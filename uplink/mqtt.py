@@ -33,7 +33,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,13 @@ from uplink.brokerurl import (
     parse_broker_url,
     should_fall_back_to_v311,
 )
+from uplink.mqtt_types import (
+    ConnectionEvent,
+    InboundMessage,
+    MqttSettings,
+    PublishHandle,
+    check_publish_limits,
+)
 
 __all__ = [
     "BrokerUrl", "ConnectionEvent", "InboundMessage", "MqttAuthError", "MqttClient",
@@ -67,78 +73,6 @@ __all__ = [
     "MqttSettings", "MqttTlsError", "PublishHandle", "check_publish_limits", "collect",
     "is_loopback", "parse_broker_url", "request_reply", "should_fall_back_to_v311",
 ]
-
-MAX_QOS = 1
-MAX_PAYLOAD = 128 * 1024
-MAX_SLASHES = 7
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """Connection settings; ``username`` is the device id (certificate CN brokers ignore it).
-
-    ``allow_plain``: plain TCP to a non-loopback broker only when the config says so explicitly
-    (``[mqtt] allow_plain = true``). ``will_topic``/``will_payload``: the retained QoS 1 will.
-    """
-
-    url: str
-    client_id: str
-    username: str | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    allow_plain: bool = False
-    keepalive_s: int = 60
-    session_expiry_s: int = 3600
-    will_topic: str | None = None
-    will_payload: bytes = b"offline"
-    reconnect_min_s: int = 1
-    reconnect_max_s: int = 60
-    max_inflight: int = 20
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    topic: str
-    payload: bytes
-    retain: bool
-    qos: int
-
-
-@dataclass(frozen=True)
-class ConnectionEvent:
-    """A connection change: ``connected`` now or not, why, and the error when it is a failure.
-
-    An event with ``connected=True`` and an ``error`` reports a refused subscription.
-    """
-
-    connected: bool
-    reason: str
-    error: MqttError | None = None
-
-
-@dataclass(frozen=True)
-class PublishHandle:
-    """Ticket for one publish; ``after`` orders it against acknowledgements (mids are reused)."""
-
-    mid: int
-    after: int
-    topic: str
-
-
-def check_publish_limits(topic: str, payload: bytes, qos: int) -> None:
-    """Raise MqttLimitError unless fleet brokers would accept this publish."""
-    if qos not in (0, 1):
-        raise MqttLimitError(f"QoS {qos} on {topic!r}: fleet brokers accept QoS 0 or 1 only")
-    if len(payload) > MAX_PAYLOAD:
-        raise MqttLimitError(f"payload of {len(payload)} bytes on {topic!r} exceeds "
-                             f"{MAX_PAYLOAD} bytes: upload large data to the bucket instead")
-    if topic.count("/") > MAX_SLASHES:
-        raise MqttLimitError(f"topic {topic!r} has {topic.count('/')} slashes; fleet brokers "
-                             f"accept at most {MAX_SLASHES}")
-    if not topic or "+" in topic or "#" in topic:
-        raise MqttLimitError(f"topic {topic!r} must be non-empty and contain no wildcards")
-
 
 def _downgrade_to_v311(client: paho.Client) -> None:
     # paho has no public switch; it downgrades 3.1.1 -> 3.1 itself by setting these attributes

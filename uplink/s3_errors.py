@@ -7,17 +7,12 @@ an ``S3Error`` subclass whose message names the fix; ``S3Unavailable`` is the on
 
 from __future__ import annotations
 
-from botocore.exceptions import (
-    ClientError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from typing import TYPE_CHECKING
 
 from uplink.errors import UplinkError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 
 class S3Error(UplinkError):
@@ -63,6 +58,17 @@ def error_code(exc: ClientError) -> str:
 
 def translate(exc: Exception, what: str, *, endpoint: str, bucket: str) -> S3Error:
     """The S3Error for a botocore/boto3 exception raised while doing ``what``."""
+    # botocore is imported here, not at the top: the daemon loads it only with a bucket configured
+    from botocore.exceptions import (
+        ClientError,
+        HTTPClientError,
+        IncompleteReadError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        SSLError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return S3AuthError(f"{what}: no usable S3 credentials ({exc}): set AWS_ACCESS_KEY_ID/"
                            "AWS_SECRET_ACCESS_KEY or [s3] credentials_file")
