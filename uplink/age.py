@@ -58,6 +58,7 @@ from uplink.age_header import (
     encode_stanza,
     parse_header,
 )
+from uplink.keys import raw_public_bytes
 
 __all__ = [
     "CHUNK_SIZE",
@@ -110,7 +111,7 @@ def _hkdf(key: bytes, salt: bytes | None, info: bytes) -> bytes:
 
 def _wrap_file_key(file_key: bytes, recipient: Recipient) -> Stanza:
     ephemeral = X25519PrivateKey.generate()  # fresh per stanza, as the spec requires
-    share = ephemeral.public_key().public_bytes_raw()
+    share = raw_public_bytes(ephemeral.public_key())
     try:
         shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.public_bytes))
     except ValueError as e:
@@ -281,7 +282,9 @@ class AgeWriter:
             self.abort()  # a failed recording must not look complete
 
     def _seal(self, chunk: memoryview, *, last: bool) -> None:
-        self._emit(self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, None))
+        # bytes(): cryptography before 39 (the Pi's apt 38.0.4) accepts only bytes here. One
+        # 64 KiB copy per chunk, small beside the cipher itself.
+        self._emit(self._aead.encrypt(_chunk_nonce(self._counter, last), bytes(chunk), None))
         self._counter += 1
 
     def _emit(self, data: bytes) -> None:

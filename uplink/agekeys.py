@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from uplink.age import AgeError
+from uplink.keys import raw_private_bytes, raw_public_bytes
 
 IDENTITY_HRP = "AGE-SECRET-KEY-"
 RECIPIENT_HRP = "age"
@@ -133,7 +134,7 @@ class Identity:
 
     def __init__(self, private_key: X25519PrivateKey) -> None:
         self.private_key = private_key
-        self._recipient = Recipient(private_key.public_key().public_bytes_raw())
+        self._recipient = Recipient(raw_public_bytes(private_key.public_key()))
 
     @classmethod
     def generate(cls) -> Identity:
@@ -162,7 +163,7 @@ class Identity:
         return self._recipient
 
     def __str__(self) -> str:
-        return bech32_encode(IDENTITY_HRP, self.private_key.private_bytes_raw()).upper()
+        return bech32_encode(IDENTITY_HRP, raw_private_bytes(self.private_key)).upper()
 
     def __repr__(self) -> str:
         return f"Identity(recipient={str(self._recipient)!r})"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from uplink.errors import UplinkError
 
@@ -71,7 +72,20 @@ def fingerprint(public_raw: bytes) -> str:
 def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     """The raw 32-byte public key of a private or public Ed25519 key."""
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return pub.public_bytes_raw()
+    return raw_public_bytes(pub)
+
+
+# public_bytes_raw()/private_bytes_raw() arrived in cryptography 40; the Pi's apt cryptography is
+# 38.0.4 (scripts/pi-pins.txt), so the raw encodings are spelled out, as every version accepts.
+def raw_public_bytes(pub: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    """The raw 32 bytes of an Ed25519 or X25519 public key."""
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def raw_private_bytes(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    """The raw 32 bytes of an Ed25519 or X25519 private key (unencrypted: handle with care)."""
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
 
 
 def b64u(raw: bytes) -> str:

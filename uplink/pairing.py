@@ -68,7 +68,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from uplink.age_header import AgeError
 from uplink.agekeys import Recipient
 from uplink.errors import UplinkError
-from uplink.keys import b64u, b64u_decode, device_id_for, fingerprint, key_id_for, public_raw
+from uplink.keys import (
+    b64u,
+    b64u_decode,
+    device_id_for,
+    fingerprint,
+    key_id_for,
+    public_raw,
+    raw_public_bytes,
+)
 
 PROTOCOL = b"doorward-pair-v1"
 VERSION = 1
@@ -347,7 +355,7 @@ class OwnerPairing:
         self._key = owner_signing_key
         self._eph = _eph(rng)
         self._hello = Hello(public_raw(owner_signing_key), owner_recipient,
-                            self._eph.public_key().public_bytes_raw(), rng(NONCE_SIZE))
+                            raw_public_bytes(self._eph.public_key()), rng(NONCE_SIZE))
         _check_field("hello", "recipient", owner_recipient, True)
         self._th: bytes | None = None
         self._k = b""
@@ -448,7 +456,7 @@ class DevicePairing:
     def on_hello(self, h: Hello) -> Challenge:
         """Message 2 for this owner, with a fresh ephemeral key and nonce."""
         eph = _eph(self._rng)
-        unsigned = Challenge(self._public, eph.public_key().public_bytes_raw(),
+        unsigned = Challenge(self._public, raw_public_bytes(eph.public_key()),
                              self._rng(NONCE_SIZE), b"")
         th = transcript_hash(self.device_id, h, unsigned)
         k = _session_key(eph, h.eph, self._secret, th)

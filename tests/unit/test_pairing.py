@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from agent.pairing_window import Decision, PairingWindow
 from uplink.agekeys import Identity
-from uplink.keys import b64u, device_id_for, fingerprint, key_id_for, public_raw
+from uplink.keys import (
+    b64u,
+    device_id_for,
+    fingerprint,
+    key_id_for,
+    public_raw,
+    raw_public_bytes,
+)
 from uplink.pairing import (
     MAX_MESSAGE_BYTES,
     Challenge,
@@ -212,7 +219,7 @@ def test_mitm_with_own_device_key_and_eph_cannot_fool_owner() -> None:
     o, d = owner(), device()
     hello = o.hello()
     real = d.on_hello(hello)
-    eve_eph = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    eve_eph = raw_public_bytes(X25519PrivateKey.generate().public_key())
     forged = dataclasses.replace(real, eph=eve_eph)  # real device key, real sig over another th
     with pytest.raises(ForeignMessage, match="not signed by the device"):
         o.on_challenge(forged)
@@ -227,7 +234,7 @@ def test_mitm_without_setup_code_cannot_confirm_to_device() -> None:
     o, d = owner(), device()
     hello = o.hello()
     eve_eph = X25519PrivateKey.generate()
-    relayed = dataclasses.replace(hello, eph=eve_eph.public_key().public_bytes_raw())
+    relayed = dataclasses.replace(hello, eph=raw_public_bytes(eve_eph.public_key()))
     challenge = d.on_hello(relayed)
     with pytest.raises(ForeignMessage, match="not signed by the device over this exchange"):
         o.on_challenge(challenge)  # the owner's th has its own eph: it stops here
