@@ -37,7 +37,7 @@ import numpy as np
 
 from agent.camera.base import Frame
 from agent.encoder import EncodedPacket, StreamInfo, VideoEncoder
-from agent.errors import StoreError
+from agent.errors import ConfigError, StoreError
 from agent.snapshot import i420_to_jpeg
 from agent.store import ClipEnd, ClipRecord, ClipSink, ClipStart, ClipStore
 from uplink.age import AgeWriter, encrypt
@@ -49,6 +49,27 @@ log = logging.getLogger(__name__)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 
 RecipientsSource = Sequence[Recipient] | Callable[[], Sequence[Recipient]]
+
+
+#: the oldest PyAV that writes clips reliably: 10-12 (Debian bookworm has 10.0) cannot set a
+#: stream's extradata on an encoder context or a packet's keyframe flag; 13-15 crash when a
+#: container whose sink failed (disk full) is collected. 18.1 is what the tests and the Pi run.
+MIN_PYAV_FOR_CLIPS = (18, 0)
+
+
+def check_pyav_can_mux(version: str = av.__version__) -> None:
+    """Raise ConfigError, naming the fix, if this PyAV cannot write clips (checked at start, so
+    the daemon does not fail at the first event instead)."""
+    try:
+        have = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let it try
+    if have < MIN_PYAV_FOR_CLIPS:
+        want = ".".join(map(str, MIN_PYAV_FOR_CLIPS))
+        raise ConfigError(
+            f"PyAV {version} cannot write clips reliably (older releases cannot describe the "
+            f"stream or flag keyframes, or crash when the disk fills): install PyAV >= {want} in "
+            f"the venv (pip install 'av>={want}'; on a Pi, scripts/install-pi does)")
 
 
 class PrerollRing:
@@ -131,7 +152,7 @@ class ClipOutput:
         stream: av.stream.Stream
         if info.extradata:
             video = cast(
-                av.VideoStream,
+                "av.VideoStream",  # a string: a typing aid only, not needed at run time
                 self._container.add_stream(info.codec_name, rate, width=w, height=h, time_base=tb),
             )
             video.codec_context.extradata = info.extradata
@@ -208,6 +229,7 @@ class Recorder:
         ring_max_bytes: int = 64 * 1024 * 1024,
         clock_wall: Callable[[], float] = time.time,
     ) -> None:
+        check_pyav_can_mux()
         self.encoder, self.store = encoder, store
         self.pre_roll_s, self.snapshot_quality = pre_roll_s, snapshot_quality
         self.ring = PrerollRing(pre_roll_s + max_trigger_delay_s, max_bytes=ring_max_bytes)

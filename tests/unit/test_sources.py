@@ -91,3 +91,14 @@ def test_frames_missed_counts_gaps_only() -> None:
     assert frames_missed(1.0, 2.0, 1.0) == 0  # on time
     assert frames_missed(1.0, 2.4, 1.0) == 0  # jitter
     assert frames_missed(1.0, 4.0, 1.0) == 2  # frames at 2 and 3 never came
+
+
+def test_a_pyav_too_old_to_mux_clips_is_refused_at_start() -> None:
+    from agent.errors import ConfigError
+    from agent.recorder import check_pyav_can_mux
+
+    check_pyav_can_mux("18.1.0")
+    check_pyav_can_mux("19.0.0")
+    for old in ("10.0.0", "15.0.0"):
+        with pytest.raises(ConfigError, match=rf"PyAV {old} cannot write clips.*av>=18"):
+            check_pyav_can_mux(old)
