@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -23,24 +23,28 @@ from agent import __version__
 from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
 from agent.camera.file import FileCamera
+from agent.camera.picam import PiCamera
+from agent.camera.picam_encoder import PicameraH264Encoder
 from agent.camera.sources import SourceSpec, make_source, parse_source
 from agent.commands_device import CommandProcessor
 from agent.config import Config
 from agent.consent import ConsentStore
 from agent.control import ControlServer, SimulatedPress, control_socket_path
 from agent.controller import ControlPress, DeviceController, DeviceState, UplinkHooks, topics
-from agent.daemon import Pipeline, StopFlag, run_daemon
+from agent.daemon import Pipeline, StopFlag, run_daemon, service_state
 from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.encoder import X264Encoder
-from agent.errors import DoorwardError
+from agent.encoder import VideoEncoder, X264Encoder
+from agent.errors import ConfigError, DoorwardError
+from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path
 from agent.recorder import Recorder
-from agent.status import StatusFile
+from agent.sdnotify import ServiceNotifier
+from agent.status import StatusFile, links_json
 from agent.store import ClipStore
 from agent.uplink_commands import register as register_uplink_commands
 from motion import (
@@ -52,8 +56,11 @@ from motion import (
     PrivacyMasker,
 )
 from uplink.errors import UplinkError
-from uplink.mqtt import MqttClient, MqttSettings
-from uplink.s3 import S3ObjectStore, S3Settings
+from uplink.mqtt_types import MqttSettings
+from uplink.objectstore import S3Settings
+
+if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
+    from uplink.mqtt import MqttClient
 
 log = logging.getLogger("doorward")
 
@@ -93,6 +100,22 @@ def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool) -
                        luma_width=cfg.camera.luma_width, realtime=realtime, loop=loop)
 
 
+def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
+    """The H.264 encoder for ``camera`` (open): the Pi's own encoder inside picamera2 when the
+    source is the Pi camera and ``[recording] encoder`` is "auto" or "hardware" (it also blacks
+    out privacy masks in the camera buffer before encoding), else libx264 on the loop thread."""
+    choice = cfg.recording.encoder
+    if isinstance(camera, PiCamera) and choice in ("auto", "hardware"):
+        return PicameraH264Encoder(camera, gop_s=cfg.recording.gop_s,
+                                   privacy_masks=cfg.motion.privacy_masks)
+    if choice == "hardware":
+        raise ConfigError(
+            f"config key recording.encoder = 'hardware': source {camera.name!r} has no hardware "
+            "encoder (only picamera2 has); use 'auto' or 'software'")
+    return X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
+                       preset=cfg.recording.preset, crf=cfg.recording.crf)
+
+
 def _log_event(doc: dict[str, Any]) -> None:
     if doc["event"] == "started":
         log.info("event %s started (%s) at %.2f s", doc["event_id"], doc["reason"], doc["onset_s"],
@@ -123,10 +146,12 @@ class Gpio:
     sim_press: SimulatedPress | None
 
 
-def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any]) -> Gpio:
-    """Buttons and LED. Simulated sources get gpiozero's mock pins, pressed by `doorward press`."""
+def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any],
+               work_dir: Path | None = None) -> Gpio:
+    """Buttons and LED. Simulated sources get gpiozero's mock pins, pressed by `doorward press`.
+    ``work_dir``: where lgpio may create its files when neither LG_WD nor RUNTIME_DIRECTORY say."""
     name = cfg.gpio.pin_factory or ("mock" if spec.simulated else None)
-    factory = make_pin_factory(name)
+    factory = make_pin_factory(name, work_dir=work_dir)
     buttons = DoorbellButtons(cfg.gpio.ring_pin, cfg.gpio.setup_pin, pin_factory=factory,
                               on_event=inbox.put)
     led = StatusLed(cfg.gpio.led_pin, pin_factory=factory)
@@ -150,6 +175,8 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str,
                             ca_file=path(cfg.mqtt.ca_file), cert_file=path(cfg.mqtt.cert_file),
                             key_file=path(cfg.mqtt.key_file), allow_plain=cfg.mqtt.allow_plain,
                             will_topic=topics(device_id)["status"])
+    from uplink.mqtt import MqttClient  # paho (~12 MB) only when a broker is configured
+
     try:
         return MqttClient(settings, on_message=inbox.put)
     except UplinkError as exc:
@@ -160,6 +187,7 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str,
 class Uplink:
     delivery: Delivery
     worker: OutboxWorker
+    discovery: HomeAssistantDiscovery | None = None  # with a broker only
 
     def pending(self) -> dict[str, int]:
         return self.delivery.outbox.pending()
@@ -183,6 +211,8 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
             # consent before each, so a revocation stops even an upload that kept failing.
             max_attempts=1)
 
+        from uplink.s3 import S3ObjectStore  # boto3 (~25 MB) only when a bucket is configured
+
         def store_factory() -> S3ObjectStore:
             return S3ObjectStore(settings)
 
@@ -202,7 +232,13 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=policy.recipients, uploads_enabled=store_factory is not None,
                         messages_enabled=mqtt is not None, wake=worker.wake)
-    return Uplink(delivery, worker)
+    discovery = None
+    if mqtt is not None:
+        ha = cfg.homeassistant
+        discovery = HomeAssistantDiscovery(delivery, device.identity.device_id,
+                                           enabled=ha.discovery, prefix=ha.discovery_prefix,
+                                           sw_version=__version__)
+    return Uplink(delivery, worker, discovery)
 
 
 def _uplink_event(delivery: Delivery) -> Callable[[dict[str, Any]], None]:
@@ -235,13 +271,22 @@ def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
     if uplink is None:
         return UplinkHooks(on_delivered=store.mark_delivered)
-    delivery = uplink.delivery
+    delivery, discovery = uplink.delivery, uplink.discovery
+
+    def changed() -> None:  # consent or event content may have changed: discovery follows
+        if discovery is not None:
+            discovery.reconcile()
+
+    def connected() -> None:
+        delivery.status_online(__version__, time.monotonic() - started)
+        changed()  # queues nothing unless something changed
+
     return UplinkHooks(
         command_guard=uplink.worker.paused,
         on_revoked=lambda scopes: log.info("consent revoked for %s: %d queued item(s) dropped",
                                            ", ".join(scopes),
                                            delivery.purge(scopes, "consent revoked")),
-        on_connected=lambda: delivery.status_online(__version__, time.monotonic() - started),
+        on_connected=connected, on_changed=changed,
         on_delivered=store.mark_delivered)
 
 
@@ -325,8 +370,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
     # `kill -USR1 PID` prints every thread's stack to the log: what is it doing right now?
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     with camera, ExitStack() as stack:
-        encoder = X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
-                              preset=cfg.recording.preset, crf=cfg.recording.crf)
+        encoder = build_encoder(cfg, camera)
         recorder = Recorder(encoder, store, policy.recipients, pre_roll_s=cfg.recording.pre_roll_s,
                             snapshot_quality=cfg.recording.snapshot_quality)
         masker = None
@@ -340,7 +384,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
                             store=store, masker=masker,
                             on_event=_uplink_event(delivery) if delivery else _log_event,
                             on_clip=delivery.clip_sealed if delivery else None)
-        gpio = build_gpio(cfg, spec, inbox)
+        gpio = build_gpio(cfg, spec, inbox, data_dir)
         controller = DeviceController(
             device, inbox=inbox, buttons=gpio.buttons, led=gpio.led, sim_press=gpio.sim_press,
             mqtt=mqtt, on_ring=_on_ring(pipeline, delivery),
@@ -368,10 +412,13 @@ def run(cfg: Config, opts: RunOptions) -> int:
         def tick() -> None:
             rings(pipeline.stats.last_frame_t)
             controller.tick()
+            if uplink is not None and uplink.discovery is not None:
+                uplink.discovery.tick()  # consent expiry; reads the database every 30 s
             status.update(pairing_open=controller.window.is_open(controller.mono()),
                           mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
             if time.monotonic() >= next_pending[0]:  # database reads: once a second, not per frame
-                status.update(sealing=policy.mode, sealing_reason=policy.reason)
+                status.update(sealing=policy.mode, sealing_reason=policy.reason,
+                              **links_json(controller.links))
                 if uplink is not None:
                     status.update(outbox=uplink.pending())
                 next_pending[0] = time.monotonic() + 1.0
@@ -379,13 +426,18 @@ def run(cfg: Config, opts: RunOptions) -> int:
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
                  device.identity.device_id, spec, camera.width, camera.height, camera.fps,
                  data_dir)
-        why = run_daemon(camera, pipeline, status, stop, tick=tick, housekeeping=housekeeping)
+        # systemd (Type=notify): READY=1 once frames flow, STATUS=, watchdog pings per frame.
+        notifier = ServiceNotifier.from_env(
+            describe=lambda: service_state(pipeline, uplink.pending() if uplink else None))
+        stack.callback(notifier.close)
+        why = run_daemon(camera, pipeline, status, stop, tick=tick, housekeeping=housekeeping,
+                         notifier=notifier)
         housekeeping()
         if uplink is not None and opts.exit_at_eof and why == "eof":
             _drain(uplink, opts.drain_timeout_s if opts.drain_timeout_s is not None
                    else cfg.uplink.drain_timeout_s)
             controller.tick()  # what the lanes reported while draining (clips delivered)
-            status.update(outbox=uplink.pending())
+            status.update(outbox=uplink.pending(), **links_json(controller.links))
     status.update(mqtt_connected=False, pairing_open=False, recording=False)  # not live now
     status.flush(force=True)
     log.info("doorward stopped (%s): %d frames, %d events, %d clips, %d dropped frames", why,

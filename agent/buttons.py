@@ -31,10 +31,11 @@ long hold is a reset only and never a pairing followed by a reset.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -330,16 +331,19 @@ class StatusLed:
 _NO_GPIO_FIX = ('use a simulated source, which uses mock pins, or set [gpio] pin_factory = "mock"')
 
 
-def make_pin_factory(name: str | None) -> Any:
+def make_pin_factory(name: str | None, *, work_dir: os.PathLike[str] | str | None = None) -> Any:
     """The gpiozero pin factory to pass to every device.
 
     ``"mock"``: a fresh ``MockFactory`` (simulated mode, tests). ``None``: gpiozero's default (on a
     Pi: lgpio, then RPi.GPIO, pigpio, native; ``GPIOZERO_PIN_FACTORY`` is honoured). Any other
     name: that gpiozero factory (``lgpio``, ``rpigpio``, ``pigpio``, ``native``). Failures raise
-    :class:`DoorwardError` naming the fix.
+    :class:`DoorwardError` naming the fix. Before lgpio can load, ``LG_WD`` is set if unset (see
+    :func:`ensure_lgpio_work_dir`; ``work_dir`` is the last resort, e.g. the data directory).
     """
     if name == "mock":
         return MockFactory()
+    if name in (None, "lgpio"):
+        ensure_lgpio_work_dir(os.environ, work_dir)
     if name is None:
         return _default_factory()
     factories = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
@@ -353,6 +357,28 @@ def make_pin_factory(name: str | None) -> Any:
         raise DoorwardError(
             f"[gpio] pin_factory = {name!r} does not work here ({type(err).__name__}: {err}): on a "
             f"Raspberry Pi 5 only \"lgpio\" works; without GPIO, {_NO_GPIO_FIX}") from err
+
+
+def ensure_lgpio_work_dir(environ: MutableMapping[str, str],
+                          fallback: os.PathLike[str] | str | None) -> str | None:
+    """Set ``LG_WD`` in ``environ`` when unset, before gpiozero imports lgpio; returns its value.
+
+    lgpio (the only pin factory that works on a Pi 5) creates its notification FIFO
+    (``.lgd-nfy*``) in ``$LG_WD``, else in the current directory, which for a service is ``/`` or
+    read-only under ``ProtectSystem=strict``: button callbacks then silently never fire. The
+    library reads the variable when it is imported, so this must run first. Order: an existing
+    ``LG_WD`` (the unit sets ``%t/doorward``); systemd's ``RUNTIME_DIRECTORY`` (first entry);
+    ``fallback``. With none of them, nothing is set (a developer's shell: the current directory).
+    """
+    if environ.get("LG_WD"):
+        return environ["LG_WD"]
+    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    chosen = runtime or (os.fspath(fallback) if fallback is not None else "")
+    if not chosen:
+        return None
+    environ["LG_WD"] = chosen
+    log.debug("LG_WD=%s (lgpio's working directory)", chosen)
+    return chosen
 
 
 def _default_factory() -> Any:

@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("doctor", help="check camera, GPIO, clock, storage, broker, bucket, "
+                       "pairing and consent; exit 1 if something blocks operation")
+    _add_common(p)
+    p.add_argument("--source", metavar="SPEC", help="the camera source to check (default: "
+                   "from config)")
+    p.add_argument("--broker", metavar="URL", help="the broker to check (overrides [mqtt] url)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for the broker and the bucket (default 5)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("device", help="this device's identity")
     dsub = p.add_subparsers(dest="device_command", required=True, metavar="ACTION")
     sp = dsub.add_parser("label", help="what is printed on the label inside the housing")
@@ -130,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             setup_logging("warning", "text")
             return owner_dispatch(args)
+        if args.command == "doctor":  # loads the config itself: a bad one is a FAIL to report
+            from agent import doctor
+
+            setup_logging("warning", "text")
+            return doctor.main(args)
         cfg = load_config(getattr(args, "config", None))
         setup_logging(cfg.log.level, cfg.log.format)
         if args.command == "run":

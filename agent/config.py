@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class RecordingConfig:
     preset: str = "ultrafast"
     crf: int = 23
     snapshot_quality: int = 85
+    encoder: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ class UplinkConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
 class GpioConfig:
     pin_factory: str = ""
     ring_pin: int = 17
@@ -117,6 +125,7 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     s3: S3Config = S3Config()
     uplink: UplinkConfig = UplinkConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     gpio: GpioConfig = GpioConfig()
     log: LogConfig = LogConfig()
     path: str | None = None
@@ -133,6 +142,7 @@ class Config:
 
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 _LEVELS = ("debug", "info", "warning", "error")
+_ENCODERS = ("auto", "hardware", "software")
 
 
 def _number(key: str, value: Any, *, lo: float, hi: float, what: str, integer: bool = False) -> Any:
@@ -187,7 +197,7 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     sections = {"camera", "motion", "events", "recording", "store", "mqtt", "s3", "uplink",
-                "gpio", "log"}
+                "homeassistant", "gpio", "log"}
     for name in raw:
         if name not in sections:
             raise ConfigError(
@@ -244,6 +254,8 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
         snapshot_quality=_number("recording.snapshot_quality",
                                  rec.get("snapshot_quality", d.recording.snapshot_quality),
                                  lo=10, hi=100, what="JPEG quality", integer=True),
+        encoder=_choice("recording.encoder", rec.get("encoder", d.recording.encoder),
+                        _ENCODERS),
     )
     st = _section(raw, "store")
     _check_keys("store", st, {f.name for f in dataclasses.fields(StoreConfig)})
@@ -267,12 +279,14 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     uplink = UplinkConfig(drain_timeout_s=_number(
         "uplink.drain_timeout_s", up.get("drain_timeout_s", 60.0), lo=0, hi=3600,
         what="seconds `run --exit-at-eof` waits for the outbox to drain"))
+    homeassistant = _build_homeassistant(_section(raw, "homeassistant"))
     lg = _section(raw, "log")
     _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
     log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
                     format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
     return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
-                  mqtt=mqtt, s3=s3, uplink=uplink, gpio=gpio, log=log, path=path)
+                  mqtt=mqtt, s3=s3, uplink=uplink, homeassistant=homeassistant, gpio=gpio,
+                  log=log, path=path)
 
 
 def _build_s3(t: Mapping[str, Any]) -> S3Config:
@@ -315,6 +329,23 @@ def _build_mqtt(t: Mapping[str, Any]) -> MqttConfig:
         cert_file=_string("mqtt.cert_file", t.get("cert_file", d.cert_file), "a path"),
         key_file=_string("mqtt.key_file", t.get("key_file", d.key_file), "a path"),
     )
+
+
+def _build_homeassistant(t: Mapping[str, Any]) -> HomeAssistantConfig:
+    _check_keys("homeassistant", t, {f.name for f in dataclasses.fields(HomeAssistantConfig)})
+    d = HomeAssistantConfig()
+    discovery = t.get("discovery", d.discovery)
+    if not isinstance(discovery, bool):
+        raise ConfigError(f"config key homeassistant.discovery = {discovery!r}: must be true or "
+                          "false")
+    prefix = t.get("discovery_prefix", d.discovery_prefix)
+    # 1-3 topic levels, no wildcards: discovery topics add 4 levels and fleet brokers take 8
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}",
+                                                       prefix):
+        raise ConfigError(f"config key homeassistant.discovery_prefix = {prefix!r}: must be 1-3 "
+                          "topic levels of A-Z a-z 0-9 _ - separated by '/' (Home Assistant's "
+                          "default is 'homeassistant')")
+    return HomeAssistantConfig(discovery=discovery, discovery_prefix=prefix)
 
 
 def _build_gpio(t: Mapping[str, Any]) -> GpioConfig:

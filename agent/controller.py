@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.buttons import ButtonEvent, DoorbellButtons, StatusLed
 from agent.commands_device import CommandProcessor
@@ -33,10 +33,15 @@ from agent.errors import DoorwardError
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
 from agent.pairing_window import Decision, PairingWindow
+from agent.status import LinkState
 from uplink import pairing
+from uplink.brokerurl import MqttError
 from uplink.errors import UplinkError
 from uplink.keys import key_id_for
-from uplink.mqtt import InboundMessage, MqttClient, MqttError
+from uplink.mqtt_types import InboundMessage
+
+if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
+    from uplink.mqtt import MqttClient
 
 log = logging.getLogger("doorward")
 
@@ -64,13 +69,16 @@ class UplinkHooks:
 
     ``command_guard`` wraps command handling (the outbox worker pauses, so nothing of a scope
     leaves after its revocation commits); ``on_revoked`` purges what is queued under the scopes;
-    ``on_connected`` runs on every (re)connection; ``on_delivered`` marks a clip delivered.
+    ``on_connected`` runs on every (re)connection; ``on_delivered`` marks a clip delivered;
+    ``on_changed`` runs after every accepted owner command and a factory reset (consent or
+    settings may have changed: e.g. Home Assistant discovery follows them).
     """
 
     command_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
     on_revoked: Callable[[list[str]], None] = lambda scopes: None
     on_connected: Callable[[], None] = lambda: None
     on_delivered: Callable[[str], None] = lambda clip_id: None
+    on_changed: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -108,6 +116,8 @@ class DeviceController:
         self._next_flush = 0.0
         self._window_was_open = False
         self.last_pairing: str = ""
+        # broker/bucket reachability as last seen, for status.json (`doorward status`)
+        self.links: dict[str, LinkState] = {}
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,6 +170,8 @@ class DeviceController:
             self._on_control_press(item, now)
         elif isinstance(item, ClipDelivered):
             self.hooks.on_delivered(item.clip_id)
+        elif isinstance(item, LinkState):  # the upload lane's last bucket result
+            self.links[item.link] = item
 
     def _connection_events(self) -> None:
         if self.mqtt is None:
@@ -171,9 +183,13 @@ class DeviceController:
                 return
             if ev.connected and ev.error is None:
                 log.info("connected to the broker (MQTT %s)", self.mqtt.protocol)
+                self.links["broker"] = LinkState("broker", "connected", self.wall())
                 self.hooks.on_connected()
             elif not ev.connected:
                 log.warning("broker connection lost: %s", ev.reason)
+                self.links["broker"] = LinkState(
+                    "broker", "failed" if ev.error else "disconnected", self.wall(),
+                    str(ev.error) if ev.error else ev.reason)
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_button(self, ev: ButtonEvent, now: float) -> None:
@@ -292,6 +308,7 @@ class DeviceController:
                 self.hooks.on_revoked([str(s) for s in revoked])
         if response.ok:
             log.info("owner command %s accepted", response.jti)
+            self.hooks.on_changed()
         else:
             log.warning("owner command rejected: %s (%s)", response.reason, response.detail)
         if response.jti is not None:  # nothing to answer when we cannot even name the command
@@ -313,6 +330,7 @@ class DeviceController:
         self.state.consent.wipe()
         wiped = self.on_factory_reset()
         self.state.ledger.restart("factory-reset", wiped, now)
+        self.hooks.on_changed()
         if self.led is not None:
             self.led.reset_confirm()
         log.warning("factory reset done: %s", wiped)

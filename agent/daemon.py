@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from agent.camera.base import Camera, Frame
 from agent.recorder import Recorder
+from agent.sdnotify import ServiceNotifier
 from agent.status import StatusFile
 from agent.store import ClipRecord, ClipStore
 from motion import EventEnded, EventStarted, EventTracker, MotionDetector, PrivacyMasker
@@ -49,6 +52,7 @@ class PipelineStats:
     events: int = 0
     clips: int = 0
     last_frame_t: float = 0.0
+    last_frame_at: float | None = None  # wall time the last frame arrived (status: frame age)
     last_event: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,6 +87,7 @@ class Pipeline:
         result = self.detector.update(frame.luma, frame.t)
         self.stats.frames += 1
         self.stats.last_frame_t = frame.t
+        self.stats.last_frame_at = time.time()
         self._handle(self.tracker.update(frame.t, result.motion, result.area))
         if self._open is not None and result.motion:
             self._open.peak_area = max(self._open.peak_area, result.area)
@@ -180,10 +185,13 @@ class StopFlag:
 def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: StopFlag, *,
                tick: Callable[[], None] | None = None,
                housekeeping: Callable[[], None] | None = None,
-               housekeeping_every_s: float = 60.0) -> str:
+               housekeeping_every_s: float = 60.0,
+               notifier: ServiceNotifier | None = None) -> str:
     """Drive ``pipeline`` from ``camera`` until the source ends or ``stop`` is set.
 
-    ``tick`` runs after every frame (the device controller drains its inbox there).
+    ``tick`` runs after every frame (the device controller drains its inbox there). ``notifier``
+    hears of every frame (systemd's READY=1, STATUS= and watchdog pings: no frames, no pings)
+    and of the end of the loop (STOPPING=1, before the open clip is sealed).
     Returns why it stopped ("eof" or the signal name). Always seals the clip in progress.
     """
     reason = "eof"
@@ -194,6 +202,8 @@ def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: Sto
             pipeline.process(frame)
             if tick is not None:
                 tick()
+            if notifier is not None:
+                notifier.frame(time.monotonic())
             if housekeeping is not None and frame.t >= next_housekeeping:
                 housekeeping()
                 next_housekeeping = frame.t + housekeeping_every_s
@@ -202,11 +212,31 @@ def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: Sto
                 reason = stop.signal_name or "stopped"
                 break
     finally:
+        if notifier is not None:  # sys.exc_info(): is an exception on its way out?
+            notifier.stopping("error" if sys.exc_info()[0] is not None else reason)
         pipeline.finish()
         status.update(state="stopped", stop_reason=reason)
         _status_tick(status, camera, pipeline)
         status.flush(force=True)
     return reason
+
+
+def service_state(pipeline: Pipeline, pending: Mapping[str, int] | None = None) -> str:
+    """One short line for systemd's ``STATUS=`` (what ``systemctl status doorward`` shows), e.g.
+    "recording event 4" or "idle, 2 uploads queued"; ``pending`` is the outbox's open items by
+    ``"kind:scope"`` (None: no uplink)."""
+    event_id = pipeline.tracker.event_id
+    if event_id is None:
+        state = "idle"
+    elif pipeline.recorder is not None and pipeline.recorder.recording:
+        state = f"recording event {event_id}"
+    else:
+        state = f"event {event_id} (not recording)"
+    for kind, label in (("upload", "upload"), ("message", "message")):
+        n = sum(v for k, v in (pending or {}).items() if k.startswith(kind + ":"))
+        if n:
+            state += f", {n} {label}{'s' if n > 1 else ''} queued"
+    return state
 
 
 def _status_tick(status: StatusFile, camera: Camera, pipeline: Pipeline) -> None:
@@ -215,6 +245,10 @@ def _status_tick(status: StatusFile, camera: Camera, pipeline: Pipeline) -> None
         frames=pipeline.stats.frames, source_t_s=round(pipeline.stats.last_frame_t, 2),
         dropped_frames=camera.dropped_frames, events=pipeline.stats.events,
         clips=pipeline.stats.clips, recording=bool(rec and rec.recording),
+        last_frame_at=pipeline.stats.last_frame_at,
+        # live cameras that recover from stalls (picamera2) count them; others have none
+        camera_stalls=getattr(camera, "stalls", 0),
+        camera_recoveries=getattr(camera, "recoveries", 0),
         last_event=pipeline.stats.last_event,
         store_error=(rec.last_error if rec is not None else None),
     )

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.consent import ConsentStore
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
@@ -36,6 +36,7 @@ from agent.outbox_worker import (
     TransientSendError,
     mqtt_batch_publisher,
 )
+from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
 from uplink.manifest import ClipObject, Manifest, SeqState, seal_times, sign_manifest, token_hash
@@ -48,10 +49,12 @@ from uplink.messages import (
     next_message,
     topic_for,
 )
-from uplink.mqtt import MqttClient
-from uplink.s3 import ObjectStore, file_sha256, object_keys
+from uplink.objectstore import ObjectStore, file_sha256, object_keys
 from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
 from uplink.s3_multipart import ResumeState
+
+if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
+    from uplink.mqtt import MqttClient
 
 log = logging.getLogger("doorward")
 
@@ -73,7 +76,8 @@ def iso(epoch_s: float) -> str:
 
 
 def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope: str, *,
-                    content: str, recipients: Sequence[Recipient], now: float) -> Item:
+                    content: str, recipients: Sequence[Recipient], now: float,
+                    retain: bool = False) -> Item:
     """Sign ``body`` as the next message of the device's chain and queue it, atomically."""
 
     def sign(seq: int, prev: str) -> bytes:
@@ -84,7 +88,8 @@ def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope:
 
     typ = {EventBody: "event", StatusBody: "status", UploadedBody: "uploaded",
            ForgetResultBody: "forgotten"}[type(body)]
-    return outbox.enqueue_signed(topic_for(identity.device_id, typ), sign, scope, now=now)
+    return outbox.enqueue_signed(topic_for(identity.device_id, typ), sign, scope, now=now,
+                                 retain=retain)
 
 
 class Delivery:
@@ -124,14 +129,26 @@ class Delivery:
 
     def status_online(self, version: str, uptime_s: float) -> None:
         """The retained ``online`` status (scope ``device``: needs no consent, carries nothing
-        about the door; the broker's will turns it into ``offline``)."""
+        about the door; the broker's will turns it into ``offline``). Retained, so a subscriber
+        arriving later (Home Assistant's availability) sees online, not an older will."""
         if not self.messages_enabled:
             return
         now = self.wall()
         owners = [Recipient.parse(r) for r in self.consent.recipients()]
         sign_into_chain(self.outbox, self.identity,
                         StatusBody(state="online", version=version, uptime_s=int(uptime_s)),
-                        "device", content="clear", recipients=owners, now=now)
+                        "device", content="clear", recipients=owners, now=now, retain=True)
+        self.wake()
+
+    def publish_retained(self, topic: str, payload: bytes, scope: str, *,
+                         expires_in_s: float) -> None:
+        """Queue a plain (unsigned) retained message, e.g. a Home Assistant discovery config;
+        an empty ``payload`` clears what the broker retains there. ``scope`` gates it at the
+        moment of sending like any other item (``device`` for a removal, which must leave
+        even after consent is gone)."""
+        now = self.wall()
+        self.outbox.enqueue_message(topic, payload, scope, now=now, retain=True,
+                                    expires_at=now + expires_in_s)
         self.wake()
 
     def clip_sealed(self, rec: ClipRecord) -> None:
@@ -235,6 +252,18 @@ class ClipUploader:
         self.ledger, self.outbox = ledger, outbox
 
     def upload(self, item: Item, progress: Callable[[dict[str, Any] | None], None]) -> object:
+        """The port; tells the loop how the bucket answered (status: last seen reachability)."""
+        try:
+            result = self._upload(item, progress)
+        except Exception as exc:
+            cause = exc if isinstance(exc, S3Error) else exc.__cause__
+            if isinstance(cause, S3Error):  # the bucket answered (or not); not a local failure
+                self.ctx.inbox.put(LinkState("bucket", "failed", time.time(), str(cause)))
+            raise
+        self.ctx.inbox.put(LinkState("bucket", "ok", time.time()))
+        return result
+
+    def _upload(self, item: Item, progress: Callable[[dict[str, Any] | None], None]) -> object:
         spec = item.spec or {}
         if "forget" in spec:
             return self._forget(spec)

@@ -102,6 +102,8 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO seq_state (id, last_seq, last_hash) VALUES (1, 0, '""" + GENESIS_PREV + """')
     """,
+    # 2: retained messages (Home Assistant discovery configs, the online status)
+    "ALTER TABLE items ADD COLUMN retain INTEGER NOT NULL DEFAULT 0",
 )
 
 
@@ -166,6 +168,7 @@ class Item:
     drop_reason: str | None
     last_error: str | None
     progress: dict[str, Any] | None
+    retain: bool = False  # MQTT retain flag (messages only)
 
     def record(self) -> dict[str, Any]:
         """What the ledger keeps about this item: never the payload (it is sealed anyway)."""
@@ -204,7 +207,7 @@ def _ranges(ids: Sequence[int]) -> str:
 
 _COLUMNS = (
     "id, kind, scope, topic, payload, spec, seq, size, created_at, expires_at, message_expiry_s, "
-    "attempts, next_attempt_at, state, done_at, drop_reason, last_error, progress"
+    "attempts, next_attempt_at, state, done_at, drop_reason, last_error, progress, retain"
 )
 
 
@@ -215,7 +218,7 @@ def _item(r: sqlite3.Row) -> Item:
         None if r["spec"] is None else json.loads(r["spec"]), r["seq"], r["size"],
         r["created_at"], r["expires_at"], r["message_expiry_s"], r["attempts"],
         r["next_attempt_at"], r["state"], r["done_at"], r["drop_reason"], r["last_error"],
-        None if r["progress"] is None else json.loads(r["progress"]),
+        None if r["progress"] is None else json.loads(r["progress"]), bool(r["retain"]),
     )  # fmt: skip
 
 
@@ -307,16 +310,19 @@ class Outbox:
     def enqueue_message(
         self, topic: str, payload: bytes, scope: str, *, now: float,
         expires_at: float | None = None, message_expiry_s: int | None = None,
+        retain: bool = False,
     ) -> Item:
         """Queue an already-built payload (no chain state). Durable once this returns; the item
-        comes back dropped (and recorded) if the outbox is full of higher-priority work."""
+        comes back dropped (and recorded) if the outbox is full of higher-priority work.
+        ``retain``: the broker keeps it for later subscribers (an empty payload clears that)."""
         return self._enqueue("message", scope, now, expires_at, topic=topic,
                              build=lambda _db: (bytes(payload), None),
-                             message_expiry_s=message_expiry_s)
+                             message_expiry_s=message_expiry_s, retain=retain)
 
     def enqueue_signed(
         self, topic: str, sign: Callable[[int, str], bytes], scope: str, *, now: float,
         expires_at: float | None = None, message_expiry_s: int | None = None,
+        retain: bool = False,
     ) -> Item:
         """Queue a chained device message: ``sign(seq, prev)`` is called inside the enqueue
         transaction with the next seq and the hex SHA-256 of the previous message's bytes, and
@@ -336,7 +342,7 @@ class Outbox:
             return payload, seq
 
         return self._enqueue("message", scope, now, expires_at, topic=topic, build=build,
-                             message_expiry_s=message_expiry_s)
+                             message_expiry_s=message_expiry_s, retain=retain)
 
     def enqueue_upload(
         self, spec: Mapping[str, Any], scope: str, *, now: float, expires_at: float | None = None
@@ -355,7 +361,7 @@ class Outbox:
         self, kind: str, scope: str, now: float, expires_at: float | None, *,
         build: Callable[[sqlite3.Connection], tuple[bytes | None, int | None]],
         topic: str | None = None, spec_text: str | None = None,
-        message_expiry_s: int | None = None,
+        message_expiry_s: int | None = None, retain: bool = False,
     ) -> Item:
         if scope not in SCOPES:
             raise ValueError(f"outbox scope {scope!r} is not one of {SCOPES}")
@@ -372,9 +378,9 @@ class Outbox:
             victims, admit = self._plan_room(db, size, scope, now)
             cur = db.execute(
                 "INSERT INTO items (kind, scope, topic, payload, spec, seq, size, created_at, "
-                "expires_at, message_expiry_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "expires_at, message_expiry_s, retain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (kind, scope, topic, payload, spec_text, seq, size, now, expires,
-                 message_expiry_s),
+                 message_expiry_s, int(retain)),
             )
             new_id = int(cur.lastrowid or 0)
             for victim_id, reason in victims:

@@ -55,11 +55,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import DoorwardError
 from agent.outbox import GATED_SCOPES, Backoff, Item, Outbox, OutboxLimits
-from uplink.mqtt import MqttAuthError, MqttClient, MqttLimitError, MqttPublishError
+from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
+
+if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
+    from uplink.mqtt import MqttClient
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +98,13 @@ class UploadInterrupted(DoorwardError):
 @dataclass(frozen=True)
 class Send:
     """One message handed to the publish port; ``message_expiry_s`` is what is left of the item's
-    lifetime (MQTT 5 message expiry), None for no expiry."""
+    lifetime (MQTT 5 message expiry), None for no expiry; ``retain``: the MQTT retain flag."""
 
     item_id: int
     topic: str
     payload: bytes
     message_expiry_s: int | None
+    retain: bool = False
 
 
 PublishBatch = Callable[[Sequence[Send]], int]
@@ -156,25 +160,36 @@ def mqtt_batch_publisher(client: MqttClient, ack_timeout_s: float = 5.0) -> Publ
         handles = []
         for s in sends:
             try:
-                handles.append(client.publish(s.topic, s.payload, qos=1,
+                handles.append(client.publish(s.topic, s.payload, qos=1, retain=s.retain,
                                               message_expiry_s=s.message_expiry_s))
             except MqttLimitError as e:
-                raise PermanentSendError(str(e), acked=_acked(client, handles, ack_timeout_s),
+                raise PermanentSendError(str(e), acked=_acked(client, handles, sends,
+                                                              ack_timeout_s),
                                          item_id=s.item_id) from e
             if not client.is_connected:
                 break  # the rest waits for the next batch
-        return _acked(client, handles, ack_timeout_s)
+        return _acked(client, handles, sends, ack_timeout_s)
 
     return batch
 
 
-def _acked(client: MqttClient, handles: Sequence[Any], timeout_s: float) -> int:
+def _acked(client: MqttClient, handles: Sequence[Any], sends: Sequence[Send],
+           timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     for n, handle in enumerate(handles):
         try:
             if not client.wait_published(handle, max(0.0, deadline - time.monotonic())):
                 return n
         except (MqttPublishError, MqttAuthError) as e:
+            if sends[n].retain:
+                # A retained message states what is true now and is sent again when that changes
+                # (status on every connect, Home Assistant discovery on reconcile): dropping a
+                # refused one (logged and in the ledger) loses nothing, keeping it would hold
+                # every event behind it until the operator fixes the ACL.
+                raise PermanentSendError(
+                    f"broker refused retained {sends[n].topic!r}: {e}; allow the device to "
+                    "write that topic in the broker's ACL", acked=n,
+                    item_id=sends[n].item_id) from e
             # refused (e.g. by an ACL): keep it, in order, until the operator fixes it
             raise TransientSendError(f"broker refused a publish: {e}", acked=n) from e
     return len(handles)
@@ -353,8 +368,8 @@ class OutboxWorker:
             if refused:
                 outbox.drop_many(refused, "no consent", now)
             todo = [i for i in batch if verdict[i.scope]]
-            sends = [Send(i.id, str(i.topic), bytes(i.payload or b""), remaining_expiry(i, now))
-                     for i in todo]  # fmt: skip
+            sends = [Send(i.id, str(i.topic), bytes(i.payload or b""), remaining_expiry(i, now),
+                          i.retain) for i in todo]  # fmt: skip
             acked, failure = self._publish(ports.publish, sends)
             done = self._clock()
             outbox.mark_sent([i.id for i in todo[:acked]], done)

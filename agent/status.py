@@ -1,15 +1,33 @@
-"""What the daemon is doing, for ``doorward status``: a small JSON file in the data directory.
+"""What the daemon is doing, for ``doorward status``: a small JSON file in the data directory,
+plus read-only looks at the databases for what must be right even while the daemon is down.
 
 The daemon owns the file and rewrites it atomically (temp file + rename) at most once a second and
 on every state change, so a reader never sees half a document. ``doorward status`` reads it and
 tells a running daemon from a stale file by the pid and the age of ``updated_at``.
+
+Read side (``doorward status`` and ``doorward doctor``)::
+
+    st = read_status(data_dir)            # status.json with ``running`` computed, or None
+    dev = read_device(data_dir, now)      # owners and consent from device.sqlite (read-only)
+    n = count_events_since(data_dir, local_midnight(now))
+    q = read_queues(data_dir)             # open outbox items per lane
+
+Reachability (:class:`LinkState`): the controller keeps the last seen state of the broker (from
+the MQTT client's connection events) and of the bucket (from the upload lane's results, posted to
+the loop's inbox); the daemon's tick writes them here as ``broker`` and ``bucket``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +87,198 @@ def read_status(data_dir: Path) -> dict[str, Any] | None:
             alive = True
     state["running"] = alive
     return state
+
+
+# ---- reachability, as last seen by the daemon ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """The last seen state of an uplink: ``link`` is "broker" or "bucket"; ``state`` is
+    "connected", "disconnected" or "failed" (broker), "ok" or "failed" (bucket); ``at`` is the
+    wall time it was seen; ``error`` the translated error of a failure (it names the fix).
+
+    The upload lane posts one to the loop's inbox after every bucket request it makes; the
+    controller records the broker's from the MQTT client's connection events.
+    """
+
+    link: str
+    state: str
+    at: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "at": round(self.at, 3), "error": self.error}
+
+
+def links_json(links: Mapping[str, LinkState]) -> dict[str, dict[str, Any]]:
+    """The status.json fields (``broker``, ``bucket``) for the links seen so far."""
+    return {name: link.to_json() for name, link in links.items()}
+
+
+# ---- read-only looks at the databases -----------------------------------------------------------
+
+DEVICE_DB = "device.sqlite"
+INDEX_DB = "index.sqlite"
+OUTBOX_DB = "outbox.sqlite"
+
+
+@contextmanager
+def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to an existing SQLite file (FileNotFoundError if there is none).
+
+    Never creates or migrates anything, so ``status`` and ``doctor`` can look at a stopped or a
+    running daemon's databases without changing them (WAL lets them read beside the writer).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    with closing(db):
+        yield db
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """Owners and consent as device.sqlite has them: ``grants`` maps each scope in force to its
+    end (epoch s; None: until revoked)."""
+
+    owners: int
+    viewers: int
+    grants: dict[str, float | None]
+
+
+def read_device(data_dir: Path, now: float) -> DeviceView | None:
+    """Pairing and consent from ``device.sqlite`` (None before the first run); the same
+    queries as :class:`agent.consent.ConsentStore`, without opening it for writing."""
+    try:
+        with open_readonly(data_dir / DEVICE_DB) as db:
+            roles = dict(db.execute("SELECT role, COUNT(*) FROM owners GROUP BY role").fetchall())
+            rows = db.execute(
+                "SELECT scope, expires_at FROM grants WHERE revoked_at IS NULL "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY id", (now,)).fetchall()
+    except FileNotFoundError:
+        return None
+    return DeviceView(owners=int(roles.get("owner", 0)), viewers=int(roles.get("viewer", 0)),
+                      grants={str(scope): until for scope, until in rows})
+
+
+def local_midnight(now: float) -> float:
+    """The start of the local day containing ``now`` (epoch s)."""
+    day = datetime.fromtimestamp(now).astimezone()
+    return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def count_events_since(data_dir: Path, since: float) -> int | None:
+    """Events in the clip index that started at or after ``since`` (None: no index yet)."""
+    from agent.store import iso_utc  # the index's own time format, so text order is time order
+
+    try:
+        with open_readonly(data_dir / INDEX_DB) as db:
+            row = db.execute("SELECT COUNT(*) FROM events WHERE started_at >= ?",
+                             (iso_utc(since),)).fetchone()
+    except FileNotFoundError:
+        return None
+    return int(row[0])
+
+
+def store_bytes(data_dir: Path) -> tuple[int, int] | None:
+    """(bytes used by clips and snapshots, complete clips) from the clip index."""
+    try:
+        with open_readonly(data_dir / INDEX_DB) as db:
+            used = db.execute("SELECT COALESCE(SUM(bytes + COALESCE(snapshot_bytes, 0)), 0) "
+                              "FROM clips").fetchone()[0]
+            clips = db.execute("SELECT COUNT(*) FROM clips WHERE state = 'complete'").fetchone()[0]
+    except FileNotFoundError:
+        return None
+    return int(used), int(clips)
+
+
+def read_queues(data_dir: Path) -> dict[str, int] | None:
+    """Open outbox items per lane: ``{"messages": n, "uploads": m}`` (None: no outbox yet)."""
+    try:
+        with open_readonly(data_dir / OUTBOX_DB) as db:
+            rows = db.execute("SELECT kind, COUNT(*) FROM items WHERE state IN "
+                              "('queued', 'in-flight') GROUP BY kind").fetchall()
+    except FileNotFoundError:
+        return None
+    counts = {str(kind): int(n) for kind, n in rows}
+    return {"messages": counts.get("message", 0), "uploads": counts.get("upload", 0)}
+
+
+# ---- the document `doorward status --json` prints ------------------------------------------------
+
+STATUS_SCHEMA = 1
+SCOPES = ("events", "snapshots", "clips")
+
+
+def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dict[str, Any]:
+    seen = st.get(name) if isinstance(st.get(name), dict) else None
+    doc: dict[str, Any] = {"configured": configured or seen is not None, "state": "unknown",
+                           "at": None, "error": None}
+    if seen is not None:
+        doc.update(state=seen.get("state", "unknown"), at=seen.get("at"), error=seen.get("error"))
+        if not running and doc["state"] == "connected":  # a stopped daemon holds no connection
+            doc.update(state="disconnected", at=st.get("updated_at", doc["at"]))
+    return doc
+
+
+def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
+                    bucket_configured: bool, now: float | None = None) -> dict[str, Any]:
+    """What ``doorward status --json`` prints (see :func:`agent.commands.status` for the keys):
+    status.json for what only the daemon knows, the databases (read-only) for pairing, consent,
+    events, queues and storage, so those are right even while the daemon is stopped."""
+    from agent import __version__
+
+    now = time.time() if now is None else now
+    st = read_status(data_dir) or {"running": False, "state": "never-run"}
+    running = bool(st.get("running"))
+    problems = [str(st["error"])] if st.get("error") else []
+
+    def guarded(what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except (sqlite3.Error, OSError) as exc:
+            problems.append(f"{what}: {exc}")
+            return None
+
+    device = guarded("device.sqlite", lambda: read_device(data_dir, now))
+    grants = device.grants if device is not None else {}
+    used = guarded("index.sqlite", lambda: store_bytes(data_dir))
+    free = guarded("disk", lambda: disk_free(data_dir))
+    last_frame = st.get("last_frame_at")
+    return {
+        "schema": STATUS_SCHEMA, "version": __version__, "running": running,
+        "state": st.get("state", "unknown"), "pid": st.get("pid"),
+        "started_at": st.get("started_at"), "updated_at": st.get("updated_at"),
+        "data_dir": str(data_dir), "device_id": st.get("device_id"),
+        "sealing": st.get("sealing"), "sealing_reason": st.get("sealing_reason"),
+        "frames": st.get("frames", 0),
+        "pairing": {"paired": bool(device and device.owners), "owners": device.owners if device
+                    else 0, "viewers": device.viewers if device else 0,
+                    "window_open": running and bool(st.get("pairing_open"))},
+        "consent": {s: {"in_force": s in grants, "until": grants.get(s)} for s in SCOPES},
+        "camera": {"source": st.get("source"), "frames": st.get("frames", 0),
+                   "dropped_frames": st.get("dropped_frames", 0),
+                   "stalls": st.get("camera_stalls", 0),
+                   "recoveries": st.get("camera_recoveries", 0),
+                   "last_frame_at": last_frame,
+                   "last_frame_age_s": None if last_frame is None
+                   else round(max(0.0, now - float(last_frame)), 1),
+                   "recording": running and bool(st.get("recording"))},
+        "events": {"today": guarded("index.sqlite", lambda: count_events_since(
+            data_dir, local_midnight(now))), "this_run": st.get("events", 0)},
+        "queues": guarded("outbox.sqlite", lambda: read_queues(data_dir)),
+        "storage": {"used_bytes": used[0] if used else 0, "clips": used[1] if used else 0,
+                    "max_bytes": max_bytes, "free_bytes": free},
+        "broker": _link(st, "broker", broker_configured, running),
+        "bucket": _link(st, "bucket", bucket_configured, running),
+        "problems": problems,
+    }
+
+
+def disk_free(data_dir: Path) -> int:
+    """Free bytes on the file system of ``data_dir`` (or of its nearest existing parent)."""
+    path = data_dir
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free

@@ -6,6 +6,7 @@ that requires a client certificate, takes the certificate CN as the username and
 
     pattern write doorward/%u/#     each device writes only under its own doorward/<cn>/
     pattern read doorward/%u/#      ... and reads only there
+    pattern write homeassistant/+/%u/#   ... and its Home Assistant discovery configs
     user owner                      the CN ``owner`` (tests' owner tool) reads/writes all of
     topic readwrite doorward/#      doorward/#, like an owner app bridged to a fleet
 
@@ -217,7 +218,8 @@ class Mosquitto:
         if self.ca is not None and self.tls_port is not None:
             server_cert, server_key = self.ca.issue("127.0.0.1", server=True)
             acl = self.directory / "acl"
-            acl.write_text("pattern write doorward/%u/#\npattern read doorward/%u/#\n\n"
+            acl.write_text("pattern write doorward/%u/#\npattern read doorward/%u/#\n"
+                           "pattern write homeassistant/+/%u/#\n\n"
                            f"user {OWNER_CN}\ntopic readwrite doorward/#\n", encoding="utf-8")
             lines += [
                 f"listener {self.tls_port} 127.0.0.1",

@@ -26,7 +26,7 @@ from agent.owner.keyring import OwnerKeyring, PairedDevice
 from uplink import jws, pairing
 from uplink.errors import UplinkError
 from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, fingerprint
-from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
+from uplink.mqtt_types import InboundMessage, MqttSettings
 
 COMMAND_LIFETIME_S = 120
 
@@ -55,6 +55,8 @@ class _Session:
 
     def __init__(self, broker: BrokerOptions, subscriptions: list[str], timeout: float) -> None:
         self.inbox: queue.Queue[InboundMessage] = queue.Queue()
+        from uplink.mqtt import MqttClient  # paho: only when the owner's tool talks to a broker
+
         self.client = MqttClient(broker.settings(f"owner-{uuid.uuid4().hex[:12]}"),
                                  on_message=self.inbox.put)
         self.subscriptions = subscriptions

@@ -25,8 +25,8 @@ from uplink.errors import UplinkError
 from uplink.keys import b64u_decode
 from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
 from uplink.messages import ChainChecker, UploadedBody, verify_message
-from uplink.mqtt import InboundMessage, MqttClient
-from uplink.s3 import S3ObjectStore, S3Settings, file_sha256
+from uplink.mqtt_types import InboundMessage
+from uplink.objectstore import ObjectStore, S3Settings, file_sha256
 
 MAX_MANIFEST_BYTES = 64 * 1024
 
@@ -61,7 +61,9 @@ def add_arguments(osub: Any) -> None:
     ep.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
-def _store(args: argparse.Namespace) -> S3ObjectStore:
+def _store(args: argparse.Namespace) -> ObjectStore:
+    from uplink.s3 import S3ObjectStore  # boto3: only for the bucket commands
+
     try:
         return S3ObjectStore(S3Settings(bucket=args.bucket, endpoint_url=args.endpoint_url,
                                         prefix=args.prefix, region=args.region,
@@ -70,7 +72,7 @@ def _store(args: argparse.Namespace) -> S3ObjectStore:
         raise DoorwardError(f"bucket {args.bucket}: {exc}") from exc
 
 
-def _manifests(store: S3ObjectStore, prefix: str,
+def _manifests(store: ObjectStore, prefix: str,
                device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
     """Every manifest of ``device`` that verifies, and the keys of those that do not."""
     key = b64u_decode(device.public_key)
@@ -155,6 +157,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
 
 
 def events(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    from uplink.mqtt import MqttClient  # paho: only when the owner's tool talks to a broker
+
     device = ring.device(args.device)
     url = args.broker or device.broker
     inbox: queue.Queue[InboundMessage] = queue.Queue()

@@ -391,7 +391,7 @@ class FakeClient:
         self.refuse = refuse
         self.published: list[str] = []
 
-    def publish(self, topic: str, payload: bytes, *, qos: int,
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False,
                 message_expiry_s: int | None) -> str:
         if len(payload) > 10:
             raise MqttLimitError(f"payload of {len(payload)} bytes is too large")
@@ -417,4 +417,15 @@ def test_mqtt_batch_publisher_counts_the_acknowledged_prefix() -> None:
     with pytest.raises(PermanentSendError) as too_big:
         mqtt_batch_publisher(FakeClient(), 1.0)(big)  # type: ignore[arg-type]
     assert (too_big.value.acked, too_big.value.item_id) == (2, 9)
+
+
+def test_a_refused_retained_message_is_dropped_not_retried() -> None:
+    """A retained message the ACL refuses (e.g. Home Assistant discovery outside the device's own
+    topics) must not hold the events behind it: it fails permanently, naming the fix."""
+    sends = [Send(1, "t/1", b"x", 60), Send(2, "ha/2", b"x", None, retain=True),
+             Send(3, "t/3", b"x", 60)]
+    with pytest.raises(PermanentSendError) as refused:
+        mqtt_batch_publisher(FakeClient(refuse="ha/2"), 1.0)(sends)  # type: ignore[arg-type]
+    assert (refused.value.acked, refused.value.item_id) == (1, 2)
+    assert "ACL" in str(refused.value)
 

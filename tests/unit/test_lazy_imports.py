@@ -1,0 +1,24 @@
+"""The daemon loads boto3 and paho only when a bucket or a broker is configured: together they
+cost about 35 MB of RSS that a local-only doorbell (or `doorward analyze`) never needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_the_daemon_modules_import_neither_boto3_nor_paho() -> None:
+    code = ("import sys, agent.app, agent.cli, agent.delivery, agent.controller, "
+            "agent.outbox_worker, agent.owner.cli; agent.cli.build_parser(); "
+            "print(sorted(m for m in ('boto3', 'botocore', 'paho') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_paho_free_and_boto3_free_halves_are_re_exported() -> None:
+    from uplink import mqtt, mqtt_types, objectstore, s3
+
+    assert mqtt.MqttSettings is mqtt_types.MqttSettings
+    assert mqtt.InboundMessage is mqtt_types.InboundMessage
+    assert s3.S3Settings is objectstore.S3Settings
+    assert s3.ObjectStore is objectstore.ObjectStore
