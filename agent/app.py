@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import queue
 import signal
 import time
@@ -355,7 +356,9 @@ def run(cfg: Config, opts: RunOptions) -> int:
                            owner_recipients=device.consent.recipients)
     policy.recipients()  # creates the development owner now, so the log says so at start
     (log.info if policy.mode != "not-recording" else log.warning)(policy.reason)
-    status = StatusFile(data_dir)
+    # Under systemd, status.json lives in the tmpfs runtime directory (no SD-card wear).
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    status = StatusFile(data_dir, runtime_dir=Path(runtime) if runtime else None)
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
                   device_id=device.identity.device_id)
     status.flush(force=True)

@@ -39,10 +39,23 @@ def status_path(data_dir: Path) -> Path:
 
 
 class StatusFile:
-    """Owned by the daemon loop; ``update()`` merges fields, ``flush()`` writes if due."""
+    """Owned by the daemon loop; ``update()`` merges fields, ``flush()`` writes if due.
 
-    def __init__(self, data_dir: Path, *, min_interval_s: float = 1.0) -> None:
+    ``runtime_dir`` (systemd's ``$RUNTIME_DIRECTORY``, a tmpfs): the file is rewritten there and
+    ``<data_dir>/status.json`` becomes a symlink to it, so the once-a-second rewrites never wear the
+    SD card while readers keep looking in the data directory.
+    """
+
+    def __init__(self, data_dir: Path, *, min_interval_s: float = 1.0,
+                 runtime_dir: Path | None = None) -> None:
         self._path = status_path(data_dir)
+        if runtime_dir is not None:
+            self._path = runtime_dir / STATUS_FILE
+            link = status_path(data_dir)
+            tmp_link = link.with_suffix(".link-tmp")
+            tmp_link.unlink(missing_ok=True)
+            tmp_link.symlink_to(self._path)
+            os.replace(tmp_link, link)  # atomic, also over an old regular file
         self._state: dict[str, Any] = {"pid": os.getpid(), "started_at": time.time()}
         self._min_interval_s = min_interval_s
         self._last_write = 0.0
@@ -72,6 +85,9 @@ def read_status(data_dir: Path) -> dict[str, Any] | None:
     try:
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if path.is_symlink():  # it pointed into a runtime directory that a reboot cleared
+            return {"running": False, "state": "stopped",
+                    "note": f"not running since {os.readlink(path)} was cleared (reboot?)"}
         return None
     except (OSError, ValueError):
         return {"running": False, "error": f"{path} is unreadable"}

@@ -96,7 +96,7 @@ ensure_pi_venv() {  # creates or refreshes .venv-pi; sets PI_PY
     reqs="$(awk '$2 == "#" && $3 == "pip" { print $1 }' "$pins")"
     # shellcheck disable=SC2086  # one requirement per word
     .venv-pi/bin/python -m pip install --quiet --disable-pip-version-check -c "$pins" \
-      $reqs pytest hypothesis >&2
+      $reqs pytest hypothesis jinja2 >&2
     .venv-pi/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
     echo "$want" > .venv-pi/.doorward-pins
   fi

@@ -7,7 +7,7 @@ own) and measures, between events, process CPU time / wall time over ``--seconds
 and libx264) are measured separately and subtracted: what remains is the daemon.
 
 Usage: ``python scripts/bench_idle.py [--seconds 30] [--warmup 5] [--fps 15] [--size 1280x720]
-[--json]``. Target: daemon <= 5 % of one core at 15 fps. Not part of ``scripts/bench``.
+[--json]`` (or ``scripts/bench idle``). Target: daemon <= 5 % of one core at 15 fps.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from agent.status import (
     count_events_since,
     local_midnight,
     read_device,
+    read_status,
     status_document,
 )
 from agent.store import ClipStore
@@ -222,3 +223,19 @@ def test_upload_lane_posts_bucket_reachability(tmp_path: Path, error: str | None
     assert (seen.error is not None and "unreachable" in seen.error) if error else \
         seen.error is None
     assert isinstance(item, Item)
+
+
+def test_under_systemd_status_is_rewritten_in_the_runtime_dir_not_on_the_sd_card(
+        tmp_path: Path) -> None:
+    data, run = tmp_path / "state", tmp_path / "run"
+    data.mkdir()
+    run.mkdir()
+    (data / "status.json").write_text("{}")  # left by an older daemon: replaced by the link
+    sf = StatusFile(data, runtime_dir=run)
+    sf.update(state="running", frames=3)
+    sf.flush(force=True)
+    assert (data / "status.json").is_symlink() and (run / "status.json").is_file()
+    assert read_status(data)["frames"] == 3  # type: ignore[index]
+    (run / "status.json").unlink()  # a reboot clears /run
+    st = read_status(data)
+    assert st is not None and st["running"] is False and "cleared" in st["note"]
