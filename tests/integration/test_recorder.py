@@ -304,3 +304,22 @@ def test_x264_refuses_wrong_frames_and_settings() -> None:
         X264Encoder(640, 360, FPS, preset="warp-speed")
     with pytest.raises(ConfigError, match="even"):
         X264Encoder(641, 360, FPS)
+
+
+def test_the_zero_copy_encoder_is_safe_when_the_caller_reuses_its_buffer() -> None:
+    """X264Encoder hands libx264 the caller's array without a copy; a camera that refills one
+    buffer every frame must still get exactly the stream that fresh arrays give."""
+    rng = np.random.default_rng(7)
+    pictures = [rng.integers(0, 255, (240 * 3 // 2, 320), dtype=np.uint8) for _ in range(8)]
+
+    def stream(reuse: bool) -> bytes:
+        enc, out, buf = X264Encoder(320, 240, FPS), b"", np.empty_like(pictures[0])
+        for i in range(45):
+            picture = pictures[i % len(pictures)]
+            if reuse:
+                buf[:] = picture
+            packets = enc.encode(buf if reuse else picture.copy(), i / FPS)
+            out += b"".join(p.data for p in packets)
+        return out + b"".join(p.data for p in enc.flush())
+
+    assert stream(reuse=True) == stream(reuse=False)

@@ -171,7 +171,7 @@ class SceneRenderer:
             self._lut_uv = np.clip(np.round((levels - 128) * sat + 128), 0, 255).astype(np.uint8)
             self._lut_gain = gain
         cv2.LUT(y, self._lut, dst=y)
-        if not ir:
+        if not ir and gain < 1.0:  # brighter exposure leaves chroma as it is (identity table)
             cv2.LUT(u, self._lut_uv, dst=u)
             cv2.LUT(v, self._lut_uv, dst=v)
 
