@@ -40,6 +40,7 @@ from agent.errors import ConfigError, DoorwardError
 from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.malloc import fix_mmap_threshold
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path
@@ -344,6 +345,7 @@ def _wipe_local(store: ClipStore, data_dir: Path) -> Callable[[], dict[str, Any]
 
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
+    fix_mmap_threshold()  # large short-lived buffers go back to the system (agent/malloc.py)
     spec = parse_source(opts.source or cfg.camera.source)
     data_dir = cfg.data_dir(opts.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

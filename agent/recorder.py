@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol, cast
+from typing import Protocol
 
 import av
 import numpy as np
@@ -52,8 +52,8 @@ RecipientsSource = Sequence[Recipient] | Callable[[], Sequence[Recipient]]
 
 
 #: the oldest PyAV that writes clips reliably: 10-12 (Debian bookworm has 10.0) cannot set a
-#: stream's extradata on an encoder context or a packet's keyframe flag; 13-15 crash when a
-#: container whose sink failed (disk full) is collected. 18.1 is what the tests and the Pi run.
+#: packet's keyframe flag or add a stream without an encoder; 13-15 crash when a container whose
+#: sink failed (disk full) is collected. 18.1 is what the tests and the Pi run.
 MIN_PYAV_FOR_CLIPS = (18, 0)
 
 
@@ -149,22 +149,12 @@ class ClipOutput:
         self._container = av.open(sink, "w", format="mp4", options={"movflags": MOVFLAGS})
         rate = Fraction(info.fps).limit_denominator(1001)
         w, h, tb = info.width, info.height, info.time_base
-        stream: av.stream.Stream
-        if info.extradata:
-            video = cast(
-                "av.VideoStream",  # a string: a typing aid only, not needed at run time
-                self._container.add_stream(info.codec_name, rate, width=w, height=h, time_base=tb),
-            )
-            video.codec_context.extradata = info.extradata
-            # Only the stream description is used: keep the never-fed encoder cheap to open.
-            video.codec_context.thread_count = 1
-            video.codec_context.pix_fmt = "yuv420p"
-            stream = video
-        else:  # no global header: the muxer takes SPS/PPS from the first (key)frame
-            stream = self._container.add_mux_stream(
-                info.codec_name, rate, width=w, height=h, time_base=tb
-            )
-        self._stream = stream
+        # A stream for packets encoded elsewhere: no codec context is opened (an add_stream()
+        # stream opens a libx264 encoder just to describe itself: 11 MB and a thread pool per
+        # clip). The MP4 muxer takes SPS/PPS from the first packet, a keyframe that carries them
+        # (both encoders repeat them on every keyframe), and writes the moov once it has them.
+        self._stream = self._container.add_mux_stream(
+            info.codec_name, rate, width=w, height=h, time_base=tb)
         self._frame_ticks = max(1, round(1 / (info.fps * info.time_base)))
         self._base: int | None = None
         self.first_t: float | None = None

@@ -30,6 +30,10 @@ class Frame:
     ``t`` is in seconds on the source's monotonic clock: from the start of a file or scene, from
     the first frame of a live source. ``main`` is I420 at the recording size; ``luma`` is a
     greyscale image for motion analysis (default 320 pixels wide, aspect kept).
+
+    ``main`` may be the source's own buffer (the Pi camera's, or one of the simulator's two): it is
+    valid until the frame after next is requested. Copy what you keep (the Recorder copies its
+    snapshot; the encoder's libx264 copies the picture).
     """
 
     index: int

@@ -230,8 +230,11 @@ def _texture(p: _Painter, rng: Rng) -> np.ndarray:
             continue
         n = max(2, round(1 / cell))
         low = rng.standard_normal((max(2, n * h // w), n)).astype(np.float32)
-        smooth = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
-        shade[where] = (amp * smooth + fine * grain)[where]
+        smooth: np.ndarray = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).astype(
+            np.float32, copy=False)
+        smooth *= amp  # in place: full-size float temporaries set the process's peak memory
+        smooth += fine * grain
+        np.copyto(shade, smooth, where=where)
     img += shade[:, :, None]
     return img
 
@@ -247,7 +250,7 @@ def paint(w: int, h: int, seed: int) -> Backdrop:
     yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
     img *= (1.0 - 0.12 * (xx**2 + yy**2))[:, :, None]  # lens vignetting
-    bgr = np.clip(img, 0, 255).astype(np.uint8)
+    bgr = np.clip(img, 0, 255, out=img).astype(np.uint8)
     y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
     return Backdrop(y.copy(), u.copy(), v.copy(), _infrared(y, p.mat))
 

@@ -24,20 +24,27 @@ _PAD = 96  # grain pools are this much larger than the frame in each direction
 
 #: the IR illuminator makes foliage bright: the branch's IR luma is its day luma through this table
 IR_LUT = np.clip(np.arange(256, dtype=np.float32) * 1.3, 0, 255).astype(np.uint8)
+BLACK_Y = 16  # BT.601 video range: black is Y = 16
 
 
 @dataclass(frozen=True)
 class Branch:
     """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees.
 
-    Only the day planes and the luma mask are stored (about 14 MB at 720p): the IR luma is
-    ``cv2.LUT(y[k], IR_LUT)`` and the chroma mask is ``mask[k][::2, ::2]``, made per frame.
+    Only the day planes are stored (about 8 MB at 720p). Everything else is made per frame from
+    them: the mask is where the luma is above video black (``mask(k)``: the branch is painted
+    without anti-aliasing on black, and every colour of it has Y > 16), the chroma mask is
+    ``mask[::2, ::2]`` and the IR luma is ``cv2.LUT(y[k], IR_LUT)``.
     """
 
-    y: np.ndarray  # (PHASES, ph, pw) day luma
+    y: np.ndarray  # (PHASES, ph, pw) day luma, BLACK_Y outside the branch
     u: np.ndarray  # (PHASES, ph/2, pw/2)
     v: np.ndarray
-    mask: np.ndarray  # (PHASES, ph, pw) bool
+
+    def mask(self, k: int) -> np.ndarray:
+        """Where phase ``k`` covers the picture: a ``(ph, pw)`` bool array."""
+        covered: np.ndarray = np.greater(self.y[k], BLACK_Y)
+        return covered
 
     def phase(self, degrees: float) -> int:
         f = (degrees + MAX_SWAY_DEG) / (2 * MAX_SWAY_DEG)
@@ -66,7 +73,7 @@ def paint_branch(w: int, h: int, seed: int) -> Branch:
     # Filled in place: stacking per-phase lists would briefly need twice the memory (peak RSS).
     chroma = (PHASES, ph // 2, pw // 2)
     out = Branch(np.empty((PHASES, ph, pw), np.uint8), np.empty(chroma, np.uint8),
-                 np.empty(chroma, np.uint8), np.empty((PHASES, ph, pw), bool))
+                 np.empty(chroma, np.uint8))
     for k, deg in enumerate(np.linspace(-MAX_SWAY_DEG, MAX_SWAY_DEG, PHASES)):
         a = math.radians(float(deg))
         ca, sa = math.cos(a), math.sin(a)
@@ -85,7 +92,8 @@ def paint_branch(w: int, h: int, seed: int) -> Branch:
             for img, c in ((bgr, (b, g, r)), (mask, 255)):
                 cv2.ellipse(img, rot(lx, ly), ax, ang + float(deg), 0, 360, c, -1, cv2.LINE_8, 4)
         out.y[k], out.u[k], out.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        np.greater(mask, 127, out=out.mask[k])
+        if not np.array_equal(out.mask(k), mask > 127):  # what Branch.mask relies on
+            raise AssertionError("branch colours must have Y above video black")
     return out
 
 

@@ -47,6 +47,8 @@ class SceneRenderer:
         self.seed = seed
         base = seed * 1_000_003 + scene.seed
         self._backdrop = paint(width, height, base)
+        self._mains = [np.empty((height * 3 // 2, width), np.uint8) for _ in range(2)]
+        self._turn = 0
         self._branch = paint_branch(width, height, base)
         self._noise = {
             s: (
@@ -90,7 +92,10 @@ class SceneRenderer:
         w, h = self.width, self.height
         scene, light = self.scene, self.scene.lighting
         rng = np.random.default_rng([self.seed, scene.seed, index])
-        main = np.empty((h * 3 // 2, w), np.uint8)
+        # Two recording buffers in turn, as a camera's buffer pool: no 1.4 MB allocation per
+        # frame, and a consumer that keeps a frame without copying it is caught here, not on a Pi.
+        self._turn ^= 1
+        main = self._mains[self._turn]
         y, u, v = i420_planes(main)
         ir = light.ir_on(t)
         bd = self._backdrop
@@ -130,8 +135,8 @@ class SceneRenderer:
     def _sway(self, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool) -> None:
         b = self._branch
         k = b.phase(self.scene.weather.sway_degrees(t))
-        ph, pw = b.mask.shape[1:]
-        mask = b.mask[k]
+        ph, pw = b.y.shape[1:]
+        mask = b.mask(k)
         np.copyto(y[:ph, :pw], cv2.LUT(b.y[k], IR_LUT) if ir else b.y[k], where=mask)
         if not ir:
             mask_uv = mask[::2, ::2]
