@@ -118,6 +118,20 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
                        preset=cfg.recording.preset, crf=cfg.recording.crf)
 
 
+def cpu_json(encoder: VideoEncoder, camera: Camera) -> dict[str, float]:
+    """CPU seconds so far of the whole process, of video encoding (software encoders measure
+    theirs; the Pi's hardware encoder costs the CPU next to nothing) and of producing frames (the
+    simulator renders them; a camera's ISP does that in hardware), for status.json."""
+    doc = {"process_cpu_s": round(time.process_time(), 3)}
+    cpu_s = getattr(encoder, "cpu_s", None)
+    if cpu_s is not None:
+        doc["encoder_cpu_s"] = round(float(cpu_s()), 3)
+    source_cpu_s = getattr(camera, "source_cpu_s", None)
+    if source_cpu_s is not None:
+        doc["source_cpu_s"] = round(float(source_cpu_s), 3)
+    return doc
+
+
 def _log_event(doc: dict[str, Any]) -> None:
     if doc["event"] == "started":
         log.info("event %s started (%s) at %.2f s", doc["event_id"], doc["reason"], doc["onset_s"],
@@ -423,7 +437,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
                           mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
             if time.monotonic() >= next_pending[0]:  # database reads: once a second, not per frame
                 status.update(sealing=policy.mode, sealing_reason=policy.reason,
-                              **links_json(controller.links))
+                              **links_json(controller.links), **cpu_json(encoder, camera))
                 if uplink is not None:
                     status.update(outbox=uplink.pending())
                 next_pending[0] = time.monotonic() + 1.0

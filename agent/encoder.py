@@ -16,8 +16,11 @@ timing (dropped frames included) survives into the clip. ``EncodedPacket.t`` is 
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Protocol
 
 import av
@@ -173,8 +176,9 @@ class X264Encoder:
             "bf": "0",
             "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe as well
         }
+        before = _task_ids()
         try:
-            ctx.open()
+            ctx.open()  # libx264 starts its worker threads here
         except av.error.FFmpegError as e:
             raise ConfigError(
                 f"libx264 refused preset={preset!r} tune={tune!r} crf={crf!r}: {e}; use an x264 "
@@ -184,6 +188,16 @@ class X264Encoder:
         self.extradata: bytes | None = bytes(ctx.extradata) if ctx.extradata else None
         self.frames_in = 0
         self.bytes_out = 0
+        # For cpu_s(): the threads that appeared while libx264 opened (the composition root opens
+        # the encoder before it starts any thread of its own), and the caller's time in encode().
+        self._worker_ids = tuple(sorted(_task_ids() - before))
+        self._caller_cpu_s = 0.0
+
+    def cpu_s(self) -> float:
+        """CPU seconds spent encoding so far: the caller's time inside encode() and flush() plus
+        libx264's worker threads (Linux; elsewhere the caller's part only). A diagnostic: how much
+        of the daemon's CPU is video encoding (``doorward status``, ``scripts/bench run``)."""
+        return self._caller_cpu_s + sum(_thread_cpu_s(tid) for tid in self._worker_ids)
 
     def encode(self, main_i420: np.ndarray, t: float) -> list[EncodedPacket]:
         """Encode one frame (an I420 array of shape (height * 3 // 2, width), uint8)."""
@@ -200,11 +214,17 @@ class X264Encoder:
         frame.pts = self._ts.pts_for(t)
         frame.time_base = self.time_base
         self.frames_in += 1
-        return self._packets(self._open_ctx().encode(frame))
+        started = time.thread_time()
+        packets = self._packets(self._open_ctx().encode(frame))
+        self._caller_cpu_s += time.thread_time() - started
+        return packets
 
     def flush(self) -> list[EncodedPacket]:
         """Drain the encoder; it cannot be used for more frames afterwards."""
-        return self._packets(self._open_ctx().encode(None))
+        started = time.thread_time()
+        packets = self._packets(self._open_ctx().encode(None))
+        self._caller_cpu_s += time.thread_time() - started
+        return packets
 
     def close(self) -> None:
         """Release libx264 (PyAV frees the context when it is no longer referenced)."""
@@ -224,6 +244,25 @@ class X264Encoder:
             self.bytes_out += len(data)
             out.append(EncodedPacket(data, pts, dts, bool(p.is_keyframe), self._ts.t_for(pts)))
         return out
+
+
+def _task_ids() -> set[str]:
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux
+        return set()
+
+
+def _thread_cpu_s(tid: str) -> float:
+    """User + system CPU seconds of one of this process's threads (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class FakeEncoder:

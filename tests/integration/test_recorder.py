@@ -323,3 +323,15 @@ def test_the_zero_copy_encoder_is_safe_when_the_caller_reuses_its_buffer() -> No
         return out + b"".join(p.data for p in enc.flush())
 
     assert stream(reuse=True) == stream(reuse=False)
+
+
+def test_the_encoder_measures_its_own_cpu_including_libx264_threads() -> None:
+    import time as _time
+
+    enc = X264Encoder(640, 360, FPS)
+    picture = np.random.default_rng(3).integers(0, 255, (540, 640), dtype=np.uint8)
+    started = _time.process_time()
+    for i in range(60):
+        enc.encode(picture, i / FPS)
+    process = _time.process_time() - started
+    assert 0.5 * process < enc.cpu_s() <= process + 0.05  # most of it, never more than all

@@ -102,3 +102,15 @@ def test_a_pyav_too_old_to_mux_clips_is_refused_at_start() -> None:
     for old in ("10.0.0", "15.0.0"):
         with pytest.raises(ConfigError, match=rf"PyAV {old} cannot write clips.*av>=18"):
             check_pyav_can_mux(old)
+
+
+def test_the_simulator_counts_its_rendering_cpu_apart() -> None:
+    import itertools
+
+    from agent.camera.sim import SimCamera, get_scene
+
+    with SimCamera(get_scene("cat"), width=640, height=360, luma_width=160) as cam:
+        painted = cam.source_cpu_s
+        for _ in itertools.islice(cam.frames(), 10):
+            pass
+    assert 0 < painted < cam.source_cpu_s

@@ -56,6 +56,7 @@ class SimCamera:
         self._renderer: SceneRenderer | None = None
         self._closed = False
         self._dropped = 0
+        self._render_cpu_s = 0.0
         # Built here so that a bad size fails at construction, not at open().
         SceneRenderer.check_size(width, height, luma_width)
 
@@ -63,6 +64,12 @@ class SimCamera:
     def dropped_frames(self) -> int:
         """Frames skipped because the consumer fell behind (realtime mode only)."""
         return self._dropped
+
+    @property
+    def source_cpu_s(self) -> float:
+        """CPU seconds spent rendering frames (and painting the scene): the work a real camera's
+        ISP does, which benchmarks of the daemon's own CPU count apart."""
+        return self._render_cpu_s
 
     @property
     def scene_frames(self) -> int | None:
@@ -73,6 +80,7 @@ class SimCamera:
     def open(self) -> None:
         """Paint the backdrop and precompute the nuisances (tens of milliseconds)."""
         if self._renderer is None:
+            started = time.thread_time()
             self._renderer = SceneRenderer(
                 self.scene,
                 width=self.width,
@@ -80,6 +88,7 @@ class SimCamera:
                 luma_width=self.luma_width,
                 seed=self.seed,
             )
+            self._render_cpu_s += time.thread_time() - started
         self._closed = False
 
     def close(self) -> None:
@@ -118,6 +127,8 @@ class SimCamera:
             if n is not None and index >= n and not self.loop:
                 return
             t_scene = (index % n if n is not None else index) / self.fps
+            started = time.thread_time()
             main, luma = renderer.render(t_scene, index)
+            self._render_cpu_s += time.thread_time() - started
             yield Frame(index=index, t=index / self.fps, main=main, luma=luma)
             index += 1
