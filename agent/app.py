@@ -357,9 +357,20 @@ def _wipe_local(store: ClipStore, data_dir: Path) -> Callable[[], dict[str, Any]
     return wipe
 
 
-def run(cfg: Config, opts: RunOptions) -> int:
-    """``doorward run``: open the store, recover it, then record until EOF or a signal."""
-    fix_mmap_threshold()  # large short-lived buffers go back to the system (agent/malloc.py)
+@dataclass
+class Local:
+    """What ``run`` opens before any device: the store (recovered), the device's durable state,
+    who clips are sealed to, and the status file."""
+
+    spec: SourceSpec
+    data_dir: Path
+    store: ClipStore
+    device: DeviceState
+    policy: SealingPolicy
+    status: StatusFile
+
+
+def open_local(cfg: Config, opts: RunOptions) -> Local:
     spec = parse_source(opts.source or cfg.camera.source)
     data_dir = cfg.data_dir(opts.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -378,6 +389,55 @@ def run(cfg: Config, opts: RunOptions) -> int:
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
                   device_id=device.identity.device_id)
     status.flush(force=True)
+    return Local(spec, data_dir, store, device, policy, status)
+
+
+def _housekeeping(store: ClipStore, status: StatusFile) -> Callable[[], None]:
+    """Once a minute: store limits (eviction) and usage into the status."""
+
+    def housekeeping() -> None:
+        evicted = store.enforce_limits()
+        usage = store.usage()
+        status.update(store_bytes=usage.bytes_used, store_clips=usage.clips,
+                      disk_free_bytes=usage.disk_free)
+        if evicted:
+            log.info("store limits: evicted %d clip(s): %s", len(evicted), ", ".join(evicted))
+
+    return housekeeping
+
+
+def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipeline,
+          controller: DeviceController, sim_press: SimulatedPress | None,
+          uplink: Uplink | None) -> Callable[[], None]:
+    """After every frame: scripted rings, the controller's inbox, discovery, and the status
+    (database reads and CPU figures once a second, not per frame)."""
+    status, policy = local.status, local.policy
+    next_pending = [0.0]
+    rings = scripted_rings(camera, sim_press)
+
+    def tick() -> None:
+        rings(pipeline.stats.last_frame_t)
+        controller.tick()
+        if uplink is not None and uplink.discovery is not None:
+            uplink.discovery.tick()  # consent expiry; reads the database every 30 s
+        status.update(pairing_open=controller.window.is_open(controller.mono()),
+                      mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
+        if time.monotonic() >= next_pending[0]:
+            status.update(sealing=policy.mode, sealing_reason=policy.reason,
+                          **links_json(controller.links), **cpu_json(encoder, camera))
+            if uplink is not None:
+                status.update(outbox=uplink.pending())
+            next_pending[0] = time.monotonic() + 1.0
+
+    return tick
+
+
+def run(cfg: Config, opts: RunOptions) -> int:
+    """``doorward run``: open the store, recover it, then record until EOF or a signal."""
+    fix_mmap_threshold()  # large short-lived buffers go back to the system (agent/malloc.py)
+    local = open_local(cfg, opts)
+    spec, data_dir, store, device = local.spec, local.data_dir, local.store, local.device
+    policy, status = local.policy, local.status
     inbox: queue.Queue[Any] = queue.Queue()
     camera = build_camera(cfg, spec, realtime=opts.realtime,
                           loop=spec.kind == "sim" and not opts.exit_at_eof)
@@ -416,32 +476,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
         control = ControlServer(control_socket_path(data_dir), _control_handler(inbox)).start()
         stack.callback(control.close)
         controller.start()
-
-        def housekeeping() -> None:
-            evicted = store.enforce_limits()
-            usage = store.usage()
-            status.update(store_bytes=usage.bytes_used, store_clips=usage.clips,
-                          disk_free_bytes=usage.disk_free)
-            if evicted:
-                log.info("store limits: evicted %d clip(s): %s", len(evicted), ", ".join(evicted))
-
-        next_pending = [0.0]
-        rings = scripted_rings(camera, gpio.sim_press)
-
-        def tick() -> None:
-            rings(pipeline.stats.last_frame_t)
-            controller.tick()
-            if uplink is not None and uplink.discovery is not None:
-                uplink.discovery.tick()  # consent expiry; reads the database every 30 s
-            status.update(pairing_open=controller.window.is_open(controller.mono()),
-                          mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
-            if time.monotonic() >= next_pending[0]:  # database reads: once a second, not per frame
-                status.update(sealing=policy.mode, sealing_reason=policy.reason,
-                              **links_json(controller.links), **cpu_json(encoder, camera))
-                if uplink is not None:
-                    status.update(outbox=uplink.pending())
-                next_pending[0] = time.monotonic() + 1.0
-
+        housekeeping = _housekeeping(store, status)
+        tick = _tick(local, camera, encoder, pipeline, controller, gpio.sim_press, uplink)
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
                  device.identity.device_id, spec, camera.width, camera.height, camera.fps,
                  data_dir)
