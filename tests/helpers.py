@@ -72,3 +72,17 @@ def age_decrypt(identity: Path, sealed: Path, out: Path) -> subprocess.Completed
     with out.open("wb") as fh:
         return subprocess.run([exe, "-d", "-i", str(identity), str(sealed)], stdout=fh,
                               stderr=subprocess.PIPE, check=False, timeout=120)
+
+
+def spawn_daemon(tmp_path: Path, broker_url: str, *, source: str = "sim:porch"
+                 ) -> tuple[subprocess.Popen[str], Path]:
+    """`doorward run` in real time with the small test config and a broker; returns the process
+    and its data directory (the caller stops it)."""
+    data = tmp_path / "device"
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL_CONFIG)
+    proc = subprocess.Popen(
+        [DOORWARD, "run", "--config", str(cfg), "--source", source, "--realtime",
+         "--data-dir", str(data), "--broker", broker_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, data

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
+from tests.helpers import doorward, doorward_json, spawn_daemon, wait_for
 from tests.servers import Mosquitto, free_port
 from tests.servers_s3 import SeaweedS3
 
@@ -64,13 +64,7 @@ def _status(data: Path) -> dict[str, Any]:
 
 
 def test_status_of_a_running_then_stopped_daemon(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    data = tmp_path / "device"
-    cfg = tmp_path / "small.toml"
-    cfg.write_text(SMALL_CONFIG)
-    proc = subprocess.Popen(
-        [DOORWARD, "run", "--config", str(cfg), "--source", "sim:porch", "--realtime",
-         "--data-dir", str(data), "--broker", mosquitto.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, data = spawn_daemon(tmp_path, mosquitto.url)
     try:
         wait_for(lambda: (data / "status.json").exists() and (
             _status(data)["broker"]["state"] == "connected" or proc.poll() is not None),

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.helpers import DOORWARD, SMALL_CONFIG, age_decrypt, doorward, doorward_json, wait_for
+from tests.helpers import age_decrypt, doorward, doorward_json, spawn_daemon, wait_for
 from tests.servers import Mosquitto
 from uplink.agekeys import Identity
 from uplink.mqtt import MqttSettings, request_reply
@@ -52,13 +52,7 @@ class Daemon:
 
 @pytest.fixture
 def daemon(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Daemon]:
-    data = tmp_path / "device"
-    cfg = tmp_path / "small.toml"
-    cfg.write_text(SMALL_CONFIG)
-    proc = subprocess.Popen(
-        [DOORWARD, "run", "--config", str(cfg), "--source", "sim:porch", "--realtime",
-         "--data-dir", str(data), "--broker", mosquitto.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, data = spawn_daemon(tmp_path, mosquitto.url)
     d = Daemon(proc, data, {}, mosquitto.url)
     try:
         wait_for(lambda: d.status().get("mqtt_connected") or proc.poll() is not None,
