@@ -135,9 +135,9 @@ class X264Encoder:
     """libx264 through a PyAV CodecContext: regular GOPs, no B-frames, no lookahead latency.
 
     ``gop_s`` (<= 1 s) fixes the keyframe interval (keyint = keyint_min = round(gop_s * fps),
-    scene-cut keyframes off) so the pre-roll ring can drop whole, evenly sized GOPs. ``extradata``
-    holds SPS/PPS (global header, needed by MP4) and every keyframe repeats them in-band, so any GOP
-    decodes alone.
+    scene-cut keyframes off) so the pre-roll ring can drop whole, evenly sized GOPs. Every keyframe
+    carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
+    first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
     ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default).
     """
 
@@ -166,7 +166,7 @@ class X264Encoder:
         ctx.framerate = Fraction(fps).limit_denominator(1001)
         ctx.gop_size = self.gop
         ctx.thread_count = threads
-        ctx.flags |= av.codec.context.Flags.global_header  # SPS/PPS as extradata for the MP4 avcC
+        ctx.flags |= av.codec.context.Flags.global_header  # SPS/PPS also as extradata
         ctx.options = {
             "preset": preset,
             "tune": tune,

@@ -10,9 +10,9 @@ camera's source seconds (``Frame.t``). Wiring, in the composition root::
     encoder = PicameraH264Encoder(camera, gop_s=1.0, privacy_masks=cfg.motion.privacy_masks)
     recorder = Recorder(encoder, store, recipients)      # recorder.push(frame) as usual
 
-``extradata`` (SPS/PPS, Annex B) is taken from the first keyframe; until then it is None and the
-MP4 muxer reads SPS/PPS from the clip's first packet, which is always a keyframe that repeats them
-(``repeat=True``), so a clip never depends on it.
+``extradata`` (SPS/PPS, Annex B) is taken from the first keyframe, until then None; it only
+describes the stream. The MP4 muxer reads SPS/PPS from each clip's first packet, always a keyframe
+that repeats them (``repeat=True``), so a clip never depends on it.
 """
 
 from __future__ import annotations
