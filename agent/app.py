@@ -93,6 +93,7 @@ def build_detector(cfg: Config) -> MotionDetector:
 
 def build_tracker(cfg: Config) -> EventTracker:
     return EventTracker(EventParams(min_motion_s=cfg.events.min_motion_s,
+                                    gap_s=cfg.events.gap_s,
                                     post_roll_s=cfg.events.post_roll_s,
                                     max_clip_s=cfg.events.max_clip_s))
 

@@ -47,7 +47,8 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
-    min_motion_s: float = 0.3
+    min_motion_s: float = 0.4
+    gap_s: float = 0.1
     post_roll_s: float = 5.0
     max_clip_s: float = 120.0
 
@@ -236,6 +237,8 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     events = EventsConfig(
         min_motion_s=_number("events.min_motion_s", ev.get("min_motion_s", d.events.min_motion_s),
                              lo=0, hi=10, what="seconds"),
+        gap_s=_number("events.gap_s", ev.get("gap_s", d.events.gap_s), lo=0, hi=1,
+                      what="seconds"),
         post_roll_s=_number("events.post_roll_s", ev.get("post_roll_s", d.events.post_roll_s),
                             lo=0, hi=60, what="seconds"),
         max_clip_s=_number("events.max_clip_s", ev.get("max_clip_s", d.events.max_clip_s),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from motion import Event, EventEnded, EventParams, EventStarted, EventTracker
 
 DT = 0.125
-P = EventParams(min_motion_s=0.25, post_roll_s=2.0, merge_gap_s=1.0, max_clip_s=10.0)
+P = EventParams(min_motion_s=0.25, post_roll_s=2.0, merge_gap_s=1.0, max_clip_s=10.0, gap_s=0.0)
 
 
 def feed(tr: EventTracker, spans: list[tuple[float, float]], until: float) -> list[Event]:
@@ -83,7 +83,7 @@ def test_max_clip_split_continues_while_moving() -> None:
 
 
 def test_max_clip_during_stillness_just_ends() -> None:
-    tr = EventTracker(EventParams(min_motion_s=0.25, post_roll_s=5.0, max_clip_s=4.0))
+    tr = EventTracker(EventParams(min_motion_s=0.25, post_roll_s=5.0, max_clip_s=4.0, gap_s=0.0))
     events = feed(tr, [(1.0, 3.5)], until=9.0)
     assert events[1:] == [EventEnded(1, 5.0, 3.5, "max-length", 0.1, 1.25)]
 
@@ -198,7 +198,7 @@ def test_events_are_well_ordered_and_never_overlap(
 def test_at_15_fps_with_gap_five_frames_start_an_event_and_one_missed_frame_is_forgiven() -> None:
     fps = 15.0
     lenient = EventParams(min_motion_s=0.3, gap_s=0.1)
-    tr = EventTracker(EventParams(min_motion_s=0.3))  # default gap_s=0: six frames needed
+    tr = EventTracker(EventParams(min_motion_s=0.3, gap_s=0.0))  # strict: six frames needed
     assert [e for i, c in enumerate("..#####.") for e in tr.update(i / fps, c == "#")] == []
     tr = EventTracker(lenient)
     pattern = "..#####"  # frames 2..6 move: 5 frames cover 1/3 s
@@ -221,7 +221,22 @@ def test_min_motion_counts_frame_times_that_round_below_it() -> None:
     # At 15 fps, 5/15 - 2/15 is 0.19999999999999998 in floating point: still 0.2 s of motion, so
     # min_motion_s=0.2 starts on the fourth frame of a run (and 0.3 on the sixth: 4.5 frames).
     for min_motion, first in ((0.2, 3), (0.3, 5), (0.4, 6)):
-        tr = EventTracker(EventParams(min_motion_s=min_motion))
+        tr = EventTracker(EventParams(min_motion_s=min_motion, gap_s=0.0))
         assert tr.update(1 / 15, False) == []
         started = [i for i in range(2, 12) if tr.update(i / 15, True)]
         assert started[0] == 2 + first, (min_motion, started)
+
+
+def test_defaults_start_on_the_sixth_frame_at_15_fps_and_forgive_one_still_frame() -> None:
+    fps = 15.0
+    tr = EventTracker()
+    assert [e for i, c in enumerate("..#####.") for e in tr.update(i / fps, c == "#")] == []
+    tr = EventTracker()
+    events = [e for i, c in enumerate("..######") for e in tr.update(i / fps, c == "#")]
+    assert [round(e.t * fps) for e in events if isinstance(e, EventStarted)] == [7]
+    tr = EventTracker()
+    events = [e for i, c in enumerate("..##.####") for e in tr.update(i / fps, c == "#")]
+    started = [e for e in events if isinstance(e, EventStarted)]
+    assert [round(e.onset_t * fps) for e in started] == [2]  # the still frame did not restart it
+    tr = EventTracker()
+    assert [e for i, c in enumerate("..##..####.") for e in tr.update(i / fps, c == "#")] == []
