@@ -42,8 +42,9 @@ class Branch:
     v: np.ndarray
 
     def mask(self, k: int) -> np.ndarray:
-        """Where phase ``k`` covers the picture: a ``(ph, pw)`` bool array."""
-        covered: np.ndarray = np.greater(self.y[k], BLACK_Y)
+        """Where phase ``k`` covers the picture: a ``(ph, pw)`` uint8 array, 255 inside (the
+        mask type ``cv2.copyTo`` takes)."""
+        covered: np.ndarray = cv2.compare(self.y[k], BLACK_Y, cv2.CMP_GT)
         return covered
 
     def phase(self, degrees: float) -> int:
@@ -92,7 +93,7 @@ def paint_branch(w: int, h: int, seed: int) -> Branch:
             for img, c in ((bgr, (b, g, r)), (mask, 255)):
                 cv2.ellipse(img, rot(lx, ly), ax, ang + float(deg), 0, 360, c, -1, cv2.LINE_8, 4)
         out.y[k], out.u[k], out.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        if not np.array_equal(out.mask(k), mask > 127):  # what Branch.mask relies on
+        if not np.array_equal(out.mask(k) > 0, mask > 127):  # what Branch.mask relies on
             raise AssertionError("branch colours must have Y above video black")
     return out
 

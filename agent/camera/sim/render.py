@@ -8,8 +8,10 @@ Usage::
 Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once in
 the constructor. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
 shade clouds and headlight beams (multiplicative: light, not paint), add rain, apply the global
-gain with a lookup table (exposure, drift, dusk and, if the scene asks for it, the auto-exposure
-that follows a subject filling the view), add sensor noise, and shrink Y to the luma image.
+gain (exposure, drift, dusk and, if the scene asks for it, the auto-exposure that follows a
+subject filling the view), add sensor noise, and shrink Y to the luma image. About 1.4 ms per
+720p frame back to back on one x86 core; a live camera's ISP does this work for free, so it is
+kept lean: every full-frame pass counts.
 Per-frame randomness comes from ``(seed, index)`` only, so frames can be rendered in any order.
 """
 
@@ -48,12 +50,15 @@ class SceneRenderer:
         base = seed * 1_000_003 + scene.seed
         self._backdrop = paint(width, height, base)
         self._mains = [np.empty((height * 3 // 2, width), np.uint8) for _ in range(2)]
+        bd = self._backdrop
+        self._backdrop_uv = np.concatenate((bd.u.ravel(), bd.v.ravel())).reshape(height // 2, width)
         self._turn = 0
         self._branch = paint_branch(width, height, base)
         self._noise = {
             s: (
                 Grain.noise(width, height, s, base),
-                Grain.noise(width // 2, height // 2, s / 2, base + 1),
+                # U and V together: in I420 they are one contiguous (h/2, w) block.
+                Grain.noise(width, height // 2, s / 2, base + 1),
             )
             for s in (_DAY_SIGMA, _NIGHT_SIGMA)
         }
@@ -69,9 +74,10 @@ class SceneRenderer:
         self._subject_ae = (
             SubjectExposure(scene) if scene.lighting.auto_exposure_follows_subject else None
         )
-        self._lut_gain = 1.0
-        self._lut = np.arange(256, dtype=np.uint8)
-        self._lut_uv = self._lut
+        # The luma image is the Y plane shrunk with INTER_AREA. Beyond 2x, every other row and
+        # column is skipped first: a quarter of the memory traffic (0.43 -> 0.10 ms at 720p), still
+        # an average of 4 pixels per output pixel, as a camera's lores scaler gives.
+        self._luma_step = max(1, width // luma_width // 2)
 
     @staticmethod
     def check_size(width: int, height: int, luma_width: int) -> None:
@@ -100,8 +106,8 @@ class SceneRenderer:
         ir = light.ir_on(t)
         bd = self._backdrop
         np.copyto(y, bd.y_ir if ir else bd.y)
-        np.copyto(u, bd.u)
-        np.copyto(v, bd.v)
+        uv = main[h:]  # U and V: whole-block operations are one call instead of two
+        np.copyto(uv, self._backdrop_uv)
         planes = (y,) if ir else (y, u, v)
         sx, sy = w / REF_W, h / REF_H
         for actor in sorted(scene.actors_at(t), key=lambda a: a.position(t)[1]):
@@ -121,15 +127,14 @@ class SceneRenderer:
         noise_y, noise_uv = self._noise[_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA]
         if self._subject_ae is not None:
             gain *= self._subject_ae.gain(t)
-        self._apply_gain(gain, y, u, v, ir)
+        self._apply_gain(gain, y, uv, ir)
         noise_y.apply(y, rng)
         if ir:
-            u.fill(128)
-            v.fill(128)
+            uv.fill(128)
         else:
-            noise_uv.apply(u, rng)
-            noise_uv.apply(v, rng)
-        luma = cv2.resize(y, self.luma_size, interpolation=cv2.INTER_AREA)
+            noise_uv.apply(uv, rng)
+        k = self._luma_step
+        luma = cv2.resize(y[::k, ::k] if k > 1 else y, self.luma_size, interpolation=cv2.INTER_AREA)
         return main, luma
 
     def _sway(self, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool) -> None:
@@ -137,11 +142,11 @@ class SceneRenderer:
         k = b.phase(self.scene.weather.sway_degrees(t))
         ph, pw = b.y.shape[1:]
         mask = b.mask(k)
-        np.copyto(y[:ph, :pw], cv2.LUT(b.y[k], IR_LUT) if ir else b.y[k], where=mask)
+        cv2.copyTo(cv2.LUT(b.y[k], IR_LUT) if ir else b.y[k], mask, y[:ph, :pw])
         if not ir:
-            mask_uv = mask[::2, ::2]
-            np.copyto(u[: ph // 2, : pw // 2], b.u[k], where=mask_uv)
-            np.copyto(v[: ph // 2, : pw // 2], b.v[k], where=mask_uv)
+            mask_uv = np.ascontiguousarray(mask[::2, ::2])
+            cv2.copyTo(b.u[k], mask_uv, u[: ph // 2, : pw // 2])
+            cv2.copyTo(b.v[k], mask_uv, v[: ph // 2, : pw // 2])
 
     def _shade_cloud(self, y: np.ndarray, c: Cloud, patch: np.ndarray, t: float) -> None:
         f = (t - c.t0) / c.duration
@@ -164,21 +169,19 @@ class SceneRenderer:
             x0 = self.width - pw - x0
         _multiply(y, patch, round(x0), round(0.15 * self.height))
 
-    def _apply_gain(
-        self, gain: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool
-    ) -> None:
+    def _apply_gain(self, gain: float, y: np.ndarray, uv: np.ndarray, ir: bool) -> None:
+        """Exposure on video-range levels: ``y = (y - 16) * gain + 16``; dim light desaturates.
+
+        ``cv2.convertScaleAbs`` computes ``|alpha * x + beta|`` rounded and saturated in one pass,
+        2.5x faster than ``cv2.LUT`` on a 720p plane. The absolute value only matters below
+        ``16 * (1 - 1 / gain)`` (a few levels under video black), which a frame never reaches.
+        """
         if abs(gain - 1.0) < 1e-3:
             return
-        if gain != self._lut_gain:  # gain is piecewise constant or slow: rebuild the tables rarely
-            levels = np.arange(256, dtype=np.float32)
-            self._lut = np.clip(np.round((levels - 16) * gain + 16), 0, 255).astype(np.uint8)
-            sat = min(1.0, gain)  # dim light desaturates; brighter exposure does not add colour
-            self._lut_uv = np.clip(np.round((levels - 128) * sat + 128), 0, 255).astype(np.uint8)
-            self._lut_gain = gain
-        cv2.LUT(y, self._lut, dst=y)
-        if not ir and gain < 1.0:  # brighter exposure leaves chroma as it is (identity table)
-            cv2.LUT(u, self._lut_uv, dst=u)
-            cv2.LUT(v, self._lut_uv, dst=v)
+        cv2.convertScaleAbs(y, dst=y, alpha=gain, beta=16.0 * (1.0 - gain))
+        if not ir and gain < 1.0:  # brighter exposure leaves chroma as it is
+            # dim light desaturates: chroma = (c - 128) * gain + 128
+            cv2.convertScaleAbs(uv, dst=uv, alpha=gain, beta=128.0 * (1.0 - gain))
 
 
 def _multiply(plane: np.ndarray, patch: np.ndarray, x0: int, y0: int) -> None:
