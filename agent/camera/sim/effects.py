@@ -44,8 +44,8 @@ class Branch:
     def mask(self, k: int) -> np.ndarray:
         """Where phase ``k`` covers the picture: a ``(ph, pw)`` uint8 array, 255 inside (the
         mask type ``cv2.copyTo`` takes)."""
-        covered: np.ndarray = cv2.compare(self.y[k], BLACK_Y, cv2.CMP_GT)
-        return covered
+        covered: np.ndarray = cv2.threshold(self.y[k], BLACK_Y, 255, cv2.THRESH_BINARY)[1]
+        return covered  # 255 where Y > 16
 
     def phase(self, degrees: float) -> int:
         f = (degrees + MAX_SWAY_DEG) / (2 * MAX_SWAY_DEG)
