@@ -94,6 +94,7 @@ def build_detector(cfg: Config) -> MotionDetector:
 def build_tracker(cfg: Config) -> EventTracker:
     return EventTracker(EventParams(min_motion_s=cfg.events.min_motion_s,
                                     gap_s=cfg.events.gap_s,
+                                    fast_motion_s=cfg.events.fast_motion_s,
                                     post_roll_s=cfg.events.post_roll_s,
                                     max_clip_s=cfg.events.max_clip_s))
 
@@ -519,7 +520,7 @@ def analyze(cfg: Config, path: str) -> dict[str, Any]:
             result = detector.update(frame.luma, frame.t)
             frames += 1
             last_t = frame.t
-            transitions = tracker.update(frame.t, result.motion, result.area)
+            transitions = tracker.update(frame.t, result.motion, result.area, result.lit)
             if open_id is not None and result.motion:
                 peaks[open_id] = max(peaks.get(open_id, 0.0), result.area)
             for tr in transitions:

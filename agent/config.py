@@ -49,6 +49,7 @@ class MotionConfig:
 class EventsConfig:
     min_motion_s: float = 0.4
     gap_s: float = 0.1
+    fast_motion_s: float = 0.13
     post_roll_s: float = 5.0
     max_clip_s: float = 120.0
 
@@ -239,6 +240,9 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
                              lo=0, hi=10, what="seconds"),
         gap_s=_number("events.gap_s", ev.get("gap_s", d.events.gap_s), lo=0, hi=1,
                       what="seconds"),
+        fast_motion_s=_number("events.fast_motion_s",
+                              ev.get("fast_motion_s", d.events.fast_motion_s), lo=0, hi=10,
+                              what="seconds; 0 turns the short path off"),
         post_roll_s=_number("events.post_roll_s", ev.get("post_roll_s", d.events.post_roll_s),
                             lo=0, hi=60, what="seconds"),
         max_clip_s=_number("events.max_clip_s", ev.get("max_clip_s", d.events.max_clip_s),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def run_scene(
             rep.frames += 1
             if r.suppressed:
                 rep.suppressed_frames[r.suppressed] = rep.suppressed_frames.get(r.suppressed, 0) + 1
-            _collect(tracker.update(t, r.motion, r.area), opened, rep)
+            _collect(tracker.update(t, r.motion, r.area, r.lit), opened, rep)
     _collect(tracker.finish(t), opened, rep)
     rep.elapsed_s = time.perf_counter() - start
     _score(rep, ev_params.post_roll_s)
@@ -162,6 +163,14 @@ def summarise(reports: list[SceneReport]) -> dict[str, Any]:
     }
 
 
+def _parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        seeds += range(int(first), int(last or first) + 1)
+    return seeds
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     w, _, h = text.partition("x")
     return int(w), int(h)
@@ -172,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", help="comma-separated scene names (default: every finite scene)")
     ap.add_argument("--size", default="640x360", help="render size WxH (default 640x360)")
     ap.add_argument(
-        "--seeds", default="0", help="comma-separated scene seeds (one take each; default 0)"
+        "--seeds",
+        default="0",
+        help="scene seeds, comma-separated, ranges allowed (e.g. 0-3,8; one take each; default 0)",
     )
+    ap.add_argument("--jobs", type=int, default=1, help="scenes evaluated in parallel processes")
     ap.add_argument(
         "--min-motion-s",
         type=float,
@@ -189,11 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         else [n for n in scene_names() if get_scene(n).duration_s is not None]
     )
     size = _parse_size(args.size)
-    seeds = [int(x) for x in args.seeds.split(",")]
+    seeds = _parse_seeds(args.seeds)
     ev_params = EventParams(min_motion_s=args.min_motion_s)
-    reports = [
-        run_scene(n, size, DetectorParams(), ev_params, seed) for seed in seeds for n in names
-    ]
+    jobs = [(n, size, DetectorParams(), ev_params, seed) for seed in seeds for n in names]
+    if args.jobs > 1:
+        with multiprocessing.Pool(args.jobs) as pool:
+            reports = pool.starmap(run_scene, jobs, chunksize=1)
+    else:
+        reports = [run_scene(*job) for job in jobs]
     summary = summarise(reports)
     if args.json:
         doc = {

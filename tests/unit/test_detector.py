@@ -286,7 +286,7 @@ def events_in(results: list[MotionResult]) -> int:
     return sum(
         isinstance(ev, EventStarted)
         for r in results
-        for ev in tracker.update(r.t, r.motion, r.area)
+        for ev in tracker.update(r.t, r.motion, r.area, r.lit)
     )
 
 
@@ -314,3 +314,31 @@ def test_branch_after_a_light_switch_is_still_no_event(bg: np.ndarray) -> None:
     assert events_in(night) == 0
     crossing = sway(det, night_bg, rng, 70.0, 4.0, value=200.0, amplitude=0.28, walker=True)
     assert events_in(crossing) == 1
+
+
+def test_lit_is_small_for_a_moving_blob_and_large_when_light_sweeps_the_picture(
+    bg: np.ndarray,
+) -> None:
+    rng = np.random.default_rng(21)
+    det = MotionDetector()
+    t0 = settle(det, bg, rng, n=90)
+    crossing = [r for r in run(det, walk(bg, rng, (30, 70)), t0) if r.motion]
+    assert crossing and max(r.lit for r in crossing) < 0.1  # what lets an event start early
+    beam = bg.copy()
+    beam[:, : W // 3] += 60  # a third of the picture lit up, as by a headlight
+    swept = run(det, still(beam, 3, rng), t0 + 4.0)
+    assert swept[0].lit > 0.25
+
+
+def test_after_a_light_switch_lit_reads_one_until_the_scene_is_learnt_again(
+    bg: np.ndarray,
+) -> None:
+    rng = np.random.default_rng(22)
+    det = MotionDetector()
+    t0 = settle(det, bg, rng, n=90)
+    assert run(det, still(bg, 1, rng), t0)[0].lit < 0.1
+    after = run(det, still(background(seed=9), 8 * int(FPS), rng), t0 + 1 / FPS)
+    assert after[0].suppressed == "light-change"
+    relearnt = [r for r in after if r.suppressed is None]
+    assert relearnt[0].lit == 1.0  # no early events while foliage and exposure settle
+    assert relearnt[-1].lit < 0.1  # about 1 + 5 s later the short path is open again

@@ -240,3 +240,42 @@ def test_defaults_start_on_the_sixth_frame_at_15_fps_and_forgive_one_still_frame
     assert [round(e.onset_t * fps) for e in started] == [2]  # the still frame did not restart it
     tr = EventTracker()
     assert [e for i, c in enumerate("..##..####.") for e in tr.update(i / fps, c == "#")] == []
+
+
+def _fast_run(areas: list[float], lits: list[float] | None = None) -> list[Event]:
+    """Frames at 15 fps: two still ones, then one per entry of ``areas`` (0 = no motion)."""
+    tr = EventTracker()
+    lits = lits or [0.01] * len(areas)
+    out = tr.update(0.0, False) + tr.update(1 / 15, False)
+    for i, (a, lit) in enumerate(zip(areas, lits, strict=True)):
+        out += tr.update((i + 2) / 15, a > 0, a, lit)
+    return out
+
+
+def test_clear_growing_motion_starts_an_event_on_its_second_frame() -> None:
+    events = _fast_run([0.004, 0.006, 0.008])
+    assert [round(e.t * 15) for e in events if isinstance(e, EventStarted)] == [3]
+    assert events[0].onset_t == pytest.approx(2 / 15)
+
+
+def test_short_path_needs_growth_area_steady_light_and_a_lit_value() -> None:
+    def start_frame(events: list[Event]) -> int | None:
+        started = [round(e.t * 15) for e in events if isinstance(e, EventStarted)]
+        return started[0] if started else None
+
+    slow = 7  # the sixth motion frame: min_motion_s
+    assert start_frame(_fast_run([0.005] * 6)) == slow  # same size each frame: a twig, not a person
+    assert start_frame(_fast_run([0.002, 0.0025, 0.0028, 0.0029, 0.003, 0.0029])) == slow  # small
+    lit = [0.3] * 6  # light sweeping the picture (headlights): no short path
+    assert start_frame(_fast_run([0.004, 0.006, 0.008, 0.01, 0.012, 0.014], lit)) == slow
+    tr = EventTracker()  # a caller that gives no ``lit`` (the default 1.0) never takes it
+    started = [t for i in range(8) for t in [i / 15] if tr.update(t, True, 0.01 * (i + 1))]
+    assert started == [pytest.approx(5 / 15)]
+    no_fast = EventTracker(EventParams(fast_motion_s=0.0))
+    assert not any(no_fast.update(i / 15, True, 0.01 * (i + 1), 0.0) for i in range(5))
+
+
+def test_fast_params_are_checked() -> None:
+    for name, value in (("fast_area", 1.5), ("fast_max_lit", -0.1), ("fast_motion_s", 11.0)):
+        with pytest.raises(ValueError, match=name):
+            EventParams(**{name: value})
