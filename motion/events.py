@@ -28,7 +28,7 @@ Rules:
   that last a few frames are small or stay the same size (a twig in a gust, foliage the detector
   is still learning) or ride on light sweeping the picture (headlights), so none takes the short
   path. Callers that pass no ``lit`` never do. Tuned on seeds 0-3 of the simulated scenes and
-  checked on unseen seeds (BENCHMARKS.md).
+  checked on seeds 4-15 (BENCHMARKS.md).
 - It ends ``post_roll_s`` after the last motion: ``EventEnded.t = last_motion_t + post_roll_s``,
   emitted by the first call at or after that time.
 - Merging: the post-roll is the merge window. Motion that resumes while the event is open continues
