@@ -32,6 +32,10 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    background is re-learnt quickly for ``light_relearn_s`` and results are
    ``suppressed="light-change"``. The flicker map then re-learns quickly too (foliage looks
    different under IR), keeping what it knew as a slowly fading floor.
+8. While the flicker map is still learning (5 s after the first frame and after a light switch's
+   re-learning) motion needs ``settle_area_factor`` times ``min_area``. Each result also carries
+   ``lit``, the fraction of the picture whose brightness changed, moving or not: the event tracker
+   decides early only on motion in a steady picture (:mod:`motion.events`).
 """
 
 from __future__ import annotations
