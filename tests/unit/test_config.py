@@ -29,6 +29,8 @@ def test_sim_config_loads() -> None:
         ("[camera]\nwidth = 641\n", "must be even"),
         ("[camera]\nfps = true\n", "camera.fps = True"),
         ("[events]\npost_roll = 5\n", "events.post_roll is unknown"),
+        ("[events]\ngap_s = 2\n", "events.gap_s = 2"),
+        ("[events]\nfast_motion_s = -0.1\n", "0 turns the short path off"),
         ("[cameras]\n", "section [cameras] is unknown"),
         ("[log]\nlevel = 'loud'\n", "one of debug, info, warning, error"),
         ("[motion]\nzones = [[[0, 0], [1, 0]]]\n", "motion.zones[0]"),
