@@ -3,10 +3,17 @@
 Frames keep the file's own size (rounded down to even numbers, as YUV 4:2:0 needs). ``t`` is the
 frame's presentation time in seconds from the start of the file. With ``realtime=True`` frames are
 paced at the file's frame rate (to rehearse a live camera); otherwise they come as fast as they
-decode. ``want_main=False`` skips building the recording image (``main`` is then an empty array):
-``doorward analyze`` needs only the luma, and skipping the colour conversion keeps it close to
-decode speed. ``luma_width=None`` gives the decoded Y plane itself (a view, valid until the next
+decode. ``luma_width=None`` gives the decoded Y plane itself (a view, valid until the next
 frame), for consumers that downscale anyway.
+
+Speed, for ``doorward analyze`` (figures in BENCHMARKS.md):
+- ``want_main=False`` skips building the recording image (``main`` is then an empty array) and
+  H.264's deblocking filter (``skip_loop_filter``): it only smooths block edges, which the
+  detector's 4x shrink and blur remove anyway, and it is about a tenth of decoding.
+- Slice threading for streams cut into slices (x264's zerolatency clips), else frame threading:
+  :func:`decoder_threading`.
+- Decoding runs on its own thread a frame or two ahead (:class:`~agent.camera.prefetch.Prefetcher`),
+  so the consumer's analysis overlaps it.
 """
 
 from __future__ import annotations
@@ -22,9 +29,13 @@ import cv2
 import numpy as np
 
 from agent.camera.base import Frame
+from agent.camera.h264 import slices_in_packet
+from agent.camera.prefetch import Prefetcher
 from agent.errors import CameraError
 
 _EMPTY = np.zeros((0, 0), np.uint8)
+# Decoder options when nothing is recorded (want_main=False): no deblocking, see the docstring.
+ANALYSIS_DECODER_OPTIONS = {"skip_loop_filter": "all"}
 # Pixel formats whose first plane is already the 8-bit luma: read it in place, no conversion.
 _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
 
@@ -33,6 +44,19 @@ def _plane_view(plane: Any, height: int, width: int) -> np.ndarray:
     """A (height, width) uint8 view of a decoded plane, honouring its line stride."""
     buf = np.frombuffer(plane, np.uint8)
     return buf.reshape(-1, plane.line_size)[:height, :width]
+
+
+def decoder_threading(stream: Any, first_packet: Any) -> str:
+    """PyAV ``thread_type`` for ``stream``: ``SLICE`` when its frames come in slices, else ``AUTO``.
+
+    Decoding is the cost of analyze. Slices decode side by side with no waiting on reference rows
+    (a quarter faster on 2 cores); frame threading is the choice for single-slice streams. See
+    :mod:`agent.camera.h264`.
+    """
+    ctx = stream.codec_context
+    sliced = ctx.name == "h264" and first_packet.size > 0 \
+        and slices_in_packet(bytes(first_packet), ctx.extradata) >= 2
+    return "SLICE" if sliced else "AUTO"
 
 
 class FileCamera:
@@ -58,6 +82,7 @@ class FileCamera:
         self._clock = clock
         self._sleep = sleep
         self._container: Any = None
+        self._decoded: Prefetcher[Any] | None = None
         self.fps = 0.0
         self.width = 0
         self.height = 0
@@ -80,7 +105,8 @@ class FileCamera:
             self._container.close()
             raise CameraError(f"video file {self.path} has no video stream")
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame threading: decoding is the cost of analyze
+        if not self._want_main:
+            stream.codec_context.options = ANALYSIS_DECODER_OPTIONS
         rate = stream.average_rate or stream.guessed_rate or 15
         self.fps = float(rate)
         self.width = stream.codec_context.width // 2 * 2
@@ -89,6 +115,9 @@ class FileCamera:
             self.duration_s = float(stream.duration * stream.time_base)
 
     def close(self) -> None:
+        if self._decoded is not None:
+            self._decoded.close()  # the decode thread lets go of the container first
+            self._decoded = None
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -111,14 +140,26 @@ class FileCamera:
         lh = max(2, round(self.height * self._luma_width / self.width) // 2 * 2)
         return cv2.resize(y, (self._luma_width, lh), interpolation=cv2.INTER_AREA)
 
+    def _decode(self, stream: Any) -> Iterator[Any]:
+        """Decoded frames; the threading is chosen from the first packet, before the decoder opens.
+        """
+        first = True
+        for packet in self._container.demux(stream):
+            if first:
+                first = False
+                stream.thread_type = decoder_threading(stream, packet)
+            yield from stream.decode(packet)
+
     def frames(self) -> Iterator[Frame]:
         if self._container is None:
             self.open()
         stream = self._container.streams.video[0]
         start: float | None = None
         wall0 = self._clock()
+        # Decoding runs a frame or two ahead on its own thread, overlapping the consumer's work.
+        self._decoded = decoded = Prefetcher(self._decode(stream), depth=2, name="file-decode")
         try:
-            for index, vf in enumerate(self._container.decode(stream)):
+            for index, vf in enumerate(decoded):
                 pts_t = float(vf.time) if vf.time is not None else index / self.fps
                 if start is None:
                     start = pts_t
@@ -134,3 +175,5 @@ class FileCamera:
         except av.error.FFmpegError as exc:
             raise CameraError(
                 f"video file {self.path} is damaged: decoding stopped ({exc})") from exc
+        finally:
+            decoded.close()

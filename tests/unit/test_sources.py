@@ -114,3 +114,46 @@ def test_the_simulator_counts_its_rendering_cpu_apart() -> None:
         for _ in itertools.islice(cam.frames(), 10):
             pass
     assert 0 < painted < cam.source_cpu_s
+
+
+def _write_sliced(path: Path, slices: int, n: int = 6) -> None:
+    """A 320x240 clip whose every frame x264 cuts into ``slices`` slices (1 thread: no others)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.codec_context.options = {"threads": "1", "slices": str(slices)}
+        for i in range(n):
+            a = np.full((360, 320), 90, np.uint8)
+            a[:240, i * 10: i * 10 + 40] = 230
+            for p in s.encode(av.VideoFrame.from_ndarray(a, format="yuv420p")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize(("slices", "threading"), [(1, "AUTO"), (4, "SLICE")])
+def test_file_camera_decodes_slices_side_by_side_when_there_are_some(
+    tmp_path: Path, slices: int, threading: str
+) -> None:
+    path = tmp_path / "v.mp4"
+    _write_sliced(path, slices)
+    with FileCamera(path, luma_width=None, want_main=False) as cam:
+        frames = [f.luma.copy() for f in cam.frames()]
+        stream = cam._container.streams.video[0]
+        assert stream.thread_type.name == threading
+    assert len(frames) == 6
+    assert frames[3][100, 30 + 20] > 200  # frame 3's bright bar, at x = 30..70
+
+
+def test_analysis_only_decoding_matches_the_full_decode(tmp_path: Path) -> None:
+    """Without deblocking (want_main=False) the luma differs by block-edge smoothing at most."""
+    path = tmp_path / "v.mp4"
+    _write_video(path)
+    with FileCamera(path, luma_width=None, want_main=False) as cam:
+        fast = [f.luma.astype(np.int16) for f in cam.frames()]
+    with FileCamera(path, luma_width=None) as cam:
+        full = [f.luma.astype(np.int16) for f in cam.frames()]
+    assert len(fast) == len(full) == 20
+    worst = max(float(np.abs(a - b).mean()) for a, b in zip(fast, full, strict=True))
+    assert worst < 1.0  # mean absolute difference in grey levels, per frame
+
