@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
@@ -27,24 +25,81 @@ IR_LUT = np.clip(np.arange(256, dtype=np.float32) * 1.3, 0, 255).astype(np.uint8
 BLACK_Y = 16  # BT.601 video range: black is Y = 16
 
 
-@dataclass(frozen=True)
 class Branch:
     """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees.
 
-    Only the day planes are stored (about 8 MB at 720p). Everything else is made per frame from
-    them: the mask is where the luma is above video black (``mask(k)``: the branch is painted
-    without anti-aliasing on black, and every colour of it has Y > 16), the chroma mask is
-    ``mask[::2, ::2]`` and the IR luma is ``cv2.LUT(y[k], IR_LUT)``.
+    Use ``y, u, v = branch.planes(k)`` with ``k = branch.phase(degrees)``. A phase is painted the
+    first time it is asked for (about 1 ms at 720p) into arrays reserved for all of them: a still
+    scene makes only the one it shows resident, a windy one all 33 (about 8 MB at 720p; the
+    daemon's peak RSS counts the simulator's memory too).
+
+    Only the day planes are stored. Everything else is made per frame from them: the mask is where
+    the luma is above video black (``mask(k)``: the branch is painted without anti-aliasing on
+    black, and every colour of it has Y > 16), the chroma mask is ``mask[::2, ::2]`` and the IR
+    luma is ``cv2.LUT(y[k], IR_LUT)``.
     """
 
-    y: np.ndarray  # (PHASES, ph, pw) day luma, BLACK_Y outside the branch
-    u: np.ndarray  # (PHASES, ph/2, pw/2)
-    v: np.ndarray
+    def __init__(self, w: int, h: int, seed: int) -> None:
+        rng = np.random.default_rng([seed, 2])
+        self._scale = (w / 1280, h / 720)
+        pw, ph = (round(0.36 * w) // 2) * 2, (round(0.5 * h) // 2) * 2
+        # Twigs and leaves in reference pixels around the pivot (just outside the corner).
+        self._twigs = [
+            ((-20, -20), (250, 150)),
+            ((250, 150), (420, 210)),
+            ((140, 90), (210, 250)),
+            ((300, 170), (330, 300)),
+            ((60, 30), (160, 0)),
+        ]
+        self._leaves = []
+        for (x0, y0), (x1, y1) in self._twigs:
+            for f in rng.uniform(0.25, 1.0, 14):
+                lx = x0 + (x1 - x0) * f + rng.normal(0, 14)
+                ly = y0 + (y1 - y0) * f + rng.normal(0, 14)
+                g = int(rng.integers(60, 140))
+                self._leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
+        # np.empty: pages of phases never painted are never touched, so never resident.
+        chroma = (PHASES, ph // 2, pw // 2)
+        self.y = np.empty((PHASES, ph, pw), np.uint8)  # day luma, BLACK_Y outside the branch
+        self.u, self.v = np.empty(chroma, np.uint8), np.empty(chroma, np.uint8)
+        self._painted = [False] * PHASES
+
+    def planes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Phase ``k``'s day ``(y, u, v)``, painted now if this is its first use."""
+        if not self._painted[k]:
+            self._paint(k)
+            self._painted[k] = True
+        return self.y[k], self.u[k], self.v[k]
+
+    def _paint(self, k: int) -> None:
+        deg = -MAX_SWAY_DEG + 2 * MAX_SWAY_DEG * k / (PHASES - 1)
+        a = math.radians(deg)
+        ca, sa = math.cos(a), math.sin(a)
+        sx, sy = self._scale
+
+        def rot(x: float, y: float) -> tuple[int, int]:
+            rx, ry = -20 + (x + 20) * ca - (y + 20) * sa, -20 + (x + 20) * sa + (y + 20) * ca
+            return round(rx * sx * 16), round(ry * sy * 16)
+
+        ph, pw = self.y.shape[1:]
+        bgr = np.zeros((ph, pw, 3), np.uint8)
+        mask = np.zeros((ph, pw), np.uint8)
+        for p0, p1 in self._twigs:
+            for img, c in ((bgr, (40, 60, 75)), (mask, 255)):
+                cv2.line(img, rot(*p0), rot(*p1), c, max(1, round(7 * sy)), cv2.LINE_8, 4)
+        for lx, ly, ang, (r, g, b) in self._leaves:
+            ax = (round(16 * 15 * sx), round(16 * 7 * sy))
+            for img, c in ((bgr, (b, g, r)), (mask, 255)):
+                cv2.ellipse(img, rot(lx, ly), ax, ang + deg, 0, 360, c, -1, cv2.LINE_8, 4)
+        self.y[k], self.u[k], self.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        if not np.array_equal(self.y[k] > BLACK_Y, mask > 127):  # what mask() relies on
+            raise AssertionError("branch colours must have Y above video black")
 
     def mask(self, k: int) -> np.ndarray:
         """Where phase ``k`` covers the picture: a ``(ph, pw)`` uint8 array, 255 inside (the
         mask type ``cv2.copyTo`` takes)."""
-        covered: np.ndarray = cv2.threshold(self.y[k], BLACK_Y, 255, cv2.THRESH_BINARY)[1]
+        covered: np.ndarray = cv2.threshold(self.planes(k)[0], BLACK_Y, 255,
+                                            cv2.THRESH_BINARY)[1]
         return covered  # 255 where Y > 16
 
     def phase(self, degrees: float) -> int:
@@ -53,49 +108,9 @@ class Branch:
 
 
 def paint_branch(w: int, h: int, seed: int) -> Branch:
-    """Paint the branch for a ``w`` x ``h`` frame; leaves are placed from ``seed``."""
-    rng = np.random.default_rng([seed, 2])
-    pw, ph = (round(0.36 * w) // 2) * 2, (round(0.5 * h) // 2) * 2
-    sx, sy = w / 1280, h / 720
-    # Twigs and leaves in reference pixels around the pivot (just outside the corner).
-    twigs = [
-        ((-20, -20), (250, 150)),
-        ((250, 150), (420, 210)),
-        ((140, 90), (210, 250)),
-        ((300, 170), (330, 300)),
-        ((60, 30), (160, 0)),
-    ]
-    leaves = []
-    for (x0, y0), (x1, y1) in twigs:
-        for f in rng.uniform(0.25, 1.0, 14):
-            lx, ly = x0 + (x1 - x0) * f + rng.normal(0, 14), y0 + (y1 - y0) * f + rng.normal(0, 14)
-            g = int(rng.integers(60, 140))
-            leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
-    # Filled in place: stacking per-phase lists would briefly need twice the memory (peak RSS).
-    chroma = (PHASES, ph // 2, pw // 2)
-    out = Branch(np.empty((PHASES, ph, pw), np.uint8), np.empty(chroma, np.uint8),
-                 np.empty(chroma, np.uint8))
-    for k, deg in enumerate(np.linspace(-MAX_SWAY_DEG, MAX_SWAY_DEG, PHASES)):
-        a = math.radians(float(deg))
-        ca, sa = math.cos(a), math.sin(a)
-
-        def rot(x: float, y: float, ca: float = ca, sa: float = sa) -> tuple[int, int]:
-            rx, ry = -20 + (x + 20) * ca - (y + 20) * sa, -20 + (x + 20) * sa + (y + 20) * ca
-            return round(rx * sx * 16), round(ry * sy * 16)
-
-        bgr = np.zeros((ph, pw, 3), np.uint8)
-        mask = np.zeros((ph, pw), np.uint8)
-        for p0, p1 in twigs:
-            for img, c in ((bgr, (40, 60, 75)), (mask, 255)):
-                cv2.line(img, rot(*p0), rot(*p1), c, max(1, round(7 * sy)), cv2.LINE_8, 4)
-        for lx, ly, ang, (r, g, b) in leaves:
-            ax = (round(16 * 15 * sx), round(16 * 7 * sy))
-            for img, c in ((bgr, (b, g, r)), (mask, 255)):
-                cv2.ellipse(img, rot(lx, ly), ax, ang + float(deg), 0, 360, c, -1, cv2.LINE_8, 4)
-        out.y[k], out.u[k], out.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        if not np.array_equal(out.mask(k) > 0, mask > 127):  # what Branch.mask relies on
-            raise AssertionError("branch colours must have Y above video black")
-    return out
+    """The branch for a ``w`` x ``h`` frame; leaves are placed from ``seed``, phases painted lazily.
+    """
+    return Branch(w, h, seed)
 
 
 def soft_patch(w: int, h: int, factor_at_centre: float, seed: int, lumpy: bool) -> np.ndarray:

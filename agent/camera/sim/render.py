@@ -5,8 +5,9 @@ Usage::
     r = SceneRenderer(scene, width=1280, height=720, luma_width=320, seed=0)
     main, luma = r.render(t=12.0, index=180)   # same (t, index, seed), same pixels
 
-Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once in
-the constructor. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
+Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once:
+in the constructor, or on first use for what a scene may never show (a branch angle, the night
+noise), so that memory is only resident when used. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
 shade clouds and headlight beams (multiplicative: light, not paint), add rain, apply the global
 gain (exposure, drift, dusk and, if the scene asks for it, the auto-exposure that follows a
 subject filling the view), add sensor noise, and shrink Y to the luma image. About 0.75 ms per
@@ -54,14 +55,9 @@ class SceneRenderer:
         self._backdrop_uv = np.concatenate((bd.u.ravel(), bd.v.ravel())).reshape(height // 2, width)
         self._turn = 0
         self._branch = paint_branch(width, height, base)
-        self._noise = {
-            s: (
-                Grain.noise(width, height, s, base),
-                # U and V together: in I420 they are one contiguous (h/2, w) block.
-                Grain.noise(width, height // 2, s / 2, base + 1),
-            )
-            for s in (_DAY_SIGMA, _NIGHT_SIGMA)
-        }
+        # Noise pools by sigma, made on first use (3.5 MB each at 720p: a day-only scene never
+        # makes the night one; making one takes about 30 ms, once).
+        self._noise: dict[float, tuple[Grain, Grain]] = {}
         self._rain = Grain.rain(width, height, base) if scene.weather.rain else None
         self._clouds = {
             c: soft_patch(*self._cloud_size(c), 1.0 - c.darkness, base, True)
@@ -124,7 +120,7 @@ class SceneRenderer:
             self._rain.apply(y, rng)
         gain = light.gain(t)
         # Noise follows the light, not the exposure: ambient gain alone picks the noise pool.
-        noise_y, noise_uv = self._noise[_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA]
+        noise_y, noise_uv = self._grain(_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA)
         if self._subject_ae is not None:
             gain *= self._subject_ae.gain(t)
         self._apply_gain(gain, y, uv, ir)
@@ -137,16 +133,28 @@ class SceneRenderer:
         luma = cv2.resize(y[::k, ::k] if k > 1 else y, self.luma_size, interpolation=cv2.INTER_AREA)
         return main, luma
 
+    def _grain(self, sigma: float) -> tuple[Grain, Grain]:
+        pools = self._noise.get(sigma)
+        if pools is None:
+            w, h, base = self.width, self.height, self.seed * 1_000_003 + self.scene.seed
+            pools = self._noise[sigma] = (
+                Grain.noise(w, h, sigma, base),
+                # U and V together: in I420 they are one contiguous (h/2, w) block.
+                Grain.noise(w, h // 2, sigma / 2, base + 1),
+            )
+        return pools
+
     def _sway(self, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool) -> None:
         b = self._branch
         k = b.phase(self.scene.weather.sway_degrees(t))
-        ph, pw = b.y.shape[1:]
+        by, bu, bv = b.planes(k)
+        ph, pw = by.shape
         mask = b.mask(k)
-        cv2.copyTo(cv2.LUT(b.y[k], IR_LUT) if ir else b.y[k], mask, y[:ph, :pw])
+        cv2.copyTo(cv2.LUT(by, IR_LUT) if ir else by, mask, y[:ph, :pw])
         if not ir:
             mask_uv = np.ascontiguousarray(mask[::2, ::2])
-            cv2.copyTo(b.u[k], mask_uv, u[: ph // 2, : pw // 2])
-            cv2.copyTo(b.v[k], mask_uv, v[: ph // 2, : pw // 2])
+            cv2.copyTo(bu, mask_uv, u[: ph // 2, : pw // 2])
+            cv2.copyTo(bv, mask_uv, v[: ph // 2, : pw // 2])
 
     def _shade_cloud(self, y: np.ndarray, c: Cloud, patch: np.ndarray, t: float) -> None:
         f = (t - c.t0) / c.duration
