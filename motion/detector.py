@@ -83,8 +83,9 @@ class DetectorParams:
     flicker_limit: toggles per second above which a pixel is ignored (while it keeps flickering).
     flicker_grow: square size (working pixels) by which busy pixels are grown (a gust sways a
         branch a little further than before).
-    persist: a changed pixel counts only if a change was also seen near it in the previous frame
-        (random specks such as raindrops do not persist; costs nothing on real objects).
+    persist: a changed pixel counts only if a change was also seen near it in the previous frame,
+        before that frame's opening (random specks such as raindrops do not persist; someone
+        stepping in at the edge, a sliver the opening removed, does).
     light_switch_fraction: when more than this fraction of the watched pixels changes brightness
         (beyond what the global gain/offset explains) and more than half of that appeared since
         the previous frame, it is a light switch (e.g. the IR illuminator coming on).
@@ -296,13 +297,15 @@ class MotionDetector:
             structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy))
         k = p.structure_ksize
         grown = cv2.dilate(structure, np.ones((k, k), np.uint8))
-        changed = cv2.bitwise_and(intensity, grown)
+        raw = changed = cv2.bitwise_and(intensity, grown)
         if p.open_ksize > 1:
             kernel = np.ones((p.open_ksize, p.open_ksize), np.uint8)
             changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, kernel)
         if p.persist:
-            prev = self._prev_changed if self._prev_changed is not None else changed
-            self._prev_changed = changed
+            # The previous frame vouches with its mask before the opening: someone stepping in at
+            # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
+            prev = self._prev_changed if self._prev_changed is not None else raw
+            self._prev_changed = raw
             changed = cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5))
         area_px, boxes = _regions(changed, structure, geo.min_region_px, p.min_structure)
 

@@ -7,12 +7,12 @@ Usage::
 
 Everything expensive (backdrop, branch angles, light patches, noise and rain pools) is built once:
 in the constructor, or on first use for what a scene may never show (a branch angle, the night
-noise), so that memory is only resident when used. A frame is: copy the backdrop, sway the branch, draw the actors back to front,
-shade clouds and headlight beams (multiplicative: light, not paint), add rain, apply the global
-gain (exposure, drift, dusk and, if the scene asks for it, the auto-exposure that follows a
-subject filling the view), add sensor noise, and shrink Y to the luma image. About 0.75 ms per
-720p frame back to back on one x86 core; a live camera's ISP does this work for free, so it is
-kept lean: every full-frame pass counts.
+noise), so that memory is only resident when used. A frame is: copy the backdrop, sway the
+branch, draw the actors back to front, shade clouds and headlight beams (multiplicative: light,
+not paint), add rain, apply the global gain (exposure, drift, dusk and, if the scene asks for it,
+the auto-exposure that follows a subject filling the view), add sensor noise, and shrink Y to the
+luma image. About 0.75 ms per 720p frame back to back on one x86 core; a live camera's ISP does
+this work for free, so it is kept lean: every full-frame pass counts.
 Per-frame randomness comes from ``(seed, index)`` only, so frames can be rendered in any order.
 """
 
