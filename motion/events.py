@@ -27,8 +27,19 @@ Rules:
   visitor stepping into view is a growing region in an otherwise steady picture; the nuisances
   that last a few frames are small or stay the same size (a twig in a gust, foliage the detector
   is still learning) or ride on light sweeping the picture (headlights), so none takes the short
-  path. Callers that pass no ``lit`` never do. Tuned on seeds 0-3 of the simulated scenes and
-  checked on seeds 4-15 (BENCHMARKS.md).
+  path.
+- Growing motion starts one at once: a motion frame whose moving area grew on each of the last two
+  updates (the first of them may still be below ``min_area``) to at least ``fast_area``, with at
+  most ``fast_max_lit`` lit, from ``grow_after_s`` after the first update on (the detector's own
+  start-up stretch, in which foliage it does not know yet grows too). This is someone stepping in
+  slowly at the edge, e.g. in rain under a swaying branch, where the short path waited a frame.
+- Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
+  brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
+  starting an event (it still continues an open one). Headlights sweeping the porch at night light
+  a third of the picture and leave a few percent "moving" for half a second; a visitor moves most
+  of what changes.
+- Callers that pass no ``lit`` get neither short path nor the light rule. The values were chosen on
+  the simulated scenes, seeds 0-47, and checked once on seeds 48-63 (BENCHMARKS.md).
 - It ends ``post_roll_s`` after the last motion: ``EventEnded.t = last_motion_t + post_roll_s``,
   emitted by the first call at or after that time.
 - Merging: the post-roll is the merge window. Motion that resumes while the event is open continues
@@ -70,6 +81,11 @@ class EventParams:
     fast_area: the moving fraction of the watched area that clear motion needs (0..1).
     fast_max_lit: the most of the picture that may change brightness in each frame of a run that
         takes the short path (0..1).
+    grow_after_s: the growth path (motion that grew on each of the last two updates to at least
+        ``fast_area``) opens this long after the first update (0..600).
+    lit_floor, lit_area_ratio: while more than ``lit_floor`` of the picture changes brightness,
+        motion smaller than ``lit_area_ratio`` times that fraction starts no event (0..1 each;
+        ``lit_area_ratio`` 0 turns this off).
     """
 
     min_motion_s: float = 0.4
@@ -80,6 +96,9 @@ class EventParams:
     fast_motion_s: float = 0.13
     fast_area: float = 0.0035
     fast_max_lit: float = 0.1
+    grow_after_s: float = 5.0
+    lit_floor: float = 0.05
+    lit_area_ratio: float = 0.2
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -88,7 +107,8 @@ class EventParams:
         _check_range("max_clip_s", self.max_clip_s, 1.0, 86400.0)
         _check_range("gap_s", self.gap_s, 0.0, 1.0)
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
-        for name in ("fast_area", "fast_max_lit"):
+        _check_range("grow_after_s", self.grow_after_s, 0.0, 600.0)
+        for name in ("fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value!r} is out of range: allowed 0..1 (a fraction)")
@@ -156,6 +176,8 @@ class _State:
     run_last: float = -math.inf  # latest motion frame of that run
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
+    grow_steps: int = 0  # how many updates in a row the moving area grew
+    first_t: float | None = None  # the first update's time
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
 
@@ -183,12 +205,22 @@ class EventTracker:
         o = self._s.open
         return (o.peak_area, o.peak_t) if o else None
 
-    def update(self, t: float, motion: bool, area: float = 0.0, lit: float = 1.0) -> list[Event]:
+    def update(
+        self, t: float, motion: bool, area: float = 0.0, lit: float | None = None
+    ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
-        now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`)."""
+        now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`);
+        without ``lit`` no event starts early and none is held back for sweeping light."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
+        if s.first_t is None:
+            s.first_t = t
+        s.grow_steps = s.grow_steps + 1 if area > s.last_area else 0
+        if motion and s.open is None and lit is not None and self._light_sweep(area, lit):
+            motion = False  # it may continue an open event, never start one
+        if lit is None:
+            lit = 1.0  # unknown: as if the whole picture changed, so no short path
         if not motion:
             s.clear_since, s.last_area = None, area
             if s.run_start is not None and t - s.run_last > p.gap_s:
@@ -207,7 +239,7 @@ class EventTracker:
             grew
             and s.clear_since is not None
             and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-        )
+        ) or self._growing(t, area, lit)
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -277,6 +309,27 @@ class EventTracker:
                 s.run_start = t
             return out
         return []
+
+    def _light_sweep(self, area: float, lit: float) -> bool:
+        """Motion that is small next to the brightness change around it: light on the move.
+
+        Headlights sweeping the porch at night light a third of the picture and leave a few
+        percent of it "moving" for half a second; a visitor moves most of what changes.
+        """
+        p = self.params
+        return lit > p.lit_floor and area < p.lit_area_ratio * lit
+
+    def _growing(self, t: float, area: float, lit: float) -> bool:
+        """The growth path: the moving area grew twice in a row to ``fast_area``, in a steady
+        picture, once the detector has had ``grow_after_s`` to learn the scene."""
+        s, p = self._s, self.params
+        assert s.first_t is not None
+        return (
+            0 < p.fast_area <= area
+            and s.grow_steps >= 2
+            and lit <= p.fast_max_lit
+            and t - s.first_t >= p.grow_after_s
+        )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s

@@ -266,16 +266,64 @@ def test_short_path_needs_growth_area_steady_light_and_a_lit_value() -> None:
     slow = 7  # the sixth motion frame: min_motion_s
     assert start_frame(_fast_run([0.005] * 6)) == slow  # same size each frame: a twig, not a person
     assert start_frame(_fast_run([0.002, 0.0025, 0.0028, 0.0029, 0.003, 0.0029])) == slow  # small
-    lit = [0.3] * 6  # light sweeping the picture (headlights): no short path
-    assert start_frame(_fast_run([0.004, 0.006, 0.008, 0.01, 0.012, 0.014], lit)) == slow
-    tr = EventTracker()  # a caller that gives no ``lit`` (the default 1.0) never takes it
+    lit = [0.15] * 6  # much of the picture changing brightness: no short path
+    assert start_frame(_fast_run([0.03, 0.032, 0.034, 0.036, 0.038, 0.04], lit)) == slow
+    tr = EventTracker()  # a caller that gives no ``lit`` never takes it
     started = [t for i in range(8) for t in [i / 15] if tr.update(t, True, 0.01 * (i + 1))]
     assert started == [pytest.approx(5 / 15)]
     no_fast = EventTracker(EventParams(fast_motion_s=0.0))
     assert not any(no_fast.update(i / 15, True, 0.01 * (i + 1), 0.0) for i in range(5))
 
 
+def _late_run(areas: list[float], lits: list[float] | None = None, still_s: float = 6.0
+              ) -> tuple[EventTracker, list[Event]]:
+    """Still frames for ``still_s`` (past the start-up stretch), then one frame per area."""
+    tr = EventTracker()
+    n = round(still_s * 15)
+    for i in range(n):
+        tr.update(i / 15, False, 0.0, 0.01)
+    lits = lits or [0.01] * len(areas)
+    out: list[Event] = []
+    for i, (a, lit) in enumerate(zip(areas, lits, strict=True)):
+        out += tr.update((n + i) / 15, a >= 0.0015, a, lit)
+    return tr, out
+
+
+def _started_at(events: list[Event], still_s: float = 6.0) -> list[int]:
+    return [round(e.t * 15 - still_s * 15) for e in events if isinstance(e, EventStarted)]
+
+
+def test_motion_growing_twice_in_a_row_starts_an_event_at_once() -> None:
+    # Someone stepping in at the edge: a sliver below min_area, then growing.
+    _, events = _late_run([0.001, 0.002, 0.004, 0.006])
+    assert _started_at(events) == [2]  # the second motion frame, once it reaches fast_area
+    assert isinstance(events[0], EventStarted) and events[0].onset_t == pytest.approx(6 + 1 / 15)
+    _, events = _late_run([0.001, 0.002, 0.0025, 0.003, 0.0034, 0.0034, 0.0034])
+    assert _started_at(events) == [6]  # under fast_area: the sixth motion frame (min_motion_s)
+    _, events = _late_run([0.001, 0.002, 0.004, 0.006], still_s=2.0)  # the start-up stretch
+    assert _started_at(events, still_s=2.0) == [3]  # the short path, a frame later
+    _, events = _late_run([0.001, 0.002, 0.004, 0.006], lits=[0.01, 0.01, 0.2, 0.2])
+    assert _started_at(events) == []  # brightness changing across the picture
+
+
+def test_light_sweeping_the_picture_starts_no_event_but_continues_an_open_one() -> None:
+    sweep = [0.03] * 12  # a few percent "moving" ...
+    lit = [0.35] * 12  # ... while a third of the picture brightens: headlights
+    _, events = _late_run(sweep, lit)
+    assert events == []
+    _, events = _late_run([0.08] * 12, lit)  # a visitor in the beam moves most of what changed
+    assert _started_at(events) == [5]
+    tr, events = _late_run([0.01, 0.02, 0.04, *sweep], [0.01] * 3 + lit)
+    assert _started_at(events) == [1]  # the visitor came first ...
+    ended = tr.finish(8.0)  # ... and the beam's motion kept their event going
+    assert isinstance(ended[0], EventEnded)
+    assert ended[0].last_motion_t == pytest.approx(6 + 14 / 15)
+    no_lit = EventTracker()  # without ``lit`` the rule is off, as the short paths are
+    assert any(no_lit.update(6 + i / 15, True, 0.03) for i in range(8))
+
+
 def test_fast_params_are_checked() -> None:
-    for name, value in (("fast_area", 1.5), ("fast_max_lit", -0.1), ("fast_motion_s", 11.0)):
+    for name, value in (("fast_area", 1.5), ("fast_max_lit", -0.1), ("fast_motion_s", 11.0),
+                        ("grow_after_s", -1.0), ("lit_floor", 2.0), ("lit_area_ratio", -0.5)):
         with pytest.raises(ValueError, match=name):
             EventParams(**{name: value})
