@@ -212,3 +212,53 @@ def test_scenes_list_has_at_least_eight(tmp_path: Path) -> None:
     rows = json.loads(doorward("scenes", "list", "--json").stdout)
     assert len(rows) >= 8 and any(r["duration_s"] is None for r in rows)
     assert any(r["name"] == "nuisance_10min" and r["events"] == 0 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def visit_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sim:visit rendered once at 640x360 to an MP4 (and its ground truth beside it)."""
+    folder = tmp_path_factory.mktemp("video")
+    config = folder / "small.toml"
+    config.write_text(SMALL_CONFIG)
+    video = folder / "visit.mp4"
+    doorward("scenes", "render", "visit", "--config", str(config), "-o", str(video))
+    return video
+
+
+def test_run_from_a_file_records_a_clip_covering_the_visit(
+        visit_video: Path, tmp_path: Path, small_config: Path) -> None:
+    data = tmp_path / "data"
+    run = doorward("run", "--config", str(small_config), "--source", f"file:{visit_video}",
+                   "--data-dir", str(data), "--exit-at-eof")
+    want = json.loads(visit_video.with_suffix(".json").read_text())["events"][0]
+    clips = doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"]
+    assert len(clips) == 1, run.stderr
+    clip = clips[0]
+    # Source time of a file is seconds from its start: the clip covers the visit with its pre-roll.
+    assert clip["source_start_s"] <= want["start"] - PRE_ROLL_S + 0.5
+    assert clip["source_end_s"] >= want["end"]
+    assert not clip["truncated"]
+    check_clip_plays(clip, data / "dev-owner.key", tmp_path)
+
+
+def test_sigterm_while_a_file_plays_in_real_time_exits_0(
+        visit_video: Path, tmp_path: Path, small_config: Path) -> None:
+    """The decoding thread lets go when the daemon stops mid-file (no hang, nothing left open)."""
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [DOORWARD, "run", "--config", str(small_config), "--source", f"file:{visit_video}",
+         "--data-dir", str(data), "--realtime"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def frames() -> int:
+            try:
+                return int(json.loads((data / "status.json").read_text()).get("frames", 0))
+            except (OSError, ValueError):
+                return 0
+        wait_for(lambda: frames() >= 30, timeout=60, what="30 frames from the file")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert frames() < 600  # stopped mid-file, not at its end
