@@ -317,7 +317,9 @@ class EventTracker:
         percent of it "moving" for half a second; a visitor moves most of what changes.
         """
         p = self.params
-        return lit > p.lit_floor and area < p.lit_area_ratio * lit
+        # lit = 1.0 is the detector's "learning the scene again after a light switch", not a
+        # measurement: then only the short paths are closed, as they always were.
+        return p.lit_floor < lit < 1.0 and area < p.lit_area_ratio * lit
 
     def _growing(self, t: float, area: float, lit: float) -> bool:
         """The growth path: the moving area grew twice in a row to ``fast_area``, in a steady

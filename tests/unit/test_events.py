@@ -318,6 +318,10 @@ def test_light_sweeping_the_picture_starts_no_event_but_continues_an_open_one() 
     ended = tr.finish(8.0)  # ... and the beam's motion kept their event going
     assert isinstance(ended[0], EventEnded)
     assert ended[0].last_motion_t == pytest.approx(6 + 14 / 15)
+    # lit = 1.0 is the detector re-learning after a light switch, not light on the move: a
+    # visitor then starts an event the slow way, as before the rule.
+    _, events = _late_run([0.03] * 8, [1.0] * 8)
+    assert _started_at(events) == [5]
     no_lit = EventTracker()  # without ``lit`` the rule is off, as the short paths are
     assert any(no_lit.update(6 + i / 15, True, 0.03) for i in range(8))
 
