@@ -37,7 +37,7 @@ Rules:
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
   a third of the picture and leave a few percent "moving" for half a second; a visitor moves most
-  of what changes.
+  of what changes. ``lit`` = 1.0, the detector re-learning after a light switch, is exempt.
 - Callers that pass no ``lit`` get neither short path nor the light rule. The values were chosen on
   the simulated scenes, seeds 0-47, and checked once on seeds 48-63 (BENCHMARKS.md).
 - It ends ``post_roll_s`` after the last motion: ``EventEnded.t = last_motion_t + post_roll_s``,
