@@ -1,7 +1,8 @@
 """The composition root: the one place that turns config and CLI options into wired objects.
 
 Everything else receives its collaborators; nothing else reads the config. ``doorward run`` calls
-:func:`run`, ``doorward analyze`` calls :func:`analyze`.
+:func:`run`; ``doorward analyze`` (agent/analyze.py) builds its detector and event tracker with
+:func:`build_detector` and :func:`build_tracker`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import cv2
 from agent import __version__
 from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
-from agent.camera.file import FileCamera
 from agent.camera.picam import PiCamera
 from agent.camera.picam_encoder import PicameraH264Encoder
 from agent.camera.sources import SourceSpec, make_source, parse_source
@@ -52,7 +52,6 @@ from agent.uplink_commands import register as register_uplink_commands
 from motion import (
     DetectorParams,
     EventParams,
-    EventStarted,
     EventTracker,
     MotionDetector,
     PrivacyMasker,
@@ -501,50 +500,3 @@ def run(cfg: Config, opts: RunOptions) -> int:
              pipeline.stats.frames, pipeline.stats.events, pipeline.stats.clips,
              camera.dropped_frames)
     return 0
-
-
-def analyze(cfg: Config, path: str) -> dict[str, Any]:
-    """``doorward analyze``: the motion pipeline over a file, as fast as it decodes; no recording.
-    """
-    detector = build_detector(cfg)
-    tracker = build_tracker(cfg)
-    events: list[dict[str, Any]] = []
-    peaks: dict[int, float] = {}
-    open_id: int | None = None
-    started = time.perf_counter()
-    frames = 0
-    last_t = 0.0
-    # The detector downscales to its working width itself: hand it the decoded Y plane as is.
-    with FileCamera(path, luma_width=None, want_main=False) as cam:
-        for frame in cam.frames():
-            result = detector.update(frame.luma, frame.t)
-            frames += 1
-            last_t = frame.t
-            transitions = tracker.update(frame.t, result.motion, result.area, result.lit)
-            if open_id is not None and result.motion:
-                peaks[open_id] = max(peaks.get(open_id, 0.0), result.area)
-            for tr in transitions:
-                open_id = _collect(tr, events, peaks, open_id, result.area)
-        for tr in tracker.finish(last_t):
-            open_id = _collect(tr, events, peaks, open_id, 0.0)
-        fps = cam.fps
-    elapsed = time.perf_counter() - started
-    return {"source": str(Path(path)), "fps": fps, "frames": frames,
-            "seconds": round(frames / fps if fps else last_t, 3),
-            "elapsed_s": round(elapsed, 3), "events": events}
-
-
-def _collect(tr: Any, events: list[dict[str, Any]], peaks: dict[int, float], open_id: int | None,
-             area: float) -> int | None:
-    if isinstance(tr, EventStarted):
-        peaks[tr.event_id] = max(area, 0.0)
-        events.append({"start": round(tr.onset_t, 3), "end": None, "peak_area": 0.0,
-                       "_id": tr.event_id})
-        return int(tr.event_id)
-    for ev in events:
-        if ev.get("_id") == tr.event_id:
-            ev["end"] = round(tr.last_motion_t, 3)
-            ev["peak_area"] = round(peaks.get(tr.event_id, 0.0), 4)
-            del ev["_id"]
-    return None
-

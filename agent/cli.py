@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        broker=args.broker,
                                        drain_timeout_s=args.drain_timeout))
         if args.command == "analyze":
-            from agent.app import analyze
+            from agent.analyze import analyze
 
             print(json.dumps(analyze(cfg, args.path), indent=2))
             return 0

@@ -92,7 +92,7 @@ def bench_analyze(repeat: int) -> dict[str, object]:
     video = rendered_visit()
     import cv2
 
-    from agent.app import analyze
+    from agent.analyze import analyze
     from agent.config import Config
     plain, alike, analyze_times = [], [], []
     for _ in range(repeat):
