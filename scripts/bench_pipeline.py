@@ -71,20 +71,16 @@ def decode_only(video: Path, like_analyze: bool) -> float:
     """
     import av
 
-    from agent.camera.file import ANALYSIS_DECODER_OPTIONS, decoder_threading
+    from agent.camera.file import ANALYSIS_DECODER_OPTIONS, decoded_frames
 
     start = time.perf_counter()
     with av.open(str(video)) as c:
         stream = c.streams.video[0]
-        first = like_analyze
         if like_analyze:
             stream.codec_context.options = ANALYSIS_DECODER_OPTIONS
-        for packet in c.demux(stream):
-            if first:
-                stream.thread_type = decoder_threading(stream, packet)
-                first = False
-            for frame in stream.decode(packet):
-                _ = frame.planes[0]  # touch the luma plane, as analyze does
+        frames = decoded_frames(c, stream) if like_analyze else c.decode(stream)
+        for frame in frames:
+            _ = frame.planes[0]  # touch the luma plane, as analyze does
     return time.perf_counter() - start
 
 

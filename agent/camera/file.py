@@ -59,6 +59,17 @@ def decoder_threading(stream: Any, first_packet: Any) -> str:
     return "SLICE" if sliced else "AUTO"
 
 
+def decoded_frames(container: Any, stream: Any) -> Iterator[Any]:
+    """``stream``'s decoded frames; the threading is chosen from the first packet, before the
+    decoder opens (:func:`decoder_threading`)."""
+    first = True
+    for packet in container.demux(stream):
+        if first:
+            first = False
+            stream.thread_type = decoder_threading(stream, packet)
+        yield from stream.decode(packet)
+
+
 class FileCamera:
     """A video file as a :class:`~agent.camera.base.Camera`."""
 
@@ -140,16 +151,6 @@ class FileCamera:
         lh = max(2, round(self.height * self._luma_width / self.width) // 2 * 2)
         return cv2.resize(y, (self._luma_width, lh), interpolation=cv2.INTER_AREA)
 
-    def _decode(self, stream: Any) -> Iterator[Any]:
-        """Decoded frames; the threading is chosen from the first packet, before the decoder opens.
-        """
-        first = True
-        for packet in self._container.demux(stream):
-            if first:
-                first = False
-                stream.thread_type = decoder_threading(stream, packet)
-            yield from stream.decode(packet)
-
     def frames(self) -> Iterator[Frame]:
         if self._container is None:
             self.open()
@@ -157,7 +158,8 @@ class FileCamera:
         start: float | None = None
         wall0 = self._clock()
         # Decoding runs a frame or two ahead on its own thread, overlapping the consumer's work.
-        self._decoded = decoded = Prefetcher(self._decode(stream), depth=2, name="file-decode")
+        decoded = Prefetcher(decoded_frames(self._container, stream), depth=2, name="file-decode")
+        self._decoded = decoded
         try:
             for index, vf in enumerate(decoded):
                 pts_t = float(vf.time) if vf.time is not None else index / self.fps

@@ -94,6 +94,14 @@ def settle(det: MotionDetector, bg: np.ndarray, rng: np.random.Generator, n: int
     return n / FPS
 
 
+def settled(bg: np.ndarray, seed: int) -> tuple[MotionDetector, np.random.Generator, float]:
+    """A detector past its start-up settling window (6 s of still frames); returns it, the noise
+    generator and the time of the next frame."""
+    rng = np.random.default_rng(seed)
+    det = MotionDetector()
+    return det, rng, settle(det, bg, rng, n=90)
+
+
 def test_moving_blob_is_detected_with_its_box(bg: np.ndarray) -> None:
     rng = np.random.default_rng(2)
     det = MotionDetector()
@@ -319,9 +327,7 @@ def test_branch_after_a_light_switch_is_still_no_event(bg: np.ndarray) -> None:
 def test_lit_is_small_for_a_moving_blob_and_large_when_light_sweeps_the_picture(
     bg: np.ndarray,
 ) -> None:
-    rng = np.random.default_rng(21)
-    det = MotionDetector()
-    t0 = settle(det, bg, rng, n=90)
+    det, rng, t0 = settled(bg, 21)
     crossing = [r for r in run(det, walk(bg, rng, (30, 70)), t0) if r.motion]
     assert crossing and max(r.lit for r in crossing) < 0.1  # what lets an event start early
     beam = bg.copy()
@@ -333,9 +339,7 @@ def test_lit_is_small_for_a_moving_blob_and_large_when_light_sweeps_the_picture(
 def test_after_a_light_switch_lit_reads_one_until_the_scene_is_learnt_again(
     bg: np.ndarray,
 ) -> None:
-    rng = np.random.default_rng(22)
-    det = MotionDetector()
-    t0 = settle(det, bg, rng, n=90)
+    det, rng, t0 = settled(bg, 22)
     assert run(det, still(bg, 1, rng), t0)[0].lit < 0.1
     after = run(det, still(background(seed=9), 8 * int(FPS), rng), t0 + 1 / FPS)
     assert after[0].suppressed == "light-change"
@@ -349,9 +353,7 @@ def test_a_sliver_at_the_edge_vouches_for_the_next_frame(bg: np.ndarray) -> None
     """Someone stepping in at the edge is first a sliver too thin for the opening; in the next
     frame the whole of them near it counts (persistence checks against the unopened mask), not
     just what survived the opening the frame before (about half as much: 0.004 here)."""
-    rng = np.random.default_rng(5)
-    det = MotionDetector()
-    t0 = settle(det, bg, rng, n=90)  # past the start-up settling window
+    det, rng, t0 = settled(bg, 5)
     sliver = det.update(render(bg, rng, blob=(0, 50, 2, 80), blob_value=75), t0)
     assert not sliver.motion
     r = det.update(render(bg, rng, blob=(0, 50, 12, 80), blob_value=75), t0 + 1 / FPS)

@@ -37,7 +37,7 @@ class Branch:
     Only the day planes are stored. Everything else is made per frame from them: the mask is where
     the luma is above video black (``mask(k)``: the branch is painted without anti-aliasing on
     black, and every colour of it has Y > 16), the chroma mask is ``mask[::2, ::2]`` and the IR
-    luma is ``cv2.LUT(y[k], IR_LUT)``.
+    luma is ``cv2.LUT(y, IR_LUT)``.
     """
 
     def __init__(self, w: int, h: int, seed: int) -> None:
@@ -61,8 +61,8 @@ class Branch:
                 self._leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
         # np.empty: pages of phases never painted are never touched, so never resident.
         chroma = (PHASES, ph // 2, pw // 2)
-        self.y = np.empty((PHASES, ph, pw), np.uint8)  # day luma, BLACK_Y outside the branch
-        self.u, self.v = np.empty(chroma, np.uint8), np.empty(chroma, np.uint8)
+        self._y = np.empty((PHASES, ph, pw), np.uint8)  # day luma, BLACK_Y outside the branch
+        self._u, self._v = np.empty(chroma, np.uint8), np.empty(chroma, np.uint8)
         self._painted = [False] * PHASES
 
     def planes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +70,7 @@ class Branch:
         if not self._painted[k]:
             self._paint(k)
             self._painted[k] = True
-        return self.y[k], self.u[k], self.v[k]
+        return self._y[k], self._u[k], self._v[k]
 
     def _paint(self, k: int) -> None:
         deg = -MAX_SWAY_DEG + 2 * MAX_SWAY_DEG * k / (PHASES - 1)
@@ -82,7 +82,7 @@ class Branch:
             rx, ry = -20 + (x + 20) * ca - (y + 20) * sa, -20 + (x + 20) * sa + (y + 20) * ca
             return round(rx * sx * 16), round(ry * sy * 16)
 
-        ph, pw = self.y.shape[1:]
+        ph, pw = self._y.shape[1:]
         bgr = np.zeros((ph, pw, 3), np.uint8)
         mask = np.zeros((ph, pw), np.uint8)
         for p0, p1 in self._twigs:
@@ -92,8 +92,8 @@ class Branch:
             ax = (round(16 * 15 * sx), round(16 * 7 * sy))
             for img, c in ((bgr, (b, g, r)), (mask, 255)):
                 cv2.ellipse(img, rot(lx, ly), ax, ang + deg, 0, 360, c, -1, cv2.LINE_8, 4)
-        self.y[k], self.u[k], self.v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        if not np.array_equal(self.y[k] > BLACK_Y, mask > 127):  # what mask() relies on
+        self._y[k], self._u[k], self._v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        if not np.array_equal(self._y[k] > BLACK_Y, mask > 127):  # what mask() relies on
             raise AssertionError("branch colours must have Y above video black")
 
     def mask(self, k: int) -> np.ndarray:
@@ -106,12 +106,6 @@ class Branch:
     def phase(self, degrees: float) -> int:
         f = (degrees + MAX_SWAY_DEG) / (2 * MAX_SWAY_DEG)
         return min(PHASES - 1, max(0, round(f * (PHASES - 1))))
-
-
-def paint_branch(w: int, h: int, seed: int) -> Branch:
-    """The branch for a ``w`` x ``h`` frame; leaves are placed from ``seed``, phases painted lazily.
-    """
-    return Branch(w, h, seed)
 
 
 def soft_patch(w: int, h: int, factor_at_centre: float, seed: int, lumpy: bool) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from agent.camera.sim.actors import REF_H, REF_W, visible_width
 from agent.camera.sim.backdrop import i420_planes, paint
-from agent.camera.sim.effects import IR_LUT, Grain, paint_branch, soft_patch
+from agent.camera.sim.effects import IR_LUT, Branch, Grain, soft_patch
 from agent.camera.sim.exposure import SubjectExposure
 from agent.camera.sim.scene import Cloud, Headlight, Scene
 from agent.camera.sim.sprites import draw, shapes
@@ -48,13 +48,13 @@ class SceneRenderer:
         self.scene, self.width, self.height = scene, width, height
         self.luma_size = (luma_width, max(1, round(luma_width * height / width)))
         self.seed = seed
-        base = seed * 1_000_003 + scene.seed
+        self._base = base = seed * 1_000_003 + scene.seed
         self._backdrop = paint(width, height, base)
         self._mains = [np.empty((height * 3 // 2, width), np.uint8) for _ in range(2)]
         bd = self._backdrop
         self._backdrop_uv = np.concatenate((bd.u.ravel(), bd.v.ravel())).reshape(height // 2, width)
         self._turn = 0
-        self._branch = paint_branch(width, height, base)
+        self._branch = Branch(width, height, base)
         # Noise pools by sigma, made on first use (3.5 MB each at 720p: a day-only scene never
         # makes the night one; making one takes about 30 ms, once).
         self._noise: dict[float, tuple[Grain, Grain]] = {}
@@ -136,7 +136,7 @@ class SceneRenderer:
     def _grain(self, sigma: float) -> tuple[Grain, Grain]:
         pools = self._noise.get(sigma)
         if pools is None:
-            w, h, base = self.width, self.height, self.seed * 1_000_003 + self.scene.seed
+            w, h, base = self.width, self.height, self._base
             pools = self._noise[sigma] = (
                 Grain.noise(w, h, sigma, base),
                 # U and V together: in I420 they are one contiguous (h/2, w) block.
