@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from agent.camera.prefetch import Prefetcher
+from tests.helpers import wait_for
 
 
 def test_items_arrive_in_order_and_the_worker_ends() -> None:
@@ -32,9 +33,12 @@ def test_the_worker_stays_at_most_depth_items_ahead() -> None:
     it = iter(p)
     assert next(it) == 0
     assert blocked.wait(5)
-    # 1 taken, 2 queued, 1 in the worker's hand waiting for room: never more.
-    p._thread.join(0.3)
-    assert len(made) <= 4
+    # 1 taken, 2 queued, 1 in the worker's hand waiting for room: the worker is stuck there.
+    wait_for(p._queue.full, timeout=5, what="the queue to fill")
+    assert len(made) == 4
+    assert next(it) == 1  # room for one more: item 3 goes in, item 4 is made and waits
+    wait_for(lambda: len(made) == 5 and p._queue.full(), timeout=5, what="the worker to refill")
+    assert len(made) == 5
     p.close()
 
 
