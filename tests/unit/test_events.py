@@ -301,7 +301,10 @@ def test_motion_growing_twice_in_a_row_starts_an_event_at_once() -> None:
     _, events = _late_run([0.001, 0.002, 0.0025, 0.003, 0.0034, 0.0034, 0.0034])
     assert _started_at(events) == [6]  # under fast_area: the sixth motion frame (min_motion_s)
     _, events = _late_run([0.001, 0.002, 0.004, 0.006], still_s=2.0)  # the start-up stretch
-    assert _started_at(events, still_s=2.0) == [3]  # the short path, a frame later
+    assert _started_at(events, still_s=2.0) == [2]  # the same
+    leaves = [0.04] * 4  # ... but not foliage swinging, which grows as well
+    _, events = _late_run([0.001, 0.002, 0.004, 0.006], leaves, still_s=2.0)
+    assert _started_at(events, still_s=2.0) == []
     _, events = _late_run([0.001, 0.002, 0.004, 0.006], lits=[0.01, 0.01, 0.2, 0.2])
     assert _started_at(events) == []  # brightness changing across the picture
 
@@ -326,8 +329,24 @@ def test_light_sweeping_the_picture_starts_no_event_but_continues_an_open_one() 
     assert any(no_lit.update(6 + i / 15, True, 0.03) for i in range(8))
 
 
+def test_at_start_up_motion_small_next_to_the_light_change_starts_no_event() -> None:
+    # A branch the detector has not seen sway yet: a little "motion" inside a wider band of leaves
+    # changing brightness, under the usual floor (lit_floor), persisting past min_motion_s.
+    branch, leaves = [0.004] * 8, [0.03] * 8
+    _, events = _late_run(branch, leaves, still_s=2.0)
+    assert events == []
+    _, events = _late_run([0.006] * 8, [0.008] * 8, still_s=2.0)  # a visitor: most of what changed
+    assert _started_at(events, still_s=2.0) == [5]
+    _, events = _late_run(branch, leaves, still_s=5.0)  # later the floor applies again
+    assert _started_at(events, still_s=5.0) == [5]
+    always = EventParams(lit_floor_after_s=0.0)  # 0: the floor applies from the first update
+    tr = EventTracker(always)
+    assert any(tr.update(2.0 + i / 15, True, 0.004, 0.03) for i in range(8))
+
+
 def test_fast_params_are_checked() -> None:
     for name, value in (("fast_area", 1.5), ("fast_max_lit", -0.1), ("fast_motion_s", 11.0),
-                        ("grow_after_s", -1.0), ("lit_floor", 2.0), ("lit_area_ratio", -0.5)):
+                        ("lit_floor", 2.0), ("lit_area_ratio", -0.5),
+                        ("lit_floor_after_s", 601.0)):
         with pytest.raises(ValueError, match=name):
             EventParams(**{name: value})
