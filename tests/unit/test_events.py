@@ -316,6 +316,11 @@ def test_light_sweeping_the_picture_starts_no_event_but_continues_an_open_one() 
     assert events == []
     _, events = _late_run([0.08] * 12, lit)  # a visitor in the beam moves most of what changed
     assert _started_at(events) == [5]
+    gust = [0.0025] * 8  # a gust swings a branch further than before, in rain
+    _, events = _late_run(gust, [0.045] * 8)
+    assert events == []
+    _, events = _late_run(gust, [0.03] * 8)  # under the floor: a branch that keeps swaying
+    assert _started_at(events) == [5]
     tr, events = _late_run([0.01, 0.02, 0.04, *sweep], [0.01] * 3 + lit)
     assert _started_at(events) == [1]  # the visitor came first ...
     ended = tr.finish(8.0)  # ... and the beam's motion kept their event going
