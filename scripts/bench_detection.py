@@ -3,7 +3,7 @@ latency.
 
 Usage: ``python scripts/bench_detection.py [--scenes a,b] [--seeds 0-63] [--jobs N] [--json]``
 (called by ``scripts/bench``; the default 64 seeds take about 8 minutes on 2 cores; ``--seeds
-64-127`` is the held-out set BENCHMARKS.md quotes). Prints one row per scene and seed, then one per
+128-191`` is the held-out set BENCHMARKS.md quotes). Prints one row per scene and seed, then one per
 scene over the seeds. Exits 1 if a target is missed:
 
 - recall >= 0.97 of ground-truth events (a GT event is found if a detected event overlaps it);
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds",
         default="0-63",
         help="scene seeds, comma-separated, ranges allowed (e.g. 0-3,8; one take each; default "
-        "0-63; BENCHMARKS.md also quotes the held-out 64-127)",
+        "0-63; BENCHMARKS.md also quotes the held-out 128-191)",
     )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="scenes evaluated in parallel processes (default: one per core)")
