@@ -194,6 +194,7 @@ class _Geometry:
         watched = zone & ~private
         self.watched = watched.astype(np.uint8) * 255
         self.watched_px = max(1, int(np.count_nonzero(watched)))
+        self.everything = bool(watched.all())  # no zones or masks: nothing to cut out
         # Lighting is global: fit it on every non-private pixel (a zone must not bias it), sampled
         # on a 3x3 grid for speed.
         sample = np.zeros((wh, ww), bool)
@@ -232,6 +233,10 @@ class MotionDetector:
         self._zones = tuple(zones)
         self._masks = tuple(masks)
         self._geo: _Geometry | None = None
+        # Kernels made once: at 160x90 the per-frame cost is mostly per-call overhead.
+        self._k_structure = np.ones((params.structure_ksize,) * 2, np.uint8)
+        self._k_open = np.ones((params.open_ksize,) * 2, np.uint8)
+        self._k_flicker = np.ones((params.flicker_grow,) * 2, np.uint8)
         self.reset()
 
     def reset(self) -> None:
@@ -284,7 +289,8 @@ class MotionDetector:
         thr = self._threshold()
 
         intensity, structure = self._evidence(cur, pred, resid, thr)
-        intensity = cv2.bitwise_and(intensity, geo.watched)
+        if not geo.everything:
+            intensity = cv2.bitwise_and(intensity, geo.watched)
         # The next lighting fit skips whatever changed now (people, shadows, beams).
         self._moving = cv2.dilate(intensity, _KERNEL3)
         warming = t - self._t0 < p.warmup_s
@@ -295,12 +301,10 @@ class MotionDetector:
             # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
             # under a swaying branch does not become motion either.
             structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy))
-        k = p.structure_ksize
-        grown = cv2.dilate(structure, np.ones((k, k), np.uint8))
+        grown = cv2.dilate(structure, self._k_structure)
         raw = changed = cv2.bitwise_and(intensity, grown)
         if p.open_ksize > 1:
-            kernel = np.ones((p.open_ksize, p.open_ksize), np.uint8)
-            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, kernel)
+            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
         if p.persist:
             # The previous frame vouches with its mask before the opening: someone stepping in at
             # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
@@ -420,8 +424,7 @@ class MotionDetector:
         # pixels count as busy too: in a gust a branch sways a little further than before.
         limit = p.flicker_limit * 255.0 * max(dt, 1e-3)
         _, busy = cv2.threshold(rate, limit, 255.0, cv2.THRESH_BINARY)
-        k = p.flicker_grow
-        return cv2.dilate(busy.astype(np.uint8), np.ones((k, k), np.uint8))
+        return cv2.dilate(busy.astype(np.uint8), self._k_flicker)
 
     def _learn(self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool) -> None:
         p, bg = self.params, self._bg
@@ -464,7 +467,7 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
         n = bi.size
         if n < 16:
             break
-        mb, mc = float(bi.mean()), float(ci.mean())
+        mb, mc = _mean(bi), _mean(ci)
         bc = bi - mb
         var = float(np.dot(bc, bc))
         if var > n * 4.0:  # enough spread of brightness to estimate a gain
@@ -472,6 +475,12 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
         offset = mc - gain * mb
         r = c - (gain * b + offset)
     return gain, offset, 1.4826 * _median(np.abs(r))
+
+
+def _mean(x: np.ndarray) -> float:
+    """``float(x.mean())`` of a float32 array, to the bit, without ``mean()``'s Python overhead
+    (a float32 sum divided in float64 and rounded to float32, as numpy does)."""
+    return float(np.float32(float(x.sum()) / x.size))
 
 
 def _median(x: np.ndarray) -> float:
