@@ -224,20 +224,20 @@ class EventTracker:
         out = self._advance(t)
         if s.first_t is None:
             s.first_t = t
-        s.grow_steps = s.grow_steps + 1 if area > s.last_area else 0
+        grew, s.last_area = area > s.last_area, area
+        s.grow_steps = s.grow_steps + 1 if grew else 0
         if motion and s.open is None and lit is not None and self._light_sweep(t, area, lit):
             motion = False  # it may continue an open event, never start one
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
         if not motion:
-            s.clear_since, s.last_area = None, area
+            s.clear_since = None
             if s.run_start is not None and t - s.run_last > p.gap_s:
                 s.run_start = None
             return out
         if s.run_start is None:
             s.run_start = t
         s.run_last = t
-        grew, s.last_area = area > s.last_area, area
         if area < p.fast_area or lit > p.fast_max_lit:
             s.clear_since = None
         elif s.clear_since is None:
