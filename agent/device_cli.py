@@ -14,7 +14,7 @@ from agent.control import control_socket_path, send_command
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.errors import DoorwardError
 from agent.identity import DeviceIdentity, label_text
-from agent.ledger import Ledger, verify_jsonl
+from agent.ledger import Ledger, verify_local
 
 
 def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
@@ -105,6 +105,10 @@ def ledger_show(args: argparse.Namespace, cfg: Config) -> int:
 def ledger_verify(args: argparse.Namespace, cfg: Config) -> int:
     data_dir = _data_dir(args, cfg)
     ident = DeviceIdentity.load_or_create(data_dir)
-    report = verify_jsonl(_ledger_export(data_dir), ident.key.public_key())
+    db = _open_db(data_dir)
+    try:  # the chain, then against the head the device signed with its last append
+        report = verify_local(Ledger(db, ident.key), ident.key.public_key())
+    finally:
+        db.close()
     print(report)
     return 0 if report.ok else 1

@@ -18,6 +18,29 @@ then one entry object per line. The signed ``count``/``head`` let the verifier n
 *tail*, which a chain alone cannot show. The verifier trusts only the public key it is given
 (the owner learnt it at pairing); the header's key is informative and must match it.
 
+The signed head (issue 12, finding 3). With every append, in the same transaction, the device
+signs a :class:`uplink.checkpoint.Checkpoint` (count, head hash, hash of entry 1, time) and keeps
+it in the ``settings`` row :data:`HEAD_SETTING`. ``verify_local`` compares the table with it, and
+the export header vouches for *that* head, not for whatever the table holds when exported, so
+rows deleted with ``sqlite3`` show up as a removed tail in ``doorward ledger verify`` and in the
+owner's ``ledger verify``. While ``clips`` consent is in force the same checkpoint goes to the
+bucket (agent/checkpoints.py), where the owner's tool checks every fetched ledger against it.
+
+What an attacker with the disk can still do, and what catches it:
+
+* Delete rows *and* the head row: the device sees a ledger without a head and says so (never
+  "intact"); the next append signs a head over the cut ledger, which the device cannot tell
+  from an honest one. The owner's pin and the bucket's checkpoints catch it.
+* Copy back an older ``device.sqlite`` (rows and head consistent, just old): undetectable on
+  the device. The owner's pin and the bucket's checkpoints catch it once the owner has fetched,
+  or the device has published, anything newer.
+* Read the device key from the disk and sign whatever they like: then every signature of this
+  device is worthless from that moment on; nothing signed before it is changed (the owner's pin
+  and published checkpoints still hold the past), but the future is theirs.
+* Delete the checkpoints from the bucket with the device's bucket credentials: a bucket policy
+  that denies the device ``DeleteObject`` on ``<prefix>/<device>/ledger/`` (or versioning)
+  makes them permanent; the device itself never deletes them, ``owner forget`` included.
+
 Rejected commands are recorded through :class:`RejectionLimiter` (at most one entry per reason
 per window, the number suppressed in between folded into the next entry), so a flood of garbage
 on the command topic cannot fill the card.
@@ -29,15 +52,18 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.devicedb import DeviceDB
+from uplink.checkpoint import Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint
 from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 
 GENESIS_PREV = "0" * 64
+HEAD_SETTING = "ledger_head"  # settings row: the newest signed Checkpoint (compact JWS)
 FORMAT = "doorward-ledger/1"
 KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
@@ -102,7 +128,32 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (seq, ts, kind, text, prev, digest, sig),
             )
+            first = db.execute("SELECT hash FROM ledger WHERE seq = 1").fetchone()
+            head = Checkpoint(device_id=device_id_for(public_raw(self._key)),
+                              chain=first["hash"] if first else digest, count=seq, head=digest,
+                              ts=max(ts, 0))
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                       "DO UPDATE SET value = excluded.value",
+                       (HEAD_SETTING, sign_checkpoint(head, self._key)))
         return Entry(seq, ts, kind, data_obj, prev, digest, sig)
+
+    def signed_head(self) -> Checkpoint | None:
+        """The head the device signed with its last append; None if there is none (an empty
+        ledger, one written before signed heads, or the row was deleted). A head that does not
+        verify with the device key is reported as None too: it cannot vouch for anything."""
+        token = self._db.get_setting(HEAD_SETTING, "")
+        return self._parse_head(token) if token else None
+
+    def signed_head_token(self) -> str | None:
+        """The compact JWS of :meth:`signed_head` (what goes to the bucket), if it verifies."""
+        token = self._db.get_setting(HEAD_SETTING, "")
+        return token if token and self._parse_head(token) is not None else None
+
+    def _parse_head(self, token: str) -> Checkpoint | None:
+        try:
+            return verify_checkpoint(token, self._key.public_key())
+        except CheckpointError:
+            return None
 
     def restart(self, kind: str, data: Mapping[str, Any], now: float) -> Entry:
         """Factory reset: drop every entry and start a new chain whose first entry records the old
@@ -126,11 +177,17 @@ class Ledger:
         ]  # fmt: skip
 
     def header(self, entries: list[Entry]) -> dict[str, Any]:
-        """The signed export header vouching for ``entries`` (count and head hash)."""
+        """The signed export header: the count and head hash of the device's signed head (what it
+        committed to when appending), so rows deleted behind its back show as a missing tail.
+        Without a signed head (an empty ledger, or one from before signed heads) it vouches for
+        ``entries`` as they are."""
         pub = public_raw(self._key)
+        signed = self.signed_head()
+        count, head = ((signed.count, signed.head) if signed is not None
+                       else (len(entries), entries[-1].hash if entries else GENESIS_PREV))
         body: dict[str, Any] = {
             "format": FORMAT, "device_id": device_id_for(pub), "public_key": b64u(pub),
-            "count": len(entries), "head": entries[-1].hash if entries else GENESIS_PREV,
+            "count": count, "head": head,
         }  # fmt: skip
         body["sig"] = b64u(self._key.sign(_HEADER_CONTEXT + canonical_json(body)))
         return body
@@ -163,8 +220,8 @@ class VerifyReport:
         if self.ok:
             tail = "" if self.complete else " (no signed header: a removed tail cannot be seen)"
             return f"ledger intact: {self.count} entries, head {self.head[:16]}...{tail}"
-        where = "header" if self.broken_seq is None else f"entry {self.broken_seq}"
-        return f"ledger broken at {where}: {self.problem}: {self.detail}"
+        where = "its header" if self.broken_seq is None else f"entry {self.broken_seq}"
+        return f"ledger NOT intact, broken at {where}: {self.problem}: {self.detail}"
 
 
 def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -215,9 +272,12 @@ def _sig_ok(key: Ed25519PublicKey, sig: object, message: bytes) -> bool:
 def _check_header(obj: dict[str, Any], key: Ed25519PublicKey) -> tuple[str, str] | None:
     if set(obj) != _HEADER_FIELDS or obj["format"] != FORMAT:
         return "malformed", f"header fields {sorted(obj)} or format {obj.get('format')!r} unknown"
-    if obj["public_key"] != b64u(public_raw(key)):
+    expected_id = device_id_for(public_raw(key))
+    if obj["public_key"] != b64u(public_raw(key)) or obj["device_id"] != expected_id:
         return "wrong-key", (
-            f"the export is signed for key {obj['public_key']!r}, not the device key you trust"
+            f"the header is for device {str(obj['device_id'])[:40]!r} with key "
+            f"{str(obj['public_key'])[:48]!r}, not {expected_id} whose key you trust: "
+            "fetch this device's ledger, or pass --device for the one it came from"
         )
     body = {k: v for k, v in obj.items() if k != "sig"}
     if not _sig_ok(key, obj["sig"], _HEADER_CONTEXT + canonical_json(body)):
@@ -228,18 +288,29 @@ def _check_header(obj: dict[str, Any], key: Ed25519PublicKey) -> tuple[str, str]
 
 
 def verify_entries(
-    lines: Iterable[str | Mapping[str, Any]], device_public_key: Ed25519PublicKey
+    lines: Iterable[str | Mapping[str, Any]], device_public_key: Ed25519PublicKey, *,
+    require_header: bool = False,
 ) -> VerifyReport:
     """Verify an export (or bare entries) against the device key; pure, usable offline.
 
     Checks, per entry in order: well-formed, hash matches content (else ``altered``),
     signature (``bad-signature``), seq continues the chain (``removed`` for a gap, ``reordered``
     when the missing seq appears later or a seq repeats), ``prev`` links (``bad-prev``); then the
-    header's count and head (``removed`` for a missing tail).
+    header's count and head (``removed`` for a missing tail). With ``require_header`` (the
+    owner's tool: an export from ``ledger.get``), nothing at all is ``empty`` and entries without
+    the signed header are ``no-header``: without it a removed tail cannot be seen.
     """
     items = [_load(x) for x in lines if not (isinstance(x, str) and not x.strip())]
     header: dict[str, Any] | None = None
     first = items[0] if items else None
+    if require_header and first is None:
+        return VerifyReport(False, 0, GENESIS_PREV, False, None, "empty",
+                            "the file holds nothing, not even the signed header: fetch the "
+                            "ledger again with `doorward owner ledger fetch -o FILE`")
+    if require_header and not (isinstance(first, dict) and "format" in first):
+        return VerifyReport(False, 0, GENESIS_PREV, False, None, "no-header",
+                            "the first line is not the signed header, so a removed tail could "
+                            "not be seen: use the file as `doorward owner ledger fetch` wrote it")
     if isinstance(first, dict) and "format" in first:
         header = first
         items.pop(0)
@@ -288,9 +359,43 @@ def verify_entries(
     return VerifyReport(True, expected - 1, prev, header is not None)
 
 
-def verify_jsonl(text: str, device_public_key: Ed25519PublicKey) -> VerifyReport:
+def verify_jsonl(text: str, device_public_key: Ed25519PublicKey, *,
+                 require_header: bool = False) -> VerifyReport:
     """:func:`verify_entries` over the text of ``Ledger.export_jsonl``."""
-    return verify_entries(text.splitlines(), device_public_key)
+    return verify_entries(text.splitlines(), device_public_key, require_header=require_header)
+
+
+def verify_local(ledger: Ledger, device_public_key: Ed25519PublicKey) -> VerifyReport:
+    """``doorward ledger verify`` on the device: the chain as stored, then against the head the
+    device signed with its last append (see the module docstring for what this cannot see)."""
+    entries = ledger.entries()
+    report = verify_entries([e.to_json() for e in entries], device_public_key)
+    if not report.ok:
+        return report
+    head = ledger.signed_head()
+    if head is None:
+        if not entries:
+            return VerifyReport(True, 0, GENESIS_PREV, True)
+        return VerifyReport(
+            False, report.count, report.head, False, None, "no-head",
+            f"{report.count} entries chain correctly, but there is no signed head to say how "
+            "many there were: the head row was deleted, or this ledger predates signed heads "
+            "(then the next entry writes one). Compare with the owner's last "
+            "`doorward owner ledger fetch` and the checkpoints in the bucket")
+    when = datetime.fromtimestamp(head.ts, UTC).isoformat(timespec="seconds")
+    if head.count > report.count:
+        return VerifyReport(
+            False, report.count, report.head, True, report.count + 1, "removed",
+            f"the device signed a head of {head.count} entries (at {when}) but the ledger holds "
+            f"{report.count}: entries {report.count + 1}..{head.count} were deleted outside "
+            "doorward (it deletes entries only in a factory reset, which restarts the ledger)")
+    hashes = [e.hash for e in entries]
+    if head.count < report.count or hashes[head.count - 1] != head.head or hashes[0] != head.chain:
+        return VerifyReport(
+            False, report.count, report.head, True, min(head.count, report.count), "altered",
+            f"the ledger does not end where the device's signed head of {head.count} entries "
+            f"(at {when}) says")
+    return VerifyReport(True, report.count, report.head, True)
 
 
 # ---- rate limit for command-rejected entries (pure) ----

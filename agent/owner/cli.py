@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
-from agent.ledger import verify_jsonl
-from agent.owner import uplink_cli
+from agent.owner import ledger_cli, uplink_cli
 from agent.owner.client import BrokerOptions, pair, send_command
 from agent.owner.keyring import OwnerKeyring, PairedDevice, default_owner_dir
-from uplink.keys import b64u_decode, ed25519_public_from_raw
+from agent.owner.pins import PinStore
 
 
 def add_owner_arguments(sub: Any) -> None:
@@ -64,14 +63,7 @@ def add_owner_arguments(sub: Any) -> None:
 
     uplink_cli.add_arguments(osub)
 
-    lp = osub.add_parser("ledger", help="the device's signed ledger")
-    lsub = lp.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
-    f = lsub.add_parser("fetch", help="fetch the ledger with a signed command")
-    _device_args(f)
-    f.add_argument("-o", "--output", required=True, metavar="FILE")
-    v = lsub.add_parser("verify", help="verify a fetched ledger offline")
-    v.add_argument("file", metavar="FILE")
-    v.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
+    ledger_cli.add_arguments(osub, _device_args)
 
 
 def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -124,11 +116,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "pair":
         device = pair(ring, _broker(args), args.device, args.setup_code,
                       expected_fingerprint=args.fingerprint, timeout=args.timeout)
+        PinStore(owner_dir).forget(device.device_id)  # a new pairing, a new ledger to pin
         print(f"paired with {device.device_id} (fingerprint {device.fingerprint}); "
               f"its clips are sealed to {ring.recipient}")
         return 0
     if cmd == "ledger" and args.ledger_command == "verify":
-        return _ledger_verify(ring, args)
+        return ledger_cli.verify(ring, args)
     if cmd == "clips":
         if args.clips_command == "list":
             return uplink_cli.clips_list(ring, args)
@@ -154,11 +147,7 @@ def dispatch(args: argparse.Namespace) -> int:
             args.timeout)
         print(f"added {args.role} {reply.get('result', {}).get('key_id', '')}")
         return 0
-    reply = _command(ring, device, broker, "ledger.get", {}, args.timeout)
-    text = reply["result"]["ledger"] if "ledger" in reply.get("result", {}) else ""
-    Path(args.output).write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({max(0, text.count(chr(10)) - 1)} entries)")
-    return 0
+    return ledger_cli.fetch(ring, args, broker)
 
 
 def _command(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
@@ -187,15 +176,3 @@ def _consent(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
           "\n".join(f"{g['scope']}: until {g['expires_at'] or 'revoked'}"
                     for g in result.get("grants", [])) or "no consent in force")
     return 0
-
-
-def _ledger_verify(ring: OwnerKeyring, args: argparse.Namespace) -> int:
-    device = ring.device(args.device)
-    key = ed25519_public_from_raw(b64u_decode(device.public_key))
-    try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DoorwardError(f"cannot read ledger file {args.file}: {exc}") from exc
-    report = verify_jsonl(text, key)
-    print(report)
-    return 0 if report.ok else 1

@@ -38,11 +38,7 @@ def add_arguments(osub: Any) -> None:
                             ("fetch", "download, verify and decrypt a clip")):
         sp = csub.add_parser(name, help=help_text)
         sp.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
-        sp.add_argument("--bucket", required=True)
-        sp.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
-        sp.add_argument("--prefix", default="doorward")
-        sp.add_argument("--region", default="us-east-1")
-        sp.add_argument("--addressing-style", choices=["auto", "path", "virtual"], default="auto")
+        add_bucket_arguments(sp, required=True)
         if name == "list":
             sp.add_argument("--json", action="store_true")
         else:
@@ -59,6 +55,21 @@ def add_arguments(osub: Any) -> None:
     ep.add_argument("--timeout", type=float, default=3.0, metavar="S",
                     help="without --follow: stop after S seconds without a message")
     ep.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def add_bucket_arguments(sp: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--bucket`` and how to reach it (the device's ``[s3]`` settings, as the owner sees them)."""
+    sp.add_argument("--bucket", required=required,
+                    help=None if required else "also check the device's checkpoints there")
+    sp.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
+    sp.add_argument("--prefix", default="doorward")
+    sp.add_argument("--region", default="us-east-1")
+    sp.add_argument("--addressing-style", choices=["auto", "path", "virtual"], default="auto")
+
+
+def bucket_store(args: argparse.Namespace) -> ObjectStore:
+    """The bucket named by :func:`add_bucket_arguments`' options."""
+    return _store(args)
 
 
 def _store(args: argparse.Namespace) -> ObjectStore:

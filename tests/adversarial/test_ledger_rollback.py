@@ -166,7 +166,7 @@ def test_device_verify_is_not_intact_after_rows_are_deleted_with_sqlite3(device:
     device.cut(2, also_head=False)
     res = doorward("ledger", "verify", "--data-dir", str(device.data), check=False)
     assert res.returncode != 0, res.stdout
-    assert "intact" not in res.stdout.replace("not intact", "")
+    assert "intact" not in res.stdout.lower().replace("not intact", "")
     assert str(rows) in res.stdout + res.stderr  # names how long it signed it to be
 
 

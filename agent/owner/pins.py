@@ -1,0 +1,122 @@
+"""The owner's ledger pins: per device, the last ledger head the owner verified.
+
+``<owner-dir>/ledger-pins.json`` (0600, replaced atomically, beside ``devices.json``) maps each
+device id to ``{"count", "head", "chain", "pinned_at"}``: how many entries the verified ledger had,
+the hash of its last entry, the hash of its first (it names the ledger: a factory reset starts
+another) and when. A later ledger must *extend* the pin (entry ``count`` hashes to ``head``), or
+the owner's tool calls it a rollback. Pins only move forward; pairing again starts afresh.
+
+Usage::
+
+    pins = PinStore(owner_dir)
+    pin = pins.get(device_id)                       # None before the first verified fetch
+    problem = pin.not_extended_by(hashes) if pin else None
+    pins.put(device_id, Pin.of(hashes, time.time()))  # after a ledger verified and extends it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import DoorwardError
+
+PINS = "ledger-pins.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Pin:
+    count: int
+    head: str
+    chain: str
+    pinned_at: float
+
+    @classmethod
+    def of(cls, hashes: Sequence[str], now: float) -> Pin:
+        """The pin of a verified ledger whose entry hashes are ``hashes`` (at least one)."""
+        return cls(len(hashes), hashes[-1], hashes[0], now)
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> Pin:
+        ok = (isinstance(obj, dict) and set(obj) == {"count", "head", "chain", "pinned_at"}
+              and isinstance(obj["count"], int) and not isinstance(obj["count"], bool)
+              and obj["count"] >= 1 and all(isinstance(obj[k], str) and _HEX64.fullmatch(obj[k])
+                                            for k in ("head", "chain"))
+              and isinstance(obj["pinned_at"], int | float))
+        if not ok:
+            raise DoorwardError(f"{where} is not a ledger pin; restore {PINS} from a backup "
+                                "(deleting it gives up the rollback check for that device)")
+        return cls(obj["count"], obj["head"], obj["chain"], float(obj["pinned_at"]))
+
+    def describe(self) -> str:
+        when = datetime.fromtimestamp(self.pinned_at, UTC).isoformat(timespec="seconds")
+        return f"{self.count} entries, head {self.head[:16]}..., verified {when}"
+
+    def not_extended_by(self, hashes: Sequence[str]) -> str | None:
+        """None when a ledger with entry ``hashes`` extends this pin; else what differs."""
+        if len(hashes) < self.count:
+            return (f"it has {len(hashes)} entries, fewer than the {self.describe()} you "
+                    "pinned: entries were removed")
+        if hashes[self.count - 1] != self.head:
+            return (f"its entry {self.count} is different from the one you pinned "
+                    f"({self.describe()}): the ledger was rewritten")
+        return None
+
+
+class PinStore:
+    """Read and replace ``<owner_dir>/ledger-pins.json``."""
+
+    def __init__(self, owner_dir: Path) -> None:
+        self.path = owner_dir / PINS
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise DoorwardError(f"{self.path} is unreadable ({exc}): restore it from a backup "
+                                "(deleting it gives up the rollback check)") from exc
+        if not isinstance(raw, dict):
+            raise DoorwardError(f"{self.path} is not a JSON object: restore it from a backup")
+        return raw
+
+    def get(self, device_id: str) -> Pin | None:
+        obj = self._load().get(device_id)
+        return None if obj is None else Pin.from_json(obj, f"{self.path} [{device_id}]")
+
+    def put(self, device_id: str, pin: Pin) -> None:
+        raw = self._load()
+        raw[device_id] = asdict(pin)
+        self._save(raw)
+
+    def forget(self, device_id: str) -> None:
+        raw = self._load()
+        if raw.pop(device_id, None) is not None:
+            self._save(raw)
+
+    def _save(self, raw: dict[str, Any]) -> None:
+        # mkstemp creates 0600; fsync then rename, so a crash leaves the old or the new file.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-pins.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(raw, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise DoorwardError(f"cannot write {self.path}: {exc}") from exc
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
