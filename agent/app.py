@@ -27,6 +27,7 @@ from agent.camera.base import Camera
 from agent.camera.picam import PiCamera
 from agent.camera.picam_encoder import PicameraH264Encoder
 from agent.camera.sources import SourceSpec, make_source, parse_source
+from agent.checkpoints import CheckpointPublisher
 from agent.commands_device import CommandProcessor
 from agent.config import Config
 from agent.consent import ConsentStore
@@ -205,6 +206,7 @@ class Uplink:
     delivery: Delivery
     worker: OutboxWorker
     discovery: HomeAssistantDiscovery | None = None  # with a broker only
+    checkpoints: CheckpointPublisher | None = None  # with a bucket only
 
     def pending(self) -> dict[str, int]:
         return self.delivery.outbox.pending()
@@ -255,7 +257,11 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
         discovery = HomeAssistantDiscovery(delivery, device.identity.device_id,
                                            enabled=ha.discovery, prefix=ha.discovery_prefix,
                                            sw_version=__version__)
-    return Uplink(delivery, worker, discovery)
+    checkpoints = None
+    if store_factory is not None:  # the ledger's signed heads go to the bucket (clips consent)
+        checkpoints = CheckpointPublisher(outbox, device.db, device.ledger, device.consent,
+                                          wake=worker.wake)
+    return Uplink(delivery, worker, discovery, checkpoints)
 
 
 def _uplink_event(delivery: Delivery) -> Callable[[dict[str, Any]], None]:
@@ -427,6 +433,8 @@ def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipelin
             status.update(sealing=policy.mode, sealing_reason=policy.reason,
                           **links_json(controller.links), **cpu_json(encoder, camera))
             if uplink is not None:
+                if uplink.checkpoints is not None:
+                    uplink.checkpoints.tick()
                 status.update(outbox=uplink.pending())
             next_pending[0] = time.monotonic() + 1.0
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.checkpoints import CheckpointSent, checkpoint_sent, is_checkpoint_job, upload_checkpoint
 from agent.consent import ConsentStore
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.identity import DeviceIdentity
@@ -39,6 +40,7 @@ from agent.outbox_worker import (
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
+from uplink.checkpoint import is_checkpoint_key
 from uplink.manifest import ClipObject, Manifest, SeqState, seal_times, sign_manifest, token_hash
 from uplink.messages import (
     Body,
@@ -179,8 +181,8 @@ class Delivery:
         """Queue the bucket side of an erasure on the uploads lane (after pending uploads)."""
         now = self.wall()
         for item in self.outbox.items(("queued",)):
-            if item.kind == "upload" and item.spec and (everything or
-                                                        item.spec.get("clip_id") in clip_ids):
+            if item.kind == "upload" and item.spec and not is_checkpoint_job(item.spec) and (
+                    everything or item.spec.get("clip_id") in clip_ids):
                 self.outbox.drop(item.id, "erased by the owner", now)
         if self.uploads_enabled:
             self.outbox.enqueue_upload({"forget": list(clip_ids), "all": everything,
@@ -267,6 +269,8 @@ class ClipUploader:
         spec = item.spec or {}
         if "forget" in spec:
             return self._forget(spec)
+        if is_checkpoint_job(spec):  # the ledger's signed head (agent/checkpoints.py)
+            return upload_checkpoint(self.store, self.ledger, self.ctx.prefix, progress)
         try:
             return self._upload_clip(item, spec, progress)
         except S3Unavailable as exc:
@@ -350,6 +354,9 @@ class ClipUploader:
 
     def on_sent(self, item: Item, result: object) -> None:
         now = time.time()
+        if isinstance(result, CheckpointSent):  # no ledger entry: it would grow the ledger again
+            checkpoint_sent(self.db, result)
+            return
         if isinstance(result, ForgetResultBody):
             self.ledger.append("erasure", {"request": result.request, "clips": list(result.clips),
                                            "objects": len(result.objects),
@@ -385,7 +392,8 @@ class ClipUploader:
             return bool(spec["all"] or key.rsplit("/", 1)[-1].split(".", 1)[0] in wanted
                         or (before and day < before))
 
-        keys = [k for k in self.store.list(base) if chosen(k)]
+        # Ledger checkpoints are never erased: counts and hashes, the record of what was disclosed.
+        keys = [k for k in self.store.list(base) if chosen(k) and not is_checkpoint_key(k)]
         try:
             deleted = self.store.delete(keys) if keys else []
         except S3Unavailable as exc:

@@ -137,6 +137,10 @@ class Ledger:
                        (HEAD_SETTING, sign_checkpoint(head, self._key)))
         return Entry(seq, ts, kind, data_obj, prev, digest, sig)
 
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
     def signed_head(self) -> Checkpoint | None:
         """The head the device signed with its last append; None if there is none (an empty
         ledger, one written before signed heads, or the row was deleted). A head that does not
