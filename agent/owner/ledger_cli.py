@@ -118,8 +118,8 @@ def report(ring: OwnerKeyring, device: PairedDevice, verdict: Verdict) -> int:
                   "not trust the device's history until you know why (a restored backup of its "
                   "data directory, or tampering). After a factory reset, pair again to start "
                   "a new pin.", file=sys.stderr)
-        for problem in verdict.problems:
-            print(f"  {problem}", file=sys.stderr)
+        for problem in verdict.problems:  # on stdout, like the report of a good ledger
+            print(problem)
         return 1
     if verdict.hashes:
         pins = PinStore(ring.dir)
