@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
-from agent.ledger import verify_jsonl
 from agent.owner import uplink_cli
 from agent.owner.client import BrokerOptions, send_command
 from agent.owner.keyring import OwnerKeyring, PairedDevice
@@ -44,6 +43,7 @@ from uplink.checkpoint import (
 )
 from uplink.errors import UplinkError
 from uplink.keys import b64u_decode, ed25519_public_from_raw
+from uplink.ledger_format import verify_jsonl
 
 
 def add_arguments(osub: Any, device_args: Any) -> None:
