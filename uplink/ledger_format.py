@@ -50,7 +50,8 @@ def entry_hash(seq: int, ts: int, kind: str, data: Mapping[str, Any], prev: str)
 class VerifyReport:
     """``ok`` or the first broken entry: ``broken_seq`` (the first seq at which the log stops
     being intact; None for a header problem) and ``problem``, one of malformed, altered,
-    bad-signature, removed, reordered, bad-prev, wrong-key."""
+    bad-signature, removed, reordered, bad-prev, wrong-key, empty, no-header (owner side), no-head
+    (agent.ledger.verify_local)."""
 
     ok: bool
     count: int  # entries verified intact before the first problem
