@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -185,10 +186,8 @@ def readable(payload: bytes) -> str:
     out = [text]
     if len(parts) == 3:
         for part in parts[:2]:
-            try:
+            with contextlib.suppress(ValueError):
                 out.append(b64u_decode(part).decode("utf-8", errors="replace"))
-            except ValueError:
-                pass
     return "\n".join(out)
 
 

@@ -78,8 +78,8 @@ def test_refusals_show_only_the_code(rig: tuple[Rig, Identity]) -> None:
     token = r.proc.respond(resp, T0)
     claims = jws_claims(token.encode())
     assert claims is not None and claims["reason"] == "stale-counter"
-    assert "7" not in json.dumps({k: v for k, v in claims.items() if k != "iat"})
-    assert "detail" not in claims and "stored" not in readable(token.encode())
+    assert set(claims) == {"v", "iss", "iat", "jti", "ok", "reason", "sealed"}
+    assert "stored" not in readable(token.encode())
 
     from uplink.messages import verify_reply
 

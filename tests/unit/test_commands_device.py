@@ -136,17 +136,14 @@ def test_response_is_device_signed_and_names_jti(rig: Rig) -> None:
     token = rig.token("consent.show")
     jti = jws.peek(token)[1]["jti"]
     resp = rig.proc.handle(token, rig.topic, T0)
-    claims = jws.verify(resp.to_jws(rig.device_key, rig.device_id, T0), rig.device_key.public_key())
-    assert claims == {
-        "iss": rig.device_id,
-        "iat": int(T0),
-        "jti": jti,
-        "ok": True,
-        "result": {"grants": []},
-    }
+    claims = jws.verify(rig.proc.respond(resp, T0), rig.device_key.public_key())
+    assert set(claims) == {"v", "iss", "iat", "jti", "ok", "sealed"}  # the result is sealed
+    assert (claims["iss"], claims["iat"], claims["jti"], claims["ok"]) == (
+        rig.device_id, int(T0), jti, True)
     bad = rig.proc.handle(rig.token(aud="dw-other"), rig.topic, T0)
     claims = jws.verify(rig.proc.respond(bad, T0), rig.device_key.public_key())
     assert claims["ok"] is False and claims["reason"] == "wrong-audience" and claims["jti"]
+    assert "detail" not in claims
 
 
 def test_owner_add_then_new_owner_commands(rig: Rig) -> None:
