@@ -225,7 +225,7 @@ def test_signing_checks() -> None:
     with pytest.raises(MessageError, match="not this key's device id"):
         encode_message(msg, DEVICE)
     for body in (STATUS, FORGOTTEN):  # never in the chain: status unchained, forget results replies
-        with pytest.raises(MessageError, match="chain|not a message body"):
+        with pytest.raises(MessageError, match=r"chain|not a message body"):
             sign(body)  # type: ignore[arg-type]
 
 
