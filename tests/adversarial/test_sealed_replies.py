@@ -24,7 +24,7 @@ from tests.adversarial.device_rig import DeviceRig, Stranger, jws_claims, readab
 from tests.helpers import wait_for
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 from tests.servers_s3 import SeaweedS3
-from tests.unit.test_commands_device import T0, Rig, grant_args
+from tests.unit.test_commands_device import T0, Rig, grant_args, new_owner_args
 from uplink.agekeys import Identity
 from uplink.keys import key_id_for, public_raw
 
@@ -66,6 +66,21 @@ def test_replies_that_carry_state_are_sealed(rig: tuple[Rig, Identity], cmd: str
 
     opened = verify_reply(token, public_raw(r.device_key), identities=[ident])
     assert opened.ok and opened.jti == resp.jti and opened.result == resp.result
+
+
+def test_the_reply_to_adding_a_member_hides_who(rig: tuple[Rig, Identity]) -> None:
+    r, ident = rig
+    key, args = new_owner_args("viewer")
+    resp = r.proc.handle(r.token("owner.add", args), r.topic, T0)
+    assert resp.ok, resp.detail
+    token = r.proc.respond(resp, T0)
+    text = readable(token.encode())
+    for secret in (key_id_for(public_raw(key)), args["recipient"], args["public_key"], "viewer"):
+        assert secret not in text
+    from uplink.messages import verify_reply
+
+    opened = verify_reply(token, public_raw(r.device_key), identities=[ident])
+    assert opened.result["recipient"] == args["recipient"]
 
 
 def test_refusals_show_only_the_code(rig: tuple[Rig, Identity]) -> None:
