@@ -86,7 +86,6 @@ REASONS = (
 )  # fmt: skip
 _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
 _KEY_ID = re.compile(r"k-[a-z2-7]{16}")
-TIME_REASONS = ("expired", "from-future")  # the refusals the owner tool explains by the clocks
 
 
 def _always(_args: dict[str, Any]) -> bool:

@@ -102,6 +102,28 @@ def test_refusals_show_only_the_code(rig: tuple[Rig, Identity]) -> None:
     assert opened.reason == "stale-counter" and "stored 7" in opened.detail
 
 
+def test_a_forgets_bucket_result_is_sealed_and_split_to_fit(rig: tuple[Rig, Identity]) -> None:
+    """What the uploads lane erased goes to the owners as further sealed replies to the forget,
+    each within a fleet broker's 128 KB, never as a readable message."""
+    from agent.commands_device import bucket_replies
+    from uplink.messages import MAX_MESSAGE_BYTES, ForgetResultBody, verify_reply
+
+    r, ident = rig
+    keys = tuple(f"doorward/{r.device_id}/2026/12/03/c{i:05d}.mp4.age" for i in range(4000))
+    result = ForgetResultBody("jti-forget-0001", clips=("c00001",), objects=keys,
+                              failed=(keys[0],))
+    tokens = bucket_replies(result, r.consent, r.device_key, T0)
+    assert len(tokens) > 1 and all(len(t) <= MAX_MESSAGE_BYTES for t in tokens)
+    opened = [verify_reply(t, public_raw(r.device_key), identities=[ident]) for t in tokens]
+    assert all(o.jti == "jti-forget-0001" and o.result["stage"] == "bucket" for o in opened)
+    assert [o.result["last"] for o in opened] == [False] * (len(tokens) - 1) + [True]
+    assert tuple(k for o in opened for k in o.result["objects"]) == keys
+    assert [c for o in opened for c in o.result["clips"]] == ["c00001"]
+    for t in tokens:
+        text = readable(t.encode())
+        assert "c00001" not in text and "mp4.age" not in text and "2026/12/03" not in text
+
+
 # ---- end to end: a stranger on the broker during ledger, consent and forget commands -----------
 
 
