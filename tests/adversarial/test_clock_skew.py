@@ -161,3 +161,15 @@ def test_owner_clock_ahead_or_behind_revoke_works_grant_is_refused(device: Devic
 
         forget = device.owner("forget", "--all", skew_s=-200)
         assert forget.returncode == 0
+
+
+def test_the_owner_tool_words_the_clock_difference() -> None:
+    from agent.owner.client import clock_difference
+
+    def said(device: float, mine: float) -> str:
+        return clock_difference({"iat": device, "received_at": mine})
+
+    assert said(1000, 1400.4) == "the device clock is 6 min 40 s behind yours"
+    assert said(1200, 1000.2) == "the device clock is 3 min 20 s ahead of yours"
+    assert said(1000, 1000 + 3 * 86400 + 7200) == "the device clock is 3 d 2 h behind yours"
+    assert said(1000, 1001.5) == "the device clock agrees with yours"
