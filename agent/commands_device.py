@@ -17,7 +17,8 @@ ints, ``exp > now``, ``0 <= exp - iat <= 600``, ``iat <= now + 300``; ``jti`` 8.
 ``[A-Za-z0-9._~-]`` not seen before; ``ctr`` greater than the owner's stored counter; no
 unknown claims; ``cmd`` known; ``args`` exactly its fields with valid values.
 
-Commands that only narrow consent (``consent.revoke``; registered ones that say so, e.g.
+Commands that only narrow consent (``consent.revoke``, ``owner.remove``; registered ones that
+say so, e.g.
 ``clips.forget`` and ``events.content`` to ``sealed``) skip ``exp > now`` and ``iat <= now +
 300`` and nothing else: a clock difference between the owner and the device must never keep a
 revocation from taking effect, and the counter and jti still stop replays. Their jti is remembered
@@ -76,6 +77,7 @@ ARGS: dict[str, frozenset[str]] = {
     "consent.revoke": frozenset({"scopes"}),
     "consent.show": frozenset(),
     "owner.add": frozenset({"public_key", "recipient", "role"}),
+    "owner.remove": frozenset({"key_id"}),
     "ledger.get": frozenset(),
 }
 REASONS = (
@@ -93,7 +95,9 @@ def _always(_args: dict[str, Any]) -> bool:
 
 
 # Commands that only narrow consent, with the test of their args (see the module docstring).
-NARROWING: dict[str, Callable[[dict[str, Any]], bool]] = {"consent.revoke": _always}
+NARROWING: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "consent.revoke": _always, "owner.remove": _always,
+}
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,15 @@ def _check_args(cmd: str, args: dict[str, Any], consent: ConsentStore) -> None:
             raise _Reject("bad-args", f"public_key or recipient: {e}") from None
         if consent.owner(key_id_for(raw)) is not None:
             raise _Reject("bad-args", f"key {key_id_for(raw)} is already paired")
+    elif cmd == "owner.remove":
+        key_id = args["key_id"]
+        member = consent.owner(key_id) if isinstance(key_id, str) else None
+        if member is None:
+            raise _Reject("bad-args", f"key_id {_short(key_id)} is not a member of this doorbell")
+        owners = [o for o in consent.owners() if o.role == "owner"]
+        if member.role == "owner" and len(owners) == 1:
+            raise _Reject("bad-args", f"{key_id} is the last owner: add another owner first, "
+                          "or hand the doorbell on with a factory reset")
 
 
 class CommandProcessor:
@@ -325,6 +338,7 @@ class CommandProcessor:
             "consent.revoke": self._revoke,
             "consent.show": lambda _c, now: self._consent.show(now),
             "owner.add": self._owner_add,
+            "owner.remove": self._owner_remove,
             "ledger.get": lambda _c, _now: {"ledger": self._ledger.export_jsonl()},
         }
 
@@ -499,3 +513,9 @@ class CommandProcessor:
         info = {"key_id": added.key_id, "role": added.role, "recipient": added.recipient}
         self._ledger.append("owner-added", {**self._audit(c), **info}, now)
         return info
+
+    def _owner_remove(self, c: _Command, now: float) -> dict[str, Any]:
+        removed = self._consent.remove_owner(c.args["key_id"])
+        info = {"key_id": removed.key_id, "role": removed.role}
+        self._ledger.append("owner-removed", {**self._audit(c), **info}, now)
+        return {"removed": info}

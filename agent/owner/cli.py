@@ -59,6 +59,10 @@ def add_owner_arguments(sub: Any) -> None:
     ap.add_argument("--recipient", required=True, help="their age recipient (age1...)")
     ap.add_argument("--role", choices=["owner", "viewer"], default="viewer")
 
+    rp = osub.add_parser("remove-member", help="remove another owner or a viewer (signed)")
+    _device_args(rp)
+    rp.add_argument("--key-id", required=True, metavar="K", help="their key id (k-...)")
+
     fp = osub.add_parser("forget", help="erase clips on the device and in the bucket (signed)")
     _device_args(fp)
     which = fp.add_mutually_exclusive_group(required=True)
@@ -159,6 +163,13 @@ def dispatch(args: argparse.Namespace) -> int:
             args.timeout)
         print(f"added {args.role} {reply.get('result', {}).get('key_id', '')}")
         return 0
+    if cmd == "remove-member":
+        reply = _command(ring, device, broker, "owner.remove", {"key_id": args.key_id},
+                         args.timeout)
+        removed = reply.get("result", {}).get("removed", {})
+        print(f"removed {removed.get('role', 'member')} {removed.get('key_id', args.key_id)}: "
+              "nothing is sealed to them from now on")
+        return 0
     reply = _command(ring, device, broker, "ledger.get", {}, args.timeout)
     text = reply["result"]["ledger"] if "ledger" in reply.get("result", {}) else ""
     Path(args.output).write_text(text, encoding="utf-8")
@@ -181,8 +192,8 @@ def _refused(device: PairedDevice, cmd: str, reply: dict[str, Any]) -> None:
     message = f"{device.device_id} refused {cmd}: {reason} ({detail})"
     if reason in TIME_REASONS:
         message += (f"; {clock_difference(reply)}: set the clock that is wrong (on the device "
-                    "`doorward doctor` checks it), then try again. Revoking consent and "
-                    "forgetting clips work whatever the clocks say")
+                    "`doorward doctor` checks it), then try again. Revoking consent, "
+                    "forgetting clips and removing a member work whatever the clocks say")
     raise DoorwardError(message)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.adversarial.device_rig import FAKETIME_MISSING, DeviceRig, faketime_path
+from tests.helpers import doorward, doorward_json
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 from tests.unit.test_commands_device import T0, Rig, grant_args
 from uplink import jws
@@ -162,6 +163,15 @@ def test_owner_clock_ahead_or_behind_revoke_works_grant_is_refused(device: Devic
         forget = device.owner("forget", "--all", skew_s=-200)
         assert forget.returncode == 0
 
+        viewer = device.tmp / "viewer"
+        doorward("owner", "--owner-dir", str(viewer), "init")
+        v = doorward_json("owner", "--owner-dir", str(viewer), "show", "--json")
+        device.owner("add-member", "--public-key", v["public_key"], "--recipient",
+                     v["recipient"], "--role", "viewer")
+        assert device.device_json("status")["pairing"]["viewers"] == 1
+        device.owner("remove-member", "--key-id", v["key_id"], skew_s=400)
+        assert device.device_json("status")["pairing"]["viewers"] == 0
+
 
 def test_the_owner_tool_words_the_clock_difference() -> None:
     from agent.owner.client import clock_difference
@@ -173,3 +183,14 @@ def test_the_owner_tool_words_the_clock_difference() -> None:
     assert said(1200, 1000.2) == "the device clock is 3 min 20 s ahead of yours"
     assert said(1000, 1000 + 3 * 86400 + 7200) == "the device clock is 3 d 2 h behind yours"
     assert said(1000, 1001.5) == "the device clock agrees with yours"
+
+
+@pytest.mark.parametrize("skew", SKEWS)
+def test_removing_a_member_is_accepted_whatever_the_clock(rig: Rig, skew: int) -> None:
+    from uplink.keys import key_id_for, public_raw
+
+    viewer = key_id_for(public_raw(rig.viewer_key))
+    resp = rig.proc.handle(skewed(rig, "owner.remove", {"key_id": viewer}, skew), rig.topic, T0)
+    assert resp.ok, (resp.reason, resp.detail)
+    assert rig.consent.owner(viewer) is None
+    assert [e.kind for e in rig.ledger.entries()] == ["owner-removed"]
