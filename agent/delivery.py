@@ -204,8 +204,8 @@ class LaneContext:
     prefix: str
     bucket: str
     inbox: queue.Queue[Any]
-    # The worker's wake(): a lane that queues a message (uploaded, forgotten) must wake the
-    # messages lane, or it sleeps until its next idle check.
+    # The worker's wake(): a lane that queues a message (uploaded, a forget's sealed replies) must
+    # wake the messages lane, or it sleeps until its next idle check.
     wake: Callable[[], None] = lambda: None
 
 
