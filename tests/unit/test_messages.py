@@ -716,3 +716,18 @@ def test_golden_reply_refused() -> None:
     assert path.read_bytes() == token.encode("ascii")
     v = verify_reply(path.read_bytes(), PUB, identities=[OWNER])
     assert (v.ok, v.reason, v.sealed, v.iat) == (False, "unknown-owner", False, int(NOW))
+
+
+def test_status_and_reply_goldens_verify_with_pyjwt() -> None:
+    """A second implementation (PyJWT over `cryptography`'s Ed25519) reads the new formats the
+    same way: the status has no seq/prev, the refusal only its code and the device's clock."""
+    import jwt
+
+    status = jwt.decode((GOLDEN / "message_status_clear.jws").read_text("ascii"),
+                        DEVICE.public_key(), algorithms=["EdDSA"], options={"verify_iat": False})
+    assert status == {"v": 1, "iss": DEVICE_ID, "iat": int(NOW), "typ": "status",
+                      "content": "clear", "body": STATUS.to_json()}
+    reply = jwt.decode((GOLDEN / "reply_refused.jws").read_text("ascii"), DEVICE.public_key(),
+                       algorithms=["EdDSA"], options={"verify_iat": False})
+    assert reply == {"v": 1, "iss": DEVICE_ID, "iat": int(NOW), "jti": JTI, "ok": False,
+                     "reason": "unknown-owner"}
