@@ -170,6 +170,8 @@ def status(args: argparse.Namespace, cfg: Config) -> int:
     - ``broker``, ``bucket``: ``configured``, ``state`` (broker: connected | disconnected |
       failed; bucket: ok | failed; both: unknown until seen), ``at``, ``error`` - as last seen
       by the daemon (a stopped daemon's broker reads disconnected);
+    - ``clock``: ``now``, ``warning`` (null while plausible: not before this version's release
+      date nor before the newest ledger entry), ``not_before`` and ``not_before_what``;
     - ``problems``: what could not be read.
     """
     data_dir = cfg.data_dir(args.data_dir)
@@ -253,6 +255,8 @@ def status_lines(doc: dict[str, Any], now: float) -> list[str]:
             ("events", events), ("outbox", queues), ("storage", storage),
             ("broker", _link_line(doc["broker"], "[mqtt] url", now)),
             ("bucket", _link_line(doc["bucket"], "[s3] bucket", now))]
+    if doc["clock"]["warning"]:
+        rows.append(("clock", f"{doc['clock']['warning']}: set it (`doorward doctor` checks)"))
     rows += [("problem", p) for p in doc["problems"]]
     width = max(len(k) for k, _ in rows)
     return [head, *(f"  {k:<{width}}  {v}" for k, v in rows)]

@@ -3,8 +3,9 @@
 Wiring (daemon main loop; the MQTT callback only enqueues ``(payload, topic)``):
 
     proc = CommandProcessor(db, consent, ledger, device_id, device_key)
-    resp = proc.handle(payload, topic, time.time())
-    mqtt.publish(f"doorward/{device_id}/resp", resp.to_jws(device_key, device_id, time.time()))
+    now = time.time()
+    resp = proc.handle(payload, topic, now)
+    mqtt.publish(reply_topic(device_id), proc.respond(resp, now))   # sealed to the owners
     proc.flush_rejections(time.time())      # now and then: records suppressed-rejection counts
 
 Checks, in this order; the first failure rejects with ``Response.reason`` (one of ``REASONS``)
@@ -15,6 +16,19 @@ signature with that key; ``aud`` is this device; ``topic`` is the topic it came 
 ints, ``exp > now``, ``0 <= exp - iat <= 600``, ``iat <= now + 300``; ``jti`` 8..64 of
 ``[A-Za-z0-9._~-]`` not seen before; ``ctr`` greater than the owner's stored counter; no
 unknown claims; ``cmd`` known; ``args`` exactly its fields with valid values.
+
+Commands that only narrow consent (``consent.revoke``, ``owner.remove``; registered ones that
+say so, e.g.
+``clips.forget`` and ``events.content`` to ``sealed``) skip ``exp > now`` and ``iat <= now +
+300`` and nothing else: a clock difference between the owner and the device must never keep a
+revocation from taking effect, and the counter and jti still stop replays. Their jti is remembered
+for at least ``MAX_LIFETIME_S`` of device time whatever their ``exp`` says.
+
+Replies (:meth:`CommandProcessor.respond`, :func:`uplink.messages.sign_reply`): readable are only
+the jti, accepted or refused and the refusal code, plus ``iat``, the device's clock (the owner
+tool names the difference when a command is refused as ``expired`` or ``from-future``). The
+result and the refusal's detail are sealed to the members with role owner: viewers cannot command,
+and the results are consent, members and the ledger.
 
 Replay defence: the Pi may have no RTC and NTP is unauthenticated, so ``now`` can be wrong in
 either direction. The per-owner counter, committed durably *before* the command acts, is the
@@ -42,6 +56,13 @@ from uplink import jws
 from uplink.agekeys import Recipient
 from uplink.errors import UplinkError
 from uplink.keys import b64u_decode, ed25519_public_from_raw, key_id_for
+from uplink.messages import (
+    MAX_MESSAGE_BYTES,
+    ForgetResultBody,
+    MessageTooLargeError,
+    Reply,
+    sign_reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +77,7 @@ ARGS: dict[str, frozenset[str]] = {
     "consent.revoke": frozenset({"scopes"}),
     "consent.show": frozenset(),
     "owner.add": frozenset({"public_key", "recipient", "role"}),
+    "owner.remove": frozenset({"key_id"}),
     "ledger.get": frozenset(),
 }
 REASONS = (
@@ -68,9 +90,20 @@ _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
 _KEY_ID = re.compile(r"k-[a-z2-7]{16}")
 
 
+def _always(_args: dict[str, Any]) -> bool:
+    return True
+
+
+# Commands that only narrow consent, with the test of their args (see the module docstring).
+NARROWING: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "consent.revoke": _always, "owner.remove": _always,
+}
+
+
 @dataclass(frozen=True)
 class Response:
-    """The outcome of one command; ``reason`` is a code from ``REASONS`` when not ``ok``."""
+    """The outcome of one command; ``reason`` is a code from ``REASONS`` when not ``ok``.
+    Published only as a reply (:func:`sealed_reply`): result and detail sealed to the owners."""
 
     jti: str | None
     ok: bool
@@ -78,19 +111,63 @@ class Response:
     result: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
 
-    def claims(self, device_id: str, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "iss": device_id, "iat": int(now), "jti": self.jti, "ok": self.ok,
-            "result": self.result,
-        }  # fmt: skip
-        if not self.ok:
-            out["reason"] = self.reason
-            out["detail"] = self.detail
-        return out
 
-    def to_jws(self, device_key: Ed25519PrivateKey, device_id: str, now: float) -> str:
-        """The device-signed answer for ``doorward/<device_id>/resp``."""
-        return jws.sign(self.claims(device_id, now), device_key, kid=device_id)
+def reply_topic(device_id: str) -> str:
+    """Where the device answers owner commands."""
+    return f"doorward/{device_id}/resp"
+
+
+def owner_recipients(consent: ConsentStore) -> list[Recipient]:
+    """The age recipients replies are sealed to: members with role owner."""
+    owners = dict.fromkeys(o.recipient for o in consent.owners() if o.role == "owner")
+    return [Recipient.parse(r) for r in owners]
+
+
+def sealed_reply(response: Response, consent: ConsentStore, device_key: Ed25519PrivateKey,
+                 now: float, *, max_bytes: int | None = None) -> str:
+    """``response`` as the reply JWS: code readable, result and detail sealed to the owners.
+    Never raises for what the result holds: without an owner (an unpaired device refusing a
+    stranger) the code alone is sent; a result too large for one reply becomes a ``failed``
+    refusal that says so (``max_bytes``: the limit, default the reply limit)."""
+    if response.jti is None:
+        raise ValueError("a command without a valid jti gets no reply")
+    recipients = owner_recipients(consent)
+    result, detail = (response.result, response.detail[:1024]) if recipients else ({}, "")
+    reply = Reply(response.jti, response.ok, response.reason, result, detail)
+    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
+    try:
+        return sign_reply(reply, device_key, now=now, recipients=recipients, **limit)
+    except MessageTooLargeError as exc:
+        if max_bytes is not None:
+            raise  # the caller splits
+        log.error("the reply to %s is too large to send: %s", response.jti, exc)
+        return sign_reply(Reply(response.jti, False, "failed", {}, str(exc)[:1024]),
+                          device_key, now=now, recipients=recipients)
+
+
+def bucket_replies(result: ForgetResultBody, consent: ConsentStore,
+                   device_key: Ed25519PrivateKey, now: float) -> list[str]:
+    """The further replies to a forget (``result.request`` is its jti): what the uploads lane
+    deleted in the bucket, ``stage: "bucket"``, sealed to the owners like every result, split so
+    each fits a fleet broker's 128 KB; the last one says ``"last": true``."""
+    items = ([("clips", c) for c in result.clips] + [("objects", o) for o in result.objects]
+             + [("failed", f) for f in result.failed])
+
+    def part(chunk: list[tuple[str, str]], last: bool) -> list[str]:
+        body = ForgetResultBody(result.request, **{
+            name: tuple(v for n, v in chunk if n == name)
+            for name in ("clips", "objects", "failed")})
+        response = Response(result.request, True, None,
+                            {"stage": "bucket", **body.to_json(), "last": last})
+        try:
+            return [sealed_reply(response, consent, device_key, now, max_bytes=MAX_MESSAGE_BYTES)]
+        except MessageTooLargeError:
+            if len(chunk) <= 1:
+                raise
+            half = len(chunk) // 2
+            return part(chunk[:half], False) + part(chunk[half:], last)
+
+    return part(items, True)
 
 
 class _Reject(Exception):
@@ -161,16 +238,23 @@ def _check_header(header: dict[str, Any], claims: dict[str, Any]) -> None:
         raise _Reject("bad-header", "typ must be JWT and kid, if present, must equal iss")
 
 
-def _check_time(claims: dict[str, Any], now: float) -> None:
+def _check_time(claims: dict[str, Any], now: float, *, narrowing: bool) -> None:
+    """The token's time claims; a narrowing command is held to their form and lifetime only."""
     iat, exp = claims.get("iat"), claims.get("exp")
     if not (_is_int(iat) and _is_int(exp)):
         raise _Reject("bad-time", "iat and exp must be integer unix seconds")
-    if exp <= now:
+    expired = exp <= now
+    if expired and not narrowing:
         raise _Reject("expired", f"exp {exp} is not after the device clock {int(now)}")
     if not 0 <= exp - iat <= MAX_LIFETIME_S:
         raise _Reject("bad-lifetime", f"exp - iat = {exp - iat}, allowed 0..{MAX_LIFETIME_S} s")
-    if iat > now + MAX_SKEW_S:
+    future = iat > now + MAX_SKEW_S
+    if future and not narrowing:
         raise _Reject("from-future", f"iat {iat} is ahead of the device clock {int(now)}")
+    if expired or future:
+        log.info("a command that only narrows consent is accepted outside the clock window: the "
+                 "owner's clock is about %d s %s the device's", abs(iat - int(now)),
+                 "ahead of" if future else "behind")
 
 
 def _check_fields(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
@@ -216,6 +300,15 @@ def _check_args(cmd: str, args: dict[str, Any], consent: ConsentStore) -> None:
             raise _Reject("bad-args", f"public_key or recipient: {e}") from None
         if consent.owner(key_id_for(raw)) is not None:
             raise _Reject("bad-args", f"key {key_id_for(raw)} is already paired")
+    elif cmd == "owner.remove":
+        key_id = args["key_id"]
+        member = consent.owner(key_id) if isinstance(key_id, str) else None
+        if member is None:
+            raise _Reject("bad-args", f"key_id {_short(key_id)} is not a member of this doorbell")
+        owners = [o for o in consent.owners() if o.role == "owner"]
+        if member.role == "owner" and len(owners) == 1:
+            raise _Reject("bad-args", f"{key_id} is the last owner: add another owner first, "
+                          "or hand the doorbell on with a factory reset")
 
 
 class CommandProcessor:
@@ -239,27 +332,35 @@ class CommandProcessor:
         self._limiter = limiter or RejectionLimiter()
         self._args: dict[str, frozenset[str]] = dict(ARGS)
         self._extra_checks: dict[str, Callable[[dict[str, Any]], str | None]] = {}
+        self._narrowing: dict[str, Callable[[dict[str, Any]], bool]] = dict(NARROWING)
         self._actions: dict[str, Callable[[_Command, float], dict[str, Any]]] = {
             "consent.grant": self._grant,
             "consent.revoke": self._revoke,
             "consent.show": lambda _c, now: self._consent.show(now),
             "owner.add": self._owner_add,
+            "owner.remove": self._owner_remove,
             "ledger.get": lambda _c, _now: {"ledger": self._ledger.export_jsonl()},
         }
 
     def register(self, cmd: str, fields: frozenset[str],
                  check: Callable[[dict[str, Any]], str | None],
-                 action: Callable[[str, dict[str, Any], str, float], dict[str, Any]]) -> None:
+                 action: Callable[[str, dict[str, Any], str, float], dict[str, Any]], *,
+                 narrows: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """Add a command owned elsewhere (e.g. the uplink's ``clips.forget``).
 
         ``check(args)`` returns a reason to refuse (``bad-args``) or None; it must not change
         state. ``action(by_key_id, args, jti, now)`` runs after the counter is stored, inside the
         same transaction as the processor's own actions, and returns the result object.
+        ``narrows(args)``: True when the command with these args only narrows consent (so no
+        clock difference may block it); it sees args before they are validated, so it must
+        expect anything.
         """
         if cmd in self._args:
             raise ValueError(f"command {cmd!r} is already defined")
         self._args[cmd] = fields
         self._extra_checks[cmd] = check
+        if narrows is not None:
+            self._narrowing[cmd] = narrows
         self._actions[cmd] = lambda c, now: action(c.owner.key_id, dict(c.args), c.jti, now)
 
     def handle(self, token: str | bytes, topic: str, now: float) -> Response:
@@ -286,8 +387,9 @@ class CommandProcessor:
         return Response(command.jti, True, None, result)
 
     def respond(self, response: Response, now: float) -> str:
-        """``response`` as the device-signed JWS to publish on ``doorward/<device_id>/resp``."""
-        return response.to_jws(self._device_key, self.device_id, now)
+        """``response`` as the device-signed reply JWS for :func:`reply_topic`: the code readable,
+        result and detail sealed to the owners (``now``: the time the command was handled)."""
+        return sealed_reply(response, self._consent, self._device_key, now)
 
     def flush_rejections(self, now: float) -> list[Entry]:
         """Record the counts of rejections suppressed by the rate limit whose window ended."""
@@ -317,7 +419,7 @@ class CommandProcessor:
             raise _Reject("wrong-audience", f"aud {_short(claims.get('aud'))} is not this device")
         if claims.get("topic") != topic:
             raise _Reject("wrong-topic", f"signed for topic {_short(claims.get('topic'))}")
-        _check_time(claims, now)
+        _check_time(claims, now, narrowing=self._narrows(claims))
         jti, ctr = self._check_replay(claims, owner)
         _check_fields(claims, CLAIMS, "claims")
         cmd, args = claims["cmd"], claims["args"]
@@ -330,6 +432,12 @@ class CommandProcessor:
         if cmd in self._extra_checks and (why := self._extra_checks[cmd](args)) is not None:
             raise _Reject("bad-args", why)
         return _Command(owner, jti, ctr, claims["exp"], cmd, args)
+
+    def _narrows(self, claims: dict[str, Any]) -> bool:
+        """Whether the (signed, not yet validated) command only narrows consent."""
+        cmd, args = claims.get("cmd"), claims.get("args")
+        test = self._narrowing.get(cmd) if isinstance(cmd, str) else None
+        return test is not None and isinstance(args, dict) and test(args) is True
 
     def _check_replay(self, claims: dict[str, Any], owner: Owner) -> tuple[str, int]:
         """The jti (well-formed, unseen) and ctr (above the owner's stored counter)."""
@@ -348,10 +456,13 @@ class CommandProcessor:
 
     def _commit_replay_state(self, c: _Command, now: float) -> None:
         """Durably store the counter and jti BEFORE acting (synchronous=FULL commit)."""
+        # A narrowing command may arrive after its exp by the device's clock: its jti is kept for
+        # at least a command's lifetime all the same (the counter already refuses a replay).
+        keep_until = max(c.exp, now + MAX_LIFETIME_S)
         with self._db.transaction() as db:
             db.execute("DELETE FROM jti_seen WHERE expires_at <= ?", (now,))
             db.execute("INSERT INTO jti_seen (jti, key_id, expires_at) VALUES (?, ?, ?)",
-                       (c.jti, c.owner.key_id, c.exp))  # fmt: skip
+                       (c.jti, c.owner.key_id, keep_until))  # fmt: skip
             db.execute(
                 "INSERT INTO counters (key_id, ctr) VALUES (?, ?) "
                 "ON CONFLICT(key_id) DO UPDATE SET ctr = excluded.ctr",
@@ -402,3 +513,9 @@ class CommandProcessor:
         info = {"key_id": added.key_id, "role": added.role, "recipient": added.recipient}
         self._ledger.append("owner-added", {**self._audit(c), **info}, now)
         return info
+
+    def _owner_remove(self, c: _Command, now: float) -> dict[str, Any]:
+        removed = self._consent.remove_owner(c.args["key_id"])
+        info = {"key_id": removed.key_id, "role": removed.role}
+        self._ledger.append("owner-removed", {**self._audit(c), **info}, now)
+        return {"removed": info}

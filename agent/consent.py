@@ -111,6 +111,21 @@ class ConsentStore:
             )
         return owner
 
+    def remove_owner(self, key_id: str) -> Owner:
+        """Remove a member (owner or viewer): from now on nothing is sealed to them and their
+        commands are refused. ConsentError for an unknown key or the last owner (a factory reset
+        hands the doorbell on). Their command counter stays, so should the same key be added
+        again, none of its old commands can be replayed."""
+        owner = self.owner(key_id)
+        if owner is None:
+            raise ConsentError(f"key {key_id!r} is not a member of this doorbell")
+        if owner.role == "owner" and sum(o.role == "owner" for o in self.owners()) == 1:
+            raise ConsentError(f"{key_id} is the last owner: add another owner first, or hand "
+                               "the doorbell on with a factory reset (hold SETUP 10 s)")
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM owners WHERE key_id = ?", (key_id,))
+        return owner
+
     def owners(self) -> list[Owner]:
         rows = self._db.query(
             "SELECT key_id, public_key, recipient, role, added_at FROM owners ORDER BY added_at, "

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.checkpoints import CheckpointSent, checkpoint_sent, is_checkpoint_job, upload_checkpoint
+from agent.commands_device import bucket_replies, reply_topic
 from agent.consent import ConsentStore
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.identity import DeviceIdentity
@@ -49,6 +50,7 @@ from uplink.messages import (
     StatusBody,
     UploadedBody,
     next_message,
+    sign_status,
     topic_for,
 )
 from uplink.objectstore import ObjectStore, file_sha256, object_keys
@@ -88,8 +90,7 @@ def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope:
                                  recipients=recipients)
         return signed.jws.encode("ascii")
 
-    typ = {EventBody: "event", StatusBody: "status", UploadedBody: "uploaded",
-           ForgetResultBody: "forgotten"}[type(body)]
+    typ = {EventBody: "event", UploadedBody: "uploaded"}[type(body)]
     return outbox.enqueue_signed(topic_for(identity.device_id, typ), sign, scope, now=now,
                                  retain=retain)
 
@@ -132,14 +133,15 @@ class Delivery:
     def status_online(self, version: str, uptime_s: float) -> None:
         """The retained ``online`` status (scope ``device``: needs no consent, carries nothing
         about the door; the broker's will turns it into ``offline``). Retained, so a subscriber
-        arriving later (Home Assistant's availability) sees online, not an older will."""
+        arriving later (Home Assistant's availability) sees online, not an older will. Signed but
+        outside the message chain (no seq), so it counts nothing (uplink.messages.sign_status)."""
         if not self.messages_enabled:
             return
         now = self.wall()
-        owners = [Recipient.parse(r) for r in self.consent.recipients()]
-        sign_into_chain(self.outbox, self.identity,
-                        StatusBody(state="online", version=version, uptime_s=int(uptime_s)),
-                        "device", content="clear", recipients=owners, now=now, retain=True)
+        body = StatusBody(state="online", version=version, uptime_s=int(uptime_s))
+        self.outbox.enqueue_message(topic_for(self.identity.device_id, "status"),
+                                    sign_status(body, self.identity.key, now=now).encode("ascii"),
+                                    "device", now=now, retain=True)
         self.wake()
 
     def publish_retained(self, topic: str, payload: bytes, scope: str, *,
@@ -204,8 +206,8 @@ class LaneContext:
     prefix: str
     bucket: str
     inbox: queue.Queue[Any]
-    # The worker's wake(): a lane that queues a message (uploaded, forgotten) must wake the
-    # messages lane, or it sleeps until its next idle check.
+    # The worker's wake(): a lane that queues a message (uploaded, a forget's sealed replies) must
+    # wake the messages lane, or it sleeps until its next idle check.
     wake: Callable[[], None] = lambda: None
 
 
@@ -361,9 +363,10 @@ class ClipUploader:
             self.ledger.append("erasure", {"request": result.request, "clips": list(result.clips),
                                            "objects": len(result.objects),
                                            "failed": list(result.failed)}, now)
-            if self.ctx.mqtt is not None:
-                sign_into_chain(self.outbox, self.ctx.identity, result, "device",
-                                content="clear", recipients=(), now=now)
+            if self.ctx.mqtt is not None:  # to the owners only, sealed: never a broadcast
+                for reply in bucket_replies(result, self.consent, self.ctx.identity.key, now):
+                    self.outbox.enqueue_message(reply_topic(self.ctx.identity.device_id),
+                                                reply.encode("ascii"), "device", now=now)
                 self.ctx.wake()
             return
         assert isinstance(result, Uploaded)

@@ -35,10 +35,18 @@ from typing import Any
 from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
 from agent.errors import DoorwardError
-from agent.status import DeviceView, disk_free, open_readonly, read_device, read_status, store_bytes
+from agent.status import (
+    ClockFloor,
+    DeviceView,
+    clock_floors,
+    clock_warning,
+    disk_free,
+    open_readonly,
+    read_device,
+    store_bytes,
+)
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
-MIN_YEAR = 2025
 MIN_FREE_BYTES = 64 * 1024 * 1024  # the store's own floor (ClipStore.min_free_bytes)
 CONSENT_WARN_S = 7 * 86400.0
 DATABASES = ("index.sqlite", "device.sqlite", "outbox.sqlite")
@@ -177,19 +185,18 @@ def ntp_synchronized(run: Callable[..., Any] = subprocess.run,
     return value == "yes"
 
 
-def check_clock(now: float, last_known: float, synced: bool | None) -> Check:
-    """The wall clock is plausibly set: year >= 2025, not before the last known time (the build,
-    or the daemon's last status), and NTP says synchronised (WARN when unknown or not)."""
-    year = datetime.fromtimestamp(now, UTC).year
+def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -> Check:
+    """The wall clock is plausible (:func:`agent.status.clock_warning`: FAIL before this version's
+    release date, WARN before the newest ledger entry) and NTP says synchronised (WARN when
+    unknown or not). Consent expiry and the times in the ledger and on clips depend on it;
+    revoking consent never does (the device accepts a revoke whatever the clocks say)."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
     fix = ("set the time (`sudo timedatectl set-ntp true`, check network access to NTP); "
            "consent expiry and clip times depend on it")
-    if year < MIN_YEAR:
-        return Check("clock", FAIL, f"the clock says {stamp}: not set", fix)
-    if now < last_known - 60:
-        known = datetime.fromtimestamp(last_known, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return Check("clock", FAIL, f"the clock says {stamp}, before the last known time "
-                     f"{known}", fix)
+    warning = clock_warning(now, list(floors))
+    if warning is not None:
+        certain = clock_warning(now, [f for f in floors if f.certain]) is not None
+        return Check("clock", FAIL if certain else WARN, warning, fix)
     if synced is None:
         return Check("clock", WARN, f"{stamp}; NTP synchronisation unknown (timedatectl "
                      "missing or no systemd)",
@@ -197,18 +204,6 @@ def check_clock(now: float, last_known: float, synced: bool | None) -> Check:
     if not synced:
         return Check("clock", WARN, f"{stamp}; NTP not synchronised yet", fix)
     return Check("clock", PASS, f"{stamp}, NTP synchronised")
-
-
-def last_known_time(data_dir: Path) -> float:
-    """The latest time this install is known to have seen: the daemon's last status write, or
-    when this doorward was installed (its package files' modification time)."""
-    import agent
-
-    times = [Path(agent.__file__).stat().st_mtime]
-    st = read_status(data_dir)
-    if st is not None and isinstance(st.get("updated_at"), int | float):
-        times.append(float(st["updated_at"]))
-    return max(times)
 
 
 # ---- storage ------------------------------------------------------------------------------------
@@ -420,7 +415,7 @@ def run_checks(cfg: Config, config_check: Check, *, data_dir: Path, source: str,
     """Every check, in the order the report shows them."""
     now = time.time() if now is None else now
     checks = [config_check, check_camera(source), check_gpio(cfg, source),
-              check_clock(now, last_known_time(data_dir), ntp_synchronized()),
+              check_clock(now, clock_floors(data_dir), ntp_synchronized()),
               check_data_dir(data_dir)]
     try:
         used = (store_bytes(data_dir) or (0, 0))[0]

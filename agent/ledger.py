@@ -82,7 +82,7 @@ __all__ = [
 HEAD_SETTING = "ledger_head"  # settings row: the newest signed Checkpoint (compact JWS)
 KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
-    "owner-added", "disclosure", "outbox-drop", "erasure", "setting",
+    "owner-added", "owner-removed", "disclosure", "outbox-drop", "erasure", "setting",
 })  # fmt: skip
 
 

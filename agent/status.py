@@ -11,6 +11,7 @@ Read side (``doorward status`` and ``doorward doctor``)::
     dev = read_device(data_dir, now)      # owners and consent from device.sqlite (read-only)
     n = count_events_since(data_dir, local_midnight(now))
     q = read_queues(data_dir)             # open outbox items per lane
+    warning = clock_warning(now, clock_floors(data_dir))   # None while the clock is plausible
 
 Reachability (:class:`LinkState`): the controller keeps the last seen state of the broker (from
 the MQTT client's connection events) and of the bucket (from the upload lane's results, posted to
@@ -27,7 +28,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,65 @@ def read_queues(data_dir: Path) -> dict[str, int] | None:
     return {"messages": counts.get("message", 0), "uploads": counts.get("upload", 0)}
 
 
+# ---- is the clock plausible? ---------------------------------------------------------------------
+
+# The day this version of doorward was released (bumped with agent.__version__). A Raspberry Pi has
+# no real-time clock: until NTP answers it runs from 1970 or from the time fake-hwclock saved at
+# the last shutdown. No correct clock reads a time before the code it runs was written.
+RELEASE_DATE = "2026-12-01"
+# NTP corrects a drifting clock by stepping it a little, back as well as forward: being up to this
+# much before the newest ledger entry is not yet a clock that went back in time.
+CLOCK_SLACK_S = 300.0
+
+
+@dataclass(frozen=True)
+class ClockFloor:
+    """A time the clock cannot plausibly be before: ``at`` (epoch s), ``what`` it is, and whether
+    being before it is ``certain`` proof of a wrong clock (the release date) or only says that the
+    clock was wrong at one of two moments (the newest ledger entry: now, or when it was written)."""
+
+    at: float
+    what: str
+    certain: bool
+
+
+def release_floor() -> ClockFloor:
+    from agent import __version__
+
+    day = datetime.fromisoformat(RELEASE_DATE).replace(tzinfo=UTC)
+    return ClockFloor(day.timestamp(), f"the release of doorward {__version__} ({RELEASE_DATE})",
+                      True)
+
+
+def clock_floors(data_dir: Path) -> list[ClockFloor]:
+    """The release date, and the time of the newest ledger entry in ``device.sqlite`` (read-only;
+    the ledger is append-only and on the SD card, so it survives reboots, unlike status.json in
+    the runtime directory, and each entry was timed by this device's own clock)."""
+    floors = [release_floor()]
+    try:
+        with open_readonly(data_dir / DEVICE_DB) as db:
+            row = db.execute("SELECT MAX(ts) FROM ledger").fetchone()
+    except (FileNotFoundError, sqlite3.Error):  # no ledger yet (or `doctor`'s db check says why)
+        return floors
+    if row and isinstance(row[0], int | float):
+        floors.append(ClockFloor(float(row[0]), "the newest ledger entry", False))
+    return floors
+
+
+def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
+    """Why the clock reading ``now`` is implausible against ``floors``, or None."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for floor in sorted(floors, key=lambda f: not f.certain):  # the certain one first
+        if now >= floor.at - (0.0 if floor.certain else CLOCK_SLACK_S):
+            continue
+        when = datetime.fromtimestamp(floor.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if floor.certain:
+            return f"the clock says {stamp}, before {floor.what}: it is not set"
+        return (f"the clock says {stamp}, before {floor.what} ({when}): the clock went back, or "
+                "was ahead when that entry was written")
+    return None
+
+
 # ---- the document `doorward status --json` prints ------------------------------------------------
 
 STATUS_SCHEMA = 1
@@ -258,6 +318,8 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
             return None
 
     device = guarded("device.sqlite", lambda: read_device(data_dir, now))
+    floors = clock_floors(data_dir)
+    newest = max(floors, key=lambda f: f.at)
     grants = device.grants if device is not None else {}
     used = guarded("index.sqlite", lambda: store_bytes(data_dir))
     free = guarded("disk", lambda: disk_free(data_dir))
@@ -288,6 +350,8 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
                     "max_bytes": max_bytes, "free_bytes": free},
         "broker": _link(st, "broker", broker_configured, running),
         "bucket": _link(st, "bucket", bucket_configured, running),
+        "clock": {"now": now, "warning": clock_warning(now, floors), "not_before": newest.at,
+                  "not_before_what": newest.what},
         "problems": problems,
     }
 

@@ -1,7 +1,13 @@
 """Owner commands that belong to the uplink, registered on the CommandProcessor by the composition
 root: ``events.content`` (sealed or clear event content) and ``clips.forget`` (erasure, ETSI EN 303
-645 5.11: local clips at once, bucket objects through the uploads lane, answered by a signed
-``forgotten`` message)."""
+645 5.11: local clips at once, bucket objects through the uploads lane).
+
+A forget is answered twice, both sealed to the owners: at once with what was deleted on the device
+(``local_deleted``; ``bucket_pending`` when the bucket part is queued), then by the uploads lane
+with ``stage: "bucket"`` and what it deleted there
+(:func:`agent.commands_device.bucket_replies`). Nothing about it is
+ever published readably. Both commands narrow consent when a clock difference must not block them:
+a forget always, ``events.content`` when it switches to ``sealed``."""
 
 from __future__ import annotations
 
@@ -54,16 +60,18 @@ def register(processor: CommandProcessor, db: DeviceDB, ledger: Ledger, store: C
             cut = datetime.fromisoformat(str(args["before"])).replace(tzinfo=UTC).timestamp()
             chosen = [c for c in clips if c.started_at_s < cut]
         deleted = [c.id for c in chosen if store.delete_clip(c.id)]
-        bucket = "no bucket configured"
+        bucket, pending = "no bucket configured", False
         if delivery is not None and delivery.uploads_enabled:
             ids = deleted if args["clip"] is None else [args["clip"]]
             delivery.forget(ids, everything=bool(args["all"]), request=jti,
                             before=args["before"])
-            bucket = "queued: a signed 'forgotten' message on the clips topic reports it"
+            bucket, pending = "queued: a second sealed reply to this command reports it", True
         ledger.append("erasure", {"by": by, "jti": jti, "local": deleted,
                                   "selector": {k: args[k] for k in ("clip", "before", "all")}},
                       now)
-        return {"local_deleted": deleted, "bucket": bucket}
+        return {"local_deleted": deleted, "bucket": bucket, "bucket_pending": pending}
 
-    processor.register("events.content", frozenset({"mode"}), _check_content, content)
-    processor.register("clips.forget", frozenset({"clip", "before", "all"}), _check_forget, forget)
+    processor.register("events.content", frozenset({"mode"}), _check_content, content,
+                       narrows=lambda args: args.get("mode") == "sealed")
+    processor.register("clips.forget", frozenset({"clip", "before", "all"}), _check_forget, forget,
+                       narrows=lambda _args: True)

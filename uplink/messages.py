@@ -10,6 +10,18 @@ everything else about the event is in the body. Topics (:func:`topic_for`) hold 
 id and the stream name, never personal data. The status topic's will ``offline`` is the one
 payload that is not a message here (the broker publishes it for us).
 
+The retained ``status`` message is the exception to the chain: it has no ``seq`` and no ``prev``
+(:func:`sign_status`). Whoever may read the status (Home Assistant's availability, anyone on a
+shared broker) would otherwise learn from two statuses how many messages, and so how many events,
+the device sent in between. A status is a latest-value message: its signature and ``iat`` say who
+and when, and the broker (which publishes the ``offline`` will) could replay an old one anyway.
+
+Replies to owner commands (:class:`Reply`, on ``doorward/<id>/resp``) are signed too, and carry
+readable only the command's ``jti``, ``ok`` and the refusal ``reason`` code; the result and the
+refusal's detail (the ledger, consent, members, what a forget erased) are sealed to the owners
+(:func:`sign_reply`, :func:`verify_reply`). ``iat`` is the device's clock when it answered: the
+owner tool names the difference to its own when a command is refused for its time.
+
 Device side (signing is pure: the caller persists the :class:`SeqState` with the message)::
 
     signer = MessageSigner(device_key)
@@ -25,10 +37,11 @@ Owner side::
 
 Body types (``BODY_TYPES``): ``status`` -> :class:`StatusBody`, ``event`` -> :class:`EventBody`,
 ``uploaded`` -> :class:`UploadedBody` (carries the clip's signed manifest, which
-:func:`verify_message` checks against the same device key), ``forgotten`` ->
-:class:`ForgetResultBody` (what an owner's forget command deleted). Decoding is strict: unknown or
-missing claims and body fields, wrong types, ``null`` for an optional field (omit it) and
-unknown ``typ`` are all :class:`MessageError`, the only exception verification raises.
+:func:`verify_message` checks against the same device key). :class:`ForgetResultBody` (what an
+owner's forget command deleted in the bucket) is never a broadcast message: it travels sealed in a
+:class:`Reply`. Decoding is strict: unknown or missing claims and body fields, wrong types,
+``null`` for an optional field (omit it) and unknown ``typ`` are all :class:`MessageError`, the
+only exception verification raises.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -70,24 +83,57 @@ from uplink.manifest import (
 )
 
 __all__ = [
-    "BODY_TYPES", "CONTENT", "EVENT_KINDS", "MAX_MESSAGE_BYTES", "TOPICS", "VERSION", "Body",
-    "ChainChecker", "ChainIssue", "DeviceMessage", "EventBody", "ForgetResultBody",
-    "MessageError", "MessageSigner", "SeqState", "SignedMessage", "StatusBody", "UploadedBody",
-    "VerifiedMessage", "encode_message", "iso_utc", "next_message", "topic_for", "verify_message",
+    "BODY_TYPES",
+    "CONTENT",
+    "EVENT_KINDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_REPLY_BYTES",
+    "REPLY_VERSION",
+    "TOPICS",
+    "VERSION",
+    "Body",
+    "ChainChecker",
+    "ChainIssue",
+    "DeviceMessage",
+    "EventBody",
+    "ForgetResultBody",
+    "MessageError",
+    "MessageSigner",
+    "MessageTooLargeError",
+    "Reply",
+    "SeqState",
+    "SignedMessage",
+    "StatusBody",
+    "UploadedBody",
+    "VerifiedMessage",
+    "VerifiedReply",
+    "encode_message",
+    "iso_utc",
+    "next_message",
+    "sign_reply",
+    "sign_status",
+    "topic_for",
+    "verify_message",
+    "verify_reply",
 ]  # fmt: skip
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 128 * 1024  # AWS IoT Core's payload limit, the smallest of the fleet brokers
 CONTENT = ("sealed", "clear")
 EVENT_KINDS = ("ring", "motion-started", "motion-ended", "clip-sealed")
-TOPICS = {"status": "status", "event": "events", "uploaded": "clips", "forgotten": "clips"}
+TOPICS = {"status": "status", "event": "events", "uploaded": "clips"}
 BASE_CLAIMS = frozenset({"v", "iss", "iat", "seq", "prev", "typ", "content"})
+UNCHAINED = frozenset({"status"})  # typs without seq/prev: see the module docstring
 _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
 _MAX_TEXT = 1024
 
 
 class MessageError(UplinkError):
     """A device message is malformed, too large, not signed by the device, or cannot be opened."""
+
+
+class MessageTooLargeError(MessageError):
+    """A message or reply would exceed its size limit: split or shorten what it carries."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -212,7 +258,8 @@ class UploadedBody:
 class ForgetResultBody:
     """What the owner's forget command (``request`` = its jti) deleted: local ``clips`` (ids),
     bucket ``objects`` (keys), and what could not be deleted (``failed``, ids or keys; the
-    reasons are in the ledger). Split a long answer over several messages (128 KB limit)."""
+    reasons are in the ledger). Never a message of its own: it travels sealed in the forget's
+    replies (agent.commands_device.bucket_replies splits a long one to fit 128 KB each)."""
 
     typ: ClassVar[str] = "forgotten"
     request: str
@@ -240,10 +287,8 @@ class ForgetResultBody:
         return body
 
 
-Body = EventBody | StatusBody | UploadedBody | ForgetResultBody
-BODY_TYPES: Mapping[str, type[Body]] = {
-    b.typ: b for b in (StatusBody, EventBody, UploadedBody, ForgetResultBody)
-}
+Body = EventBody | StatusBody | UploadedBody
+BODY_TYPES: Mapping[str, type[Body]] = {b.typ: b for b in (StatusBody, EventBody, UploadedBody)}
 
 
 def topic_for(device_id: str, typ: str) -> str:
@@ -260,13 +305,14 @@ def topic_for(device_id: str, typ: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class DeviceMessage:
     """The claims of one message. ``content == "clear"``: ``body`` set and ``sealed`` None;
-    ``"sealed"``: ``sealed`` holds the age file and ``body`` is None."""
+    ``"sealed"``: ``sealed`` holds the age file and ``body`` is None. ``seq`` and ``prev`` are
+    None exactly for the unchained ``status`` (see the module docstring)."""
 
     v: int = VERSION
     iss: str
     iat: int
-    seq: int
-    prev: str
+    seq: int | None
+    prev: str | None
     typ: str
     content: str
     body: Body | None = None
@@ -278,10 +324,15 @@ class DeviceMessage:
         _require(isinstance(self.iss, str) and DEVICE_ID_RE.fullmatch(self.iss) is not None,
                  "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
         _require(is_int(self.iat) and 0 <= self.iat <= MAX_INT, "iat must be an int >= 0")
-        _require(is_int(self.seq) and 1 <= self.seq <= MAX_INT, f"seq must be in 1..{MAX_INT}")
-        _require(is_hex64(self.prev), "prev must be 64 lowercase hex digits")
         _require(isinstance(self.typ, str) and self.typ in BODY_TYPES,
                  f"unknown message typ {str(self.typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
+        if self.typ in UNCHAINED:
+            _require(self.seq is None and self.prev is None,
+                     f"a {self.typ} message is not in the chain: it has no seq and no prev")
+        else:
+            _require(self.seq is not None and is_int(self.seq) and 1 <= self.seq <= MAX_INT,
+                     f"seq must be in 1..{MAX_INT}")
+            _require(is_hex64(self.prev), "prev must be 64 lowercase hex digits")
         _require(isinstance(self.content, str) and self.content in CONTENT,
                  'content must be "sealed" or "clear"')
         if self.content == "clear":
@@ -294,6 +345,8 @@ class DeviceMessage:
     def to_claims(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": self.v, "iss": self.iss, "iat": self.iat, "seq": self.seq,
                                "prev": self.prev, "typ": self.typ, "content": self.content}
+        if self.typ in UNCHAINED:
+            del out["seq"], out["prev"]
         if self.body is not None:
             out["body"] = self.body.to_json()
         if self.sealed is not None:
@@ -306,20 +359,23 @@ class DeviceMessage:
         content = claims.get("content")
         if not isinstance(content, str) or content not in CONTENT:
             raise MessageError('claim content must be "sealed" or "clear"')
+        typ = claims.get("typ")
+        if not isinstance(typ, str) or typ not in BODY_TYPES:
+            raise MessageError(f"unknown message typ {str(typ)[:20]!r}: one of "
+                               f"{sorted(BODY_TYPES)}")
         expected = BASE_CLAIMS | {"body" if content == "clear" else "sealed"}
+        if typ in UNCHAINED:
+            expected -= {"seq", "prev"}
         missing, extra = expected - claims.keys(), claims.keys() - expected
         _require(not missing and not extra,
                  f"message claims: missing {sorted(missing)}, unknown {sorted(extra)[:5]}")
-        typ = claims["typ"]
-        _require(isinstance(typ, str) and typ in BODY_TYPES,
-                 f"unknown message typ {str(typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
         body = sealed = None
         if content == "clear":
             body = BODY_TYPES[typ].from_json(claims["body"])
         else:
             sealed = check_sealed(claims["sealed"], "claim sealed", MessageError)
-        return cls(v=claims["v"], iss=claims["iss"], iat=claims["iat"], seq=claims["seq"],
-                   prev=claims["prev"], typ=typ, content=content, body=body, sealed=sealed)
+        return cls(v=claims["v"], iss=claims["iss"], iat=claims["iat"], seq=claims.get("seq"),
+                   prev=claims.get("prev"), typ=typ, content=content, body=body, sealed=sealed)
 
 
 @dataclass(frozen=True)
@@ -341,10 +397,15 @@ def encode_message(msg: DeviceMessage, device_key: Ed25519PrivateKey) -> str:
 
 
 def _encode(msg: DeviceMessage, device_key: Ed25519PrivateKey) -> str:
-    token = jws.sign(msg.to_claims(), device_key, kid=msg.iss)
-    _require(len(token) <= MAX_MESSAGE_BYTES,
-             f"{msg.typ} message seq {msg.seq} is {len(token)} bytes, over the "
-             f"{MAX_MESSAGE_BYTES}-byte limit of fleet brokers: split or shorten the body")
+    return _sign_limited(msg.to_claims(), device_key, msg.iss, f"{msg.typ} message seq {msg.seq}")
+
+
+def _sign_limited(claims: Mapping[str, Any], device_key: Ed25519PrivateKey, device_id: str,
+                  what: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
+    token = jws.sign(dict(claims), device_key, kid=device_id)
+    if len(token) > max_bytes:
+        raise MessageTooLargeError(f"{what} is {len(token)} bytes, over the {max_bytes}-byte "
+                                   "limit: split or shorten the body")
     return token
 
 
@@ -367,6 +428,8 @@ def _next(state: SeqState, body: Body, device_key: Ed25519PrivateKey, device_id:
     _require(isinstance(now, int | float) and math.isfinite(now) and now >= 0,
              f"now must be unix seconds, got {now!r}")
     _require(isinstance(body, tuple(BODY_TYPES.values())), f"not a message body: {body!r}")
+    _require(body.typ not in UNCHAINED,
+             f"a {body.typ} message is not in the chain: sign it with sign_status")
     _require(content in CONTENT, f'content must be "sealed" or "clear", got {content!r}')
     if isinstance(body, UploadedBody):
         _check_uploaded(body, device_key.public_key())
@@ -378,8 +441,21 @@ def _next(state: SeqState, body: Body, device_key: Ed25519PrivateKey, device_id:
                         prev=state.last_hash, typ=body.typ, content=content,
                         body=body if sealed is None else None, sealed=sealed)
     token = _encode(msg, device_key)
+    assert msg.seq is not None  # a chained typ (checked above)
     signed = SignedMessage(msg.seq, msg.typ, token, token_hash(token))
     return signed, SeqState(signed.seq, signed.hash_hex)
+
+
+def sign_status(body: StatusBody, device_key: Ed25519PrivateKey, *, now: float) -> str:
+    """The retained status message: signed, clear, and outside the chain (no seq, no prev), so
+    it counts nothing (see the module docstring). Queue it as a plain retained message."""
+    _require(isinstance(body, StatusBody), f"not a status body: {body!r}")
+    _require(isinstance(now, int | float) and math.isfinite(now) and now >= 0,
+             f"now must be unix seconds, got {now!r}")
+    device_id = device_id_for(public_raw(device_key))
+    msg = DeviceMessage(iss=device_id, iat=math.floor(now), seq=None, prev=None, typ=body.typ,
+                        content="clear", body=body)
+    return _encode(msg, device_key)
 
 
 class MessageSigner:
@@ -409,11 +485,12 @@ class VerifiedMessage:
         return self.message.iss
 
     @property
-    def seq(self) -> int:
+    def seq(self) -> int | None:
+        """None for the unchained status (see the module docstring)."""
         return self.message.seq
 
     @property
-    def prev(self) -> str:
+    def prev(self) -> str | None:
         return self.message.prev
 
     @property
@@ -459,6 +536,140 @@ def verify_message(
     if isinstance(body, UploadedBody):
         _check_uploaded(body, key)
     return VerifiedMessage(msg, body, token_hash(token))
+
+
+# --- replies to owner commands --------------------------------------------------------------
+
+REPLY_VERSION = 1
+# A reply answers one owner's command on their own broker, and a ledger export only grows: it may
+# exceed the 128 KB of fleet brokers (as it always could). Split what can be split (a forget's
+# result: pass max_bytes=MAX_MESSAGE_BYTES); on AWS IoT a long ledger needs another way out.
+MAX_REPLY_BYTES = 8 << 20
+REPLY_CLAIMS = frozenset({"v", "iss", "iat", "jti", "ok"})  # + reason if refused, + sealed
+_REASON = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The device's answer to one owner command (``jti``): accepted (``ok``) or refused with a
+    ``reason`` code; ``result`` (the command's result object) and ``detail`` (why it was refused,
+    in words) are what :func:`sign_reply` seals to the owners. A command may get more than one
+    reply (a forget: first the device's part, then the bucket's, with ``result["stage"]``)."""
+
+    jti: str
+    ok: bool
+    reason: str | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.jti, str) and _JTI.fullmatch(self.jti) is not None,
+                 "reply jti must be the command's jti (8-64 of A-Za-z0-9._~-)")
+        _require(isinstance(self.ok, bool), "reply ok must be true or false")
+        if self.ok:
+            _require(self.reason is None, "an accepted reply has no reason")
+        else:
+            _require(isinstance(self.reason, str) and _REASON.fullmatch(self.reason) is not None,
+                     "a refusal's reason must be a code (a-z and -, at most 40)")
+        _require(isinstance(self.result, Mapping), "reply result must be a JSON object")
+        _require(isinstance(self.detail, str) and len(self.detail) <= _MAX_TEXT,
+                 f"reply detail must be text of at most {_MAX_TEXT} characters")
+
+    @property
+    def says_more(self) -> bool:
+        """Whether there is anything beyond the code (which then must be sealed)."""
+        return bool(self.result) or bool(self.detail)
+
+
+def sign_reply(reply: Reply, device_key: Ed25519PrivateKey, *, now: float,
+               recipients: Sequence[Recipient], max_bytes: int = MAX_REPLY_BYTES) -> str:
+    """The JWS for ``doorward/<device_id>/resp``: ``v``, ``iss``, ``iat`` (the device clock),
+    ``jti``, ``ok``, ``reason`` (refusals) readable; result and detail sealed to ``recipients``
+    (the owners). MessageError if there is something to seal and no recipient: a caller with no
+    owner to answer (an unpaired device) answers with the code alone (``detail=""``);
+    MessageTooLargeError over ``max_bytes``."""
+    _require(isinstance(now, int | float) and math.isfinite(now) and now >= 0,
+             f"now must be unix seconds, got {now!r}")
+    device_id = device_id_for(public_raw(device_key))
+    claims: dict[str, Any] = {"v": REPLY_VERSION, "iss": device_id, "iat": math.floor(now),
+                              "jti": reply.jti, "ok": reply.ok}
+    if not reply.ok:
+        claims["reason"] = reply.reason
+    if reply.says_more:
+        _require(bool(recipients), f"reply to {reply.jti} has a result or detail but no owner "
+                 "to seal it to: answer with the code alone")
+        claims["sealed"] = seal_json({"result": dict(reply.result), "detail": reply.detail},
+                                     recipients, MessageError)
+    return _sign_limited(claims, device_key, device_id, f"reply to {reply.jti}", max_bytes)
+
+
+@dataclass(frozen=True)
+class VerifiedReply:
+    """A reply whose signature and claims checked out. ``iat`` is the device's clock when it
+    answered; ``sealed``: it carried a sealed part; ``opened``: that part was opened (with the
+    identities given), so ``reply.result`` and ``reply.detail`` are the device's."""
+
+    reply: Reply
+    iss: str
+    iat: int
+    sealed: bool
+    opened: bool
+
+    @property
+    def jti(self) -> str:
+        return self.reply.jti
+
+    @property
+    def ok(self) -> bool:
+        return self.reply.ok
+
+    @property
+    def reason(self) -> str | None:
+        return self.reply.reason
+
+    @property
+    def result(self) -> Mapping[str, Any]:
+        return self.reply.result
+
+    @property
+    def detail(self) -> str:
+        return self.reply.detail
+
+
+def verify_reply(token: str | bytes, device_public_key: PublicKey, *,
+                 identities: Sequence[Identity] = ()) -> VerifiedReply:
+    """Check a reply from the device (algorithm pinned, exact claims, ``iss`` = the key's device
+    id) and open its sealed part when ``identities`` are given (MessageError if none opens it).
+    Raises only MessageError."""
+    key = public_key_of(device_public_key)
+    device_id = device_id_for(public_raw(key))
+    try:
+        header, payload = jws.verify_payload(token, key, max_bytes=MAX_REPLY_BYTES)
+    except jws.JwsError as e:
+        raise MessageError(f"reply JWS rejected: {e}") from e
+    check_header(header, device_id, MessageError)
+    claims = strict_json_object(payload, "reply claims", MessageError)
+    expected = REPLY_CLAIMS | ({"reason"} if claims.get("ok") is False else set())
+    missing, extra = expected - claims.keys(), claims.keys() - expected - {"sealed"}
+    _require(not missing and not extra,
+             f"reply claims: missing {sorted(missing)}, unknown {sorted(extra)[:5]}")
+    _require(claims["v"] == REPLY_VERSION and is_int(claims["v"]),
+             f"unsupported reply version {repr(claims['v'])[:20]}: expected {REPLY_VERSION}")
+    _require(claims["iss"] == device_id, f"reply iss is not the signing device {device_id}")
+    _require(is_int(claims["iat"]) and 0 <= claims["iat"] <= MAX_INT, "iat must be an int >= 0")
+    result: dict[str, Any] = {}
+    detail = ""
+    sealed = "sealed" in claims
+    if sealed and identities:
+        blob = check_sealed(claims["sealed"], "reply sealed", MessageError)
+        inner = open_sealed_json(blob, identities, f"reply to {str(claims['jti'])[:64]}",
+                                 MessageError)
+        _require(set(inner) == {"result", "detail"} and isinstance(inner["result"], dict)
+                 and isinstance(inner["detail"], str),
+                 "a reply's sealed part must be {result: object, detail: text}")
+        result, detail = inner["result"], inner["detail"]
+    reply = Reply(claims["jti"], claims["ok"], claims.get("reason"), result, detail)
+    return VerifiedReply(reply, device_id, claims["iat"], sealed, sealed and bool(identities))
 
 
 # --- receiver-side chain check ------------------------------------------------------------------
@@ -516,7 +727,8 @@ class ChainChecker:
     reported ``out-of-order`` (it can no longer be checked for duplication).
 
     Messages on every topic of a device share one chain, so subscribe to all of the device's
-    message topics (``doorward/<id>/+``) or the other topics' messages look like gaps.
+    message topics (``doorward/<id>/+``) or the other topics' messages look like gaps. The
+    status is not in the chain (it has no seq): feeding it reports nothing.
     """
 
     def __init__(self, *, window: int = 65536) -> None:
@@ -533,6 +745,8 @@ class ChainChecker:
         return chain.highest if chain else None
 
     def feed(self, message: VerifiedMessage, *, retained: bool = False) -> list[ChainIssue]:
+        if message.seq is None:  # the unchained status
+            return []
         chain = self._chains.setdefault(message.iss, _Chain())
         seq, dev = message.seq, message.iss
         if seq in chain.hashes:
@@ -541,7 +755,7 @@ class ChainChecker:
             return [ChainIssue("duplicate", dev, seq, detail=detail)]
         issues = self._order(chain, message, retained)
         issues += self._links(chain, message)
-        chain.hashes[seq], chain.prevs[seq] = message.hash_hex, message.prev
+        chain.hashes[seq], chain.prevs[seq] = message.hash_hex, str(message.prev)
         if chain.highest is not None and len(chain.hashes) > 2 * self._window:  # amortised
             floor = chain.highest - self._window
             for old in [s for s in chain.hashes if s <= floor]:
@@ -550,6 +764,7 @@ class ChainChecker:
 
     def _order(self, chain: _Chain, m: VerifiedMessage, retained: bool) -> list[ChainIssue]:
         seq, dev = m.seq, m.iss
+        assert seq is not None  # feed() keeps the unchained status out
         if chain.highest is None:
             if not retained:
                 chain.highest = seq
@@ -573,6 +788,7 @@ class ChainChecker:
         return [ChainIssue("out-of-order", dev, seq, detail=detail)]
 
     def _links(self, chain: _Chain, m: VerifiedMessage) -> list[ChainIssue]:
+        assert m.seq is not None  # feed() keeps the unchained status out
         issues = []
         before = ZERO_HASH if m.seq == 1 else chain.hashes.get(m.seq - 1)
         if before is not None and m.prev != before:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
 from agent.owner import ledger_cli, uplink_cli
-from agent.owner.client import BrokerOptions, pair, send_command
+from agent.owner.client import (
+    TIME_REASONS,
+    BrokerOptions,
+    clock_difference,
+    pair,
+    send_command,
+    send_command_replies,
+)
 from agent.owner.keyring import OwnerKeyring, PairedDevice, default_owner_dir
 from agent.owner.pins import PinStore
 
@@ -49,6 +57,10 @@ def add_owner_arguments(sub: Any) -> None:
     ap.add_argument("--public-key", required=True, help="their key (doorward owner show)")
     ap.add_argument("--recipient", required=True, help="their age recipient (age1...)")
     ap.add_argument("--role", choices=["owner", "viewer"], default="viewer")
+
+    rp = osub.add_parser("remove-member", help="remove another owner or a viewer (signed)")
+    _device_args(rp)
+    rp.add_argument("--key-id", required=True, metavar="K", help="their key id (k-...)")
 
     fp = osub.add_parser("forget", help="erase clips on the device and in the bucket (signed)")
     _device_args(fp)
@@ -133,10 +145,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "consent":
         return _consent(ring, device, broker, args)
     if cmd == "forget":
-        reply = _command(ring, device, broker, "clips.forget", {
-            "clip": args.clip, "before": args.before, "all": bool(args.all)}, args.timeout)
-        print(json.dumps(reply.get("result", {}), indent=2))
-        return 0
+        return _forget(ring, device, broker, args)
     if cmd == "events-content":
         _command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
         print(f"event messages are now {args.mode}")
@@ -147,16 +156,65 @@ def dispatch(args: argparse.Namespace) -> int:
             args.timeout)
         print(f"added {args.role} {reply.get('result', {}).get('key_id', '')}")
         return 0
+    if cmd == "remove-member":
+        reply = _command(ring, device, broker, "owner.remove", {"key_id": args.key_id},
+                         args.timeout)
+        removed = reply.get("result", {}).get("removed", {})
+        print(f"removed {removed.get('role', 'member')} {removed.get('key_id', args.key_id)}: "
+              "nothing is sealed to them from now on")
+        return 0
     return ledger_cli.fetch(ring, args, broker)
 
 
 def _command(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
              cmd_args: dict[str, Any], timeout: float) -> dict[str, Any]:
     reply = send_command(ring, device, broker, cmd, cmd_args, timeout=timeout)
-    if not reply.get("ok"):
-        raise DoorwardError(f"{device.device_id} refused {cmd}: {reply.get('reason')} "
-                            f"({reply.get('detail', '')})")
+    _refused(device, cmd, reply)
     return reply
+
+
+def _refused(device: PairedDevice, cmd: str, reply: dict[str, Any]) -> None:
+    """DoorwardError naming the refusal; for a time refusal, the clock difference and the fix."""
+    if reply.get("ok"):
+        return
+    reason, detail = reply.get("reason"), reply.get("detail") or "no detail"
+    message = f"{device.device_id} refused {cmd}: {reason} ({detail})"
+    if reason in TIME_REASONS:
+        message += (f"; {clock_difference(reply)}: set the clock that is wrong (on the device "
+                    "`doorward doctor` checks it), then try again. Revoking consent, "
+                    "forgetting clips and removing a member work whatever the clocks say")
+    raise DoorwardError(message)
+
+
+def _more_forget_replies(reply: dict[str, Any]) -> bool:
+    """A forget's bucket part follows its first reply, maybe in several parts."""
+    result = reply["result"]
+    if result.get("stage") == "bucket":
+        return result.get("last") is not True
+    return bool(reply.get("ok") and result.get("bucket_pending"))
+
+
+def _forget(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
+            args: argparse.Namespace) -> int:
+    """Erase, then wait (within --timeout) for the bucket's part, sealed to us like the first."""
+    replies = send_command_replies(
+        ring, device, broker, "clips.forget",
+        {"clip": args.clip, "before": args.before, "all": bool(args.all)}, timeout=args.timeout,
+        more=_more_forget_replies)
+    _refused(device, "clips.forget", replies[0])
+    result = dict(replies[0]["result"])
+    result.pop("bucket_pending", None)
+    parts = [r["result"] for r in replies[1:] if r["result"].get("stage") == "bucket"]
+    complete = bool(parts) and parts[-1].get("last") is True
+    if parts:
+        result["bucket"] = {k: [i for p in parts for i in p.get(k, [])]
+                            for k in ("clips", "objects", "failed")}
+    print(json.dumps(result, indent=2))
+    if not complete and replies[0]["result"].get("bucket_pending"):
+        print(f"the bucket part is still queued on the device after {args.timeout:g} s (its "
+              "uploads lane works in order); its ledger records the erasure when done",
+              file=sys.stderr)
+    return 0
 
 
 def _consent(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,

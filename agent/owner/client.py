@@ -2,12 +2,14 @@
 
 The broker is untrusted: pairing is authenticated by the setup code and the label fingerprint
 (:mod:`uplink.pairing`), commands are JWS signed by the owner and answered by JWS signed by the
-device.
+device, whose result and detail are sealed to the owners (opened here with the owner's identity).
 
 Usage::
 
     device = pair(keyring, BrokerOptions("mqtt://127.0.0.1:1883"), "dw-...", "ABCD-...")
     reply = send_command(keyring, device, BrokerOptions(device.broker), "consent.show", {})
+    if not reply["ok"] and reply["reason"] in TIME_REASONS:
+        print(clock_difference(reply))      # "the device clock is 6 min 40 s behind yours"
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import queue
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,9 +29,29 @@ from agent.owner.keyring import OwnerKeyring, PairedDevice
 from uplink import jws, pairing
 from uplink.errors import UplinkError
 from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, fingerprint
+from uplink.messages import verify_reply
 from uplink.mqtt_types import InboundMessage, MqttSettings
 
 COMMAND_LIFETIME_S = 120
+TIME_REASONS = ("expired", "from-future")  # refusals explained by the two clocks
+
+
+def _span(seconds: float) -> str:
+    s = round(abs(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 86400:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def clock_difference(reply: dict[str, Any]) -> str:
+    """How the device's clock (the reply's ``iat``) compares to this computer's when the reply
+    arrived (``received_at``), e.g. "the device clock is 6 min 40 s behind yours"."""
+    diff = float(reply["iat"]) - float(reply["received_at"])
+    if abs(diff) < 2:  # iat is whole seconds: closer than that is the same time
+        return "the device clock agrees with yours"
+    return f"the device clock is {_span(diff)} {'ahead of' if diff > 0 else 'behind'} yours"
 
 
 def topic(device_id: str, *parts: str) -> str:
@@ -132,7 +155,19 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
 
 def send_command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
                  args: dict[str, Any], *, timeout: float = 15.0) -> dict[str, Any]:
-    """Sign ``cmd`` for ``device``, send it, and return the device-signed, verified reply claims."""
+    """Sign ``cmd`` for ``device``, send it, and return the device's verified, opened reply:
+    ``jti``, ``ok``, ``reason`` (refused), ``result``, ``detail``, ``iat`` (the device's clock)
+    and ``received_at`` (this computer's when it arrived)."""
+    return send_command_replies(keyring, device, broker, cmd, args, timeout=timeout)[0]
+
+
+def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
+                         cmd: str, args: dict[str, Any], *, timeout: float = 15.0,
+                         more: Callable[[dict[str, Any]], bool] = lambda _r: False
+                         ) -> list[dict[str, Any]]:
+    """:func:`send_command`, then further replies to the same command while ``more(last)`` says
+    one is due (a forget's bucket part), within the same ``timeout``. Returns every reply, the
+    first at least (DoorwardError when none comes)."""
     now = int(time.time())
     cmd_topic = topic(device.device_id, "cmd")
     jti = b64u(os.urandom(16))
@@ -143,14 +178,39 @@ def send_command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOpti
     token = jws.sign(claims, keyring.key, kid=keyring.key_id)
     device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
     deadline = time.monotonic() + timeout
+    replies: list[dict[str, Any]] = []
     with _Session(broker, [topic(device.device_id, "resp")], timeout) as s:
         s.publish(cmd_topic, token.encode("ascii"))
         while (msg := s.next(deadline)) is not None:
-            try:
-                reply = jws.verify(msg.payload, device_key)
-            except UplinkError:
-                continue  # not signed by our device: ignore (the broker is untrusted)
-            if reply.get("jti") == jti:
-                return reply
+            reply = _open_reply(msg.payload, device_key, keyring, jti)
+            if reply is None:
+                continue
+            replies.append(reply)
+            if not more(reply):
+                return replies
+    if replies:
+        return replies
     raise DoorwardError(f"no signed answer from {device.device_id} within {timeout:.0f} s: is "
                         f"its daemon running and connected to {broker.url}?")
+
+
+def _open_reply(payload: bytes, device_key: Any, keyring: OwnerKeyring,
+                jti: str) -> dict[str, Any] | None:
+    """The reply to ``jti`` as a dict, or None for anything else on the topic (the broker is
+    untrusted: unsigned or other commands' replies are ignored)."""
+    received = time.time()
+    try:
+        v = verify_reply(payload, device_key)
+    except UplinkError:
+        return None  # not signed by our device, or not a reply
+    if v.jti != jti:
+        return None
+    if v.sealed:
+        try:
+            v = verify_reply(payload, device_key, identities=[keyring.identity])
+        except UplinkError as exc:
+            raise DoorwardError(
+                f"the device's reply to {jti} is sealed, but not to this owner's identity "
+                f"({exc}): is {keyring.recipient} still a member?") from exc
+    return {"iss": v.iss, "iat": v.iat, "jti": v.jti, "ok": v.ok, "reason": v.reason,
+            "result": dict(v.result), "detail": v.detail, "received_at": received}

@@ -218,7 +218,7 @@ def _show(msg: InboundMessage, key: bytes, ring: OwnerKeyring, chain: ChainCheck
         print(json.dumps(doc), flush=True)
     else:
         when = time.strftime("%H:%M:%S")
-        print(f"{when} {doc.get('typ', '?'):>9} seq={doc.get('seq', '-')} "
+        print(f"{when} {doc.get('typ', '?'):>9} seq={doc.get('seq') or '-'} "
               f"{json.dumps(doc.get('body') or doc.get('rejected') or doc.get('status'))}",
               flush=True)
         for issue in doc.get("chain", []):

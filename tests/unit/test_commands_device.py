@@ -136,17 +136,14 @@ def test_response_is_device_signed_and_names_jti(rig: Rig) -> None:
     token = rig.token("consent.show")
     jti = jws.peek(token)[1]["jti"]
     resp = rig.proc.handle(token, rig.topic, T0)
-    claims = jws.verify(resp.to_jws(rig.device_key, rig.device_id, T0), rig.device_key.public_key())
-    assert claims == {
-        "iss": rig.device_id,
-        "iat": int(T0),
-        "jti": jti,
-        "ok": True,
-        "result": {"grants": []},
-    }
+    claims = jws.verify(rig.proc.respond(resp, T0), rig.device_key.public_key())
+    assert set(claims) == {"v", "iss", "iat", "jti", "ok", "sealed"}  # the result is sealed
+    assert (claims["iss"], claims["iat"], claims["jti"], claims["ok"]) == (
+        rig.device_id, int(T0), jti, True)
     bad = rig.proc.handle(rig.token(aud="dw-other"), rig.topic, T0)
     claims = jws.verify(rig.proc.respond(bad, T0), rig.device_key.public_key())
     assert claims["ok"] is False and claims["reason"] == "wrong-audience" and claims["jti"]
+    assert "detail" not in claims
 
 
 def test_owner_add_then_new_owner_commands(rig: Rig) -> None:
@@ -385,6 +382,8 @@ def valid_args(draw: st.DrawFn, cmd: str) -> dict[str, Any]:
     if cmd == "owner.add":
         role = draw(st.sampled_from(["owner", "viewer"]))
         return {"public_key": "$PUB", "recipient": "$REC", "role": role}
+    if cmd == "owner.remove":
+        return {"key_id": "$MEMBER"}
     return {}
 
 
@@ -426,17 +425,25 @@ def fill(rig: Rig, value: Any) -> Any:
         "$ISS": lambda: key_id_for(public_raw(rig.owner_key)), "$AUD": lambda: rig.device_id,
         "$TOPIC": lambda: rig.topic, "$JTI": rig.fresh_jti, "$CTR": rig.next_ctr,
         "$PUB": lambda: b64u(public_raw(Ed25519PrivateKey.generate())),
-        "$REC": lambda: rig.recipient,
+        "$REC": lambda: rig.recipient, "$MEMBER": lambda: new_member(rig),
     }  # fmt: skip
     return fresh[value]() if isinstance(value, str) and value in fresh else value
 
 
+def new_member(rig: Rig) -> str:
+    """A freshly added viewer's key id (one that a remove may take out)."""
+    key = Ed25519PrivateKey.generate()
+    return rig.consent.add_owner(public_raw(key), rig.recipient, "viewer", T0).key_id
+
+
 def assert_plausibly_valid(rig: Rig, claims: dict[str, Any]) -> None:
-    """Independent oracle for accepted commands."""
+    """Independent oracle for accepted commands (only a narrowing one may be outside the clock
+    window, never outside the lifetime bound)."""
     assert set(claims) == CLAIMS
     assert claims["aud"] == rig.device_id and claims["topic"] == rig.topic
     assert claims["iss"] == key_id_for(public_raw(rig.owner_key))
-    assert claims["exp"] > T0 and type(claims["ctr"]) is int
+    assert claims["exp"] > T0 or claims["cmd"] in ("consent.revoke", "owner.remove")
+    assert 0 <= claims["exp"] - claims["iat"] <= 600 and type(claims["ctr"]) is int
     assert claims["cmd"] in ARGS and set(claims["args"]) == ARGS[claims["cmd"]]
 
 
@@ -488,3 +495,31 @@ def test_fuzz_random_tokens(fuzz_rig: Rig, raw: Any) -> None:
     resp = rig.proc.handle(token, rig.topic, T0)
     assert not resp.ok and resp.reason in REASONS
     assert rig.state() == before
+
+
+def test_owner_remove_takes_a_member_out_but_never_the_last_owner(rig: Rig) -> None:
+    viewer, owner = key_id_for(public_raw(rig.viewer_key)), key_id_for(public_raw(rig.owner_key))
+    before = rig.state()
+    for key_id, why in ((owner, "last owner"), ("k-aaaaaaaaaaaaaaaa", "not a member"),
+                        (7, "not a member")):
+        resp = rig.proc.handle(rig.token("owner.remove", {"key_id": key_id}), rig.topic, T0)
+        assert (resp.ok, resp.reason) == (False, "bad-args") and why in resp.detail
+    assert rig.state().count("owner-removed") == before.count("owner-removed")
+    resp = rig.proc.handle(rig.token("owner.remove", {"key_id": viewer}), rig.topic, T0)
+    assert resp.ok and resp.result == {"removed": {"key_id": viewer, "role": "viewer"}}
+    assert rig.consent.owner(viewer) is None and len(rig.consent.recipients()) == 1
+    entry = rig.ledger.entries()[-1]
+    assert entry.kind == "owner-removed" and entry.data["key_id"] == viewer
+    # A second owner can be removed by the first; the counter of a removed key stays, so
+    # re-adding the key never lets its old commands be replayed.
+    key, args = new_owner_args("owner")
+    assert rig.proc.handle(rig.token("owner.add", args), rig.topic, T0).ok
+    second = key_id_for(public_raw(key))
+    old = rig.token("consent.show", key=key)
+    assert rig.proc.handle(old, rig.topic, T0).ok
+    assert rig.proc.handle(rig.token("owner.remove", {"key_id": second}), rig.topic, T0).ok
+    assert rig.proc.handle(rig.token("consent.show", key=key), rig.topic, T0).reason == \
+        "unknown-owner"
+    assert rig.proc.handle(rig.token("owner.add", args), rig.topic, T0).ok
+    replayed = rig.proc.handle(old, rig.topic, T0)
+    assert (replayed.ok, replayed.reason) == (False, "replayed-jti")

@@ -10,12 +10,15 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import doctor
 from agent.config import Config, GpioConfig, MqttConfig, S3Config
+from agent.devicedb import DeviceDB
 from agent.doctor import FAIL, PASS, WARN, Check
 from agent.errors import CameraError, DoorwardError
-from agent.status import DeviceView
+from agent.ledger import Ledger
+from agent.status import ClockFloor, DeviceView, clock_floors, release_floor
 from uplink.mqtt import MqttTlsError
 from uplink.s3 import S3AuthError, S3NotFound
 
@@ -104,14 +107,31 @@ def test_gpio_mock_for_simulated_and_failure_names_the_fix() -> None:
     assert doctor.check_gpio(Config(), "sim:porch").status == PASS  # the real MockFactory
 
 
+def floors(ledger_at: float) -> list[ClockFloor]:
+    return [release_floor(), ClockFloor(ledger_at, "the newest ledger entry", False)]
+
+
 def test_clock() -> None:
-    assert doctor.check_clock(NOW, NOW - DAY, True).status == PASS
-    unset = doctor.check_clock(86400.0 * 365, NOW - DAY, True)  # 1971: no RTC, no NTP
+    assert doctor.check_clock(NOW, floors(NOW - DAY), True).status == PASS
+    unset = doctor.check_clock(86400.0 * 365, floors(NOW - DAY), True)  # 1971: no RTC, no NTP
     assert unset.status == FAIL and "not set" in unset.summary and "timedatectl" in unset.fix
-    behind = doctor.check_clock(NOW - 10 * DAY, NOW, True)
-    assert behind.status == FAIL and "before the last known time" in behind.summary
-    assert doctor.check_clock(NOW, NOW, None).status == WARN
-    assert doctor.check_clock(NOW, NOW, False).status == WARN
+    assert "release of doorward" in unset.summary
+    behind = doctor.check_clock(NOW - 10 * DAY, floors(NOW), True)  # went back in time
+    assert behind.status == WARN and "before the newest ledger entry" in behind.summary
+    assert doctor.check_clock(NOW - 60, floors(NOW), True).status == PASS  # an NTP step back
+    assert doctor.check_clock(NOW, floors(NOW), None).status == WARN
+    assert doctor.check_clock(NOW, floors(NOW), False).status == WARN
+
+
+def test_clock_floors_come_from_the_release_and_the_ledger(tmp_path: Path) -> None:
+    assert [f.what for f in clock_floors(tmp_path)] == [release_floor().what]  # no ledger yet
+    db = DeviceDB(tmp_path / "device.sqlite")
+    try:
+        Ledger(db, Ed25519PrivateKey.generate()).append("setting", {"x": 1}, NOW)
+    finally:
+        db.close()
+    newest = clock_floors(tmp_path)[-1]
+    assert (newest.at, newest.certain) == (NOW, False)
 
 
 def test_ntp_synchronized_reads_timedatectl() -> None:

@@ -32,7 +32,7 @@ from agent.identity import DeviceIdentity
 from agent.outbox import _MIGRATIONS, OUTBOX_FILE, Item, Outbox
 from uplink.agekeys import Identity
 from uplink.manifest import SeqState
-from uplink.messages import Body, EventBody, StatusBody, next_message, topic_for
+from uplink.messages import Body, EventBody, StatusBody, next_message, sign_status, topic_for
 
 jinja2 = pytest.importorskip("jinja2")
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
@@ -223,7 +223,8 @@ def test_a_corrupt_jws_fails_the_render() -> None:
 
 def test_availability_template_maps_status_and_the_will() -> None:
     t = templates()["availability"]
-    online = message(StatusBody(state="online", version=VERSION, uptime_s=3))
+    online = sign_status(StatusBody(state="online", version=VERSION, uptime_s=3), KEY,
+                         now=1_700_000_000.0)
     assert render(t, online) == "online"
     assert render(t, "offline") == "offline"  # the broker's will, not a JWS
     assert render(t, message(event("ring"))) == "offline"  # not a status message

@@ -21,6 +21,7 @@ from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 from uplink.manifest import ZERO_HASH, SeqState, verify_manifest
 from uplink.messages import (
     MAX_MESSAGE_BYTES,
+    MAX_REPLY_BYTES,
     Body,
     ChainChecker,
     ChainIssue,
@@ -29,6 +30,8 @@ from uplink.messages import (
     ForgetResultBody,
     MessageError,
     MessageSigner,
+    MessageTooLargeError,
+    Reply,
     SignedMessage,
     StatusBody,
     UploadedBody,
@@ -36,8 +39,11 @@ from uplink.messages import (
     encode_message,
     iso_utc,
     next_message,
+    sign_reply,
+    sign_status,
     topic_for,
     verify_message,
+    verify_reply,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -63,13 +69,14 @@ SIGNER = MessageSigner(DEVICE)
 MANIFEST = (GOLDEN / "manifest_clip_snapshot.jws").read_text("ascii")
 CLIP_ID = "20261129T193000Z-3f2a"
 
+# The bodies of chained messages; the status is signed outside the chain (sign_status).
 BODIES: dict[str, Body] = {
-    "status": StatusBody("online", "0.1.0", 3600),
     "event": EventBody("motion-started", "17", AT, clip_id=CLIP_ID, peak_area=0.0421),
     "uploaded": UploadedBody(MANIFEST, "c0002"),
-    "forgotten": ForgetResultBody("jti-0123456789", clips=(CLIP_ID,),
-                                  objects=(f"doorward/{DEVICE_ID}/2026/11/29/c0002.mp4.age",)),
 }
+STATUS = StatusBody("online", "0.1.0", 3600)
+FORGOTTEN = ForgetResultBody("jti-0123456789", clips=(CLIP_ID,),
+                             objects=(f"doorward/{DEVICE_ID}/2026/11/29/c0002.mp4.age",))
 
 
 START = SeqState()
@@ -118,7 +125,7 @@ def test_round_trip(typ: str, content: str) -> None:
 def test_sequence_and_prev_chain() -> None:
     state, hashes = SeqState(), [ZERO_HASH]
     for i in range(1, 5):
-        signed, state = sign(BODIES["status"], state, "sealed" if i % 2 else "clear")
+        signed, state = sign(BODIES["event"], state, "sealed" if i % 2 else "clear")
         v = verify_message(signed.jws, PUB)
         assert (v.seq, v.prev) == (i, hashes[-1])
         hashes.append(signed.hash_hex)
@@ -213,19 +220,23 @@ def test_signing_checks() -> None:
         sign(UploadedBody(MANIFEST, "c0003"))
     with pytest.raises(MessageError, match="signature does not verify"):
         next_message(SeqState(), BODIES["uploaded"], OTHER, now=NOW, content="clear")
-    msg = DeviceMessage(iss=OTHER_ID, iat=1, seq=1, prev=ZERO_HASH, typ="status",
-                        content="clear", body=BODIES["status"])
+    msg = DeviceMessage(iss=OTHER_ID, iat=1, seq=1, prev=ZERO_HASH, typ="event",
+                        content="clear", body=BODIES["event"])
     with pytest.raises(MessageError, match="not this key's device id"):
         encode_message(msg, DEVICE)
+    for body in (STATUS, FORGOTTEN):  # never in the chain: status unchained, forget results replies
+        with pytest.raises(MessageError, match=r"chain|not a message body"):
+            sign(body)  # type: ignore[arg-type]
 
 
 def test_oversize_message_is_refused() -> None:
     many = tuple(f"doorward/{DEVICE_ID}/2026/11/29/c{i:06d}.mp4.age" for i in range(3000))
-    with pytest.raises(MessageError, match="over the 131072-byte limit"):
-        sign(ForgetResultBody("jti-0123456789", objects=many))
-    fits = many[:1500]
-    signed, _ = sign(ForgetResultBody("jti-0123456789", objects=fits))
-    assert len(signed.jws) <= MAX_MESSAGE_BYTES
+    reply = Reply("jti-0123456789", True, result={"objects": list(many)})
+    with pytest.raises(MessageTooLargeError, match="over the 131072-byte limit"):
+        sign_reply(reply, DEVICE, now=NOW, recipients=OWNERS, max_bytes=MAX_MESSAGE_BYTES)
+    token = sign_reply(reply, DEVICE, now=NOW, recipients=OWNERS)  # a reply may be larger
+    assert MAX_MESSAGE_BYTES < len(token) <= MAX_REPLY_BYTES
+    assert verify_reply(token, PUB, identities=[OWNER]).result == {"objects": list(many)}
     with pytest.raises(MessageError, match="limit"):
         verify_message("a" * (MAX_MESSAGE_BYTES + 1), PUB)
 
@@ -233,7 +244,9 @@ def test_oversize_message_is_refused() -> None:
 def test_device_message_checks() -> None:
     base: dict[str, Any] = {"iss": DEVICE_ID, "iat": 1, "seq": 1, "prev": ZERO_HASH, "typ": "event"}
     with pytest.raises(MessageError, match="needs a EventBody"):
-        DeviceMessage(**base, content="clear", body=BODIES["status"])
+        DeviceMessage(**base, content="clear", body=STATUS)
+    with pytest.raises(MessageError, match="no seq and no prev"):
+        DeviceMessage(**{**base, "typ": "status"}, content="clear", body=STATUS)
     with pytest.raises(MessageError, match="sealed bytes"):
         DeviceMessage(**base, content="sealed", body=BODIES["event"])
     with pytest.raises(MessageError, match="sealed bytes"):
@@ -292,7 +305,8 @@ def sealed_claims(**changes: Any) -> dict[str, Any]:
         (with_changes(good_claims(), prev="0" * 63), "prev"),
         (with_changes(good_claims(), typ="alarm"), "unknown message typ"),
         (with_changes(good_claims(), typ=["event"]), "unknown message typ"),
-        (with_changes(good_claims(), typ="status"), "status body: missing"),
+        (with_changes(good_claims(), typ="status"), "unknown \\['prev', 'seq'\\]"),
+        (with_changes(good_claims(), typ="forgotten"), "unknown message typ"),
         (with_changes(good_claims(), content="plain"), "content"),
         (with_changes(good_claims(), content=None), "content"),
         (with_changes(good_claims(), iss=OTHER_ID), "not the signing device"),
@@ -330,8 +344,8 @@ def test_uploaded_manifest_is_checked_on_receipt() -> None:
 
 def test_sealed_body_of_the_wrong_shape_is_refused() -> None:
     claims = sealed_claims()
-    sealed_status = claims_of(sign(BODIES["status"], content="sealed")[0].jws)["sealed"]
-    claims["sealed"] = sealed_status  # an event message whose sealed body is a status body
+    sealed_other = claims_of(sign(BODIES["uploaded"], content="sealed")[0].jws)["sealed"]
+    claims["sealed"] = sealed_other  # an event message whose sealed body is an uploaded body
     token = forge(claims)
     assert verify_message(token, PUB).body is None  # cannot tell without opening it
     with pytest.raises(MessageError, match="event body: missing"):
@@ -526,7 +540,7 @@ def test_chain_reports_each_seq_once(deliveries: list[int]) -> None:
 # --- golden files -------------------------------------------------------------------------------
 
 
-GOLDEN_CLEAR = ["status", "event", "uploaded", "forgotten"]
+GOLDEN_CLEAR = ["event", "uploaded"]
 
 
 def golden_clear() -> list[SignedMessage]:
@@ -538,7 +552,7 @@ def golden_clear() -> list[SignedMessage]:
 
 
 def test_golden_clear_messages() -> None:
-    """Byte for byte: seqs 1-4, each linked to the one before."""
+    """Byte for byte: seqs 1-2, each linked to the one before."""
     for typ, signed in zip(GOLDEN_CLEAR, golden_clear(), strict=True):
         path = GOLDEN / f"message_{typ}_clear.jws"
         if os.environ.get("DOORWARD_UPDATE_GOLDEN") == "1":
@@ -558,7 +572,7 @@ def test_golden_sealed_message() -> None:
     token = path.read_bytes()
     v = verify_message(token, PUB, identities=[OWNER])
     assert v.body == BODIES["event"]
-    assert (v.seq, v.prev, v.message.content) == (5, last.hash_hex, "sealed")
+    assert (v.seq, v.prev, v.message.content) == (3, last.hash_hex, "sealed")
     assert encode_message(v.message, DEVICE).encode("ascii") == token
     assert set(claims_of(token.decode())) == {"v", "iss", "iat", "seq", "prev", "typ",
                                              "content", "sealed"}
@@ -571,11 +585,149 @@ def test_golden_files_form_a_clean_chain() -> None:
     names = [f"message_{t}_clear.jws" for t in GOLDEN_CLEAR] + ["message_event_sealed.jws"]
     issues = [i for n in names for i in checker.feed(verify_message((GOLDEN / n).read_bytes(),
                                                                     PUB))]
-    assert issues == [] and checker.highest(DEVICE_ID) == 5
-    assert verify_manifest(verify_message((GOLDEN / names[2]).read_bytes(), PUB).body.manifest,  # type: ignore[union-attr]
+    assert issues == [] and checker.highest(DEVICE_ID) == 3
+    assert verify_manifest(verify_message((GOLDEN / names[1]).read_bytes(), PUB).body.manifest,  # type: ignore[union-attr]
                            PUB).clip_id == "c0002"
+    status = verify_message((GOLDEN / "message_status_clear.jws").read_bytes(), PUB)
+    assert checker.feed(status, retained=True) == [] and checker.highest(DEVICE_ID) == 3
 
 
 def test_dataclass_bodies_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         BODIES["event"].kind = "ring"  # type: ignore[misc,union-attr]
+
+
+# --- the status: signed, outside the chain ------------------------------------------------------
+
+
+def test_status_is_signed_outside_the_chain() -> None:
+    token = sign_status(STATUS, DEVICE, now=NOW)
+    assert set(claims_of(token)) == {"v", "iss", "iat", "typ", "content", "body"}
+    v = verify_message(token, PUB)
+    assert v.body == STATUS and (v.seq, v.prev, v.typ) == (None, None, "status")
+    checker = ChainChecker()
+    feed_all(checker, [1, 2])
+    assert checker.feed(v) == [] and checker.feed(v, retained=True) == []
+    assert kinds(feed_all(checker, [3])) == []  # the status left no hole in the chain
+    later = claims_of(sign_status(StatusBody("online", "0.1.0", 7200), DEVICE, now=NOW + 3600))
+    first = claims_of(token)
+    del later["iat"], first["iat"], later["body"]["uptime_s"], first["body"]["uptime_s"]
+    assert later == first  # nothing in it counts what happened in between
+
+
+def test_golden_status_message() -> None:
+    path = GOLDEN / "message_status_clear.jws"
+    token = sign_status(STATUS, DEVICE, now=NOW)
+    if os.environ.get("DOORWARD_UPDATE_GOLDEN") == "1":
+        path.write_bytes(token.encode("ascii"))
+    assert path.read_bytes() == token.encode("ascii")
+    assert verify_message(path.read_bytes(), PUB).body == STATUS
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({**claims_of(sign_status(STATUS, DEVICE, now=NOW)), "seq": 1}, "unknown \\['seq'\\]"),
+    ({**claims_of(sign_status(STATUS, DEVICE, now=NOW)), "seq": 1, "prev": ZERO_HASH},
+     "unknown \\['prev', 'seq'\\]"),
+])
+def test_status_with_a_seq_is_refused(claims: dict[str, Any], reason: str) -> None:
+    with pytest.raises(MessageError, match=reason):
+        verify_message(forge(claims), PUB)
+
+
+# --- replies ------------------------------------------------------------------------------------
+
+JTI = "jti-0123456789"
+RESULT = {"grants": [{"scope": "clips", "granted_by": "k-aaaaaaaaaaaaaaaa"}]}
+
+
+def test_reply_round_trip_reveals_only_the_code() -> None:
+    token = sign_reply(Reply(JTI, True, result=RESULT), DEVICE, now=NOW, recipients=OWNERS)
+    claims = claims_of(token)
+    assert set(claims) == {"v", "iss", "iat", "jti", "ok", "sealed"}
+    assert (claims["iat"], claims["ok"], claims["jti"]) == (int(NOW), True, JTI)
+    for secret in ("grants", "clips", "k-aaaaaaaaaaaaaaaa"):
+        assert secret not in token and secret not in json.dumps(claims)
+    v = verify_reply(token, PUB, identities=[OWNER2])
+    assert (v.ok, v.jti, v.reason, v.result, v.detail) == (True, JTI, None, RESULT, "")
+    assert (v.iat, v.iss, v.sealed, v.opened) == (int(NOW), DEVICE_ID, True, True)
+    unopened = verify_reply(token, PUB)
+    assert (unopened.result, unopened.sealed, unopened.opened) == ({}, True, False)
+    with pytest.raises(MessageError, match="NoIdentityMatch"):
+        verify_reply(token, PUB, identities=[STRANGER])
+    with pytest.raises(MessageError, match="signature does not verify"):
+        verify_reply(token, OTHER.public_key())
+
+
+def test_refusal_reply_code_readable_detail_sealed() -> None:
+    refusal = Reply(JTI, False, "stale-counter", detail="ctr 3 is not above the stored 7")
+    token = sign_reply(refusal, DEVICE, now=NOW, recipients=OWNERS)
+    assert set(claims_of(token)) == {"v", "iss", "iat", "jti", "ok", "reason", "sealed"}
+    assert "stored" not in json.dumps(claims_of(token))
+    assert verify_reply(token, PUB, identities=[OWNER]).reply == refusal
+    bare = sign_reply(Reply(JTI, False, "unknown-owner"), DEVICE, now=NOW, recipients=[])
+    assert set(claims_of(bare)) == {"v", "iss", "iat", "jti", "ok", "reason"}
+    with pytest.raises(MessageError, match="no owner"):
+        sign_reply(refusal, DEVICE, now=NOW, recipients=[])
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: Reply("short", True), "jti"),
+    (lambda: Reply(JTI, True, "expired"), "no reason"),
+    (lambda: Reply(JTI, False), "code"),
+    (lambda: Reply(JTI, False, "Not A Code"), "code"),
+    (lambda: Reply(JTI, 1), "true or false"),  # type: ignore[arg-type]
+    (lambda: Reply(JTI, True, result=[]), "JSON object"),  # type: ignore[arg-type]
+    (lambda: Reply(JTI, False, "failed", detail="x" * 1025), "detail"),
+])
+def test_reply_checks(make: Any, reason: str) -> None:
+    with pytest.raises(MessageError, match=reason):
+        make()
+
+
+def reply_claims(**changes: Any) -> dict[str, Any]:
+    token = sign_reply(Reply(JTI, False, "expired", detail="d"), DEVICE, now=NOW,
+                       recipients=OWNERS)
+    return with_changes(claims_of(token), **changes)
+
+
+@pytest.mark.parametrize("claims, reason", [
+    (reply_claims(extra=1), "unknown \\['extra'\\]"),
+    (reply_claims(reason=...), "missing \\['reason'\\]"),
+    (reply_claims(ok=True), "unknown \\['reason'\\]"),
+    (reply_claims(v=2), "version 2"),
+    (reply_claims(iss=OTHER_ID), "not the signing device"),
+    (reply_claims(iat="1"), "iat"),
+    (reply_claims(jti="x"), "jti"),
+    (reply_claims(result={}), "unknown \\['result'\\]"),
+    (reply_claims(detail="in the clear"), "unknown \\['detail'\\]"),
+    (reply_claims(sealed="aGVsbG8="), "not an age v1 file"),
+])
+def test_reply_strict_claims(claims: dict[str, Any], reason: str) -> None:
+    with pytest.raises(MessageError, match=reason):
+        verify_reply(forge(claims), PUB, identities=[OWNER])
+
+
+def test_golden_reply_refused() -> None:
+    """A refusal to a stranger on an unpaired device: the code alone, byte for byte."""
+    path = GOLDEN / "reply_refused.jws"
+    token = sign_reply(Reply(JTI, False, "unknown-owner"), DEVICE, now=NOW, recipients=[])
+    if os.environ.get("DOORWARD_UPDATE_GOLDEN") == "1":
+        path.write_bytes(token.encode("ascii"))
+    assert path.read_bytes() == token.encode("ascii")
+    v = verify_reply(path.read_bytes(), PUB, identities=[OWNER])
+    assert (v.ok, v.reason, v.sealed, v.iat) == (False, "unknown-owner", False, int(NOW))
+
+
+def test_status_and_reply_goldens_verify_with_pyjwt() -> None:
+    """A second implementation (PyJWT over `cryptography`'s Ed25519) reads the new formats the
+    same way: the status has no seq/prev, the refusal only its code and the device's clock."""
+    import jwt
+
+    status = jwt.decode((GOLDEN / "message_status_clear.jws").read_text("ascii"),
+                        DEVICE.public_key(), algorithms=["EdDSA"], options={"verify_iat": False})
+    assert status == {"v": 1, "iss": DEVICE_ID, "iat": int(NOW), "typ": "status",
+                      "content": "clear", "body": STATUS.to_json()}
+    reply = jwt.decode((GOLDEN / "reply_refused.jws").read_text("ascii"), DEVICE.public_key(),
+                       algorithms=["EdDSA"], options={"verify_iat": False})
+    assert reply == {"v": 1, "iss": DEVICE_ID, "iat": int(NOW), "jti": JTI, "ok": False,
+                     "reason": "unknown-owner"}

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.commands import status_lines
 from agent.consent import DAY_S, ConsentStore
 from agent.devicedb import DeviceDB
+from agent.ledger import Ledger
 from agent.outbox import Outbox
 from agent.status import (
     LinkState,
@@ -34,7 +35,7 @@ from uplink.keys import public_raw
 NOW = 1_800_000_000.0  # 2027-01-15
 DOC_KEYS = {"schema", "version", "running", "state", "pid", "started_at", "updated_at",
             "data_dir", "device_id", "sealing", "sealing_reason", "frames", "pairing", "consent",
-            "camera", "events", "queues", "storage", "broker", "bucket", "problems"}
+            "camera", "events", "queues", "storage", "broker", "bucket", "clock", "problems"}
 
 
 def doc_for(data: Path, now: float = NOW, **kw: Any) -> dict[str, Any]:
@@ -70,8 +71,25 @@ def test_never_run_data_dir_gives_a_complete_document(tmp_path: Path) -> None:
     assert doc["queues"] is None and doc["events"]["today"] is None
     assert doc["storage"]["used_bytes"] == 0 and doc["storage"]["free_bytes"] > 0
     assert doc["broker"]["state"] == "unknown" and not doc["broker"]["configured"]
-    assert doc["problems"] == []
+    assert doc["problems"] == [] and doc["clock"]["warning"] is None
     json.dumps(doc)  # a JSON document, nothing else
+
+
+def test_an_implausible_clock_is_named(tmp_path: Path) -> None:
+    doc = doc_for(tmp_path / "nothing", now=86400.0 * 365)  # 1971: a Pi booted without NTP
+    assert "before the release of doorward" in doc["clock"]["warning"]
+    assert re.search(r"\n  clock +the clock says 1971-01-01 00:00 UTC, before the release",
+                     "\n".join(status_lines(doc, 86400.0 * 365)))
+    db = DeviceDB(tmp_path / "device.sqlite")
+    try:
+        Ledger(db, Ed25519PrivateKey.generate()).append("setting", {"x": 1}, NOW)
+    finally:
+        db.close()
+    back = doc_for(tmp_path, now=NOW - 3600)  # an hour before what the ledger already holds
+    assert "before the newest ledger entry" in back["clock"]["warning"]
+    assert back["clock"]["not_before"] == NOW
+    assert doc_for(tmp_path, now=NOW - 60)["clock"]["warning"] is None  # an NTP step back
+    assert "\n  clock " not in "\n".join(status_lines(doc_for(tmp_path), NOW))
 
 
 def test_pairing_and_consent_come_from_the_database_not_the_status_file(tmp_path: Path) -> None:
