@@ -237,10 +237,10 @@ class Index:
         with self._lock:
             busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:  # the erasure itself is done (and must be recorded): say what is left
-            log.warning("clip index %s: the erased rows stay in its write-ahead log until the "
-                        "next checkpoint, because another process has the index open (e.g. "
-                        "`doorward clips list`); it is overwritten when that process ends",
-                        self.path)
+            log.warning("clip index %s: the erased rows stay in its write-ahead log until a "
+                        "later checkpoint, because another process is reading the index (e.g. "
+                        "`doorward clips list`); the next erasure or restart after it has "
+                        "finished clears them", self.path)
         return max(gone, 0)
 
     def delete_events_before(self, iso_time: str) -> int:
