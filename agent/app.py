@@ -38,6 +38,7 @@ from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.encoder import VideoEncoder, X264Encoder
 from agent.errors import ConfigError, DoorwardError
+from agent.hardening import harden_process
 from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
@@ -443,6 +444,7 @@ def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipelin
 
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
+    harden_process()  # umask 0077 and no core dumps, before any file exists (agent/hardening.py)
     fix_mmap_threshold()  # large short-lived buffers go back to the system (agent/malloc.py)
     local = open_local(cfg, opts)
     spec, data_dir, store, device = local.spec, local.data_dir, local.store, local.device

@@ -391,12 +391,16 @@ class CommandProcessor:
         result and detail sealed to the owners (``now``: the time the command was handled)."""
         return sealed_reply(response, self._consent, self._device_key, now)
 
-    def flush_rejections(self, now: float) -> list[Entry]:
-        """Record the counts of rejections suppressed by the rate limit whose window ended."""
-        return [
-            self._ledger.append("command-rejected", {"reason": r, "suppressed": n}, now)
-            for r, n in self._limiter.flush(now)
-        ]
+    def flush_rejections(self, now: float, *, everything: bool = False) -> list[Entry]:
+        """Record (ledger) and log the counts of rejections suppressed by the rate limit whose
+        window ended; ``everything=True`` (at shutdown) records all pending counts."""
+        entries = []
+        for r, n in self._limiter.flush(now, everything=everything):
+            log.warning("%d more command rejections (%s) were suppressed by the rate limit "
+                        "(at most one logged per reason every %g s)", n, r, self._limiter.window_s)
+            entries.append(self._ledger.append("command-rejected", {"reason": r, "suppressed": n},
+                                               now))
+        return entries
 
     def _check(
         self, token: str, header: dict[str, Any], claims: dict[str, Any], topic: str, now: float
@@ -477,8 +481,10 @@ class CommandProcessor:
         suppressed = self._limiter.offer(r.reason, now)
         if suppressed is None:
             log.debug("command rejected (not recorded, rate limit): %s: %s", r.reason, r.detail)
-        else:
-            log.warning("command rejected: %s: %s", r.reason, r.detail)
+        else:  # a flood of forged commands must not flood the log: one per reason per window
+            log.warning("command rejected: %s: %s%s", r.reason, r.detail,
+                        f" ({suppressed} more command rejections ({r.reason}) were suppressed "
+                        "before this one)" if suppressed else "")
             self._ledger.append("command-rejected", {
                 "reason": r.reason, "detail": r.detail[:200], "iss": iss, "jti": jti,
                 "suppressed": suppressed,

@@ -247,8 +247,11 @@ class RejectionLimiter:
     ``offer(reason, now)`` returns None when this rejection is only counted, or the number of
     rejections with that reason suppressed since the last record (to fold into this record).
     ``flush(now)`` returns ``(reason, suppressed)`` for reasons whose window has passed with
-    suppressed rejections, so the caller can record them even if no new rejection comes.
+    suppressed rejections, so the caller can record them even if no new rejection comes;
+    ``flush(now, everything=True)`` returns every pending count (at shutdown, so none is lost).
     A clock that steps back counts as the window having passed (the Pi may have no RTC).
+    The same limiter bounds the log: a flood of forged commands costs at most one log line and
+    one ledger entry per reason per window, plus one summary line per reason and window.
     """
 
     def __init__(self, window_s: float = 60.0) -> None:
@@ -267,8 +270,8 @@ class RejectionLimiter:
         self._last[reason] = now
         return self._suppressed.pop(reason, 0)
 
-    def flush(self, now: float) -> list[tuple[str, int]]:
-        due = [r for r, n in self._suppressed.items() if n and self._due(r, now)]
+    def flush(self, now: float, *, everything: bool = False) -> list[tuple[str, int]]:
+        due = [r for r, n in self._suppressed.items() if n and (everything or self._due(r, now))]
         out = []
         for reason in sorted(due):
             self._last[reason] = now

@@ -59,7 +59,8 @@ def register(processor: CommandProcessor, db: DeviceDB, ledger: Ledger, store: C
         else:
             cut = datetime.fromisoformat(str(args["before"])).replace(tzinfo=UTC).timestamp()
             chosen = [c for c in clips if c.started_at_s < cut]
-        deleted = [c.id for c in chosen if store.delete_clip(c.id)]
+        deleted = store.forget([c.id for c in chosen], everything=bool(args["all"]),
+                               before=args["before"])  # the clips and their event history
         bucket, pending = "no bucket configured", False
         if delivery is not None and delivery.uploads_enabled:
             ids = deleted if args["clip"] is None else [args["clip"]]

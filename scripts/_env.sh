@@ -87,7 +87,8 @@ pi_stage_possible() {  # true on Debian 12 (bookworm), whose apt versions are th
 
 ensure_pi_venv() {  # creates or refreshes .venv-pi; sets PI_PY
   local pins="$ROOT/scripts/pi-pins.txt" want
-  want="$(cat "$pins" pyproject.toml | sha256sum | cut -d' ' -f1)"
+  local tools="pytest hypothesis jinja2 pyjwt"  # test tools: the same unit tests run, none skip
+  want="$( (cat "$pins" pyproject.toml; echo "$tools") | sha256sum | cut -d' ' -f1)"
   if [ ! -f .venv-pi/.doorward-pins ] || [ "$(cat .venv-pi/.doorward-pins)" != "$want" ]; then
     echo "==> creating .venv-pi (the Pi's package versions, scripts/pi-pins.txt)" >&2
     rm -rf .venv-pi
@@ -96,7 +97,7 @@ ensure_pi_venv() {  # creates or refreshes .venv-pi; sets PI_PY
     reqs="$(awk '$2 == "#" && $3 == "pip" { print $1 }' "$pins")"
     # shellcheck disable=SC2086  # one requirement per word
     .venv-pi/bin/python -m pip install --quiet --disable-pip-version-check -c "$pins" \
-      $reqs pytest hypothesis jinja2 >&2
+      $reqs $tools >&2
     .venv-pi/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
     echo "$want" > .venv-pi/.doorward-pins
   fi

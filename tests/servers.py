@@ -2,13 +2,11 @@
 
 ``Mosquitto(tmp_dir)`` runs the system's ``/usr/sbin/mosquitto`` with its own config file: a plain
 listener on 127.0.0.1 (anonymous, unrestricted: for tests) and, with ``tls=True``, a TLS listener
-that requires a client certificate, takes the certificate CN as the username and applies an ACL:
-
-    pattern write doorward/%u/#     each device writes only under its own doorward/<cn>/
-    pattern read doorward/%u/#      ... and reads only there
-    pattern write homeassistant/+/%u/#   ... and its Home Assistant discovery configs
-    user owner                      the CN ``owner`` (tests' owner tool) reads/writes all of
-    topic readwrite doorward/#      doorward/#, like an owner app bridged to a fleet
+that requires a client certificate, takes the certificate CN as the username and applies the ACL
+the project ships, config/mosquitto-acl.conf (read at start, so tests run under exactly it): each
+device reads and writes only under its own ``doorward/<cn>/`` and its Home Assistant discovery
+configs; the CN ``owner`` (``OWNER_CN``) reads ``doorward/#`` and writes only ``cmd`` and
+``pair/owner``; the CN ``homeassistant`` reads events, status and discovery.
 
 ``issue_client_cert(cn)`` signs client certificates with the test CA (P-256 by default;
 ``key_type="ed25519"`` also works with Mosquitto 2.0.11 / OpenSSL 3). As root, Mosquitto would drop
@@ -40,7 +38,8 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_MISSING = (
     "mosquitto is not installed: install the Debian package 'mosquitto' (scripts/test does)"
 )
-OWNER_CN = "owner"
+OWNER_CN = "owner"  # the owner tool's CN in the shipped ACL
+SHIPPED_ACL = Path(__file__).resolve().parents[1] / "config" / "mosquitto-acl.conf"
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -218,9 +217,7 @@ class Mosquitto:
         if self.ca is not None and self.tls_port is not None:
             server_cert, server_key = self.ca.issue("127.0.0.1", server=True)
             acl = self.directory / "acl"
-            acl.write_text("pattern write doorward/%u/#\npattern read doorward/%u/#\n"
-                           "pattern write homeassistant/+/%u/#\n\n"
-                           f"user {OWNER_CN}\ntopic readwrite doorward/#\n", encoding="utf-8")
+            acl.write_text(SHIPPED_ACL.read_text(encoding="utf-8"), encoding="utf-8")
             lines += [
                 f"listener {self.tls_port} 127.0.0.1",
                 f"cafile {self.ca.cert_file}",

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 
@@ -216,6 +217,24 @@ class ClipStore:
         if row is not None:
             self._index.delete(clip_id)
         return removed or row is not None
+
+    def forget(self, clip_ids: list[str], *, everything: bool = False,
+               before: str | None = None) -> list[str]:
+        """The owner's erasure: delete these clips (files and rows) and their event history,
+        all of it with ``everything``, and every event started before ``before`` (YYYY-MM-DD,
+        UTC) when given, leaving nothing of them in the index's files. Returns the ids of the
+        clips that existed."""
+        deleted = []
+        for clip_id in clip_ids:
+            row = self._index.get(clip_id)
+            removed = unlink_quiet_missing(self.clip_path(clip_id))
+            removed |= unlink_quiet_missing(self.snapshot_path(clip_id))
+            if removed or row is not None:
+                deleted.append(clip_id)
+        # ISO 8601 as stored (2027-01-15T...), whatever form of the date was given (20270115)
+        cut = None if before is None else f"{date.fromisoformat(before).isoformat()}T00:00:00"
+        self._index.erase(list(clip_ids), all_events=everything, events_before=cut)
+        return deleted
 
     def mark_delivered(self, clip_id: str) -> None:
         """Record that the uplink delivered the clip: it becomes first in line for eviction."""

@@ -9,6 +9,7 @@ usable from the daemon thread and, say, an uplink thread.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from agent.errors import StoreError
 from agent.store.records import EventRecord
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
@@ -99,6 +102,8 @@ class Index:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.row_factory = sqlite3.Row
+        # Deleted rows are overwritten, not left in free pages: an erasure must be one on disk.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
         self._db.execute("PRAGMA synchronous=FULL")
@@ -214,6 +219,29 @@ class Index:
             "FROM events ORDER BY started_at, id"
         )
         return [EventRecord(*tuple(r)) for r in rows]
+
+    def erase(self, clip_ids: list[str], *, all_events: bool, events_before: str | None) -> int:
+        """Delete the clips' rows and their events (all events with ``all_events``, and those
+        started before ``events_before``, an ISO time), then checkpoint the WAL and truncate it,
+        so no copy of the deleted rows stays in ``-wal`` either (secure_delete zeroes the freed
+        space in the main file). Returns the number of event rows deleted."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM clips WHERE id = ?", [(c,) for c in clip_ids])
+            gone = db.executemany("DELETE FROM events WHERE clip_id = ?",
+                                  [(c,) for c in clip_ids]).rowcount
+            if all_events:
+                gone += db.execute("DELETE FROM events").rowcount
+            elif events_before is not None:
+                gone += db.execute("DELETE FROM events WHERE started_at < ?",
+                                   (events_before,)).rowcount
+        with self._lock:
+            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:  # the erasure itself is done (and must be recorded): say what is left
+            log.warning("clip index %s: the erased rows stay in its write-ahead log until a "
+                        "later checkpoint, because another process is reading the index (e.g. "
+                        "`doorward clips list`); the next erasure or restart after it has "
+                        "finished clears them", self.path)
+        return max(gone, 0)
 
     def delete_events_before(self, iso_time: str) -> int:
         with self._tx() as db:

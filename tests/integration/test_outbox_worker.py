@@ -1,5 +1,6 @@
 """agent.outbox_worker on real threads: offline/online order, consent at send time, drain, upload
-resume and cancellation, SIGKILL between enqueue and send, throughput, and a real Mosquitto outage.
+resume and cancellation, SIGKILL between enqueue and send, order at volume, and a real Mosquitto
+outage. Rates are measured by `scripts/bench throughput`, not asserted here.
 """
 
 from __future__ import annotations
@@ -301,16 +302,13 @@ def test_sigkill_between_enqueue_and_send_loses_nothing(tmp_path: Path) -> None:
         ob.close()
 
 
-def test_throughput_1000_queued_messages_fast_port(tmp_path: Path) -> None:
+def test_1000_queued_messages_drain_once_in_order_fast_port(tmp_path: Path) -> None:
+    """Correctness only; the rate is `scripts/bench throughput`'s business."""
     path, fake = tmp_path / "outbox.sqlite", Fake()
     enqueue(path, 1000)
     with worker_for(path, fake, lanes=("messages",)) as worker:
-        began = time.monotonic()
         assert worker.drain(60.0) == {}
-        rate = 1000 / (time.monotonic() - began)
-    print(f"outbox drain, fake port: {rate:.0f} msg/s")
     assert fake.published == [b"m%04d" % i for i in range(1000)]
-    assert rate >= 500
 
 
 # ---- real broker -------------------------------------------------------------------------------
@@ -349,7 +347,8 @@ def receive(inbox: queue.Queue[InboundMessage], n: int) -> list[bytes]:
     return got
 
 
-def test_throughput_and_order_through_mosquitto(tmp_path: Path, mosquitto: Mosquitto) -> None:
+def test_order_through_mosquitto(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """1,000 queued messages arrive once and in order (the rate: `scripts/bench throughput`)."""
     path, fake = tmp_path / "outbox.sqlite", Fake()
     enqueue(path, 1000)
     with mqtt(mosquitto, "watcher", subscribe="doorward/#") as (_, inbox), \
@@ -357,17 +356,13 @@ def test_throughput_and_order_through_mosquitto(tmp_path: Path, mosquitto: Mosqu
         publish = mqtt_batch_publisher(device, ack_timeout_s=5.0)
         ports = Ports(allows=fake.allows, publish=publish, on_drop=fake.on_drop)
         worker = OutboxWorker(path, lambda lane: ports, lanes=("messages",), settings=FAST)
-        began = time.monotonic()
         worker.start()
         try:
             assert worker.drain(60.0) == {}
-            rate = 1000 / (time.monotonic() - began)
         finally:
             worker.stop()
         got = receive(inbox, 1000)
-    print(f"outbox drain through Mosquitto (loopback): {rate:.0f} msg/s")
     assert got == [b"m%04d" % i for i in range(1000)]
-    assert rate >= 500
 
 
 def test_broker_outage_every_message_arrives_in_order_once(tmp_path: Path,

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -488,21 +487,16 @@ class NullSink:
 
 
 @pytest.mark.parametrize("piece", [4096, 1 << 20])
-def test_writer_throughput_64_mib(piece: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_writer_64_mib_in_small_and_large_pieces(piece: int) -> None:
+    """Sizes only; the speed (MiB/s) is `scripts/bench throughput`'s business."""
     total = 64 * 1024 * 1024
     block = memoryview(bytes(piece))
     sink = NullSink()
-    t0 = time.perf_counter()
     with AgeWriter(sink, [ALICE.recipient]) as writer:
         for _ in range(total // piece):
             writer.write(block)
-    elapsed = time.perf_counter() - t0
     assert writer.tell() == total and sink.n == writer.bytes_out
     assert writer.bytes_out > total + (total // CHUNK_SIZE) * 16
-    rate = total / (1024 * 1024) / elapsed
-    with capsys.disabled():
-        print(f"\nAgeWriter: 64 MiB in {piece}-byte writes: {rate:.0f} MiB/s")
-    assert rate > 20  # a Pi 4 manages far more; this catches an accidentally quadratic writer
 
 
 def test_decrypt_file_leaves_nothing_on_failure(tmp_path: Path) -> None:
