@@ -278,7 +278,7 @@ def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None
     def ring() -> None:
         pipeline.ring(pipeline.stats.last_frame_t)
         if delivery is not None:
-            event_id = pipeline.tracker.event_id
+            event_id = pipeline.event_id
             delivery.event("ring", "" if event_id is None else event_id,
                            clip_id=pipeline.clip_id)
 

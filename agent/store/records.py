@@ -26,6 +26,14 @@ def new_clip_id() -> str:
     return secrets.token_hex(8)
 
 
+def new_event_id() -> str:
+    """An opaque random event id (16 hex digits), unique across restarts without any counter to
+    keep: the motion tracker numbers events from 1 in every run, and an index rebuilt after
+    damage could not say where a counter stood. Like clip ids it carries no time or count (it is
+    sent in event messages); events are ordered by their start time, never by id."""
+    return secrets.token_hex(8)
+
+
 def is_clip_id(name: str) -> bool:
     return _ID_RE.match(name) is not None
 
@@ -80,8 +88,9 @@ class ClipRecord:
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One event (motion, ring...). ``id`` is the caller's event id (the one it gives the recorder);
-    recording the same id again replaces the row. Source times in seconds, wall times ISO 8601."""
+    """One event (motion, ring...). ``id`` is the caller's event id (the one it gives the recorder;
+    the daemon uses :func:`new_event_id`); recording the same id again replaces the row. Source
+    times in seconds, wall times ISO 8601."""
 
     id: str
     reason: str
