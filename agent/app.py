@@ -376,7 +376,8 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     data_dir = cfg.data_dir(opts.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = ClipStore(data_dir, max_bytes=cfg.store.max_bytes,
-                      retention_days=cfg.store.retention_days)
+                      retention_days=cfg.store.retention_days,
+                      min_free_bytes=cfg.store.min_free_bytes)
     store.recover()  # logs what it recovered
     log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
     device = open_device_state(data_dir)

@@ -170,10 +170,12 @@ def status(args: argparse.Namespace, cfg: Config) -> int:
     - ``broker``, ``bucket``: ``configured``, ``state`` (broker: connected | disconnected |
       failed; bucket: ok | failed; both: unknown until seen), ``at``, ``error`` - as last seen
       by the daemon (a stopped daemon's broker reads disconnected);
-    - ``problems``: what could not be read.
+    - ``problems``: what could not be read, and what stops clips being kept (a full disk, free
+      space below ``[store] min_free_bytes``), each naming the fix.
     """
     data_dir = cfg.data_dir(args.data_dir)
     doc = status_document(data_dir, max_bytes=cfg.store.max_bytes,
+                          min_free_bytes=cfg.store.min_free_bytes,
                           broker_configured=bool(cfg.mqtt.url),
                           bucket_configured=bool(cfg.s3.bucket))
     if args.json:

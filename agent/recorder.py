@@ -404,10 +404,13 @@ class Recorder:
         return None
 
     def _failed(self, clip_id: str, e: OSError | StoreError) -> None:
-        self.last_error = (
-            f"{_kind(e)}: clip {clip_id} aborted ({e}); old clips are evicted and the next clip "
-            "tries again"
-        )
+        kind = _kind(e)
+        fix = (f"free space on the file system of {self.store.data_dir} or lower [store] "
+               "max_bytes; old clips are evicted and the next clip tries again"
+               if kind == "disk full" else
+               f"check the card and the file system of {self.store.data_dir} (dmesg); the next "
+               "clip tries again")
+        self.last_error = f"{kind}: clip {clip_id} aborted ({e}): {fix}"
         self.clips_failed += 1
         log.error("%s", self.last_error)
 

@@ -239,10 +239,12 @@ def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dic
 
 
 def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
-                    bucket_configured: bool, now: float | None = None) -> dict[str, Any]:
+                    bucket_configured: bool, now: float | None = None,
+                    min_free_bytes: int = 0) -> dict[str, Any]:
     """What ``doorward status --json`` prints (see :func:`agent.commands.status` for the keys):
     status.json for what only the daemon knows, the databases (read-only) for pairing, consent,
-    events, queues and storage, so those are right even while the daemon is stopped."""
+    events, queues and storage, so those are right even while the daemon is stopped.
+    ``min_free_bytes`` is ``[store] min_free_bytes`` (0: no floor to check)."""
     from agent import __version__
 
     now = time.time() if now is None else now
@@ -261,6 +263,7 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
     grants = device.grants if device is not None else {}
     used = guarded("index.sqlite", lambda: store_bytes(data_dir))
     free = guarded("disk", lambda: disk_free(data_dir))
+    problems += storage_problems(data_dir, st, free, min_free_bytes)
     last_frame = st.get("last_frame_at")
     return {
         "schema": STATUS_SCHEMA, "version": __version__, "running": running,
@@ -290,6 +293,23 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
         "bucket": _link(st, "bucket", bucket_configured, running),
         "problems": problems,
     }
+
+
+def storage_problems(data_dir: Path, st: Mapping[str, Any], free: int | None,
+                     min_free_bytes: int) -> list[str]:
+    """What keeps clips from being kept, each naming the fix: the recorder's last storage error
+    (a full disk aborts clips: status.json's ``store_error``, cleared by the next good clip) and
+    free space below the floor (then every clip is evicted as soon as it is sealed)."""
+    problems = []
+    if st.get("store_error"):
+        problems.append(f"recording: {st['store_error']}")
+    if free is not None and free < min_free_bytes:
+        problems.append(
+            f"disk: {free / 1e6:,.1f} MB free on the file system of {data_dir}, below [store] "
+            f"min_free_bytes = {min_free_bytes} ({min_free_bytes / 2**20:g} MiB): every new clip "
+            "is evicted as soon as it is sealed; free space there, or lower [store] "
+            "min_free_bytes")
+    return problems
 
 
 def disk_free(data_dir: Path) -> int:

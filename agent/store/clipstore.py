@@ -76,6 +76,7 @@ class ClipStore:
         self.min_free_bytes = min_free_bytes
         self._clock = clock_wall
         self._lock_fd: int | None = None
+        self._last_sealed: str | None = None  # evicting it is worth a warning
         try:
             self.clips_dir.mkdir(parents=True, exist_ok=True)
             self._index = Index(self.data_dir / "index.sqlite")
@@ -167,6 +168,7 @@ class ClipStore:
             row.recipients, False, row.event_id, row.reason,
         )  # fmt: skip
         self._index.upsert(done)
+        self._last_sealed = done.id
         return self._record(done)
 
     def put_snapshot(self, clip_id: str, sealed: bytes) -> Path:
@@ -264,7 +266,7 @@ class ClipStore:
         return StoreUsage(
             bytes_used=self._index.total_bytes(),
             clips=len(self._index.rows("complete")),
-            disk_free=shutil.disk_usage(self.clips_dir).free,
+            disk_free=self.disk_free(),
             max_bytes=self.max_bytes,
         )
 
@@ -285,14 +287,25 @@ class ClipStore:
             row = queue.pop(0)
             self._evict(row.id, f"store over max_bytes={self.max_bytes} ({total} used)", evicted)
             total = self._index.total_bytes()
-        while queue and shutil.disk_usage(self.clips_dir).free < self.min_free_bytes:
+        while queue and (free := self.disk_free()) < self.min_free_bytes:
             row = queue.pop(0)
-            self._evict(row.id, f"disk free below min_free_bytes={self.min_free_bytes}", evicted)
+            self._evict(row.id, f"disk free {free} below [store] min_free_bytes="
+                        f"{self.min_free_bytes}: free space on the card, or lower min_free_bytes",
+                        evicted, warn=True)
         return evicted
 
-    def _evict(self, clip_id: str, reason: str, evicted: list[str]) -> None:
+    def disk_free(self) -> int:
+        """Free bytes on the clips' file system."""
+        return shutil.disk_usage(self.clips_dir).free
+
+    def _evict(self, clip_id: str, reason: str, evicted: list[str], *, warn: bool = False) -> None:
+        """Delete a clip for ``reason``; at WARNING when that is the free-space floor or the clip
+        was just sealed (footage lost to a full card must not hide among INFO lines)."""
         row = self._index.get(clip_id)
         delivered = "delivered" if row is not None and row.delivered else "undelivered"
-        log.info("evicting %s clip %s: %s", delivered, clip_id, reason)
+        just = clip_id == self._last_sealed
+        level = logging.WARNING if warn or just else logging.INFO
+        log.log(level, "evicting %s clip %s%s: %s", delivered, clip_id,
+                " (just sealed)" if just else "", reason)
         self.delete_clip(clip_id)
         evicted.append(clip_id)

@@ -3,7 +3,13 @@ index rebuilt, a damaged clip noticed, a full disk shown in ``status``. Real ``d
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +46,57 @@ def test_event_history_survives_restarts_and_clips_point_at_their_events(
     for clip in clips:
         event = by_id[clip["event_id"]]
         assert event["clip_id"] == clip["id"]
+
+
+@contextlib.contextmanager
+def small_filesystem(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount(8) syntax, e.g. "4m") at ``where``: a disk that really fills."""
+    if os.geteuid() != 0:
+        pytest.skip("a small file system needs root (mount -t tmpfs); the store's file layer is "
+                    "tested with an injected ENOSPC in tests/unit/test_store.py")
+    where.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                          str(where)], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (no CAP_SYS_ADMIN?): {res.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def status_doc(data: Path, config: Path) -> dict[str, Any]:
+    return json.loads(doorward("status", "--config", str(config), "--data-dir", str(data),
+                               "--json").stdout)
+
+
+def test_enospc_shows_in_status_as_a_problem_naming_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text(SMALL_CONFIG + "[store]\nmin_free_bytes = 0\n")
+    with small_filesystem(tmp_path / "card", "2m") as card:
+        data = card / "data"
+        err = run_once(data, config)  # the cat's clip (~4 MB) cannot fit
+        assert "No space left on device" in err
+        assert doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"] == []
+        problems = status_doc(data, config)["problems"]
+        text = doorward("status", "--config", str(config), "--data-dir", str(data)).stdout
+    full = [p for p in problems if "disk full" in p]
+    assert full, problems
+    assert "free space" in full[0] and "max_bytes" in full[0]  # names the fix
+    assert "problem" in text and "disk full" in text
+
+
+def test_free_space_floor_evicts_with_a_warning_and_shows_in_status(tmp_path: Path) -> None:
+    config = tmp_path / "floor.toml"
+    # the whole 24 MiB card is below a 32 MiB floor: every clip goes the moment it is sealed
+    config.write_text(SMALL_CONFIG + f"[store]\nmin_free_bytes = {32 * 2**20}\n")
+    with small_filesystem(tmp_path / "card", "24m") as card:
+        data = card / "data"
+        err = run_once(data, config)
+        problems = status_doc(data, config)["problems"]
+    evicted = [line for line in err.splitlines() if "evicting" in line]
+    assert evicted and all("WARNING" in line for line in evicted), err
+    assert "min_free_bytes" in evicted[0] and "just sealed" in evicted[0]
+    floor = [p for p in problems if "min_free_bytes" in p]
+    assert floor, problems
+    assert "free space" in floor[0] and "lower [store] min_free_bytes" in floor[0]

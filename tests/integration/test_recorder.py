@@ -228,6 +228,7 @@ def test_disk_full_aborts_the_clip_and_the_daemon_goes_on(
     assert record(recorder, 120, 45, 110) is None
     assert not recorder.recording and recorder.clips_failed == 1
     assert recorder.last_error is not None and recorder.last_error.startswith("disk full")
+    assert "free space" in recorder.last_error  # names the fix (status shows it as a problem)
     assert os.listdir(store.clips_dir) == [] and store.list_clips() == []
     assert store.recover().changed is False  # no row or file left behind
     disk.limit, disk.fail_open = None, False  # space was freed: the next clip records

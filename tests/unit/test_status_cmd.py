@@ -239,3 +239,26 @@ def test_under_systemd_status_is_rewritten_in_the_runtime_dir_not_on_the_sd_card
     (run / "status.json").unlink()  # a reboot clears /run
     st = read_status(data)
     assert st is not None and st["running"] is False and "cleared" in st["note"]
+
+
+def test_a_full_disk_is_a_problem_naming_the_fix(tmp_path: Path) -> None:
+    """Issue 13 (5): clips aborted with ENOSPC left ``problems`` empty."""
+    data = tmp_path / "data"
+    data.mkdir()
+    error = ("disk full: clip 0123456789abcdef aborted ([Errno 28] No space left on device): "
+             "free space on the file system of /d or lower [store] max_bytes; old clips are "
+             "evicted and the next clip tries again")
+    write_status(data, state="running", store_error=error)
+    doc = doc_for(data)
+    assert doc["problems"] == [f"recording: {error}"]
+    assert any(line.strip().startswith("problem") and "disk full" in line
+               for line in status_lines(doc, NOW))
+
+
+def test_free_space_below_the_floor_is_a_problem_naming_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    assert doc_for(data, min_free_bytes=0)["problems"] == []
+    (problem,) = doc_for(data, min_free_bytes=1 << 60)["problems"]
+    assert f"[store] min_free_bytes = {1 << 60}" in problem
+    assert "evicted as soon as it is sealed" in problem and "free space" in problem

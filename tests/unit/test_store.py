@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -313,3 +314,30 @@ def test_bad_limits_name_the_key(tmp_path: Path) -> None:
         ClipStore(tmp_path, max_bytes=0, retention_days=1)
     with pytest.raises(StoreError, match="retention_days"):
         ClipStore(tmp_path, max_bytes=1, retention_days=0)
+
+
+def test_the_floor_evicting_a_just_sealed_clip_is_a_warning(
+        tmp_path: Path, owner: Identity, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 (5): below min_free_bytes every new clip went the moment it was sealed, and only
+    INFO lines said so."""
+    store = make_store(tmp_path)
+    store.min_free_bytes = 1 << 62
+    with caplog.at_level(logging.INFO, logger="agent.store.clipstore"):
+        clip_id = add_clip(store, owner, NOW)
+        assert store.enforce_limits() == [clip_id]
+    evictions = [r for r in caplog.records if "evicting" in r.getMessage()]
+    assert [r.levelno for r in evictions] == [logging.WARNING]
+    assert "just sealed" in evictions[0].getMessage()
+    assert "min_free_bytes" in evictions[0].getMessage()
+
+
+def test_retention_eviction_of_old_clips_stays_at_info(
+        tmp_path: Path, owner: Identity, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock(NOW)
+    store = make_store(tmp_path, clock=clock)
+    old = add_clip(store, owner, NOW - 40 * DAY)
+    add_clip(store, owner, NOW)
+    with caplog.at_level(logging.INFO, logger="agent.store.clipstore"):
+        store.enforce_limits()
+    (eviction,) = [r for r in caplog.records if "evicting" in r.getMessage()]
+    assert eviction.levelno == logging.INFO and old in eviction.getMessage()
