@@ -377,8 +377,8 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = ClipStore(data_dir, max_bytes=cfg.store.max_bytes,
                       retention_days=cfg.store.retention_days,
-                      min_free_bytes=cfg.store.min_free_bytes)
-    store.recover()  # logs what it recovered
+                      min_free_bytes=cfg.store.min_free_bytes, repair_index=True)
+    recovered = store.recover()  # logs what it recovered
     log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
     device = open_device_state(data_dir)
     policy = SealingPolicy(data_dir, simulated=spec.simulated,
@@ -389,7 +389,7 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     status = StatusFile(data_dir, runtime_dir=Path(runtime) if runtime else None)
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
-                  device_id=device.identity.device_id)
+                  device_id=device.identity.device_id, store_recovery=list(recovered.notes))
     status.flush(force=True)
     return Local(spec, data_dir, store, device, policy, status)
 

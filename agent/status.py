@@ -256,7 +256,11 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
         try:
             return fn()
         except (sqlite3.Error, OSError) as exc:
-            problems.append(f"{what}: {exc}")
+            fix = ""
+            if what == INDEX_DB and type(exc) is sqlite3.DatabaseError:  # damaged, not busy
+                fix = (" (damaged: restart the daemon; it keeps the damaged file and rebuilds "
+                       "the index from the clip files)")
+            problems.append(f"{what}: {exc}{fix}")
             return None
 
     device = guarded("device.sqlite", lambda: read_device(data_dir, now))
@@ -297,10 +301,12 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
 
 def storage_problems(data_dir: Path, st: Mapping[str, Any], free: int | None,
                      min_free_bytes: int) -> list[str]:
-    """What keeps clips from being kept, each naming the fix: the recorder's last storage error
-    (a full disk aborts clips: status.json's ``store_error``, cleared by the next good clip) and
-    free space below the floor (then every clip is evicted as soon as it is sealed)."""
-    problems = []
+    """What keeps clips from being kept or was lost, each naming the fix: what start-up could not
+    put right (``store_recovery``: a rebuilt index, damaged clips; shown until the next start),
+    the recorder's last storage error (a full disk aborts clips: ``store_error``, cleared by the
+    next good clip) and free space below the floor (then every clip is evicted when sealed)."""
+    problems = [f"start-up: {note}" for note in st.get("store_recovery") or ()
+                if isinstance(note, str)]
     if st.get("store_error"):
         problems.append(f"recording: {st['store_error']}")
     if free is not None and free < min_free_bytes:

@@ -2,14 +2,17 @@
 
 Wiring (daemon)::
 
-    store = ClipStore(data_dir, max_bytes=4 << 30, retention_days=30)
-    report = store.recover()                 # once, before recording; takes the store lock
+    store = ClipStore(data_dir, max_bytes=4 << 30, retention_days=30, repair_index=True)
+    report = store.recover()                 # once, before recording; report.notes -> status
     sink = store.open_clip(store.new_clip_id(), ClipStart(...))
     ... AgeWriter(sink, recipients) ... ; record = sink.commit(ClipEnd(...))   # or sink.abort()
     store.enforce_limits()                   # after each clip and before the next
 
 Read-only users (``doorward clips list``) just construct the store and call ``list_clips``: they
-never call ``recover``, which would disturb a running daemon's clip in progress.
+never call ``recover``, which would disturb a running daemon's clip in progress. A damaged index
+raises :class:`IndexCorruptError` for them (the message names the fix: start the daemon), while
+``repair_index=True`` (the daemon: it takes the store lock first) moves the damaged file aside
+and rebuilds the index from the clip files (:mod:`agent.store.rebuild`).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 from agent.errors import StoreError
 from agent.store.files import ClipSink, unlink_quiet_missing, write_durable
-from agent.store.index import ClipRow, Index
+from agent.store.index import ClipRow, Index, IndexCorruptError
+from agent.store.rebuild import IndexRebuild, rebuild_index
 from agent.store.records import (
     CLIP_SUFFIX,
     PARTIAL_SUFFIX,
@@ -65,6 +70,7 @@ class ClipStore:
         retention_days: float,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         clock_wall: Callable[[], float] = time.time,
+        repair_index: bool = False,
     ) -> None:
         if max_bytes <= 0:
             raise StoreError(f"store.max_bytes = {max_bytes!r}: must be a positive number of bytes")
@@ -77,13 +83,31 @@ class ClipStore:
         self._clock = clock_wall
         self._lock_fd: int | None = None
         self._last_sealed: str | None = None  # evicting it is worth a warning
+        self._rebuild: IndexRebuild | None = None  # set when a damaged index was replaced
         try:
             self.clips_dir.mkdir(parents=True, exist_ok=True)
-            self._index = Index(self.data_dir / "index.sqlite")
-        except OSError as e:
+            if repair_index:
+                self._take_lock()  # never move aside the index of a daemon that is running
+            self._index = self._open_index(repair=repair_index)
+        except BaseException as e:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            if not isinstance(e, OSError):
+                raise
             raise StoreError(
                 f"cannot create the clip store in {self.data_dir} ({e}): pass a writable --data-dir"
             ) from e
+
+    def _open_index(self, *, repair: bool) -> Index:
+        path = self.data_dir / "index.sqlite"
+        try:
+            return Index(path)
+        except IndexCorruptError as e:
+            if not repair:
+                raise
+            index, self._rebuild = rebuild_index(path, e, self._clock())
+            return index
 
     def close(self) -> None:
         self._index.close()
@@ -105,9 +129,16 @@ class ClipStore:
     # start-up
 
     def recover(self) -> RecoveryReport:
-        """Take the store lock (one daemon per data dir), recover partial files, reconcile."""
+        """Take the store lock (one daemon per data dir), recover partial files, reconcile.
+        After an index rebuild, ``notes`` of the report says what was lost (also logged)."""
         self._take_lock()
-        return recover(self.clips_dir, self._index)
+        report = recover(self.clips_dir, self._index)
+        if self._rebuild is not None:
+            note = self._rebuild.note(len(report.indexed_orphans))
+            log.warning("%s", note)
+            report = replace(report, notes=(note, *report.notes))
+            self._rebuild = None
+        return report
 
     def _take_lock(self) -> None:
         if self._lock_fd is not None:

@@ -67,7 +67,7 @@ class ClipRow:
 
 
 _PLACEHOLDERS = ",".join("?" * 13)
-_CLIP_COLUMNS = (
+CLIP_COLUMNS = (
     "id, state, started_at_s, ended_at_s, source_start_s, source_end_s, bytes, snapshot_bytes, "
     "truncated, recipients, delivered, event_id, reason"
 )
@@ -91,18 +91,55 @@ def _row(r: sqlite3.Row) -> ClipRow:
     )
 
 
+class IndexCorruptError(StoreError):
+    """The index file is damaged (SQLite says it is not a database, or malformed). ``reason``
+    is SQLite's word for it. The daemon moves the file aside and rebuilds it
+    (``ClipStore(..., repair_index=True)``); everyone else gets this message, which says so."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"clip index {path} is damaged ({reason}): start the daemon (`doorward run`, or "
+            "restart the service): it keeps the damaged file for inspection and rebuilds the "
+            "index from the clip files")
+
+
+def is_corruption(e: sqlite3.Error) -> bool:
+    """True for SQLite's "not a database" and "malformed" (and for a plain DatabaseError, which
+    Python raises for those when the code is unknown); False for disk full, locks, I/O errors."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return type(e) is sqlite3.DatabaseError
+
+
 class Index:
-    """Open (creating if needed) ``path``; close with :meth:`close`."""
+    """Open (creating if needed) ``path`` and check it (``PRAGMA quick_check``: a few ms for an
+    index of thousands of clips); close with :meth:`close`. Raises :class:`IndexCorruptError` if
+    the file is damaged, now or at any later query."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            problems = [" ".join(str(r[0]).split())  # one line each, for the log
+                        for r in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise IndexCorruptError(path, "; ".join(problems))
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if is_corruption(e):
+                raise IndexCorruptError(path, str(e)) from e
+            raise StoreError(f"clip index {path}: {e}; free space or check the card") from e
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -121,21 +158,28 @@ class Index:
                         self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
+                if is_corruption(e):
+                    raise IndexCorruptError(self.path, str(e)) from e
                 raise StoreError(
                     f"clip index {self.path}: {e}; free space or check the card"
                 ) from e
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return list(self._db.execute(sql, args))
+            try:
+                return list(self._db.execute(sql, args))
+            except sqlite3.DatabaseError as e:
+                if is_corruption(e):
+                    raise IndexCorruptError(self.path, str(e)) from e
+                raise StoreError(f"clip index {self.path}: {e}; check the card") from e
 
     # clips
 
     def insert_partial(self, row: ClipRow) -> None:
         with self._tx() as db:
             db.execute(
-                f"INSERT INTO clips ({_CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+                f"INSERT INTO clips ({CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
                 (
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
@@ -146,7 +190,7 @@ class Index:
     def upsert(self, row: ClipRow) -> None:
         with self._tx() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO clips ({_CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+                f"INSERT OR REPLACE INTO clips ({CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
                 (
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
@@ -155,15 +199,15 @@ class Index:
             )  # fmt: skip
 
     def get(self, clip_id: str) -> ClipRow | None:
-        rows = self._query(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = ?", (clip_id,))
+        rows = self._query(f"SELECT {CLIP_COLUMNS} FROM clips WHERE id = ?", (clip_id,))
         return _row(rows[0]) if rows else None
 
     def rows(self, state: str | None = None) -> list[ClipRow]:
         if state is None:
-            rows = self._query(f"SELECT {_CLIP_COLUMNS} FROM clips ORDER BY started_at_s, id")
+            rows = self._query(f"SELECT {CLIP_COLUMNS} FROM clips ORDER BY started_at_s, id")
         else:
             rows = self._query(
-                f"SELECT {_CLIP_COLUMNS} FROM clips WHERE state = ? ORDER BY started_at_s, id",
+                f"SELECT {CLIP_COLUMNS} FROM clips WHERE state = ? ORDER BY started_at_s, id",
                 (state,),
             )
         return [_row(r) for r in rows]
@@ -192,7 +236,7 @@ class Index:
     def eviction_order(self) -> list[ClipRow]:
         """Complete clips, oldest delivered first, then the oldest undelivered."""
         rows = self._query(
-            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE state = 'complete' "
+            f"SELECT {CLIP_COLUMNS} FROM clips WHERE state = 'complete' "
             "ORDER BY delivered DESC, started_at_s, id"
         )
         return [_row(r) for r in rows]

@@ -121,6 +121,9 @@ class RecoveryReport:
     indexed_orphans: tuple[str, ...] = ()
     removed_files: tuple[str, ...] = ()
     ignored_files: tuple[str, ...] = ()
+    #: What start-up could not put right, one line each, naming what was lost (an index rebuilt,
+    #: a damaged clip): the daemon shows these in ``doorward status`` as problems.
+    notes: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -132,6 +135,7 @@ class RecoveryReport:
                 self.dropped_rows,
                 self.indexed_orphans,
                 self.removed_files,
+                self.notes,
             )
         )
 
@@ -139,6 +143,6 @@ class RecoveryReport:
         parts = [
             f"{len(getattr(self, name))} {name.replace('_', ' ')}"
             for name in self.__dataclass_fields__
-            if getattr(self, name)
+            if getattr(self, name) and name != "notes"
         ]
         return "store recovery: " + (", ".join(parts) if parts else "nothing to do")

@@ -100,3 +100,53 @@ def test_free_space_floor_evicts_with_a_warning_and_shows_in_status(tmp_path: Pa
     floor = [p for p in problems if "min_free_bytes" in p]
     assert floor, problems
     assert "free space" in floor[0] and "lower [store] min_free_bytes" in floor[0]
+
+
+def _garbage_header(index: Path) -> None:
+    with index.open("r+b") as f:
+        f.write(os.urandom(100))
+
+
+def _truncated(index: Path) -> None:
+    os.truncate(index, index.stat().st_size // 3)
+
+
+def _garbage_page(index: Path) -> None:
+    page = 4096  # SQLite's default page size; page 1 (the schema) is left alone
+    pages = index.stat().st_size // page
+    assert pages >= 3, pages
+    with index.open("r+b") as f:
+        for n in range(2, pages):  # every table and index page after the schema
+            f.seek(n * page)
+            f.write(os.urandom(page))
+
+
+@pytest.mark.parametrize("corrupt", [_garbage_header, _truncated, _garbage_page],
+                         ids=["garbage header", "truncated", "garbage page"])
+def test_corrupt_index_is_moved_aside_and_rebuilt_from_the_clip_files(
+        tmp_path: Path, small_config: Path, corrupt: Any) -> None:
+    data = tmp_path / "data"
+    run_once(data, small_config)
+    run_once(data, small_config)
+    before = doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"]
+    assert len(before) == 2
+    index = data / "index.sqlite"
+    assert not (data / "index.sqlite-wal").exists()  # a clean stop checkpoints the WAL
+    corrupt(index)
+    damaged = index.read_bytes()
+    # The read-only CLI names the fix instead of a traceback, and changes nothing.
+    listing = doorward("clips", "list", "--data-dir", str(data), check=False)
+    assert listing.returncode == 2, listing.stderr
+    assert "Traceback" not in listing.stderr and "doorward run" in listing.stderr
+    assert "index" in listing.stderr and index.read_bytes() == damaged
+    # The daemon starts (no crash loop), keeps the damaged index for forensics, rebuilds.
+    err = run_once(data, small_config)
+    kept = list(data.glob("index.sqlite.corrupt-*"))
+    assert [p.read_bytes() for p in kept if not p.name.endswith(("-wal", "-shm"))] == [damaged]
+    assert any("WARNING" in line and "rebuilt" in line for line in err.splitlines()), err
+    after = doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"]
+    assert {c["id"] for c in before} < {c["id"] for c in after} and len(after) == 3
+    for clip in after:
+        assert Path(clip["path"]).stat().st_size == clip["bytes"]
+    assert any("index.sqlite" in p and "rebuilt" in p and "lost" in p
+               for p in status_doc(data, small_config)["problems"])

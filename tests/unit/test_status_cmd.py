@@ -262,3 +262,19 @@ def test_free_space_below_the_floor_is_a_problem_naming_the_key(tmp_path: Path) 
     (problem,) = doc_for(data, min_free_bytes=1 << 60)["problems"]
     assert f"[store] min_free_bytes = {1 << 60}" in problem
     assert "evicted as soon as it is sealed" in problem and "free space" in problem
+
+
+def test_what_start_up_could_not_put_right_is_a_problem(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    note = "index.sqlite was damaged (x) and was rebuilt from the clip files: ...; lost: ..."
+    write_status(data, state="running", store_recovery=[note])
+    assert doc_for(data)["problems"] == [f"start-up: {note}"]
+
+
+def test_a_damaged_index_is_a_problem_naming_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "index.sqlite").write_bytes(b"not a database at all" * 300)
+    problems = doc_for(data)["problems"]
+    assert problems and all("restart the daemon" in p for p in problems), problems

@@ -341,3 +341,54 @@ def test_retention_eviction_of_old_clips_stays_at_info(
         store.enforce_limits()
     (eviction,) = [r for r in caplog.records if "evicting" in r.getMessage()]
     assert eviction.levelno == logging.INFO and old in eviction.getMessage()
+
+
+def _damage_every_page_after_the_schema(path: Path) -> None:
+    with path.open("r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        for n in range(1, size // 4096):
+            f.seek(n * 4096)
+            f.write(b"\xa5" * 4096)
+
+
+@pytest.mark.parametrize("damage", ["header", "pages", "truncate"])
+def test_a_damaged_index_is_refused_with_the_fix_then_rebuilt_by_the_daemon(
+        tmp_path: Path, owner: Identity, damage: str) -> None:
+    data = tmp_path / "data"
+    store = make_store(data)
+    ids = {add_clip(store, owner, NOW + i, seed=i) for i in range(3)}
+    for i in range(40):  # enough rows for several pages
+        store.record_event(event_id=f"e{i}", reason="motion", onset_s=1.0, last_motion_s=2.0,
+                           peak_area=0.1, started_at_s=NOW + i, ended_at_s=NOW + i + 1)
+    store.close()  # the last connection checkpoints the WAL into the file
+    index = data / "index.sqlite"
+    if damage == "header":
+        with index.open("r+b") as f:
+            f.write(b"\x00garbage" * 8)
+    elif damage == "pages":
+        _damage_every_page_after_the_schema(index)
+    else:
+        os.truncate(index, index.stat().st_size // 2)
+    damaged = index.read_bytes()
+    with pytest.raises(StoreError, match=r"damaged .*doorward run"):
+        make_store(data).list_clips()
+    assert index.read_bytes() == damaged  # a reader changes nothing
+    repaired = ClipStore(data, max_bytes=1 << 30, retention_days=30, min_free_bytes=0,
+                         clock_wall=Clock(), repair_index=True)
+    report = repaired.recover()
+    (kept,) = [p for p in data.glob("index.sqlite.corrupt-*") if not p.name.endswith("-shm")
+               and not p.name.endswith("-wal")]  # an empty WAL a reader made is kept beside it
+    assert kept.name == "index.sqlite.corrupt-20270115T080000Z" and kept.read_bytes() == damaged
+    assert {c.id for c in repaired.list_clips()} == ids
+    assert all(c.bytes == c.path.stat().st_size for c in repaired.list_clips())
+    (note,) = report.notes
+    assert "rebuilt" in note and "lost" in note and kept.name in note
+    repaired.close()
+
+
+def test_a_second_daemon_never_moves_a_running_daemons_index_aside(tmp_path: Path) -> None:
+    running = make_store(tmp_path)
+    running.recover()
+    with pytest.raises(StoreError, match="another doorward daemon"):
+        ClipStore(tmp_path, max_bytes=1 << 30, retention_days=30, repair_index=True)
+    running.close()
