@@ -202,6 +202,13 @@ class ClipStore:
         self._last_sealed = done.id
         return self._record(done)
 
+    def record_progress(self, clip_id: str, plain_bytes: int, source_end_s: float) -> None:
+        """While recording: the first ``plain_bytes`` of the clip's plaintext (what goes into
+        the age writer) hold whole MP4 fragments playing to source time ``source_end_s``. Call
+        it as each fragment is written; recovery takes a cut clip's duration from it. Raises
+        StoreError (a full disk): the caller may ignore it, it costs only that precision."""
+        self._index.add_progress(clip_id, plain_bytes, source_end_s)
+
     def put_snapshot(self, clip_id: str, sealed: bytes) -> Path:
         """Durably write a sealed snapshot for ``clip_id``. Raises OSError (ENOSPC...)."""
         path = self.snapshot_path(clip_id)
@@ -231,6 +238,7 @@ class ClipStore:
             event_id=row.event_id,
             reason=row.reason,
             started_at_s=row.started_at_s,
+            damage=row.damage,
         )
 
     def list_clips(self) -> list[ClipRecord]:

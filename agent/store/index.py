@@ -33,9 +33,18 @@ CREATE TABLE IF NOT EXISTS clips (
     recipients TEXT NOT NULL DEFAULT '[]',
     delivered INTEGER NOT NULL DEFAULT 0,
     event_id TEXT,
-    reason TEXT
+    reason TEXT,
+    damage TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_by_start ON clips (started_at_s);
+-- Where each MP4 fragment of a clip ends in its plaintext, and the source time it plays to:
+-- written as the clip is recorded, so a clip cut short gets its duration from the media.
+CREATE TABLE IF NOT EXISTS clip_progress (
+    clip_id TEXT NOT NULL,
+    plain_bytes INTEGER NOT NULL,
+    source_end_s REAL NOT NULL,
+    PRIMARY KEY (clip_id, plain_bytes)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -64,12 +73,13 @@ class ClipRow:
     delivered: bool
     event_id: str | None
     reason: str | None
+    damage: str | None = None  # what start-up found wrong with a sealed clip's file
 
 
-_PLACEHOLDERS = ",".join("?" * 13)
+_PLACEHOLDERS = ",".join("?" * 14)
 CLIP_COLUMNS = (
     "id, state, started_at_s, ended_at_s, source_start_s, source_end_s, bytes, snapshot_bytes, "
-    "truncated, recipients, delivered, event_id, reason"
+    "truncated, recipients, delivered, event_id, reason, damage"
 )
 
 
@@ -88,6 +98,7 @@ def _row(r: sqlite3.Row) -> ClipRow:
         bool(r["delivered"]),
         r["event_id"],
         r["reason"],
+        r["damage"],
     )
 
 
@@ -128,6 +139,9 @@ class Index:
             # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
+            if "damage" not in columns:  # an index made before clips could be marked damaged
+                self._db.execute("ALTER TABLE clips ADD COLUMN damage TEXT")
             problems = [" ".join(str(r[0]).split())  # one line each, for the log
                         for r in self._db.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
@@ -146,10 +160,14 @@ class Index:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError."""
+    def _tx(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError.
+        ``fsync=False`` commits it with synchronous=NORMAL: it survives a crash of the process,
+        not necessarily a power cut."""
         with self._lock:
             try:
+                if not fsync:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
@@ -164,6 +182,9 @@ class Index:
                 raise StoreError(
                     f"clip index {self.path}: {e}; free space or check the card"
                 ) from e
+            finally:
+                if not fsync:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -184,6 +205,7 @@ class Index:
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
+                    row.damage,
                 ),
             )  # fmt: skip
 
@@ -195,6 +217,7 @@ class Index:
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
+                    row.damage,
                 ),
             )  # fmt: skip
 
@@ -215,6 +238,27 @@ class Index:
     def delete(self, clip_id: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+            db.execute("DELETE FROM clip_progress WHERE clip_id = ?", (clip_id,))
+
+    def add_progress(self, clip_id: str, plain_bytes: int, source_end_s: float) -> None:
+        """Note that the first ``plain_bytes`` of the clip's plaintext play to ``source_end_s``.
+        Once a fragment (about a second): committed without fsync (synchronous=NORMAL), so it
+        wears no SD card; a crash of the process keeps it, a power cut may lose the last few,
+        which only makes a recovered clip's duration err short, never long."""
+        with self._tx(fsync=False) as db:
+            db.execute("INSERT OR REPLACE INTO clip_progress (clip_id, plain_bytes, "
+                       "source_end_s) VALUES (?, ?, ?)", (clip_id, plain_bytes, source_end_s))
+
+    def played_to(self, clip_id: str, plain_bytes: int) -> float | None:
+        """The source time the first ``plain_bytes`` of the clip play to (its last whole
+        fragment within them), or None if not even one fragment is whole in them."""
+        rows = self._query("SELECT MAX(source_end_s) FROM clip_progress WHERE clip_id = ? AND "
+                           "plain_bytes <= ?", (clip_id, plain_bytes))
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def has_progress(self, clip_id: str) -> bool:
+        rows = self._query("SELECT 1 FROM clip_progress WHERE clip_id = ? LIMIT 1", (clip_id,))
+        return bool(rows)
 
     def set_snapshot(self, clip_id: str, size: int | None) -> None:
         with self._tx() as db:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.store.files import fsync_dir
-from agent.store.index import CLIP_COLUMNS, ClipRow, Index, IndexCorruptError
+from agent.store.index import ClipRow, Index, IndexCorruptError
 from agent.store.records import EventRecord
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _salvage(damaged: Path, index: Index) -> tuple[int, int]:
         return 0, 0
     with closing(db):
         db.row_factory = sqlite3.Row
-        for row in _readable(db, f"SELECT {CLIP_COLUMNS} FROM clips"):
+        for row in _readable(db, "SELECT * FROM clips"):  # any schema version
             try:
                 clip = _clip_row(row)
             except (ValueError, TypeError, KeyError, IndexError):
@@ -128,4 +128,5 @@ def _clip_row(r: sqlite3.Row) -> ClipRow:
         None if r["snapshot_bytes"] is None else int(r["snapshot_bytes"]), bool(r["truncated"]),
         tuple(str(x) for x in recipients), bool(r["delivered"]),
         None if r["event_id"] is None else str(r["event_id"]), r["reason"],
+        r["damage"] if "damage" in r.keys() else None,  # noqa: SIM118 - sqlite3.Row
     )  # fmt: skip

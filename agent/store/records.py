@@ -66,7 +66,7 @@ class ClipRecord:
     Times: ``*_at`` wall clock (ISO 8601, UTC); ``source_*_s`` seconds of source time (from the
     start of a file, from the daemon's start for a live source). ``truncated`` clips were cut short
     by a crash and recovered: read them with ``AgeReader(allow_truncated=True)``; their end times
-    are estimates.
+    come from the media (the last whole fragment's timestamps, recorded as the clip was written).
     """
 
     id: str
@@ -84,6 +84,9 @@ class ClipRecord:
     event_id: str | None
     reason: str | None = None
     started_at_s: float = field(default=0.0, repr=False)
+    #: Set when start-up found the sealed file was changed after it was sealed (say, cut short):
+    #: what was wrong. Such a clip is also ``truncated``, with its playable length and real size.
+    damage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class RecoveryReport:
     indexed_orphans: tuple[str, ...] = ()
     removed_files: tuple[str, ...] = ()
     ignored_files: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()  # sealed clips whose file changed after sealing
     #: What start-up could not put right, one line each, naming what was lost (an index rebuilt,
     #: a damaged clip): the daemon shows these in ``doorward status`` as problems.
     notes: tuple[str, ...] = ()
@@ -135,6 +139,7 @@ class RecoveryReport:
                 self.dropped_rows,
                 self.indexed_orphans,
                 self.removed_files,
+                self.damaged,
                 self.notes,
             )
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import SMALL_CONFIG, doorward, doorward_json
+from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, ffprobe, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +151,57 @@ def test_corrupt_index_is_moved_aside_and_rebuilt_from_the_clip_files(
         assert Path(clip["path"]).stat().st_size == clip["bytes"]
     assert any("index.sqlite" in p and "rebuilt" in p and "lost" in p
                for p in status_doc(data, small_config)["problems"])
+
+
+def playable_seconds(clip: dict[str, Any], data: Path, tmp_path: Path) -> float:
+    """What the owner gets out of a (truncated) clip: export it, ask ffprobe how long it plays."""
+    out = tmp_path / f"{clip['id']}.mp4"
+    doorward("clips", "export", clip["id"], "--data-dir", str(data), "--identity",
+             str(data / "dev-owner.key"), "-o", str(out))
+    return float(ffprobe(out)["duration"])
+
+
+def test_a_clip_damaged_after_sealing_is_marked_at_start_up_with_its_playable_length(
+        tmp_path: Path, small_config: Path) -> None:
+    data = tmp_path / "data"
+    run_once(data, small_config)
+    (clip,) = doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"]
+    path = Path(clip["path"])
+    os.truncate(path, path.stat().st_size // 2)
+    err = run_once(data, small_config)
+    after = {c["id"]: c for c in doorward_json("clips", "list", "--data-dir", str(data),
+                                                "--json")["clips"]}
+    damaged = after[clip["id"]]
+    assert damaged["truncated"] is True and damaged["bytes"] == path.stat().st_size
+    assert damaged["damage"] and "index said" in damaged["damage"]
+    assert damaged["duration_s"] < clip["duration_s"] - 3.0
+    assert damaged["duration_s"] == pytest.approx(playable_seconds(damaged, data, tmp_path),
+                                                  abs=1.1)  # within one GOP
+    assert any("WARNING" in line and clip["id"] in line for line in err.splitlines()), err
+    assert any(clip["id"] in p for p in status_doc(data, small_config)["problems"])
+
+
+def test_a_clip_cut_by_a_crash_gets_its_duration_from_the_media_not_the_wall_clock(
+        tmp_path: Path, small_config: Path) -> None:
+    """Frames run ~20x faster than real time here (no --realtime): wall-clock estimates are far
+    off, media timestamps are not."""
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [DOORWARD, "run", "--config", str(small_config), "--source", "sim:porch",
+         "--data-dir", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def recording() -> bool:
+            return any(p.stat().st_size > 1_500_000 for p in (data / "clips").glob("*.partial"))
+        wait_for(recording, timeout=120, what="a clip well under way")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.communicate()
+    err = run_once(data, small_config, scene="cat")
+    cut = [c for c in doorward_json("clips", "list", "--data-dir", str(data), "--json")["clips"]
+           if c["truncated"]]
+    assert len(cut) == 1, err
+    playable = playable_seconds(cut[0], data, tmp_path)
+    assert playable > 2.0
+    assert cut[0]["duration_s"] == pytest.approx(playable, abs=1.1)  # within one GOP

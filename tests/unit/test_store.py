@@ -392,3 +392,36 @@ def test_a_second_daemon_never_moves_a_running_daemons_index_aside(tmp_path: Pat
     with pytest.raises(StoreError, match="another doorward daemon"):
         ClipStore(tmp_path, max_bytes=1 << 30, retention_days=30, repair_index=True)
     running.close()
+
+
+def test_a_sealed_clip_cut_short_later_is_marked_damaged_with_its_playable_length(
+        tmp_path: Path, owner: Identity) -> None:
+    """Issue 13 (6): a halved .age file kept truncated=false and its old size."""
+    store = make_store(tmp_path)
+    store.recover()
+    clip_id = store.new_clip_id()
+    sink = store.open_clip(clip_id, start(NOW, owner))  # source 10.0 s ..
+    with AgeWriter(sink, [owner.recipient]) as w:
+        for i in range(8):  # eight "fragments" of 64 KiB of plaintext, one a second
+            w.write(payload(CHUNK_SIZE, i))
+            store.record_progress(clip_id, (i + 1) * CHUNK_SIZE, 10.0 + i + 1)
+    sealed = sink.commit(ClipEnd(ended_at_s=NOW + 8.0, source_end_s=18.0))
+    assert store.recover().damaged == ()  # untouched: nothing to say
+    os.truncate(sealed.path, sealed.bytes // 2)
+    store.close()
+    store = make_store(tmp_path)
+    report = store.recover()
+    assert report.damaged == (clip_id,)
+    rec = store.get_clip(clip_id)
+    assert rec is not None and rec.truncated and rec.bytes == sealed.bytes // 2
+    assert rec.damage is not None and "cut short" in rec.damage
+    header = parse_header(sealed.path.read_bytes())
+    assert header is not None
+    whole = (sealed.bytes // 2 - header.length - NONCE_SIZE) // SEALED_CHUNK_SIZE
+    assert rec.duration_s == pytest.approx(whole)  # fragment i ends with chunk i: i + 1 s
+    with open(rec.path, "rb") as f:
+        reader = AgeReader(f, [owner], allow_truncated=True)
+        assert len(reader.read()) == whole * CHUNK_SIZE and reader.truncated
+    (note,) = report.notes
+    assert clip_id in note and f"{rec.duration_s:.1f} s playable" in note
+    assert store.recover().damaged == ()  # said once; the index now agrees with the file
