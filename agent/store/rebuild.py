@@ -44,7 +44,7 @@ class IndexRebuild:
     def note(self, reindexed_from_files: int) -> str:
         """One line for the log and ``doorward status``: what was kept and what was lost."""
         lost = (f"{reindexed_from_files} clip(s) re-indexed from their files alone lost their "
-                "start time, recipients, event and delivered flag"
+                "start time, duration, recipients, event and delivered flag"
                 if reindexed_from_files else "no clip lost its metadata")
         return (f"index.sqlite was damaged ({self.reason}) and was rebuilt from the clip files: "
                 f"the damaged file is kept as {self.kept_as.name}; {self.clips_salvaged} clip "
