@@ -20,6 +20,7 @@ the loop's inbox); the daemon's tick writes them here as ``broker`` and ``bucket
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 STATUS_FILE = "status.json"
+
+log = logging.getLogger(__name__)
 
 
 def status_path(data_dir: Path) -> Path:
@@ -60,6 +63,7 @@ class StatusFile:
         self._min_interval_s = min_interval_s
         self._last_write = 0.0
         self._dirty = True
+        self._write_error: str | None = None  # logged once, until a write succeeds again
 
     def update(self, **fields: Any) -> None:
         for key, value in fields.items():
@@ -73,9 +77,21 @@ class StatusFile:
             return
         self._state["updated_at"] = time.time()
         tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self._path)  # no fsync: status is advisory and rewritten every second
         self._last_write = now
+        try:
+            tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self._path)  # no fsync: status is advisory and rewritten every second
+        except OSError as e:
+            # A full card must not stop the doorbell: status is advisory, the next flush retries.
+            tmp.unlink(missing_ok=True)
+            if self._write_error is None:
+                log.warning("cannot write %s (%s): `doorward status` shows older state until "
+                            "there is space again", self._path, e)
+            self._write_error = str(e)
+            return
+        if self._write_error is not None:
+            log.info("%s is written again", self._path)
+            self._write_error = None
         self._dirty = False
 
 

@@ -319,7 +319,6 @@ class ClipStore:
         for row in self._index.rows("complete"):
             if row.started_at_s < cutoff:
                 self._evict(row.id, f"older than retention_days={self.retention_days:g}", evicted)
-        self._index.delete_events_before(iso_utc(cutoff))
         queue = self._index.eviction_order()
         total = self._index.total_bytes()
         while queue and total > self.max_bytes:
@@ -331,6 +330,10 @@ class ClipStore:
             self._evict(row.id, f"disk free {free} below [store] min_free_bytes="
                         f"{self.min_free_bytes}: free space on the card, or lower min_free_bytes",
                         evicted, warn=True)
+        try:  # last: on a full card the evictions above make the room this write needs
+            self._index.delete_events_before(iso_utc(cutoff))
+        except StoreError as e:
+            log.warning("old events not removed yet (%s): next time", e)
         return evicted
 
     def disk_free(self) -> int:

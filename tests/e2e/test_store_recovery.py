@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -205,3 +206,39 @@ def test_a_clip_cut_by_a_crash_gets_its_duration_from_the_media_not_the_wall_clo
     playable = playable_seconds(cut[0], data, tmp_path)
     assert playable > 2.0
     assert cut[0]["duration_s"] == pytest.approx(playable, abs=1.1)  # within one GOP
+
+
+def test_a_card_filled_by_someone_else_never_stops_the_daemon(tmp_path: Path,
+                                                               small_config: Path) -> None:
+    """The card fills up under a running daemon (another writer): clips are aborted, status.json
+    cannot be rewritten, and still the daemon records on, stops cleanly and says why."""
+    with small_filesystem(tmp_path / "card", "40m") as card:
+        data = card / "data"
+        proc = subprocess.Popen(
+            [DOORWARD, "run", "--config", str(small_config), "--source", "sim:porch",
+             "--data-dir", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: (data / "status.json").exists(), timeout=60, what="the daemon")
+            with (card / "filler").open("wb", buffering=0) as f:  # everything that is left
+                for block in (65536, 512):
+                    with contextlib.suppress(OSError):
+                        while True:
+                            f.write(b"\0" * block)
+            assert shutil.disk_usage(card).free < 65536
+            lines: list[str] = []
+            assert proc.stderr is not None
+            for line in proc.stderr:  # until two clips (a minute of scene time apart) failed
+                lines.append(line)
+                if sum("clip" in x and "aborted" in x for x in lines) >= 2:
+                    break
+            assert proc.poll() is None, "".join(lines)
+            proc.send_signal(signal.SIGTERM)
+            _, rest = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.communicate()
+        err = "".join(lines) + rest
+        problems = status_doc(data, small_config)["problems"]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert any("min_free_bytes" in p for p in problems), problems  # the floor: 64 MiB > 0 free

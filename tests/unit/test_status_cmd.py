@@ -278,3 +278,28 @@ def test_a_damaged_index_is_a_problem_naming_the_fix(tmp_path: Path) -> None:
     (data / "index.sqlite").write_bytes(b"not a database at all" * 300)
     problems = doc_for(data)["problems"]
     assert problems and all("restart the daemon" in p for p in problems), problems
+
+
+def test_a_full_card_never_stops_the_status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """status.json is advisory: ENOSPC writing it is logged once and retried, never raised (it
+    used to end the daemon with a traceback when the card filled up)."""
+    import errno
+
+    sf = StatusFile(tmp_path)
+    sf.update(state="running", frames=1)
+    sf.flush(force=True)
+    real_write = Path.write_text
+
+    def full(self: Path, *args: Any, **kw: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    sf.update(frames=2)
+    sf.flush(force=True)
+    sf.flush(force=True)
+    assert [r.levelname for r in caplog.records if "cannot write" in r.getMessage()] == ["WARNING"]
+    assert read_status(tmp_path)["frames"] == 1  # the older state, whole
+    monkeypatch.setattr(Path, "write_text", real_write)
+    sf.flush(force=True)
+    assert read_status(tmp_path)["frames"] == 2
