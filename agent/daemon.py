@@ -152,7 +152,7 @@ class Pipeline:
         event_id = current.event_id if current is not None else self._new_event_id()
         if current is not None:
             self._record_event(event_id, current.reason, current.onset_t, ev.last_motion_t, peak,
-                               record.id if record else current.clip_id,
+                               record.id if record else None,
                                self._wall(current.onset_t), self._wall(ev.last_motion_t))
         doc: dict[str, Any] = {
             "event": "ended", "event_id": event_id, "reason": ev.reason,
@@ -168,7 +168,6 @@ class Pipeline:
         self.on_event(doc)
         if record is not None:
             self.on_clip(record)
-
 
     def _record_event(self, event_id: str, reason: str, onset_s: float,
                       last_motion_s: float | None, peak: float, clip_id: str | None,
@@ -251,7 +250,7 @@ def service_state(pipeline: Pipeline, pending: Mapping[str, int] | None = None) 
     """One short line for systemd's ``STATUS=`` (what ``systemctl status doorward`` shows), e.g.
     "recording event 4" or "idle, 2 uploads queued"; ``pending`` is the outbox's open items by
     ``"kind:scope"`` (None: no uplink)."""
-    event_id = pipeline.tracker.event_id  # this run's event number: short, for a human
+    event_id = pipeline.tracker.event_id
     if event_id is None:
         state = "idle"
     elif pipeline.recorder is not None and pipeline.recorder.recording:
