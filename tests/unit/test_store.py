@@ -6,6 +6,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -425,3 +426,15 @@ def test_a_sealed_clip_cut_short_later_is_marked_damaged_with_its_playable_lengt
     (note,) = report.notes
     assert clip_id in note and f"{rec.duration_s:.1f} s playable" in note
     assert store.recover().damaged == ()  # said once; the index now agrees with the file
+
+
+def test_event_ids_are_opaque_unique_and_fit_the_wire_format() -> None:
+    """Issue 13 (4): the tracker numbers events from 1 in every run; the ids the daemon gives
+    them are random like clip ids, and EventBody (uplink.messages) takes them unchanged."""
+    from agent.store import new_event_id
+    from uplink.messages import EventBody
+
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    body = EventBody(kind="ring", event_id=next(iter(ids)), at="2027-01-15T08:00:00Z")
+    assert EventBody.from_json(body.to_json()) == body
