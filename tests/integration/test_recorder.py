@@ -228,7 +228,16 @@ def test_disk_full_aborts_the_clip_and_the_daemon_goes_on(
     assert record(recorder, 120, 45, 110) is None
     assert not recorder.recording and recorder.clips_failed == 1
     assert recorder.last_error is not None and recorder.last_error.startswith("disk full")
-    assert "free space" in recorder.last_error  # names the fix (status shows it as a problem)
+    assert "free space" in recorder.last_error  # names the fix
+    # what the daemon's status tick writes, `doorward status` lists as a problem
+    from agent.status import StatusFile, status_document
+
+    status = StatusFile(tmp_path)
+    status.update(state="running", store_error=recorder.last_error)
+    status.flush(force=True)
+    doc = status_document(tmp_path, max_bytes=1 << 30, broker_configured=False,
+                          bucket_configured=False)
+    assert doc["problems"] == [f"recording: {recorder.last_error}"]
     assert os.listdir(store.clips_dir) == [] and store.list_clips() == []
     assert store.recover().changed is False  # no row or file left behind
     disk.limit, disk.fail_open = None, False  # space was freed: the next clip records
