@@ -150,6 +150,8 @@ class Index:
             self._db.close()
             if is_corruption(e):
                 raise IndexCorruptError(path, str(e)) from e
+            if not isinstance(e, sqlite3.OperationalError):
+                raise
             raise StoreError(f"clip index {path}: {e}; free space or check the card") from e
         except BaseException:
             self._db.close()
@@ -179,6 +181,8 @@ class Index:
             except sqlite3.DatabaseError as e:
                 if is_corruption(e):
                     raise IndexCorruptError(self.path, str(e)) from e
+                if not isinstance(e, sqlite3.OperationalError):
+                    raise  # a constraint or a bug of ours: not the card's fault
                 raise StoreError(
                     f"clip index {self.path}: {e}; free space or check the card"
                 ) from e
@@ -193,6 +197,8 @@ class Index:
             except sqlite3.DatabaseError as e:
                 if is_corruption(e):
                     raise IndexCorruptError(self.path, str(e)) from e
+                if not isinstance(e, sqlite3.OperationalError):
+                    raise
                 raise StoreError(f"clip index {self.path}: {e}; check the card") from e
 
     # clips
