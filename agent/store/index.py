@@ -312,3 +312,13 @@ class Index:
     def delete_events_before(self, iso_time: str) -> int:
         with self._tx() as db:
             return db.execute("DELETE FROM events WHERE started_at < ?", (iso_time,)).rowcount
+
+    def close_open_events(self, ended_at: dict[str, str]) -> list[str]:
+        """Give every event still open (its daemon stopped mid-event) an end: ``ended_at[id]``
+        if given (its clip's end), else its start. Returns their ids."""
+        rows = self._query("SELECT id, started_at FROM events WHERE ended_at IS NULL")
+        with self._tx() as db:
+            for event_id, started_at in rows:
+                db.execute("UPDATE events SET ended_at = ? WHERE id = ?",
+                           (ended_at.get(event_id, started_at), event_id))
+        return [str(r[0]) for r in rows]

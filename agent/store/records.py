@@ -125,6 +125,7 @@ class RecoveryReport:
     removed_files: tuple[str, ...] = ()
     ignored_files: tuple[str, ...] = ()
     damaged: tuple[str, ...] = ()  # sealed clips whose file changed after sealing
+    closed_events: tuple[str, ...] = ()  # events a crash left open, ended at their clip's end
     #: What start-up could not put right, one line each, naming what was lost (an index rebuilt,
     #: a damaged clip): the daemon shows these in ``doorward status`` as problems.
     notes: tuple[str, ...] = ()
@@ -140,6 +141,7 @@ class RecoveryReport:
                 self.indexed_orphans,
                 self.removed_files,
                 self.damaged,
+                self.closed_events,
                 self.notes,
             )
         )

@@ -21,6 +21,7 @@ from agent.store.records import (
     SNAPSHOT_SUFFIX,
     RecoveryReport,
     is_clip_id,
+    iso_utc,
 )
 from uplink.age import (
     CHUNK_SIZE,
@@ -186,6 +187,15 @@ def _reconcile_snapshots(clips: Path, index: Index, report: _Report) -> None:
             index.set_snapshot(row.id, size)
 
 
+def _close_open_events(index: Index, report: _Report) -> None:
+    """An event still open at start-up was cut by a crash: it ends where its clip ends (the clip's
+    media end), or at its start if it has none; ``last_motion_s`` stays unknown (null)."""
+    ends = {row.event_id: iso_utc(row.ended_at_s) for row in index.rows("complete")
+            if row.event_id is not None and row.ended_at_s is not None}
+    for event_id in index.close_open_events(ends):
+        report.add("closed_events", event_id)
+
+
 def recover(clips: Path, index: Index) -> RecoveryReport:
     """Recover or remove partial files, then make files and index rows agree. See the module doc."""
     report = _Report()
@@ -219,6 +229,7 @@ def recover(clips: Path, index: Index) -> RecoveryReport:
             unlink_quiet_missing(clips / name)
             report.add("removed_files", name)
     _reconcile_snapshots(clips, index, report)
+    _close_open_events(index, report)
     fsync_dir(clips)
     result = report.freeze()
     log.info("%s", result.summary())

@@ -206,6 +206,10 @@ def test_a_clip_cut_by_a_crash_gets_its_duration_from_the_media_not_the_wall_clo
     playable = playable_seconds(cut[0], data, tmp_path)
     assert playable > 2.0
     assert cut[0]["duration_s"] == pytest.approx(playable, abs=1.1)  # within one GOP
+    # the event the crash cut short is in the history, closed, pointing at its clip
+    events = doorward_json("events", "list", "--data-dir", str(data), "--json")["events"]
+    (event,) = [e for e in events if e["id"] == cut[0]["event_id"]]
+    assert event["clip_id"] == cut[0]["id"] and event["ended_at"] == cut[0]["ended_at"]
 
 
 def test_a_card_filled_by_someone_else_never_stops_the_daemon(tmp_path: Path,

@@ -438,3 +438,19 @@ def test_event_ids_are_opaque_unique_and_fit_the_wire_format() -> None:
     assert len(ids) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
     body = EventBody(kind="ring", event_id=next(iter(ids)), at="2027-01-15T08:00:00Z")
     assert EventBody.from_json(body.to_json()) == body
+
+
+def test_events_a_crash_left_open_end_with_their_clip(tmp_path: Path, owner: Identity) -> None:
+    store = make_store(tmp_path)
+    store.recover()
+    clip_id = add_clip(store, owner, NOW)  # event "7", ends at NOW + 8 s
+    store.record_event(event_id="7", reason="motion", onset_s=1.0, last_motion_s=None,
+                       peak_area=0.1, clip_id=clip_id, started_at_s=NOW)
+    store.record_event(event_id="8", reason="ring", onset_s=9.0, last_motion_s=None,
+                       peak_area=0.0, started_at_s=NOW + 20)
+    store.close()
+    store = make_store(tmp_path)
+    assert sorted(store.recover().closed_events) == ["7", "8"]
+    ends = {e.id: e.ended_at for e in store.list_events()}
+    assert ends == {"7": iso_utc(NOW + 8.0), "8": iso_utc(NOW + 20)}
+    assert store.recover().closed_events == ()
