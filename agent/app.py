@@ -285,7 +285,7 @@ def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None
     def ring() -> None:
         pipeline.ring(pipeline.stats.last_frame_t)
         if delivery is not None:
-            event_id = pipeline.tracker.event_id
+            event_id = pipeline.event_id
             delivery.event("ring", "" if event_id is None else event_id,
                            clip_id=pipeline.clip_id)
 
@@ -383,8 +383,9 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     data_dir = cfg.data_dir(opts.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = ClipStore(data_dir, max_bytes=cfg.store.max_bytes,
-                      retention_days=cfg.store.retention_days)
-    store.recover()  # logs what it recovered
+                      retention_days=cfg.store.retention_days,
+                      min_free_bytes=cfg.store.min_free_bytes, repair_index=True)
+    recovered = store.recover()  # logs what it recovered
     log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
     device = open_device_state(data_dir)
     policy = SealingPolicy(data_dir, simulated=spec.simulated,
@@ -395,7 +396,7 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     status = StatusFile(data_dir, runtime_dir=Path(runtime) if runtime else None)
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
-                  device_id=device.identity.device_id)
+                  device_id=device.identity.device_id, store_recovery=list(recovered.notes))
     status.flush(force=True)
     return Local(spec, data_dir, store, device, policy, status)
 

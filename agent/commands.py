@@ -172,10 +172,12 @@ def status(args: argparse.Namespace, cfg: Config) -> int:
       by the daemon (a stopped daemon's broker reads disconnected);
     - ``clock``: ``now``, ``warning`` (null while plausible: not before this version's release
       date nor before the newest ledger entry), ``not_before`` and ``not_before_what``;
-    - ``problems``: what could not be read.
+    - ``problems``: what could not be read, and what stops clips being kept (a full disk, free
+      space below ``[store] min_free_bytes``), each naming the fix.
     """
     data_dir = cfg.data_dir(args.data_dir)
     doc = status_document(data_dir, max_bytes=cfg.store.max_bytes,
+                          min_free_bytes=cfg.store.min_free_bytes,
                           broker_configured=bool(cfg.mqtt.url),
                           bucket_configured=bool(cfg.s3.bucket))
     if args.json:

@@ -69,6 +69,7 @@ class StoreConfig:
     data_dir: str = ""
     max_bytes: int = 2_000_000_000
     retention_days: float = 30.0
+    min_free_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,10 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
         retention_days=_number("store.retention_days",
                                st.get("retention_days", d.store.retention_days),
                                lo=0.01, hi=3650, what="days a clip is kept"),
+        min_free_bytes=_number("store.min_free_bytes",
+                               st.get("min_free_bytes", d.store.min_free_bytes), lo=0, hi=2**50,
+                               what="bytes kept free on the data dir's file system, evicting "
+                               "clips; 0 turns the floor off", integer=True),
     )
     mqtt = _build_mqtt(_section(raw, "mqtt"))
     gpio = _build_gpio(_section(raw, "gpio"))

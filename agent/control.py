@@ -1,8 +1,9 @@
 """The local control socket behind ``doorward press ring|setup [--hold SECONDS] [--data-dir D]``.
 
 The daemon serves ``<data-dir>/control.sock``, a Unix stream socket with mode 0600, from one
-background thread. Each connection carries ONE request line of JSON (at most 1 KiB, newline
-included) and gets one reply line::
+background thread that serves up to ``MAX_CONNECTIONS`` connections at once, each for at most
+``IO_TIMEOUT_S`` (so idle clients cannot lock ``doorward press`` out). Each connection carries
+ONE request line of JSON (at most 1 KiB, newline included) and gets one reply line::
 
     -> {"cmd": "press", "button": "ring" | "setup", "hold_s": 3.5}      (hold_s optional, 0..30)
     <- whatever on_command returns, e.g. {"ok": true}; on a refusal {"ok": false, "error": "..."}
@@ -28,12 +29,14 @@ import json
 import logging
 import math
 import os
-import select
+import selectors
 import socket
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,8 @@ MAX_MESSAGE_BYTES = 1024  # one request line, newline included
 MAX_REPLY_BYTES = 65536
 MAX_HOLD_S = 30.0
 DEFAULT_HOLD_S = 0.2  # a plain `doorward press ring`: a short, finger-like press
-IO_TIMEOUT_S = 2.0  # per connection, so one silent client cannot stall the single server thread
+IO_TIMEOUT_S = 2.0  # per connection, in all: a silent client is answered and closed after it
+MAX_CONNECTIONS = 64  # served at once; past it the oldest connection is dropped
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL included
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -144,7 +148,7 @@ class ControlServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._inode = self._bind_private(sock)
-            sock.listen(8)
+            sock.listen(MAX_CONNECTIONS)
             sock.setblocking(False)
         except BaseException:
             sock.close()
@@ -227,36 +231,105 @@ class ControlServer:
         return st.st_ino
 
     def _serve(self) -> None:
+        """Serve every connection at once from this one thread (non-blocking sockets and a
+        selector), so silent clients cost a slot each, not everyone's turn: each connection has
+        ``io_timeout_s`` in all to send its line, and past ``MAX_CONNECTIONS`` open ones the
+        oldest is dropped to make room."""
         assert self._sock is not None and self._wake_r is not None
         listener, wake = self._sock, self._wake_r
+        conns: dict[socket.socket, _Conn] = {}  # insertion order: oldest first
+        with selectors.DefaultSelector() as sel:
+            sel.register(listener, selectors.EVENT_READ)
+            sel.register(wake, selectors.EVENT_READ)
+            try:
+                while True:
+                    due = min((c.deadline for c in conns.values()), default=None)
+                    wait = None if due is None else max(0.0, due - time.monotonic())
+                    for key, _ in sel.select(wait):
+                        if key.fileobj is wake:
+                            return
+                        if key.fileobj is listener:
+                            self._accept_all(listener, sel, conns)
+                        elif isinstance(key.fileobj, socket.socket) and key.fileobj in conns:
+                            self._on_readable(conns[key.fileobj], sel, conns)
+                    now = time.monotonic()
+                    for c in [c for c in conns.values() if c.deadline <= now]:
+                        self._finish(c, sel, conns, problem="no complete request in time")
+            finally:
+                for c in list(conns.values()):
+                    self._drop(c, sel, conns)
+
+    def _accept_all(self, listener: socket.socket, sel: selectors.BaseSelector,
+                    conns: dict[socket.socket, _Conn]) -> None:
         while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
             try:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
-                continue  # the client gave up between select and accept
-            with conn:
-                try:
-                    self._handle(conn)
-                except Exception:
-                    # One bad connection must not end the control socket for the daemon's lifetime.
-                    log.exception("control socket: request failed")
+                return  # nothing (more) waiting, or the client gave up between select and accept
+            conn.setblocking(False)
+            if len(conns) >= MAX_CONNECTIONS:
+                oldest = next(iter(conns.values()))
+                self._finish(oldest, sel, conns, problem=(
+                    f"more than {MAX_CONNECTIONS} open connections to the control socket: the "
+                    "oldest is dropped; send the request at once when you connect"))
+            try:
+                uid = _peer_uid(conn)
+            except OSError:
+                conn.close()
+                continue
+            c = _Conn(conn, uid, time.monotonic() + self._io_timeout_s)
+            conns[conn] = c
+            sel.register(conn, selectors.EVENT_READ)
 
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(self._io_timeout_s)
-        uid = _peer_uid(conn)
+    def _on_readable(self, c: _Conn, sel: selectors.BaseSelector,
+                     conns: dict[socket.socket, _Conn]) -> None:
+        try:
+            chunk = c.sock.recv(MAX_MESSAGE_BYTES - len(c.buf))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(c, sel, conns)  # reset by the peer: nobody to answer
+            return
+        c.buf += chunk
+        if not chunk or b"\n" in chunk or len(c.buf) >= MAX_MESSAGE_BYTES:
+            self._finish(c, sel, conns)
+
+    def _drop(self, c: _Conn, sel: selectors.BaseSelector,
+              conns: dict[socket.socket, _Conn]) -> None:
+        """Close without a reply (the peer is gone, or the server stops)."""
+        self._drop_from_selector(c, sel, conns)
+        c.sock.close()
+
+    def _finish(self, c: _Conn, sel: selectors.BaseSelector, conns: dict[socket.socket, _Conn],
+                *, problem: str | None = None) -> None:
+        """Judge what the connection sent (or ``problem``), reply once and close it."""
+        self._drop_from_selector(c, sel, conns)
+        try:
+            c.sock.setblocking(True)
+            c.sock.settimeout(self._io_timeout_s)  # the reply is one short line: this never waits
+            self._handle(c, problem)
+        except Exception:
+            # One bad connection must not end the control socket for the daemon's lifetime.
+            log.exception("control socket: request failed")
+        finally:
+            c.sock.close()
+
+    @staticmethod
+    def _drop_from_selector(c: _Conn, sel: selectors.BaseSelector,
+                            conns: dict[socket.socket, _Conn]) -> None:
+        conns.pop(c.sock, None)
+        sel.unregister(c.sock)
+
+    def _handle(self, c: _Conn, problem: str | None) -> None:
+        conn, uid = c.sock, c.uid
         # Read (bounded) before judging, so that even a refused client gets the reply instead of a
         # broken pipe while it is still sending.
         line: bytes | None = None
-        problem: str | None = None
-        try:
-            line = _read_request(conn)
-        except ValueError as err:
-            problem = str(err)
-        except TimeoutError:
-            problem = "no complete request in time"
+        if problem is None:
+            try:
+                line = _request_line(bytes(c.buf))
+            except ValueError as err:
+                problem = str(err)
         if not peer_allowed(uid, os.geteuid()):
             log.warning("control socket: refused peer", extra={"fields": {"uid": uid}})
             _reply(conn, {"ok": False, "error": f"uid {uid} may not use this control socket"})
@@ -282,16 +355,20 @@ class ControlServer:
         _reply(conn, reply)
 
 
-def _read_request(conn: socket.socket) -> bytes | None:
-    """The request line without its newline; None if the peer sent nothing; ValueError if bad."""
-    buf = bytearray()
-    while len(buf) < MAX_MESSAGE_BYTES:
-        chunk = conn.recv(MAX_MESSAGE_BYTES - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-        if b"\n" in chunk:
-            break
+@dataclass
+class _Conn:
+    """One client connection being served: its peer uid, what it sent so far, its deadline."""
+
+    sock: socket.socket
+    uid: int
+    deadline: float
+    buf: bytearray = field(default_factory=bytearray)
+
+
+def _request_line(buf: bytes) -> bytes | None:
+    """The request line without its newline, from everything the client sent (at most
+    ``MAX_MESSAGE_BYTES``, up to its first newline or its end); None if it sent nothing;
+    ValueError if it is not one line."""
     newline = buf.find(b"\n")
     if newline < 0:
         if len(buf) >= MAX_MESSAGE_BYTES:
@@ -301,7 +378,7 @@ def _read_request(conn: socket.socket) -> bytes | None:
         raise ValueError("incomplete request: end it with a newline")
     if newline != len(buf) - 1:
         raise ValueError("one JSON line per connection")
-    return bytes(buf[:newline])
+    return buf[:newline]
 
 
 def _reply(conn: socket.socket, reply: dict[str, Any]) -> None:
@@ -338,7 +415,7 @@ def send_command(path: Path, msg: dict[str, Any], timeout: float = 5.0) -> dict[
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.connect(str(path))
+            _connect(sock, path, timeout)
         except (ConnectionRefusedError, FileNotFoundError) as err:
             raise DoorwardError(
                 f"{missing}; {path} is left over from a daemon that stopped") from err
@@ -362,6 +439,21 @@ def send_command(path: Path, msg: dict[str, Any], timeout: float = 5.0) -> dict[
     if not isinstance(reply, dict):
         raise DoorwardError("the daemon sent a reply that is not a JSON object")
     return reply
+
+
+def _connect(sock: socket.socket, path: Path, timeout: float) -> None:
+    """Connect, retrying while the server's listen queue is full (Linux answers EAGAIN at once
+    instead of waiting, even with a timeout) until ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except BlockingIOError as err:
+            if time.monotonic() >= deadline:
+                raise DoorwardError(f"the daemon's control socket {path} stayed busy for "
+                                    f"{timeout:g} s: try again, or restart the daemon") from err
+            time.sleep(0.02)  # back off briefly: the daemon accepts everything it can at once
 
 
 def _read_reply(sock: socket.socket) -> bytes:

@@ -26,10 +26,11 @@ from types import FrameType
 from typing import Any
 
 from agent.camera.base import Camera, Frame
+from agent.errors import StoreError
 from agent.recorder import Recorder
 from agent.sdnotify import ServiceNotifier
 from agent.status import StatusFile
-from agent.store import ClipRecord, ClipStore
+from agent.store import ClipRecord, ClipStore, new_event_id
 from motion import EventEnded, EventStarted, EventTracker, MotionDetector, PrivacyMasker
 
 log = logging.getLogger("doorward")
@@ -39,7 +40,7 @@ log = logging.getLogger("doorward")
 class OpenEvent:
     """Book-keeping for the event in progress."""
 
-    event_id: int
+    event_id: str
     onset_t: float
     reason: str
     clip_id: str | None
@@ -61,14 +62,16 @@ class Pipeline:
 
     ``recorder`` is None when nothing may be recorded (a real camera and no owner): events are still
     detected and logged. ``on_event`` receives a JSON-able dict for every event transition,
-    ``on_clip`` every committed (sealed, durable) clip.
+    ``on_clip`` every committed (sealed, durable) clip. Each event gets an id from
+    ``new_event_id`` (opaque, unique across restarts; the tracker's own numbers restart at 1).
     """
 
     def __init__(self, detector: MotionDetector, tracker: EventTracker, *,
                  recorder: Recorder | None, store: ClipStore | None,
                  masker: PrivacyMasker | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 on_clip: Callable[[ClipRecord], None] | None = None) -> None:
+                 on_clip: Callable[[ClipRecord], None] | None = None,
+                 new_event_id: Callable[[], str] = new_event_id) -> None:
         self.detector = detector
         self.tracker = tracker
         self.recorder = recorder
@@ -78,6 +81,7 @@ class Pipeline:
         self.on_clip = on_clip or (lambda rec: None)
         self.stats = PipelineStats()
         self._open: OpenEvent | None = None
+        self._new_event_id = new_event_id
 
     def process(self, frame: Frame) -> None:
         if self.masker is not None and frame.main.size:
@@ -93,6 +97,11 @@ class Pipeline:
             self._open.peak_area = max(self._open.peak_area, result.area)
             if self.recorder is not None and self.recorder.recording:
                 self.recorder.offer_snapshot(frame, result.area)
+
+    @property
+    def event_id(self) -> str | None:
+        """The id of the open event, if any (the one in the index and in event messages)."""
+        return self._open.event_id if self._open is not None else None
 
     @property
     def clip_id(self) -> str | None:
@@ -122,11 +131,15 @@ class Pipeline:
 
     def _started(self, ev: EventStarted) -> None:
         clip_id = None
+        event_id = self._new_event_id()
         if self.recorder is not None:
-            clip_id = self.recorder.start_clip(ev.onset_t, event_id=ev.event_id, reason=ev.reason)
-        self._open = OpenEvent(ev.event_id, ev.onset_t, ev.reason, clip_id)
+            clip_id = self.recorder.start_clip(ev.onset_t, event_id=event_id, reason=ev.reason)
+        self._open = OpenEvent(event_id, ev.onset_t, ev.reason, clip_id)
+        # Indexed at once (still open), so a crash mid-event leaves the event its clip points at.
+        self._record_event(event_id, ev.reason, ev.onset_t, None, 0.0, clip_id,
+                           self._wall(ev.onset_t), None)
         self.stats.events += 1
-        doc = {"event": "started", "event_id": ev.event_id, "reason": ev.reason,
+        doc = {"event": "started", "event_id": event_id, "reason": ev.reason,
                "onset_s": round(ev.onset_t, 3), "t_s": round(ev.t, 3), "clip_id": clip_id}
         self.stats.last_event = doc
         self.on_event(doc)
@@ -136,15 +149,13 @@ class Pipeline:
         self._open = None
         record = self.recorder.end_clip(ev.t) if self.recorder is not None else None
         peak = current.peak_area if current else 0.0
-        if self.store is not None and current is not None:
-            self.store.record_event(
-                event_id=ev.event_id, reason=current.reason, onset_s=current.onset_t,
-                last_motion_s=ev.last_motion_t, peak_area=peak,
-                clip_id=record.id if record else None,
-                started_at_s=self._wall(current.onset_t), ended_at_s=self._wall(ev.last_motion_t),
-            )
+        event_id = current.event_id if current is not None else self._new_event_id()
+        if current is not None:
+            self._record_event(event_id, current.reason, current.onset_t, ev.last_motion_t, peak,
+                               record.id if record else None,
+                               self._wall(current.onset_t), self._wall(ev.last_motion_t))
         doc: dict[str, Any] = {
-            "event": "ended", "event_id": ev.event_id, "reason": ev.reason,
+            "event": "ended", "event_id": event_id, "reason": ev.reason,
             "last_motion_s": round(ev.last_motion_t, 3), "t_s": round(ev.t, 3),
             "peak_area": round(peak, 4),
         }
@@ -157,6 +168,20 @@ class Pipeline:
         self.on_event(doc)
         if record is not None:
             self.on_clip(record)
+
+    def _record_event(self, event_id: str, reason: str, onset_s: float,
+                      last_motion_s: float | None, peak: float, clip_id: str | None,
+                      started_at_s: float | None, ended_at_s: float | None) -> None:
+        """Index the event; a storage error (a full disk) is logged, never stops the loop."""
+        if self.store is None:
+            return
+        try:
+            self.store.record_event(
+                event_id=event_id, reason=reason, onset_s=onset_s, last_motion_s=last_motion_s,
+                peak_area=peak, clip_id=clip_id, started_at_s=started_at_s,
+                ended_at_s=ended_at_s)
+        except StoreError as e:
+            log.error("event %s not recorded in the index: %s", event_id, e)
 
 
 class StopFlag:

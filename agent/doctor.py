@@ -228,14 +228,17 @@ def check_data_dir(data_dir: Path) -> Check:
     return Check("data dir", PASS, f"{data_dir} is writable")
 
 
-def check_disk(data_dir: Path, max_bytes: int, free: int | None, used: int) -> Check:
-    """Free space against the store's floor and its configured maximum."""
+def check_disk(data_dir: Path, max_bytes: int, free: int | None, used: int,
+               min_free_bytes: int = MIN_FREE_BYTES) -> Check:
+    """Free space against the store's floor ([store] min_free_bytes) and its maximum."""
     if free is None:
         return Check("disk", WARN, "free space unknown", "check the data directory's mount")
     mb = f"{free / 1e6:,.0f} MB free, store uses {used / 1e6:,.0f} MB of {max_bytes / 1e6:,.0f} MB"
-    if free < MIN_FREE_BYTES:
-        return Check("disk", FAIL, f"{mb}: below the {MIN_FREE_BYTES // 2**20} MiB floor",
-                     "free space on the card (clips are evicted, but other files fill it too)")
+    if free < min_free_bytes:
+        return Check("disk", FAIL, f"{mb}: below the {min_free_bytes / 2**20:g} MiB floor "
+                     f"([store] min_free_bytes = {min_free_bytes})",
+                     "free space on the card (clips are evicted, but other files fill it too), "
+                     "or lower [store] min_free_bytes")
     if free + used < max_bytes:
         return Check("disk", WARN, f"{mb}: the disk cannot hold [store] max_bytes",
                      f"lower [store] max_bytes to at most {int((free + used) * 0.9)}")
@@ -421,7 +424,8 @@ def run_checks(cfg: Config, config_check: Check, *, data_dir: Path, source: str,
         used = (store_bytes(data_dir) or (0, 0))[0]
     except sqlite3.Error:  # the quick_check below names the broken file
         used = 0
-    checks.append(check_disk(data_dir, cfg.store.max_bytes, disk_free(data_dir), used))
+    checks.append(check_disk(data_dir, cfg.store.max_bytes, disk_free(data_dir), used,
+                             cfg.store.min_free_bytes))
     checks += [check_database(data_dir / name) for name in DATABASES]
     try:
         view = read_device(data_dir, now)

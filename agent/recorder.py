@@ -4,9 +4,13 @@ As in picamera2, encoders produce packets and outputs consume them. :class:`Prer
 last seconds of encoded packets in RAM; :class:`ClipOutput` muxes packets into fragmented MP4
 written to any write-only object; :class:`Recorder` wires them to a sealed clip file::
 
-    PyAV mp4 muxer -> uplink.age.AgeWriter -> ClipSink (<id>.mp4.age.partial) -> commit
+    PyAV mp4 muxer -> FragmentTap -> uplink.age.AgeWriter -> ClipSink (<id>.mp4.age.partial)
 
-so plaintext video never touches the disk. The daemon loop owns the Recorder (one thread)::
+so plaintext video never touches the disk. The tap notes where each MP4 fragment ends and the
+store records it with the fragment's media end time, so a clip cut short by a crash or damaged
+later gets its playable duration from its media timestamps, not from the wall clock.
+
+The daemon loop owns the Recorder (one thread)::
 
     recorder = Recorder(X264Encoder(1280, 720, 15), store, owner_recipients, pre_roll_s=3)
     for frame in camera.frames():
@@ -160,6 +164,9 @@ class ClipOutput:
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.packets = 0
+        #: source time each fragment plays to, appended as it is closed (before its bytes are
+        #: written: frag_keyframe closes a fragment when the next keyframe is muxed, and close())
+        self.fragment_ends: list[float] = []
 
     def write(self, pkt: EncodedPacket) -> None:
         if self._base is None:
@@ -167,6 +174,8 @@ class ClipOutput:
                 raise ValueError("a clip must start with a keyframe: take packets from PrerollRing")
             self._base = pkt.dts
             self.first_t = pkt.t
+        elif pkt.keyframe and self.last_t is not None:
+            self.fragment_ends.append(self.last_t + 1.0 / self.info.fps)
         out = av.Packet(pkt.data)
         out.pts, out.dts = pkt.pts - self._base, pkt.dts - self._base
         out.duration = self._frame_ticks
@@ -179,7 +188,94 @@ class ClipOutput:
 
     def close(self) -> None:
         """Write the trailer (the last fragment). Raises OSError from the sink."""
+        if self.last_t is not None:
+            self.fragment_ends.append(self.last_t + 1.0 / self.info.fps)
         self._container.close()
+
+
+class FragmentTap:
+    """Passes the muxer's bytes on to ``sink`` and calls ``on_fragment(end)`` whenever one more
+    whole MP4 fragment has passed (``end``: plaintext bytes so far).
+
+    Fragmented MP4 is a row of top-level boxes (ftyp, moov, then moof + mdat per fragment), so
+    following the box sizes is enough: a fragment is whole when its mdat box ends. Nothing is
+    buffered or copied. A box it cannot size (size 0: "to the end") stops the notes, not the
+    bytes. Wiring: ``ClipOutput(FragmentTap(age_writer, on_fragment), info)``.
+    """
+
+    def __init__(self, sink: WritableSink, on_fragment: Callable[[int], None]) -> None:
+        self._sink = sink
+        self._on_fragment = on_fragment
+        self.bytes = 0
+        self._header = bytearray()
+        self._box_end = 0
+        self._box_type = b""
+        self._lost = False
+
+    def write(self, data: bytes, /) -> int:
+        self._sink.write(data)
+        view = memoryview(data).cast("B")
+        if not self._lost:
+            self._scan(view)
+        self.bytes += len(view)
+        return len(view)
+
+    def _scan(self, view: memoryview) -> None:
+        pos, base = 0, self.bytes
+        while pos < len(view):
+            if base + pos < self._box_end:  # inside a box: skip to its end
+                pos += min(len(view) - pos, self._box_end - (base + pos))
+                if base + pos == self._box_end:
+                    self._box_done()
+                continue
+            want = 8
+            if len(self._header) >= 8 and int.from_bytes(self._header[:4], "big") == 1:
+                want = 16  # a 64-bit "largesize" follows the type
+            take = view[pos: pos + want - len(self._header)]
+            self._header += take
+            pos += len(take)
+            if len(self._header) < want:
+                continue
+            size = int.from_bytes(self._header[:4], "big")
+            if size == 1 and want == 8:
+                continue  # read the largesize first
+            if size == 1:
+                size = int.from_bytes(self._header[8:16], "big")
+            if size < len(self._header):  # 0 ("to the end") or nonsense: stop taking notes
+                self._lost = True
+                return
+            self._box_end = base + pos - len(self._header) + size
+            self._box_type = bytes(self._header[4:8])
+            self._header.clear()
+            if self._box_end == base + pos:
+                self._box_done()
+
+    def _box_done(self) -> None:
+        if self._box_type == b"mdat":
+            self._on_fragment(self._box_end)
+
+
+class _ProgressNotes:
+    """The tap's ``on_fragment`` for one clip: fragment ``i``'s end bytes and its media end time
+    (``output.fragment_ends[i]``) into the store. A storage error stops the notes (logged once);
+    it costs only the precision of a cut clip's duration, never the clip."""
+
+    def __init__(self, store: ClipStore, clip_id: str) -> None:
+        self.store, self.clip_id = store, clip_id
+        self.output: ClipOutput | None = None
+        self._count = 0
+        self._failed = False
+
+    def __call__(self, end_bytes: int) -> None:
+        i, self._count = self._count, self._count + 1
+        if self.output is None or self._failed or i >= len(self.output.fragment_ends):
+            return
+        try:
+            self.store.record_progress(self.clip_id, end_bytes, self.output.fragment_ends[i])
+        except StoreError as e:
+            self._failed = True
+            log.warning("clip %s: progress not recorded (%s); if it is cut short, its duration "
+                        "will be an estimate", self.clip_id, e)
 
 
 @dataclass
@@ -298,7 +394,8 @@ class Recorder:
         try:
             sink = self.store.open_clip(clip_id, start)
             writer = AgeWriter(sink, recipients)
-            output = ClipOutput(writer, self._info)
+            notes = _ProgressNotes(self.store, clip_id)
+            output = notes.output = ClipOutput(FragmentTap(writer, notes), self._info)
         except (OSError, StoreError) as e:
             if sink is not None:
                 sink.abort()
@@ -404,10 +501,13 @@ class Recorder:
         return None
 
     def _failed(self, clip_id: str, e: OSError | StoreError) -> None:
-        self.last_error = (
-            f"{_kind(e)}: clip {clip_id} aborted ({e}); old clips are evicted and the next clip "
-            "tries again"
-        )
+        kind = _kind(e)
+        fix = (f"free space on the file system of {self.store.data_dir} or lower [store] "
+               "max_bytes; old clips are evicted and the next clip tries again"
+               if kind == "disk full" else
+               f"check the card and the file system of {self.store.data_dir} (dmesg); the next "
+               "clip tries again")
+        self.last_error = f"{kind}: clip {clip_id} aborted ({e}): {fix}"
         self.clips_failed += 1
         log.error("%s", self.last_error)
 

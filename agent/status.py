@@ -21,6 +21,7 @@ the loop's inbox); the daemon's tick writes them here as ``broker`` and ``bucket
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 STATUS_FILE = "status.json"
+
+log = logging.getLogger(__name__)
 
 
 def status_path(data_dir: Path) -> Path:
@@ -61,6 +64,7 @@ class StatusFile:
         self._min_interval_s = min_interval_s
         self._last_write = 0.0
         self._dirty = True
+        self._write_error: str | None = None  # logged once, until a write succeeds again
 
     def update(self, **fields: Any) -> None:
         for key, value in fields.items():
@@ -74,9 +78,21 @@ class StatusFile:
             return
         self._state["updated_at"] = time.time()
         tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self._path)  # no fsync: status is advisory and rewritten every second
         self._last_write = now
+        try:
+            tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self._path)  # no fsync: status is advisory and rewritten every second
+        except OSError as e:
+            # A full card must not stop the doorbell: status is advisory, the next flush retries.
+            tmp.unlink(missing_ok=True)
+            if self._write_error is None:
+                log.warning("cannot write %s (%s): `doorward status` shows older state until "
+                            "there is space again", self._path, e)
+            self._write_error = str(e)
+            return
+        if self._write_error is not None:
+            log.info("%s is written again", self._path)
+            self._write_error = None
         self._dirty = False
 
 
@@ -299,10 +315,12 @@ def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dic
 
 
 def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
-                    bucket_configured: bool, now: float | None = None) -> dict[str, Any]:
+                    bucket_configured: bool, now: float | None = None,
+                    min_free_bytes: int = 0) -> dict[str, Any]:
     """What ``doorward status --json`` prints (see :func:`agent.commands.status` for the keys):
     status.json for what only the daemon knows, the databases (read-only) for pairing, consent,
-    events, queues and storage, so those are right even while the daemon is stopped."""
+    events, queues and storage, so those are right even while the daemon is stopped.
+    ``min_free_bytes`` is ``[store] min_free_bytes`` (0: no floor to check)."""
     from agent import __version__
 
     now = time.time() if now is None else now
@@ -314,7 +332,11 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
         try:
             return fn()
         except (sqlite3.Error, OSError) as exc:
-            problems.append(f"{what}: {exc}")
+            fix = ""
+            if what == INDEX_DB and type(exc) is sqlite3.DatabaseError:  # damaged, not busy
+                fix = (" (damaged: restart the daemon; it keeps the damaged file and rebuilds "
+                       "the index from the clip files)")
+            problems.append(f"{what}: {exc}{fix}")
             return None
 
     device = guarded("device.sqlite", lambda: read_device(data_dir, now))
@@ -323,6 +345,7 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
     grants = device.grants if device is not None else {}
     used = guarded("index.sqlite", lambda: store_bytes(data_dir))
     free = guarded("disk", lambda: disk_free(data_dir))
+    problems += storage_problems(data_dir, st, free, min_free_bytes)
     last_frame = st.get("last_frame_at")
     return {
         "schema": STATUS_SCHEMA, "version": __version__, "running": running,
@@ -354,6 +377,25 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
                   "not_before_what": newest.what},
         "problems": problems,
     }
+
+
+def storage_problems(data_dir: Path, st: Mapping[str, Any], free: int | None,
+                     min_free_bytes: int) -> list[str]:
+    """What keeps clips from being kept or was lost, each naming the fix: what start-up could not
+    put right (``store_recovery``: a rebuilt index, damaged clips; shown until the next start),
+    the recorder's last storage error (a full disk aborts clips: ``store_error``, cleared by the
+    next good clip) and free space below the floor (then every clip is evicted when sealed)."""
+    problems = [f"start-up: {note}" for note in st.get("store_recovery") or ()
+                if isinstance(note, str)]
+    if st.get("store_error"):
+        problems.append(f"recording: {st['store_error']}")
+    if free is not None and free < min_free_bytes:
+        problems.append(
+            f"disk: {free / 1e6:,.1f} MB free on the file system of {data_dir}, below [store] "
+            f"min_free_bytes = {min_free_bytes} ({min_free_bytes / 2**20:g} MiB): every new clip "
+            "is evicted as soon as it is sealed; free space there, or lower [store] "
+            "min_free_bytes")
+    return problems
 
 
 def disk_free(data_dir: Path) -> int:

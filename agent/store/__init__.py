@@ -11,6 +11,7 @@ from agent.store.records import (
     StoreUsage,
     iso_utc,
     new_clip_id,
+    new_event_id,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "StoreUsage",
     "iso_utc",
     "new_clip_id",
+    "new_event_id",
 ]

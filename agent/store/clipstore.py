@@ -2,14 +2,17 @@
 
 Wiring (daemon)::
 
-    store = ClipStore(data_dir, max_bytes=4 << 30, retention_days=30)
-    report = store.recover()                 # once, before recording; takes the store lock
+    store = ClipStore(data_dir, max_bytes=4 << 30, retention_days=30, repair_index=True)
+    report = store.recover()                 # once, before recording; report.notes -> status
     sink = store.open_clip(store.new_clip_id(), ClipStart(...))
     ... AgeWriter(sink, recipients) ... ; record = sink.commit(ClipEnd(...))   # or sink.abort()
     store.enforce_limits()                   # after each clip and before the next
 
 Read-only users (``doorward clips list``) just construct the store and call ``list_clips``: they
-never call ``recover``, which would disturb a running daemon's clip in progress.
+never call ``recover``, which would disturb a running daemon's clip in progress. A damaged index
+raises :class:`IndexCorruptError` for them (the message names the fix: start the daemon), while
+``repair_index=True`` (the daemon: it takes the store lock first) moves the damaged file aside
+and rebuilds the index from the clip files (:mod:`agent.store.rebuild`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from types import TracebackType
 
 from agent.errors import StoreError
 from agent.store.files import ClipSink, unlink_quiet_missing, write_durable
-from agent.store.index import ClipRow, Index
+from agent.store.index import ClipRow, Index, IndexCorruptError
+from agent.store.rebuild import IndexRebuild, rebuild_index
 from agent.store.records import (
     CLIP_SUFFIX,
     PARTIAL_SUFFIX,
@@ -66,6 +71,7 @@ class ClipStore:
         retention_days: float,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         clock_wall: Callable[[], float] = time.time,
+        repair_index: bool = False,
     ) -> None:
         if max_bytes <= 0:
             raise StoreError(f"store.max_bytes = {max_bytes!r}: must be a positive number of bytes")
@@ -77,13 +83,32 @@ class ClipStore:
         self.min_free_bytes = min_free_bytes
         self._clock = clock_wall
         self._lock_fd: int | None = None
+        self._last_sealed: str | None = None  # evicting it is worth a warning
+        self._rebuild: IndexRebuild | None = None  # set when a damaged index was replaced
         try:
             self.clips_dir.mkdir(parents=True, exist_ok=True)
-            self._index = Index(self.data_dir / "index.sqlite")
-        except OSError as e:
+            if repair_index:
+                self._take_lock()  # never move aside the index of a daemon that is running
+            self._index = self._open_index(repair=repair_index)
+        except BaseException as e:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            if not isinstance(e, OSError):
+                raise
             raise StoreError(
                 f"cannot create the clip store in {self.data_dir} ({e}): pass a writable --data-dir"
             ) from e
+
+    def _open_index(self, *, repair: bool) -> Index:
+        path = self.data_dir / "index.sqlite"
+        try:
+            return Index(path)
+        except IndexCorruptError as e:
+            if not repair:
+                raise
+            index, self._rebuild = rebuild_index(path, e, self._clock())
+            return index
 
     def close(self) -> None:
         self._index.close()
@@ -105,9 +130,16 @@ class ClipStore:
     # start-up
 
     def recover(self) -> RecoveryReport:
-        """Take the store lock (one daemon per data dir), recover partial files, reconcile."""
+        """Take the store lock (one daemon per data dir), recover partial files, reconcile.
+        After an index rebuild, ``notes`` of the report says what was lost (also logged)."""
         self._take_lock()
-        return recover(self.clips_dir, self._index)
+        report = recover(self.clips_dir, self._index)
+        if self._rebuild is not None:
+            note = self._rebuild.note(len(report.indexed_orphans))
+            log.warning("%s", note)
+            report = replace(report, notes=(note, *report.notes))
+            self._rebuild = None
+        return report
 
     def _take_lock(self) -> None:
         if self._lock_fd is not None:
@@ -168,7 +200,15 @@ class ClipStore:
             row.recipients, False, row.event_id, row.reason,
         )  # fmt: skip
         self._index.upsert(done)
+        self._last_sealed = done.id
         return self._record(done)
+
+    def record_progress(self, clip_id: str, plain_bytes: int, source_end_s: float) -> None:
+        """While recording: the first ``plain_bytes`` of the clip's plaintext (what goes into
+        the age writer) hold whole MP4 fragments playing to source time ``source_end_s``. Call
+        it as each fragment is written; recovery takes a cut clip's duration from it. Raises
+        StoreError (a full disk): the caller may ignore it, it costs only that precision."""
+        self._index.add_progress(clip_id, plain_bytes, source_end_s)
 
     def put_snapshot(self, clip_id: str, sealed: bytes) -> Path:
         """Durably write a sealed snapshot for ``clip_id``. Raises OSError (ENOSPC...)."""
@@ -199,6 +239,7 @@ class ClipStore:
             event_id=row.event_id,
             reason=row.reason,
             started_at_s=row.started_at_s,
+            damage=row.damage,
         )
 
     def list_clips(self) -> list[ClipRecord]:
@@ -283,7 +324,7 @@ class ClipStore:
         return StoreUsage(
             bytes_used=self._index.total_bytes(),
             clips=len(self._index.rows("complete")),
-            disk_free=shutil.disk_usage(self.clips_dir).free,
+            disk_free=self.disk_free(),
             max_bytes=self.max_bytes,
         )
 
@@ -297,21 +338,35 @@ class ClipStore:
         for row in self._index.rows("complete"):
             if row.started_at_s < cutoff:
                 self._evict(row.id, f"older than retention_days={self.retention_days:g}", evicted)
-        self._index.delete_events_before(iso_utc(cutoff))
         queue = self._index.eviction_order()
         total = self._index.total_bytes()
         while queue and total > self.max_bytes:
             row = queue.pop(0)
             self._evict(row.id, f"store over max_bytes={self.max_bytes} ({total} used)", evicted)
             total = self._index.total_bytes()
-        while queue and shutil.disk_usage(self.clips_dir).free < self.min_free_bytes:
+        while queue and (free := self.disk_free()) < self.min_free_bytes:
             row = queue.pop(0)
-            self._evict(row.id, f"disk free below min_free_bytes={self.min_free_bytes}", evicted)
+            self._evict(row.id, f"disk free {free} below [store] min_free_bytes="
+                        f"{self.min_free_bytes}: free space on the card, or lower min_free_bytes",
+                        evicted, warn=True)
+        try:  # last: on a full card the evictions above make the room this write needs
+            self._index.delete_events_before(iso_utc(cutoff))
+        except StoreError as e:
+            log.warning("old events not removed yet (%s): next time", e)
         return evicted
 
-    def _evict(self, clip_id: str, reason: str, evicted: list[str]) -> None:
+    def disk_free(self) -> int:
+        """Free bytes on the clips' file system."""
+        return shutil.disk_usage(self.clips_dir).free
+
+    def _evict(self, clip_id: str, reason: str, evicted: list[str], *, warn: bool = False) -> None:
+        """Delete a clip for ``reason``; at WARNING when that is the free-space floor or the clip
+        was just sealed (footage lost to a full card must not hide among INFO lines)."""
         row = self._index.get(clip_id)
         delivered = "delivered" if row is not None and row.delivered else "undelivered"
-        log.info("evicting %s clip %s: %s", delivered, clip_id, reason)
+        just = clip_id == self._last_sealed
+        level = logging.WARNING if warn or just else logging.INFO
+        log.log(level, "evicting %s clip %s%s: %s", delivered, clip_id,
+                " (just sealed)" if just else "", reason)
         self.delete_clip(clip_id)
         evicted.append(clip_id)

@@ -36,9 +36,18 @@ CREATE TABLE IF NOT EXISTS clips (
     recipients TEXT NOT NULL DEFAULT '[]',
     delivered INTEGER NOT NULL DEFAULT 0,
     event_id TEXT,
-    reason TEXT
+    reason TEXT,
+    damage TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_by_start ON clips (started_at_s);
+-- Where each MP4 fragment of a clip ends in its plaintext, and the source time it plays to:
+-- written as the clip is recorded, so a clip cut short gets its duration from the media.
+CREATE TABLE IF NOT EXISTS clip_progress (
+    clip_id TEXT NOT NULL,
+    plain_bytes INTEGER NOT NULL,
+    source_end_s REAL NOT NULL,
+    PRIMARY KEY (clip_id, plain_bytes)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -67,12 +76,13 @@ class ClipRow:
     delivered: bool
     event_id: str | None
     reason: str | None
+    damage: str | None = None  # what start-up found wrong with a sealed clip's file
 
 
-_PLACEHOLDERS = ",".join("?" * 13)
-_CLIP_COLUMNS = (
+_PLACEHOLDERS = ",".join("?" * 14)
+CLIP_COLUMNS = (
     "id, state, started_at_s, ended_at_s, source_start_s, source_end_s, bytes, snapshot_bytes, "
-    "truncated, recipients, delivered, event_id, reason"
+    "truncated, recipients, delivered, event_id, reason, damage"
 )
 
 
@@ -91,33 +101,80 @@ def _row(r: sqlite3.Row) -> ClipRow:
         bool(r["delivered"]),
         r["event_id"],
         r["reason"],
+        r["damage"],
     )
 
 
+class IndexCorruptError(StoreError):
+    """The index file is damaged (SQLite says it is not a database, or malformed). ``reason``
+    is SQLite's word for it. The daemon moves the file aside and rebuilds it
+    (``ClipStore(..., repair_index=True)``); everyone else gets this message, which says so."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"clip index {path} is damaged ({reason}): start the daemon (`doorward run`, or "
+            "restart the service): it keeps the damaged file for inspection and rebuilds the "
+            "index from the clip files")
+
+
+def is_corruption(e: sqlite3.Error) -> bool:
+    """True for SQLite's "not a database" and "malformed" (and for a plain DatabaseError, which
+    Python raises for those when the code is unknown); False for disk full, locks, I/O errors."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return type(e) is sqlite3.DatabaseError
+
+
 class Index:
-    """Open (creating if needed) ``path``; close with :meth:`close`."""
+    """Open (creating if needed) ``path`` and check it (``PRAGMA quick_check``: a few ms for an
+    index of thousands of clips); close with :meth:`close`. Raises :class:`IndexCorruptError` if
+    the file is damaged, now or at any later query."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        # Deleted rows are overwritten, not left in free pages: an erasure must be one on disk.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.row_factory = sqlite3.Row
+            # Deleted rows are overwritten, not left in free pages: an erasure must be one on disk.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
+            if "damage" not in columns:  # an index made before clips could be marked damaged
+                self._db.execute("ALTER TABLE clips ADD COLUMN damage TEXT")
+            problems = [" ".join(str(r[0]).split())  # one line each, for the log
+                        for r in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise IndexCorruptError(path, "; ".join(problems))
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if is_corruption(e):
+                raise IndexCorruptError(path, str(e)) from e
+            if not isinstance(e, sqlite3.OperationalError):
+                raise
+            raise StoreError(f"clip index {path}: {e}; free space or check the card") from e
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError."""
+    def _tx(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError.
+        ``fsync=False`` commits it with synchronous=NORMAL: it survives a crash of the process,
+        not necessarily a power cut."""
         with self._lock:
             try:
+                if not fsync:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
@@ -126,49 +183,65 @@ class Index:
                         self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
+                if is_corruption(e):
+                    raise IndexCorruptError(self.path, str(e)) from e
+                if not isinstance(e, sqlite3.OperationalError):
+                    raise  # a constraint or a bug of ours: not the card's fault
                 raise StoreError(
                     f"clip index {self.path}: {e}; free space or check the card"
                 ) from e
+            finally:
+                if not fsync:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return list(self._db.execute(sql, args))
+            try:
+                return list(self._db.execute(sql, args))
+            except sqlite3.DatabaseError as e:
+                if is_corruption(e):
+                    raise IndexCorruptError(self.path, str(e)) from e
+                if not isinstance(e, sqlite3.OperationalError):
+                    raise
+                raise StoreError(f"clip index {self.path}: {e}; check the card") from e
 
     # clips
 
     def insert_partial(self, row: ClipRow) -> None:
         with self._tx() as db:
             db.execute(
-                f"INSERT INTO clips ({_CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+                f"INSERT INTO clips ({CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
                 (
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
+                    row.damage,
                 ),
             )  # fmt: skip
 
     def upsert(self, row: ClipRow) -> None:
         with self._tx() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO clips ({_CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+                f"INSERT OR REPLACE INTO clips ({CLIP_COLUMNS}) VALUES ({_PLACEHOLDERS})",
                 (
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
+                    row.damage,
                 ),
             )  # fmt: skip
 
     def get(self, clip_id: str) -> ClipRow | None:
-        rows = self._query(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = ?", (clip_id,))
+        rows = self._query(f"SELECT {CLIP_COLUMNS} FROM clips WHERE id = ?", (clip_id,))
         return _row(rows[0]) if rows else None
 
     def rows(self, state: str | None = None) -> list[ClipRow]:
         if state is None:
-            rows = self._query(f"SELECT {_CLIP_COLUMNS} FROM clips ORDER BY started_at_s, id")
+            rows = self._query(f"SELECT {CLIP_COLUMNS} FROM clips ORDER BY started_at_s, id")
         else:
             rows = self._query(
-                f"SELECT {_CLIP_COLUMNS} FROM clips WHERE state = ? ORDER BY started_at_s, id",
+                f"SELECT {CLIP_COLUMNS} FROM clips WHERE state = ? ORDER BY started_at_s, id",
                 (state,),
             )
         return [_row(r) for r in rows]
@@ -176,6 +249,27 @@ class Index:
     def delete(self, clip_id: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+            db.execute("DELETE FROM clip_progress WHERE clip_id = ?", (clip_id,))
+
+    def add_progress(self, clip_id: str, plain_bytes: int, source_end_s: float) -> None:
+        """Note that the first ``plain_bytes`` of the clip's plaintext play to ``source_end_s``.
+        Once a fragment (about a second): committed without fsync (synchronous=NORMAL), so it
+        wears no SD card; a crash of the process keeps it, a power cut may lose the last few,
+        which only makes a recovered clip's duration err short, never long."""
+        with self._tx(fsync=False) as db:
+            db.execute("INSERT OR REPLACE INTO clip_progress (clip_id, plain_bytes, "
+                       "source_end_s) VALUES (?, ?, ?)", (clip_id, plain_bytes, source_end_s))
+
+    def played_to(self, clip_id: str, plain_bytes: int) -> float | None:
+        """The source time the first ``plain_bytes`` of the clip play to (its last whole
+        fragment within them), or None if not even one fragment is whole in them."""
+        rows = self._query("SELECT MAX(source_end_s) FROM clip_progress WHERE clip_id = ? AND "
+                           "plain_bytes <= ?", (clip_id, plain_bytes))
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def has_progress(self, clip_id: str) -> bool:
+        rows = self._query("SELECT 1 FROM clip_progress WHERE clip_id = ? LIMIT 1", (clip_id,))
+        return bool(rows)
 
     def set_snapshot(self, clip_id: str, size: int | None) -> None:
         with self._tx() as db:
@@ -197,7 +291,7 @@ class Index:
     def eviction_order(self) -> list[ClipRow]:
         """Complete clips, oldest delivered first, then the oldest undelivered."""
         rows = self._query(
-            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE state = 'complete' "
+            f"SELECT {CLIP_COLUMNS} FROM clips WHERE state = 'complete' "
             "ORDER BY delivered DESC, started_at_s, id"
         )
         return [_row(r) for r in rows]
@@ -246,3 +340,13 @@ class Index:
     def delete_events_before(self, iso_time: str) -> int:
         with self._tx() as db:
             return db.execute("DELETE FROM events WHERE started_at < ?", (iso_time,)).rowcount
+
+    def close_open_events(self, ended_at: dict[str, str]) -> list[str]:
+        """Give every event still open (its daemon stopped mid-event) an end: ``ended_at[id]``
+        if given (its clip's end), else its start. Returns their ids."""
+        rows = self._query("SELECT id, started_at FROM events WHERE ended_at IS NULL")
+        with self._tx() as db:
+            for event_id, started_at in rows:
+                db.execute("UPDATE events SET ended_at = ? WHERE id = ?",
+                           (ended_at.get(event_id, started_at), event_id))
+        return [str(r[0]) for r in rows]

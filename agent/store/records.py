@@ -26,6 +26,14 @@ def new_clip_id() -> str:
     return secrets.token_hex(8)
 
 
+def new_event_id() -> str:
+    """An opaque random event id (16 hex digits), unique across restarts without any counter to
+    keep: the motion tracker numbers events from 1 in every run, and an index rebuilt after
+    damage could not say where a counter stood. Like clip ids it carries no time or count (it is
+    sent in event messages); events are ordered by their start time, never by id."""
+    return secrets.token_hex(8)
+
+
 def is_clip_id(name: str) -> bool:
     return _ID_RE.match(name) is not None
 
@@ -58,7 +66,7 @@ class ClipRecord:
     Times: ``*_at`` wall clock (ISO 8601, UTC); ``source_*_s`` seconds of source time (from the
     start of a file, from the daemon's start for a live source). ``truncated`` clips were cut short
     by a crash and recovered: read them with ``AgeReader(allow_truncated=True)``; their end times
-    are estimates.
+    come from the media (the last whole fragment's timestamps, recorded as the clip was written).
     """
 
     id: str
@@ -76,12 +84,16 @@ class ClipRecord:
     event_id: str | None
     reason: str | None = None
     started_at_s: float = field(default=0.0, repr=False)
+    #: Set when start-up found the sealed file was changed after it was sealed (say, cut short):
+    #: what was wrong. Such a clip is also ``truncated``, with its playable length and real size.
+    damage: str | None = None
 
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One event (motion, ring...). ``id`` is the caller's event id (the one it gives the recorder);
-    recording the same id again replaces the row. Source times in seconds, wall times ISO 8601."""
+    """One event (motion, ring...). ``id`` is the caller's event id (the one it gives the recorder;
+    the daemon uses :func:`new_event_id`); recording the same id again replaces the row. Source
+    times in seconds, wall times ISO 8601."""
 
     id: str
     reason: str
@@ -112,6 +124,11 @@ class RecoveryReport:
     indexed_orphans: tuple[str, ...] = ()
     removed_files: tuple[str, ...] = ()
     ignored_files: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()  # sealed clips whose file changed after sealing
+    closed_events: tuple[str, ...] = ()  # events a crash left open, ended at their clip's end
+    #: What start-up could not put right, one line each, naming what was lost (an index rebuilt,
+    #: a damaged clip): the daemon shows these in ``doorward status`` as problems.
+    notes: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -123,6 +140,9 @@ class RecoveryReport:
                 self.dropped_rows,
                 self.indexed_orphans,
                 self.removed_files,
+                self.damaged,
+                self.closed_events,
+                self.notes,
             )
         )
 
@@ -130,6 +150,6 @@ class RecoveryReport:
         parts = [
             f"{len(getattr(self, name))} {name.replace('_', ' ')}"
             for name in self.__dataclass_fields__
-            if getattr(self, name)
+            if getattr(self, name) and name != "notes"
         ]
         return "store recovery: " + (", ".join(parts) if parts else "nothing to do")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from agent.control import (
+    MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
     ControlServer,
     control_socket_path,
@@ -236,3 +239,80 @@ def test_other_uid_is_refused_by_peer_credentials(recorder: Recorder) -> None:
     reply = json.loads(out.stdout)
     assert reply == {"ok": False, "error": "uid 65534 may not use this control socket"}
     assert recorder.got == []
+
+
+def _idle_connections(path: Path, n: int) -> list[socket.socket]:
+    """``n`` clients that connect and then say nothing (one the server's listen queue has no room
+    for fails at once, as Unix sockets do: the attempt is kept, harmlessly)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):  # no room in the listen queue: failed
+            s.connect(str(path))
+        socks.append(s)
+    return socks
+
+
+def test_press_succeeds_while_fifty_idle_connections_are_open(path: Path,
+                                                              recorder: Recorder) -> None:
+    """Issue 13 (7): fifty silent clients must not lock `doorward press` out (the default
+    per-connection timeout, served one at a time, made the 51st wait 100 s)."""
+    with ControlServer(path, recorder):
+        idle = _idle_connections(path, 50)
+        try:
+            t0 = time.monotonic()
+            reply = send_command(path, {"cmd": "press", "button": "ring"}, timeout=5.0)
+            assert reply["ok"] is True
+            assert time.monotonic() - t0 < 2.0
+            assert recorder.got == [{"cmd": "press", "button": "ring", "hold_s": 0.2}]
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_doorward_press_cli_succeeds_while_fifty_idle_connections_are_open(
+        tmp_path: Path, recorder: Recorder) -> None:
+    from tests.helpers import doorward
+
+    with ControlServer(control_socket_path(tmp_path), recorder) as server:
+        idle = _idle_connections(server.path, 50)
+        try:
+            res = doorward("press", "ring", "--data-dir", str(tmp_path), timeout=60)
+            assert "pressed ring" in res.stdout
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_idle_connections_are_dropped_after_the_io_timeout(path: Path,
+                                                          recorder: Recorder) -> None:
+    with ControlServer(path, recorder, io_timeout_s=0.3):
+        idle = _idle_connections(path, 5)
+        try:
+            for s in idle:
+                s.setblocking(True)
+                s.settimeout(5.0)
+                reply = json.loads(s.recv(4096))  # the server times each one out by itself
+                assert reply == {"ok": False, "error": "no complete request in time"}
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_past_the_connection_bound_the_oldest_idle_one_makes_room(path: Path,
+                                                                  recorder: Recorder) -> None:
+    with ControlServer(path, recorder):
+        idle = []
+        for _ in range(MAX_CONNECTIONS + 10):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(path))  # blocking (no timeout): waits for room in the listen queue
+            s.settimeout(5.0)
+            idle.append(s)
+        try:
+            assert send_command(path, {"cmd": "press", "button": "setup"})["ok"] is True
+            idle[0].settimeout(5.0)
+            assert "oldest is dropped" in json.loads(idle[0].recv(4096))["error"]
+        finally:
+            for s in idle:
+                s.close()

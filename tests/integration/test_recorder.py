@@ -228,6 +228,16 @@ def test_disk_full_aborts_the_clip_and_the_daemon_goes_on(
     assert record(recorder, 120, 45, 110) is None
     assert not recorder.recording and recorder.clips_failed == 1
     assert recorder.last_error is not None and recorder.last_error.startswith("disk full")
+    assert "free space" in recorder.last_error  # names the fix
+    # what the daemon's status tick writes, `doorward status` lists as a problem
+    from agent.status import StatusFile, status_document
+
+    status = StatusFile(tmp_path)
+    status.update(state="running", store_error=recorder.last_error)
+    status.flush(force=True)
+    doc = status_document(tmp_path, max_bytes=1 << 30, broker_configured=False,
+                          bucket_configured=False)
+    assert doc["problems"] == [f"recording: {recorder.last_error}"]
     assert os.listdir(store.clips_dir) == [] and store.list_clips() == []
     assert store.recover().changed is False  # no row or file left behind
     disk.limit, disk.fail_open = None, False  # space was freed: the next clip records
@@ -335,3 +345,54 @@ def test_the_encoder_measures_its_own_cpu_including_libx264_threads() -> None:
         enc.encode(picture, i / FPS)
     process = _time.process_time() - started
     assert 0.5 * process < enc.cpu_s() <= process + 0.05  # most of it, never more than all
+
+
+def test_fragment_tap_marks_where_each_fragment_ends_and_when_it_plays_to() -> None:
+    """Issue 13 (6): the progress a cut clip's duration comes from. Each noted prefix of the
+    plaintext decodes to exactly the frames up to that fragment's recorded end time."""
+    from agent.encoder import StreamInfo
+    from agent.recorder import ClipOutput, FragmentTap
+
+    encoder = X264Encoder(320, 180, FPS)
+    plain = io.BytesIO()
+    ends: list[int] = []
+    output = ClipOutput(FragmentTap(plain, ends.append), StreamInfo.of(encoder))
+    for frame in scene(100, 320, 180):
+        for pkt in encoder.encode(frame.main, frame.t):
+            output.write(pkt)
+    for pkt in encoder.flush():
+        output.write(pkt)
+    output.close()
+    encoder.close()
+    data = plain.getvalue()
+    assert len(ends) == len(output.fragment_ends) >= 6 and ends == sorted(set(ends))
+    assert data[ends[-1] + 4: ends[-1] + 8] == b"mfra"  # only the random-access index follows
+    for end, t_end in zip(ends, output.fragment_ends, strict=True):
+        frames = decoded_frames(data[:end])
+        assert frames == round(t_end * FPS), (end, t_end, frames)  # scene starts at t = 0
+
+
+def test_a_crashed_clip_is_recovered_with_its_media_duration(
+        tmp_path: Path, owner: tuple[Identity, Path]) -> None:
+    """A clip cut mid-way (kill -9) whose frames came far faster than real time: the duration
+    in the index is what its whole sealed chunks play, from the recorded fragment ends."""
+    identity, _ = owner
+    store = new_store(tmp_path / "data")
+    recorder = Recorder(X264Encoder(640, 360, FPS), store, [identity.recipient])
+    for frame in scene(160, 640, 360):
+        recorder.push(frame)
+        if frame.index == 45:
+            recorder.start_clip(frame.t, event_id="e1", reason="motion")
+    assert recorder.recording
+    clip = recorder._clip
+    assert clip is not None
+    clip.sink.flush()  # as the OS would hold it after kill -9 (no close, no commit)
+    store.close()
+    again = new_store(tmp_path / "data")  # start-up after the crash
+    (rec,) = again.list_clips()
+    assert rec.truncated
+    mp4 = open_sealed(rec.path, identity, allow_truncated=True)
+    frames = decoded_frames(mp4, cut=True)
+    assert frames > 15
+    # the last whole fragment: a partial one after it may decode a few frames more, never less
+    assert frames / FPS - 1.0 <= rec.duration_s <= frames / FPS + 1e-6

@@ -36,6 +36,9 @@ def test_sim_config_loads() -> None:
         ("[motion]\nzones = [[[0, 0], [1, 0]]]\n", "motion.zones[0]"),
         ("[motion]\nprivacy_masks = [[[0, 0], [1, 0], [1.5, 1]]]\n", "point [1.5, 1]"),
         ("[store]\nmax_bytes = 5\n", "store.max_bytes = 5"),
+        ("[store]\nmin_free_bytes = -1\n", "store.min_free_bytes = -1: must be an integer from 0"),
+        ("[store]\nmin_free_bytes = 1.5\n", "0 turns the floor off"),
+        ("[store]\nmin_free_mib = 64\n", "store.min_free_mib is unknown"),
         ("camera = 3\n", "must be a table"),
         ("[camera\n", "not valid TOML"),
     ],
@@ -64,3 +67,8 @@ def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert cfg.data_dir() == tmp_path / "xdg" / "doorward"
+
+
+def test_free_space_floor_is_configurable() -> None:
+    assert Config().store.min_free_bytes == 64 * 2**20
+    assert parse_config("[store]\nmin_free_bytes = 0\n").store.min_free_bytes == 0

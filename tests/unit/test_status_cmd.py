@@ -257,3 +257,67 @@ def test_under_systemd_status_is_rewritten_in_the_runtime_dir_not_on_the_sd_card
     (run / "status.json").unlink()  # a reboot clears /run
     st = read_status(data)
     assert st is not None and st["running"] is False and "cleared" in st["note"]
+
+
+def test_a_full_disk_is_a_problem_naming_the_fix(tmp_path: Path) -> None:
+    """Issue 13 (5): clips aborted with ENOSPC left ``problems`` empty."""
+    data = tmp_path / "data"
+    data.mkdir()
+    error = ("disk full: clip 0123456789abcdef aborted ([Errno 28] No space left on device): "
+             "free space on the file system of /d or lower [store] max_bytes; old clips are "
+             "evicted and the next clip tries again")
+    write_status(data, state="running", store_error=error)
+    doc = doc_for(data)
+    assert doc["problems"] == [f"recording: {error}"]
+    assert any(line.strip().startswith("problem") and "disk full" in line
+               for line in status_lines(doc, NOW))
+
+
+def test_free_space_below_the_floor_is_a_problem_naming_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    assert doc_for(data, min_free_bytes=0)["problems"] == []
+    (problem,) = doc_for(data, min_free_bytes=1 << 60)["problems"]
+    assert f"[store] min_free_bytes = {1 << 60}" in problem
+    assert "evicted as soon as it is sealed" in problem and "free space" in problem
+
+
+def test_what_start_up_could_not_put_right_is_a_problem(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    note = "index.sqlite was damaged (x) and was rebuilt from the clip files: ...; lost: ..."
+    write_status(data, state="running", store_recovery=[note])
+    assert doc_for(data)["problems"] == [f"start-up: {note}"]
+
+
+def test_a_damaged_index_is_a_problem_naming_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "index.sqlite").write_bytes(b"not a database at all" * 300)
+    problems = doc_for(data)["problems"]
+    assert problems and all("restart the daemon" in p for p in problems), problems
+
+
+def test_a_full_card_never_stops_the_status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """status.json is advisory: ENOSPC writing it is logged once and retried, never raised (it
+    used to end the daemon with a traceback when the card filled up)."""
+    import errno
+
+    sf = StatusFile(tmp_path)
+    sf.update(state="running", frames=1)
+    sf.flush(force=True)
+    real_write = Path.write_text
+
+    def full(self: Path, *args: Any, **kw: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    sf.update(frames=2)
+    sf.flush(force=True)
+    sf.flush(force=True)
+    assert [r.levelname for r in caplog.records if "cannot write" in r.getMessage()] == ["WARNING"]
+    assert read_status(tmp_path)["frames"] == 1  # the older state, whole
+    monkeypatch.setattr(Path, "write_text", real_write)
+    sf.flush(force=True)
+    assert read_status(tmp_path)["frames"] == 2

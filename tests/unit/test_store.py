@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -313,3 +315,142 @@ def test_bad_limits_name_the_key(tmp_path: Path) -> None:
         ClipStore(tmp_path, max_bytes=0, retention_days=1)
     with pytest.raises(StoreError, match="retention_days"):
         ClipStore(tmp_path, max_bytes=1, retention_days=0)
+
+
+def test_the_floor_evicting_a_just_sealed_clip_is_a_warning(
+        tmp_path: Path, owner: Identity, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 (5): below min_free_bytes every new clip went the moment it was sealed, and only
+    INFO lines said so."""
+    store = make_store(tmp_path)
+    store.min_free_bytes = 1 << 62
+    with caplog.at_level(logging.INFO, logger="agent.store.clipstore"):
+        clip_id = add_clip(store, owner, NOW)
+        assert store.enforce_limits() == [clip_id]
+    evictions = [r for r in caplog.records if "evicting" in r.getMessage()]
+    assert [r.levelno for r in evictions] == [logging.WARNING]
+    assert "just sealed" in evictions[0].getMessage()
+    assert "min_free_bytes" in evictions[0].getMessage()
+
+
+def test_retention_eviction_of_old_clips_stays_at_info(
+        tmp_path: Path, owner: Identity, caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock(NOW)
+    store = make_store(tmp_path, clock=clock)
+    old = add_clip(store, owner, NOW - 40 * DAY)
+    add_clip(store, owner, NOW)
+    with caplog.at_level(logging.INFO, logger="agent.store.clipstore"):
+        store.enforce_limits()
+    (eviction,) = [r for r in caplog.records if "evicting" in r.getMessage()]
+    assert eviction.levelno == logging.INFO and old in eviction.getMessage()
+
+
+def _damage_every_page_after_the_schema(path: Path) -> None:
+    with path.open("r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        for n in range(1, size // 4096):
+            f.seek(n * 4096)
+            f.write(b"\xa5" * 4096)
+
+
+@pytest.mark.parametrize("damage", ["header", "pages", "truncate"])
+def test_a_damaged_index_is_refused_with_the_fix_then_rebuilt_by_the_daemon(
+        tmp_path: Path, owner: Identity, damage: str) -> None:
+    data = tmp_path / "data"
+    store = make_store(data)
+    ids = {add_clip(store, owner, NOW + i, seed=i) for i in range(3)}
+    for i in range(40):  # enough rows for several pages
+        store.record_event(event_id=f"e{i}", reason="motion", onset_s=1.0, last_motion_s=2.0,
+                           peak_area=0.1, started_at_s=NOW + i, ended_at_s=NOW + i + 1)
+    store.close()  # the last connection checkpoints the WAL into the file
+    index = data / "index.sqlite"
+    if damage == "header":
+        with index.open("r+b") as f:
+            f.write(b"\x00garbage" * 8)
+    elif damage == "pages":
+        _damage_every_page_after_the_schema(index)
+    else:
+        os.truncate(index, index.stat().st_size // 2)
+    damaged = index.read_bytes()
+    with pytest.raises(StoreError, match=r"damaged .*doorward run"):
+        make_store(data).list_clips()
+    assert index.read_bytes() == damaged  # a reader changes nothing
+    repaired = ClipStore(data, max_bytes=1 << 30, retention_days=30, min_free_bytes=0,
+                         clock_wall=Clock(), repair_index=True)
+    report = repaired.recover()
+    (kept,) = [p for p in data.glob("index.sqlite.corrupt-*") if not p.name.endswith("-shm")
+               and not p.name.endswith("-wal")]  # an empty WAL a reader made is kept beside it
+    assert kept.name == "index.sqlite.corrupt-20270115T080000Z" and kept.read_bytes() == damaged
+    assert {c.id for c in repaired.list_clips()} == ids
+    assert all(c.bytes == c.path.stat().st_size for c in repaired.list_clips())
+    (note,) = report.notes
+    assert "rebuilt" in note and "lost" in note and kept.name in note
+    repaired.close()
+
+
+def test_a_second_daemon_never_moves_a_running_daemons_index_aside(tmp_path: Path) -> None:
+    running = make_store(tmp_path)
+    running.recover()
+    with pytest.raises(StoreError, match="another doorward daemon"):
+        ClipStore(tmp_path, max_bytes=1 << 30, retention_days=30, repair_index=True)
+    running.close()
+
+
+def test_a_sealed_clip_cut_short_later_is_marked_damaged_with_its_playable_length(
+        tmp_path: Path, owner: Identity) -> None:
+    """Issue 13 (6): a halved .age file kept truncated=false and its old size."""
+    store = make_store(tmp_path)
+    store.recover()
+    clip_id = store.new_clip_id()
+    sink = store.open_clip(clip_id, start(NOW, owner))  # source 10.0 s ..
+    with AgeWriter(sink, [owner.recipient]) as w:
+        for i in range(8):  # eight "fragments" of 64 KiB of plaintext, one a second
+            w.write(payload(CHUNK_SIZE, i))
+            store.record_progress(clip_id, (i + 1) * CHUNK_SIZE, 10.0 + i + 1)
+    sealed = sink.commit(ClipEnd(ended_at_s=NOW + 8.0, source_end_s=18.0))
+    assert store.recover().damaged == ()  # untouched: nothing to say
+    os.truncate(sealed.path, sealed.bytes // 2)
+    store.close()
+    store = make_store(tmp_path)
+    report = store.recover()
+    assert report.damaged == (clip_id,)
+    rec = store.get_clip(clip_id)
+    assert rec is not None and rec.truncated and rec.bytes == sealed.bytes // 2
+    assert rec.damage is not None and "cut short" in rec.damage
+    header = parse_header(sealed.path.read_bytes())
+    assert header is not None
+    whole = (sealed.bytes // 2 - header.length - NONCE_SIZE) // SEALED_CHUNK_SIZE
+    assert rec.duration_s == pytest.approx(whole)  # fragment i ends with chunk i: i + 1 s
+    with open(rec.path, "rb") as f:
+        reader = AgeReader(f, [owner], allow_truncated=True)
+        assert len(reader.read()) == whole * CHUNK_SIZE and reader.truncated
+    (note,) = report.notes
+    assert clip_id in note and f"{rec.duration_s:.1f} s playable" in note
+    assert store.recover().damaged == ()  # said once; the index now agrees with the file
+
+
+def test_event_ids_are_opaque_unique_and_fit_the_wire_format() -> None:
+    """Issue 13 (4): the tracker numbers events from 1 in every run; the ids the daemon gives
+    them are random like clip ids, and EventBody (uplink.messages) takes them unchanged."""
+    from agent.store import new_event_id
+    from uplink.messages import EventBody
+
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    body = EventBody(kind="ring", event_id=next(iter(ids)), at="2027-01-15T08:00:00Z")
+    assert EventBody.from_json(body.to_json()) == body
+
+
+def test_events_a_crash_left_open_end_with_their_clip(tmp_path: Path, owner: Identity) -> None:
+    store = make_store(tmp_path)
+    store.recover()
+    clip_id = add_clip(store, owner, NOW)  # event "7", ends at NOW + 8 s
+    store.record_event(event_id="7", reason="motion", onset_s=1.0, last_motion_s=None,
+                       peak_area=0.1, clip_id=clip_id, started_at_s=NOW)
+    store.record_event(event_id="8", reason="ring", onset_s=9.0, last_motion_s=None,
+                       peak_area=0.0, started_at_s=NOW + 20)
+    store.close()
+    store = make_store(tmp_path)
+    assert sorted(store.recover().closed_events) == ["7", "8"]
+    ends = {e.id: e.ended_at for e in store.list_events()}
+    assert ends == {"7": iso_utc(NOW + 8.0), "8": iso_utc(NOW + 20)}
+    assert store.recover().closed_events == ()
