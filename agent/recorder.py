@@ -356,6 +356,19 @@ class Recorder:
         self._housekeep()
         return record
 
+    def discard(self) -> str | None:
+        """Abort the clip in progress, if any: its file and index row go, nothing is committed.
+        For a clip whose recipients are no longer right (pairing retires the development owner;
+        a factory reset forgets the previous owner). Returns the discarded clip's id."""
+        clip, self._clip = self._clip, None
+        if clip is None:
+            return None
+        clip.writer.abort()
+        clip.sink.abort()
+        self.last_error = None  # it may name a clip of the previous owner
+        log.info("clip %s discarded while recording", clip.id)
+        return clip.id
+
     def close(self) -> ClipRecord | None:
         """Seal the clip in progress (SIGTERM path) and close the encoder."""
         record = None

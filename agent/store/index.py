@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.devicedb import scrub
 from agent.errors import StoreError
 from agent.store.records import EventRecord
 
@@ -102,6 +103,7 @@ class Index:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed in the file
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -214,6 +216,16 @@ class Index:
             "FROM events ORDER BY started_at, id"
         )
         return [EventRecord(*tuple(r)) for r in rows]
+
+    def wipe(self) -> int:
+        """Factory reset: every clip row and event goes, then nothing of them stays readable in
+        the file or its WAL (agent.devicedb.scrub). Returns the number of events deleted."""
+        with self._tx() as db:
+            db.execute("DELETE FROM clips")
+            events = db.execute("DELETE FROM events").rowcount
+        with self._lock:
+            scrub(self._db, self.path)
+        return int(events)
 
     def delete_events_before(self, iso_time: str) -> int:
         with self._tx() as db:

@@ -115,7 +115,8 @@ def device(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Device]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.communicate(timeout=60)
+                _, err = proc.communicate(timeout=60)
+                print(err[-6000:])  # shown when the test fails
             except subprocess.TimeoutExpired:
                 proc.kill()
 
@@ -160,7 +161,7 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
         assert events_before and all(claims(p)["content"] == "clear" for p in events_before)
 
         device.press("setup", 10.5)
-        wait_for(lambda: device.status().get("sealing") == "dev-owner", timeout=25,
+        wait_for(lambda: device.status().get("sealing") == "dev-owner", timeout=45,
                  what="the reset to finish")
         wait_for(lambda: not device.json("clips", "list")["clips"], timeout=10,
                  what="clips to be wiped")
