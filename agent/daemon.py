@@ -112,9 +112,10 @@ class Pipeline:
         Factory reset (``forget_event=True``): the open event and the last event shown in the
         status are forgotten too, so nothing of the previous owner's is recorded afterwards."""
         discarded = self.recorder.discard() if self.recorder is not None else None
-        if forget_event:
+        if forget_event:  # the status then counts nothing of the previous owner's either
             self._open = None
             self.stats.last_event = {}
+            self.stats.events = self.stats.clips = 0
             return discarded
         current = self._open
         if current is not None and discarded is not None and self.recorder is not None:

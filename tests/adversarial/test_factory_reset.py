@@ -17,19 +17,29 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.app import build_detector, build_tracker, open_device_state
+from agent.config import parse_config
+from agent.controller import DeviceController
+from agent.daemon import Pipeline
+from agent.handover import Handover
+from agent.homeassistant import PUBLISHED_SETTING
+from agent.outbox import Outbox
+from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
 from tests.integration.test_homeassistant import retained
 from tests.servers import Mosquitto
+from uplink.agekeys import Identity
+from uplink.keys import key_id_for, public_raw
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
-
-pytestmark = pytest.mark.slow
 
 # A ring keeps its event (and clip) open for 15 s after the last motion: long enough for the
 # 10 s SETUP hold of a reset to land while the clip is being recorded.
@@ -139,6 +149,7 @@ def image_card(data: Path, into: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Path) -> None:
     stranger = Stranger(device.broker.url)
     try:
@@ -215,3 +226,63 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
         assert retained(device.broker, "homeassistant/#") == {}
     finally:
         stranger.stop()
+
+
+# ---- the same attack, deterministic, on the parts the daemon wires (no broker in this run) -----
+
+
+def test_reset_scrubs_every_database_file(tmp_path: Path) -> None:
+    """An earlier run had a broker and a bucket; this one has neither (the reset comes from the
+    button). Every trace of Alice in device.sqlite, index.sqlite and outbox.sqlite, in the files
+    and in their -wal, is gone after the reset; the record of retained discovery configs stays
+    (it names topics only) so the next start with a broker removes them."""
+    data = tmp_path / "device"
+    data.mkdir()
+    state = open_device_state(data)
+    store = ClipStore(data, max_bytes=1 << 30, retention_days=30)
+    alice_key, alice_age = public_raw(Ed25519PrivateKey.generate()), Identity.generate()
+    now = time.time()
+    state.consent.add_owner(alice_key, str(alice_age.recipient), "owner", now)
+    state.consent.grant(["events"], None, key_id_for(alice_key), now)
+    state.db.set_setting("event_content", "clear")
+    state.db.set_setting(PUBLISHED_SETTING, '{"digest":"x","topics":["homeassistant/event/d/x'
+                                            '/config"]}')
+    state.ledger.append("setting", {"by": key_id_for(alice_key), "note": "ALICE-LEDGER"}, now)
+    sink = store.open_clip("aliceclip0001", ClipStart(now, 0.0, (str(alice_age.recipient),),
+                                                      "1", "ring"))
+    sink.write(b"ALICE-CLIP-BYTES")
+    sink.commit(ClipEnd(now + 1, 1.0))
+    store.record_event(event_id="aliceevent", reason="ring", onset_s=0.0, last_motion_s=1.0,
+                       peak_area=0.1, clip_id="aliceclip0001")
+    outbox = Outbox(data / "outbox.sqlite")
+    sent = outbox.enqueue_message("doorward/d/events", b"ALICE-PAYLOAD-SENT", "events", now=now)
+    outbox.mark_sent([sent.id], now)
+    outbox.enqueue_message("doorward/d/events", b"ALICE-PAYLOAD-QUEUED", "events", now=now)
+    outbox.enqueue_upload({"clip_id": "aliceclip0001", "recipients": [str(alice_age.recipient)]},
+                          "clips", now=now)
+    outbox.close()
+
+    cfg = parse_config("")
+    pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=None, store=store)
+    handover = Handover(data, store, state.db, state.consent, pipeline)
+    controller = DeviceController(state, inbox=queue.Queue(), buttons=None, led=None,
+                                  sim_press=None, mqtt=None, on_ring=lambda: None,
+                                  on_factory_reset=handover.wipe, on_paired=handover.paired)
+    try:
+        controller.factory_reset()
+        card = image_card(data, tmp_path / "card")
+        assert {"device.sqlite", "index.sqlite", "outbox.sqlite"} <= set(card)
+        needles = {"key id": key_id_for(alice_key).encode(), "public key": alice_key,
+                   "recipient": str(alice_age.recipient).encode(), "ledger": b"ALICE-LEDGER",
+                   "clip": b"aliceclip0001", "event": b"aliceevent",
+                   "clip bytes": b"ALICE-CLIP-BYTES", "sent": b"ALICE-PAYLOAD-SENT",
+                   "queued": b"ALICE-PAYLOAD-QUEUED", "content setting": b"event_content"}
+        found = {what: name for what, needle in needles.items()
+                 for name, raw in card.items() if needle in raw}
+        assert found == {}, f"the previous owner's data survives the reset: {found}"
+        assert state.db.get_setting(PUBLISHED_SETTING, "") != ""  # removed at the next start
+        assert [e.kind for e in state.ledger.entries()] == ["factory-reset"]
+        assert (data / "device.key").exists() and (data / "setup.secret").exists()
+    finally:
+        store.close()
+        state.db.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import time
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import RunOptions, open_local
 from agent.config import parse_config
 from agent.consent import ConsentStore
-from agent.delivery import OUTBOX_FILE, ClipUploader, Delivery, LaneContext, lane_ports
+from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.identity import DeviceIdentity
 from agent.outbox import Outbox
@@ -38,6 +40,7 @@ from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
 from uplink.age import encrypt
 from uplink.agekeys import Identity, load_identities
+from uplink.keys import public_raw
 from uplink.objectstore import S3Settings
 
 # ---- v4l2 is a real camera ---------------------------------------------------------------------
@@ -95,9 +98,6 @@ def paired(tmp_path: Path) -> Iterator[Paired]:
     db = DeviceDB(data / DEVICE_DB_FILE)
     consent = ConsentStore(db)
     owner, dev = Identity.generate(), Identity.generate()
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from uplink.keys import public_raw
     consent.add_owner(public_raw(Ed25519PrivateKey.generate()), str(owner.recipient), "owner",
                       time.time())
     consent.grant(["clips", "snapshots", "events"], None, "k-test", time.time())
@@ -132,16 +132,16 @@ def test_a_dev_sealed_clip_is_never_queued(paired: Paired) -> None:
         outbox.close()
 
 
-def test_a_dev_sealed_clip_already_queued_is_never_sent(paired: Paired,
-                                                        seaweed: SeaweedS3) -> None:
+def test_a_dev_sealed_clip_already_queued_is_never_sent(paired: Paired, seaweed: SeaweedS3,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Queued by an older version (or before pairing finished): the uploads lane refuses it at
     send time against a real bucket, and the owner's clip behind it still goes."""
-    import queue
-
     bucket = seaweed.create_bucket("devkey")
-    os.environ.update(AWS_ACCESS_KEY_ID=seaweed.access_key,
-                      AWS_SECRET_ACCESS_KEY=seaweed.secret_key, AWS_DEFAULT_REGION="us-east-1")
-    from uplink.s3 import S3ObjectStore
+    for name, value in (("AWS_ACCESS_KEY_ID", seaweed.access_key),
+                        ("AWS_SECRET_ACCESS_KEY", seaweed.secret_key),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    from uplink.s3 import S3ObjectStore  # boto3 only for this test, as in agent.app
 
     settings = S3Settings(bucket=bucket, endpoint_url=seaweed.url, prefix="",
                           region="us-east-1", addressing_style="path", max_attempts=1)
@@ -171,7 +171,6 @@ def test_a_dev_sealed_clip_already_queued_is_never_sent(paired: Paired,
         assert states == {"devclip": "dropped", "ownerclip": "sent"}
     finally:
         outbox.close()
-    assert ClipUploader  # the port under test is the real one, built by lane_ports
 
 
 # ---- the real daemon ---------------------------------------------------------------------------
