@@ -286,9 +286,22 @@ def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None
     return ring
 
 
+def _mark_delivered(store: ClipStore) -> Callable[[str], None]:
+    """The store marks a delivered clip, unless the clip went while its upload finished (a
+    factory reset wiped it, or eviction): then there is nothing left to mark."""
+
+    def mark(clip_id: str) -> None:
+        if store.get_clip(clip_id) is None:
+            log.info("clip %s was delivered after it was deleted locally", clip_id)
+            return
+        store.mark_delivered(clip_id)
+
+    return mark
+
+
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
     if uplink is None:
-        return UplinkHooks(on_delivered=store.mark_delivered)
+        return UplinkHooks(on_delivered=_mark_delivered(store))
     delivery, discovery = uplink.delivery, uplink.discovery
 
     def changed() -> None:  # consent or event content may have changed: discovery follows
@@ -305,7 +318,7 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
                                            ", ".join(scopes),
                                            delivery.purge(scopes, "consent revoked")),
         on_connected=connected, on_changed=changed,
-        on_delivered=store.mark_delivered)
+        on_delivered=_mark_delivered(store))
 
 
 def _drain(uplink: Uplink, timeout_s: float) -> None:
