@@ -131,7 +131,7 @@ def scrub(db: sqlite3.Connection, path: Path) -> None:
     (``-shm`` holds only the WAL's index, no row data). Another connection reading at that
     moment makes the checkpoint busy: it is retried, and StoreError names the file if it never
     completes. Call outside any transaction. What the flash controller keeps of overwritten
-    blocks is beyond any file API (see SECURITY.md)."""
+    blocks is beyond any file API (the README says so)."""
     try:
         db.execute("PRAGMA secure_delete=ON")
         db.execute("VACUUM")

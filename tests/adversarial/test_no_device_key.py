@@ -34,7 +34,7 @@ from agent.outbox import Outbox
 from agent.outbox_worker import OutboxWorker
 from agent.owners import dev_owner_path
 from agent.status import status_document
-from agent.store import ClipRecord
+from agent.store import ClipEnd, ClipRecord, ClipStart
 from tests.helpers import DOORWARD, SMALL_CONFIG, age_decrypt, doorward, doorward_json, wait_for
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
@@ -73,6 +73,30 @@ def test_only_development_sources_use_a_development_owner(tmp_path: Path, source
     finally:
         local.store.close()
         local.device.db.close()
+
+
+def test_a_pairing_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> None:
+    """Power lost between storing the owner and retiring the development owner: the next start
+    deletes the dev-sealed clips and the key before anything is recorded or sent."""
+    data = tmp_path / "device"
+    first = open_local(parse_config(""), RunOptions(data_dir=str(data), source="sim:porch"))
+    (dev,) = first.policy.recipients()
+    sink = first.store.open_clip("devclip", ClipStart(time.time(), 0.0, (str(dev),), "1", "ring"))
+    sink.write(b"sealed to the development owner")
+    sink.commit(ClipEnd(time.time() + 1, 1.0))
+    owner = Identity.generate()
+    first.device.consent.add_owner(public_raw(Ed25519PrivateKey.generate()),
+                                   str(owner.recipient), "owner", time.time())
+    first.store.close()
+    first.device.db.close()
+    again = open_local(parse_config(""), RunOptions(data_dir=str(data), source="sim:porch"))
+    try:
+        assert not dev_owner_path(data).exists()
+        assert again.store.list_clips() == []
+        assert again.policy.recipients() == (owner.recipient,)
+    finally:
+        again.store.close()
+        again.device.db.close()
 
 
 # ---- queue time and send time ------------------------------------------------------------------
