@@ -281,6 +281,22 @@ def test_reset_scrubs_every_database_file(tmp_path: Path) -> None:
                  for name, raw in card.items() if needle in raw}
         assert found == {}, f"the previous owner's data survives the reset: {found}"
         assert state.db.get_setting(PUBLISHED_SETTING, "") != ""  # removed at the next start
+        # Every table holds nothing of Alice's: a table added later must be wiped or named
+        # here as kept, with a reason.
+        kept = {("device.sqlite", "ledger"): 1,  # restarted: the factory-reset entry
+                ("device.sqlite", "settings"): 1,  # only PUBLISHED_SETTING (no broker now)
+                ("outbox.sqlite", "seq_state"): 1}  # the message chain, back at genesis
+        for name in ("device.sqlite", "index.sqlite", "outbox.sqlite"):
+            with sqlite3.connect(tmp_path / "card" / name) as db:
+                tables = [t for (t,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    if table == "sqlite_sequence":
+                        continue
+                    rows = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    assert rows == kept.get((name, table), 0), (name, table, rows)
+                if name == "outbox.sqlite":
+                    assert db.execute("SELECT last_seq FROM seq_state").fetchone()[0] == 0
         assert [e.kind for e in state.ledger.entries()] == ["factory-reset"]
         assert (data / "device.key").exists() and (data / "setup.secret").exists()
     finally:
