@@ -113,6 +113,8 @@ class Pipeline:
         status are forgotten too, so nothing of the previous owner's is recorded afterwards."""
         discarded = self.recorder.discard() if self.recorder is not None else None
         if forget_event:  # the status then counts nothing of the previous owner's either
+            if self.recorder is not None:
+                self.recorder.ring.clear()
             self._open = None
             self.stats.last_event = {}
             self.stats.events = self.stats.clips = 0

@@ -113,6 +113,13 @@ class PrerollRing:
         self._gops.popleft()
         self.memory_bytes -= self._gop_bytes.popleft()
 
+    def clear(self) -> None:
+        """Forget every packet held (a factory reset: nothing filmed before it may start a clip
+        afterwards); the next clip starts at the encoder's next keyframe."""
+        self._gops.clear()
+        self._gop_bytes.clear()
+        self.memory_bytes = 0
+
     def packets_from(self, t: float) -> list[EncodedPacket]:
         """Packets from the last keyframe at or before ``t`` (or the oldest one held) to now."""
         start = 0
