@@ -38,6 +38,7 @@ from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.encoder import VideoEncoder, X264Encoder
 from agent.errors import ConfigError, DoorwardError
+from agent.handover import Handover
 from agent.hardening import harden_process
 from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
@@ -45,7 +46,7 @@ from agent.ledger import Ledger
 from agent.malloc import fix_mmap_threshold
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
-from agent.owners import SealingPolicy, dev_owner_path
+from agent.owners import SealingPolicy, dev_owner_path, retire_dev_owner
 from agent.recorder import Recorder
 from agent.sdnotify import ServiceNotifier
 from agent.status import StatusFile, links_json
@@ -292,9 +293,22 @@ def _on_ring(pipeline: Pipeline, delivery: Delivery | None) -> Callable[[], None
     return ring
 
 
+def _mark_delivered(store: ClipStore) -> Callable[[str], None]:
+    """The store marks a delivered clip, unless the clip went while its upload finished (a
+    factory reset wiped it, or eviction): then there is nothing left to mark."""
+
+    def mark(clip_id: str) -> None:
+        if store.get_clip(clip_id) is None:
+            log.info("clip %s was delivered after it was deleted locally", clip_id)
+            return
+        store.mark_delivered(clip_id)
+
+    return mark
+
+
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
     if uplink is None:
-        return UplinkHooks(on_delivered=store.mark_delivered)
+        return UplinkHooks(on_delivered=_mark_delivered(store))
     delivery, discovery = uplink.delivery, uplink.discovery
 
     def changed() -> None:  # consent or event content may have changed: discovery follows
@@ -311,7 +325,7 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
                                            ", ".join(scopes),
                                            delivery.purge(scopes, "consent revoked")),
         on_connected=connected, on_changed=changed,
-        on_delivered=store.mark_delivered)
+        on_delivered=_mark_delivered(store))
 
 
 def _drain(uplink: Uplink, timeout_s: float) -> None:
@@ -354,17 +368,6 @@ def _control_handler(inbox: queue.Queue[Any]) -> Callable[[dict[str, Any]], dict
     return on_command
 
 
-def _wipe_local(store: ClipStore, data_dir: Path) -> Callable[[], dict[str, Any]]:
-    def wipe() -> dict[str, Any]:
-        clips = store.list_clips()
-        for clip in clips:
-            store.delete_clip(clip.id)
-        dev_owner_path(data_dir).unlink(missing_ok=True)
-        return {"clips_deleted": len(clips)}
-
-    return wipe
-
-
 @dataclass
 class Local:
     """What ``run`` opens before any device: the store (recovered), the device's durable state,
@@ -388,15 +391,18 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     recovered = store.recover()  # logs what it recovered
     log.info("store %s ready (%d clips)", data_dir, len(store.list_clips()))
     device = open_device_state(data_dir)
-    policy = SealingPolicy(data_dir, simulated=spec.simulated,
+    policy = SealingPolicy(data_dir, dev_owner=spec.dev_owner,
                            owner_recipients=device.consent.recipients)
+    if device.consent.owners() and dev_owner_path(data_dir).exists():  # pairing was cut short
+        retire_dev_owner(data_dir, store, device.consent.recipients())
     policy.recipients()  # creates the development owner now, so the log says so at start
     (log.info if policy.mode != "not-recording" else log.warning)(policy.reason)
     # Under systemd, status.json lives in the tmpfs runtime directory (no SD-card wear).
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     status = StatusFile(data_dir, runtime_dir=Path(runtime) if runtime else None)
     status.update(state="starting", source=str(spec), data_dir=str(data_dir),
-                  device_id=device.identity.device_id, store_recovery=list(recovered.notes))
+                  device_id=device.identity.device_id, store_recovery=list(recovered.notes),
+                  sealing=policy.mode, sealing_reason=policy.reason)
     status.flush(force=True)
     return Local(spec, data_dir, store, device, policy, status)
 
@@ -476,10 +482,13 @@ def run(cfg: Config, opts: RunOptions) -> int:
                             on_event=_uplink_event(delivery) if delivery else _log_event,
                             on_clip=delivery.clip_sealed if delivery else None)
         gpio = build_gpio(cfg, spec, inbox, data_dir)
+        handover = Handover(data_dir, store, device.db, device.consent, pipeline,
+                            outbox=delivery.outbox if delivery else None,
+                            discovery=uplink.discovery if uplink else None)
         controller = DeviceController(
             device, inbox=inbox, buttons=gpio.buttons, led=gpio.led, sim_press=gpio.sim_press,
             mqtt=mqtt, on_ring=_on_ring(pipeline, delivery),
-            on_factory_reset=_wipe_local(store, data_dir),
+            on_factory_reset=handover.wipe, on_paired=handover.paired,
             hooks=_hooks(uplink, store, time.monotonic()))
         stack.callback(controller.close)
         if uplink is not None:

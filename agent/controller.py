@@ -99,6 +99,7 @@ class DeviceController:
                  buttons: DoorbellButtons | None, led: StatusLed | None,
                  sim_press: SimulatedPress | None, mqtt: MqttClient | None,
                  on_ring: Callable[[], None], on_factory_reset: Callable[[], dict[str, Any]],
+                 on_paired: Callable[[], object] = lambda: None,
                  window: PairingWindow | None = None,
                  hooks: UplinkHooks | None = None,
                  wall: Callable[[], float] = time.time,
@@ -107,6 +108,7 @@ class DeviceController:
         self.inbox = inbox
         self.buttons, self.led, self.sim_press, self.mqtt = buttons, led, sim_press, mqtt
         self.on_ring, self.on_factory_reset = on_ring, on_factory_reset
+        self.on_paired = on_paired  # retires the development owner (agent.handover)
         self.window = window or PairingWindow()
         self.hooks = hooks or UplinkHooks()
         self.wall, self.mono = wall, mono
@@ -280,6 +282,7 @@ class DeviceController:
             self.state.consent.add_owner(owner.owner_key, owner.recipient, "owner", wall)
             self.state.ledger.append("pairing", {"owner": owner.key_id,
                                                  "recipient": owner.recipient}, wall)
+            self.on_paired()  # before anything else is recorded: no clip stays dev-sealed
             self.window.on_success(now)
             self._window_was_open = False
             self.last_pairing = owner.key_id
@@ -324,12 +327,18 @@ class DeviceController:
 
     # -- factory reset -------------------------------------------------------------------------
     def factory_reset(self) -> None:
+        """Forget the owner: consent, then everything local (``on_factory_reset``), then the
+        ledger restarts and device.sqlite is scrubbed, all while message sending is held, so
+        nothing of the previous owner leaves or stays readable (see agent.handover)."""
         now = self.wall()
-        log.warning("factory reset: wiping owners, consent, counters and local clips")
+        log.warning("factory reset: wiping owners, consent, settings, history and local clips")
         self.window.close("factory reset")
-        self.state.consent.wipe()
-        wiped = self.on_factory_reset()
-        self.state.ledger.restart("factory-reset", wiped, now)
+        with self.hooks.command_guard():
+            self.state.consent.wipe()
+            wiped = self.on_factory_reset()
+            self.state.ledger.restart("factory-reset", wiped, now)
+            self.state.db.scrub()
+        self.last_pairing = ""
         self.hooks.on_changed()
         if self.led is not None:
             self.led.reset_confirm()

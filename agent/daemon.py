@@ -113,6 +113,27 @@ class Pipeline:
         records a clip even without motion."""
         self._handle(self.tracker.trigger(t, reason="ring"))
 
+    def discard_clip(self, *, forget_event: bool) -> str | None:
+        """Throw away the clip being recorded (its recipients are wrong now); returns its id.
+
+        Pairing (``forget_event=False``): the event goes on, in a new clip started from the
+        pre-roll and sealed to whoever the recorder's recipients name now (the new owner).
+        Factory reset (``forget_event=True``): the open event and the last event shown in the
+        status are forgotten too, so nothing of the previous owner's is recorded afterwards."""
+        discarded = self.recorder.discard() if self.recorder is not None else None
+        if forget_event:  # the status then counts nothing of the previous owner's either
+            if self.recorder is not None:
+                self.recorder.ring.clear()
+            self._open = None
+            self.stats.last_event = {}
+            self.stats.events = self.stats.clips = 0
+            return discarded
+        current = self._open
+        if current is not None and discarded is not None and self.recorder is not None:
+            current.clip_id = self.recorder.start_clip(
+                self.stats.last_frame_t, event_id=current.event_id, reason=current.reason)
+        return discarded
+
     def finish(self) -> None:
         """The source ended or the daemon stops: close the open event and seal its clip."""
         self._handle(self.tracker.finish(self.stats.last_frame_t))

@@ -38,6 +38,7 @@ from agent.outbox_worker import (
     TransientSendError,
     mqtt_batch_publisher,
 )
+from agent.owners import members_only, sealed_to_members
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
@@ -166,6 +167,10 @@ class Delivery:
                  else None)
         if scope is None:
             return
+        if not sealed_to_members(rec.recipients, self.consent.recipients()):
+            log.warning("clip %s is sealed to a key that is not a paired member's (the "
+                        "development owner?): it is never uploaded", rec.id)
+            return
         spec = {"clip_id": rec.id, "clip": str(rec.path),
                 "snapshot": str(rec.snapshot_path) if rec.snapshot_path else None,
                 "started_at": rec.started_at, "ended_at": rec.ended_at,
@@ -235,7 +240,9 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
         outbox.close()
         db.close()
 
-    return Ports(allows=allows, upload=uploader.upload, on_sent=uploader.on_sent,
+    # Checked again at the moment of sending: never a clip sealed to a development key.
+    upload = members_only(uploader.upload, consent.recipients)
+    return Ports(allows=allows, upload=upload, on_sent=uploader.on_sent,
                  on_drop=on_drop, close=close)
 
 

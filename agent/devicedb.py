@@ -114,7 +114,37 @@ def connect_wal(path: Path, *, timeout_s: float = 10.0) -> sqlite3.Connection:
             delay = min(delay * 2, 0.2)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA synchronous=FULL")
+    # Deleted rows are overwritten with zeros, not left in free space for a card image to show.
+    db.execute("PRAGMA secure_delete=ON")
     return db
+
+
+SCRUB_ATTEMPTS = 50
+
+
+def scrub(db: sqlite3.Connection, path: Path) -> None:
+    """Leave nothing deleted recoverable from ``path`` or its ``-wal`` (a factory reset).
+
+    ``secure_delete`` zeroes what is deleted; VACUUM then rewrites every page from the live rows
+    only (free pages and old cell fragments go); a TRUNCATE checkpoint copies the WAL into the
+    file and cuts the ``-wal`` to zero bytes, so older frames holding deleted rows are gone too
+    (``-shm`` holds only the WAL's index, no row data). Another connection reading at that
+    moment makes the checkpoint busy: it is retried, and StoreError names the file if it never
+    completes. Call outside any transaction. What the flash controller keeps of overwritten
+    blocks is beyond any file API (the README says so)."""
+    try:
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("VACUUM")
+        for _ in range(SCRUB_ATTEMPTS):
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.02)  # a reader on another thread; it finishes within milliseconds
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot scrub deleted data ({e}); free space or check the "
+                         "card") from e
+    raise StoreError(f"{path}: the write-ahead log stayed busy, so deleted data may remain in "
+                     f"{path}-wal; restart doorward (the next start checkpoints it)")
 
 
 class DeviceDB:
@@ -183,6 +213,15 @@ class DeviceDB:
             raise StoreError(
                 f"device database {self.path}: {e}; free space or check the card"
             ) from e
+
+    def wipe_settings(self) -> None:
+        """Factory reset: every owner setting and uplink chain state goes (one commit)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM settings")
+
+    def scrub(self) -> None:
+        """Make deleted rows unrecoverable from the file and its WAL (see :func:`scrub`)."""
+        scrub(self._db, self.path)
 
     def get_setting(self, key: str, default: str) -> str:
         rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))

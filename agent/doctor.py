@@ -266,12 +266,12 @@ def check_database(path: Path) -> Check:
 # ---- pairing and consent ------------------------------------------------------------------------
 
 
-def check_pairing(view: DeviceView | None, simulated: bool) -> Check:
+def check_pairing(view: DeviceView | None, dev_owner: bool) -> Check:
     if view is None:
         return Check("pairing", WARN, "no device database yet",
                      "run `doorward run` once, then pair (hold SETUP 3 s, `doorward owner pair`)")
     if not view.owners:
-        what = ("clips are sealed to the development owner" if simulated
+        what = ("clips are sealed to the development owner" if dev_owner
                 else "nothing is recorded until an owner pairs")
         return Check("pairing", WARN, f"not paired: {what}",
                      "hold SETUP 3 s, then run `doorward owner pair` on the owner's computer")
@@ -434,10 +434,10 @@ def run_checks(cfg: Config, config_check: Check, *, data_dir: Path, source: str,
                             "see the db device.sqlite check"))
     else:
         try:
-            simulated = parse_source(source).simulated
+            dev_owner = parse_source(source).dev_owner
         except DoorwardError:
-            simulated = True
-        checks += [check_pairing(view, simulated), check_consent(view, now)]
+            dev_owner = True
+        checks += [check_pairing(view, dev_owner), check_consent(view, now)]
     checks.append(check_broker(cfg, broker, device_id_of(data_dir), timeout_s))
     checks.append(check_bucket(cfg, timeout_s))
     return checks

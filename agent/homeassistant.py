@@ -244,6 +244,28 @@ class HomeAssistantDiscovery:
                                    "remove": list(todo.remove)}})
         return todo
 
+    def published_topics(self) -> tuple[str, ...]:
+        """Every config topic that may hold a retained config now: what the record says was
+        published, plus (discovery enabled) the current configs' topics, in case the record was
+        lost. For a factory reset: read before the settings are wiped."""
+        recorded, _ = _recorded(self.port.db.get_setting(PUBLISHED_SETTING, ""), self.configs)
+        current = tuple(c.topic for c in self.configs) if self.enabled else ()
+        return tuple(dict.fromkeys((*recorded, *current)))
+
+    def remove(self, topics: Sequence[str]) -> int:
+        """Factory reset: queue an empty retained payload on each of ``topics`` (scope
+        ``device``: it leaves with no consent in force) and record that nothing is published.
+        Returns how many were queued (0 without a broker)."""
+        p = self.port
+        if not p.messages_enabled:
+            return 0
+        for topic in topics:
+            p.publish_retained(topic, b"", "device", expires_in_s=QUEUE_LIFETIME_S)
+        p.db.set_setting(PUBLISHED_SETTING, "")
+        log.info("home assistant discovery: %d retained config(s) queued for removal",
+                 len(topics), extra={"fields": {"remove": list(topics)}})
+        return len(topics)
+
     def tick(self) -> None:
         """Call often (each loop tick); reconciles every ``check_every_s``, which is what
         notices a consent grant expiring."""

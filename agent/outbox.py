@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.devicedb import connect_wal, create_private
+from agent.devicedb import connect_wal, create_private, scrub
 from agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -584,6 +584,18 @@ class Outbox:
             "SELECT id FROM items WHERE scope = ? AND state IN ('queued', 'in-flight')", (scope,)
         )]  # fmt: skip
         return self.drop_many(ids, reason, now)
+
+    def wipe(self) -> int:
+        """Factory reset: every item (open, sent or dropped, with its payload) and the message
+        chain go, recorded nowhere (the ledger restarts with the reset), and nothing of them
+        stays readable in the file or its WAL. An upload in flight finds its item gone at its
+        next progress callback and stops. Item ids are NOT restarted: a lane may still hold an
+        old id, which must never name a new item. Returns the number of items."""
+        with self.transaction() as db:
+            n = db.execute("DELETE FROM items").rowcount
+            db.execute("UPDATE seq_state SET last_seq = 0, last_hash = ?", (GENESIS_PREV,))
+        scrub(self._db, self.path)
+        return int(n)
 
     def expire(self, now: float) -> list[Item]:
         """Drop queued items whose ``expires_at`` has passed (reason "expired"); prune sent and

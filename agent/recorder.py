@@ -117,6 +117,13 @@ class PrerollRing:
         self._gops.popleft()
         self.memory_bytes -= self._gop_bytes.popleft()
 
+    def clear(self) -> None:
+        """Forget every packet held (a factory reset: nothing filmed before it may start a clip
+        afterwards); the next clip starts at the encoder's next keyframe."""
+        self._gops.clear()
+        self._gop_bytes.clear()
+        self.memory_bytes = 0
+
     def packets_from(self, t: float) -> list[EncodedPacket]:
         """Packets from the last keyframe at or before ``t`` (or the oldest one held) to now."""
         start = 0
@@ -452,6 +459,19 @@ class Recorder:
         log.info("clip %s sealed: %.1f s, %d bytes", record.id, record.duration_s, record.bytes)
         self._housekeep()
         return record
+
+    def discard(self) -> str | None:
+        """Abort the clip in progress, if any: its file and index row go, nothing is committed.
+        For a clip whose recipients are no longer right (pairing retires the development owner;
+        a factory reset forgets the previous owner). Returns the discarded clip's id."""
+        clip, self._clip = self._clip, None
+        if clip is None:
+            return None
+        clip.writer.abort()
+        clip.sink.abort()
+        self.last_error = None  # it may name a clip of the previous owner
+        log.info("clip %s discarded while recording", clip.id)
+        return clip.id
 
     def close(self) -> ClipRecord | None:
         """Seal the clip in progress (SIGTERM path) and close the encoder."""

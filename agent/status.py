@@ -327,6 +327,8 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
     st = read_status(data_dir) or {"running": False, "state": "never-run"}
     running = bool(st.get("running"))
     problems = [str(st["error"])] if st.get("error") else []
+    if st.get("sealing") == "not-recording":  # a real camera without an owner: say why
+        problems.append(str(st.get("sealing_reason") or "not recording: no paired owner"))
 
     def guarded(what: str, fn: Any) -> Any:
         try:

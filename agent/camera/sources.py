@@ -13,6 +13,9 @@ from agent.camera.base import Camera
 from agent.errors import CameraError
 
 SIMULATED_KINDS = ("sim", "file", "v4l2")
+# Only these may seal to a development owner (<data-dir>/dev-owner.key): they film nobody's door.
+# A USB camera (v4l2) films a real scene, so it is treated like the Pi camera: no owner, no clips.
+DEV_OWNER_KINDS = ("sim", "file")
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,15 @@ class SourceSpec:
 
     @property
     def simulated(self) -> bool:
-        """True for development sources, which may seal to a development owner identity."""
+        """True for sources that run without the doorbell's hardware (sim, file, v4l2): they get
+        gpiozero's mock pins unless ``[gpio] pin_factory`` says otherwise."""
         return self.kind in SIMULATED_KINDS
+
+    @property
+    def dev_owner(self) -> bool:
+        """True for sources that film no real scene (sim, file): only these may seal to a
+        development owner identity before an owner pairs (see agent.owners)."""
+        return self.kind in DEV_OWNER_KINDS
 
     def __str__(self) -> str:
         return self.kind if not self.arg else f"{self.kind}:{self.arg}"

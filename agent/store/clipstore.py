@@ -277,6 +277,21 @@ class ClipStore:
         self._index.erase(list(clip_ids), all_events=everything, events_before=cut)
         return deleted
 
+    def wipe(self) -> dict[str, int]:
+        """Factory reset: every clip and snapshot file (partial ones too: discard the clip in
+        progress first), every clip row and event, leaving nothing readable in the index's files.
+        Returns what went, for the log."""
+        rows = self._index.rows()
+        for row in rows:
+            self.delete_clip(row.id)
+        stray = 0
+        for path in self.clips_dir.iterdir():
+            if path.is_file() and path.name.endswith(
+                    (CLIP_SUFFIX, SNAPSHOT_SUFFIX, PARTIAL_SUFFIX)):
+                stray += unlink_quiet_missing(path)
+        events = self._index.wipe()
+        return {"clips": len(rows), "events": events, "stray_files": stray}
+
     def mark_delivered(self, clip_id: str) -> None:
         """Record that the uplink delivered the clip: it becomes first in line for eviction."""
         if not self._index.mark_delivered(clip_id):

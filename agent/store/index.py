@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.devicedb import scrub
 from agent.errors import StoreError
 from agent.store.records import EventRecord
 
@@ -321,6 +322,7 @@ class Index:
         space in the main file). Returns the number of event rows deleted."""
         with self._tx() as db:
             db.executemany("DELETE FROM clips WHERE id = ?", [(c,) for c in clip_ids])
+            db.executemany("DELETE FROM clip_progress WHERE clip_id = ?", [(c,) for c in clip_ids])
             gone = db.executemany("DELETE FROM events WHERE clip_id = ?",
                                   [(c,) for c in clip_ids]).rowcount
             if all_events:
@@ -336,6 +338,17 @@ class Index:
                         "`doorward clips list`); the next erasure or restart after it has "
                         "finished clears them", self.path)
         return max(gone, 0)
+
+    def wipe(self) -> int:
+        """Factory reset: every clip row and event goes, then nothing of them stays readable in
+        the file or its WAL (agent.devicedb.scrub). Returns the number of events deleted."""
+        with self._tx() as db:
+            db.execute("DELETE FROM clips")
+            db.execute("DELETE FROM clip_progress")
+            events = db.execute("DELETE FROM events").rowcount
+        with self._lock:
+            scrub(self._db, self.path)
+        return int(events)
 
     def delete_events_before(self, iso_time: str) -> int:
         with self._tx() as db:
