@@ -31,9 +31,11 @@ from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import (
+    WITHDRAWN,
     PermanentSendError,
     Ports,
     TransientSendError,
+    UploadCancelled,
     mqtt_batch_publisher,
 )
 from agent.status import LinkState
@@ -170,9 +172,15 @@ class Delivery:
         self.wake()
 
     def purge(self, scopes: Sequence[str], reason: str) -> int:
-        """Revocation: every queued item of these scopes is dropped at once (and recorded)."""
+        """Revocation: every queued item of these scopes that never left is dropped at once (and
+        recorded as an ``outbox-drop``). Left to the uploads lane, which sees the revocation at
+        its next check and withdraws what reached the bucket: the upload in flight, and uploads
+        waiting to retry after storing something (they have ``progress``). Wire it after the
+        revocation commits, then ``OutboxWorker.wait_stopped(scopes, ...)`` before replying."""
         now = self.wall()
-        return sum(len(self.outbox.purge_scope(s, reason, now)) for s in scopes)
+        ids = [i.id for i in self.outbox.items(("queued",))
+               if i.scope in scopes and not (i.kind == "upload" and i.progress)]
+        return len(self.outbox.drop_many(ids, reason, now)) if ids else 0
 
     def forget(self, clip_ids: Sequence[str], *, everything: bool, request: str,
                before: str | None = None) -> None:
@@ -218,7 +226,9 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
 
     def on_drop(items: Sequence[Item]) -> None:
         now = time.time()
-        for record in drop_records(items):
+        # a withdrawn upload left the device: the uploader recorded disclosure and withdrawn
+        left = [i for i in items if not (i.drop_reason or "").startswith(WITHDRAWN)]
+        for record in drop_records(left):
             ledger.append("outbox-drop", record, now)
 
     if lane == "messages" or ctx.store_factory is None:
@@ -233,6 +243,10 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
 
     return Ports(allows=allows, upload=uploader.upload, on_sent=uploader.on_sent,
                  on_drop=on_drop, close=close)
+
+
+class _SnapshotRefused(UploadCancelled):
+    """``snapshots`` consent went while a snapshot was being sent."""
 
 
 @dataclass(frozen=True)
@@ -267,8 +281,15 @@ class ClipUploader:
         spec = item.spec or {}
         if "forget" in spec:
             return self._forget(spec)
+        state: dict[str, Any] = dict(item.progress or {})
         try:
-            return self._upload_clip(item, spec, progress)
+            try:
+                return self._upload_clip(item, spec, state, progress)
+            except UploadCancelled as exc:
+                withdrawn = self._withdraw(item, spec, state, exc)
+                if withdrawn is exc:
+                    raise
+                raise withdrawn from exc
         except S3Unavailable as exc:
             raise TransientSendError(str(exc)) from exc
         except S3IntegrityError as exc:
@@ -279,9 +300,11 @@ class ClipUploader:
             raise PermanentSendError(f"the sealed file is gone (evicted or erased): {exc}") \
                 from exc
 
-    def _upload_clip(self, item: Item, spec: dict[str, Any],
+    def _upload_clip(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
                      progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:
-        state: dict[str, Any] = dict(item.progress or {})
+        """One attempt: clip (scope ``clips``), snapshot (if ``snapshots`` consent), manifest.
+        ``state`` (the item's saved progress) is updated in place and saved through
+        ``progress``; ``state["stored"]`` lists every object stored, for a withdrawal."""
         progress(None)  # raises if consent was revoked or the item purged
         if "keys" not in state:  # fixed at the first attempt: a retry after midnight keeps them
             keys = object_keys(self.ctx.prefix, self.ctx.identity.device_id, spec["clip_id"],
@@ -297,11 +320,10 @@ class ClipUploader:
         if item.scope == "clips":
             objects["clip"] = self._put(keys["clip"], Path(spec["clip"]), state["clip_sha256"],
                                         state, "clip_parts", progress)
-        snap_ok = spec.get("snapshot") and self.consent.allows("snapshots", time.time())
-        if snap_ok:
-            objects["snapshot"] = self._put(keys["snapshot"], Path(spec["snapshot"]),
-                                            state["snapshot_sha256"], state, "snap_parts",
-                                            progress)
+        if spec.get("snapshot") and self._snapshots_allowed():
+            snap = self._put_snapshot(item, spec, state, progress)
+            if snap is not None:
+                objects["snapshot"] = snap
         if "clip" not in objects:
             if "snapshot" not in objects:
                 raise PermanentSendError("nothing left to upload under the consent in force")
@@ -314,8 +336,30 @@ class ClipUploader:
         return Uploaded(spec["clip_id"], state["manifest"],
                         (*(o.key for o in objects.values()), keys["manifest"]), item.scope)
 
+    def _snapshots_allowed(self) -> bool:
+        return self.consent.allows("snapshots", time.time())
+
+    def _put_snapshot(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                      progress: Callable[[dict[str, Any] | None], None]) -> ClipObject | None:
+        """The snapshot, checked against ``snapshots`` consent every 64 KiB as well; in a
+        ``clips`` upload a snapshots-only revocation stops just the snapshot (None)."""
+        def check() -> None:
+            progress(None)
+            if not self._snapshots_allowed():
+                raise _SnapshotRefused("consent for snapshots withdrawn; abort the snapshot")
+
+        try:
+            return self._put(state["keys"]["snapshot"], Path(spec["snapshot"]),
+                             state["snapshot_sha256"], state, "snap_parts", progress, check)
+        except _SnapshotRefused:
+            if item.scope != "clips":
+                raise
+            self._abort_parts(state, "snap_parts")
+            return None
+
     def _put(self, key: str, path: Path, sha: str, state: dict[str, Any], slot: str,
-             progress: Callable[[dict[str, Any] | None], None]) -> ClipObject:
+             progress: Callable[[dict[str, Any] | None], None],
+             check: Callable[[], None] | None = None) -> ClipObject:
         def save(rs: ResumeState) -> None:
             state[slot] = rs.to_json()
             progress(state)
@@ -324,8 +368,56 @@ class ClipUploader:
                   else ResumeState(on_save=save))
         size = path.stat().st_size
         self.store.put_file(key, path, sha256_hex=sha, size=size, resume_state=resume,
-                            progress=lambda done, total: progress(None))
+                            check=check or (lambda: progress(None)))
+        stored = state.setdefault("stored", [])
+        if key not in stored:
+            stored.append(key)
+            state.setdefault("grants", [g.to_json() for g in self.consent.in_force(time.time())
+                                        if g.scope in ("clips", "snapshots")])
+        progress(state)  # saves what is in the bucket first, then checks consent
         return ClipObject(key=key, size=size, sha256=sha)
+
+    def _abort_parts(self, state: dict[str, Any], slot: str) -> dict[str, Any] | None:
+        """AbortMultipartUpload for the upload saved in ``state[slot]``, if any."""
+        if not state.get(slot):
+            return None
+        rs = ResumeState.from_json(state[slot])
+        if rs.upload_id is None or rs.key is None:
+            return None
+        self.store.abort_upload(rs.key, rs.upload_id)
+        state[slot] = None
+        return {"key": rs.key, "upload_id": rs.upload_id, "parts": len(rs.parts)}
+
+    def _withdraw(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                  cancel: UploadCancelled) -> UploadCancelled:
+        """A cancelled upload: abort its multipart uploads, delete whatever of the clip reached
+        the bucket, and record it (``disclosure`` of the stored objects once, then
+        ``withdrawn``). Returns the exception to raise: ``cancel`` itself when nothing had left
+        (the worker then records an ``outbox-drop``). An S3 failure here propagates: the item is
+        retried (and withdrawn again) later."""
+        if "keys" not in state:
+            return cancel
+        keys = [state["keys"][k] for k in ("clip", "snapshot", "manifest")]
+        aborted = [a for slot in ("clip_parts", "snap_parts")
+                   if (a := self._abort_parts(state, slot)) is not None]
+        present = [k for k in keys if k in state.get("stored", ()) or self.store.exists(k)]
+        now = time.time()
+        if present and not state.get("disclosed"):
+            self.ledger.append("disclosure", {
+                "clip_id": spec["clip_id"], "bucket": self.ctx.bucket, "objects": present,
+                "scope": item.scope, "grants": state.get("grants", []), "complete": False}, now)
+            state["disclosed"] = True
+            self.outbox.save_progress(item.id, state)
+        deleted = self.store.delete(present) if present else []
+        if not present and not any(a["parts"] for a in aborted):
+            return cancel
+        self.ledger.append("withdrawn", {
+            "clip_id": spec["clip_id"], "bucket": self.ctx.bucket, "objects": sorted(deleted),
+            "aborted": aborted, "reason": str(cancel)}, now)
+        log.warning("upload of clip %s cancelled (%s): withdrew %s from the bucket",
+                    spec["clip_id"], cancel, ", ".join(deleted) or "its partial upload")
+        return UploadCancelled(f"{cancel}; withdrew {len(deleted)} object(s) and "
+                               f"{len(aborted)} partial upload(s)", withdrawn=True)
 
     def _manifest(self, spec: dict[str, Any], objects: dict[str, ClipObject]) -> str:
         """The next manifest of the device's manifest chain (state persisted before use)."""

@@ -41,7 +41,7 @@ GENESIS_PREV = "0" * 64
 FORMAT = "doorward-ledger/1"
 KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
-    "owner-added", "disclosure", "outbox-drop", "erasure", "setting",
+    "owner-added", "disclosure", "outbox-drop", "erasure", "setting", "withdrawn",
 })  # fmt: skip
 # Domain separation: entry signatures cover 32 hash bytes; header signatures this prefix + JSON.
 _HEADER_CONTEXT = b"doorward-ledger-header/1\x00"
