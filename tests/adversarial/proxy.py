@@ -24,6 +24,7 @@ Threads: one acceptor, two pumps per connection; :meth:`close` stops them all.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -85,17 +86,13 @@ class ThrottlingProxy:
 
     def close(self) -> None:
         self._closing.set()
-        try:
+        with contextlib.suppress(OSError):
             self._listener.close()
-        except OSError:
-            pass
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         for thread in self._threads:
             thread.join(5)
@@ -249,7 +246,5 @@ class HttpRequests:
 
 def _close_pair(a: socket.socket, b: socket.socket) -> None:
     for sock in (a, b):
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

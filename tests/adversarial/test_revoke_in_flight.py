@@ -1,10 +1,10 @@
 """Issue 12, finding 1: a revocation stops an upload in flight, and the ledger tells the truth.
 
-The real daemon (`doorward run` on a rendered passer-by scene, in real time) uploads to a real SeaweedFS
-through a throttling proxy (tests/adversarial/proxy.py, 48 KiB/s towards the server), so the
-clip's PUT is still in flight when the owner's signed `consent revoke` (the real owner CLI, over
-a real Mosquitto) lands. The proxy sees every request the device sends and when each request body
-was forwarded completely: the moment the bucket can act on it.
+The real daemon (`doorward run` on a rendered passer-by scene, in real time) uploads to a real
+SeaweedFS through a throttling proxy (tests/adversarial/proxy.py, 48 KiB/s towards the server),
+so the clip's PUT is still in flight when the owner's signed `consent revoke` (the real owner CLI,
+over a real Mosquitto) lands. The proxy sees every request the device sends and when each request
+body was forwarded completely: the moment the bucket can act on it.
 """
 
 from __future__ import annotations
