@@ -283,13 +283,19 @@ class ClipUploader:
             return self._forget(spec)
         state: dict[str, Any] = dict(item.progress or {})
         try:
-            try:
-                return self._upload_clip(item, spec, state, progress)
-            except UploadCancelled as exc:
-                withdrawn = self._withdraw(item, spec, state, exc)
-                if withdrawn is exc:
-                    raise
-                raise withdrawn from exc
+            return self._attempt(item, spec, state, progress)
+        except (UploadCancelled, PermanentSendError) as exc:
+            # the upload ends here: nothing of it may stay in the bucket without its manifest
+            withdrawn = self._withdraw(item, spec, state, exc)
+            if withdrawn is exc:
+                raise
+            raise withdrawn from exc
+
+    def _attempt(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                 progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:
+        """One attempt, S3 errors translated for the worker (retry, or drop)."""
+        try:
+            return self._upload_clip(item, spec, state, progress)
         except S3Unavailable as exc:
             raise TransientSendError(str(exc)) from exc
         except S3IntegrityError as exc:
@@ -324,10 +330,8 @@ class ClipUploader:
             snap = self._put_snapshot(item, spec, state, progress)
             if snap is not None:
                 objects["snapshot"] = snap
-        if "clip" not in objects:
-            if "snapshot" not in objects:
-                raise PermanentSendError("nothing left to upload under the consent in force")
-            objects["clip"] = objects.pop("snapshot")  # a snapshot-only upload
+        if not objects:
+            raise PermanentSendError("nothing left to upload under the consent in force")
         if "manifest" not in state:
             state["manifest"] = self._manifest(spec, objects)
             progress(state)
@@ -389,18 +393,31 @@ class ClipUploader:
         return {"key": rs.key, "upload_id": rs.upload_id, "parts": len(rs.parts)}
 
     def _withdraw(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
-                  cancel: UploadCancelled) -> UploadCancelled:
-        """A cancelled upload: abort its multipart uploads, delete whatever of the clip reached
-        the bucket, and record it (``disclosure`` of the stored objects once, then
-        ``withdrawn``). Returns the exception to raise: ``cancel`` itself when nothing had left
-        (the worker then records an ``outbox-drop``). An S3 failure here propagates: the item is
-        retried (and withdrawn again) later."""
+                  cancel: Exception) -> Exception:
+        """An upload that ends unfinished (cancelled, or failed for good): abort its multipart
+        uploads, delete whatever of the clip reached the bucket, and record it (``disclosure`` of
+        the stored objects once, then ``withdrawn``). Returns the exception to raise: ``cancel``
+        itself when nothing had left (the worker then records an ``outbox-drop``), else
+        ``UploadCancelled(withdrawn=True)``. If the bucket fails meanwhile: TransientSendError,
+        the item stays queued and is withdrawn at its next attempt."""
         if "keys" not in state:
             return cancel
+        try:
+            return self._withdraw_objects(item, spec, state, cancel)
+        except S3Error as exc:
+            raise TransientSendError(f"withdrawing clip {spec['clip_id']} from the bucket failed "
+                                     f"({exc}); retried later") from exc
+
+    def _withdraw_objects(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                          cancel: Exception) -> Exception:
         keys = [state["keys"][k] for k in ("clip", "snapshot", "manifest")]
         aborted = [a for slot in ("clip_parts", "snap_parts")
                    if (a := self._abort_parts(state, slot)) is not None]
-        present = [k for k in keys if k in state.get("stored", ()) or self.store.exists(k)]
+        stored = state.get("stored", [])
+        # after a cancel, also ask the bucket: a PUT may have landed just before a crash that
+        # kept it out of ``stored`` (not after a permanent failure: the bucket may refuse HEAD)
+        present = [k for k in keys if k in stored
+                   or (isinstance(cancel, UploadCancelled) and self.store.exists(k))]
         now = time.time()
         if present and not state.get("disclosed"):
             self.ledger.append("disclosure", {
