@@ -94,6 +94,16 @@ def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope:
                                  retain=retain)
 
 
+def left_the_device(progress: dict[str, Any] | None) -> bool:
+    """Whether an upload's saved progress shows something in the bucket: an object stored, or a
+    multipart upload started (the ``ClipUploader`` state). Such an upload is withdrawn by the
+    uploads lane, never dropped as "never sent"."""
+    state = progress or {}
+    return bool(state.get("stored")) or any(
+        state.get(slot) and ResumeState.from_json(state[slot]).upload_id
+        for slot in ("clip_parts", "snap_parts"))
+
+
 class Delivery:
     """The loop thread's side (see the module docstring). ``wake`` nudges the outbox worker."""
 
@@ -175,11 +185,11 @@ class Delivery:
         """Revocation: every queued item of these scopes that never left is dropped at once (and
         recorded as an ``outbox-drop``). Left to the uploads lane, which sees the revocation at
         its next check and withdraws what reached the bucket: the upload in flight, and uploads
-        waiting to retry after storing something (they have ``progress``). Wire it after the
+        waiting to retry after storing something (:func:`left_the_device`). Wire it after the
         revocation commits, then ``OutboxWorker.wait_stopped(scopes, ...)`` before replying."""
         now = self.wall()
         ids = [i.id for i in self.outbox.items(("queued",))
-               if i.scope in scopes and not (i.kind == "upload" and i.progress)]
+               if i.scope in scopes and not (i.kind == "upload" and left_the_device(i.progress))]
         return len(self.outbox.drop_many(ids, reason, now)) if ids else 0
 
     def forget(self, clip_ids: Sequence[str], *, everything: bool, request: str,
@@ -410,14 +420,9 @@ class ClipUploader:
 
     def _withdraw_objects(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
                           cancel: Exception) -> Exception:
-        keys = [state["keys"][k] for k in ("clip", "snapshot", "manifest")]
         aborted = [a for slot in ("clip_parts", "snap_parts")
                    if (a := self._abort_parts(state, slot)) is not None]
-        stored = state.get("stored", [])
-        # after a cancel, also ask the bucket: a PUT may have landed just before a crash that
-        # kept it out of ``stored`` (not after a permanent failure: the bucket may refuse HEAD)
-        present = [k for k in keys if k in stored
-                   or (isinstance(cancel, UploadCancelled) and self.store.exists(k))]
+        present = list(state.get("stored", []))
         now = time.time()
         if present and not state.get("disclosed"):
             self.ledger.append("disclosure", {
