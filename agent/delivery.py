@@ -12,6 +12,13 @@ Two sides, on two kinds of thread:
 Every upload is recorded in the ledger as a disclosure (what, where, under which grant), announced
 by a signed ``uploaded`` message carrying the manifest, and reported to the loop so the store can
 mark the clip delivered (delivered clips are evicted first when the disk fills).
+
+An upload that ends unfinished (consent revoked or expired mid-upload, the item purged, or a
+permanent failure) leaves nothing in the bucket without its manifest: :class:`ClipUploader`
+aborts its multipart uploads, deletes the objects it had stored, and records a ``disclosure`` of
+those objects followed by ``withdrawn`` (an ``outbox-drop`` only when nothing had left). Bodies
+are streamed with a consent check every 64 KiB (``ObjectStore.put_file(check=...)``), and the
+revoke hook waits for the lane (``OutboxWorker.wait_stopped``) before the reply goes out.
 """
 
 from __future__ import annotations
@@ -99,9 +106,12 @@ def left_the_device(progress: dict[str, Any] | None) -> bool:
     multipart upload started (the ``ClipUploader`` state). Such an upload is withdrawn by the
     uploads lane, never dropped as "never sent"."""
     state = progress or {}
-    return bool(state.get("stored")) or any(
-        state.get(slot) and ResumeState.from_json(state[slot]).upload_id
-        for slot in ("clip_parts", "snap_parts"))
+    try:
+        return bool(state.get("stored")) or any(
+            state.get(slot) and ResumeState.from_json(state[slot]).upload_id
+            for slot in ("clip_parts", "snap_parts"))
+    except ValueError:  # unreadable state: let the lane look (it records what it finds)
+        return True
 
 
 class Delivery:

@@ -16,6 +16,11 @@ composite). ``put_file`` first asks ``exists()``: the same size and digest alrea
 the upload is skipped, so a retried job never stores twice. Above ``multipart_threshold_bytes``
 the upload goes in parts and resumes from a persisted ``ResumeState`` (uplink/s3_multipart.py).
 
+Bodies stream from the file through ``s3_multipart.CheckedReader``: ``put_file(check=...)`` runs
+the caller's check before every 64 KiB read, and what it raises aborts the request and propagates
+unchanged (a revocation stops an upload within one 64 KiB read, plus the kernel's send buffer,
+which ``S3Settings.send_buffer_bytes`` caps). ``abort_upload`` discards a kept multipart upload.
+
 Transient failures (connection errors, timeouts, 5xx, throttling) are retried here, up to
 ``max_attempts`` calls per operation with exponential backoff and full jitter (botocore's own
 retries are off so the attempts don't multiply and tests can inject ``sleep``/``rng``); what is

@@ -135,3 +135,16 @@ def test_objects_stored_before_the_revoke_are_deleted_and_recorded(
     assert [k for k in disclosure["objects"]] == [clip_key.split("/", 2)[2]]
     assert withdrawn["objects"] == disclosure["objects"]
     assert disclosure["grants"] and not disclosure["complete"]
+
+
+def test_the_s3_client_caps_its_kernel_send_buffer() -> None:
+    """What a cancelled request can still send is bounded by the socket's send buffer: if a
+    botocore upgrade moves the socket options, this fails (the adapter only logs)."""
+    import socket
+
+    from uplink.s3 import S3ObjectStore
+
+    store = S3ObjectStore(S3Settings(bucket="b", endpoint_url="http://127.0.0.1:9",
+                                     send_buffer_bytes=96 * 1024))
+    options = store.client._endpoint.http_session._socket_options
+    assert (socket.SOL_SOCKET, socket.SO_SNDBUF, 96 * 1024) in options
