@@ -20,6 +20,7 @@ Wiring (daemon)::
     outbox = Outbox(path, on_drop=..., notify=worker.wake)          # the loop's enqueue side
     client.events -> ConnectionEvent(connected=True): worker.wake()  # resume at once
     with worker.paused(): revoke + outbox.purge_scope(...)            # no send races a revoke
+    worker.wait_stopped(revoked_scopes, timeout_s=10.0)  # then reply: the upload has stopped
     left = worker.drain(timeout_s=60.0)             # --exit-at-eof; {} when all was sent
     worker.stop()
 
