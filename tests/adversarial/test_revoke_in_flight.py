@@ -103,12 +103,13 @@ def test_revoke_stops_the_clip_put_in_flight_and_the_ledger_tells_the_truth(
     # 2. no upload started after the reply
     started_late = [(r.method, r.path) for r in seen if is_upload(r) and r.started_at > replied_at]
     assert started_late == []
-    # 3. the clip's PUT had stopped by the reply: at most what the kernel buffers still held
+    # 3. the clip's PUT had stopped by the reply (the device resets the connection: what the
+    #    proxy had already taken in may still trickle on, a few KiB)
     later = next(r for r in seen if (r.conn, r.started_at) == (clip_put.conn,
                                                                  clip_put.started_at))
     before = at_reply[(clip_put.conn, clip_put.started_at)]
     assert later.completed_at is None
-    assert later.forwarded - before.forwarded <= 512 * 1024, (before.forwarded, later.forwarded)
+    assert later.forwarded - before.forwarded <= 128 * 1024, (before.forwarded, later.forwarded)
     # 4. the bucket holds nothing of the clip, and no open multipart upload
     assert rig.objects() == []
     assert rig.open_uploads() == []
