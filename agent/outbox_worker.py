@@ -386,10 +386,34 @@ class OutboxWorker:
         """One unit of work on ``lane`` with the caller's ``outbox`` and ``ports``; returns how
         long to wait before the next (0: go on at once). The lane threads loop on this; tests
         may call it directly, without threads, for deterministic interleavings."""
-        outbox.expire(self._clock())
+        now = self._clock()
+        if lane == "uploads" and (head := outbox.head("upload")) is not None \
+                and head.progress and head.state == "queued" and head.expires_at <= now:
+            return self._withdraw_expired(outbox, ports, head)
+        outbox.expire(now)
         if lane == "messages":
             return self._send_messages(outbox, ports)
         return self._send_upload(outbox, ports)
+
+    def _withdraw_expired(self, outbox: Outbox, ports: Ports, item: Item) -> float:
+        """An upload that expired after storing something: let the port withdraw it (its first
+        ``progress`` raises) before ``Outbox.expire`` forgets it. One try: if the bucket fails,
+        the item is expired (and the log names it) at the next step."""
+        if ports.upload is None or not outbox.mark_in_flight(item.id):
+            return 0.0
+
+        def progress(state: dict[str, Any] | None) -> None:
+            raise UploadCancelled(f"outbox item {item.id} expired before it could be sent; "
+                                  "abort the upload")
+
+        with self._cond:
+            self._in_flight["uploads"] = item
+        try:
+            return self._upload_one(outbox, ports, ports.upload, item, progress)
+        finally:
+            with self._cond:
+                self._in_flight.pop("uploads", None)
+                self._cond.notify_all()
 
     def _send_messages(self, outbox: Outbox, ports: Ports) -> float:
         if ports.publish is None:

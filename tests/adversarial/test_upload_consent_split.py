@@ -51,6 +51,7 @@ class Device:
     worker: OutboxWorker
     lane_outbox: Outbox
     ports: Ports
+    clock: list[float]
 
     def grant(self, *scopes: str) -> None:
         self.consent.grant(scopes, time.time() + 3600, by="k-test", now=time.time())
@@ -105,13 +106,15 @@ def device(tmp_path: Path) -> Iterator[Device]:
     store = MemStore()
     ctx = LaneContext(data, identity, None, lambda: store, "doorward", "bucket", queue.Queue())
     ports = lane_ports(ctx, "uploads")
-    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",))
+    clock = [0.0]  # the worker's clock runs this far ahead of time.time()
+    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",),
+                          clock=lambda: time.time() + clock[0])
     lane_outbox = Outbox(data / OUTBOX_FILE, on_drop=ports.on_drop)
     delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
                         uploads_enabled=True, messages_enabled=False, wake=lambda: None)
     try:
         yield Device(data, identity, db, consent, ledger, delivery, store, worker, lane_outbox,
-                     ports)
+                     ports, clock)
     finally:
         lane_outbox.close()
         if ports.close is not None:
@@ -236,6 +239,21 @@ def test_permanent_failure_after_the_clip_was_stored_withdraws_it(device: Device
     device.step()
     assert device.store.objects == {} and device.pending() == {}
     assert "withdrawn" in device.kinds() and "outbox-drop" not in device.kinds()
+
+
+def test_upload_expiring_in_the_queue_after_storing_its_clip_is_withdrawn(
+        device: Device, tmp_path: Path) -> None:
+    device.consent.grant(["clips", "snapshots"], None, by="k-test", now=time.time())
+    device.store.fail_puts[".jpg.age"] = S3Unavailable("bucket endpoint away")
+    device.seal(tmp_path)
+    device.step()
+    assert device.store.suffixes() == ["mp4.age"] and device.pending()
+    device.store.fail_puts.clear()
+    device.clock[0] = 31 * 86400.0  # past the upload's 30 days in the outbox
+    device.step()
+    assert device.store.objects == {} and device.pending() == {}
+    assert "outbox-drop" not in device.kinds()
+    assert "expired" in device.entries("withdrawn")[0]["reason"]
 
 
 # ---- the streaming body ------------------------------------------------------------------------
