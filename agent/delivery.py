@@ -13,12 +13,13 @@ Every upload is recorded in the ledger as a disclosure (what, where, under which
 by a signed ``uploaded`` message carrying the manifest, and reported to the loop so the store can
 mark the clip delivered (delivered clips are evicted first when the disk fills).
 
-An upload that ends unfinished (consent revoked or expired mid-upload, the item purged, or a
-permanent failure) leaves nothing in the bucket without its manifest: :class:`ClipUploader`
-aborts its multipart uploads, deletes the objects it had stored, and records a ``disclosure`` of
-those objects followed by ``withdrawn`` (an ``outbox-drop`` only when nothing had left). Bodies
-are streamed with a consent check every 64 KiB (``ObjectStore.put_file(check=...)``), and the
-revoke hook waits for the lane (``OutboxWorker.wait_stopped``) before the reply goes out.
+An upload that ends unfinished (consent revoked or expired mid-upload, the item purged or
+expired in the queue, or a permanent failure) leaves nothing in the bucket without its manifest:
+:class:`ClipUploader` aborts its multipart uploads, deletes the objects it had stored, and records
+a ``disclosure`` of those objects followed by ``withdrawn`` (an ``outbox-drop`` only when nothing
+had left). Bodies are streamed with a consent check every 64 KiB (``ObjectStore.put_file(check=
+...)``), and the revoke hook waits for the lane (``OutboxWorker.wait_stopped``) before the reply
+goes out.
 """
 
 from __future__ import annotations

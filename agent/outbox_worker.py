@@ -49,7 +49,8 @@ one lock, so an upload either is waited for or sees the revocation before sendin
 queued upload that had stored something in an earlier attempt (it has ``progress``) is handed to
 the port even without consent: its first ``progress(None)`` raises ``UploadCancelled`` and the port
 withdraws what reached the bucket, then raises ``UploadCancelled(withdrawn=True)``; the item is
-dropped with a reason starting ``withdrawn`` (the port has already written the ledger).
+dropped with a reason starting ``withdrawn`` (the port has already written the ledger). The same
+happens to such an upload when it expires in the queue, before ``Outbox.expire`` drops it.
 The port raises :class:`TransientSendError` (retry with backoff) or :class:`PermanentSendError`
 (dropped with the reason, recorded). Any other exception is logged with its traceback and
 retried like a transient one, so a bug cannot kill the sender silently.
