@@ -306,6 +306,11 @@ def _mark_delivered(store: ClipStore) -> Callable[[str], None]:
     return mark
 
 
+# How long a revocation's reply waits for the upload in flight to stop (it stops within one
+# 64 KiB read; the rest is withdrawing what it stored); below the owner tool's 15 s wait.
+REVOKE_WAIT_S = 10.0
+
+
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
     if uplink is None:
         return UplinkHooks(on_delivered=_mark_delivered(store))
@@ -319,11 +324,15 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
         delivery.status_online(__version__, time.monotonic() - started)
         changed()  # queues nothing unless something changed
 
+    def revoked(scopes: list[str]) -> None:
+        """Drop what is queued, then wait (bounded) for the upload in flight to stop and
+        withdraw what it stored, so the owner's reply follows only once it has stopped."""
+        dropped = delivery.purge(scopes, "consent revoked")
+        log.info("consent revoked for %s: %d queued item(s) dropped", ", ".join(scopes), dropped)
+        uplink.worker.wait_stopped(scopes, REVOKE_WAIT_S)
+
     return UplinkHooks(
-        command_guard=uplink.worker.paused,
-        on_revoked=lambda scopes: log.info("consent revoked for %s: %d queued item(s) dropped",
-                                           ", ".join(scopes),
-                                           delivery.purge(scopes, "consent revoked")),
+        command_guard=uplink.worker.paused, on_revoked=revoked,
         on_connected=connected, on_changed=changed,
         on_delivered=_mark_delivered(store))
 

@@ -12,6 +12,14 @@ Two sides, on two kinds of thread:
 Every upload is recorded in the ledger as a disclosure (what, where, under which grant), announced
 by a signed ``uploaded`` message carrying the manifest, and reported to the loop so the store can
 mark the clip delivered (delivered clips are evicted first when the disk fills).
+
+An upload that ends unfinished (consent revoked or expired mid-upload, the item purged or
+expired in the queue, or a permanent failure) leaves nothing in the bucket without its manifest:
+:class:`ClipUploader` aborts its multipart uploads, deletes the objects it had stored, and records
+a ``disclosure`` of those objects followed by ``withdrawn`` (an ``outbox-drop`` only when nothing
+had left). Bodies are streamed with a consent check every 64 KiB (``ObjectStore.put_file(check=
+...)``), and the revoke hook waits for the lane (``OutboxWorker.wait_stopped``) before the reply
+goes out.
 """
 
 from __future__ import annotations
@@ -33,9 +41,11 @@ from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import (
+    WITHDRAWN,
     PermanentSendError,
     Ports,
     TransientSendError,
+    UploadCancelled,
     mqtt_batch_publisher,
 )
 from agent.owners import members_only, sealed_to_members
@@ -94,6 +104,19 @@ def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope:
     typ = {EventBody: "event", UploadedBody: "uploaded"}[type(body)]
     return outbox.enqueue_signed(topic_for(identity.device_id, typ), sign, scope, now=now,
                                  retain=retain)
+
+
+def left_the_device(progress: dict[str, Any] | None) -> bool:
+    """Whether an upload's saved progress shows something in the bucket: an object stored, or a
+    multipart upload started (the ``ClipUploader`` state). Such an upload is withdrawn by the
+    uploads lane, never dropped as "never sent"."""
+    state = progress or {}
+    try:
+        return bool(state.get("stored")) or any(
+            state.get(slot) and ResumeState.from_json(state[slot]).upload_id
+            for slot in ("clip_parts", "snap_parts"))
+    except ValueError:  # unreadable state: let the lane look (it records what it finds)
+        return True
 
 
 class Delivery:
@@ -179,9 +202,15 @@ class Delivery:
         self.wake()
 
     def purge(self, scopes: Sequence[str], reason: str) -> int:
-        """Revocation: every queued item of these scopes is dropped at once (and recorded)."""
+        """Revocation: every queued item of these scopes that never left is dropped at once (and
+        recorded as an ``outbox-drop``). Left to the uploads lane, which sees the revocation at
+        its next check and withdraws what reached the bucket: the upload in flight, and uploads
+        waiting to retry after storing something (:func:`left_the_device`). Wire it after the
+        revocation commits, then ``OutboxWorker.wait_stopped(scopes, ...)`` before replying."""
         now = self.wall()
-        return sum(len(self.outbox.purge_scope(s, reason, now)) for s in scopes)
+        ids = [i.id for i in self.outbox.items(("queued",))
+               if i.scope in scopes and not (i.kind == "upload" and left_the_device(i.progress))]
+        return len(self.outbox.drop_many(ids, reason, now)) if ids else 0
 
     def forget(self, clip_ids: Sequence[str], *, everything: bool, request: str,
                before: str | None = None) -> None:
@@ -227,7 +256,9 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
 
     def on_drop(items: Sequence[Item]) -> None:
         now = time.time()
-        for record in drop_records(items):
+        # a withdrawn upload left the device: the uploader recorded disclosure and withdrawn
+        left = [i for i in items if not (i.drop_reason or "").startswith(WITHDRAWN)]
+        for record in drop_records(left):
             ledger.append("outbox-drop", record, now)
 
     if lane == "messages" or ctx.store_factory is None:
@@ -244,6 +275,10 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
     upload = members_only(uploader.upload, consent.recipients)
     return Ports(allows=allows, upload=upload, on_sent=uploader.on_sent,
                  on_drop=on_drop, close=close)
+
+
+class _SnapshotRefused(UploadCancelled):
+    """``snapshots`` consent went while a snapshot was being sent."""
 
 
 @dataclass(frozen=True)
@@ -280,8 +315,21 @@ class ClipUploader:
             return self._forget(spec)
         if is_checkpoint_job(spec):  # the ledger's signed head (agent/checkpoints.py)
             return upload_checkpoint(self.store, self.ledger, self.ctx.prefix, progress)
+        state: dict[str, Any] = dict(item.progress or {})
         try:
-            return self._upload_clip(item, spec, progress)
+            return self._attempt(item, spec, state, progress)
+        except (UploadCancelled, PermanentSendError) as exc:
+            # the upload ends here: nothing of it may stay in the bucket without its manifest
+            withdrawn = self._withdraw(item, spec, state, exc)
+            if withdrawn is exc:
+                raise
+            raise withdrawn from exc
+
+    def _attempt(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                 progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:
+        """One attempt, S3 errors translated for the worker (retry, or drop)."""
+        try:
+            return self._upload_clip(item, spec, state, progress)
         except S3Unavailable as exc:
             raise TransientSendError(str(exc)) from exc
         except S3IntegrityError as exc:
@@ -292,9 +340,11 @@ class ClipUploader:
             raise PermanentSendError(f"the sealed file is gone (evicted or erased): {exc}") \
                 from exc
 
-    def _upload_clip(self, item: Item, spec: dict[str, Any],
+    def _upload_clip(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
                      progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:
-        state: dict[str, Any] = dict(item.progress or {})
+        """One attempt: clip (scope ``clips``), snapshot (if ``snapshots`` consent), manifest.
+        ``state`` (the item's saved progress) is updated in place and saved through
+        ``progress``; ``state["stored"]`` lists every object stored, for a withdrawal."""
         progress(None)  # raises if consent was revoked or the item purged
         if "keys" not in state:  # fixed at the first attempt: a retry after midnight keeps them
             keys = object_keys(self.ctx.prefix, self.ctx.identity.device_id, spec["clip_id"],
@@ -310,15 +360,12 @@ class ClipUploader:
         if item.scope == "clips":
             objects["clip"] = self._put(keys["clip"], Path(spec["clip"]), state["clip_sha256"],
                                         state, "clip_parts", progress)
-        snap_ok = spec.get("snapshot") and self.consent.allows("snapshots", time.time())
-        if snap_ok:
-            objects["snapshot"] = self._put(keys["snapshot"], Path(spec["snapshot"]),
-                                            state["snapshot_sha256"], state, "snap_parts",
-                                            progress)
-        if "clip" not in objects:
-            if "snapshot" not in objects:
-                raise PermanentSendError("nothing left to upload under the consent in force")
-            objects["clip"] = objects.pop("snapshot")  # a snapshot-only upload
+        if spec.get("snapshot") and self._snapshots_allowed():
+            snap = self._put_snapshot(item, spec, state, progress)
+            if snap is not None:
+                objects["snapshot"] = snap
+        if not objects:
+            raise PermanentSendError("nothing left to upload under the consent in force")
         if "manifest" not in state:
             state["manifest"] = self._manifest(spec, objects)
             progress(state)
@@ -327,8 +374,30 @@ class ClipUploader:
         return Uploaded(spec["clip_id"], state["manifest"],
                         (*(o.key for o in objects.values()), keys["manifest"]), item.scope)
 
+    def _snapshots_allowed(self) -> bool:
+        return self.consent.allows("snapshots", time.time())
+
+    def _put_snapshot(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                      progress: Callable[[dict[str, Any] | None], None]) -> ClipObject | None:
+        """The snapshot, checked against ``snapshots`` consent every 64 KiB as well; in a
+        ``clips`` upload a snapshots-only revocation stops just the snapshot (None)."""
+        def check() -> None:
+            progress(None)
+            if not self._snapshots_allowed():
+                raise _SnapshotRefused("consent for snapshots withdrawn; abort the snapshot")
+
+        try:
+            return self._put(state["keys"]["snapshot"], Path(spec["snapshot"]),
+                             state["snapshot_sha256"], state, "snap_parts", progress, check)
+        except _SnapshotRefused:
+            if item.scope != "clips":
+                raise
+            self._abort_parts(state, "snap_parts")
+            return None
+
     def _put(self, key: str, path: Path, sha: str, state: dict[str, Any], slot: str,
-             progress: Callable[[dict[str, Any] | None], None]) -> ClipObject:
+             progress: Callable[[dict[str, Any] | None], None],
+             check: Callable[[], None] | None = None) -> ClipObject:
         def save(rs: ResumeState) -> None:
             state[slot] = rs.to_json()
             progress(state)
@@ -337,8 +406,64 @@ class ClipUploader:
                   else ResumeState(on_save=save))
         size = path.stat().st_size
         self.store.put_file(key, path, sha256_hex=sha, size=size, resume_state=resume,
-                            progress=lambda done, total: progress(None))
+                            check=check or (lambda: progress(None)))
+        stored = state.setdefault("stored", [])
+        if key not in stored:
+            stored.append(key)
+            state.setdefault("grants", [g.to_json() for g in self.consent.in_force(time.time())
+                                        if g.scope in ("clips", "snapshots")])
+        progress(state)  # saves what is in the bucket first, then checks consent
         return ClipObject(key=key, size=size, sha256=sha)
+
+    def _abort_parts(self, state: dict[str, Any], slot: str) -> dict[str, Any] | None:
+        """AbortMultipartUpload for the upload saved in ``state[slot]``, if any."""
+        if not state.get(slot):
+            return None
+        rs = ResumeState.from_json(state[slot])
+        if rs.upload_id is None or rs.key is None:
+            return None
+        self.store.abort_upload(rs.key, rs.upload_id)
+        state[slot] = None
+        return {"key": rs.key, "upload_id": rs.upload_id, "parts": len(rs.parts)}
+
+    def _withdraw(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                  cancel: Exception) -> Exception:
+        """An upload that ends unfinished (cancelled, or failed for good): abort its multipart
+        uploads, delete whatever of the clip reached the bucket, and record it (``disclosure`` of
+        the stored objects once, then ``withdrawn``). Returns the exception to raise: ``cancel``
+        itself when nothing had left (the worker then records an ``outbox-drop``), else
+        ``UploadCancelled(withdrawn=True)``. If the bucket fails meanwhile: TransientSendError,
+        the item stays queued and is withdrawn at its next attempt."""
+        if "keys" not in state:
+            return cancel
+        try:
+            return self._withdraw_objects(item, spec, state, cancel)
+        except S3Error as exc:
+            raise TransientSendError(f"withdrawing clip {spec['clip_id']} from the bucket failed "
+                                     f"({exc}); retried later") from exc
+
+    def _withdraw_objects(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
+                          cancel: Exception) -> Exception:
+        aborted = [a for slot in ("clip_parts", "snap_parts")
+                   if (a := self._abort_parts(state, slot)) is not None]
+        present = list(state.get("stored", []))
+        now = time.time()
+        if present and not state.get("disclosed"):
+            self.ledger.append("disclosure", {
+                "clip_id": spec["clip_id"], "bucket": self.ctx.bucket, "objects": present,
+                "scope": item.scope, "grants": state.get("grants", []), "complete": False}, now)
+            state["disclosed"] = True
+            self.outbox.save_progress(item.id, state)
+        deleted = self.store.delete(present) if present else []
+        if not present and not any(a["parts"] for a in aborted):
+            return cancel
+        self.ledger.append("withdrawn", {
+            "clip_id": spec["clip_id"], "bucket": self.ctx.bucket, "objects": sorted(deleted),
+            "aborted": aborted, "reason": str(cancel)}, now)
+        log.warning("upload of clip %s cancelled (%s): withdrew %s from the bucket",
+                    spec["clip_id"], cancel, ", ".join(deleted) or "its partial upload")
+        return UploadCancelled(f"{cancel}; withdrew {len(deleted)} object(s) and "
+                               f"{len(aborted)} partial upload(s)", withdrawn=True)
 
     def _manifest(self, spec: dict[str, Any], objects: dict[str, ClipObject]) -> str:
         """The next manifest of the device's manifest chain (state persisted before use)."""

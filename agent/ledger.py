@@ -83,6 +83,7 @@ HEAD_SETTING = "ledger_head"  # settings row: the newest signed Checkpoint (comp
 KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
     "owner-added", "owner-removed", "disclosure", "outbox-drop", "erasure", "setting",
+    "withdrawn",
 })  # fmt: skip
 
 

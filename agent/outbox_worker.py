@@ -20,6 +20,7 @@ Wiring (daemon)::
     outbox = Outbox(path, on_drop=..., notify=worker.wake)          # the loop's enqueue side
     client.events -> ConnectionEvent(connected=True): worker.wake()  # resume at once
     with worker.paused(): revoke + outbox.purge_scope(...)            # no send races a revoke
+    worker.wait_stopped(revoked_scopes, timeout_s=10.0)  # then reply: the upload has stopped
     left = worker.drain(timeout_s=60.0)             # --exit-at-eof; {} when all was sent
     worker.stop()
 
@@ -40,6 +41,16 @@ JSON-able dict, saved durably) and ``progress(None)`` just to check before each 
 particular before completing; ``progress`` raises :class:`UploadCancelled` (consent withdrawn or
 item purged: abort the multipart upload, delete objects this job completed, and let it propagate)
 or :class:`UploadInterrupted` (stopping: keep the multipart upload to resume, let it propagate).
+The port should call ``progress(None)`` between 64 KiB reads of a request body too (the object
+store's ``check``), so at most one bounded request is in flight when consent goes.
+Revocation: :meth:`OutboxWorker.wait_stopped` returns once no upload of the revoked scopes is in
+flight (the consent check before an upload starts and its registration as in flight happen under
+one lock, so an upload either is waited for or sees the revocation before sending anything). A
+queued upload that had stored something in an earlier attempt (it has ``progress``) is handed to
+the port even without consent: its first ``progress(None)`` raises ``UploadCancelled`` and the port
+withdraws what reached the bucket, then raises ``UploadCancelled(withdrawn=True)``; the item is
+dropped with a reason starting ``withdrawn`` (the port has already written the ledger). The same
+happens to such an upload when it expires in the queue, before ``Outbox.expire`` drops it.
 The port raises :class:`TransientSendError` (retry with backoff) or :class:`PermanentSendError`
 (dropped with the reason, recorded). Any other exception is logged with its traceback and
 retried like a transient one, so a bug cannot kill the sender silently.
@@ -88,7 +99,18 @@ class PermanentSendError(SendError):
 
 
 class UploadCancelled(DoorwardError):
-    """The item must not be sent (consent withdrawn or the item was purged); never resume it."""
+    """The item must not be sent (consent withdrawn or the item was purged); never resume it.
+
+    ``withdrawn``: raised by the port after it deleted what had reached the bucket and recorded
+    that (disclosure, withdrawn) in the ledger; the drop is then not recorded again as an
+    ``outbox-drop`` (reason prefix :data:`WITHDRAWN`)."""
+
+    def __init__(self, message: str, *, withdrawn: bool = False) -> None:
+        super().__init__(message)
+        self.withdrawn = withdrawn
+
+
+WITHDRAWN = "withdrawn"  # drop-reason prefix of an upload whose stored objects were withdrawn
 
 
 class UploadInterrupted(DoorwardError):
@@ -226,6 +248,7 @@ class OutboxWorker:
         self._gate = threading.Lock()  # held while a message batch is checked and sent
         self._cond = threading.Condition()
         self._open: dict[str, int] = {}  # lane -> open items, as last seen by that lane
+        self._in_flight: dict[str, Item] = {}  # lane -> the upload its port is running
         self._threads: list[threading.Thread] = []
 
     # ---- control (any thread) ----------------------------------------------------------------
@@ -250,6 +273,21 @@ class OutboxWorker:
         so no message of a revoked scope leaves after the revocation commits."""
         with self._gate:
             yield
+
+    def wait_stopped(self, scopes: Sequence[str], timeout_s: float) -> bool:
+        """After a revocation of ``scopes`` committed: wait until no upload of those scopes is in
+        flight (a ``clips`` upload carries the snapshot too, so revoking ``snapshots`` waits for
+        it). False if one is still running after ``timeout_s`` (logged)."""
+        def busy() -> list[Item]:
+            return [i for i in self._in_flight.values()
+                    if i.scope in scopes or ("snapshots" in scopes and i.scope == "clips")]
+
+        with self._cond:
+            if self._cond.wait_for(lambda: not busy(), timeout_s):
+                return True
+            log.error("uploads %s still running %.0f s after the revocation of %s",
+                      [i.id for i in busy()], timeout_s, ", ".join(scopes))
+            return False
 
     def drain(self, timeout_s: float) -> dict[str, int]:
         """Wait until the lanes report nothing open, or ``timeout_s``; returns what is left
@@ -349,10 +387,34 @@ class OutboxWorker:
         """One unit of work on ``lane`` with the caller's ``outbox`` and ``ports``; returns how
         long to wait before the next (0: go on at once). The lane threads loop on this; tests
         may call it directly, without threads, for deterministic interleavings."""
-        outbox.expire(self._clock())
+        now = self._clock()
+        if lane == "uploads" and (head := outbox.head("upload")) is not None \
+                and head.progress and head.state == "queued" and head.expires_at <= now:
+            return self._withdraw_expired(outbox, ports, head)
+        outbox.expire(now)
         if lane == "messages":
             return self._send_messages(outbox, ports)
         return self._send_upload(outbox, ports)
+
+    def _withdraw_expired(self, outbox: Outbox, ports: Ports, item: Item) -> float:
+        """An upload that expired after storing something: let the port withdraw it (its first
+        ``progress`` raises) before ``Outbox.expire`` forgets it. One try: if the bucket fails,
+        the item is expired (and the log names it) at the next step."""
+        if ports.upload is None or not outbox.mark_in_flight(item.id):
+            return 0.0
+
+        def progress(state: dict[str, Any] | None) -> None:
+            raise UploadCancelled(f"outbox item {item.id} expired before it could be sent; "
+                                  "abort the upload")
+
+        with self._cond:
+            self._in_flight["uploads"] = item
+        try:
+            return self._upload_one(outbox, ports, ports.upload, item, progress)
+        finally:
+            with self._cond:
+                self._in_flight.pop("uploads", None)
+                self._cond.notify_all()
 
     def _send_messages(self, outbox: Outbox, ports: Ports) -> float:
         if ports.publish is None:
@@ -415,11 +477,14 @@ class OutboxWorker:
         item = outbox.head("upload")
         if item is None or item.next_attempt_at > now:
             return self._idle_wait(outbox, "upload", now)
-        if not self._allowed(ports, item.scope, now):
-            outbox.drop(item.id, "no consent", now)
-            return 0.0
-        if item.state == "queued" and not outbox.mark_in_flight(item.id):
-            return 0.0  # dropped meanwhile
+        with self._cond:  # one step with wait_stopped: checked after a revocation, or waited for
+            allowed = self._allowed(ports, item.scope, now)
+            if not allowed and not item.progress:  # never started: nothing can be in the bucket
+                outbox.drop(item.id, "no consent", now)
+                return 0.0
+            if item.state == "queued" and not outbox.mark_in_flight(item.id):
+                return 0.0  # dropped meanwhile
+            self._in_flight["uploads"] = item
 
         def progress(state: dict[str, Any] | None) -> None:
             if state is not None and not outbox.save_progress(item.id, state):
@@ -431,14 +496,20 @@ class OutboxWorker:
             if self._stopping.is_set():
                 raise UploadInterrupted("doorward is stopping; the upload resumes at next start")
 
-        return self._upload_one(outbox, ports, ports.upload, item, progress)
+        try:
+            return self._upload_one(outbox, ports, ports.upload, item, progress)
+        finally:
+            with self._cond:
+                self._in_flight.pop("uploads", None)
+                self._cond.notify_all()
 
     def _upload_one(self, outbox: Outbox, ports: Ports, upload: UploadPort, item: Item,
                     progress: Progress) -> float:
         try:
             result = upload(item, progress)
         except UploadCancelled as e:
-            outbox.drop(item.id, "no consent" if "consent" in str(e) else str(e), self._clock())
+            reason = "no consent" if "consent" in str(e) else str(e)
+            outbox.drop(item.id, f"{WITHDRAWN}: {e}" if e.withdrawn else reason, self._clock())
             return 0.0
         except UploadInterrupted:
             outbox.release(item.id)

@@ -269,9 +269,11 @@ class ClipObject:
 
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
-    """A clip upload's manifest. ``objects`` has ``"clip"`` and optionally ``"snapshot"``
-    (None or absent when there is none); keys must be ``.../<device_id>/YYYY/MM/DD/<clip_id>``
-    + ``.mp4.age`` / ``.jpg.age`` as uplink.s3 names them. Construction validates every field.
+    """A clip upload's manifest. ``objects`` has ``"clip"``, ``"snapshot"`` or both (None or
+    absent when there is none: a clip uploaded under ``clips`` consent without ``snapshots``,
+    or a snapshot alone under ``snapshots`` consent only); keys must be
+    ``.../<device_id>/YYYY/MM/DD/<clip_id>`` + ``.mp4.age`` / ``.jpg.age`` as uplink.s3 names
+    them. Construction validates every field.
 
     Privacy: ``clip_id`` appears in object names, so it must not reveal capture times; only the
     sealed ``sealed_times`` may."""
@@ -306,10 +308,10 @@ class Manifest:
 
     def _check_objects(self) -> dict[str, ClipObject]:
         if not isinstance(self.objects, Mapping) or not set(self.objects) <= set(OBJECT_SUFFIXES):
-            raise ManifestError('objects must map "clip" (and optionally "snapshot") to objects')
+            raise ManifestError('objects must map "clip" and/or "snapshot" to objects')
         present = {k: v for k, v in self.objects.items() if v is not None}
-        if "clip" not in present:
-            raise ManifestError('objects must include "clip"')
+        if not present:
+            raise ManifestError('objects must include "clip" or "snapshot"')
         for name, obj in present.items():
             if not isinstance(obj, ClipObject):
                 raise ManifestError(f"objects.{name} must be a ClipObject")
@@ -335,8 +337,9 @@ class Manifest:
             raise ManifestError("recipients lists a key twice")
 
     @property
-    def clip(self) -> ClipObject:
-        return self.objects["clip"]  # type: ignore[return-value]  # checked non-None
+    def clip(self) -> ClipObject | None:
+        """The video; None for a snapshot-only upload."""
+        return self.objects.get("clip")
 
     @property
     def snapshot(self) -> ClipObject | None:

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, Protocol
 
-from uplink.s3_multipart import MIN_PART_SIZE, Progress, ResumeState
+from uplink.s3_multipart import MIN_PART_SIZE, Check, Progress, ResumeState
 
 MiB = 1024 * 1024
 
@@ -41,6 +41,9 @@ class S3Settings:
     backoff_cap_s: float = 30.0
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
+    # Kernel send buffer per connection: bounds what can still leave once an upload is
+    # cancelled (see uplink.s3._bound_send_buffer); 128 KiB keeps ~20 Mbit/s at 50 ms RTT.
+    send_buffer_bytes: int = 128 * 1024
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -130,11 +133,19 @@ class Fetched:
 
 
 class ObjectStore(Protocol):
-    """Where sealed clips go. ``S3ObjectStore`` implements it; all failures are ``S3Error``."""
+    """Where sealed clips go. ``S3ObjectStore`` implements it; all failures are ``S3Error``.
+
+    ``put_file`` streams the file and calls ``check()`` before it and every 64 KiB: what
+    ``check`` raises stops the request at once and propagates unchanged (a multipart upload is
+    then kept in ``resume_state``: resume it later, or ``abort_upload`` it).
+    """
 
     def put_file(self, key: str, path: Path, *, sha256_hex: str, size: int,
                  progress: Progress | None = None, resume_state: ResumeState | None = None,
-                 content_type: str = "application/octet-stream") -> PutResult: ...
+                 content_type: str = "application/octet-stream",
+                 check: Check | None = None) -> PutResult: ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
 
     def put_bytes(self, key: str, data: bytes,
                   content_type: str = "application/octet-stream") -> PutResult: ...

@@ -16,6 +16,11 @@ composite). ``put_file`` first asks ``exists()``: the same size and digest alrea
 the upload is skipped, so a retried job never stores twice. Above ``multipart_threshold_bytes``
 the upload goes in parts and resumes from a persisted ``ResumeState`` (uplink/s3_multipart.py).
 
+Bodies stream from the file through ``s3_multipart.CheckedReader``: ``put_file(check=...)`` runs
+the caller's check before every 64 KiB read, and what it raises aborts the request and propagates
+unchanged (a revocation stops an upload within one 64 KiB read, plus the kernel's send buffer,
+which ``S3Settings.send_buffer_bytes`` caps). ``abort_upload`` discards a kept multipart upload.
+
 Transient failures (connection errors, timeouts, 5xx, throttling) are retried here, up to
 ``max_attempts`` calls per operation with exponential backoff and full jitter (botocore's own
 retries are off so the attempts don't multiply and tests can inject ``sleep``/``rng``); what is
@@ -34,6 +39,8 @@ import logging
 import os
 import random
 import re
+import socket
+import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +74,8 @@ from uplink.s3_errors import (
 )
 from uplink.s3_multipart import (
     BotoParts,
+    Check,
+    CheckedReader,
     PartRecord,
     Progress,
     ResumeState,
@@ -123,8 +132,33 @@ def make_client(settings: S3Settings) -> Any:
                     connect_timeout=settings.connect_timeout_s,
                     read_timeout=settings.read_timeout_s)
     creds = _credentials(settings.credentials_file) if settings.credentials_file else {}
-    return boto3.session.Session().client("s3", endpoint_url=settings.endpoint_url,
-                                          region_name=settings.region, config=config, **creds)
+    client = boto3.session.Session().client("s3", endpoint_url=settings.endpoint_url,
+                                            region_name=settings.region, config=config, **creds)
+    _bound_send_buffer(client, settings.send_buffer_bytes)
+    return client
+
+
+def _bound_send_buffer(client: Any, size: int) -> None:
+    """Cap the kernel send buffer of the client's sockets at ``size`` (Linux doubles it), and
+    reset rather than flush a connection that is closed with data unsent.
+
+    Why: a request body is checked every 64 KiB as it is *read*, but what is read sits in the
+    kernel's send buffer until the network takes it, and Linux grows that buffer to 4 MiB: a
+    whole clip could be handed over before a revocation is seen, and would still leave after
+    the request was abandoned. botocore has no setting for this; its HTTP session passes one
+    list of socket options to every connection it opens, so appending to it before the first
+    request applies to all of them. Without that attribute (another botocore), log and go on.
+    """
+    options = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None),
+                      "_socket_options", None)
+    if not isinstance(options, list):
+        log.warning("cannot cap the S3 send buffer with this botocore: a cancelled upload may "
+                    "still send what the kernel buffered (up to a few MiB)")
+        return
+    options.append((socket.SOL_SOCKET, socket.SO_SNDBUF, size))
+    # linger 0: closing an abandoned request resets the connection and discards what the kernel
+    # still held, instead of sending it on (a finished request has nothing left to discard)
+    options.append((socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)))
 
 
 @dataclass
@@ -194,13 +228,18 @@ class S3ObjectStore:
 
     def put_file(self, key: str, path: Path, *, sha256_hex: str, size: int,
                  progress: Progress | None = None, resume_state: ResumeState | None = None,
-                 content_type: str = "application/octet-stream") -> PutResult:
+                 content_type: str = "application/octet-stream",
+                 check: Check | None = None) -> PutResult:
         """Store ``path`` under ``key`` unless it is already there with this size and digest.
 
         ``sha256_hex`` is the digest recorded when the file was sealed; the store verifies it.
         Files above ``multipart_threshold_bytes`` go in parts, resumable from ``resume_state``.
-        On a permanent failure a multipart upload is aborted; on ``S3Unavailable`` or an
-        exception from ``progress`` it is kept for the resume.
+        The body streams from the file; ``check()`` runs before it and every 64 KiB of it
+        (s3_multipart.CheckedReader): what it raises aborts the request (the connection is
+        dropped, the server stores nothing of it) and propagates unchanged. On a permanent
+        failure a multipart upload is aborted; on ``S3Unavailable`` or an exception from
+        ``progress`` or ``check`` it is kept (``resume_state.upload_id``): resume it, or
+        ``abort_upload`` it.
         """
         actual = path.stat().st_size
         if actual != size:
@@ -215,12 +254,12 @@ class S3ObjectStore:
                 resume_state.save()
             return PutResult(key, size, sha256_hex, skipped=True)
         if size <= self.settings.multipart_threshold_bytes:
-            self._put_single(key, path, sha256_hex, content_type)
+            self._put_single(key, path, sha256_hex, content_type, size, check)
             if progress is not None:
                 progress(size, size)
             return PutResult(key, size, sha256_hex, skipped=False)
         sent = self._put_multipart(key, path, sha256_hex, size, content_type,
-                                   resume_state or ResumeState(), progress)
+                                   resume_state or ResumeState(), progress, check)
         return PutResult(key, size, sha256_hex, skipped=False, parts_sent=sent)
 
     def put_bytes(self, key: str, data: bytes,
@@ -232,20 +271,33 @@ class S3ObjectStore:
                       ChecksumSHA256=_b64(digest), Metadata={SHA256_META: digest.hex()})
         return PutResult(key, len(data), digest.hex(), skipped=False)
 
-    def _put_single(self, key: str, path: Path, sha256_hex: str, content_type: str) -> None:
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload: the server discards the upload's parts (no error when the
+        upload is already gone: aborted, expired or completed)."""
+        self._parts(key).abort(upload_id)
+
+    def _put_single(self, key: str, path: Path, sha256_hex: str, content_type: str, size: int,
+                    check: Check | None) -> None:
         checksum = _b64(bytes.fromhex(sha256_hex))
 
         def put() -> None:
-            with path.open("rb") as body:  # reopened per attempt: a retry re-reads from 0
-                self.client.put_object(Bucket=self.settings.bucket, Key=key, Body=body,
-                                       ContentType=content_type, ChecksumAlgorithm="SHA256",
-                                       ChecksumSHA256=checksum,
-                                       Metadata={SHA256_META: sha256_hex})
+            # reopened per attempt: a retry re-reads from 0
+            with CheckedReader(path, 0, size, check) as body:
+                try:
+                    self.client.put_object(Bucket=self.settings.bucket, Key=key, Body=body,
+                                           ContentLength=size, ContentType=content_type,
+                                           ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                                           Metadata={SHA256_META: sha256_hex})
+                except Exception:
+                    if body.stopped is not None:  # botocore wraps it as a connection error
+                        raise body.stopped from None
+                    raise
 
         self.call(f"PUT {key}", put)
 
     def _put_multipart(self, key: str, path: Path, sha256_hex: str, size: int,
-                       content_type: str, state: ResumeState, progress: Progress | None) -> int:
+                       content_type: str, state: ResumeState, progress: Progress | None,
+                       check: Check | None) -> int:
         # per-part checksums cover transit; the whole-file digest only lands in metadata, so
         # check it here (one extra read) rather than publish a digest the bytes don't have
         local = file_sha256(path)
@@ -257,7 +309,7 @@ class S3ObjectStore:
             try:
                 return upload_multipart(parts, path, key=key, size=size, sha256_hex=sha256_hex,
                                         part_size=self.settings.part_size_bytes, state=state,
-                                        progress=progress)
+                                        progress=progress, check=check)
             except S3NoSuchUpload as exc:
                 if self._stored(key, size, sha256_hex):
                     state.reset()  # completed by an attempt whose answer was lost

@@ -14,9 +14,14 @@ progress in a :class:`ResumeState`:
   size is abandoned (its upload aborted) and the upload starts over;
 * on completion the state is cleared (``upload_id = None``) and saved once more.
 
-Errors from the PartStore and from the ``progress`` callback propagate unchanged: whether to abort
-(a permanent failure) or keep the upload for a later resume (an outage, a crash) is the caller's
-decision.
+Errors from the PartStore and from the ``progress`` and ``check`` callbacks propagate unchanged:
+whether to abort (a permanent failure, a cancellation) or keep the upload for a later resume (an
+outage, a crash) is the caller's decision.
+
+Bounding what is in flight: every part body is a :class:`CheckedReader`, which calls the caller's
+``check()`` before its first read and again after every ``CHECK_EVERY_BYTES`` (64 KiB) read, so a
+``check`` that raises (consent withdrawn) stops a part mid-body; the HTTP adapter then abandons the
+connection and re-raises what ``check`` raised (``CheckedReader.stopped``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +41,10 @@ from uplink.s3_errors import S3NoSuchUpload
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000  # S3's maximum number of parts per upload
 
+CHECK_EVERY_BYTES = 64 * 1024  # a cancellation stops a request body within this many bytes
 T = TypeVar("T")
+Check = Callable[[], None]
+"""``check()`` raises to stop a transfer (e.g. consent withdrawn); returns None to go on."""
 Progress = Callable[[int, int], None]
 """``progress(bytes_done, bytes_total)``, called after each part (or single PUT) is stored."""
 
@@ -101,8 +110,10 @@ class PartStore(Protocol):
     def list_parts(self, upload_id: str) -> dict[int, str] | None:
         """PartNumber -> ETag of the stored parts, or None when the upload does not exist."""
 
-    def upload_part(self, upload_id: str, number: int, body: bytes, checksum_b64: str) -> str:
-        """Store one part (rejected on a checksum mismatch); return its ETag."""
+    def upload_part(self, upload_id: str, number: int, body: CheckedReader,
+                    checksum_b64: str) -> str:
+        """Store one part streamed from ``body`` (rejected on a checksum mismatch); return its
+        ETag. What ``body``'s check raised (``body.stopped``) must propagate unchanged."""
 
     def complete(self, upload_id: str, parts: list[PartRecord]) -> None:
         """Assemble the object from ``parts`` (sorted by PartNumber)."""
@@ -120,10 +131,69 @@ def part_count(size: int, part_size: int) -> int:
     return max(1, math.ceil(size / part_size))
 
 
-def read_part(path: Path, number: int, part_size: int) -> bytes:
-    with path.open("rb") as f:
-        f.seek((number - 1) * part_size)
-        return f.read(part_size)
+class CheckedReader:
+    """A read-only, seekable view of ``length`` bytes of ``path`` from ``offset``, as an HTTP
+    request body: ``check()`` runs before the first read and after every ``CHECK_EVERY_BYTES``
+    read (also while botocore hashes the body to sign it), so a cancellation stops the body
+    within 64 KiB. What ``check`` raised is kept in ``stopped`` and raised again from every
+    later read, so the adapter can tell it from a network error whatever botocore wraps it in.
+
+    Wiring: ``with CheckedReader(path, 0, size, check) as body: client.put_object(Body=body)``
+    and, on any exception, ``if body.stopped: raise body.stopped``.
+    """
+
+    def __init__(self, path: Path, offset: int, length: int, check: Check | None) -> None:
+        self._file = path.open("rb")
+        self._offset, self._length, self._check = offset, length, check
+        self._pos = 0
+        self._unchecked = CHECK_EVERY_BYTES  # check before the very first byte
+        self.stopped: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.stopped is not None:
+            raise self.stopped
+        left = self._length - self._pos
+        want = left if size is None or size < 0 else min(size, left)
+        if want <= 0:
+            return b""
+        if self._unchecked >= CHECK_EVERY_BYTES:
+            self._run_check()
+        want = min(want, CHECK_EVERY_BYTES - self._unchecked)
+        self._file.seek(self._offset + self._pos)
+        data = self._file.read(want)
+        self._pos += len(data)
+        self._unchecked += len(data)
+        return data
+
+    def _run_check(self) -> None:
+        self._unchecked = 0
+        if self._check is None:
+            return
+        try:
+            self._check()
+        except BaseException as exc:
+            self.stopped = exc
+            raise
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + pos))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._length
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> CheckedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _bind(state: ResumeState, parts: PartStore, key: str, sha256_hex: str,
@@ -147,14 +217,29 @@ def _bind(state: ResumeState, parts: PartStore, key: str, sha256_hex: str,
     return upload_id, {p["PartNumber"] for p in state.parts}
 
 
+def part_sha256(path: Path, number: int, part_size: int) -> tuple[str, int]:
+    """The base64 SHA-256 of part ``number`` and its length (read in 1 MiB pieces)."""
+    digest, length = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        f.seek((number - 1) * part_size)
+        while length < part_size and (piece := f.read(min(1 << 20, part_size - length))):
+            digest.update(piece)
+            length += len(piece)
+    return base64.b64encode(digest.digest()).decode("ascii"), length
+
+
 def upload_multipart(parts: PartStore, path: Path, *, key: str, size: int, sha256_hex: str,
-                     part_size: int, state: ResumeState, progress: Progress | None = None) -> int:
+                     part_size: int, state: ResumeState, progress: Progress | None = None,
+                     check: Check | None = None) -> int:
     """Upload ``path`` in parts, resuming from ``state``; return how many parts were sent now.
 
-    Reads one part at a time (memory ~ ``part_size``). Each part carries its own SHA-256 so the
-    store rejects a part corrupted in transit.
+    Each part is streamed from the file (a :class:`CheckedReader`: ``check`` runs every 64 KiB)
+    and carries its own SHA-256 so the store rejects a part corrupted in transit. ``check`` also
+    runs before the upload is created and before it is completed.
     """
     part_size = effective_part_size(size, part_size)
+    if check is not None:
+        check()
     upload_id, done = _bind(state, parts, key, sha256_hex, part_size)
     total = part_count(size, part_size)
     sent = 0
@@ -162,16 +247,18 @@ def upload_multipart(parts: PartStore, path: Path, *, key: str, size: int, sha25
     for number in range(1, total + 1):
         if number in done:
             continue
-        body = read_part(path, number, part_size)
-        checksum = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-        etag = parts.upload_part(upload_id, number, body, checksum)
+        checksum, length = part_sha256(path, number, part_size)
+        with CheckedReader(path, (number - 1) * part_size, length, check) as body:
+            etag = parts.upload_part(upload_id, number, body, checksum)
         state.parts.append(PartRecord(PartNumber=number, ETag=etag, ChecksumSHA256=checksum))
         state.parts.sort(key=lambda p: p["PartNumber"])
         state.save()
         sent += 1
-        done_bytes += len(body)
+        done_bytes += length
         if progress is not None:
             progress(done_bytes, size)
+    if check is not None:
+        check()
     parts.complete(upload_id, list(state.parts))
     state.reset()
     state.save()
@@ -230,12 +317,20 @@ class BotoParts:
         except S3NoSuchUpload:
             return None
 
-    def upload_part(self, upload_id: str, number: int, body: bytes, checksum_b64: str) -> str:
+    def upload_part(self, upload_id: str, number: int, body: CheckedReader,
+                    checksum_b64: str) -> str:
         kwargs = self._kw(UploadId=upload_id, PartNumber=number, Body=body,
-                          ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum_b64)
+                          ContentLength=len(body), ChecksumAlgorithm="SHA256",
+                          ChecksumSHA256=checksum_b64)
 
         def put() -> str:
-            return str(self.client.upload_part(**kwargs)["ETag"])
+            body.seek(0)  # a retry sends the part again from its start
+            try:
+                return str(self.client.upload_part(**kwargs)["ETag"])
+            except Exception:
+                if body.stopped is not None:
+                    raise body.stopped from None  # cancelled: not a network failure
+                raise
 
         return self.call(f"PUT part {number} of {self.key}", put)
 

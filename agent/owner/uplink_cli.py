@@ -116,7 +116,9 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
         except UplinkError:
             times = {}
         rows.append({"clip_id": m.clip_id, "seq": m.seq, "uploaded_at": m.uploaded_at,
-                     "size": m.clip.size, "snapshot": m.snapshot is not None, **times})
+                     "size": next(o.size for o in (m.clip, m.snapshot) if o is not None),
+                     "video": m.clip is not None,
+                     "snapshot": m.snapshot is not None, **times})
     chain_ok = report.ok and not bad
     doc: dict[str, Any] = {"device_id": device.device_id, "clips": rows, "unverified": bad,
            "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
@@ -146,7 +148,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
                             "see `doorward owner clips list`")
     obj = found[0].snapshot if args.snapshot else found[0].clip
     if obj is None:
-        raise DoorwardError(f"clip {args.clip_id} was uploaded without a snapshot")
+        what = "a snapshot" if args.snapshot else "its video (only the snapshot: --snapshot)"
+        raise DoorwardError(f"clip {args.clip_id} was uploaded without {what}")
     out = Path(args.output)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         sealed = Path(tmp) / "sealed.age"

@@ -97,7 +97,7 @@ def test_round_trip(snapshot: bool) -> None:
     header, claims = jws.peek(token)
     assert header == {"alg": "EdDSA", "kid": DEVICE_ID, "typ": "JWT"}
     assert ("snapshot" in claims["objects"]) is snapshot
-    assert m.clip.size == 1234567
+    assert m.clip is not None and m.clip.size == 1234567
     assert (m.snapshot is not None) is snapshot
 
 
