@@ -45,6 +45,7 @@ from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path
 from agent.recorder import Recorder
+from agent.redelivery import requeue_undelivered
 from agent.sdnotify import ServiceNotifier
 from agent.status import StatusFile, links_json
 from agent.store import ClipStore
@@ -307,6 +308,14 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
         on_delivered=store.mark_delivered)
 
 
+def _redeliver(delivery: Delivery, store: ClipStore, device: DeviceState) -> None:
+    """Before the first frame: queue what a crash kept from the queue (agent/redelivery.py)."""
+    report = requeue_undelivered(store.list_clips(), delivery, delivery.outbox.items(),
+                                 device.ledger.entries(), device.consent, now=time.time())
+    for clip_id in report.delivered:
+        store.mark_delivered(clip_id)
+
+
 def _drain(uplink: Uplink, timeout_s: float) -> None:
     pending = uplink.delivery.outbox.pending()
     if pending:
@@ -460,6 +469,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
         uplink = build_uplink(cfg, data_dir, device, mqtt, inbox, policy)
         delivery = uplink.delivery if uplink is not None else None
         register_uplink_commands(device.processor, device.db, device.ledger, store, delivery)
+        if delivery is not None:
+            _redeliver(delivery, store, device)
         pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=recorder,
                             store=store, masker=masker,
                             on_event=_uplink_event(delivery) if delivery else _log_event,

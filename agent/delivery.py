@@ -154,20 +154,35 @@ class Delivery:
     def clip_sealed(self, rec: ClipRecord) -> None:
         """Announce the clip (events consent) and queue its upload (clips/snapshots consent)."""
         self.event("clip-sealed", rec.event_id or "", clip_id=rec.id)
-        now = self.wall()
+        self.queue_upload(rec)
+
+    def upload_scope(self, rec: ClipRecord, now: float) -> str | None:
+        """The scope ``rec`` would be uploaded under now: ``clips``, ``snapshots`` (the snapshot
+        alone) or None (no consent for either, or uploads are off)."""
         if not self.uploads_enabled:
-            return
-        scope = ("clips" if self.consent.allows("clips", now)
-                 else "snapshots" if rec.snapshot_path and self.consent.allows("snapshots", now)
-                 else None)
+            return None
+        if self.consent.allows("clips", now):
+            return "clips"
+        if rec.snapshot_path and self.consent.allows("snapshots", now):
+            return "snapshots"
+        return None
+
+    def queue_upload(self, rec: ClipRecord) -> str | None:
+        """Queue ``rec``'s upload if consent allows it now; the scope queued under, or None.
+        (Consent is asked again before every request the uploads lane makes.)"""
+        now = self.wall()
+        scope = self.upload_scope(rec, now)
         if scope is None:
-            return
+            return None
         spec = {"clip_id": rec.id, "clip": str(rec.path),
                 "snapshot": str(rec.snapshot_path) if rec.snapshot_path else None,
                 "started_at": rec.started_at, "ended_at": rec.ended_at,
                 "duration_s": rec.duration_s, "recipients": list(rec.recipients)}
+        if rec.truncated:
+            spec["truncated"] = True
         self.outbox.enqueue_upload(spec, scope, now=now)
         self.wake()
+        return scope
 
     def purge(self, scopes: Sequence[str], reason: str) -> int:
         """Revocation: every queued item of these scopes is dropped at once (and recorded)."""
@@ -342,7 +357,8 @@ class ClipUploader:
             device_id=self.ctx.identity.device_id, clip_id=spec["clip_id"], seq=seq + 1,
             prev_manifest=prev, objects=objects, recipients=owners,
             sealed_times=seal_times(started_at=iso(start), ended_at=iso(end),
-                                    duration_s=float(spec["duration_s"]), recipients=recipients),
+                                    duration_s=float(spec["duration_s"]), recipients=recipients,
+                                    truncated=bool(spec.get("truncated"))),
             uploaded_at=iso(time.time()))
         token = sign_manifest(manifest, self.ctx.identity.key)
         self.db.set_setting(MANIFEST_CHAIN_SETTING, f"{seq + 1}:{token_hash(token)}")

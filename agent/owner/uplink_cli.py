@@ -115,8 +115,9 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         for r in rows:
+            cut = "  truncated (the recording was cut short)" if r.get("truncated") else ""
             print(f"{r['seq']:>4} {r['clip_id']}  {r.get('started_at', '?')}  "
-                  f"{r.get('duration_s', 0):6.1f} s  {r['size']:>10} B")
+                  f"{r.get('duration_s', 0):6.1f} s  {r['size']:>10} B{cut}")
         if chain_ok:
             print(f"{len(rows)} clip(s); every manifest is signed by {device.device_id} and the "
                   "chain is unbroken")
