@@ -40,6 +40,7 @@ from agent.errors import ConfigError, DoorwardError
 from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.live_upload import LiveSegmenter
 from agent.malloc import fix_mmap_threshold
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
@@ -418,16 +419,22 @@ def _housekeeping(store: ClipStore, status: StatusFile) -> Callable[[], None]:
 
 def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipeline,
           controller: DeviceController, sim_press: SimulatedPress | None,
-          uplink: Uplink | None) -> Callable[[], None]:
+          uplink: Uplink | None, live_segment_s: float) -> Callable[[], None]:
     """After every frame: scripted rings, the controller's inbox, discovery, and the status
     (database reads and CPU figures once a second, not per frame)."""
     status, policy = local.status, local.policy
     next_pending = [0.0]
     rings = scripted_rings(camera, sim_press)
 
+    live = (LiveSegmenter(uplink.delivery.queue_segment, every_s=live_segment_s)
+            if uplink is not None and uplink.delivery.uploads_enabled and live_segment_s > 0
+            else None)
+
     def tick() -> None:
         rings(pipeline.stats.last_frame_t)
         controller.tick()
+        if live is not None and pipeline.recorder is not None:
+            live.tick(pipeline.recorder)
         if uplink is not None and uplink.discovery is not None:
             uplink.discovery.tick()  # consent expiry; reads the database every 30 s
         status.update(pairing_open=controller.window.is_open(controller.mono()),
@@ -489,7 +496,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
         stack.callback(control.close)
         controller.start()
         housekeeping = _housekeeping(store, status)
-        tick = _tick(local, camera, encoder, pipeline, controller, gpio.sim_press, uplink)
+        tick = _tick(local, camera, encoder, pipeline, controller, gpio.sim_press, uplink,
+                     cfg.uplink.live_segment_s)
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
                  device.identity.device_id, spec, camera.width, camera.height, camera.fps,
                  data_dir)

@@ -29,6 +29,7 @@ from agent.consent import ConsentStore
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.live_upload import LiveCut
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import (
     PermanentSendError,
@@ -36,6 +37,7 @@ from agent.outbox_worker import (
     TransientSendError,
     mqtt_batch_publisher,
 )
+from agent.segment_upload import SegmentUploaded, SegmentUploader, Superseded
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
@@ -184,6 +186,21 @@ class Delivery:
         self.wake()
         return scope
 
+    def queue_segment(self, cut: LiveCut) -> bool:
+        """Queue one segment of the clip being recorded (agent/live_upload.py) if ``clips``
+        consent is in force now and the clip is sealed to a current owner; True if queued."""
+        now = self.wall()
+        if not self.uploads_enabled or not self.consent.allows("clips", now):
+            return False
+        if not set(self.consent.recipients()).intersection(cut.recipients):
+            return False  # e.g. sealed to the development owner: never leaves
+        self.outbox.enqueue_upload({"live": True, "clip_id": cut.clip_id, "segment": cut.n,
+                                    "offset": cut.offset, "length": cut.length,
+                                    "path": str(cut.path), "recipients": list(cut.recipients)},
+                                   "clips", now=now)
+        self.wake()
+        return True
+
     def purge(self, scopes: Sequence[str], reason: str) -> int:
         """Revocation: every queued item of these scopes is dropped at once (and recorded)."""
         now = self.wall()
@@ -256,6 +273,7 @@ class Uploaded:
     manifest: str
     keys: tuple[str, ...]
     scope: str
+    replaced: tuple[str, ...] = ()  # segments sent while it was recorded, now deleted
 
 
 class ClipUploader:
@@ -265,6 +283,9 @@ class ClipUploader:
                  ledger: Ledger, outbox: Outbox) -> None:
         self.ctx, self.store, self.db, self.consent = ctx, store, db, consent
         self.ledger, self.outbox = ledger, outbox
+        self.segments = SegmentUploader(store, db, prefix=ctx.prefix,
+                                        device_id=ctx.identity.device_id,
+                                        device_key=ctx.identity.key)
 
     def upload(self, item: Item, progress: Callable[[dict[str, Any] | None], None]) -> object:
         """The port; tells the loop how the bucket answered (status: last seen reachability)."""
@@ -283,6 +304,8 @@ class ClipUploader:
         if "forget" in spec:
             return self._forget(spec)
         try:
+            if spec.get("live"):
+                return self.segments.upload(spec, progress)
             return self._upload_clip(item, spec, progress)
         except S3Unavailable as exc:
             raise TransientSendError(str(exc)) from exc
@@ -326,8 +349,10 @@ class ClipUploader:
             progress(state)
         progress(None)
         self.store.put_bytes(keys["manifest"], state["manifest"].encode("ascii"))
+        replaced = self.segments.retire(spec["clip_id"])  # the whole clip supersedes them
         return Uploaded(spec["clip_id"], state["manifest"],
-                        (*(o.key for o in objects.values()), keys["manifest"]), item.scope)
+                        (*(o.key for o in objects.values()), keys["manifest"]), item.scope,
+                        tuple(replaced))
 
     def _put(self, key: str, path: Path, sha: str, state: dict[str, Any], slot: str,
              progress: Callable[[dict[str, Any] | None], None]) -> ClipObject:
@@ -366,6 +391,13 @@ class ClipUploader:
 
     def on_sent(self, item: Item, result: object) -> None:
         now = time.time()
+        if isinstance(result, Superseded):
+            return  # nothing left the device for it
+        if isinstance(result, SegmentUploaded):
+            self.ledger.append("disclosure", {
+                "clip_id": result.clip_id, "bucket": self.ctx.bucket, "objects": list(result.keys),
+                "scope": "clips", "segment": result.n, "grants": self._grants(now)}, now)
+            return
         if isinstance(result, ForgetResultBody):
             self.ledger.append("erasure", {"request": result.request, "clips": list(result.clips),
                                            "objects": len(result.objects),
@@ -376,11 +408,12 @@ class ClipUploader:
                 self.ctx.wake()
             return
         assert isinstance(result, Uploaded)
-        grants = [g.to_json() for g in self.consent.in_force(now) if g.scope in
-                  ("clips", "snapshots")]
-        self.ledger.append("disclosure", {
-            "clip_id": result.clip_id, "bucket": self.ctx.bucket, "objects": list(result.keys),
-            "scope": result.scope, "grants": grants}, now)
+        record = {"clip_id": result.clip_id, "bucket": self.ctx.bucket,
+                  "objects": list(result.keys), "scope": result.scope,
+                  "grants": self._grants(now)}
+        if result.replaced:
+            record["replaced"] = list(result.replaced)
+        self.ledger.append("disclosure", record, now)
         if self.ctx.mqtt is not None and (self.consent.allows("clips", now)
                                           or self.consent.allows("snapshots", now)):
             owners = [Recipient.parse(r) for r in self.consent.recipients()]
@@ -390,6 +423,10 @@ class ClipUploader:
                             result.scope, content=content, recipients=owners, now=now)
             self.ctx.wake()
         self.ctx.inbox.put(ClipDelivered(result.clip_id))
+
+    def _grants(self, now: float) -> list[dict[str, Any]]:
+        return [g.to_json() for g in self.consent.in_force(now)
+                if g.scope in ("clips", "snapshots")]
 
     def _forget(self, spec: dict[str, Any]) -> ForgetResultBody:
         base = f"{self.ctx.prefix}/{self.ctx.identity.device_id}/".lstrip("/")

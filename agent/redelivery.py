@@ -66,14 +66,17 @@ class RequeueReport:
 
 
 def clips_named(items: Iterable[Item]) -> set[str]:
-    """Clip ids that any outbox item (whatever its state) was made for."""
+    """Clip ids that any outbox item (whatever its state) was made for; segments of a clip in
+    progress do not count (the whole clip replaces them)."""
     return {str(i.spec["clip_id"]) for i in items
-            if i.kind == "upload" and i.spec and "clip_id" in i.spec}
+            if i.kind == "upload" and i.spec and "clip_id" in i.spec and not i.spec.get("live")}
 
 
 def clips_disclosed(entries: Iterable[Entry]) -> set[str]:
-    """Clip ids the ledger records as disclosed (uploaded) at least once."""
-    return {str(e.data.get("clip_id")) for e in entries if e.kind == "disclosure"}
+    """Clip ids the ledger records as uploaded whole at least once (a segment sent while the
+    clip was recorded is not the clip: agent/live_upload.py)."""
+    return {str(e.data.get("clip_id")) for e in entries
+            if e.kind == "disclosure" and "segment" not in e.data}
 
 
 def requeue_undelivered(clips: Sequence[ClipRecord], queue: UploadQueue, items: Iterable[Item],

@@ -113,3 +113,54 @@ def test_clip_recovered_after_a_crash_is_uploaded_marked_truncated(rig: Rig) -> 
     listing = owner_listing(rig)
     assert listing["chain"]["ok"]
     assert [r.get("truncated") for r in listing["clips"] if r["clip_id"] == clip["id"]] == [True]
+
+
+def test_a_clip_in_progress_is_in_the_bucket_before_the_device_dies(rig: Rig) -> None:
+    rig.grant("--scopes", "clips", "--days", "1")
+    proc = rig.start("visit", "--realtime")
+    try:
+        wait_for(lambda: any(".live-0002.age" in k for k in rig.objects())
+                 or proc.poll() is not None, timeout=90, what="two segments in the bucket",
+                 interval=0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.kill()  # torn off the wall mid-event
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    listing = owner_listing(rig)
+    assert [c["segments"] >= 2 for c in listing["in_progress"]] == [True]
+    clip_id = listing["in_progress"][0]["clip_id"]
+    out = rig.tmp / "live.mp4"
+    rig.owner("clips", "fetch", clip_id, "-o", str(out), "--bucket", rig.bucket,
+              "--endpoint-url", rig.s3.url, "--addressing-style", "path")
+    assert ffprobe(out)["frames"] > 0
+    # The next start recovers the clip, uploads it whole, and the segments give way to it.
+    rig.run("cat")
+    keys = rig.objects()
+    assert not any(".live-" in k or k.endswith(".progress.jws") for k in keys), keys
+    listing = owner_listing(rig)
+    assert listing["in_progress"] == [] and listing["chain"]["ok"]
+    assert [c.get("truncated") for c in listing["clips"] if c["clip_id"] == clip_id] == [True]
+
+
+def test_a_tampered_segment_is_refused_by_the_owner(rig: Rig) -> None:
+    rig.grant("--scopes", "clips", "--days", "1")
+    proc = rig.start("visit", "--realtime")
+    try:
+        wait_for(lambda: any(".live-0001.age" in k for k in rig.objects())
+                 or proc.poll() is not None, timeout=90, what="a segment in the bucket",
+                 interval=0.2)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    seg = next(k for k in rig.objects() if ".live-0001.age" in k)
+    data = bytearray(rig.object_bytes(seg))
+    data[-1] ^= 1  # the bucket operator alters one byte
+    rig.s3.client().put_object(Bucket=rig.bucket, Key=seg, Body=bytes(data))
+    clip_id = owner_listing(rig)["in_progress"][0]["clip_id"]
+    res = rig.owner("clips", "fetch", clip_id, "-o", str(rig.tmp / "x.mp4"), "--bucket",
+                    rig.bucket, "--endpoint-url", rig.s3.url, "--addressing-style", "path",
+                    check=False)
+    assert res.returncode != 0 and "altered" in res.stderr
+    assert not (rig.tmp / "x.mp4").exists()

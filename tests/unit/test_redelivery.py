@@ -122,3 +122,19 @@ def test_snapshots_consent_alone_queues_clips_with_a_snapshot(consent: ConsentSt
     consent.grant(["snapshots"], None, "k-owner", NOW - 3600)
     queued, report = run(consent, [clip("snap"), clip("bare", snapshot=False)])
     assert queued == ["snap"] and "bare" in report.held
+
+
+def test_segments_sent_while_recording_do_not_make_a_clip_delivered(
+        consent: ConsentStore, tmp_path: Path) -> None:
+    """A device killed mid-event sent segments; the whole clip must still go at the next start."""
+    consent.grant(["clips"], None, "k-owner", NOW - 3600)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    try:
+        outbox.enqueue_upload({"live": True, "clip_id": "cut", "segment": 1}, "clips", now=NOW)
+        segment = Entry(3, int(NOW), "disclosure", {"clip_id": "cut", "segment": 1}, "0" * 64,
+                        "1" * 64, "sig")
+        queued, report = run(consent, [clip("cut", truncated=True)], items=outbox.items(),
+                             entries=[segment])
+    finally:
+        outbox.close()
+    assert queued == ["cut"] and report.delivered == ()
