@@ -93,7 +93,8 @@ def trial(tmp: Path, s3: SeaweedS3, segment_s: float, rng: random.Random) -> dic
     # source time at the kill: the last status plus the wall time since its last frame
     t_kill = float(st["source_t_s"]) + (killed_at - float(st["last_frame_at"]))  # type: ignore[arg-type]
     db = sqlite3.connect(data / "index.sqlite")
-    (clip_start,) = db.execute("SELECT source_start_s FROM clips WHERE state = 'partial'").fetchone()
+    (clip_start,) = db.execute(
+        "SELECT source_start_s FROM clips WHERE state = 'partial'").fetchone()
     db.close()
     seen = owner_sees(s3, bucket, ident, owner)
     end = clip_start + seen if seen is not None else clip_start
