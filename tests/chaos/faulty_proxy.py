@@ -62,7 +62,12 @@ class FaultyProxy:
                 pass
 
             def _any(self) -> None:
-                proxy._handle(self)
+                try:
+                    proxy._handle(self)
+                except (BrokenPipeError, ConnectionResetError):  # the device was killed
+                    with proxy._lock:
+                        proxy.counts["client-gone"] += 1
+                    self.close_connection = True
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
