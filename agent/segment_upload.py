@@ -82,6 +82,11 @@ class SegmentUploader:
         if previous is not None and len(previous.segments) >= n:  # a retry after the record
             return SegmentUploaded(clip_id, n, (previous.segments[n - 1].key,
                                                 progress_key(self._base(clip_id, state))))
+        expected = (previous.size, len(previous.segments) + 1) if previous else (0, 1)
+        if (int(spec["offset"]), n) != expected:
+            # the run of segments was broken (withdrawn on a revoke, or state lost): segments
+            # must cover the file from its first byte, so this clip now goes up only whole
+            return Superseded(clip_id)
         base = self._base(clip_id, state)
         seg = segment_key(base, n)
         sha = hashlib.sha256(data).hexdigest()

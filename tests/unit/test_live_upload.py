@@ -183,3 +183,14 @@ def test_a_revoke_between_segment_and_record_stops_the_record(tmp_path: Path,
     with pytest.raises(RuntimeError):
         uploader(bucket, db, Ed25519PrivateKey.generate()).upload(spec(path, 1, 0, 100), progress)
     assert [k for k in bucket.objects if k.endswith(".progress.jws")] == []
+
+
+def test_a_segment_that_does_not_continue_the_run_is_superseded(tmp_path: Path,
+                                                                db: DeviceDB) -> None:
+    """After a withdrawal the loop's next cut starts past byte 0: it must not be joined."""
+    path = tmp_path / "c.mp4.age.partial"
+    path.write_bytes(b"z" * 300)
+    bucket = Bucket()
+    up = uploader(bucket, db, Ed25519PrivateKey.generate())
+    assert up.upload(spec(path, 3, 200, 100), lambda s: None) == Superseded("c0ffee")
+    assert bucket.objects == {}
