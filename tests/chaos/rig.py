@@ -57,7 +57,8 @@ class Report:
     clips_recorded: int = 0
     clips_truncated: int = 0
     clips_delivered_once: int = 0
-    clips_lost: int = 0
+    clips_pending: int = 0  # still queued when the audit ran (a bucket that kept failing)
+    clips_lost: int = 0  # not in the bucket and no longer queued
     clips_duplicated: int = 0
     clips_corrupt: int = 0
     partials_removed: int = 0  # killed before the first sealed chunk: nothing to keep
@@ -180,11 +181,13 @@ class ChaosRig:
                 self.report.kills += 1
             self.finished(proc)
 
-    def drain(self, scene: str = "cat") -> None:
-        """One clean run, with the faults off, that empties the outbox before it exits."""
-        self.proxy.faults = Faults()
-        proc = self.start(scene, "--exit-at-eof", "--drain-timeout", "120")
-        proc.wait(timeout=600)
+    def drain(self, scene: str = "cat", *, keep_faults: bool = False) -> None:
+        """One run that is not killed and empties the outbox before it exits; the bucket's
+        faults are switched off first unless ``keep_faults``."""
+        if not keep_faults:
+            self.proxy.faults = Faults()
+        proc = self.start(scene, "--exit-at-eof", "--drain-timeout", "300")
+        proc.wait(timeout=900)
         self.finished(proc)
 
     # --- the audit ------------------------------------------------------------------------------
@@ -197,9 +200,12 @@ class ChaosRig:
         r.clips_recorded = len(local)
         r.clips_truncated = sum(1 for c in local if c["truncated"])
         uploaded = self._audit_bucket()
+        queued = self._queued_clips()
         for c in local:
             n = uploaded.get(c["id"], 0)
-            if n == 0:
+            if n == 0 and c["id"] in queued:
+                r.clips_pending += 1
+            elif n == 0:
                 r.clips_lost += 1
                 r.lost_ids.append(c["id"])
             elif n == 1:
@@ -228,6 +234,15 @@ class ChaosRig:
             except (AgeError, UplinkError):
                 self.report.clips_corrupt += 1
         return dict(seen)
+
+    def _queued_clips(self) -> set[str]:
+        db = sqlite3.connect(self.data / "outbox.sqlite")
+        try:
+            rows = db.execute("SELECT spec FROM items WHERE kind = 'upload' AND "
+                              "state IN ('queued', 'in-flight')").fetchall()
+        finally:
+            db.close()
+        return {json.loads(spec).get("clip_id", "") for (spec,) in rows if spec}
 
     def _duplicate_disclosures(self) -> int:
         """Whole-clip uploads the ledger records more than once (a second upload of a clip takes a

@@ -27,7 +27,7 @@ def check(report_path: Path, rig: ChaosRig) -> None:
     report = rig.audit()
     report_path.write_text(json.dumps(report.to_json(), indent=1))
     assert report.clips_recorded >= 1
-    assert report.ok, report.to_json()
+    assert report.ok and report.clips_pending == 0, report.to_json()
 
 
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -41,8 +41,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
 def test_a_faulty_bucket_and_kills_lose_and_corrupt_nothing(tmp_path: Path) -> None:
     faults = Faults(reset=0.08, error=0.12, truncate=0.08, latency=0.2, max_latency_s=0.3)
     with ChaosRig(tmp_path, faults=faults, seed=12) as rig:
-        rig.kill_loop(kills=max(2, KILLS // 2), scene="busy", rng=random.Random(12))
-        rig.drain()
+        rig.kill_loop(kills=max(2, KILLS // 2), scene="busy", rng=random.Random(12),
+                      max_delay_s=10.0)
+        rig.drain()  # scripts/chaos keeps the faults on here too, with a longer wait
         check(tmp_path / "report.json", rig)
         assert sum(v for k, v in rig.report.faults.items() if k != "forward") > 0
 
