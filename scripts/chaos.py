@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 from scripts.bench_pipeline import machine  # noqa: E402
 from tests.chaos.faulty_proxy import Faults  # noqa: E402
 from tests.chaos.rig import ChaosRig, Report  # noqa: E402
-from tests.helpers import wait_for  # noqa: E402
 
 FAULTS = Faults(reset=0.08, error=0.12, truncate=0.08, latency=0.2, max_latency_s=0.3)
 
@@ -50,20 +49,7 @@ def kills(tmp: Path, n: int, *, faults: Faults | None = None,
 
 def outage(tmp: Path) -> Report:
     with ChaosRig(tmp, seed=4) as rig:
-        proc = rig.start("busy", "--realtime", "--exit-at-eof", "--drain-timeout", "120")
-        try:
-            wait_for(lambda: rig.status().get("events", 0) >= 1, timeout=60, what="an event")
-            rig.broker.stop()
-            rig.s3.stop()
-            t0 = float(rig.status().get("source_t_s", 0.0))
-            wait_for(lambda: float(rig.status().get("source_t_s", 0.0)) > t0 + 20, timeout=60,
-                     what="20 s of outage")
-            rig.broker.restart()
-            rig.s3.restart()
-            proc.wait(timeout=300)
-        finally:
-            proc.kill()
-        rig.finished(proc)
+        rig.outage(seconds=20)
         return rig.audit()
 
 

@@ -14,8 +14,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
@@ -30,6 +31,7 @@ from uplink.mqtt_types import InboundMessage
 from uplink.objectstore import ObjectStore, S3Settings, file_sha256
 
 MAX_MANIFEST_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 def add_arguments(osub: Any) -> None:
@@ -73,44 +75,38 @@ def _store(args: argparse.Namespace) -> ObjectStore:
         raise DoorwardError(f"bucket {args.bucket}: {exc}") from exc
 
 
-def _manifests(store: ObjectStore, prefix: str,
-               device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
-    """Every manifest of ``device`` that verifies, and the keys of those that do not."""
+def _signed(store: ObjectStore, prefix: str, device: PairedDevice, suffix: str, max_bytes: int,
+            verify: Callable[[str, bytes], T]) -> tuple[list[tuple[str, T]], list[str]]:
+    """Every ``*suffix`` object of ``device`` that ``verify`` accepts (with its token), and the
+    keys of those it refuses."""
     key = b64u_decode(device.public_key)
-    good: list[tuple[str, Manifest]] = []
+    good: list[tuple[str, T]] = []
     bad: list[str] = []
     base = f"{prefix}/{device.device_id}/".lstrip("/")
     for obj in store.list(base):
-        if not obj.endswith(".manifest.jws"):
+        if not obj.endswith(suffix):
             continue
-        token = store.get_bytes(obj, MAX_MANIFEST_BYTES).decode("ascii", "replace")
+        token = store.get_bytes(obj, max_bytes).decode("ascii", "replace")
         try:
-            good.append((token, verify_manifest(token, key)))
+            good.append((token, verify(token, key)))
         except UplinkError:
             bad.append(obj)
     return good, bad
+
+
+def _manifests(store: ObjectStore, prefix: str,
+               device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
+    """Every manifest of ``device`` that verifies, and the keys of those that do not."""
+    return _signed(store, prefix, device, ".manifest.jws", MAX_MANIFEST_BYTES, verify_manifest)
 
 
 def _in_progress(store: ObjectStore, prefix: str, device: PairedDevice,
                  done: set[str]) -> tuple[list[ClipProgress], list[str]]:
     """Progress records of clips with no manifest yet (being recorded, or the device stopped
     while recording them), verified; and the keys of records that do not verify."""
-    key = b64u_decode(device.public_key)
-    good: list[ClipProgress] = []
-    bad: list[str] = []
-    base = f"{prefix}/{device.device_id}/".lstrip("/")
-    for obj in store.list(base):
-        if not obj.endswith(".progress.jws"):
-            continue
-        token = store.get_bytes(obj, MAX_PROGRESS_BYTES).decode("ascii", "replace")
-        try:
-            record = verify_progress(token, key)
-        except UplinkError:
-            bad.append(obj)
-            continue
-        if record.clip_id not in done:
-            good.append(record)
-    return good, bad
+    good, bad = _signed(store, prefix, device, ".progress.jws", MAX_PROGRESS_BYTES,
+                        verify_progress)
+    return [p for _, p in good if p.clip_id not in done], bad
 
 
 def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:

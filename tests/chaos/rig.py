@@ -36,7 +36,7 @@ from agent.consent import ConsentStore
 from agent.devicedb import DeviceDB
 from agent.identity import DeviceIdentity
 from tests.chaos.faulty_proxy import Faults, FaultyProxy
-from tests.helpers import DOORWARD, doorward
+from tests.helpers import DOORWARD, doorward, wait_for
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
 from uplink.age import AgeError, AgeReader
@@ -61,6 +61,7 @@ class Report:
     clips_lost: int = 0  # not in the bucket and no longer queued
     clips_duplicated: int = 0
     clips_corrupt: int = 0
+    clips_aborted: int = 0  # could not be written (a full disk): the log says so each time
     partials_removed: int = 0  # killed before the first sealed chunk: nothing to keep
     messages_sent: int = 0
     messages_lost: int = 0
@@ -88,9 +89,13 @@ def libfaketime() -> str:
 class ChaosRig:
     """See the module docstring. Start with ``with``; everything is stopped on exit."""
 
-    def __init__(self, tmp: Path, *, faults: Faults | None = None, seed: int = 0) -> None:
+    def __init__(self, tmp: Path, *, faults: Faults | None = None, seed: int = 0,
+                 disk_bytes: int | None = None) -> None:
+        """``disk_bytes``: the data directory is a tmpfs of that size (a small SD card that fills
+        up; needs root)."""
         self.tmp = tmp
         self.data = tmp / "device"
+        self.disk_bytes = disk_bytes
         self.broker = Mosquitto(tmp / "mq", persistent=True)
         self.s3 = SeaweedS3(tmp / "s3")
         self.faults, self.seed = faults or Faults(), seed
@@ -99,6 +104,10 @@ class ChaosRig:
         self._inbox: queue.Queue[InboundMessage] = queue.Queue()
 
     def __enter__(self) -> ChaosRig:
+        if self.disk_bytes is not None:
+            self.data.mkdir(parents=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.disk_bytes}", "tmpfs",
+                            str(self.data)], check=True)
         self.broker.start()
         self.s3.start()
         self.bucket = self.s3.create_bucket("chaos")
@@ -121,6 +130,8 @@ class ChaosRig:
         self.proxy.stop()
         self.s3.stop()
         self.broker.stop()
+        if self.disk_bytes is not None:
+            subprocess.run(["umount", "-l", str(self.data)], check=False)
 
     # --- driving the device -------------------------------------------------------------------
 
@@ -163,6 +174,7 @@ class ChaosRig:
         errs.close()
         removed = re.search(r"(\d+) removed partials", text)
         self.report.partials_removed += int(removed.group(1)) if removed else 0
+        self.report.clips_aborted += len(re.findall(r"clip \w+ aborted", text))
         if proc.returncode not in (0, -signal.SIGKILL) or "Traceback" in text:
             self.report.crashes += 1
             (self.tmp / f"crash-{self.report.crashes}.log").write_text(text)
@@ -180,6 +192,25 @@ class ChaosRig:
                 proc.wait(timeout=10)
                 self.report.kills += 1
             self.finished(proc)
+
+    def outage(self, seconds: float = 20.0) -> None:
+        """Record the busy scene in real time; after its first event the broker and the bucket go
+        away for ``seconds`` of the scene (its second visit happens meanwhile), then return."""
+        proc = self.start("busy", "--realtime", "--exit-at-eof", "--drain-timeout", "120")
+        try:
+            wait_for(lambda: self.status().get("events", 0) >= 1 or proc.poll() is not None,
+                     timeout=60, what="the first event")
+            self.broker.stop()
+            self.s3.stop()
+            t0 = float(self.status().get("source_t_s", 0.0))
+            wait_for(lambda: float(self.status().get("source_t_s", 0.0)) > t0 + seconds
+                     or proc.poll() is not None, timeout=seconds * 3, what="the outage")
+            self.broker.restart()
+            self.s3.restart()
+            proc.wait(timeout=300)
+        finally:
+            proc.kill()
+        self.finished(proc)
 
     def drain(self, scene: str = "cat", *, keep_faults: bool = False) -> None:
         """One run that is not killed and empties the outbox before it exits; the bucket's

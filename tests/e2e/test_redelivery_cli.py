@@ -115,18 +115,22 @@ def test_clip_recovered_after_a_crash_is_uploaded_marked_truncated(rig: Rig) -> 
     assert [r.get("truncated") for r in listing["clips"] if r["clip_id"] == clip["id"]] == [True]
 
 
-def test_a_clip_in_progress_is_in_the_bucket_before_the_device_dies(rig: Rig) -> None:
-    rig.grant("--scopes", "clips", "--days", "1")
+def kill_mid_visit(rig: Rig, segment: str) -> None:
+    """Record the visit in real time and kill -9 the daemon once ``segment`` is in the bucket."""
     proc = rig.start("visit", "--realtime")
     try:
-        wait_for(lambda: any(".live-0002.age" in k for k in rig.objects())
-                 or proc.poll() is not None, timeout=90, what="two segments in the bucket",
-                 interval=0.2)
+        wait_for(lambda: any(segment in k for k in rig.objects()) or proc.poll() is not None,
+                 timeout=90, what=f"{segment} in the bucket", interval=0.2)
         assert proc.poll() is None, proc.communicate()[1]
-        proc.kill()  # torn off the wall mid-event
+        proc.kill()
         proc.wait(timeout=10)
     finally:
         proc.kill()
+
+
+def test_a_clip_in_progress_is_in_the_bucket_before_the_device_dies(rig: Rig) -> None:
+    rig.grant("--scopes", "clips", "--days", "1")
+    kill_mid_visit(rig, ".live-0002.age")  # torn off the wall mid-event
     listing = owner_listing(rig)
     assert [c["segments"] >= 2 for c in listing["in_progress"]] == [True]
     clip_id = listing["in_progress"][0]["clip_id"]
@@ -145,15 +149,7 @@ def test_a_clip_in_progress_is_in_the_bucket_before_the_device_dies(rig: Rig) ->
 
 def test_a_tampered_segment_is_refused_by_the_owner(rig: Rig) -> None:
     rig.grant("--scopes", "clips", "--days", "1")
-    proc = rig.start("visit", "--realtime")
-    try:
-        wait_for(lambda: any(".live-0001.age" in k for k in rig.objects())
-                 or proc.poll() is not None, timeout=90, what="a segment in the bucket",
-                 interval=0.2)
-        proc.kill()
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
+    kill_mid_visit(rig, ".live-0001.age")
     seg = next(k for k in rig.objects() if ".live-0001.age" in k)
     data = bytearray(rig.object_bytes(seg))
     data[-1] ^= 1  # the bucket operator alters one byte
