@@ -43,11 +43,13 @@ from agent.hardening import harden_process
 from agent.homeassistant import HomeAssistantDiscovery
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.live_upload import LiveSegmenter
 from agent.malloc import fix_mmap_threshold
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import OutboxWorker
 from agent.owners import SealingPolicy, dev_owner_path, retire_dev_owner
 from agent.recorder import Recorder
+from agent.redelivery import requeue_undelivered
 from agent.sdnotify import ServiceNotifier
 from agent.status import StatusFile, links_json
 from agent.store import ClipStore
@@ -337,6 +339,14 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
         on_delivered=_mark_delivered(store))
 
 
+def _redeliver(delivery: Delivery, store: ClipStore, device: DeviceState) -> None:
+    """Before the first frame: queue what a crash kept from the queue (agent/redelivery.py)."""
+    report = requeue_undelivered(store.list_clips(), delivery, delivery.outbox.items(),
+                                 device.ledger.entries(), device.consent, now=time.time())
+    for clip_id in report.delivered:
+        store.mark_delivered(clip_id)
+
+
 def _drain(uplink: Uplink, timeout_s: float) -> None:
     pending = uplink.delivery.outbox.pending()
     if pending:
@@ -432,16 +442,22 @@ def _housekeeping(store: ClipStore, status: StatusFile) -> Callable[[], None]:
 
 def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipeline,
           controller: DeviceController, sim_press: SimulatedPress | None,
-          uplink: Uplink | None) -> Callable[[], None]:
+          uplink: Uplink | None, live_segment_s: float) -> Callable[[], None]:
     """After every frame: scripted rings, the controller's inbox, discovery, and the status
     (database reads and CPU figures once a second, not per frame)."""
     status, policy = local.status, local.policy
     next_pending = [0.0]
     rings = scripted_rings(camera, sim_press)
 
+    live = (LiveSegmenter(uplink.delivery.queue_segment, every_s=live_segment_s)
+            if uplink is not None and uplink.delivery.uploads_enabled and live_segment_s > 0
+            else None)
+
     def tick() -> None:
         rings(pipeline.stats.last_frame_t)
         controller.tick()
+        if live is not None and pipeline.recorder is not None:
+            live.tick(pipeline.recorder)
         if uplink is not None and uplink.discovery is not None:
             uplink.discovery.tick()  # consent expiry; reads the database every 30 s
         status.update(pairing_open=controller.window.is_open(controller.mono()),
@@ -486,6 +502,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
         uplink = build_uplink(cfg, data_dir, device, mqtt, inbox, policy)
         delivery = uplink.delivery if uplink is not None else None
         register_uplink_commands(device.processor, device.db, device.ledger, store, delivery)
+        if delivery is not None:
+            _redeliver(delivery, store, device)
         pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=recorder,
                             store=store, masker=masker,
                             on_event=_uplink_event(delivery) if delivery else _log_event,
@@ -507,7 +525,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
         stack.callback(control.close)
         controller.start()
         housekeeping = _housekeeping(store, status)
-        tick = _tick(local, camera, encoder, pipeline, controller, gpio.sim_press, uplink)
+        tick = _tick(local, camera, encoder, pipeline, controller, gpio.sim_press, uplink,
+                     cfg.uplink.live_segment_s)
         log.info("doorward running: device %s, source %s, %dx%d at %g fps, data in %s",
                  device.identity.device_id, spec, camera.width, camera.height, camera.fps,
                  data_dir)

@@ -96,6 +96,9 @@ class S3Config:
 @dataclass(frozen=True)
 class UplinkConfig:
     drain_timeout_s: float = 60.0
+    # While a clip is recorded under `clips` consent, its sealed stream goes up in segments this
+    # often, so a device destroyed mid-event has already sent all but the last seconds; 0: off.
+    live_segment_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -288,9 +291,13 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     s3 = _build_s3(_section(raw, "s3"))
     up = _section(raw, "uplink")
     _check_keys("uplink", up, {f.name for f in dataclasses.fields(UplinkConfig)})
-    uplink = UplinkConfig(drain_timeout_s=_number(
-        "uplink.drain_timeout_s", up.get("drain_timeout_s", 60.0), lo=0, hi=3600,
-        what="seconds `run --exit-at-eof` waits for the outbox to drain"))
+    uplink = UplinkConfig(
+        drain_timeout_s=_number(
+            "uplink.drain_timeout_s", up.get("drain_timeout_s", 60.0), lo=0, hi=3600,
+            what="seconds `run --exit-at-eof` waits for the outbox to drain"),
+        live_segment_s=_number(
+            "uplink.live_segment_s", up.get("live_segment_s", 2.0), lo=0, hi=60,
+            what="seconds between uploads of a clip in progress (0: upload clips only whole)"))
     homeassistant = _build_homeassistant(_section(raw, "homeassistant"))
     lg = _section(raw, "log")
     _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})

@@ -187,6 +187,20 @@ class ConsentStore:
             raise ConsentError(f"unknown scope {scope!r}; scopes are {SCOPES}")
         return any(g.scope == scope for g in self.in_force(now))
 
+    def allowed_at(self, scope: str, t: float) -> bool:
+        """Whether a grant for ``scope`` was in force at time ``t`` (revoked or superseded grants
+        count for the time they were open). Start-up re-delivery asks this of a clip's start, so a
+        clip recorded while no grant covered it is never sent because of a later grant."""
+        if scope not in SCOPES:
+            raise ConsentError(f"unknown scope {scope!r}; scopes are {SCOPES}")
+        row = self._db.query(
+            "SELECT 1 FROM grants WHERE scope = ? AND granted_at <= ? "
+            "AND (revoked_at IS NULL OR revoked_at > ?) AND (expires_at IS NULL OR expires_at > ?) "
+            "LIMIT 1",
+            (scope, t, t, t),
+        )
+        return bool(row)
+
     def show(self, now: float) -> dict[str, Any]:
         """``{"grants": [...]}`` in force, as ``doorward consent show --json`` prints it."""
         return {"grants": [g.to_json() for g in self.in_force(now)]}

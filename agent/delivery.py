@@ -39,6 +39,7 @@ from agent.consent import ConsentStore
 from agent.devicedb import DEVICE_DB_FILE, DeviceDB
 from agent.identity import DeviceIdentity
 from agent.ledger import Ledger
+from agent.live_upload import LiveCut
 from agent.outbox import Item, Outbox, drop_records
 from agent.outbox_worker import (
     WITHDRAWN,
@@ -49,6 +50,7 @@ from agent.outbox_worker import (
     mqtt_batch_publisher,
 )
 from agent.owners import members_only, sealed_to_members
+from agent.segment_upload import SegmentUploaded, SegmentUploader, Superseded
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
@@ -182,24 +184,54 @@ class Delivery:
     def clip_sealed(self, rec: ClipRecord) -> None:
         """Announce the clip (events consent) and queue its upload (clips/snapshots consent)."""
         self.event("clip-sealed", rec.event_id or "", clip_id=rec.id)
-        now = self.wall()
+        self.queue_upload(rec)
+
+    def upload_scope(self, rec: ClipRecord, now: float) -> str | None:
+        """The scope ``rec`` would be uploaded under now: ``clips``, ``snapshots`` (the snapshot
+        alone) or None (no consent for either, or uploads are off)."""
         if not self.uploads_enabled:
-            return
-        scope = ("clips" if self.consent.allows("clips", now)
-                 else "snapshots" if rec.snapshot_path and self.consent.allows("snapshots", now)
-                 else None)
+            return None
+        if self.consent.allows("clips", now):
+            return "clips"
+        if rec.snapshot_path and self.consent.allows("snapshots", now):
+            return "snapshots"
+        return None
+
+    def queue_upload(self, rec: ClipRecord) -> str | None:
+        """Queue ``rec``'s upload if consent allows it now; the scope queued under, or None.
+        (Consent is asked again before every request the uploads lane makes.)"""
+        now = self.wall()
+        scope = self.upload_scope(rec, now)
         if scope is None:
-            return
+            return None
         if not sealed_to_members(rec.recipients, self.consent.recipients()):
             log.warning("clip %s is sealed to a key that is not a paired member's (the "
                         "development owner?): it is never uploaded", rec.id)
-            return
+            return None
         spec = {"clip_id": rec.id, "clip": str(rec.path),
                 "snapshot": str(rec.snapshot_path) if rec.snapshot_path else None,
                 "started_at": rec.started_at, "ended_at": rec.ended_at,
                 "duration_s": rec.duration_s, "recipients": list(rec.recipients)}
+        if rec.truncated:
+            spec["truncated"] = True
         self.outbox.enqueue_upload(spec, scope, now=now)
         self.wake()
+        return scope
+
+    def queue_segment(self, cut: LiveCut) -> bool:
+        """Queue one segment of the clip being recorded (agent/live_upload.py) if ``clips``
+        consent is in force now and the clip is sealed to a current owner; True if queued."""
+        now = self.wall()
+        if not self.uploads_enabled or not self.consent.allows("clips", now):
+            return False
+        if not sealed_to_members(cut.recipients, self.consent.recipients()):
+            return False  # e.g. sealed to the development owner: never leaves
+        self.outbox.enqueue_upload({"live": True, "clip_id": cut.clip_id, "segment": cut.n,
+                                    "offset": cut.offset, "length": cut.length,
+                                    "path": str(cut.path), "recipients": list(cut.recipients)},
+                                   "clips", now=now)
+        self.wake()
+        return True
 
     def purge(self, scopes: Sequence[str], reason: str) -> int:
         """Revocation: every queued item of these scopes that never left is dropped at once (and
@@ -287,6 +319,7 @@ class Uploaded:
     manifest: str
     keys: tuple[str, ...]
     scope: str
+    replaced: tuple[str, ...] = ()  # segments sent while it was recorded, now deleted
 
 
 class ClipUploader:
@@ -296,6 +329,9 @@ class ClipUploader:
                  ledger: Ledger, outbox: Outbox) -> None:
         self.ctx, self.store, self.db, self.consent = ctx, store, db, consent
         self.ledger, self.outbox = ledger, outbox
+        self.segments = SegmentUploader(store, db, prefix=ctx.prefix,
+                                        device_id=ctx.identity.device_id,
+                                        device_key=ctx.identity.key)
 
     def upload(self, item: Item, progress: Callable[[dict[str, Any] | None], None]) -> object:
         """The port; tells the loop how the bucket answered (status: last seen reachability)."""
@@ -315,6 +351,8 @@ class ClipUploader:
             return self._forget(spec)
         if is_checkpoint_job(spec):  # the ledger's signed head (agent/checkpoints.py)
             return upload_checkpoint(self.store, self.ledger, self.ctx.prefix, progress)
+        if spec.get("live"):  # a segment of a clip being recorded (agent/segment_upload.py)
+            return self._segment(spec, progress)
         state: dict[str, Any] = dict(item.progress or {})
         try:
             return self._attempt(item, spec, state, progress)
@@ -324,6 +362,17 @@ class ClipUploader:
             if withdrawn is exc:
                 raise
             raise withdrawn from exc
+
+    def _segment(self, spec: dict[str, Any],
+                 progress: Callable[[dict[str, Any] | None], None]) -> object:
+        """One segment and its progress record: bounded requests (a few seconds of video),
+        consent asked before each; S3 errors translated for the worker as for a clip."""
+        try:
+            return self.segments.upload(spec, progress)
+        except S3Unavailable as exc:
+            raise TransientSendError(str(exc)) from exc
+        except S3Error as exc:
+            raise PermanentSendError(str(exc)) from exc
 
     def _attempt(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
                  progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:
@@ -371,8 +420,10 @@ class ClipUploader:
             progress(state)
         progress(None)
         self.store.put_bytes(keys["manifest"], state["manifest"].encode("ascii"))
+        replaced = self.segments.retire(spec["clip_id"])  # the whole clip supersedes them
         return Uploaded(spec["clip_id"], state["manifest"],
-                        (*(o.key for o in objects.values()), keys["manifest"]), item.scope)
+                        (*(o.key for o in objects.values()), keys["manifest"]), item.scope,
+                        tuple(replaced))
 
     def _snapshots_allowed(self) -> bool:
         return self.consent.allows("snapshots", time.time())
@@ -480,7 +531,8 @@ class ClipUploader:
             device_id=self.ctx.identity.device_id, clip_id=spec["clip_id"], seq=seq + 1,
             prev_manifest=prev, objects=objects, recipients=owners,
             sealed_times=seal_times(started_at=iso(start), ended_at=iso(end),
-                                    duration_s=float(spec["duration_s"]), recipients=recipients),
+                                    duration_s=float(spec["duration_s"]), recipients=recipients,
+                                    truncated=bool(spec.get("truncated"))),
             uploaded_at=iso(time.time()))
         token = sign_manifest(manifest, self.ctx.identity.key)
         self.db.set_setting(MANIFEST_CHAIN_SETTING, f"{seq + 1}:{token_hash(token)}")
@@ -490,6 +542,13 @@ class ClipUploader:
         now = time.time()
         if isinstance(result, CheckpointSent):  # no ledger entry: it would grow the ledger again
             checkpoint_sent(self.db, result)
+            return
+        if isinstance(result, Superseded):
+            return  # nothing left the device for it
+        if isinstance(result, SegmentUploaded):
+            self.ledger.append("disclosure", {
+                "clip_id": result.clip_id, "bucket": self.ctx.bucket, "objects": list(result.keys),
+                "scope": "clips", "segment": result.n, "grants": self._grants(now)}, now)
             return
         if isinstance(result, ForgetResultBody):
             self.ledger.append("erasure", {"request": result.request, "clips": list(result.clips),
@@ -502,11 +561,12 @@ class ClipUploader:
                 self.ctx.wake()
             return
         assert isinstance(result, Uploaded)
-        grants = [g.to_json() for g in self.consent.in_force(now) if g.scope in
-                  ("clips", "snapshots")]
-        self.ledger.append("disclosure", {
-            "clip_id": result.clip_id, "bucket": self.ctx.bucket, "objects": list(result.keys),
-            "scope": result.scope, "grants": grants}, now)
+        record = {"clip_id": result.clip_id, "bucket": self.ctx.bucket,
+                  "objects": list(result.keys), "scope": result.scope,
+                  "grants": self._grants(now)}
+        if result.replaced:
+            record["replaced"] = list(result.replaced)
+        self.ledger.append("disclosure", record, now)
         if self.ctx.mqtt is not None and (self.consent.allows("clips", now)
                                           or self.consent.allows("snapshots", now)):
             owners = [Recipient.parse(r) for r in self.consent.recipients()]
@@ -516,6 +576,10 @@ class ClipUploader:
                             result.scope, content=content, recipients=owners, now=now)
             self.ctx.wake()
         self.ctx.inbox.put(ClipDelivered(result.clip_id))
+
+    def _grants(self, now: float) -> list[dict[str, Any]]:
+        return [g.to_json() for g in self.consent.in_force(now)
+                if g.scope in ("clips", "snapshots")]
 
     def _forget(self, spec: dict[str, Any]) -> ForgetResultBody:
         base = f"{self.ctx.prefix}/{self.ctx.identity.device_id}/".lstrip("/")

@@ -232,6 +232,10 @@ class DeviceDB:
             db.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def delete_setting(self, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM settings WHERE key = ?", (key,))
+
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only statement and return all rows."""
         try:

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Protocol
 
 import av
@@ -285,6 +286,15 @@ class _ProgressNotes:
                         "will be an estimate", self.clip_id, e)
 
 
+@dataclass(frozen=True)
+class ClipInProgress:
+    """What :meth:`Recorder.in_progress` reports: the sealed file growing at ``partial``."""
+
+    id: str
+    partial: Path
+    recipients: tuple[str, ...]
+
+
 @dataclass
 class _Clip:
     """The clip being recorded."""
@@ -343,6 +353,18 @@ class Recorder:
     @property
     def clip_id(self) -> str | None:
         return self._clip.id if self._clip is not None else None
+
+    def in_progress(self) -> ClipInProgress | None:
+        """The clip being recorded, with what is written so far handed to the OS (no fsync), so
+        another reader of the partial file sees every byte the age writer has sealed."""
+        clip = self._clip
+        if clip is None:
+            return None
+        try:
+            clip.sink.flush()
+        except OSError:  # a full disk: the next write aborts the clip and says why
+            return None
+        return ClipInProgress(clip.id, clip.sink.partial, tuple(str(r) for r in clip.recipients))
 
     @property
     def memory_bytes(self) -> int:

@@ -59,6 +59,9 @@ MANIFEST_CLAIMS = frozenset({
 })  # fmt: skip
 HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
 TIMES_FIELDS = frozenset({"started_at", "ended_at", "duration_s"})
+# Present (and true) only on a clip cut short by a crash or power loss and recovered on the device:
+# sealed with the times, so the bucket does not learn which clips ended abnormally.
+OPTIONAL_TIMES_FIELDS = frozenset({"truncated"})
 OBJECT_SUFFIXES = {"clip": ".mp4.age", "snapshot": ".jpg.age"}
 DEVICE_ID_RE = re.compile(r"dw-[a-z2-7]{16}")
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # safe as one object-name component
@@ -382,17 +385,25 @@ class Manifest:
 
 
 def seal_times(
-    *, started_at: str, ended_at: str, duration_s: float, recipients: Sequence[Recipient]
+    *, started_at: str, ended_at: str, duration_s: float, recipients: Sequence[Recipient],
+    truncated: bool = False,
 ) -> str:
-    """``sealed_times`` for a manifest: the capture times, readable only by the owners."""
-    times = {"started_at": started_at, "ended_at": ended_at, "duration_s": duration_s}
+    """``sealed_times`` for a manifest: the capture times, readable only by the owners.
+    ``truncated`` marks a clip recovered after a crash (its end is where the recording stopped)."""
+    times: dict[str, Any] = {"started_at": started_at, "ended_at": ended_at,
+                             "duration_s": duration_s}
+    if truncated:
+        times["truncated"] = True
     _check_times(times)
     return seal_json(times, recipients, ManifestError)
 
 
 def _check_times(times: Mapping[str, Any]) -> None:
-    if set(times) != TIMES_FIELDS:
-        raise ManifestError(f"sealed times must hold exactly {sorted(TIMES_FIELDS)}")
+    if not TIMES_FIELDS <= set(times) <= TIMES_FIELDS | OPTIONAL_TIMES_FIELDS:
+        raise ManifestError(f"sealed times must hold exactly {sorted(TIMES_FIELDS)}, and "
+                            f"optionally {sorted(OPTIONAL_TIMES_FIELDS)}")
+    if "truncated" in times and times["truncated"] is not True:
+        raise ManifestError("sealed times: truncated, when present, must be true")
     for name in ("started_at", "ended_at"):
         if not is_iso_utc(times[name]):
             raise ManifestError(f"sealed times: {name} must be an ISO 8601 date-time in UTC")
@@ -402,7 +413,8 @@ def _check_times(times: Mapping[str, Any]) -> None:
 
 
 def unseal_times(manifest: Manifest, identities: Sequence[Identity]) -> dict[str, Any]:
-    """``{"started_at", "ended_at", "duration_s"}`` opened with an owner identity."""
+    """``{"started_at", "ended_at", "duration_s"}`` (and ``"truncated": true`` for a clip recovered
+    after a crash) opened with an owner identity."""
     raw = check_sealed(manifest.sealed_times, "sealed_times", ManifestError)
     times = open_sealed_json(raw, identities, f"sealed_times of clip {manifest.clip_id}",
                              ManifestError)

@@ -14,13 +14,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from uplink.age import AgeError, decrypt_file
+from uplink.clip_progress import MAX_PROGRESS_BYTES, ClipProgress, verify_progress
 from uplink.errors import UplinkError
 from uplink.keys import b64u_decode
 from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
@@ -29,6 +31,7 @@ from uplink.mqtt_types import InboundMessage
 from uplink.objectstore import ObjectStore, S3Settings, file_sha256
 
 MAX_MANIFEST_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 def add_arguments(osub: Any) -> None:
@@ -83,22 +86,38 @@ def _store(args: argparse.Namespace) -> ObjectStore:
         raise DoorwardError(f"bucket {args.bucket}: {exc}") from exc
 
 
-def _manifests(store: ObjectStore, prefix: str,
-               device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
-    """Every manifest of ``device`` that verifies, and the keys of those that do not."""
+def _signed(store: ObjectStore, prefix: str, device: PairedDevice, suffix: str, max_bytes: int,
+            verify: Callable[[str, bytes], T]) -> tuple[list[tuple[str, T]], list[str]]:
+    """Every ``*suffix`` object of ``device`` that ``verify`` accepts (with its token), and the
+    keys of those it refuses."""
     key = b64u_decode(device.public_key)
-    good: list[tuple[str, Manifest]] = []
+    good: list[tuple[str, T]] = []
     bad: list[str] = []
     base = f"{prefix}/{device.device_id}/".lstrip("/")
     for obj in store.list(base):
-        if not obj.endswith(".manifest.jws"):
+        if not obj.endswith(suffix):
             continue
-        token = store.get_bytes(obj, MAX_MANIFEST_BYTES).decode("ascii", "replace")
+        token = store.get_bytes(obj, max_bytes).decode("ascii", "replace")
         try:
-            good.append((token, verify_manifest(token, key)))
+            good.append((token, verify(token, key)))
         except UplinkError:
             bad.append(obj)
     return good, bad
+
+
+def _manifests(store: ObjectStore, prefix: str,
+               device: PairedDevice) -> tuple[list[tuple[str, Manifest]], list[str]]:
+    """Every manifest of ``device`` that verifies, and the keys of those that do not."""
+    return _signed(store, prefix, device, ".manifest.jws", MAX_MANIFEST_BYTES, verify_manifest)
+
+
+def _in_progress(store: ObjectStore, prefix: str, device: PairedDevice,
+                 done: set[str]) -> tuple[list[ClipProgress], list[str]]:
+    """Progress records of clips with no manifest yet (being recorded, or the device stopped
+    while recording them), verified; and the keys of records that do not verify."""
+    good, bad = _signed(store, prefix, device, ".progress.jws", MAX_PROGRESS_BYTES,
+                        verify_progress)
+    return [p for _, p in good if p.clip_id not in done], bad
 
 
 def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
@@ -119,8 +138,13 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
                      "size": next(o.size for o in (m.clip, m.snapshot) if o is not None),
                      "video": m.clip is not None,
                      "snapshot": m.snapshot is not None, **times})
+    live, bad_live = _in_progress(store, args.prefix, device, {m.clip_id for _, m in items})
+    bad = [*bad, *bad_live]
     chain_ok = report.ok and not bad
+    in_progress = [{"clip_id": p.clip_id, "size": p.size, "segments": len(p.segments),
+                    "updated_at": p.updated_at} for p in live]
     doc: dict[str, Any] = {"device_id": device.device_id, "clips": rows, "unverified": bad,
+           "in_progress": in_progress,
            "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
                      "out_of_order": list(report.out_of_order), "broken": list(report.broken),
                      "duplicates": list(report.duplicates)}}
@@ -128,8 +152,12 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         for r in rows:
+            cut = "  truncated (the recording was cut short)" if r.get("truncated") else ""
             print(f"{r['seq']:>4} {r['clip_id']}  {r.get('started_at', '?')}  "
-                  f"{r.get('duration_s', 0):6.1f} s  {r['size']:>10} B")
+                  f"{r.get('duration_s', 0):6.1f} s  {r['size']:>10} B{cut}")
+        for p in in_progress:
+            print(f"   - {p['clip_id']}  in progress: {p['segments']} segment(s), {p['size']} B "
+                  f"sealed so far (last at {p['updated_at']}; fetch gives what arrived)")
         if chain_ok:
             print(f"{len(rows)} clip(s); every manifest is signed by {device.device_id} and the "
                   "chain is unbroken")
@@ -143,6 +171,11 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
     store = _store(args)
     items, _ = _manifests(store, args.prefix, device)
     found = [m for _, m in items if m.clip_id == args.clip_id]
+    if not found and not args.snapshot:
+        live, _ = _in_progress(store, args.prefix, device, set())
+        record = next((p for p in live if p.clip_id == args.clip_id), None)
+        if record is not None:
+            return _fetch_in_progress(store, record, ring, Path(args.output))
     if not found:
         raise DoorwardError(f"no verified manifest for clip {args.clip_id} in {args.bucket}: "
                             "see `doorward owner clips list`")
@@ -167,6 +200,33 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
             raise DoorwardError(f"cannot decrypt {obj.key} with {ring.identity_path}: {exc}") \
                 from exc
     print(f"wrote {out} (sha256 of the sealed object matches the signed manifest)")
+    return 0
+
+
+def _fetch_in_progress(store: ObjectStore, record: ClipProgress, ring: OwnerKeyring,
+                       out: Path) -> int:
+    """A clip that has segments and no manifest: every segment checked against the signed
+    progress record, joined, and opened as far as it goes (``allow_truncated``)."""
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        sealed = Path(tmp) / "sealed.age"
+        with sealed.open("wb") as joined:
+            for seg in record.segments:
+                part = Path(tmp) / "segment"
+                try:
+                    store.get_file(seg.key, part)
+                except UplinkError as exc:
+                    raise DoorwardError(f"cannot download {seg.key}: {exc}") from exc
+                if file_sha256(part) != seg.sha256 or part.stat().st_size != seg.size:
+                    raise DoorwardError(f"{seg.key} does not match the signed progress record: "
+                                        "the bucket copy was altered")
+                joined.write(part.read_bytes())
+        try:
+            decrypt_file(sealed, out, [ring.identity], allow_truncated=True)
+        except AgeError as exc:
+            raise DoorwardError(f"cannot decrypt clip {record.clip_id} with "
+                                f"{ring.identity_path}: {exc}") from exc
+    print(f"wrote {out}: clip {record.clip_id} as far as the device sent it while recording "
+          f"({len(record.segments)} segment(s), each matching the signed progress record)")
     return 0
 
 

@@ -27,6 +27,7 @@ from uplink.manifest import (
     ManifestError,
     SeqState,
     check_manifest_chain,
+    seal_json,
     seal_times,
     sign_manifest,
     token_hash,
@@ -369,3 +370,18 @@ def test_golden_manifests() -> None:
     assert [sign_manifest(m, DEVICE).encode("ascii") for m in expected] == tokens
     assert all(unseal_times(m, [OWNER]) == TIMES for m in got)
     assert check_manifest_chain(zip(tokens, got, strict=True)).ok
+
+
+def test_truncated_clip_is_marked_inside_the_sealed_times_only() -> None:
+    sealed = seal_times(**TIMES, recipients=[OWNER.recipient], truncated=True)
+    m = manifest(sealed=sealed)
+    assert unseal_times(m, [OWNER]) == {**TIMES, "truncated": True}
+    assert "truncated" not in json.dumps(m.to_claims()).replace(sealed, "")
+    assert "truncated" not in unseal_times(manifest(), [OWNER])  # absent for a whole clip
+
+
+@pytest.mark.parametrize("extra", [{"truncated": False}, {"truncated": 1}, {"cut": True}])
+def test_sealed_times_refuse_other_truncation_marks(extra: dict[str, Any]) -> None:
+    raw = seal_json({**TIMES, **extra}, [OWNER.recipient], ManifestError)
+    with pytest.raises(ManifestError, match="sealed times"):
+        unseal_times(manifest(sealed=raw), [OWNER])

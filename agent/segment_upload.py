@@ -1,0 +1,151 @@
+"""The uploads lane's side of a clip in progress: segments and the signed progress record.
+
+:class:`agent.live_upload.LiveSegmenter` queues ``{"live": true, ...}`` upload items while a clip
+is recorded; the uploads lane hands them to :meth:`SegmentUploader.upload`, which PUTs the bytes as
+``<base>.live-NNNN.age`` and then the device-signed progress record listing every segment so far
+(:mod:`uplink.clip_progress`). What has been sent of each clip is kept in ``device.sqlite``
+(setting ``live:<clip_id>``: the upload day and the last progress record), so a retry after a
+crash re-sends the same bytes to the same keys. When the whole clip is uploaded with its manifest,
+:meth:`SegmentUploader.retire` deletes the segments and the record: the bucket then holds the clip
+as any other. Revocation deletes them through :meth:`SegmentUploader.live_keys`.
+
+Wiring (agent.delivery.ClipUploader, on the uploads lane's thread)::
+
+    segments = SegmentUploader(store, db, prefix=..., device_id=..., device_key=...)
+    result = segments.upload(spec, progress)        # SegmentUploaded, or Superseded
+    replaced = segments.retire(clip_id)             # after the clip's manifest is stored
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.devicedb import DeviceDB
+from uplink.clip_progress import (
+    ClipProgress,
+    extended,
+    progress_key,
+    segment_key,
+    sign_progress,
+    verify_progress,
+)
+from uplink.keys import public_raw
+from uplink.manifest import iso_utc
+from uplink.objectstore import ObjectStore, object_keys
+
+LIVE_SETTING = "live:"  # + clip id
+
+
+@dataclass(frozen=True)
+class SegmentUploaded:
+    """Segment ``n`` of ``clip_id`` and the progress record naming it are in the bucket."""
+
+    clip_id: str
+    n: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """The clip was sealed (or erased) before its segment went: its whole upload replaces it."""
+
+    clip_id: str
+
+
+class SegmentUploader:
+    """See the module docstring. One per uploads lane; ``db`` is that lane's connection."""
+
+    def __init__(self, store: ObjectStore, db: DeviceDB, *, prefix: str, device_id: str,
+                 device_key: Ed25519PrivateKey) -> None:
+        self.store, self.db = store, db
+        self.prefix, self.device_id, self.key = prefix, device_id, device_key
+
+    def upload(self, spec: Mapping[str, Any],
+               progress: Callable[[dict[str, Any] | None], None]) -> SegmentUploaded | Superseded:
+        """PUT the segment, then the progress record; ``progress(None)`` (the consent and purge
+        check) runs before each request, so a revoke stops this between the two."""
+        clip_id, n = str(spec["clip_id"]), int(spec["segment"])
+        data = _read_range(Path(spec["path"]), int(spec["offset"]), int(spec["length"]))
+        if data is None:
+            return Superseded(clip_id)
+        state = self._state(clip_id)
+        previous = _progress_of(state, self.key)
+        if previous is not None and len(previous.segments) >= n:  # a retry after the record
+            return SegmentUploaded(clip_id, n, (previous.segments[n - 1].key,
+                                                progress_key(self._base(clip_id, state))))
+        expected = (previous.size, len(previous.segments) + 1) if previous else (0, 1)
+        if (int(spec["offset"]), n) != expected:
+            # the run of segments was broken (withdrawn on a revoke, or state lost): segments
+            # must cover the file from its first byte, so this clip now goes up only whole
+            return Superseded(clip_id)
+        base = self._base(clip_id, state)
+        seg = segment_key(base, n)
+        sha = hashlib.sha256(data).hexdigest()
+        progress(None)
+        self.store.put_bytes(seg, data)
+        record = extended(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
+                          size=len(data), sha256=sha, recipients=spec["recipients"],
+                          updated_at=iso_utc(time.time()))
+        token = sign_progress(record, self.key)
+        progress(None)
+        self.store.put_bytes(progress_key(base), token.encode("ascii"))
+        self.db.set_setting(LIVE_SETTING + clip_id, json.dumps({"day": state["day"],
+                                                                "progress": token}))
+        return SegmentUploaded(clip_id, n, (seg, progress_key(base)))
+
+    def live_keys(self, clip_id: str) -> list[str]:
+        """The keys of everything sent of ``clip_id`` while it was recorded (empty if none)."""
+        raw = self.db.get_setting(LIVE_SETTING + clip_id, "")
+        if not raw:
+            return []
+        state = json.loads(raw)
+        record = _progress_of(state, self.key)
+        segs = [s.key for s in record.segments] if record is not None else []
+        return [*segs, progress_key(self._base(clip_id, state))]
+
+    def retire(self, clip_id: str) -> list[str]:
+        """Delete what was sent of ``clip_id`` while it was recorded (after its whole upload);
+        returns the keys deleted. Raises the store's error if the bucket does not answer."""
+        keys = self.live_keys(clip_id)
+        if keys:
+            self.store.delete(keys)
+            self.db.delete_setting(LIVE_SETTING + clip_id)
+        return keys
+
+    def _state(self, clip_id: str) -> dict[str, Any]:
+        raw = self.db.get_setting(LIVE_SETTING + clip_id, "")
+        if raw:
+            return dict(json.loads(raw))
+        state = {"day": datetime.now(UTC).date().isoformat(), "progress": None}
+        self.db.set_setting(LIVE_SETTING + clip_id, json.dumps(state))  # fixed at the first
+        return state
+
+    def _base(self, clip_id: str, state: Mapping[str, Any]) -> str:
+        keys = object_keys(self.prefix, self.device_id, clip_id, date.fromisoformat(state["day"]))
+        return keys.manifest.removesuffix(".manifest.jws")
+
+
+def _progress_of(state: Mapping[str, Any], key: Ed25519PrivateKey) -> ClipProgress | None:
+    token = state.get("progress")
+    return verify_progress(token, public_raw(key)) if token else None
+
+
+def _read_range(path: Path, offset: int, length: int) -> bytes | None:
+    """``length`` bytes at ``offset`` of the partial file; None once it is gone (sealed and
+    renamed, erased) or shorter (cut back by recovery): the whole clip's upload covers it."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+    except FileNotFoundError:
+        return None
+    return data if len(data) == length else None
