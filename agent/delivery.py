@@ -50,7 +50,7 @@ from agent.outbox_worker import (
     mqtt_batch_publisher,
 )
 from agent.owners import members_only, sealed_to_members
-from agent.segment_upload import SegmentUploaded, SegmentUploader, Superseded
+from agent.segment_upload import WITHDRAW_LIVE, SegmentUploaded, SegmentUploader, Superseded
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
@@ -242,7 +242,13 @@ class Delivery:
         now = self.wall()
         ids = [i.id for i in self.outbox.items(("queued",))
                if i.scope in scopes and not (i.kind == "upload" and left_the_device(i.progress))]
-        return len(self.outbox.drop_many(ids, reason, now)) if ids else 0
+        dropped = len(self.outbox.drop_many(ids, reason, now)) if ids else 0
+        if "clips" in scopes and self.uploads_enabled:
+            # segments of clips being recorded are in the bucket without a manifest: the uploads
+            # lane deletes them next (agent/segment_upload.py), a job that needs no consent
+            self.outbox.enqueue_upload({WITHDRAW_LIVE: True, "reason": reason}, "device", now=now)
+            self.wake()
+        return dropped
 
     def forget(self, clip_ids: Sequence[str], *, everything: bool, request: str,
                before: str | None = None) -> None:
@@ -353,6 +359,8 @@ class ClipUploader:
             return upload_checkpoint(self.store, self.ledger, self.ctx.prefix, progress)
         if spec.get("live"):  # a segment of a clip being recorded (agent/segment_upload.py)
             return self._segment(spec, progress)
+        if spec.get(WITHDRAW_LIVE):
+            return self._withdraw_live(str(spec.get("reason", "consent revoked")))
         state: dict[str, Any] = dict(item.progress or {})
         try:
             return self._attempt(item, spec, state, progress)
@@ -373,6 +381,19 @@ class ClipUploader:
             raise TransientSendError(str(exc)) from exc
         except S3Error as exc:
             raise PermanentSendError(str(exc)) from exc
+
+    def _withdraw_live(self, reason: str) -> Superseded:
+        """Delete every segment sent of clips still being recorded (a revocation), recording a
+        ``withdrawn`` ledger entry for each such clip."""
+        try:
+            for clip_id, keys in self.segments.withdraw_all():
+                self.ledger.append("withdrawn", {"clip_id": clip_id, "bucket": self.ctx.bucket,
+                                                 "objects": keys, "reason": reason}, time.time())
+                log.warning("clip %s: withdrew %d object(s) sent while it was recorded (%s)",
+                            clip_id, len(keys), reason)
+        except S3Error as exc:
+            raise TransientSendError(f"withdrawing segments failed ({exc}); retried") from exc
+        return Superseded("")
 
     def _attempt(self, item: Item, spec: dict[str, Any], state: dict[str, Any],
                  progress: Callable[[dict[str, Any] | None], None]) -> Uploaded:

@@ -7,7 +7,8 @@ is recorded; the uploads lane hands them to :meth:`SegmentUploader.upload`, whic
 (setting ``live:<clip_id>``: the upload day and the last progress record), so a retry after a
 crash re-sends the same bytes to the same keys. When the whole clip is uploaded with its manifest,
 :meth:`SegmentUploader.retire` deletes the segments and the record: the bucket then holds the clip
-as any other. Revocation deletes them through :meth:`SegmentUploader.live_keys`.
+as any other. A revocation of ``clips`` queues a job that deletes them all
+(:meth:`SegmentUploader.withdraw_all`), each clip recorded as ``withdrawn`` in the ledger.
 
 Wiring (agent.delivery.ClipUploader, on the uploads lane's thread)::
 
@@ -43,6 +44,7 @@ from uplink.manifest import iso_utc
 from uplink.objectstore import ObjectStore, object_keys
 
 LIVE_SETTING = "live:"  # + clip id
+WITHDRAW_LIVE = "withdraw_live"  # the upload job a revocation of `clips` queues
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,19 @@ class SegmentUploader:
             self.store.delete(keys)
             self.db.delete_setting(LIVE_SETTING + clip_id)
         return keys
+
+    def withdraw_all(self) -> list[tuple[str, list[str]]]:
+        """A revocation: delete what was sent of every clip not yet uploaded whole; returns
+        (clip id, keys deleted) for each. Raises the store's error if the bucket does not
+        answer (the job is retried)."""
+        rows = self.db.query("SELECT key FROM settings WHERE key LIKE ?", (LIVE_SETTING + "%",))
+        done = []
+        for (name,) in rows:
+            clip_id = str(name)[len(LIVE_SETTING):]
+            keys = self.retire(clip_id)
+            if keys:
+                done.append((clip_id, keys))
+        return done
 
     def _state(self, clip_id: str) -> dict[str, Any]:
         raw = self.db.get_setting(LIVE_SETTING + clip_id, "")

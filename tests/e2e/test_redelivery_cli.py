@@ -4,6 +4,7 @@ or a clip recovered after a crash) is queued at the next start and lands in the 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,25 @@ def test_a_tampered_segment_is_refused_by_the_owner(rig: Rig) -> None:
                     check=False)
     assert res.returncode != 0 and "altered" in res.stderr
     assert not (rig.tmp / "x.mp4").exists()
+
+
+def test_a_revoke_mid_event_withdraws_the_segments_already_sent(rig: Rig) -> None:
+    rig.grant("--scopes", "clips", "--days", "1")
+    proc = rig.start("visit", "--realtime")
+    try:
+        rig.connected(proc)
+        wait_for(lambda: any(".live-0001.age" in k for k in rig.objects()) or proc.poll()
+                 is not None, timeout=90, what="a segment in the bucket", interval=0.2)
+        sent = [k for k in rig.objects() if ".live-" in k or k.endswith(".progress.jws")]
+        rig.owner("consent", "revoke", "--scopes", "clips")
+        wait_for(lambda: not any(".live-" in k or k.endswith(".progress.jws")
+                                 for k in rig.objects()), timeout=30,
+                 what="the segments withdrawn from the bucket", interval=0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert sent and not [k for k in rig.objects() if k.endswith((".mp4.age", ".manifest.jws"))]
+    text = doorward("ledger", "show", "--json", "--data-dir", str(rig.data)).stdout
+    entries = [json.loads(line) for line in text.splitlines()[1:]]
+    withdrawn = [k for e in entries if e.get("kind") == "withdrawn" for k in e["data"]["objects"]]
+    assert set(sent) <= set(withdrawn), (sent, withdrawn)
