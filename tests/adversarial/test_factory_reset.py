@@ -32,6 +32,7 @@ from agent.controller import DeviceController
 from agent.daemon import Pipeline
 from agent.handover import Handover
 from agent.homeassistant import PUBLISHED_SETTING
+from agent.ledger import HEAD_SETTING
 from agent.outbox import Outbox
 from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
@@ -281,10 +282,14 @@ def test_reset_scrubs_every_database_file(tmp_path: Path) -> None:
                  for name, raw in card.items() if needle in raw}
         assert found == {}, f"the previous owner's data survives the reset: {found}"
         assert state.db.get_setting(PUBLISHED_SETTING, "") != ""  # removed at the next start
+        assert {r[0] for r in state.db.query("SELECT key FROM settings")} == {
+            PUBLISHED_SETTING, HEAD_SETTING}
         # Every table holds nothing of Alice's: a table added later must be wiped or named
         # here as kept, with a reason.
         kept = {("device.sqlite", "ledger"): 1,  # restarted: the factory-reset entry
-                ("device.sqlite", "settings"): 1,  # only PUBLISHED_SETTING (no broker now)
+                # PUBLISHED_SETTING (no broker now) and the ledger's signed head, which
+                # vouches for the restarted ledger (agent/ledger.py HEAD_SETTING)
+                ("device.sqlite", "settings"): 2,
                 ("outbox.sqlite", "seq_state"): 1}  # the message chain, back at genesis
         for name in ("device.sqlite", "index.sqlite", "outbox.sqlite"):
             with sqlite3.connect(tmp_path / "card" / name) as db:
