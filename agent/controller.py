@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.buttons import ButtonEvent, DoorbellButtons, StatusLed
 from agent.commands_device import CommandProcessor
+from agent.consent import SCOPES as CONSENT_SCOPES
 from agent.consent import ConsentStore
 from agent.control import SimulatedPress
 from agent.delivery import ClipDelivered
@@ -335,6 +336,9 @@ class DeviceController:
         self.window.close("factory reset")
         with self.hooks.command_guard():
             self.state.consent.wipe()
+            # as a revocation of everything: the upload in flight stops and is withdrawn before
+            # the ledger restarts, so nothing it records lands in the next owner's ledger
+            self.hooks.on_revoked(list(CONSENT_SCOPES))
             wiped = self.on_factory_reset()
             self.state.ledger.restart("factory-reset", wiped, now)
             self.state.db.scrub()

@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import build_detector, build_tracker, open_device_state
 from agent.config import parse_config
-from agent.controller import DeviceController
+from agent.controller import DeviceController, UplinkHooks
 from agent.daemon import Pipeline
+from agent.devicedb import DeviceDB
 from agent.handover import Handover
 from agent.homeassistant import PUBLISHED_SETTING
-from agent.ledger import HEAD_SETTING
+from agent.ledger import HEAD_SETTING, Ledger
 from agent.outbox import Outbox
 from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
@@ -307,3 +308,31 @@ def test_reset_scrubs_every_database_file(tmp_path: Path) -> None:
     finally:
         store.close()
         state.db.close()
+
+
+def test_a_reset_stops_the_upload_in_flight_before_the_ledger_restarts(tmp_path: Path) -> None:
+    """An upload still sending when the reset lands would record its disclosure (the previous
+    owner's clip, bucket and grants) in the next owner's ledger: the reset revokes everything
+    first, and the revocation waits for the upload in flight to stop."""
+    data = tmp_path / "device"
+    state = open_device_state(data)
+    calls: list[str] = []
+
+    def revoked(scopes: list[str]) -> None:
+        calls.append("revoked:" + ",".join(sorted(scopes)))
+
+    def wipe() -> dict[str, Any]:
+        calls.append("wipe")
+        return {}
+
+    controller = DeviceController(state, inbox=queue.Queue(), buttons=None, led=None,
+                                  sim_press=None, mqtt=None, on_ring=lambda: None,
+                                  on_factory_reset=wipe, hooks=UplinkHooks(on_revoked=revoked))
+    try:
+        controller.factory_reset()
+    finally:
+        controller.close()
+        state.db.close()
+    assert calls == ["revoked:clips,events,snapshots", "wipe"]
+    assert [e.kind for e in Ledger(DeviceDB(data / "device.sqlite"),
+                                   state.identity.key).entries()][-1] == "factory-reset"
