@@ -252,12 +252,14 @@ class Delivery:
 
     def forget(self, clip_ids: Sequence[str], *, everything: bool, request: str,
                before: str | None = None) -> None:
-        """Queue the bucket side of an erasure on the uploads lane (after pending uploads)."""
+        """Drop the queued uploads of these clips, erase the outbox's finished rows about them,
+        and queue the bucket side of the erasure on the uploads lane (after pending uploads)."""
         now = self.wall()
         for item in self.outbox.items(("queued",)):
             if item.kind == "upload" and item.spec and not is_checkpoint_job(item.spec) and (
                     everything or item.spec.get("clip_id") in clip_ids):
                 self.outbox.drop(item.id, "erased by the owner", now)
+        self.outbox.erase_done(clip_ids, everything=everything)  # nothing of them stays queued
         if self.uploads_enabled:
             self.outbox.enqueue_upload({"forget": list(clip_ids), "all": everything,
                                         "before": before, "request": request}, "device", now=now)

@@ -610,6 +610,22 @@ class Outbox:
                 db.execute("DELETE FROM items WHERE done_at < ?", (cutoff,))
         return dropped
 
+    def erase_done(self, clip_ids: Sequence[str], *, everything: bool) -> int:
+        """The owner's erasure: delete the finished rows (sent or dropped) that name these clips,
+        every finished row with ``everything`` (sent event messages carry their times), then
+        truncate the WAL so no copy stays there (deleted pages are zeroed: secure_delete).
+        Open items are the caller's to drop first. Returns the rows deleted."""
+        wanted = set(clip_ids)
+        rows = self._db.execute(
+            "SELECT id, spec FROM items WHERE state IN ('sent', 'dropped')").fetchall()
+        ids = [r[0] for r in rows if everything
+               or (r[1] is not None and json.loads(r[1]).get("clip_id") in wanted)]
+        if ids:
+            with self.transaction() as db:
+                db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in ids])
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(ids)
+
     def _drop_in(
         self, db: sqlite3.Connection, item_ids: Sequence[int], reason: str, now: float
     ) -> list[Item]:

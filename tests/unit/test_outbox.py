@@ -429,3 +429,25 @@ def test_a_refused_retained_message_is_dropped_not_retried() -> None:
     assert (refused.value.acked, refused.value.item_id) == (1, 2)
     assert "ACL" in str(refused.value)
 
+
+
+def file_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def test_erase_done_leaves_nothing_of_forgotten_clips_in_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(path)
+    try:
+        gone = ob.enqueue_upload({"clip_id": "forgottenclip01"}, "clips", now=T0)
+        kept = ob.enqueue_upload({"clip_id": "keptclip000001"}, "clips", now=T0)
+        ob.mark_sent([gone.id, kept.id], T0 + 1)
+        assert ob.erase_done(["forgottenclip01"], everything=False) == 1
+        assert [i.spec for i in ob.items()] == [{"clip_id": "keptclip000001"}]
+        assert b"forgottenclip01" not in file_bytes(path)
+        msg = ob.enqueue_message("doorward/d/events", b"EVENT-AT-A-TIME", "events", now=T0)
+        ob.mark_sent([msg.id], T0 + 2)
+        assert ob.erase_done([], everything=True) == 2
+        assert ob.items() == [] and b"EVENT-AT-A-TIME" not in file_bytes(path)
+    finally:
+        ob.close()
