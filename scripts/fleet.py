@@ -144,7 +144,8 @@ class Fleet:
 
     def start_devices(self, deadline_s: float = 300.0) -> None:
         for n in range(self.plan.devices):
-            dev = SimDevice.open(self.work / f"dev{n:05d}", self.broker.url)
+            dev = SimDevice.open(self.work / f"dev{n:05d}", self.broker.url,
+                                 username=self.plan.broker != "rabbitmq")
             dev.start()
             self.devices.append(dev)
         end = time.monotonic() + deadline_s

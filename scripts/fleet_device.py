@@ -75,10 +75,12 @@ class SimDevice:
         return self.identity.device_id
 
     @classmethod
-    def open(cls, data_dir: Path, url: str) -> SimDevice:
+    def open(cls, data_dir: Path, url: str, *, username: bool = True) -> SimDevice:
+        """``username=False``: no MQTT username (the daemon sends the device id, which RabbitMQ's
+        plugin refuses without a password on a plain listener; see RELIABILITY.md "Fleet")."""
         identity = DeviceIdentity.load_or_create(data_dir)
         dev_id = identity.device_id
-        settings = MqttSettings(url=url, client_id=dev_id, username=dev_id,
+        settings = MqttSettings(url=url, client_id=dev_id, username=dev_id if username else None,
                                 will_topic=topics(dev_id)["status"])
         commands: queue.Queue[object] = queue.Queue()  # nobody sends the fleet commands
         client = MqttClient(settings, on_message=commands.put)
