@@ -23,11 +23,9 @@ duplicated, invalid or dropped, or the fleet did not drain in time.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import logging
 import multiprocessing
-import random
 import resource
 import shutil
 import statistics
@@ -36,8 +34,9 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.fleet_brokers import BROKERS, Broker, make_broker  # noqa: E402
-from scripts.fleet_device import SimDevice, provision  # noqa: E402
+from scripts.fleet_shard import ShardArgs, shard_main  # noqa: E402
 from scripts.fleet_subscriber import SubscriberArgs, SubscriberResult, run  # noqa: E402
 
 log = logging.getLogger("fleet")
@@ -63,6 +62,7 @@ class Plan:
     progress_s: float = 10.0
     work_dir: Path | None = None
     keep_logs: Path | None = None  # copy the broker's directory (logs, data) here at the end
+    shard_size: int = 50  # devices per process (paho's select() stops at descriptor 1023)
 
     @property
     def duration_s(self) -> float:
@@ -79,6 +79,7 @@ class Outcome:
     devices: int
     minutes: float
     events: int = 0
+    events_in_outage: int = 0  # decided while the broker was down: the outboxes carried them
     messages: int = 0  # every message of every chain (events and status)
     verified: int = 0
     lost: int = 0
@@ -114,155 +115,158 @@ def pct(values: list[float]) -> dict[str, float]:
 
 
 class Fleet:
-    """One run: devices, broker, subscriber, the event schedule and the restart."""
+    """The coordinator of one run: broker, subscriber, the shard processes, the restart."""
 
     def __init__(self, plan: Plan, work: Path) -> None:
         self.plan, self.work = plan, work
         self.broker: Broker = make_broker(plan.broker, work / "broker")
-        self.devices: list[SimDevice] = []
+        self.mp = multiprocessing.get_context("spawn")
+        self.shards: list[tuple[BaseProcess, Connection]] = []
+        self.status: dict[int, dict[str, Any]] = {}
         self.owners: dict[str, tuple[bytes, str]] = {}
         self.decisions: dict[tuple[str, int], float] = {}
-        self.events = 0
-        self.restart: dict[str, float] = {}
-        self.t0 = 0.0
         self.heads: dict[str, int] = {}
+        self.events = self.dropped = 0
+        self.restart: dict[str, float] = {}
+        self.t0 = time.monotonic()
 
     def say(self, text: str) -> None:
         print(f"[{self.plan.broker} {time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
 
-    # ---- setup -----------------------------------------------------------------------------
-    def setup(self) -> None:
-        self.say(f"provisioning {self.plan.devices} devices under {self.work}")
-        now = time.time()
-        for n in range(self.plan.devices):
-            identity, owner = provision(self.work / f"dev{n:05d}", now)
-            self.owners[identity.device_id] = (identity.public_raw, str(owner))
-            if (n + 1) % 250 == 0:
-                self.say(f"provisioned {n + 1}")
+    def total(self, key: str) -> int:
+        return sum(int(st.get(key, 0)) for st in self.status.values())
+
+    # ---- set-up ----------------------------------------------------------------------------
+    def start_shards(self) -> None:
+        n, size = self.plan.devices, self.plan.shard_size
+        self.say(f"provisioning {n} devices in {-(-n // size)} shard process(es) under "
+                 f"{self.work}")
+        for index, first in enumerate(range(0, n, size)):
+            parent, child = self.mp.Pipe()
+            args = ShardArgs(index, min(size, n - first), self.work / "devices",
+                             self.plan.events_per_minute)
+            proc = self.mp.Process(target=shard_main, args=(args, child),
+                                   name=f"fleet-shard-{index}")
+            proc.start()
+            self.shards.append((proc, parent))
+        for _, conn in self.shards:
+            self.owners.update(self.expect(conn, "owners"))
         self.broker.start()
         self.say(f"{self.plan.broker} listening at {self.broker.url}")
 
-    def start_devices(self, deadline_s: float = 300.0) -> None:
-        for n in range(self.plan.devices):
-            dev = SimDevice.open(self.work / f"dev{n:05d}", self.broker.url,
-                                 username=self.plan.broker != "rabbitmq")
-            dev.start()
-            self.devices.append(dev)
-        end = time.monotonic() + deadline_s
-        last = 0.0
-        while (up := self.connected()) < len(self.devices):
-            self.poll_all()
-            if time.monotonic() > end:
-                raise TimeoutError(f"only {up} of {len(self.devices)} devices connected "
-                                   f"within {deadline_s:.0f} s")
-            if time.monotonic() - last > self.plan.progress_s:
-                last = time.monotonic()
-                self.say(f"connecting: {up}/{len(self.devices)}")
-            time.sleep(0.2)  # polling the clients' state; each has its own events queue
-        self.poll_all()
-        self.say(f"all {len(self.devices)} devices connected "
-                 f"(MQTT {self.devices[0].client.protocol})")
+    def expect(self, conn: Connection, kind: str, timeout: float = 600.0) -> Any:
+        """The next message of ``kind`` from a shard (status reports on the way are kept)."""
+        deadline = time.monotonic() + timeout
+        while conn.poll(max(0.0, deadline - time.monotonic())):
+            got, *rest = conn.recv()
+            if got == kind:
+                return rest[0]
+            if got == "status":
+                self.status[id(conn)] = rest[0]
+        raise TimeoutError(f"no {kind!r} from a fleet shard within {timeout:.0f} s")
 
-    def connected(self) -> int:
-        return sum(d.client.is_connected for d in self.devices)
-
-    def poll_all(self) -> None:
-        for dev in self.devices:
-            dev.poll()
-
-    def pending(self) -> int:
-        return sum(sum(d.outbox.pending().values()) for d in self.devices)
+    def connect(self) -> None:
+        username = self.plan.broker != "rabbitmq"
+        for _, conn in self.shards:
+            conn.send(("connect", self.broker.url, username))
+        for _, conn in self.shards:
+            self.expect(conn, "connected")
+        self.say(f"all {self.plan.devices} devices connected")
 
     # ---- the run ---------------------------------------------------------------------------
-    def schedule(self, start: float) -> list[tuple[float, int, int]]:
-        period = 60.0 / self.plan.events_per_minute
-        rng = random.Random(7)
-        heap = [(start + rng.uniform(0, period), i, 1) for i in range(len(self.devices))]
-        heapq.heapify(heap)
-        return heap
+    def collect(self) -> None:
+        for _, conn in self.shards:
+            while conn.poll(0):
+                got, *rest = conn.recv()
+                if got == "status":
+                    self.status[id(conn)] = rest[0]
 
     def restarter(self) -> None:
         began = time.monotonic()
         self.say(f"stopping {self.plan.broker} (outage {self.plan.outage_s:.0f} s)")
+        self.restart["wall_stop"] = time.time()
         self.broker.stop()
         self.restart["stopped_at_s"] = time.monotonic() - self.t0
         self.restart["stop_took_s"] = time.monotonic() - began
-        self.restart["wall_stop"] = time.time()
         time.sleep(self.plan.outage_s)  # the outage itself: nothing to wait for
         began = time.monotonic()
         self.broker.start()
         self.restart["start_took_s"] = time.monotonic() - began
         self.restart["listening_at_s"] = time.monotonic() - self.t0
+        self.restart["wall_listening"] = time.time()
         self.say(f"{self.plan.broker} listening again after "
                  f"{self.restart['start_took_s']:.1f} s of start-up")
 
+    def watch_reconnect(self) -> None:
+        if "listening_at_s" in self.restart and "all_reconnected_at_s" not in self.restart \
+                and self.total("connected") == self.plan.devices:
+            self.restart["all_reconnected_at_s"] = time.monotonic() - self.t0
+            self.restart["wall_reconnected"] = time.time()
+            self.say("all devices reconnected")
+
     def run_events(self, counter: Any) -> None:
-        start = time.monotonic()
+        start = time.monotonic() + 1.0
         end = start + self.plan.duration_s
-        period = 60.0 / self.plan.events_per_minute
-        heap = self.schedule(start)
+        for _, conn in self.shards:
+            conn.send(("go", start, end))
         restart = threading.Thread(target=self.restarter, name="restart", daemon=True)
-        restart_due, last, reconnect_seen = start + self.plan.restart_s, start, False
+        restart_due, last = start + self.plan.restart_s, start
         while (now := time.monotonic()) < end:
-            while heap and heap[0][0] <= now:
-                due, i, number = heapq.heappop(heap)
-                dev = self.devices[i]
-                decided = time.time()
-                seq = dev.event(number)
-                if seq is not None:
-                    self.decisions[(dev.device_id, seq)] = decided
-                    self.events += 1
-                if due + period < end:
-                    heapq.heappush(heap, (due + period, i, number + 1))
-            self.poll_all()
+            self.collect()
             if now >= restart_due and not restart.is_alive() and not self.restart:
                 restart.start()
-            if "listening_at_s" in self.restart and not reconnect_seen and \
-                    self.connected() == len(self.devices):
-                reconnect_seen = True
-                self.restart["all_reconnected_at_s"] = time.monotonic() - self.t0
-                self.restart["wall_reconnected"] = time.time()
-                self.say("all devices reconnected")
+            self.watch_reconnect()
             if now - last >= self.plan.progress_s:
                 last = now
                 self.progress(counter)
-            wait = min(0.25, (heap[0][0] - time.monotonic()) if heap else 0.25)
-            time.sleep(max(0.0, wait))  # until the next event is due or the next poll
+            time.sleep(0.2)  # polling the shards' reports and the clock
         restart.join()
 
-    def progress(self, counter: Any) -> None:
+    def progress(self, counter: Any, what: str = "") -> None:
         state = "down" if "stopped_at_s" in self.restart and \
             "listening_at_s" not in self.restart else "up"
-        self.say(f"events {self.events}, verified {counter.value}, connected "
-                 f"{self.connected()}/{len(self.devices)}, queued {self.pending()}, broker {state}")
+        self.say(f"{what}events {self.total('events')}, verified {counter.value} of "
+                 f"{self.total('heads')} sent, connected {self.total('connected')}/"
+                 f"{self.plan.devices}, queued {self.total('queued')}, broker {state}")
 
     def drain(self, counter: Any) -> tuple[bool, float]:
-        began = time.monotonic()
-        last = began
+        began = last = time.monotonic()
+        fresh = 0.0
         while time.monotonic() - began < self.plan.drain_timeout_s:
-            self.poll_all()
-            owed = sum(d.outbox.chain_head()[0] for d in self.devices)
-            if counter.value >= owed and self.pending() == 0:
-                return True, time.monotonic() - began
+            self.collect()
+            self.watch_reconnect()
+            if time.monotonic() - began > 1.5 and self.total("queued") == 0 and \
+                    counter.value >= self.total("heads"):
+                fresh += 1  # two quiet reports in a row: nothing in flight between them
+                if fresh >= 2:
+                    return True, time.monotonic() - began
+            else:
+                fresh = 0
             if time.monotonic() - last >= self.plan.progress_s:
                 last = time.monotonic()
-                self.say(f"draining: verified {counter.value} of {owed}")
-                if "all_reconnected_at_s" not in self.restart and \
-                        self.connected() == len(self.devices):
-                    self.restart["all_reconnected_at_s"] = time.monotonic() - self.t0
-                    self.restart["wall_reconnected"] = time.time()
-            time.sleep(0.5)  # polling counts owned by other threads and the subscriber
+                self.progress(counter, "draining: ")
+            time.sleep(1.0)  # the shards report once a second
         return False, time.monotonic() - began
 
-    def shutdown(self) -> int:
-        with ThreadPoolExecutor(64) as pool:
-            list(pool.map(lambda d: d.stop(), self.devices))
-        dropped = sum(len(d.outbox.items(("dropped",))) for d in self.devices)
-        heads = {d.device_id: d.outbox.chain_head()[0] for d in self.devices}
-        for dev in self.devices:
-            dev.close()
-        self.heads = heads
-        return dropped
+    def finish(self) -> None:
+        for _, conn in self.shards:
+            conn.send(("stop",))
+        for proc, conn in self.shards:
+            result = self.expect(conn, "result")
+            self.decisions.update(result["decisions"])
+            self.heads.update(result["heads"])
+            self.dropped += result["dropped"]
+            self.events += result["events"]
+            proc.join(30)
+
+    def protocol(self) -> str:
+        return next((str(st.get("protocol")) for st in self.status.values()), "")
+
+    def close(self) -> None:
+        for proc, _ in self.shards:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(10)
 
 
 def tally(fleet: Fleet, result: SubscriberResult, out: Outcome) -> None:
@@ -280,6 +284,8 @@ def tally(fleet: Fleet, result: SubscriberResult, out: Outcome) -> None:
         rel = f", decided {when - stop:+.1f} s from the broker stop" if when and stop else ""
         out.examples.append(f"lost {key}{rel}")
     lat, steady = [], []
+    down = (fleet.restart.get("wall_stop", 0.0), fleet.restart.get("wall_listening", 0.0))
+    out.events_in_outage = sum(down[0] <= t <= down[1] for t in fleet.decisions.values())
     lo = fleet.restart.get("wall_stop", float("inf"))
     hi = fleet.restart.get("wall_reconnected", float("inf"))
     for key, decided in fleet.decisions.items():
@@ -297,30 +303,29 @@ def run_one(plan: Plan) -> Outcome:
     out = Outcome(plan.broker, plan.devices, plan.minutes)
     with tempfile.TemporaryDirectory(prefix=f"fleet-{plan.broker}-", dir=plan.work_dir) as tmp:
         fleet = Fleet(plan, Path(tmp))
-        fleet.t0 = time.monotonic()
-        mp = multiprocessing.get_context("spawn")
-        parent, child = mp.Pipe()
-        counter = mp.Value("q", 0)
+        parent, child = fleet.mp.Pipe()
+        counter = fleet.mp.Value("q", 0)
         sub = None
         try:
-            fleet.setup()
-            sub = mp.Process(target=run, args=(SubscriberArgs(fleet.broker.url, fleet.owners),
-                                               child, counter), name="fleet-subscriber")
+            fleet.start_shards()
+            sub = fleet.mp.Process(target=run, name="fleet-subscriber", args=(
+                SubscriberArgs(fleet.broker.url, fleet.owners), child, counter))
             sub.start()
             if (hello := parent.recv()) != "subscribed":
                 raise RuntimeError(str(hello))
-            fleet.start_devices()
+            fleet.connect()
             out.setup_s = round(time.monotonic() - fleet.t0, 1)
             fleet.say(f"running {plan.minutes:g} min, {plan.events_per_minute:g} event(s)/min "
                       f"per device, broker restart at {plan.restart_s:.0f} s")
             fleet.run_events(counter)
-            out.events = fleet.events
             out.drained, drain_s = fleet.drain(counter)
             out.drain_s = round(drain_s, 1)
-            out.dropped = fleet.shutdown()
+            fleet.finish()
+            out.events, out.dropped = fleet.events, fleet.dropped
             parent.send("finish")
             tally(fleet, parent.recv(), out)
         finally:
+            fleet.close()
             if sub is not None and sub.is_alive():
                 sub.terminate()
             if sub is not None:
@@ -350,7 +355,8 @@ def report(out: Outcome) -> str:
         f"   latency decision->verified: p50 {lat.get('p50')} ms, p95 {lat.get('p95')} ms, max "
         f"{lat.get('max')} ms; outside the outage: p50 {steady.get('p50')} ms, p95 "
         f"{steady.get('p95')} ms, max {steady.get('max')} ms",
-        f"   restart: {out.restart}; set-up {out.setup_s} s, drained in {out.drain_s} s",
+        f"   restart: {out.restart}, {out.events_in_outage} events decided while the broker "
+        f"was down; set-up {out.setup_s} s, drained in {out.drain_s} s",
         f"   {'PASS' if out.ok else 'FAIL'}",
     ]
     lines += [f"   e.g. {e}" for e in out.examples[:10] if not out.ok]
@@ -389,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     out = run_one(plan)
     print(report(out), flush=True)
     if args.json is not None:  # with --broker all: one file per broker, named after it
-        args.json.with_name(f"{args.json.stem}-{plan.broker}{args.json.suffix}").write_text(json.dumps(asdict(out), indent=1) + "\n", encoding="utf-8")
+        path = args.json.with_name(f"{args.json.stem}-{plan.broker}{args.json.suffix}")
+        path.write_text(json.dumps(asdict(out), indent=1) + "\n", encoding="utf-8")
     return 0 if out.ok else 1
 
 
