@@ -7,7 +7,9 @@
 Each device is built from the daemon's modules (see scripts/fleet_device.py): events are signed
 with the device's Ed25519 key into its chain, sealed to its owner's age identity, queued in its
 own durable outbox (one SQLite file per device) and sent by its own OutboxWorker lane through its
-own MqttClient (paho 2.x, one network thread per client). A subscriber in another process
+own MqttClient (paho 2.x, one network thread per client). Devices run in shard processes of 50
+(scripts/fleet_shard.py: paho's select() cannot watch descriptors >= 1024, ~90 devices' worth),
+coordinated from here. A subscriber in another process
 (scripts/fleet_subscriber.py) verifies signature, chain and seal of every message and keeps one
 receipt per (device, seq). At ``--restart-at`` seconds the broker process is stopped, kept down
 for ``--outage`` seconds and started again on the same port with the same data directory; the
