@@ -14,6 +14,9 @@ Every broker keeps MQTT sessions and queued QoS 1 messages across a stop/start (
 fleet's subscriber, with a persistent session, is owed everything published while it was away.
 The machine's own services (1883, 5672, 4222, epmd on 4369) are never touched: RabbitMQ runs as
 its own Erlang node with its own epmd port, cookie (HOME) and Mnesia directory.
+
+``FLEET_BROKER_DEBUG=1`` in the environment makes Mosquitto log every packet (``log_type all``);
+``scripts/fleet --keep-logs DIR`` keeps each broker's directory for reading it.
 """
 
 from __future__ import annotations
