@@ -22,7 +22,9 @@ MQTT 3.1.1 fallback: when a broker answers our MQTT 5 CONNECT with "Unsupported 
 (``should_fall_back_to_v311``), the same paho client is switched to 3.1.1 the way paho itself
 downgrades 3.1.1 -> 3.1 (its ``_protocol`` / ``_clean_session`` attributes), so messages already
 queued are kept, and paho's reconnect loop connects again. Message expiry and content type are
-MQTT 5 properties and are simply not sent over 3.1.1.
+MQTT 5 properties and are simply not sent over 3.1.1. Some 3.1.1-only brokers (RabbitMQ 3.10's
+MQTT plugin) cannot parse an MQTT 5 CONNECT and close the connection without any CONNACK: after
+``V5_SILENT_CLOSES`` such closes in a row (one alone may be a broker restarting) we fall back too.
 
 CLI tools use the synchronous helpers ``request_reply`` and ``collect``.
 """
@@ -74,6 +76,11 @@ __all__ = [
     "is_loopback", "parse_broker_url", "request_reply", "should_fall_back_to_v311",
 ]
 
+# Connections closed in a row, under MQTT 5, before any CONNACK: then the broker is taken to be
+# 3.1.1-only (a single close may be a broker going down while we connected).
+V5_SILENT_CLOSES = 2
+
+
 def _downgrade_to_v311(client: paho.Client) -> None:
     # paho has no public switch; it downgrades 3.1.1 -> 3.1 itself by setting these attributes
     client._protocol = MQTTProtocolVersion.MQTTv311
@@ -115,6 +122,7 @@ class MqttClient:
         self._last_error: MqttError | None = None
         self._last_log = ""
         self._refused = False  # CONNACK refused: the disconnect that follows is no news
+        self._silent_closes = 0  # closes before any CONNACK in a row (see V5_SILENT_CLOSES)
         self._stopping = False
         self._resubscribe_mid: int | None = None  # SUBSCRIBE sent by on_connect, awaiting SUBACK
         self._paho = self._build()
@@ -250,6 +258,7 @@ class MqttClient:
     # ---- paho callbacks (paho's thread: enqueue / record only) -----------------------------
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any,
                     reason: ReasonCode, _props: Any) -> None:
+        self._silent_closes = -1  # a CONNACK came: this connection's close is not "silent"
         if reason.is_failure:
             self._refused = True
             if should_fall_back_to_v311(int(client.protocol), reason.value):
@@ -282,7 +291,7 @@ class MqttClient:
             self.settings.cert_file)) if exc else MqttConnectError(
             f"cannot connect to broker {self.broker.where}: check [mqtt] url"))
 
-    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any,
+    def _on_disconnect(self, client: paho.Client, _userdata: Any, _flags: Any,
                        reason: ReasonCode, _props: Any) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
@@ -293,9 +302,16 @@ class MqttClient:
         if self._stopping:
             self._emit(False, f"disconnected from {self.broker.where} (stopped)")
             return
+        silent = self._silent_closes >= 0 and not was_connected
+        self._silent_closes = self._silent_closes + 1 if silent else 0
         if client_cert_rejected(log):
             self._fail(error_for_tls_text(log, self.broker,
                                           has_client_cert=bool(self.settings.cert_file)))
+        elif silent and self._silent_closes >= V5_SILENT_CLOSES and client.protocol == paho.MQTTv5:
+            _downgrade_to_v311(client)
+            self._emit(False, f"broker {self.broker.where} closed the connection "
+                              f"{V5_SILENT_CLOSES} times without answering our MQTT 5 CONNECT; "
+                              "retrying with MQTT 3.1.1")
         elif was_connected or reason.is_failure:
             detail = f"{reason}" + (f"; {log}" if log else "")
             hint = "" if was_connected or self.broker.tls else \

@@ -297,6 +297,45 @@ def test_falls_back_to_mqtt_311_when_broker_refuses_5() -> None:
     assert levels[:2] == [5, 4]
 
 
+def _drops_v5_broker(port: int, stop: threading.Event, levels: list[int]) -> None:
+    """A stand-in for RabbitMQ 3.10's MQTT plugin (3.1.1 only): it cannot parse an MQTT 5
+    CONNECT and closes the connection without any CONNACK; level 4 is accepted."""
+    with socket.create_server(("127.0.0.1", port)) as server:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(TIMEOUT)
+                header = conn.recv(2)
+                body = conn.recv(header[1], socket.MSG_WAITALL)
+                levels.append(body[6])
+                if body[6] != 4:
+                    continue  # closed, no answer
+                conn.sendall(b"\x20\x02\x00\x00")
+                while not stop.is_set() and conn.recv(1024):
+                    pass
+
+
+def test_falls_back_to_mqtt_311_when_broker_closes_on_5() -> None:
+    port, stop, levels = free_port(), threading.Event(), list[int]()
+    thread = threading.Thread(target=_drops_v5_broker, args=(port, stop, levels), daemon=True)
+    thread.start()
+    try:
+        settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}", client_id="dw-rabbit",
+                                reconnect_max_s=1)
+        with running(settings, connect=False) as (client, _):
+            assert client.wait_connected(TIMEOUT)
+            assert client.protocol == "3.1.1"
+            stop.set()
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    assert levels[:3] == [5, 5, 4]  # one unanswered close could be a restarting broker
+
+
 def test_mosquitto_restarts_on_the_same_ports(tmp_path: Path) -> None:
     """The fixture's restart() keeps both listeners (start times: `scripts/bench throughput`)."""
     if mosquitto_path() is None:
