@@ -90,10 +90,11 @@ class ChaosRig:
     """See the module docstring. Start with ``with``; everything is stopped on exit."""
 
     def __init__(self, tmp: Path, *, faults: Faults | None = None, seed: int = 0,
-                 disk_bytes: int | None = None) -> None:
+                 disk_bytes: int | None = None, config_extra: str = "") -> None:
         """``disk_bytes``: the data directory is a tmpfs of that size (a small SD card that fills
-        up; needs root)."""
+        up; needs root). ``config_extra``: more TOML sections for the device's config."""
         self.tmp = tmp
+        self.config_extra = config_extra
         self.data = tmp / "device"
         self.disk_bytes = disk_bytes
         self.broker = Mosquitto(tmp / "mq", persistent=True)
@@ -135,10 +136,11 @@ class ChaosRig:
 
     # --- driving the device -------------------------------------------------------------------
 
-    def config(self, extra: str = "") -> Path:
+    def config(self) -> Path:
         path = self.tmp / "device.toml"
         path.write_text(f'[camera]\nwidth = 640\nheight = 360\n[s3]\nbucket = "{self.bucket}"\n'
-                        f'endpoint_url = "{self.proxy.url}"\naddressing_style = "path"\n{extra}')
+                        f'endpoint_url = "{self.proxy.url}"\naddressing_style = "path"\n'
+                        f"{self.config_extra}")
         return path
 
     @property
@@ -302,7 +304,7 @@ class ChaosRig:
                                    identities=[self.owner])
             except UplinkError:
                 continue
-            if not msg.retain:
+            if v.message.seq is not None:  # the chained messages (status has no seq)
                 got.append(v.message.seq)
         db = sqlite3.connect(self.data / "outbox.sqlite")
         sent = {s for (s,) in db.execute("SELECT seq FROM items WHERE kind = 'message' AND "

@@ -64,13 +64,15 @@ def test_clock_jumps_both_ways_between_runs_lose_nothing(tmp_path: Path) -> None
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
 def test_a_full_disk_corrupts_nothing_and_crashes_nothing(tmp_path: Path) -> None:
-    """The data directory on a 12 MiB file system: clips fill it, the store evicts delivered ones
+    """The data directory on a 3 MiB file system: clips fill it, the store evicts delivered ones
     and aborts what cannot be written; nothing that is kept or uploaded is corrupt."""
-    with ChaosRig(tmp_path, seed=15, disk_bytes=12 << 20) as rig:
+    floor = "[store]\nmin_free_bytes = 262144\n"  # the card is smaller than the default floor
+    with ChaosRig(tmp_path, seed=15, disk_bytes=3 << 20, config_extra=floor) as rig:
         rig.kill_loop(kills=max(3, KILLS // 2), scene="busy", rng=random.Random(15),
                       max_delay_s=8.0)
         rig.drain()
         report = rig.audit()
         (tmp_path / "report.json").write_text(json.dumps(report.to_json(), indent=1))
         assert report.crashes == 0 and report.clips_corrupt == 0, report.to_json()
+        assert report.clips_recorded + report.clips_aborted >= 1, report.to_json()
         assert report.clips_duplicated == 0 and report.messages_lost == 0, report.to_json()
