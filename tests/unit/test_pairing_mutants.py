@@ -78,19 +78,31 @@ def test_owner_refuses_an_ok_result_without_the_devices_confirmation(
 # --- device sessions --------------------------------------------------------------------------
 
 
+def test_a_retrying_owner_replaces_its_session_and_evicts_nobody() -> None:
+    d = device()
+    owners = [owner(key=ed(30 + i), rng=f"r{i}") for i in range(4)]
+    confirms = [o.on_challenge(d.on_hello(o.hello())) for o in owners]
+    retry = owner(key=ed(31), rng="r1-again")  # owner 1 says hello again with all four open
+    confirm_retry = retry.on_challenge(d.on_hello(retry.hello()))
+    with pytest.raises(ForeignMessage, match="not signed by the owner"):
+        d.on_confirm(confirms[1])  # its old session is gone, replaced by the new one
+    for c in (confirms[0], confirm_retry, confirms[2], confirms[3]):
+        assert d.on_confirm(c)[1] is not None  # nobody else was evicted to make room
+
+
 def test_a_retrying_owner_becomes_the_newest_session() -> None:
     d = device()
-    first = [owner(key=ed(30 + i), rng=f"r{i}") for i in range(4)]
+    first = [owner(key=ed(30 + i), rng=f"r{i}") for i in range(2)]
     for o in first:
         d.on_hello(o.hello())
-    retry = owner(key=ed(30), rng="r0-again")  # owner 0 says hello again: its session is renewed
+    retry = owner(key=ed(30), rng="r0-again")  # owner 0 retries: its session moves to the end
     confirm_retry = retry.on_challenge(d.on_hello(retry.hello()))
-    late = owner(key=ed(40), rng="late")
-    d.on_hello(late.hello())  # evicts the oldest, which is now owner 1, not the retried owner 0
+    for i in range(3):  # three more owners: the oldest, now owner 1, is evicted
+        late = owner(key=ed(40 + i), rng=f"late{i}")
+        d.on_hello(late.hello())
     assert d.on_confirm(confirm_retry)[1] is not None
-    o1 = first[1]
     with pytest.raises(ForeignMessage, match="no hello"):
-        d.on_confirm(Confirm(o1.hello().owner_key, bytes(32), bytes(64)))
+        d.on_confirm(Confirm(first[1].hello().owner_key, bytes(32), bytes(64)))
 
 
 def test_only_four_sessions_are_kept() -> None:
