@@ -265,12 +265,12 @@ def test_manifests_claims_chain_and_sealed_times() -> None:
         assert claims["recipients"] == RECIPIENTS
         assert claims["uploaded_at"] == "2026-11-29T19:31:00.000+00:00"
         prefix = f"doorward/{DEVICE_ID}/2026/11/29/{clip_id}"
-        clip = {"key": f"{prefix}.mp4.age", "size": 1234567,
-                "sha256": hashlib.sha256(b"sealed clip").hexdigest()}
-        expected = {"clip": clip}
+        clip_sha = hashlib.sha256(b"sealed clip").hexdigest()
+        expected: dict[str, dict[str, Any]] = {
+            "clip": {"key": f"{prefix}.mp4.age", "size": 1234567, "sha256": clip_sha}}
         if seq == 2:  # the generator's stand-in digest for the snapshot: the clip's, reversed
             expected["snapshot"] = {"key": f"{prefix}.jpg.age", "size": 23456,
-                                    "sha256": clip["sha256"][::-1]}
+                                    "sha256": clip_sha[::-1]}
         assert claims["objects"] == expected
         blob = base64.b64decode(claims["sealed_times"], validate=True)
         for identity in AGE_OWNERS:

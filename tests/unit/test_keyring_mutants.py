@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from agent.errors import DoorwardError
-from agent.owner import keyring
 from agent.owner.keyring import (
     DEVICES,
     IDENTITY,
@@ -146,7 +145,7 @@ def test_devices_file_is_replaced_atomically_from_the_owner_dir(
         renames.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(keyring.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)  # the module calls os.replace at call time
     ring.add_device(DEV)
     ((src, dst),) = renames
     assert dst == ring.dir / DEVICES and src.parent == ring.dir
