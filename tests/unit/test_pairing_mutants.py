@@ -1,8 +1,9 @@
 """uplink.pairing: what scripts/mutation found unchecked by tests/unit/test_pairing.py.
 
 First and foremost the owner's check of the device's confirmation (issue 12): a party holding the
-device's signing key but not the setup secret (a key lifted from a device's SD card, the label
-replaced) must not be able to complete a pairing by answering ``ok`` with any HMAC. Then the
+device's signing key but not the setup secret (the key leaked on its own, say from a backup,
+while the secret stays on the label) must not be able to complete a pairing by answering ``ok``
+with any HMAC: the setup secret is the second factor, so both sides must prove it. Then the
 session bookkeeping on the device, the codec's edges, and every refusal message whole.
 """
 
