@@ -50,7 +50,13 @@ from agent.outbox_worker import (
     mqtt_batch_publisher,
 )
 from agent.owners import members_only, sealed_to_members
-from agent.segment_upload import WITHDRAW_LIVE, SegmentUploaded, SegmentUploader, Superseded
+from agent.segment_upload import (
+    WITHDRAW_LIVE,
+    SegmentUploaded,
+    SegmentUploader,
+    Superseded,
+    live_segments_sent,
+)
 from agent.status import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
@@ -243,7 +249,7 @@ class Delivery:
         ids = [i.id for i in self.outbox.items(("queued",))
                if i.scope in scopes and not (i.kind == "upload" and left_the_device(i.progress))]
         dropped = len(self.outbox.drop_many(ids, reason, now)) if ids else 0
-        if "clips" in scopes and self.uploads_enabled:
+        if "clips" in scopes and self.uploads_enabled and live_segments_sent(self.db):
             # segments of clips being recorded are in the bucket without a manifest: the uploads
             # lane deletes them next (agent/segment_upload.py), a job that needs no consent
             self.outbox.enqueue_upload({WITHDRAW_LIVE: True, "reason": reason}, "device", now=now)

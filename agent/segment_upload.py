@@ -63,6 +63,12 @@ class Superseded:
     clip_id: str
 
 
+def live_segments_sent(db: DeviceDB) -> bool:
+    """Whether any clip not yet uploaded whole has segments in the bucket (what a revocation of
+    ``clips`` must withdraw)."""
+    return bool(db.query("SELECT 1 FROM settings WHERE key LIKE ? LIMIT 1", (LIVE_SETTING + "%",)))
+
+
 class SegmentUploader:
     """See the module docstring. One per uploads lane; ``db`` is that lane's connection."""
 
