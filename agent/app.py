@@ -493,14 +493,15 @@ def run(cfg: Config, opts: RunOptions) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     with camera, ExitStack() as stack:
         encoder = build_encoder(cfg, camera)
-        recorder = Recorder(encoder, store, policy.recipients, pre_roll_s=cfg.recording.pre_roll_s,
-                            snapshot_quality=cfg.recording.snapshot_quality)
         masker = None
         if cfg.motion.privacy_masks:
             masker = PrivacyMasker(cfg.motion.privacy_masks, camera.width, camera.height)
         mqtt = build_mqtt(cfg, opts.broker, device.identity.device_id, inbox)
         uplink = build_uplink(cfg, data_dir, device, mqtt, inbox, policy)
         delivery = uplink.delivery if uplink is not None else None
+        recorder = Recorder(encoder, store, policy.recipients, pre_roll_s=cfg.recording.pre_roll_s,
+                            snapshot_quality=cfg.recording.snapshot_quality,
+                            upload_scopes=lambda: device.consent.upload_scopes(time.time()))
         register_uplink_commands(device.processor, device.db, device.ledger, store, delivery)
         if delivery is not None:
             _redeliver(delivery, store, device)

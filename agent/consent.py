@@ -187,6 +187,11 @@ class ConsentStore:
             raise ConsentError(f"unknown scope {scope!r}; scopes are {SCOPES}")
         return any(g.scope == scope for g in self.in_force(now))
 
+    def upload_scopes(self, now: float) -> tuple[str, ...]:
+        """Which of ``clips`` and ``snapshots`` consent allows now. The Recorder keeps this with
+        each clip at its start (agent/redelivery.py goes by it after a crash)."""
+        return tuple(s for s in ("clips", "snapshots") if self.allows(s, now))
+
     def allowed_at(self, scope: str, t: float) -> bool:
         """Whether a grant for ``scope`` was in force at time ``t`` (revoked or superseded grants
         count for the time they were open). Start-up re-delivery asks this of a clip's start, so a

@@ -331,6 +331,7 @@ class Recorder:
         snapshot_quality: int = 85,
         ring_max_bytes: int = 64 * 1024 * 1024,
         clock_wall: Callable[[], float] = time.time,
+        upload_scopes: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
         check_pyav_can_mux()
         self.encoder, self.store = encoder, store
@@ -339,6 +340,7 @@ class Recorder:
         self._recipients = recipients
         self._info = StreamInfo.of(encoder)
         self._clock = clock_wall
+        self._upload_scopes = upload_scopes  # kept with each clip at its start (ClipStart)
         self._clip: _Clip | None = None
         self._t_now: float | None = None
         self._wall_now = 0.0
@@ -417,7 +419,8 @@ class Recorder:
         started = self._wall_of(first_t)
         clip_id = self.store.new_clip_id()
         start = ClipStart(
-            started, first_t, tuple(str(r) for r in recipients), str(event_id), reason
+            started, first_t, tuple(str(r) for r in recipients), str(event_id), reason,
+            self._upload_scopes() if self._upload_scopes is not None else None,
         )
         sink: ClipSink | None = None
         try:

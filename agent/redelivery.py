@@ -20,8 +20,10 @@ expired) and stays one. A disclosure without the store's ``delivered`` mark (a c
 upload and the mark) is reported in ``delivered`` so the caller marks it.
 
 Consent: a clip is queued only if the scope it would go under is in force now *and* was in force
-when the clip was sealed, as the live path asks at that moment (a grant given later does not reach
-back to footage recorded without one; a truncated clip counts from where its recording stopped),
+when the clip started, as the Recorder noted then in the index (``upload_scopes``): a grant given
+later does not reach back to footage recorded without one, and no clock is compared, because the
+Pi has none that survives a power cut and its clock may jump between runs (a clip indexed before
+this was kept falls back to the grants' times at its end),
 and only if it is sealed to members only, as any upload (never a clip sealed to the development
 owner, or to an owner since removed). A clip withdrawn from the bucket on a revocation stays.
 The uploads lane asks consent again before every request, as for any upload.
@@ -124,7 +126,10 @@ def _held_because(rec: ClipRecord, queue: UploadQueue, consent: ConsentStore,
     scope = queue.upload_scope(rec, now)
     if scope is None:
         return "no upload consent in force now"
-    if not consent.allowed_at(scope, datetime.fromisoformat(rec.ended_at).timestamp()):
+    if rec.upload_scopes is not None:  # kept at the clip's start: no clock involved
+        if scope not in rec.upload_scopes:
+            return f"no {scope} consent was in force when it started"
+    elif not consent.allowed_at(scope, datetime.fromisoformat(rec.ended_at).timestamp()):
         return f"no {scope} consent was in force when it was sealed"
     if not sealed_to_members(rec.recipients, recipients):
         return "sealed to a key that is not a current member's (the development owner?)"

@@ -177,6 +177,7 @@ class ClipStore:
         row = ClipRow(
             clip_id, "partial", start.started_at_s, None, start.source_start_s, None, 0, None,
             False, start.recipients, False, start.event_id, start.reason,
+            upload_scopes=start.upload_scopes,
         )  # fmt: skip
         self._index.insert_partial(row)
         final = self.clip_path(clip_id)
@@ -197,7 +198,7 @@ class ClipStore:
         done = ClipRow(
             row.id, "complete", started, end.ended_at_s, source_start, end.source_end_s,
             sink.final.stat().st_size, snap.stat().st_size if snap.exists() else None, False,
-            row.recipients, False, row.event_id, row.reason,
+            row.recipients, False, row.event_id, row.reason, upload_scopes=row.upload_scopes,
         )  # fmt: skip
         self._index.upsert(done)
         self._last_sealed = done.id
@@ -240,6 +241,7 @@ class ClipStore:
             reason=row.reason,
             started_at_s=row.started_at_s,
             damage=row.damage,
+            upload_scopes=row.upload_scopes,
         )
 
     def list_clips(self) -> list[ClipRecord]:

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS clips (
     delivered INTEGER NOT NULL DEFAULT 0,
     event_id TEXT,
     reason TEXT,
-    damage TEXT
+    damage TEXT,
+    upload_scopes TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_by_start ON clips (started_at_s);
 -- Where each MP4 fragment of a clip ends in its plaintext, and the source time it plays to:
@@ -78,12 +79,15 @@ class ClipRow:
     event_id: str | None
     reason: str | None
     damage: str | None = None  # what start-up found wrong with a sealed clip's file
+    # The upload scopes in force when the clip started (None: recorded before this was kept).
+    # Re-delivery after a crash asks this, not the wall clock, which may have jumped since.
+    upload_scopes: tuple[str, ...] | None = None
 
 
-_PLACEHOLDERS = ",".join("?" * 14)
+_PLACEHOLDERS = ",".join("?" * 15)
 CLIP_COLUMNS = (
     "id, state, started_at_s, ended_at_s, source_start_s, source_end_s, bytes, snapshot_bytes, "
-    "truncated, recipients, delivered, event_id, reason, damage"
+    "truncated, recipients, delivered, event_id, reason, damage, upload_scopes"
 )
 
 
@@ -103,7 +107,12 @@ def _row(r: sqlite3.Row) -> ClipRow:
         r["event_id"],
         r["reason"],
         r["damage"],
+        None if r["upload_scopes"] is None else tuple(json.loads(r["upload_scopes"])),
     )
+
+
+def _scopes_json(scopes: tuple[str, ...] | None) -> str | None:
+    return None if scopes is None else json.dumps(list(scopes))
 
 
 class IndexCorruptError(StoreError):
@@ -148,6 +157,8 @@ class Index:
             columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
             if "damage" not in columns:  # an index made before clips could be marked damaged
                 self._db.execute("ALTER TABLE clips ADD COLUMN damage TEXT")
+            if "upload_scopes" not in columns:  # ... or kept the consent at their start
+                self._db.execute("ALTER TABLE clips ADD COLUMN upload_scopes TEXT")
             problems = [" ".join(str(r[0]).split())  # one line each, for the log
                         for r in self._db.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
@@ -217,7 +228,7 @@ class Index:
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
-                    row.damage,
+                    row.damage, _scopes_json(row.upload_scopes),
                 ),
             )  # fmt: skip
 
@@ -229,7 +240,7 @@ class Index:
                     row.id, row.state, row.started_at_s, row.ended_at_s, row.source_start_s,
                     row.source_end_s, row.bytes, row.snapshot_bytes, int(row.truncated),
                     json.dumps(list(row.recipients)), int(row.delivered), row.event_id, row.reason,
-                    row.damage,
+                    row.damage, _scopes_json(row.upload_scopes),
                 ),
             )  # fmt: skip
 

@@ -129,4 +129,14 @@ def _clip_row(r: sqlite3.Row) -> ClipRow:
         tuple(str(x) for x in recipients), bool(r["delivered"]),
         None if r["event_id"] is None else str(r["event_id"]), r["reason"],
         r["damage"] if "damage" in r.keys() else None,  # noqa: SIM118 - sqlite3.Row
+        _scopes(r["upload_scopes"]) if "upload_scopes" in r.keys() else None,  # noqa: SIM118
     )  # fmt: skip
+
+
+def _scopes(raw: object) -> tuple[str, ...] | None:
+    """A damaged row's upload scopes, if they still read as a JSON list of strings."""
+    try:
+        value = json.loads(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
+    return tuple(str(x) for x in value) if isinstance(value, list) else None

@@ -47,6 +47,9 @@ class ClipStart:
     recipients: tuple[str, ...]
     event_id: str | None = None
     reason: str | None = None
+    # the upload scopes (clips, snapshots) consent allowed when the clip started: what
+    # re-delivery after a crash goes by (agent/redelivery.py); None when nobody asked
+    upload_scopes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class ClipRecord:
     event_id: str | None
     reason: str | None = None
     started_at_s: float = field(default=0.0, repr=False)
+    upload_scopes: tuple[str, ...] | None = None  # see ClipStart
     #: Set when start-up found the sealed file was changed after it was sealed (say, cut short):
     #: what was wrong. Such a clip is also ``truncated``, with its playable length and real size.
     damage: str | None = None

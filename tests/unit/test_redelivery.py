@@ -22,13 +22,13 @@ NOW = 1_800_000_000.0
 
 def clip(clip_id: str, *, ended: float = NOW - 60, truncated: bool = False,
          delivered: bool = False, recipients: tuple[str, ...] = (str(OWNER.recipient),),
-         snapshot: bool = True) -> ClipRecord:
+         snapshot: bool = True, upload_scopes: tuple[str, ...] | None = None) -> ClipRecord:
     return ClipRecord(id=clip_id, path=Path(f"/x/{clip_id}.mp4.age"),
                       snapshot_path=Path(f"/x/{clip_id}.jpg.age") if snapshot else None,
                       started_at=iso_utc(ended - 20), ended_at=iso_utc(ended),
                       source_start_s=0.0, source_end_s=20.0, duration_s=20.0, bytes=100,
                       truncated=truncated, recipients=recipients, delivered=delivered,
-                      event_id="e1", started_at_s=ended - 20)
+                      event_id="e1", started_at_s=ended - 20, upload_scopes=upload_scopes)
 
 
 class Queue:
@@ -148,3 +148,17 @@ def test_a_withdrawn_or_partly_disclosed_clip_is_neither_sent_again_nor_marked_d
     gone = Entry(4, int(NOW), "withdrawn", {"clip_id": "w"}, "1" * 64, "2" * 64, "sig")
     queued, report = run(consent, [clip("w")], entries=[part, gone])
     assert queued == [] and report.delivered == () and "withdrawn" in report.held["w"]
+
+
+def test_the_consent_kept_at_the_clip_start_decides_whatever_the_clock_did(
+        consent: ConsentStore) -> None:
+    """The Pi's clock may jump between runs: a clip recorded under consent, its times now before
+    the grant's, still goes; one recorded without, its times after the grant, does not."""
+    consent.grant(["clips"], None, "k-owner", NOW - 60)
+    queued, report = run(consent, [
+        clip("under-consent", ended=NOW - 3 * 3600, upload_scopes=("clips",)),  # clock was 3 h back
+        clip("without", ended=NOW - 10, upload_scopes=()),
+        clip("snapshots-only", ended=NOW - 10, upload_scopes=("snapshots",))])
+    assert queued == ["under-consent"]
+    assert "when it started" in report.held["without"]
+    assert "when it started" in report.held["snapshots-only"]

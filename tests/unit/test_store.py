@@ -454,3 +454,26 @@ def test_events_a_crash_left_open_end_with_their_clip(tmp_path: Path, owner: Ide
     ends = {e.id: e.ended_at for e in store.list_events()}
     assert ends == {"7": iso_utc(NOW + 8.0), "8": iso_utc(NOW + 20)}
     assert store.recover().closed_events == ()
+
+
+def test_the_upload_scopes_at_a_clips_start_survive_commit_crash_and_reopening(
+        tmp_path: Path, owner: Identity) -> None:
+    store = make_store(tmp_path)
+    sealed = store.new_clip_id()
+    sink = store.open_clip(sealed, ClipStart(NOW, 10.0, (str(owner.recipient),),
+                                             upload_scopes=("clips",)))
+    with AgeWriter(sink, [owner.recipient]) as w:
+        w.write(payload(1000))
+    assert sink.commit(ClipEnd(ended_at_s=NOW + 8.0, source_end_s=18.0)).upload_scopes == (
+        "clips",)
+    cut = store.new_clip_id()  # a crash mid-clip: recovered at the next start
+    sink = store.open_clip(cut, ClipStart(NOW + 60, 10.0, (str(owner.recipient),),
+                                          upload_scopes=()))
+    writer = AgeWriter(sink, [owner.recipient])
+    writer.write(payload(300_000))
+    sink.flush()
+    store.close()
+    again = make_store(tmp_path)
+    again.recover()
+    got = {c.id: c.upload_scopes for c in again.list_clips()}
+    assert got == {sealed: ("clips",), cut: ()}
