@@ -226,7 +226,12 @@ class ChaosRig:
     # --- the audit ------------------------------------------------------------------------------
 
     def audit(self) -> Report:
-        r = self.report
+        """Count what the device holds against what the owner can get; may be called again
+        after more runs (the counts of the runs themselves carry over, the rest is recounted)."""
+        runs = self.report
+        self.report = r = Report(kills=runs.kills, crashes=runs.crashes,
+                                 clips_aborted=runs.clips_aborted,
+                                 partials_removed=runs.partials_removed)
         r.faults = dict(self.proxy.counts)
         local = json.loads(doorward("clips", "list", "--data-dir", str(self.data),
                                     "--json").stdout)["clips"]
