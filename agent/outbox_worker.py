@@ -409,12 +409,7 @@ class OutboxWorker:
 
         with self._cond:
             self._in_flight["uploads"] = item
-        try:
-            return self._upload_one(outbox, ports, ports.upload, item, progress)
-        finally:
-            with self._cond:
-                self._in_flight.pop("uploads", None)
-                self._cond.notify_all()
+        return self._upload_in_flight(outbox, ports, item, progress)
 
     def _send_messages(self, outbox: Outbox, ports: Ports) -> float:
         if ports.publish is None:
@@ -496,6 +491,13 @@ class OutboxWorker:
             if self._stopping.is_set():
                 raise UploadInterrupted("doorward is stopping; the upload resumes at next start")
 
+        return self._upload_in_flight(outbox, ports, item, progress)
+
+    def _upload_in_flight(self, outbox: Outbox, ports: Ports, item: Item,
+                          progress: Progress) -> float:
+        """Send ``item`` (already registered in flight); unregister it however it ends and wake
+        whoever waits on it (``wait_stopped``)."""
+        assert ports.upload is not None
         try:
             return self._upload_one(outbox, ports, ports.upload, item, progress)
         finally:
