@@ -1,0 +1,351 @@
+"""Mutation tests for the owner commands (agent/commands_device.py), written for the mutants
+that survived tests/unit/test_commands_device.py (scripts/mutation agent/commands_device.py).
+
+They pin what matters to the promises: the ledger entry each command writes, field by field
+(the owner's audit trail); what a reply reveals and to whom (sealed to the owners, never the
+viewers; the code alone without an owner; a reply too large becomes a ``failed`` refusal); that
+revoking and removing a member go through whatever the clock says; the exact edges of the
+replay checks; the jti kept long enough after a late narrowing command; and the bucket's part
+of a forget, split to fit a fleet broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.commands_device import (
+    MAX_CTR,
+    MAX_LIFETIME_S,
+    CommandProcessor,
+    Response,
+    bucket_replies,
+    sealed_reply,
+)
+from agent.consent import ConsentStore
+from agent.devicedb import DeviceDB
+from agent.ledger import RejectionLimiter
+from tests.unit.test_commands_device import T0, Rig
+from uplink import jws
+from uplink.agekeys import Identity
+from uplink.keys import b64u, key_id_for, public_raw
+from uplink.messages import (
+    MAX_MESSAGE_BYTES,
+    ForgetResultBody,
+    MessageError,
+    MessageTooLargeError,
+    VerifiedReply,
+    verify_reply,
+)
+
+DAY = 86400
+
+
+class Members(Rig):
+    """The test_commands_device rig, with the owner's and the viewer's age identities apart (so
+    a test can tell whom a reply is sealed to) and a second owner available."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.owner_id, self.viewer_id = Identity.generate(), Identity.generate()
+        with self.db.transaction() as db:
+            db.execute("UPDATE owners SET recipient = ? WHERE key_id = ?",
+                       (str(self.owner_id.recipient), self.kid(self.owner_key)))
+            db.execute("UPDATE owners SET recipient = ? WHERE key_id = ?",
+                       (str(self.viewer_id.recipient), self.kid(self.viewer_key)))
+
+    @staticmethod
+    def kid(key: Ed25519PrivateKey) -> str:
+        return key_id_for(public_raw(key))
+
+    def run(self, cmd: str, args: Any = None, now: float = T0, **over: Any) -> Response:
+        return self.proc.handle(self.token(cmd, args, **over), self.topic, now)
+
+    def last(self) -> tuple[str, dict[str, Any]]:
+        e = self.ledger.entries()[-1]
+        return e.kind, e.data
+
+    def opened(self, token: str, *who: Identity) -> VerifiedReply:
+        return verify_reply(token, self.device_key.public_key(), identities=who)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Members]:
+    r = Members(tmp_path / "device.sqlite")
+    yield r
+    r.db.close()
+
+
+# ---- the ledger entry of each command, field by field --------------------------------------------
+
+
+def test_grant_is_recorded_with_who_which_command_scopes_and_expiry(rig: Members) -> None:
+    resp = rig.run("consent.grant", {"scopes": ["events", "clips"], "days": 7,
+                                     "until_revoked": False}, ctr=5)
+    assert resp.ok
+    assert rig.last() == ("consent-grant", {
+        "by": rig.kid(rig.owner_key), "jti": resp.jti, "ctr": 5,
+        "scopes": ["events", "clips"], "expires_at": T0 + 7 * DAY})
+    assert resp.result == rig.consent.show(T0)
+
+
+def test_revoke_is_recorded_with_what_was_in_force_and_by_whom(rig: Members) -> None:
+    assert rig.run("consent.grant", {"scopes": ["events"], "days": 7,
+                                     "until_revoked": False}).ok
+    assert rig.run("consent.grant", {"scopes": ["clips"], "days": None,
+                                     "until_revoked": True}).ok
+    resp = rig.run("consent.revoke", {"scopes": ["clips", "snapshots"]}, ctr=9)
+    assert rig.last() == ("consent-revoke", {
+        "by": rig.kid(rig.owner_key), "jti": resp.jti, "ctr": 9,
+        "scopes": ["clips", "snapshots"], "revoked": ["clips"]})
+    revoked = rig.db.query("SELECT scope, revoked_by FROM grants WHERE revoked_at IS NOT NULL")
+    assert [tuple(r) for r in revoked] == [("clips", rig.kid(rig.owner_key))]
+    # the reply shows consent as it now is: the 7-day events grant is still in force
+    assert resp.result == {"revoked": ["clips"], "grants": [
+        {**rig.consent.show(T0)["grants"][0], "scope": "events", "expires_at": T0 + 7 * DAY}]}
+
+
+def test_member_add_and_remove_are_recorded_field_by_field(rig: Members) -> None:
+    new_key, new_id = Ed25519PrivateKey.generate(), Identity.generate()
+    added = rig.run("owner.add", {"public_key": b64u(public_raw(new_key)),
+                                  "recipient": str(new_id.recipient), "role": "viewer"}, ctr=3)
+    info = {"key_id": rig.kid(new_key), "role": "viewer", "recipient": str(new_id.recipient)}
+    assert added.result == info
+    assert rig.last() == ("owner-added", {"by": rig.kid(rig.owner_key), "jti": added.jti,
+                                          "ctr": 3, **info})
+    removed = rig.run("owner.remove", {"key_id": rig.kid(new_key)}, ctr=4)
+    assert removed.result == {"removed": {"key_id": rig.kid(new_key), "role": "viewer"}}
+    assert rig.last() == ("owner-removed", {"by": rig.kid(rig.owner_key), "jti": removed.jti,
+                                            "ctr": 4, "key_id": rig.kid(new_key),
+                                            "role": "viewer"})
+
+
+# ---- narrowing commands and the clock ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iat", [int(T0) - 3600, int(T0) + 3600])
+def test_revoke_and_member_removal_go_through_whatever_the_clock(rig: Members, iat: int) -> None:
+    assert rig.run("consent.revoke", {"scopes": None}, iat=iat, exp=iat + 300).ok
+    assert rig.run("owner.remove", {"key_id": rig.kid(rig.viewer_key)}, iat=iat,
+                   exp=iat + 300).ok
+    assert rig.consent.owner(rig.kid(rig.viewer_key)) is None
+
+
+def test_a_late_narrowing_command_keeps_its_jti_for_a_full_lifetime(rig: Members) -> None:
+    """Accepted after its exp by the device clock: its jti stays refused for MAX_LIFETIME_S of
+    device time, not until its (past) exp."""
+    iat = int(T0) - 3600
+    resp = rig.run("consent.revoke", {"scopes": None}, iat=iat, exp=iat + 300)
+    assert rig.db.query("SELECT expires_at FROM jti_seen WHERE jti = ?", (resp.jti,))[0][0] == (
+        T0 + MAX_LIFETIME_S)
+
+
+def test_a_jti_is_kept_until_its_exp_when_that_is_later(rig: Members) -> None:
+    resp = rig.run("consent.show", iat=int(T0) + 300, exp=int(T0) + 900)
+    assert resp.ok
+    assert rig.db.query("SELECT expires_at FROM jti_seen WHERE jti = ?", (resp.jti,))[0][0] == (
+        T0 + 900)
+
+
+# ---- replay edges and refusal details ------------------------------------------------------------
+
+
+def test_the_largest_counter_is_accepted_and_one_more_refused(rig: Members) -> None:
+    too_big = rig.run("consent.show", ctr=MAX_CTR + 1)
+    assert (too_big.reason, too_big.detail) == ("bad-counter",
+                                                f"ctr must be an integer 1..{MAX_CTR}")
+    assert rig.run("consent.show", ctr=MAX_CTR).ok
+
+
+def test_a_bad_jti_is_refused_naming_the_form(rig: Members) -> None:
+    resp = rig.run("consent.show", jti="short")
+    assert (resp.reason, resp.detail) == (
+        "bad-jti", "jti must be 8..64 characters of A-Z a-z 0-9 . _ ~ -")
+
+
+def test_unknown_claims_are_named_at_most_five(rig: Members) -> None:
+    extra = {f"x{i}": 1 for i in range(7)}
+    resp = rig.run("consent.show", **extra)
+    assert (resp.reason, resp.detail) == (
+        "unknown-field", "claims: unknown fields ['x0', 'x1', 'x2', 'x3', 'x4']")
+
+
+@pytest.mark.parametrize(("iss", "shown"), [
+    ("k-" + "a" * 36, repr("k-" + "a" * 36)),  # repr is 40 characters: shown whole
+    ("k-" + "a" * 37, repr("k-" + "a" * 37)[:37] + "..."),
+])
+def test_a_value_quoted_in_a_refusal_is_cut_at_40_characters(
+        rig: Members, iss: str, shown: str) -> None:
+    token = jws.sign(rig.claims("consent.show", iss=iss), rig.owner_key, kid=iss)
+    resp = rig.proc.handle(token, rig.topic, T0)
+    assert (resp.reason, resp.detail) == ("unknown-owner", f"iss {shown} is not a paired key")
+
+
+def test_a_header_that_is_not_an_object_is_malformed(rig: Members) -> None:
+    token = rig.token("consent.show")
+    bad = b64u(b"[1]") + token[token.index("."):]
+    assert rig.proc.handle(bad, rig.topic, T0).reason == "malformed"
+
+
+# ---- argument checks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cmd", "args", "detail"), [
+    ("consent.grant", {"scopes": "events", "days": 7, "until_revoked": False},
+     "scopes must be a list of strings"),
+    ("consent.grant", {"scopes": ["events", "events"], "days": 7, "until_revoked": False},
+     "scopes must be a non-empty list of distinct ('events', 'snapshots', 'clips'), "
+     "got ('events', 'events')"),
+    ("consent.grant", {"scopes": ["events"], "days": 7, "until_revoked": "no"},
+     "days must be an integer or null, until_revoked a bool"),
+    ("consent.grant", {"scopes": ["events"], "days": "7", "until_revoked": False},
+     "days must be an integer or null, until_revoked a bool"),
+    ("consent.grant", {"scopes": ["events"], "days": 7, "until_revoked": True},
+     "give either days or until_revoked, not both"),
+    ("owner.add", {"public_key": b64u(bytes(32)), "recipient": 1, "role": "viewer"},
+     "public_key, recipient: strings; role: one of ('owner', 'viewer')"),
+    ("owner.remove", {"key_id": ["k-aaaaaaaaaaaaaaaa"]},
+     "key_id ['k-aaaaaaaaaaaaaaaa'] is not a member of this doorbell"),
+    ("owner.remove", {"key_id": "k-bbbbbbbbbbbbbbbb"},
+     "key_id 'k-bbbbbbbbbbbbbbbb' is not a member of this doorbell"),
+])
+def test_bad_args_are_refused_with_what_is_wrong(rig: Members, cmd: str, args: dict[str, Any],
+                                                 detail: str) -> None:
+    before = rig.state()
+    resp = rig.run(cmd, args)
+    assert (resp.ok, resp.reason, resp.detail) == (False, "bad-args", detail)
+    assert rig.state() == before
+
+
+def test_the_last_owner_cannot_be_removed_but_one_of_two_can(rig: Members) -> None:
+    """Viewers do not count as owners: with two owners and a viewer, one owner may go; then the
+    remaining owner is the last one."""
+    me = rig.kid(rig.owner_key)
+    refused = rig.run("owner.remove", {"key_id": me})
+    assert (refused.reason, refused.detail) == ("bad-args", (
+        f"{me} is the last owner: add another owner first, or hand the doorbell on with a "
+        "factory reset"))
+    second = Ed25519PrivateKey.generate()
+    rig.consent.add_owner(public_raw(second), str(Identity.generate().recipient), "owner", T0)
+    assert rig.run("owner.remove", {"key_id": rig.kid(second)}).ok
+
+
+# ---- the rejection rate limit --------------------------------------------------------------------
+
+
+def test_flush_at_shutdown_records_what_the_window_still_holds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rig = Members(tmp_path / "device.sqlite")
+    try:
+        rig.proc = CommandProcessor(rig.db, rig.consent, rig.ledger, rig.device_id,
+                                    rig.device_key, limiter=RejectionLimiter(60.0))
+        for _ in range(3):
+            rig.proc.handle("garbage", rig.topic, T0)
+        assert rig.proc.flush_rejections(T0 + 1) == []  # the window has not ended
+        caplog.set_level(logging.WARNING)
+        caplog.clear()
+        entries = rig.proc.flush_rejections(T0 + 1, everything=True)
+        assert [(e.kind, e.data) for e in entries] == [
+            ("command-rejected", {"reason": "malformed", "suppressed": 2})]
+        assert [r.getMessage() for r in caplog.records] == [
+            "2 more command rejections (malformed) were suppressed by the rate limit "
+            "(at most one logged per reason every 60 s)"]
+    finally:
+        rig.db.close()
+
+
+# ---- replies: what they reveal, and to whom ------------------------------------------------------
+
+
+def test_a_reply_is_sealed_to_the_owners_only(rig: Members) -> None:
+    resp = rig.run("consent.show")
+    token = rig.proc.respond(resp, T0 + 0.9)
+    opened = rig.opened(token, rig.owner_id)
+    assert (opened.ok, opened.result, opened.iat) == (True, {"grants": []}, int(T0))
+    with pytest.raises(MessageError):
+        rig.opened(token, rig.viewer_id)
+
+
+def test_a_refusals_detail_is_sealed_and_cut_to_1024_characters(rig: Members) -> None:
+    token = sealed_reply(Response("jti-00000001", False, "failed", {}, "x" * 1500),
+                         rig.consent, rig.device_key, T0)
+    opened = rig.opened(token, rig.owner_id)
+    assert (opened.reason, opened.detail) == ("failed", "x" * 1024)
+
+
+def test_without_an_owner_only_the_code_is_sent(tmp_path: Path) -> None:
+    db = DeviceDB(tmp_path / "device.sqlite")
+    try:
+        key = Ed25519PrivateKey.generate()
+        consent = ConsentStore(db)
+        consent.add_owner(public_raw(Ed25519PrivateKey.generate()),
+                          str(Identity.generate().recipient), "viewer", T0)
+        token = sealed_reply(Response("jti-00000001", False, "unknown-owner", {"x": 1},
+                                      "iss 'k-...' is not a paired key"), consent, key, T0)
+        opened = verify_reply(token, key.public_key())
+        assert (opened.ok, opened.reason, opened.sealed, opened.detail) == (
+            False, "unknown-owner", False, "")
+    finally:
+        db.close()
+
+
+def test_a_response_without_a_jti_gets_no_reply(rig: Members) -> None:
+    with pytest.raises(ValueError, match=r"^a command without a valid jti gets no reply$"):
+        sealed_reply(Response(None, False, "malformed"), rig.consent, rig.device_key, T0)
+
+
+def test_a_reply_over_the_limit_raises_when_the_caller_splits(rig: Members) -> None:
+    resp = Response("jti-00000001", True, None, {"ledger": "x" * 4000})
+    with pytest.raises(MessageTooLargeError):
+        sealed_reply(resp, rig.consent, rig.device_key, T0, max_bytes=2000)
+    assert rig.opened(sealed_reply(resp, rig.consent, rig.device_key, T0, max_bytes=20000),
+                      rig.owner_id).result == {"ledger": "x" * 4000}
+
+
+def test_a_reply_too_large_to_send_becomes_a_sealed_failed_refusal(
+        rig: Members, caplog: pytest.LogCaptureFixture) -> None:
+    resp = Response("jti-00000001", True, None, {"ledger": "x" * (9 << 20)})
+    caplog.set_level(logging.ERROR)
+    token = sealed_reply(resp, rig.consent, rig.device_key, T0 + 0.5)
+    opened = rig.opened(token, rig.owner_id)
+    assert (opened.jti, opened.ok, opened.reason, opened.result, opened.iat) == (
+        "jti-00000001", False, "failed", {}, int(T0))
+    assert opened.detail.startswith("reply to jti-00000001") and len(opened.detail) <= 1024
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the reply to jti-00000001 is too large to send: {opened.detail}"]
+
+
+# ---- the bucket's part of a forget ---------------------------------------------------------------
+
+
+def test_the_bucket_reply_says_what_was_deleted_there(rig: Members) -> None:
+    body = ForgetResultBody("jti-00000001", clips=("c1",), objects=("d/c1.age",),
+                            failed=("d/c2.age",))
+    [token] = bucket_replies(body, rig.consent, rig.device_key, T0)
+    opened = rig.opened(token, rig.owner_id)
+    assert (opened.jti, opened.ok, opened.iat) == ("jti-00000001", True, int(T0))
+    assert opened.result == {"stage": "bucket", "request": "jti-00000001", "clips": ["c1"],
+                             "objects": ["d/c1.age"], "failed": ["d/c2.age"], "last": True}
+    with pytest.raises(MessageError):
+        rig.opened(token, rig.viewer_id)
+
+
+def test_a_long_bucket_reply_is_split_to_fit_the_broker_in_order(rig: Members) -> None:
+    clips = tuple(f"clip{i:05d}" for i in range(10))
+    objects = tuple(f"devices/d/clips/{i:05d}-" + "o" * 90 + ".age" for i in range(2500))
+    failed = ("devices/d/clips/stuck.age",)
+    tokens = bucket_replies(ForgetResultBody("jti-00000001", clips, objects, failed),
+                            rig.consent, rig.device_key, T0)
+    assert len(tokens) > 1
+    assert all(len(t) <= MAX_MESSAGE_BYTES for t in tokens)
+    results = [rig.opened(t, rig.owner_id).result for t in tokens]
+    assert [r["last"] for r in results] == [False] * (len(tokens) - 1) + [True]
+    assert {r["stage"] for r in results} == {"bucket"}
+    assert {r["request"] for r in results} == {"jti-00000001"}
+    for name, items in (("clips", clips), ("objects", objects), ("failed", failed)):
+        assert tuple(i for r in results for i in r[name]) == items
