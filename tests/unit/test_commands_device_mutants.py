@@ -349,3 +349,82 @@ def test_a_long_bucket_reply_is_split_to_fit_the_broker_in_order(rig: Members) -
     assert {r["request"] for r in results} == {"jti-00000001"}
     for name, items in (("clips", clips), ("objects", objects), ("failed", failed)):
         assert tuple(i for r in results for i in r[name]) == items
+
+
+# ---- what a refusal records and logs -------------------------------------------------------------
+
+
+def test_a_refusal_is_recorded_and_logged_then_rate_limited(
+        rig: Members, caplog: pytest.LogCaptureFixture) -> None:
+    """The first refusal per reason and window: a WARNING and a ledger entry naming the reason,
+    the detail, the (well-formed) iss and jti; the next ones within the window only a DEBUG
+    line; the first after the window says how many were suppressed."""
+    caplog.set_level(logging.DEBUG, logger="agent.commands_device")
+    why = "jti must be 8..64 characters of A-Z a-z 0-9 . _ ~ -"
+    for now in (T0, T0 + 1, T0 + 61):
+        rig.run("consent.show", jti="short", now=now)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"command rejected: bad-jti: {why}"),
+        ("DEBUG", f"command rejected (not recorded, rate limit): bad-jti: {why}"),
+        ("WARNING", f"command rejected: bad-jti: {why} (1 more command rejections (bad-jti) "
+                    "were suppressed before this one)")]
+    entries = [e.data for e in rig.ledger.entries() if e.kind == "command-rejected"]
+    kid = rig.kid(rig.owner_key)
+    assert entries == [
+        {"reason": "bad-jti", "detail": why, "iss": kid, "jti": None, "suppressed": 0},
+        {"reason": "bad-jti", "detail": why, "iss": kid, "jti": None, "suppressed": 1}]
+
+
+def test_a_refusal_records_a_well_formed_jti_and_no_malformed_iss(rig: Members) -> None:
+    iss = "k-" + "A" * 16  # not a key id (upper case): not repeated into the ledger
+    token = jws.sign(rig.claims("consent.show", iss=iss, jti="jti-good-0001"), rig.owner_key,
+                     kid=iss)
+    resp = rig.proc.handle(token, rig.topic, T0)
+    assert (resp.jti, resp.reason) == ("jti-good-0001", "unknown-owner")
+    entry = rig.ledger.entries()[-1].data
+    assert (entry["iss"], entry["jti"]) == (None, "jti-good-0001")
+
+
+# ---- the clock checks' edges and what a skewed narrowing command logs ---------------------------
+
+
+def test_the_clock_window_edges(rig: Members) -> None:
+    now = int(T0)
+    assert rig.run("consent.show", iat=now + 300, exp=now + 900).ok  # 300 s ahead: in
+    assert rig.run("consent.show", iat=now - 599, exp=now + 1).ok  # 600 s lifetime: in
+    late = rig.run("consent.show", iat=now - 10, exp=now + 591)
+    assert (late.reason, late.detail) == ("bad-lifetime", "exp - iat = 601, allowed 0..600 s")
+    ahead = rig.run("consent.show", iat=now + 301, exp=now + 901)
+    assert (ahead.reason, ahead.detail) == (
+        "from-future", f"iat {now + 301} is ahead of the device clock {now}")
+    notime = rig.run("consent.show", iat=str(now))
+    assert (notime.reason, notime.detail) == ("bad-time",
+                                              "iat and exp must be integer unix seconds")
+
+
+@pytest.mark.parametrize(("skew", "words"), [(-3600, "3600 s behind"), (3600, "3600 s ahead of")])
+def test_a_skewed_narrowing_command_logs_the_difference(
+        rig: Members, caplog: pytest.LogCaptureFixture, skew: int, words: str) -> None:
+    caplog.set_level(logging.INFO, logger="agent.commands_device")
+    iat = int(T0) + skew
+    assert rig.run("consent.revoke", {"scopes": None}, iat=iat, exp=iat + 300).ok
+    assert (f"a command that only narrows consent is accepted outside the clock window: the "
+            f"owner's clock is about {words} the device's") in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_a_registered_commands_narrows_sees_the_args_and_must_say_true(rig: Members) -> None:
+    """``narrows`` gets the command's args and only ``True`` (not any truthy value) waives the
+    clock window."""
+    seen: list[Any] = []
+
+    def narrows(args: dict[str, Any]) -> Any:
+        seen.append(args)
+        return {"sealed": True, "truthy": 1}.get(args.get("mode"), False)
+
+    rig.proc.register("test.mode", frozenset({"mode"}), lambda _a: None,
+                      lambda _by, args, _jti, _now: dict(args), narrows=narrows)
+    iat = int(T0) - 3600
+    assert rig.run("test.mode", {"mode": "sealed"}, iat=iat, exp=iat + 300).ok
+    assert rig.run("test.mode", {"mode": "truthy"}, iat=iat, exp=iat + 300).reason == "expired"
+    assert seen == [{"mode": "sealed"}, {"mode": "truthy"}]
