@@ -11,6 +11,7 @@ accepted whatever the clock difference while a switch to ``clear`` is not.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,51 @@ def test_forget_all(rig: Rig) -> None:
     assert sorted(resp.result["local_deleted"]) == sorted(clips)
     assert rig.store.list_clips() == []
     assert rig.last_entry()[1]["selector"] == {"clip": None, "before": None, "all": True}
+
+
+def event(store: ClipStore, name: str, t: float) -> None:
+    """An event with no clip (motion too short to record): history all the same."""
+    store.record_event(event_id=name, reason="motion", onset_s=1.0, last_motion_s=2.0,
+                       peak_area=0.1, started_at_s=t, ended_at_s=t + 5)
+
+
+def event_ids(store: ClipStore) -> list[str]:
+    return sorted(e.id for e in store.list_events())
+
+
+def test_forget_all_erases_the_event_history_without_clips_too(rig: Rig) -> None:
+    event(rig.store, "old", NOW - 3 * DAY)
+    assert rig.forget(all=True).ok
+    assert event_ids(rig.store) == []
+
+
+def test_forget_before_erases_the_history_before_the_date_only(rig: Rig) -> None:
+    event(rig.store, "old", NOW - 3 * DAY)
+    event(rig.store, "new", NOW)
+    assert rig.forget(before="2027-01-14").ok
+    assert event_ids(rig.store) == ["new"]
+
+
+def test_forget_one_clip_keeps_the_rest_of_the_history(rig: Rig) -> None:
+    event(rig.store, "old", NOW - 3 * DAY)
+    assert rig.forget(clip="nosuchclip01").ok
+    assert event_ids(rig.store) == ["old"]
+
+
+def test_before_is_a_utc_date_whatever_the_local_time_zone(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device set to a local time zone far from UTC cuts at UTC midnight all the same."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        cut = 1_799_539_200.0  # 2027-01-10T00:00:00Z
+        old = add_clip(rig.store, rig.sealed_to, cut - 3600, seed=1)
+        kept = add_clip(rig.store, rig.sealed_to, cut + 3600, seed=2)
+        assert rig.forget(before="2027-01-10").result["local_deleted"] == [old]
+        assert [c.id for c in rig.store.list_clips()] == [kept]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_forget_is_accepted_whatever_the_clock(rig: Rig) -> None:
