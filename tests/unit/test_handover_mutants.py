@@ -322,3 +322,29 @@ def test_scrub_translates_a_database_error_naming_the_file(tmp_path: Path) -> No
         assert isinstance(e.value.__cause__, sqlite3.Error)
     finally:
         db.close()
+
+
+def test_a_failed_scrub_names_the_database_file(tmp_path: Path) -> None:
+    db = DeviceDB(tmp_path / "device.sqlite")
+    try:
+        with pytest.raises(StoreError, match="cannot scrub deleted data") as e, \
+                db.transaction():
+            db.scrub()  # inside a transaction: VACUUM refuses
+        assert str(e.value).startswith(f"{db.path}: cannot scrub deleted data (")
+    finally:
+        db.close()
+
+
+def test_scrub_of_a_database_not_in_wal_mode_returns_at_once(tmp_path: Path) -> None:
+    """Without a WAL (a rollback journal) the checkpoint has nothing to do: it reports not busy
+    and no log (-1), and scrub is done after VACUUM."""
+    path = tmp_path / "plain.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("CREATE TABLE t (v TEXT)")
+        db.execute("INSERT INTO t VALUES ('ALICE-PLAIN')")
+        db.execute("DELETE FROM t")
+        devicedb.scrub(db, path)
+        assert b"ALICE-PLAIN" not in card_bytes(path)
+    finally:
+        db.close()
