@@ -422,9 +422,18 @@ def test_a_registered_commands_narrows_sees_the_args_and_must_say_true(rig: Memb
         seen.append(args)
         return {"sealed": True, "truthy": 1}.get(args.get("mode"), False)
 
-    rig.proc.register("test.mode", frozenset({"mode"}), lambda _a: None,
-                      lambda _by, args, _jti, _now: dict(args), narrows=narrows)
+    calls: list[tuple[str, dict[str, Any], str, float]] = []
+
+    def action(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
+        calls.append((by, args, jti, now))
+        return {"mode is": args["mode"]}
+
+    rig.proc.register("test.mode", frozenset({"mode"}), lambda _a: None, action, narrows=narrows)
     iat = int(T0) - 3600
-    assert rig.run("test.mode", {"mode": "sealed"}, iat=iat, exp=iat + 300).ok
+    done = rig.run("test.mode", {"mode": "sealed"}, iat=iat, exp=iat + 300)
+    assert (done.ok, done.result) == (True, {"mode is": "sealed"})
+    assert calls == [(rig.kid(rig.owner_key), {"mode": "sealed"}, done.jti, T0)]
     assert rig.run("test.mode", {"mode": "truthy"}, iat=iat, exp=iat + 300).reason == "expired"
     assert seen == [{"mode": "sealed"}, {"mode": "truthy"}]
+    with pytest.raises(ValueError, match=r"^command 'test.mode' is already defined$"):
+        rig.proc.register("test.mode", frozenset(), lambda _a: None, action)
