@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import commands_device as cd
 from agent.commands_device import (
     MAX_CTR,
     MAX_LIFETIME_S,
@@ -437,3 +438,41 @@ def test_a_registered_commands_narrows_sees_the_args_and_must_say_true(rig: Memb
     assert seen == [{"mode": "sealed"}, {"mode": "truthy"}]
     with pytest.raises(ValueError, match=r"^command 'test.mode' is already defined$"):
         rig.proc.register("test.mode", frozenset(), lambda _a: None, action)
+
+
+# ---- the header check on its own (jws.peek refuses most of these first: pinned here too) -------
+
+
+@pytest.mark.parametrize(("header", "claims", "reason", "detail"), [
+    ({"alg": "HS256"}, {}, "bad-alg", "alg 'HS256' refused, only EdDSA"),
+    ({}, {}, "bad-alg", "alg None refused, only EdDSA"),
+    ({"alg": "EdDSA", "x1": 1, "x2": 1, "x3": 1, "x4": 1, "x5": 1, "x6": 1}, {}, "bad-header",
+     "unknown header fields ['x1', 'x2', 'x3', 'x4', 'x5']"),
+    ({"alg": "EdDSA", "typ": "jwt"}, {}, "bad-header",
+     "typ must be JWT and kid, if present, must equal iss"),
+    ({"alg": "EdDSA", "typ": None}, {}, "bad-header",
+     "typ must be JWT and kid, if present, must equal iss"),
+    ({"alg": "EdDSA", "kid": "k-aaaaaaaaaaaaaaaa"}, {"iss": "k-bbbbbbbbbbbbbbbb"}, "bad-header",
+     "typ must be JWT and kid, if present, must equal iss"),
+    ({"alg": "EdDSA", "kid": None}, {"iss": "k-bbbbbbbbbbbbbbbb"}, "bad-header",
+     "typ must be JWT and kid, if present, must equal iss"),
+])
+def test_the_header_check_refuses_on_its_own(header: dict[str, Any], claims: dict[str, Any],
+                                             reason: str, detail: str) -> None:
+    with pytest.raises(cd._Reject) as e:
+        cd._check_header(header, claims)
+    assert (e.value.reason, e.value.detail) == (reason, detail)
+
+
+@pytest.mark.parametrize("header", [{"alg": "EdDSA"}, {"alg": "EdDSA", "typ": "JWT"},
+                                    {"alg": "EdDSA", "kid": "k-aaaaaaaaaaaaaaaa"}])
+def test_the_header_check_accepts_typ_jwt_or_none_and_kid_equal_to_iss(
+        header: dict[str, Any]) -> None:
+    cd._check_header(header, {"iss": "k-aaaaaaaaaaaaaaaa"})
+
+
+def test_a_refusals_detail_is_cut_to_200_characters_in_the_ledger(rig: Members) -> None:
+    extra = {"y" * 60 + str(i): 1 for i in range(5)}
+    resp = rig.run("consent.show", **extra)
+    assert resp.reason == "unknown-field" and len(resp.detail) > 200
+    assert rig.ledger.entries()[-1].data["detail"] == resp.detail[:200]
