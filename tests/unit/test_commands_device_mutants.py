@@ -30,6 +30,7 @@ from agent.commands_device import (
 )
 from agent.consent import ConsentStore
 from agent.devicedb import DeviceDB
+from agent.errors import StoreError
 from agent.ledger import RejectionLimiter
 from tests.unit.test_commands_device import T0, Rig
 from uplink import jws
@@ -476,3 +477,58 @@ def test_a_refusals_detail_is_cut_to_200_characters_in_the_ledger(rig: Members) 
     resp = rig.run("consent.show", **extra)
     assert resp.reason == "unknown-field" and len(resp.detail) > 200
     assert rig.ledger.entries()[-1].data["detail"] == resp.detail[:200]
+
+
+# ---- what each refusal says (the owner reads it, sealed, to learn what to fix) -----------------
+
+
+def test_each_refusal_names_what_was_wrong(rig: Members) -> None:
+    def said(token: Any, topic: str | None = None) -> tuple[str | None, str]:
+        resp = rig.proc.handle(token, topic or rig.topic, T0)
+        return resp.reason, resp.detail
+
+    assert said(123) == ("malformed", "token is a int, not text")
+    assert said("é" * 4097) == ("oversized", "8194 bytes, the limit is 8192")
+    assert said("é" * 10) == ("not-ascii", "a JWS compact token is ASCII")
+    assert said("a" * 8192)[0] == "malformed"  # exactly the limit: not oversized
+    assert said("abc") == ("malformed", "a compact JWS has 3 dot-separated parts, this one has 1")
+    hs = b64u(b'{"alg":"HS256"}') + ".e30.c2ln"
+    assert said(hs) == ("bad-alg", "alg 'HS256' refused, only EdDSA")
+    assert said(rig.token(aud="d-elsewhere")) == (
+        "wrong-audience", "aud 'd-elsewhere' is not this device")
+    assert said(rig.token(), "doorward/other/cmd") == (
+        "wrong-topic", f"signed for topic {rig.topic!r}")
+    assert said(rig.token("no.such")) == (
+        "unknown-command", "cmd 'no.such'; known: ['consent.grant', 'consent.revoke', "
+        "'consent.show', 'ledger.get', 'owner.add', 'owner.remove']")
+    assert said(rig.token("consent.show", [])) == ("bad-args", "args must be a JSON object")
+    assert said(rig.token("consent.revoke", {"scopes": None, "x": 1})) == (
+        "unknown-field", "consent.revoke args: unknown fields ['x']")
+
+
+def test_a_registered_check_sees_the_args_and_refuses_with_its_reason(rig: Members) -> None:
+    def check(args: dict[str, Any]) -> str | None:
+        return None if args.get("n") == 1 else f"n must be 1, not {args.get('n')!r}"
+
+    rig.proc.register("test.check", frozenset({"n"}), check, lambda *_: {})
+    refused = rig.run("test.check", {"n": 2})
+    assert (refused.reason, refused.detail) == ("bad-args", "n must be 1, not 2")
+    assert rig.run("test.check", {"n": 1}).ok
+
+
+def test_an_action_that_fails_is_answered_failed_and_logged(
+        rig: Members, caplog: pytest.LogCaptureFixture) -> None:
+    def action(*_: Any) -> dict[str, Any]:
+        raise StoreError("the card is full")
+
+    rig.proc.register("test.fail", frozenset(), lambda _a: None, action)
+    caplog.set_level(logging.INFO, logger="agent.commands_device")
+    failed = rig.run("test.fail", {})
+    assert (failed.jti, failed.ok, failed.reason, failed.result, failed.detail) == (
+        failed.jti, False, "failed", {}, "the card is full")
+    assert failed.jti is not None
+    done = rig.run("consent.show")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"command test.fail (jti {failed.jti}) failed after its counter was stored: "
+        "the card is full",
+        f"command consent.show from {rig.kid(rig.owner_key)} (jti {done.jti}) done"]
