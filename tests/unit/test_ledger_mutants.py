@@ -129,7 +129,7 @@ def test_each_header_check_refuses_on_its_own(
     fields = {k: (head if v == "HEAD" else v) for k, v in fields.items()}
     report = _verify(_signed_header(**fields), ledger)
     assert not report.ok and report.problem == problem, str(report)
-    assert str(report).startswith("ledger broken at ")
+    assert str(report).startswith("ledger NOT intact, broken at ")
 
 
 def test_report_texts(ledger: Ledger) -> None:
@@ -141,5 +141,5 @@ def test_report_texts(ledger: Ledger) -> None:
     assert str(bare) == (f"ledger intact: 2 entries, head {head[:16]}... "
                          "(no signed header: a removed tail cannot be seen)")
     bad = verify_jsonl(_signed_header(count=2, head="f" * 64) + "\n", KEY.public_key())
-    assert str(bad) == "ledger broken at entry 1: removed: the signed header lists 2 entries, " \
-        "found 0: the tail from seq 1 is missing"
+    assert str(bad) == "ledger NOT intact, broken at entry 1: removed: the signed header lists 2 " \
+        "entries, found 0: the tail from seq 1 is missing"
