@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.devicedb import DeviceDB
-from agent.ledger import HEAD_SETTING, Ledger, verify_jsonl, verify_local
+from agent.ledger import HEAD_SETTING, Ledger, RejectionLimiter, verify_jsonl, verify_local
 from uplink.ledger_format import GENESIS_PREV, VerifyReport
 
 T0 = 1_800_000_000.0
@@ -213,3 +213,29 @@ def test_verify_local_names_a_ledger_longer_than_its_head_altered(tmp_path: Path
             "says")
     finally:
         db.close()
+
+
+def test_a_head_signed_at_the_epoch_says_ts_0(tmp_path: Path) -> None:
+    """A Pi without a clock may append before NTP: the head says when, by the device's clock."""
+    db = DeviceDB(tmp_path / "epoch.sqlite")
+    try:
+        led = Ledger(db, KEY)
+        led.append("setting", {"i": 0}, 0.5)
+        head = led.signed_head()
+        assert head is not None and head.ts == 0
+    finally:
+        db.close()
+
+
+def test_the_rejection_limit_window() -> None:
+    """60 s by default; a second rejection at the same instant is suppressed; a flush starts a
+    new window, so a rejection just after it is suppressed too."""
+    limiter = RejectionLimiter()
+    assert limiter.offer("bad-jti", T0) == 0
+    assert limiter.offer("bad-jti", T0) is None
+    assert limiter.offer("bad-jti", T0 + 59.9) is None
+    assert limiter.offer("bad-jti", T0 + 60) == 2
+    assert limiter.offer("bad-jti", T0 + 61) is None
+    assert limiter.flush(T0 + 200) == [("bad-jti", 1)]
+    assert limiter.offer("bad-jti", T0 + 201) is None
+    assert limiter.flush(T0 + 201, everything=True) == [("bad-jti", 1)]
