@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.devicedb import DeviceDB
-from agent.ledger import Ledger, verify_jsonl
+from agent.ledger import HEAD_SETTING, Ledger, RejectionLimiter, verify_jsonl, verify_local
+from uplink.ledger_format import GENESIS_PREV, VerifyReport
 
 T0 = 1_800_000_000.0
 KEY = Ed25519PrivateKey.from_private_bytes(bytes([2]) * 32)
@@ -129,7 +131,7 @@ def test_each_header_check_refuses_on_its_own(
     fields = {k: (head if v == "HEAD" else v) for k, v in fields.items()}
     report = _verify(_signed_header(**fields), ledger)
     assert not report.ok and report.problem == problem, str(report)
-    assert str(report).startswith("ledger broken at ")
+    assert str(report).startswith("ledger NOT intact, broken at ")
 
 
 def test_report_texts(ledger: Ledger) -> None:
@@ -141,5 +143,99 @@ def test_report_texts(ledger: Ledger) -> None:
     assert str(bare) == (f"ledger intact: 2 entries, head {head[:16]}... "
                          "(no signed header: a removed tail cannot be seen)")
     bad = verify_jsonl(_signed_header(count=2, head="f" * 64) + "\n", KEY.public_key())
-    assert str(bad) == "ledger broken at entry 1: removed: the signed header lists 2 entries, " \
-        "found 0: the tail from seq 1 is missing"
+    assert str(bad) == "ledger NOT intact, broken at entry 1: removed: the signed header lists 2 " \
+        "entries, found 0: the tail from seq 1 is missing"
+
+
+# ---- verify_local and the signed head: the whole report, field by field -------------------------
+
+
+def _local(tmp_path: Path, n: int) -> tuple[DeviceDB, Ledger, list[str]]:
+    db = DeviceDB(tmp_path / "local.sqlite")
+    led = Ledger(db, KEY)
+    for i in range(n):
+        led.append("setting", {"i": i}, T0 + i)
+    return db, led, [e.hash for e in led.entries()]
+
+
+def _when(led: Ledger) -> str:
+    head = led.signed_head()
+    assert head is not None
+    return datetime.fromtimestamp(head.ts, UTC).isoformat(timespec="seconds")
+
+
+def test_verify_local_reports_in_full(tmp_path: Path) -> None:
+    db, led, hashes = _local(tmp_path, 0)
+    try:
+        assert verify_local(led, KEY.public_key()) == VerifyReport(True, 0, GENESIS_PREV, True)
+        for i in range(5):
+            led.append("setting", {"i": i}, T0 + i)
+        hashes = [e.hash for e in led.entries()]
+        assert verify_local(led, KEY.public_key()) == VerifyReport(True, 5, hashes[-1], True)
+        when = _when(led)
+
+        with db.transaction() as raw:  # rows deleted behind the device's back, head kept
+            raw.execute("DELETE FROM ledger WHERE seq > 3")
+        assert verify_local(led, KEY.public_key()) == VerifyReport(
+            False, 3, hashes[2], True, 4, "removed",
+            f"the device signed a head of 5 entries (at {when}) but the ledger holds 3: "
+            "entries 4..5 were deleted outside doorward (it deletes entries only in a factory "
+            "reset, which restarts the ledger)")
+
+        db.delete_setting(HEAD_SETTING)  # and the head too
+        assert verify_local(led, KEY.public_key()) == VerifyReport(
+            False, 3, hashes[2], False, None, "no-head",
+            "3 entries chain correctly, but there is no signed head to say how many there were: "
+            "the head row was deleted, or this ledger predates signed heads (then the next entry "
+            "writes one). Compare with the owner's last `doorward owner ledger fetch` and the "
+            "checkpoints in the bucket")
+        assert led.signed_head() is None and led.signed_head_token() is None
+        # without a signed head the export header vouches for the entries as they are
+        assert (led.header(led.entries())["count"], led.header(led.entries())["head"]) == (
+            3, hashes[2])
+    finally:
+        db.close()
+
+
+def test_verify_local_names_a_ledger_longer_than_its_head_altered(tmp_path: Path) -> None:
+    db, led, _ = _local(tmp_path, 3)
+    try:
+        three = db.get_setting(HEAD_SETTING, "")
+        when = _when(led)
+        led.append("setting", {"i": 3}, T0 + 3)
+        led.append("setting", {"i": 4}, T0 + 4)
+        hashes = [e.hash for e in led.entries()]
+        db.set_setting(HEAD_SETTING, three)  # an older head kept by whoever edits the file
+        assert led.signed_head_token() == three
+        assert verify_local(led, KEY.public_key()) == VerifyReport(
+            False, 5, hashes[-1], True, 3, "altered",
+            f"the ledger does not end where the device's signed head of 3 entries (at {when}) "
+            "says")
+    finally:
+        db.close()
+
+
+def test_a_head_signed_at_the_epoch_says_ts_0(tmp_path: Path) -> None:
+    """A Pi without a clock may append before NTP: the head says when, by the device's clock."""
+    db = DeviceDB(tmp_path / "epoch.sqlite")
+    try:
+        led = Ledger(db, KEY)
+        led.append("setting", {"i": 0}, 0.5)
+        head = led.signed_head()
+        assert head is not None and head.ts == 0
+    finally:
+        db.close()
+
+
+def test_the_rejection_limit_window() -> None:
+    """60 s by default; a second rejection at the same instant is suppressed; a flush starts a
+    new window, so a rejection just after it is suppressed too."""
+    limiter = RejectionLimiter()
+    assert limiter.offer("bad-jti", T0) == 0
+    assert limiter.offer("bad-jti", T0) is None
+    assert limiter.offer("bad-jti", T0 + 59.9) is None
+    assert limiter.offer("bad-jti", T0 + 60) == 2
+    assert limiter.offer("bad-jti", T0 + 61) is None
+    assert limiter.flush(T0 + 200) == [("bad-jti", 1)]
+    assert limiter.offer("bad-jti", T0 + 201) is None
+    assert limiter.flush(T0 + 201, everything=True) == [("bad-jti", 1)]
