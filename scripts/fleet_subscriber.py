@@ -85,6 +85,9 @@ class _Verifier:
             r.invalid += 1
             self.note(f"{msg.topic}: {e}")
             return False
+        if v.seq is None:  # the retained status: signed, unchained, counts nothing
+            r.not_messages += 1
+            return False
         key = (v.iss, v.seq)
         seen = self.hashes.get(key)
         if seen is not None:

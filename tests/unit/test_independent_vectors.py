@@ -166,13 +166,15 @@ BODY_FIELDS = {
     "status": {"state", "uptime_s", "version"},
     "event": {"at", "clip_id", "event_id", "kind", "peak_area"},
     "uploaded": {"clip_id", "manifest"},
-    "forgotten": {"clips", "failed", "objects", "request"},
 }
 MANIFEST_CLAIMS = {"v", "device_id", "clip_id", "seq", "prev_manifest", "objects", "recipients",
                    "sealed_times", "uploaded_at"}
-# in the order the device sent them: seq 1..5, each prev the SHA-256 of the one before
-MESSAGES = ["message_status_clear.jws", "message_event_clear.jws", "message_uploaded_clear.jws",
-            "message_forgotten_clear.jws", "message_event_sealed.jws"]
+# the chained messages in the order the device sent them: seq 1..3, each prev the SHA-256 of the
+# one before; the retained status is signed but outside the chain (no seq, no prev: it counts
+# nothing), and results of owner commands travel only as sealed replies
+CHAINED = ["message_event_clear.jws", "message_uploaded_clear.jws", "message_event_sealed.jws"]
+STATUS = "message_status_clear.jws"
+MESSAGES = [STATUS, *CHAINED]
 MANIFESTS = ["manifest_clip.jws", "manifest_clip_snapshot.jws"]
 
 
@@ -215,8 +217,11 @@ def test_jws_layout_and_signature(name: str) -> None:
 
 
 def test_device_messages_claims_and_chain() -> None:
+    status = pyjwt_claims(token(STATUS))
+    assert set(status) == MESSAGE_CLAIMS - {"seq", "prev"} | {"body"}
+    assert status["typ"] == "status" and status["content"] == "clear"
     prev = ZERO_HASH
-    for seq, name in enumerate(MESSAGES, start=1):
+    for seq, name in enumerate(CHAINED, start=1):
         data = token(name)
         claims = pyjwt_claims(data)
         sealed = name.endswith("_sealed.jws")
@@ -232,18 +237,15 @@ def test_device_messages_claims_and_chain() -> None:
 
 
 def test_device_message_bodies() -> None:
-    status, event, uploaded, forgotten, sealed = (pyjwt_claims(token(n)) for n in MESSAGES)
-    assert [c["typ"] for c in (status, event, uploaded, forgotten, sealed)] == [
-        "status", "event", "uploaded", "forgotten", "event"]
+    status, event, uploaded, sealed = (pyjwt_claims(token(n)) for n in MESSAGES)
+    assert [c["typ"] for c in (status, event, uploaded, sealed)] == [
+        "status", "event", "uploaded", "event"]
     assert status["body"] == {"state": "online", "uptime_s": 3600, "version": "0.1.0"}
     assert event["body"] == {"at": "2026-11-30T00:53:20.750+00:00",
                              "clip_id": "20261129T193000Z-3f2a", "event_id": "17",
                              "kind": "motion-started", "peak_area": 0.0421}
     assert uploaded["body"] == {"clip_id": "c0002",
                                 "manifest": token("manifest_clip_snapshot.jws").decode()}
-    assert forgotten["body"] == {
-        "clips": ["20261129T193000Z-3f2a"], "failed": [], "request": "jti-0123456789",
-        "objects": [f"doorward/{DEVICE_ID}/2026/11/29/c0002.mp4.age"]}
     # sealed content: the same body, canonical JSON, age-sealed to both owners (standard base64)
     blob = base64.b64decode(sealed["sealed"], validate=True)
     assert base64.b64encode(blob).decode() == sealed["sealed"]
