@@ -491,7 +491,8 @@ class OutboxWorker:
                 raise UploadCancelled(f"outbox item {item.id} was dropped; abort the upload")
             if not self._allowed(ports, item.scope, self._clock()):
                 raise UploadCancelled(f"consent for {item.scope} withdrawn; abort the upload")
-            if state is None and (cur := outbox.get(item.id)) and cur.state != "in-flight":
+            if state is None and ((cur := outbox.get(item.id)) is None
+                                  or cur.state != "in-flight"):  # dropped, or wiped by a reset
                 raise UploadCancelled(f"outbox item {item.id} was dropped; abort the upload")
             if self._stopping.is_set():
                 raise UploadInterrupted("doorward is stopping; the upload resumes at next start")

@@ -1,0 +1,138 @@
+"""The uploads lane exactly as the daemon wires it (``agent.delivery.lane_ports`` ->
+``members_only`` -> ``ClipUploader``), against the in-memory object store, with no thread: a test
+drives :meth:`OutboxWorker.step` itself, so every interleaving is deterministic and a run takes
+milliseconds (fast enough to run against every mutant of the send-time checks).
+
+``SendRig.clock`` is the worker's clock (``time.time() + skew_s``); the uploader itself reads
+``time.time()``, as in the daemon.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.consent import ConsentStore
+from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.devicedb import DEVICE_DB_FILE, DeviceDB
+from agent.identity import DeviceIdentity
+from agent.ledger import Ledger
+from agent.outbox import Item, Outbox
+from agent.outbox_worker import OutboxWorker, Ports
+from tests.adversarial.memstore import MemStore
+from uplink.agekeys import Identity
+
+PREFIX = "doorward"
+BUCKET = "bucket"
+CLIP_ID = "c0ffee0001"
+
+
+@dataclass
+class SendRig:
+    data: Path
+    identity: DeviceIdentity
+    db: DeviceDB
+    consent: ConsentStore
+    ledger: Ledger
+    store: MemStore
+    ctx: LaneContext
+    ports: Ports
+    outbox: Outbox
+    worker: OutboxWorker
+    delivery: Delivery
+    owner: Identity
+    skew_s: float = 0.0
+    wakes: list[int] = field(default_factory=list)
+
+    @property
+    def recipient(self) -> str:
+        return str(self.owner.recipient)
+
+    def clock(self) -> float:
+        return time.time() + self.skew_s
+
+    def grant(self, scopes: Sequence[str], *, for_s: float = 3600.0) -> None:
+        self.consent.grant(scopes, time.time() + for_s, by="k-test", now=time.time())
+
+    def revoke(self, scopes: Sequence[str]) -> list[str]:
+        return self.consent.revoke(scopes, "k-test", time.time())
+
+    def files(self, tmp: Path, clip_size: int = 150_000,
+              snap_size: int | None = 70_000) -> tuple[Path, Path | None]:
+        clip = tmp / "clip.age"
+        clip.write_bytes(bytes(range(256)) * (clip_size // 256) + b"c" * (clip_size % 256))
+        snap = None
+        if snap_size is not None:
+            snap = tmp / "snap.age"
+            snap.write_bytes(b"s" * snap_size)
+        return clip, snap
+
+    def spec(self, clip: Path, snapshot: Path | None, *, clip_id: str = CLIP_ID,
+             recipients: Sequence[str] | None = None) -> dict[str, Any]:
+        return {"clip_id": clip_id, "clip": str(clip),
+                "snapshot": str(snapshot) if snapshot else None,
+                "started_at": "2026-12-03T10:00:00+00:00",
+                "ended_at": "2026-12-03T10:00:10+00:00", "duration_s": 10.0,
+                "recipients": list(recipients if recipients is not None else [self.recipient])}
+
+    def queue(self, spec: dict[str, Any], scope: str, *, expires_at: float | None = None) -> Item:
+        return self.outbox.enqueue_upload(spec, scope, now=time.time(), expires_at=expires_at)
+
+    def step(self) -> float:
+        return self.worker.step("uploads", self.outbox, self.ports)
+
+    def entries(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.kind, dict(e.data)) for e in self.ledger.entries()
+                if e.kind not in ("link", "owner-paired")]
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.entries()]
+
+    def inbox(self) -> list[Any]:
+        out = []
+        while True:
+            try:
+                out.append(self.ctx.inbox.get_nowait())
+            except queue.Empty:
+                return out
+
+
+@contextmanager
+def send_rig(tmp: Path, *, mqtt: Any = None) -> Iterator[SendRig]:
+    """A :class:`SendRig` with a paired owner and no grant."""
+    data = tmp / "device"
+    identity = DeviceIdentity.load_or_create(data)
+    db = DeviceDB(data / DEVICE_DB_FILE)
+    consent, ledger = ConsentStore(db), Ledger(db, identity.key)
+    owner = Identity.generate()
+    consent.add_owner(Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
+                      str(owner.recipient), "owner", time.time())
+    store = MemStore()
+    wakes: list[int] = []
+    ctx = LaneContext(data, identity, mqtt, lambda: store, PREFIX, BUCKET, queue.Queue(),
+                      wake=lambda: wakes.append(1))
+    ports = lane_ports(ctx, "uploads")
+    outbox = Outbox(data / OUTBOX_FILE, on_drop=ports.on_drop)
+    box: list[SendRig] = []
+    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",),
+                          clock=lambda: box[0].clock())
+    delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
+                        uploads_enabled=True, messages_enabled=True,
+                        wake=lambda: wakes.append(2))
+    rig = SendRig(data, identity, db, consent, ledger, store, ctx, ports, outbox, worker,
+                  delivery, owner, wakes=wakes)
+    box.append(rig)
+    try:
+        yield rig
+    finally:
+        outbox.close()
+        if ports.close is not None:
+            ports.close()
+        db.close()

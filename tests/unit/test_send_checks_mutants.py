@@ -1,0 +1,294 @@
+"""The send-time checks, driven in process without threads or servers (tests/unit/sendrig.py):
+what reaches the bucket, what the ledger records field by field (``disclosure``, ``withdrawn``,
+``outbox-drop``) and what the worker does with the item, for every way an upload ends.
+
+Written for mutation testing (``scripts/mutation agent/delivery.py``, ``agent/outbox_worker.py``):
+each test pins an outcome that a broken consent decision would change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.delivery import ClipDelivered, Uploaded
+from agent.outbox_worker import UploadCancelled
+from agent.status import LinkState
+from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, SendRig, send_rig
+from uplink.manifest import verify_manifest
+from uplink.objectstore import file_sha256
+from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[SendRig]:
+    with send_rig(tmp_path) as r:
+        yield r
+
+
+def keys_of(rig: SendRig, clip_id: str = CLIP_ID) -> dict[str, str]:
+    day = datetime.now(UTC).date()
+    base = f"{PREFIX}/{rig.identity.device_id}/{day:%Y}/{day:%m}/{day:%d}/{clip_id}"
+    return {"clip": base + ".mp4.age", "snapshot": base + ".jpg.age",
+            "manifest": base + ".manifest.jws"}
+
+
+def grants_json(rig: SendRig) -> list[dict[str, Any]]:
+    return [g.to_json() for g in rig.consent.in_force(time.time())
+            if g.scope in ("clips", "snapshots")]
+
+
+def state_of(rig: SendRig, item_id: int) -> tuple[str, str | None]:
+    item = rig.outbox.get(item_id)
+    assert item is not None
+    return item.state, item.drop_reason
+
+
+# ---- complete uploads ---------------------------------------------------------------------------
+
+
+def test_a_clips_upload_stores_clip_snapshot_manifest_and_records_the_disclosure(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots", "events"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    assert rig.step() == 0.0
+    k = keys_of(rig)
+    assert sorted(rig.store.objects) == sorted(k.values())
+    assert rig.store.objects[k["clip"]] == clip.read_bytes()
+    assert rig.store.objects[k["snapshot"]] == snap.read_bytes()  # type: ignore[union-attr]
+    assert state_of(rig, item.id) == ("sent", None)
+    assert rig.entries() == [("disclosure", {
+        "clip_id": CLIP_ID, "bucket": BUCKET, "scope": "clips",
+        "objects": [k["clip"], k["snapshot"], k["manifest"]], "grants": grants_json(rig)})]
+    assert [g["scope"] for g in grants_json(rig)] == ["clips", "snapshots"]  # not events
+    manifest = verify_manifest(rig.store.objects[k["manifest"]], rig.identity.key.public_key())
+    assert manifest.clip_id == CLIP_ID and manifest.seq == 1 and manifest.prev_manifest == "0" * 64
+    assert manifest.recipients == (rig.recipient,)
+    assert set(manifest.objects) == {"clip", "snapshot"}
+    assert manifest.objects["clip"].key == k["clip"]
+    assert manifest.objects["clip"].size == clip.stat().st_size
+    assert manifest.objects["clip"].sha256 == file_sha256(clip)
+    assert manifest.objects["snapshot"].key == k["snapshot"]
+    inbox = rig.inbox()
+    assert ClipDelivered(CLIP_ID) in inbox
+    assert [x.state for x in inbox if isinstance(x, LinkState)] == ["ok"]
+    assert all(x.link == "bucket" for x in inbox if isinstance(x, LinkState))
+    # every 64 KiB of each body was checked, and before the first byte
+    assert rig.store.checks >= 3 + 2
+
+
+def test_the_manifest_chain_goes_on_from_one_upload_to_the_next(rig: SendRig,
+                                                                 tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    rig.queue(rig.spec(clip, None, clip_id="c1"), "clips")
+    rig.queue(rig.spec(clip, None, clip_id="c2"), "clips")
+    rig.step()
+    rig.step()
+    pub = rig.identity.key.public_key()
+    m1 = verify_manifest(rig.store.objects[keys_of(rig, "c1")["manifest"]], pub)
+    token2 = rig.store.objects[keys_of(rig, "c2")["manifest"]]
+    m2 = verify_manifest(token2, pub)
+    from uplink.manifest import token_hash
+    assert (m1.seq, m2.seq) == (1, 2)
+    assert m2.prev_manifest == token_hash(rig.store.objects[keys_of(rig, "c1")["manifest"]])
+    assert rig.db.get_setting("manifest_chain", "") == f"2:{token_hash(token2)}"
+
+
+def test_clips_consent_alone_sends_no_snapshot(rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, snap = rig.files(tmp_path)
+    rig.queue(rig.spec(clip, snap), "clips")
+    rig.step()
+    k = keys_of(rig)
+    assert sorted(rig.store.objects) == sorted([k["clip"], k["manifest"]])
+    (kind, data), = rig.entries()
+    assert kind == "disclosure" and data["objects"] == [k["clip"], k["manifest"]]
+    manifest = verify_manifest(rig.store.objects[k["manifest"]], rig.identity.key.public_key())
+    assert set(manifest.objects) == {"clip"}
+
+
+def test_a_snapshots_upload_sends_the_snapshot_and_never_the_clip(rig: SendRig,
+                                                                  tmp_path: Path) -> None:
+    rig.grant(["snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "snapshots")
+    rig.step()
+    k = keys_of(rig)
+    assert sorted(rig.store.objects) == sorted([k["snapshot"], k["manifest"]])
+    assert rig.entries() == [("disclosure", {
+        "clip_id": CLIP_ID, "bucket": BUCKET, "scope": "snapshots",
+        "objects": [k["snapshot"], k["manifest"]], "grants": grants_json(rig)})]
+    assert state_of(rig, item.id) == ("sent", None)
+
+
+def test_a_snapshots_upload_without_a_snapshot_is_dropped_and_sends_nothing(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["snapshots"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "snapshots")
+    rig.step()
+    assert rig.store.objects == {}
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped"
+    assert reason == ("upload failed permanently: nothing left to upload under the consent "
+                      "in force")
+    (kind, data), = rig.entries()
+    assert kind == "outbox-drop" and data["reason"] == reason
+    assert data["items"][0]["clip_id"] == CLIP_ID and data["items"][0]["scope"] == "snapshots"
+
+
+# ---- consent gone before anything left ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["clips", "snapshots"])
+def test_an_upload_without_consent_is_dropped_unsent_as_an_outbox_drop(
+        rig: SendRig, tmp_path: Path, scope: str) -> None:
+    rig.grant(["clips", "snapshots"] if scope == "snapshots" else ["snapshots"])
+    rig.revoke([scope])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), scope)
+    assert rig.step() == 0.0
+    assert rig.store.objects == {} and rig.store.requests == []
+    assert state_of(rig, item.id) == ("dropped", "no consent")
+    assert rig.entries() == [("outbox-drop", {"reason": "no consent", "items": [
+        {"id": item.id, "kind": "upload", "scope": scope, "created_at": item.created_at,
+         "attempts": 0, "clip_id": CLIP_ID}]})]
+
+
+def test_consent_expired_by_the_workers_clock_stops_the_upload_before_it_starts(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"], for_s=60)
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    rig.skew_s = 120
+    rig.step()
+    assert rig.store.requests == []
+    assert state_of(rig, item.id) == ("dropped", "no consent")
+
+
+def test_revoked_before_the_first_byte_nothing_is_stored_and_no_withdrawal(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    rig.store.before_put = lambda key: rig.revoke(["clips"])
+    rig.step()
+    assert rig.store.objects == {}
+    assert state_of(rig, item.id) == ("dropped", "no consent")
+    assert rig.kinds() == ["outbox-drop"]
+    assert [r for r in rig.store.requests if r.startswith("DELETE")] == []
+
+
+# ---- consent gone while objects are in the bucket ------------------------------------------------
+
+
+def test_revoked_during_the_snapshot_the_stored_clip_is_withdrawn_and_recorded(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    grants = grants_json(rig)
+
+    def revoke_at_snapshot(key: str) -> None:
+        if key == k["snapshot"]:
+            rig.revoke(["clips", "snapshots"])
+
+    rig.store.before_put = revoke_at_snapshot
+    assert rig.step() == 0.0
+    assert rig.store.objects == {}
+    assert f"DELETE {k['clip']}" in rig.store.requests
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped" and reason is not None
+    assert reason.startswith("withdrawn: consent for clips withdrawn; abort the upload; "
+                             "withdrew 1 object(s) and 0 partial upload(s)")
+    assert rig.entries() == [
+        ("disclosure", {"clip_id": CLIP_ID, "bucket": BUCKET, "objects": [k["clip"]],
+                        "scope": "clips", "grants": grants, "complete": False}),
+        ("withdrawn", {"clip_id": CLIP_ID, "bucket": BUCKET, "objects": [k["clip"]],
+                       "aborted": [], "reason": "consent for clips withdrawn; abort the upload"}),
+    ]
+    assert not [x for x in rig.inbox() if isinstance(x, ClipDelivered)]
+
+
+def test_revoked_before_the_manifest_every_object_is_withdrawn(rig: SendRig,
+                                                               tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    real = rig.store.put_bytes
+
+    def revoke_then_put(key: str, data: bytes, content_type: str = "") -> Any:
+        raise AssertionError("the manifest must not be sent after a revocation")
+
+    orig_put = rig.store.put_file
+
+    def put_file(key: str, path: Path, **kw: Any) -> Any:
+        out = orig_put(key, path, **kw)
+        if key == k["snapshot"]:
+            rig.revoke(["clips"])
+        return out
+
+    rig.store.put_file = put_file  # type: ignore[method-assign]
+    rig.store.put_bytes = revoke_then_put  # type: ignore[assignment,method-assign]
+    rig.step()
+    del real
+    assert rig.store.objects == {}
+    (k1, disclosure), (k2, withdrawn) = rig.entries()
+    assert (k1, k2) == ("disclosure", "withdrawn")
+    assert disclosure["objects"] == [k["clip"], k["snapshot"]]
+    assert withdrawn["objects"] == sorted([k["clip"], k["snapshot"]])
+
+
+def test_a_snapshots_only_revocation_stops_just_the_snapshot_of_a_clips_upload(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path, snap_size=200_000)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    rig.store.before_put = lambda key: rig.revoke(["snapshots"]) if key == k["snapshot"] else None
+    rig.step()
+    assert sorted(rig.store.objects) == sorted([k["clip"], k["manifest"]])
+    assert state_of(rig, item.id) == ("sent", None)
+    (kind, data), = rig.entries()
+    assert kind == "disclosure" and data["objects"] == [k["clip"], k["manifest"]]
+    manifest = verify_manifest(rig.store.objects[k["manifest"]], rig.identity.key.public_key())
+    assert set(manifest.objects) == {"clip"}
+
+
+def test_a_snapshots_revocation_during_a_snapshots_upload_withdraws_nothing_sent(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["snapshots"])
+    clip, snap = rig.files(tmp_path, snap_size=200_000)
+    item = rig.queue(rig.spec(clip, snap), "snapshots")
+    rig.store.before_put = lambda key: rig.revoke(["snapshots"])
+    rig.step()
+    assert rig.store.objects == {}
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped" and reason == "no consent"
+    assert rig.kinds() == ["outbox-drop"]
+
+
+def test_a_factory_reset_mid_upload_withdraws_what_reached_the_bucket(
+        rig: SendRig, tmp_path: Path) -> None:
+    """The reset wipes the outbox under the lane: the item is gone at the next check."""
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    rig.store.before_put = lambda key: rig.outbox.wipe() if key == k["snapshot"] else None
+    rig.step()
+    assert rig.store.objects == {}
+    assert rig.outbox.get(item.id) is None
+    assert rig.kinds() == ["disclosure", "withdrawn"]
+    withdrawn = rig.entries()[1][1]
+    assert withdrawn["reason"] == f"outbox item {item.id} was dropped; abort the upload"
+    assert withdrawn["objects"] == [k["clip"]]
