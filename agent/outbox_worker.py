@@ -398,8 +398,9 @@ class OutboxWorker:
 
     def _withdraw_expired(self, outbox: Outbox, ports: Ports, item: Item) -> float:
         """An upload that expired after storing something: let the port withdraw it (its first
-        ``progress`` raises) before ``Outbox.expire`` forgets it. One try: if the bucket fails,
-        the item is expired (and the log names it) at the next step."""
+        ``progress`` raises) before ``Outbox.expire`` forgets it. If the bucket fails, the item
+        stays queued (backing off) and the withdrawal is tried again at each next step: it is
+        never forgotten while what it stored may still be in the bucket."""
         if ports.upload is None or not outbox.mark_in_flight(item.id):
             return 0.0
 

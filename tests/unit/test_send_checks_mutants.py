@@ -292,3 +292,206 @@ def test_a_factory_reset_mid_upload_withdraws_what_reached_the_bucket(
     withdrawn = rig.entries()[1][1]
     assert withdrawn["reason"] == f"outbox item {item.id} was dropped; abort the upload"
     assert withdrawn["objects"] == [k["clip"]]
+
+
+# ---- failures: retried, or withdrawn -------------------------------------------------------------
+
+
+def fail_at(rig: SendRig, suffix: str, exc: Exception) -> None:
+    rig.store.fail_puts[suffix] = exc
+
+
+@pytest.mark.parametrize(("exc", "error"), [
+    (S3Unavailable("bucket away"), "TransientSendError: bucket away"),
+    (S3IntegrityError("checksum"), "TransientSendError: checksum: will re-read and retry"),
+])
+def test_a_transient_failure_keeps_the_item_and_its_stored_objects_for_a_retry(
+        rig: SendRig, tmp_path: Path, exc: Exception, error: str) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    fail_at(rig, ".jpg.age", exc)
+    assert rig.step() > 0
+    k = keys_of(rig)
+    assert list(rig.store.objects) == [k["clip"]]
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued" and cur.attempts == 1
+    assert cur.last_error == error
+    assert cur.progress is not None and cur.progress["stored"] == [k["clip"]]
+    assert cur.progress["keys"] == k
+    assert cur.progress["grants"] == grants_json(rig)
+    assert rig.entries() == []
+    inbox = rig.inbox()
+    assert [(x.link, x.state) for x in inbox if isinstance(x, LinkState)] == [("bucket", "failed")]
+    assert [x.error for x in inbox if isinstance(x, LinkState)] == [str(exc)]
+    # the retry picks up where it left off: the clip is not sent again
+    rig.store.fail_puts.clear()
+    rig.worker.step("uploads", rig.outbox, rig.ports)  # backoff not due yet: nothing happens
+    rig.skew_s = 3000
+    rig.grant(["clips", "snapshots"], for_s=7200)
+    assert rig.step() == 0.0
+    assert sorted(rig.store.objects) == sorted(k.values())
+    assert rig.store.requests.count(f"PUT {k['clip']}") == 1
+    assert rig.kinds() == ["disclosure"]
+
+
+def test_a_stored_object_left_by_a_failed_attempt_is_withdrawn_after_a_revoke(
+        rig: SendRig, tmp_path: Path) -> None:
+    """The revoke's purge leaves the item (something left the device); the lane withdraws it."""
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    fail_at(rig, ".jpg.age", S3Unavailable("away"))
+    rig.step()
+    grants = grants_json(rig)
+    rig.revoke(["clips", "snapshots"])
+    assert rig.delivery.purge(["clips", "snapshots"], "consent revoked") == 0
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued"
+    rig.skew_s = 3000  # past the backoff
+    assert rig.step() == 0.0
+    k = keys_of(rig)
+    assert rig.store.objects == {}
+    assert rig.store.requests[-1] == f"DELETE {k['clip']}"
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped" and reason is not None and reason.startswith("withdrawn: ")
+    assert rig.entries() == [
+        ("disclosure", {"clip_id": CLIP_ID, "bucket": BUCKET, "objects": [k["clip"]],
+                        "scope": "clips", "grants": grants, "complete": False}),
+        ("withdrawn", {"clip_id": CLIP_ID, "bucket": BUCKET, "objects": [k["clip"]],
+                       "aborted": [], "reason": "consent for clips withdrawn; abort the upload"}),
+    ]
+
+
+def test_a_permanent_failure_after_storing_withdraws_what_was_stored(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    fail_at(rig, ".jpg.age", S3Error("AccessDenied: fix the bucket policy"))
+    assert rig.step() == 0.0
+    k = keys_of(rig)
+    assert rig.store.objects == {}
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped"
+    assert reason == ("withdrawn: AccessDenied: fix the bucket policy; withdrew 1 object(s) and "
+                      "0 partial upload(s)")
+    assert rig.kinds() == ["disclosure", "withdrawn"]
+    assert rig.entries()[1][1]["reason"] == "AccessDenied: fix the bucket policy"
+    assert rig.entries()[1][1]["objects"] == [k["clip"]]
+
+
+def test_a_permanent_failure_before_anything_left_is_an_outbox_drop(rig: SendRig,
+                                                                     tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    fail_at(rig, ".mp4.age", S3Error("EntityTooLarge"))
+    rig.step()
+    assert state_of(rig, item.id) == ("dropped", "upload failed permanently: EntityTooLarge")
+    assert rig.kinds() == ["outbox-drop"]
+    assert [r for r in rig.store.requests if r.startswith("DELETE")] == []
+
+
+def test_a_sealed_file_gone_before_the_first_attempt_is_dropped_as_never_sent(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    clip.unlink()
+    rig.step()
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped" and reason is not None
+    assert reason.startswith("upload failed permanently: the sealed file is gone (evicted or "
+                             "erased): ")
+    assert rig.kinds() == ["outbox-drop"] and rig.store.requests == []
+
+
+def test_a_bucket_failing_during_the_withdrawal_keeps_the_item_and_discloses_once(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    rig.store.before_put = lambda key: rig.revoke(["clips"]) if key == k["snapshot"] else None
+    real_delete = rig.store.delete
+
+    def down(keys: Any) -> list[str]:
+        raise S3Unavailable("bucket away")
+
+    rig.store.delete = down  # type: ignore[method-assign]
+    assert rig.step() > 0
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued" and cur.attempts == 1
+    assert cur.last_error is not None and cur.last_error.startswith(
+        f"TransientSendError: withdrawing clip {CLIP_ID} from the bucket failed (bucket away)")
+    assert cur.progress is not None and cur.progress["disclosed"] is True
+    assert rig.kinds() == ["disclosure"]
+    assert list(rig.store.objects) == [k["clip"]]
+    rig.store.delete = real_delete  # type: ignore[method-assign]
+    rig.skew_s = 3000
+    rig.step()
+    assert rig.store.objects == {}
+    assert rig.kinds() == ["disclosure", "withdrawn"]  # disclosed once, not twice
+    assert state_of(rig, item.id)[0] == "dropped"
+
+
+# ---- expiry in the queue -------------------------------------------------------------------------
+
+
+def test_an_upload_that_expires_after_storing_is_withdrawn_not_forgotten(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips", expires_at=time.time() + 600)
+    fail_at(rig, ".jpg.age", S3Unavailable("away"))
+    rig.step()
+    rig.store.fail_puts.clear()
+    rig.skew_s = 601
+    assert rig.step() == 0.0
+    assert rig.store.objects == {}
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped" and reason is not None
+    expected = f"outbox item {item.id} expired before it could be sent; abort the upload"
+    assert reason.startswith(f"withdrawn: {expected}")
+    assert rig.kinds() == ["disclosure", "withdrawn"]
+    assert rig.entries()[1][1]["reason"] == expected
+
+
+def test_an_upload_that_expires_before_storing_is_an_expired_outbox_drop(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips", expires_at=time.time() + 600)
+    rig.skew_s = 601
+    rig.step()
+    assert state_of(rig, item.id) == ("dropped", "expired")
+    assert rig.kinds() == ["outbox-drop"] and rig.store.requests == []
+
+
+def test_an_expired_upload_whose_withdrawal_fails_is_withdrawn_when_the_bucket_is_back(
+        rig: SendRig, tmp_path: Path) -> None:
+    """Never forgotten while its objects may be in the bucket: the withdrawal is retried."""
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "clips", expires_at=time.time() + 600)
+    fail_at(rig, ".jpg.age", S3Unavailable("away"))
+    rig.step()
+    real_delete = rig.store.delete
+
+    def down(keys: Any) -> list[str]:
+        raise S3Unavailable("bucket away")
+
+    rig.store.delete = down  # type: ignore[method-assign]
+    rig.skew_s = 601
+    assert rig.step() > 0
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued" and cur.attempts == 2
+    rig.step()
+    assert rig.outbox.get(item.id).state == "queued"  # type: ignore[union-attr]
+    assert rig.kinds() == ["disclosure"]
+    rig.store.delete = real_delete  # type: ignore[method-assign]
+    rig.step()
+    assert rig.store.objects == {}
+    assert rig.kinds() == ["disclosure", "withdrawn"]
+    assert state_of(rig, item.id)[0] == "dropped"
