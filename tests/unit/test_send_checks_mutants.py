@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.delivery import ClipDelivered, Uploaded
-from agent.outbox_worker import UploadCancelled
+from agent.delivery import ClipDelivered
 from agent.status import LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, SendRig, send_rig
 from uplink.manifest import verify_manifest
