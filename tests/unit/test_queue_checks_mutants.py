@@ -28,6 +28,7 @@ from agent.owners import members_only, sealed_to_members
 from agent.store.records import ClipRecord
 from tests.unit.sendrig import BUCKET, CLIP_ID, SendRig, send_rig
 from uplink.agekeys import Identity
+from uplink.messages import topic_for
 from uplink.s3_multipart import ResumeState
 
 
@@ -440,3 +441,191 @@ def test_an_upload_is_registered_in_flight_while_its_port_runs(rig: SendRig,
     ((flying, stopped, state),) = seen
     assert flying["uploads"].id == item.id and stopped is False and state == "in-flight"
     assert rig.worker._in_flight == {} and rig.worker.wait_stopped(["clips"], 0.0)
+
+
+# ---- messages the uploads lane queues ------------------------------------------------------------
+
+
+@pytest.fixture
+def mrig(tmp_path: Path) -> Iterator[SendRig]:
+    """With a broker configured (the lane only asks whether there is one)."""
+    with send_rig(tmp_path, mqtt=object()) as r:
+        yield r
+
+
+def test_an_upload_is_announced_under_its_scope_while_consent_holds(mrig: SendRig,
+                                                                     tmp_path: Path) -> None:
+    rig = mrig
+    rig.grant(["snapshots"])
+    rig.db.set_setting(CONTENT_SETTING, "clear")
+    clip, snap = rig.files(tmp_path)
+    item = rig.queue(rig.spec(clip, snap), "snapshots")
+    rig.step()
+    (msg,) = [i for i in queued(rig) if i.id != item.id]
+    assert msg.scope == "snapshots" and msg.topic == topic_for(rig.identity.device_id, "uploaded")
+    body = claims(msg)["body"]
+    assert body["clip_id"] == CLIP_ID
+    manifest_key = next(k for k in rig.store.objects if k.endswith(".manifest.jws"))
+    assert body["manifest"] == rig.store.objects[manifest_key].decode("ascii")
+    assert rig.wakes == [1]
+
+
+def test_the_announcement_is_sealed_to_the_owners_by_default(mrig: SendRig,
+                                                             tmp_path: Path) -> None:
+    rig = mrig
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    rig.queue(rig.spec(clip, None), "clips")
+    rig.step()
+    (msg,) = [i for i in queued(rig) if i.kind == "message"]
+    assert msg.scope == "clips" and claims(msg)["content"] == "sealed"
+
+
+def test_no_announcement_once_consent_is_gone_but_the_disclosure_is_recorded(
+        mrig: SendRig, tmp_path: Path) -> None:
+    rig = mrig
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    real = rig.store.put_bytes
+
+    def then_revoke(key: str, data: bytes, content_type: str = "") -> Any:
+        out = real(key, data)
+        rig.revoke(["clips"])
+        return out
+
+    rig.store.put_bytes = then_revoke  # type: ignore[method-assign]
+    rig.step()
+    assert rig.outbox.get(item.id).state == "sent"  # type: ignore[union-attr]
+    assert [i for i in queued(rig) if i.kind == "message"] == []
+    assert rig.kinds() == ["disclosure"]
+    assert rig.entries()[0][1]["grants"] == []
+
+
+def test_no_announcement_without_a_broker(rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    rig.queue(rig.spec(clip, None), "clips")
+    rig.step()
+    assert [i for i in queued(rig) if i.kind == "message"] == [] and rig.wakes == []
+
+
+def test_the_online_status_needs_no_consent_and_counts_nothing(rig: SendRig) -> None:
+    rig.delivery.status_online("1.2.3", 12.7)
+    (item,) = queued(rig)
+    assert item.scope == "device" and item.retain is True
+    assert item.topic == f"doorward/{rig.identity.device_id}/status"
+    c = claims(item)
+    assert c.get("seq") is None and c["body"]["state"] == "online"
+    assert c["body"]["version"] == "1.2.3" and c["body"]["uptime_s"] == 12
+    assert rig.wakes == [2]
+    rig.delivery.messages_enabled = False
+    rig.delivery.status_online("1.2.3", 1)
+    assert len(queued(rig)) == 1
+
+
+def test_a_retained_message_is_gated_by_its_scope_and_expires(rig: SendRig) -> None:
+    rig.delivery.wall = lambda: 1000.0
+    rig.delivery.publish_retained("homeassistant/x/config", b"{}", "events", expires_in_s=60)
+    (item,) = queued(rig)
+    assert (item.topic, item.payload, item.scope, item.retain) == (
+        "homeassistant/x/config", b"{}", "events", True)
+    assert item.expires_at == 1060.0 and rig.wakes == [2]
+
+
+# ---- erasure -------------------------------------------------------------------------------------
+
+
+def test_forget_drops_queued_uploads_of_the_clips_and_queues_the_bucket_side(
+        rig: SendRig) -> None:
+    now = time.time()
+    a = rig.outbox.enqueue_upload({"clip_id": "a"}, "clips", now=now)
+    b = rig.outbox.enqueue_upload({"clip_id": "b"}, "clips", now=now)
+    cp = rig.outbox.enqueue_upload({"job": "ledger-checkpoint", "count": 1}, "clips", now=now)
+    rig.delivery.forget(["a"], everything=False, request="jti-0001", before="2026-12-01")
+    assert rig.outbox.get(a.id) is None  # dropped (recorded), then its row erased
+    assert rig.outbox.get(b.id).state == "queued"  # type: ignore[union-attr]
+    assert rig.outbox.get(cp.id).state == "queued"  # type: ignore[union-attr]
+    (kind, data), = rig.entries()
+    assert (kind, data["reason"]) == ("outbox-drop", "erased by the owner")
+    assert [r["clip_id"] for r in data["items"]] == ["a"]
+    job = queued(rig)[-1]
+    assert job.scope == "device" and job.spec == {"forget": ["a"], "all": False,
+                                                  "before": "2026-12-01", "request": "jti-0001"}
+    assert rig.wakes == [2]
+    rig.delivery.forget([], everything=True, request="jti-0002")
+    assert rig.outbox.get(b.id) is None  # dropped, then its row erased
+    assert rig.outbox.get(cp.id).state == "queued"  # type: ignore[union-attr]
+
+
+def test_forget_with_uploads_off_queues_no_bucket_job(rig: SendRig) -> None:
+    rig.delivery.uploads_enabled = False
+    rig.delivery.forget(["a"], everything=False, request="jti-0001")
+    assert queued(rig) == [] and rig.wakes == []
+
+
+def _stored(rig: SendRig, day: str, clip_id: str) -> list[str]:
+    base = f"doorward/{rig.identity.device_id}/{day}/{clip_id}"
+    keys = [base + ".mp4.age", base + ".manifest.jws"]
+    for k in keys:
+        rig.store.objects[k] = b"x"
+    return keys
+
+
+def test_the_bucket_side_of_forget_deletes_the_chosen_clips_and_records_it(
+        mrig: SendRig) -> None:
+    rig = mrig
+    rig.grant(["clips"])
+    a = _stored(rig, "2026/11/30", "a")
+    b = _stored(rig, "2026/12/02", "b")
+    c = _stored(rig, "2026/12/03", "c")
+    other = "doorward/dw-someoneelse/2026/11/30/a.mp4.age"
+    rig.store.objects[other] = b"x"
+    cp_key = (f"doorward/{rig.identity.device_id}/ledger/"
+              "000000000001-0123456789abcdef.checkpoint.jws")
+    rig.store.objects[cp_key] = b"x"
+    rig.delivery.forget(["b"], everything=False, request="jti-0001", before="2026-12-01")
+    rig.step()
+    assert sorted(rig.store.objects) == sorted([*c, other, cp_key])
+    kind, data = rig.entries()[-1]
+    assert kind == "erasure"
+    assert data == {"request": "jti-0001", "clips": ["a", "b"], "objects": 4, "failed": []}
+    replies = [i for i in queued(rig) if i.kind == "message"]
+    assert replies and all(i.scope == "device" for i in replies)
+    assert all(i.topic == f"doorward/{rig.identity.device_id}/resp" for i in replies)
+    assert rig.wakes[-1] == 1
+    del a, b
+
+
+def test_forget_everything_keeps_the_ledger_checkpoints(rig: SendRig) -> None:
+    _stored(rig, "2026/11/30", "a")
+    cp_key = (f"doorward/{rig.identity.device_id}/ledger/"
+              "000000000001-0123456789abcdef.checkpoint.jws")
+    rig.store.objects[cp_key] = b"x"
+    rig.delivery.forget([], everything=True, request="jti-0002")
+    rig.step()
+    assert list(rig.store.objects) == [cp_key]
+    assert rig.entries()[-1][1]["clips"] == ["a"]
+
+
+def test_a_failed_deletion_is_reported_as_failed(rig: SendRig) -> None:
+    keys = _stored(rig, "2026/11/30", "a")
+    rig.store.delete = lambda ks: list(ks)[1:]  # type: ignore[assignment,method-assign]
+    rig.delivery.forget(["a"], everything=False, request="jti-0003")
+    rig.step()
+    data = rig.entries()[-1][1]
+    assert data["failed"] == [sorted(keys)[0]] and data["objects"] == 1
+
+
+def test_forget_retries_while_the_bucket_is_away(rig: SendRig) -> None:
+    _stored(rig, "2026/11/30", "a")
+
+    def down(keys: Any) -> list[str]:
+        from uplink.s3_errors import S3Unavailable
+        raise S3Unavailable("away")
+
+    rig.store.delete = down  # type: ignore[method-assign]
+    rig.delivery.forget(["a"], everything=False, request="jti-0004")
+    assert rig.step() > 0
+    (job,) = queued(rig)
+    assert job.attempts == 1 and rig.kinds() == []
