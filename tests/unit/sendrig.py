@@ -28,10 +28,59 @@ from agent.outbox import Item, Outbox
 from agent.outbox_worker import OutboxWorker, Ports
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
+from uplink.objectstore import PutResult
+from uplink.s3_multipart import Check, PartRecord, Progress, ResumeState
 
 PREFIX = "doorward"
 BUCKET = "bucket"
 CLIP_ID = "c0ffee0001"
+
+
+@dataclass
+class PartStore(MemStore):
+    """A :class:`MemStore` that sends bodies larger than ``part_bytes`` as a multipart upload,
+    saving ``resume_state`` as ``uplink.s3_multipart.upload_multipart`` does (created, after each
+    part, reset on completion) and checking before each part; ``fail_part`` ((key, n), exc)
+    fails part n of key once."""
+
+    part_bytes: int = 64 * 1024
+    fail_part: tuple[tuple[str, int], Exception] | None = None
+
+    def put_file(self, key: str, path: Path, *, sha256_hex: str, size: int,
+                 progress: Progress | None = None, resume_state: ResumeState | None = None,
+                 content_type: str = "application/octet-stream",
+                 check: Check | None = None) -> PutResult:
+        if size <= self.part_bytes:
+            return super().put_file(key, path, sha256_hex=sha256_hex, size=size,
+                                    resume_state=resume_state, check=check)
+        if key in self.objects:
+            return PutResult(key, size, sha256_hex, skipped=True)
+        self.before_put(key)
+        state = resume_state if resume_state is not None else ResumeState()
+        if check is not None:
+            check()
+        if state.upload_id is None:
+            state.upload_id, state.key, state.sha256 = f"up-{key}", key, sha256_hex
+            state.part_size, state.parts = self.part_bytes, []
+            self.requests.append(f"CREATE {key}")
+        state.save()
+        total = -(-size // self.part_bytes)
+        for n in range(len(state.parts) + 1, total + 1):
+            if check is not None:
+                check()
+            if self.fail_part is not None and self.fail_part[0] == (key, n):
+                exc, self.fail_part = self.fail_part[1], None
+                raise exc
+            self.requests.append(f"PART {key} {n}")
+            state.parts.append(PartRecord(PartNumber=n, ETag=f"e{n}", ChecksumSHA256="x"))
+            state.save()
+        if check is not None:
+            check()
+        self.requests.append(f"COMPLETE {key}")
+        self.objects[key] = path.read_bytes()
+        state.reset()
+        state.save()
+        return PutResult(key, size, sha256_hex, skipped=False)
 
 
 @dataclass
@@ -105,7 +154,7 @@ class SendRig:
 
 
 @contextmanager
-def send_rig(tmp: Path, *, mqtt: Any = None) -> Iterator[SendRig]:
+def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None) -> Iterator[SendRig]:
     """A :class:`SendRig` with a paired owner and no grant."""
     data = tmp / "device"
     identity = DeviceIdentity.load_or_create(data)
@@ -114,7 +163,7 @@ def send_rig(tmp: Path, *, mqtt: Any = None) -> Iterator[SendRig]:
     owner = Identity.generate()
     consent.add_owner(Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
                       str(owner.recipient), "owner", time.time())
-    store = MemStore()
+    store = store if store is not None else MemStore()
     wakes: list[int] = []
     ctx = LaneContext(data, identity, mqtt, lambda: store, PREFIX, BUCKET, queue.Queue(),
                       wake=lambda: wakes.append(1))

@@ -18,7 +18,7 @@ import pytest
 
 from agent.delivery import ClipDelivered
 from agent.status import LinkState
-from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, SendRig, send_rig
+from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import verify_manifest
 from uplink.objectstore import file_sha256
 from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
@@ -494,3 +494,106 @@ def test_an_expired_upload_whose_withdrawal_fails_is_withdrawn_when_the_bucket_i
     assert rig.store.objects == {}
     assert rig.kinds() == ["disclosure", "withdrawn"]
     assert state_of(rig, item.id)[0] == "dropped"
+
+
+# ---- multipart uploads ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prig(tmp_path: Path) -> Iterator[SendRig]:
+    with send_rig(tmp_path, store=PartStore()) as r:
+        yield r
+
+
+def test_a_revoke_between_parts_aborts_the_multipart_upload_and_records_it(
+        prig: SendRig, tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path, clip_size=200_000, snap_size=1000)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    real = rig.store.requests
+
+    class Watch(list[str]):
+        def append(self, r: str) -> None:
+            super().append(r)
+            if r == f"PART {k['clip']} 1":
+                rig.revoke(["clips", "snapshots"])
+
+    rig.store.requests = Watch(real)
+    rig.step()
+    assert rig.store.objects == {}
+    assert rig.store.requests[-1] == f"ABORT {k['clip']}"
+    assert f"PART {k['clip']} 2" not in rig.store.requests
+    state, reason = state_of(rig, item.id)
+    assert state == "dropped"
+    assert reason == ("withdrawn: consent for clips withdrawn; abort the upload; withdrew 0 "
+                      "object(s) and 1 partial upload(s)")
+    assert rig.entries() == [("withdrawn", {
+        "clip_id": CLIP_ID, "bucket": BUCKET, "objects": [],
+        "aborted": [{"key": k["clip"], "upload_id": f"up-{k['clip']}", "parts": 1}],
+        "reason": "consent for clips withdrawn; abort the upload"})]
+
+
+def test_a_multipart_upload_created_but_without_a_part_is_aborted_and_dropped_unsent(
+        prig: SendRig, tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, clip_size=200_000, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    k = keys_of(rig)
+    rig.store.fail_part = ((k["clip"], 1), S3Unavailable("away"))  # type: ignore[attr-defined]
+    rig.step()
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued"
+    rig.revoke(["clips"])
+    assert rig.delivery.purge(["clips"], "consent revoked") == 0  # an upload id: it left
+    rig.skew_s = 3000
+    rig.step()
+    assert rig.store.requests[-1] == f"ABORT {k['clip']}"
+    assert state_of(rig, item.id) == ("dropped", "no consent")
+    assert rig.kinds() == ["outbox-drop"]
+
+
+def test_a_multipart_upload_resumes_after_a_transient_failure(prig: SendRig,
+                                                              tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, clip_size=200_000, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    k = keys_of(rig)
+    rig.store.fail_part = ((k["clip"], 3), S3Unavailable("away"))  # type: ignore[attr-defined]
+    rig.step()
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.progress is not None
+    assert '"upload_id":"up-' in cur.progress["clip_parts"]
+    rig.skew_s = 3000
+    rig.grant(["clips"], for_s=7200)
+    rig.step()
+    assert rig.store.requests.count(f"PART {k['clip']} 1") == 1
+    assert rig.store.requests.count(f"CREATE {k['clip']}") == 1
+    assert state_of(rig, item.id) == ("sent", None)
+    assert rig.kinds() == ["disclosure"]
+
+
+def test_a_snapshots_revocation_aborts_just_the_snapshots_multipart_upload(
+        prig: SendRig, tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["clips", "snapshots"])
+    clip, snap = rig.files(tmp_path, clip_size=1000, snap_size=200_000)
+    item = rig.queue(rig.spec(clip, snap), "clips")
+    k = keys_of(rig)
+    real = rig.store.requests
+
+    class Watch(list[str]):
+        def append(self, r: str) -> None:
+            super().append(r)
+            if r == f"PART {k['snapshot']} 1":
+                rig.revoke(["snapshots"])
+
+    rig.store.requests = Watch(real)
+    rig.step()
+    assert f"ABORT {k['snapshot']}" in rig.store.requests
+    assert sorted(rig.store.objects) == sorted([k["clip"], k["manifest"]])
+    assert state_of(rig, item.id) == ("sent", None)
+    assert rig.kinds() == ["disclosure"]
