@@ -28,6 +28,7 @@ from agent.owners import members_only, sealed_to_members
 from agent.store.records import ClipRecord
 from tests.unit.sendrig import BUCKET, CLIP_ID, SendRig, send_rig
 from uplink.agekeys import Identity
+from uplink.manifest import token_hash
 from uplink.messages import topic_for
 from uplink.s3_multipart import ResumeState
 
@@ -629,3 +630,82 @@ def test_forget_retries_while_the_bucket_is_away(rig: SendRig) -> None:
     assert rig.step() > 0
     (job,) = queued(rig)
     assert job.attempts == 1 and rig.kinds() == []
+
+
+# ---- the chain, and what the lanes are built with ------------------------------------------------
+
+
+def test_events_are_chained_and_never_retained(rig: SendRig) -> None:
+    rig.grant(["events"])
+    rig.db.set_setting(CONTENT_SETTING, "clear")
+    rig.delivery.event("ring", 1)
+    rig.delivery.event("ring", 2)
+    first, second = queued(rig)
+    assert (claims(first)["seq"], claims(second)["seq"]) == (1, 2)
+    assert claims(second)["prev"] == token_hash(bytes(first.payload or b""))
+    assert first.retain is False and second.retain is False
+
+
+def test_without_members_an_event_goes_clear(tmp_path: Path, rig: SendRig) -> None:
+    from agent.consent import ConsentStore
+    from agent.delivery import Delivery
+    from agent.devicedb import DeviceDB
+
+    db = DeviceDB(tmp_path / "other.sqlite")
+    try:
+        consent = ConsentStore(db)
+        consent.grant(["events"], None, by="k", now=time.time())
+        delivery = Delivery(rig.outbox, rig.identity, db, consent, recipients=lambda: (),
+                            uploads_enabled=True, messages_enabled=True, wake=lambda: None)
+        assert delivery.event("ring", 1) is True
+        c = claims(queued(rig)[0])
+        assert c["content"] == "clear" and c["body"]["kind"] == "ring"
+    finally:
+        db.close()
+
+
+def test_purge_and_forget_leave_the_upload_in_flight_to_the_lane(rig: SendRig) -> None:
+    rig.grant(["clips"])
+    item = rig.outbox.enqueue_upload({"clip_id": "a"}, "clips", now=time.time())
+    rig.outbox.mark_in_flight(item.id)
+    assert rig.delivery.purge(["clips"], "consent revoked") == 0
+    rig.delivery.forget(["a"], everything=True, request="jti-0005")
+    assert rig.outbox.get(item.id).state == "in-flight"  # type: ignore[union-attr]
+    assert all(r["id"] != item.id for k, d in rig.entries() for r in d["items"])
+
+
+class _Mqtt:
+    is_connected = True
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    def publish(self, topic: str, payload: bytes, **kw: Any) -> int:
+        self.published.append((topic, payload))
+        return len(self.published)
+
+    def wait_published(self, handle: int, timeout: float) -> bool:
+        return True
+
+
+def test_the_messages_lane_publishes_through_the_broker_and_records_drops(
+        rig: SendRig) -> None:
+    from agent.outbox import Outbox
+    from agent.outbox_worker import Send
+
+    client = _Mqtt()
+    ctx = LaneContext(rig.data, rig.identity, client, None, "p",  # type: ignore[arg-type]
+                      BUCKET, rig.ctx.inbox)
+    ports = lane_ports(ctx, "messages")
+    assert ports.publish is not None and ports.close is not None
+    assert ports.publish([Send(1, "t", b"x", None)]) == 1
+    assert client.published == [("t", b"x")]
+    outbox = Outbox(rig.data / "outbox.sqlite", on_drop=ports.on_drop)
+    try:
+        item = outbox.enqueue_message("t", b"x", "events", now=time.time())
+        outbox.drop(item.id, "no consent", time.time())
+        (kind, data), = rig.entries()
+        assert kind == "outbox-drop" and data["items"][0]["id"] == item.id
+    finally:
+        outbox.close()
+        ports.close()
