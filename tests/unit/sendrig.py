@@ -9,6 +9,7 @@ milliseconds (fast enough to run against every mutant of the send-time checks).
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ from agent.outbox_worker import OutboxWorker, Ports
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.objectstore import PutResult
+from uplink.s3_errors import S3IntegrityError
 from uplink.s3_multipart import Check, PartRecord, Progress, ResumeState
 
 PREFIX = "doorward"
@@ -50,6 +52,8 @@ class PartStore(MemStore):
                  progress: Progress | None = None, resume_state: ResumeState | None = None,
                  content_type: str = "application/octet-stream",
                  check: Check | None = None) -> PutResult:
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256_hex:
+            raise S3IntegrityError(f"{key}: the body does not match its SHA-256")
         if size <= self.part_bytes:
             return super().put_file(key, path, sha256_hex=sha256_hex, size=size,
                                     resume_state=resume_state, check=check)

@@ -338,6 +338,7 @@ def test_the_lanes_allow_device_jobs_without_consent_and_gated_scopes_only_with_
         assert msgs.allows("clips", time.time()) is False
         assert msgs.publish is None and msgs.upload is None
         assert rig.ports.upload is not None and rig.ports.on_sent is not None
+        assert rig.ports.close is not None and msgs.close is not None
     finally:
         if msgs.close is not None:
             msgs.close()

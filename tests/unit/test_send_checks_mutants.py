@@ -82,6 +82,7 @@ def test_a_clips_upload_stores_clip_snapshot_manifest_and_records_the_disclosure
     assert ClipDelivered(CLIP_ID) in inbox
     assert [x.state for x in inbox if isinstance(x, LinkState)] == ["ok"]
     assert all(x.link == "bucket" for x in inbox if isinstance(x, LinkState))
+    assert all(abs(x.at - time.time()) < 60 for x in inbox if isinstance(x, LinkState))
     # every 64 KiB of each body was checked, and before the first byte
     assert rig.store.checks >= 3 + 2
 
@@ -327,6 +328,7 @@ def test_a_transient_failure_keeps_the_item_and_its_stored_objects_for_a_retry(
     inbox = rig.inbox()
     assert [(x.link, x.state) for x in inbox if isinstance(x, LinkState)] == [("bucket", "failed")]
     assert [x.error for x in inbox if isinstance(x, LinkState)] == [str(exc)]
+    assert all(abs(x.at - time.time()) < 60 for x in inbox if isinstance(x, LinkState))
     # the retry picks up where it left off: the clip is not sent again
     rig.store.fail_puts.clear()
     rig.worker.step("uploads", rig.outbox, rig.ports)  # backoff not due yet: nothing happens
@@ -709,3 +711,55 @@ def test_withdrawing_segments_is_retried_while_the_bucket_is_away(rig: SendRig,
     assert rig.store.objects == {}
     kind, data = rig.entries()[-1]
     assert kind == "withdrawn" and data["reason"] == "consent revoked"
+
+
+def test_the_object_keys_are_saved_before_the_first_request_and_kept_by_a_retry(
+        rig: SendRig, tmp_path: Path) -> None:
+    """A retry after midnight uses the keys of the first attempt (what was stored is found)."""
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    fail_at(rig, ".mp4.age", S3Unavailable("away"))
+    rig.step()
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.progress is not None
+    assert cur.progress["keys"] == keys_of(rig)
+    assert cur.progress["clip_sha256"] == file_sha256(clip)
+    today = datetime.now(UTC).date()
+    day = today.replace(year=today.year - 1)
+    yesterday = {name: key.replace(f"{today:%Y/%m/%d}", f"{day:%Y/%m/%d}")
+                 for name, key in cur.progress["keys"].items()}
+    assert yesterday != cur.progress["keys"]
+    rig.outbox.mark_in_flight(item.id)
+    rig.outbox.save_progress(item.id, {**cur.progress, "keys": yesterday})
+    rig.outbox.release(item.id)
+    rig.store.fail_puts.clear()
+    rig.skew_s = 3000
+    rig.step()
+    assert sorted(rig.store.objects) == sorted([yesterday["clip"], yesterday["manifest"]])
+
+
+def test_a_retry_after_the_manifest_failed_sends_the_same_manifest(rig: SendRig,
+                                                                   tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    real = rig.store.put_bytes
+    failed: list[str] = []
+
+    def once(key: str, data: bytes, content_type: str = "") -> Any:
+        if not failed:
+            failed.append(key)
+            raise S3Unavailable("away")
+        return real(key, data)
+
+    rig.store.put_bytes = once  # type: ignore[method-assign]
+    rig.step()
+    cur = rig.outbox.get(item.id)
+    assert cur is not None and cur.state == "queued" and "manifest" in (cur.progress or {})
+    rig.skew_s = 3000
+    rig.step()
+    token = rig.store.objects[keys_of(rig)["manifest"]]
+    assert token.decode("ascii") == cur.progress["manifest"]  # type: ignore[index]
+    assert verify_manifest(token, rig.identity.key.public_key()).seq == 1
+    assert rig.db.get_setting("manifest_chain", "").startswith("1:")
