@@ -158,7 +158,8 @@ class SendRig:
 
 
 @contextmanager
-def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None) -> Iterator[SendRig]:
+def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
+             prefix: str = PREFIX) -> Iterator[SendRig]:
     """A :class:`SendRig` with a paired owner and no grant."""
     data = tmp / "device"
     identity = DeviceIdentity.load_or_create(data)
@@ -169,7 +170,7 @@ def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None) -> I
                       str(owner.recipient), "owner", time.time())
     store = store if store is not None else MemStore()
     wakes: list[int] = []
-    ctx = LaneContext(data, identity, mqtt, lambda: store, PREFIX, BUCKET, queue.Queue(),
+    ctx = LaneContext(data, identity, mqtt, lambda: store, prefix, BUCKET, queue.Queue(),
                       wake=lambda: wakes.append(1))
     ports = lane_ports(ctx, "uploads")
     outbox = Outbox(data / OUTBOX_FILE, on_drop=ports.on_drop)

@@ -631,6 +631,29 @@ def test_forget_retries_while_the_bucket_is_away(rig: SendRig) -> None:
     assert rig.step() > 0
     (job,) = queued(rig)
     assert job.attempts == 1 and rig.kinds() == []
+    assert job.last_error == "TransientSendError: away"
+
+
+def test_forget_by_id_alone_leaves_the_other_clips_and_the_before_day_is_kept(
+        rig: SendRig) -> None:
+    a = _stored(rig, "2026/11/30", "a")
+    b = _stored(rig, "2026/12/01", "b")
+    rig.delivery.forget(["x"], everything=False, request="jti-0006")
+    rig.step()
+    assert sorted(rig.store.objects) == sorted([*a, *b])
+    rig.delivery.forget([], everything=False, request="jti-0007", before="2026-12-01")
+    rig.step()
+    assert sorted(rig.store.objects) == sorted(b)
+
+
+def test_forget_with_an_empty_prefix_finds_the_devices_objects(tmp_path: Path) -> None:
+    with send_rig(tmp_path, prefix="") as rig:
+        key = f"{rig.identity.device_id}/2026/11/30/a.mp4.age"
+        rig.store.objects[key] = b"x"
+        rig.delivery.forget(["a"], everything=False, request="jti-0008")
+        rig.step()
+        assert rig.store.objects == {}
+        assert rig.entries()[-1][1]["clips"] == ["a"]
 
 
 # ---- the chain, and what the lanes are built with ------------------------------------------------

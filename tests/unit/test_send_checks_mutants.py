@@ -685,6 +685,8 @@ def test_a_segment_failure_is_retried_or_dropped(rig: SendRig, tmp_path: Path,
     assert item.state == state
     if state == "dropped":
         assert item.drop_reason == "upload failed permanently: denied"
+    else:
+        assert item.last_error == "TransientSendError: away"
 
 
 def test_withdrawing_segments_is_retried_while_the_bucket_is_away(rig: SendRig,
@@ -763,3 +765,29 @@ def test_a_retry_after_the_manifest_failed_sends_the_same_manifest(rig: SendRig,
     assert token.decode("ascii") == cur.progress["manifest"]  # type: ignore[index]
     assert verify_manifest(token, rig.identity.key.public_key()).seq == 1
     assert rig.db.get_setting("manifest_chain", "").startswith("1:")
+
+
+def test_a_snapshots_upload_revoked_between_parts_aborts_the_snapshots_upload(
+        prig: SendRig, tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["snapshots"])
+    clip, snap = rig.files(tmp_path, clip_size=1000, snap_size=200_000)
+    item = rig.queue(rig.spec(clip, snap), "snapshots")
+    k = keys_of(rig)
+    real = rig.store.requests
+
+    class Watch(list[str]):
+        def append(self, r: str) -> None:
+            super().append(r)
+            if r == f"PART {k['snapshot']} 1":
+                rig.revoke(["snapshots"])
+
+    rig.store.requests = Watch(real)
+    rig.step()
+    assert rig.store.requests[-1] == f"ABORT {k['snapshot']}"
+    assert rig.store.objects == {}
+    assert state_of(rig, item.id)[0] == "dropped"
+    assert rig.entries() == [("withdrawn", {
+        "clip_id": CLIP_ID, "bucket": BUCKET, "objects": [],
+        "aborted": [{"key": k["snapshot"], "upload_id": f"up-{k['snapshot']}", "parts": 1}],
+        "reason": "consent for snapshots withdrawn; abort the upload"})]
