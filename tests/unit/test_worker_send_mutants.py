@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from agent.outbox import Item, Outbox, drop_records
+from agent.outbox import Backoff, Item, Outbox, drop_records
 from agent.outbox_worker import (
     OutboxWorker,
     PermanentSendError,
+    mqtt_batch_publisher,
     Ports,
     Send,
     TransientSendError,
@@ -37,13 +38,15 @@ class Lane:
         self.upload_fn: Any = None
         self.worker = OutboxWorker(tmp / "o.sqlite", lambda lane: self.ports,
                                    settings=WorkerSettings(batch_size=3, offline_retry_s=7.0,
-                                                           idle_check_s=30.0),
+                                                           idle_check_s=30.0,
+                                                           backoff=Backoff(base_s=0.1, cap_s=0.2)),
                                    clock=lambda: self.now)
         self.ports = Ports(allows=lambda s, now: s in self.granted and now < self.now + 1,
                            publish=self.publish, upload=self.upload,
                            on_sent=lambda i, r: self.on_sent.append((i.id, r)),
                            on_drop=lambda items: self.drops.extend(drop_records(items)))
-        self.outbox = Outbox(tmp / "o.sqlite", on_drop=self.ports.on_drop)
+        self.outbox = Outbox(tmp / "o.sqlite", on_drop=self.ports.on_drop,
+                             backoff=Backoff(base_s=0.1, cap_s=0.2))
 
     def publish(self, sends: Sequence[Send]) -> int:
         self.sent.append(list(sends))
@@ -370,3 +373,147 @@ def test_a_lane_without_its_port_fails_loudly(lane: Lane) -> None:
     with pytest.raises(ValueError, match=r"the uploads lane needs Ports\.upload"):
         lane.step("uploads")
 
+
+
+
+# ---- what the worker writes down, and the waits it asks for ---------------------------------------
+
+
+def done_at(lane: Lane, item: Item) -> float | None:
+    cur = lane.outbox.get(item.id)
+    assert cur is not None
+    return cur.done_at
+
+
+def test_an_upload_without_consent_never_reaches_the_port(lane: Lane) -> None:
+    item = up(lane)
+    lane.granted = {"snapshots", "events"}
+    lane.upload_fn = lambda i, progress: pytest.fail("the port ran without consent")
+    assert lane.step("uploads") == 0.0
+    assert lane.state(item) == ("dropped", "no consent")
+    assert done_at(lane, item) == lane.now
+    assert lane.worker._in_flight == {}
+
+
+def test_drops_and_sends_are_dated_by_the_workers_clock(lane: Lane) -> None:
+    a, b = lane.msg("events", 1), lane.msg("device", 2)
+    lane.granted = set()
+    lane.step()
+    assert done_at(lane, a) == done_at(lane, b) == lane.now
+    c = lane.msg("device", 3)
+    lane.fail = PermanentSendError("too big", item_id=c.id)
+    lane.step()
+    assert done_at(lane, c) == lane.now
+    for exc in (UploadCancelled("gone"), PermanentSendError("denied")):
+        item = up(lane, "device")
+        lane.upload_fn = lambda i, progress, e=exc: (_ for _ in ()).throw(e)
+        lane.step("uploads")
+        assert done_at(lane, item) == lane.now
+    item = up(lane, "device")
+    lane.upload_fn = lambda i, progress: "ok"
+    lane.step("uploads")
+    assert done_at(lane, item) == lane.now
+
+
+def test_a_failure_after_the_whole_batch_was_acknowledged_changes_nothing(lane: Lane) -> None:
+    items = [lane.msg("device", n) for n in range(3)]
+    lane.fail = TransientSendError("late", acked=3)
+    assert lane.step() == 0.0
+    assert all(lane.state(i)[0] == "sent" for i in items)
+    assert all(lane.outbox.get(i.id).attempts == 0 for i in items)  # type: ignore[union-attr]
+
+
+def test_a_short_backoff_is_waited_as_it_is(lane: Lane) -> None:
+    item = lane.msg("device", 0)
+    lane.fail = TransientSendError("x")
+    wait = lane.step()
+    assert 0 < wait < 1
+    assert wait == pytest.approx(lane.outbox.get(item.id).next_attempt_at - lane.now)  # type: ignore[union-attr]
+    u = up(lane, "device")
+    lane.upload_fn = lambda i, progress: (_ for _ in ()).throw(TransientSendError("x"))
+    lane.fail = None
+    lane.step()
+    wait = lane.step("uploads")
+    assert 0 < wait < 1
+    assert wait == pytest.approx(lane.outbox.get(u.id).next_attempt_at - lane.now)  # type: ignore[union-attr]
+
+
+def test_a_message_dropped_while_its_batch_failed_is_not_retried(lane: Lane) -> None:
+    item = lane.msg("device", 0)
+
+    def publish(sends: Sequence[Send]) -> int:
+        lane.outbox.drop(item.id, "erased", lane.now)
+        raise TransientSendError("x")
+
+    lane.ports = Ports(allows=lambda s, n: True, publish=publish)
+    assert lane.step() == 0.0
+    assert lane.state(item) == ("dropped", "erased")
+
+
+def test_an_upload_dropped_while_it_failed_is_not_retried(lane: Lane) -> None:
+    item = up(lane, "device")
+
+    def port(i: Item, progress: Any) -> object:
+        lane.outbox.drop(i.id, "erased", lane.now)
+        raise TransientSendError("x")
+
+    lane.upload_fn = port
+    assert lane.step("uploads") == 0.0
+    assert lane.state(item) == ("dropped", "erased")
+
+
+class FakeMqtt:
+    def __init__(self, *, drop_after: int | None = None, limit_at: str | None = None) -> None:
+        self.is_connected = True
+        self.calls: list[tuple[str, bytes, dict[str, Any]]] = []
+        self.timeouts: list[float] = []
+        self.drop_after = drop_after
+        self.limit_at = limit_at
+
+    def publish(self, topic: str, payload: bytes, **kw: Any) -> str:
+        from uplink.brokerurl import MqttLimitError
+
+        if topic == self.limit_at:
+            raise MqttLimitError("payload over 128 KB")
+        self.calls.append((topic, payload, kw))
+        if self.drop_after is not None and len(self.calls) >= self.drop_after:
+            self.is_connected = False
+        return topic
+
+    def wait_published(self, handle: str, timeout: float) -> bool:
+        self.timeouts.append(timeout)
+        return True
+
+
+def test_the_mqtt_publisher_hands_paho_exactly_the_item(lane: Lane) -> None:
+    client = FakeMqtt()
+    sends = [Send(1, "t/1", b"a", 30, retain=True), Send(2, "t/2", b"b", None)]
+    assert mqtt_batch_publisher(client)(sends) == 2  # type: ignore[arg-type]
+    assert client.calls == [
+        ("t/1", b"a", {"qos": 1, "retain": True, "message_expiry_s": 30}),
+        ("t/2", b"b", {"qos": 1, "retain": False, "message_expiry_s": None})]
+    assert all(0 < t <= 5.0 for t in client.timeouts)
+    assert client.timeouts[0] > 4.0
+
+
+def test_the_mqtt_publisher_stops_handing_over_once_disconnected(lane: Lane) -> None:
+    client = FakeMqtt(drop_after=1)
+    sends = [Send(n, f"t/{n}", b"x", None) for n in range(3)]
+    assert mqtt_batch_publisher(client, 2.0)(sends) == 1  # type: ignore[arg-type]
+    assert [c[0] for c in client.calls] == ["t/0"]
+
+
+def test_a_message_over_the_brokers_limits_names_itself(lane: Lane) -> None:
+    client = FakeMqtt(limit_at="t/1")
+    sends = [Send(n, f"t/{n}", b"x", None) for n in range(3)]
+    with pytest.raises(PermanentSendError) as err:
+        mqtt_batch_publisher(client, 2.0)(sends)  # type: ignore[arg-type]
+    assert str(err.value) == "payload over 128 KB"
+    assert (err.value.acked, err.value.item_id) == (1, 1)
+
+
+def test_one_by_one_passes_payload_and_expiry() -> None:
+    seen: list[tuple[str, bytes, int | None]] = []
+    batch = one_by_one(lambda t, p, e: seen.append((t, p, e)) is None)
+    assert batch([Send(1, "t", b"x", 9)]) == 1
+    assert seen == [("t", b"x", 9)]
