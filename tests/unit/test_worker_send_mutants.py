@@ -15,13 +15,13 @@ from agent.outbox import Backoff, Item, Outbox, drop_records
 from agent.outbox_worker import (
     OutboxWorker,
     PermanentSendError,
-    mqtt_batch_publisher,
     Ports,
     Send,
     TransientSendError,
     UploadCancelled,
     UploadInterrupted,
     WorkerSettings,
+    mqtt_batch_publisher,
     one_by_one,
 )
 
@@ -376,7 +376,7 @@ def test_a_lane_without_its_port_fails_loudly(lane: Lane) -> None:
 
 
 
-# ---- what the worker writes down, and the waits it asks for ---------------------------------------
+# ---- what the worker writes down, and the waits it asks for ------------------------------------
 
 
 def done_at(lane: Lane, item: Item) -> float | None:
