@@ -791,3 +791,25 @@ def test_a_snapshots_upload_revoked_between_parts_aborts_the_snapshots_upload(
         "clip_id": CLIP_ID, "bucket": BUCKET, "objects": [],
         "aborted": [{"key": k["snapshot"], "upload_id": f"up-{k['snapshot']}", "parts": 1}],
         "reason": "consent for snapshots withdrawn; abort the upload"})]
+
+
+def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the device's local day (the bucket learns upload days, in UTC)."""
+    import agent.delivery
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            if tz is UTC:
+                return datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+            return datetime(2025, 12, 31, 23, 0)
+
+    monkeypatch.setattr(agent.delivery, "datetime", Clock)
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    rig.queue(rig.spec(clip, None), "clips")
+    rig.step()
+    assert sorted(rig.store.objects) == [
+        f"{PREFIX}/{rig.identity.device_id}/2026/01/02/{CLIP_ID}.manifest.jws",
+        f"{PREFIX}/{rig.identity.device_id}/2026/01/02/{CLIP_ID}.mp4.age"]
