@@ -30,7 +30,7 @@ from agent.outbox_worker import OutboxWorker, Ports
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.objectstore import PutResult
-from uplink.s3_errors import S3IntegrityError
+from uplink.s3_errors import S3Error, S3IntegrityError
 from uplink.s3_multipart import Check, PartRecord, Progress, ResumeState
 
 PREFIX = "doorward"
@@ -47,6 +47,11 @@ class PartStore(MemStore):
 
     part_bytes: int = 64 * 1024
     fail_part: tuple[tuple[str, int], Exception] | None = None
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        if upload_id != f"up-{key}":
+            raise S3Error(f"NoSuchUpload: {upload_id!r} for {key}")
+        super().abort_upload(key, upload_id)
 
     def put_file(self, key: str, path: Path, *, sha256_hex: str, size: int,
                  progress: Progress | None = None, resume_state: ResumeState | None = None,

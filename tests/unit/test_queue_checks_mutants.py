@@ -254,16 +254,16 @@ def test_segments_sent_are_disclosed_and_withdrawn_on_a_clips_revocation(
     assert (d1["segment"], d2["segment"]) == (1, 2)
     assert d1["grants"] == grants and len(d1["objects"]) == 2
     rig.revoke(["clips"])
-    rig.delivery.purge(["clips"], "consent revoked")
+    rig.delivery.purge(["clips"], "consent revoked by k-test")
     (job,) = queued(rig)
     assert job.scope == "device" and job.spec == {"withdraw_live": True,
-                                                  "reason": "consent revoked"}
+                                                  "reason": "consent revoked by k-test"}
     rig.step()
     assert rig.store.objects == {}
     kind, data = rig.entries()[-1]
     assert kind == "withdrawn"
     assert data == {"clip_id": CLIP_ID, "bucket": BUCKET, "objects": data["objects"],
-                    "reason": "consent revoked"}
+                    "reason": "consent revoked by k-test"}
     assert sorted(data["objects"]) == keys
 
 
@@ -646,9 +646,10 @@ def test_forget_by_id_alone_leaves_the_other_clips_and_the_before_day_is_kept(
     assert sorted(rig.store.objects) == sorted(b)
 
 
-def test_forget_with_an_empty_prefix_finds_the_devices_objects(tmp_path: Path) -> None:
-    with send_rig(tmp_path, prefix="") as rig:
-        key = f"{rig.identity.device_id}/2026/11/30/a.mp4.age"
+@pytest.mark.parametrize("prefix", ["", "Xcam"])
+def test_forget_with_any_prefix_finds_the_devices_objects(tmp_path: Path, prefix: str) -> None:
+    with send_rig(tmp_path, prefix=prefix) as rig:
+        key = f"{prefix}/{rig.identity.device_id}/2026/11/30/a.mp4.age".lstrip("/")
         rig.store.objects[key] = b"x"
         rig.delivery.forget(["a"], everything=False, request="jti-0008")
         rig.step()

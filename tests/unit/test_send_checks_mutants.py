@@ -813,3 +813,20 @@ def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
     assert sorted(rig.store.objects) == [
         f"{PREFIX}/{rig.identity.device_id}/2026/01/02/{CLIP_ID}.manifest.jws",
         f"{PREFIX}/{rig.identity.device_id}/2026/01/02/{CLIP_ID}.mp4.age"]
+
+
+def test_every_part_sent_after_a_resume_is_saved(prig: SendRig, tmp_path: Path) -> None:
+    rig = prig
+    rig.grant(["clips"], for_s=86400)
+    clip, _ = rig.files(tmp_path, clip_size=320_000, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    k = keys_of(rig)
+    rig.store.fail_part = ((k["clip"], 2), S3Unavailable("away"))  # type: ignore[attr-defined]
+    rig.step()
+    rig.store.fail_part = ((k["clip"], 4), S3Unavailable("away"))  # type: ignore[attr-defined]
+    rig.skew_s = 3000
+    rig.step()
+    rig.skew_s = 6000
+    rig.step()
+    assert [rig.store.requests.count(f"PART {k['clip']} {n}") for n in range(1, 6)] == [1] * 5
+    assert state_of(rig, item.id) == ("sent", None)
