@@ -519,3 +519,38 @@ def test_one_by_one_passes_payload_and_expiry() -> None:
     batch = one_by_one(lambda t, p, e: seen.append((t, p, e)) is None)
     assert batch([Send(1, "t", b"x", 9)]) == 1
     assert seen == [("t", b"x", 9)]
+
+
+# ---- the lane threads ----------------------------------------------------------------------------
+
+
+def test_the_lanes_send_drain_and_stop(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "o.sqlite"
+    closed: list[int] = []
+    stuck: list[bool] = [False]
+    ports = Ports(allows=lambda s, n: True,
+                  publish=lambda sends: 0 if stuck[0] else len(sends),
+                  upload=lambda item, progress: progress(None) or "ok",
+                  close=lambda: closed.append(1))
+    worker = OutboxWorker(path, lambda lane: ports,
+                          settings=WorkerSettings(offline_retry_s=0.05, idle_check_s=0.2))
+    outbox = Outbox(path)
+    try:
+        m = outbox.enqueue_message("t", b"x", "device", now=time.time())
+        u = outbox.enqueue_upload({"clip_id": "c"}, "device", now=time.time())
+        worker.start()
+        worker.wake()
+        assert worker.drain(timeout_s=10.0) == {}
+        assert outbox.get(m.id).state == "sent"  # type: ignore[union-attr]
+        assert outbox.get(u.id).state == "sent"  # type: ignore[union-attr]
+        stuck[0] = True
+        outbox.enqueue_message("t", b"y", "device", now=time.time())
+        with worker.paused():
+            pass
+        assert worker.drain(timeout_s=0.3) == {"message:device": 1}
+    finally:
+        worker.stop(timeout_s=5.0)
+        outbox.close()
+    assert not worker._alive() and closed == [1, 1]
