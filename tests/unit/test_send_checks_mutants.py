@@ -830,3 +830,23 @@ def test_every_part_sent_after_a_resume_is_saved(prig: SendRig, tmp_path: Path) 
     rig.step()
     assert [rig.store.requests.count(f"PART {k['clip']} {n}") for n in range(1, 6)] == [1] * 5
     assert state_of(rig, item.id) == ("sent", None)
+
+
+def test_an_item_gone_when_an_object_completes_is_withdrawn_with_the_reason(
+        rig: SendRig, tmp_path: Path) -> None:
+    rig.grant(["clips"])
+    clip, _ = rig.files(tmp_path, snap_size=None)
+    item = rig.queue(rig.spec(clip, None), "clips")
+    real = rig.store.put_file
+
+    def then_wipe(key: str, path: Path, **kw: Any) -> Any:
+        out = real(key, path, **kw)
+        rig.outbox.wipe()  # a factory reset while the PUT returns: the save that follows fails
+        return out
+
+    rig.store.put_file = then_wipe  # type: ignore[method-assign]
+    rig.step()
+    assert rig.store.objects == {}
+    kind, data = rig.entries()[-1]
+    assert kind == "withdrawn"
+    assert data["reason"] == f"outbox item {item.id} was dropped; abort the upload"
