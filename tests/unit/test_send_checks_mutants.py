@@ -850,3 +850,34 @@ def test_an_item_gone_when_an_object_completes_is_withdrawn_with_the_reason(
     kind, data = rig.entries()[-1]
     assert kind == "withdrawn"
     assert data["reason"] == f"outbox item {item.id} was dropped; abort the upload"
+
+
+def test_a_segment_that_never_reached_the_bucket_is_withdrawn_cleanly(
+        rig: SendRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its day is fixed (UTC) before the first request; a revocation then clears the state."""
+    import json
+
+    import agent.segment_upload
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime(2026, 1, 2, 3, 0, tzinfo=UTC) if tz is UTC else datetime(2025, 1, 1)
+
+    monkeypatch.setattr(agent.segment_upload, "datetime", Clock)
+    rig.grant(["clips"])
+    _segment(rig, tmp_path)
+
+    def down(key: str, data: bytes, content_type: str = "") -> Any:
+        raise S3Unavailable("away")
+
+    rig.store.put_bytes = down  # type: ignore[method-assign]
+    rig.step()
+    setting = f"live:{CLIP_ID}"
+    assert json.loads(rig.db.get_setting(setting, "")) == {"day": "2026-01-02", "progress": None}
+    rig.revoke(["clips"])
+    rig.delivery.purge(["clips"], "consent revoked")
+    rig.skew_s = 3000
+    rig.step()
+    assert rig.db.get_setting(setting, "") == ""
+    assert [i.state for i in rig.outbox.items() if i.scope == "device"] == ["sent"]
