@@ -25,7 +25,7 @@ def test_the_development_owner_is_created_private_once_and_then_reused(tmp_path:
     first = ensure_dev_owner(tmp_path)
     path = tmp_path / "dev-owner.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "Doorward development owner: simulated sources only" in path.read_text()
+    assert "# Doorward development owner: simulated sources only" in path.read_text().splitlines()
     assert load_identities(path)[0].recipient == first.recipient
     assert ensure_dev_owner(tmp_path).recipient == first.recipient
 
