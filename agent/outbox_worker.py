@@ -398,8 +398,9 @@ class OutboxWorker:
 
     def _withdraw_expired(self, outbox: Outbox, ports: Ports, item: Item) -> float:
         """An upload that expired after storing something: let the port withdraw it (its first
-        ``progress`` raises) before ``Outbox.expire`` forgets it. One try: if the bucket fails,
-        the item is expired (and the log names it) at the next step."""
+        ``progress`` raises) before ``Outbox.expire`` forgets it. If the bucket fails, the item
+        stays queued (backing off) and the withdrawal is tried again at each next step: it is
+        never forgotten while what it stored may still be in the bucket."""
         if ports.upload is None or not outbox.mark_in_flight(item.id):
             return 0.0
 
@@ -486,7 +487,8 @@ class OutboxWorker:
                 raise UploadCancelled(f"outbox item {item.id} was dropped; abort the upload")
             if not self._allowed(ports, item.scope, self._clock()):
                 raise UploadCancelled(f"consent for {item.scope} withdrawn; abort the upload")
-            if state is None and (cur := outbox.get(item.id)) and cur.state != "in-flight":
+            if state is None and ((cur := outbox.get(item.id)) is None
+                                  or cur.state != "in-flight"):  # dropped, or wiped by a reset
                 raise UploadCancelled(f"outbox item {item.id} was dropped; abort the upload")
             if self._stopping.is_set():
                 raise UploadInterrupted("doorward is stopping; the upload resumes at next start")
