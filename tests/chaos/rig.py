@@ -103,6 +103,7 @@ class ChaosRig:
         self.owner = Identity.generate()
         self.report = Report()
         self._inbox: queue.Queue[InboundMessage] = queue.Queue()
+        self._got: list[int] = []
 
     def __enter__(self) -> ChaosRig:
         if self.disk_bytes is not None:
@@ -296,7 +297,7 @@ class ChaosRig:
 
     def _audit_messages(self) -> None:
         """Every message the outbox sent must have reached the owner's subscriber, in order."""
-        got: list[int] = []
+        got = self._got  # every seq received so far: an audit may be repeated
         while True:
             try:
                 msg = self._inbox.get(timeout=2.0)
