@@ -73,7 +73,7 @@ from uplink.messages import (
     topic_for,
 )
 from uplink.objectstore import ObjectStore, file_sha256, object_keys
-from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
+from uplink.s3_errors import S3AuthError, S3Error, S3IntegrityError, S3Unavailable
 from uplink.s3_multipart import ResumeState
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
@@ -385,7 +385,7 @@ class ClipUploader:
         consent asked before each; S3 errors translated for the worker as for a clip."""
         try:
             return self.segments.upload(spec, progress)
-        except S3Unavailable as exc:
+        except (S3Unavailable, S3AuthError) as exc:
             raise TransientSendError(str(exc)) from exc
         except S3Error as exc:
             raise PermanentSendError(str(exc)) from exc
@@ -412,6 +412,11 @@ class ClipUploader:
             raise TransientSendError(str(exc)) from exc
         except S3IntegrityError as exc:
             raise TransientSendError(f"{exc}: will re-read and retry") from exc
+        except S3AuthError as exc:
+            # refused credentials, or a clock the bucket finds skewed (the Pi has no real-time
+            # clock): both are fixed on the device's side, and footage must outlast the fix
+            raise TransientSendError(f"{exc}; the upload waits in the outbox and is tried "
+                                     "again") from exc
         except S3Error as exc:
             raise PermanentSendError(str(exc)) from exc
         except FileNotFoundError as exc:

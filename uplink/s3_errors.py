@@ -83,10 +83,14 @@ def translate(exc: Exception, what: str, *, endpoint: str, bucket: str) -> S3Err
     code = error_code(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+    if code == "RequestTimeTooSkewed":
+        return S3AuthError(f"{what}: the bucket refused the request's time ({message}): the "
+                           "device clock is off by more than 15 minutes; set it (NTP)", code=code)
     if code in _AUTH or status == 403:
         return S3AuthError(f"{what}: {code or status} from {endpoint} ({message}): check "
                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or [s3] credentials_file, "
-                           f"and that they may read and write bucket {bucket!r}", code=code)
+                           f"that they may read and write bucket {bucket!r}, and the device "
+                           "clock (signatures expire after 15 minutes)", code=code)
     if code in _INTEGRITY:
         return S3IntegrityError(f"{what}: {code}: the bytes received did not match their SHA-256 "
                                 f"({message}); the sealed file changed or was corrupted in "

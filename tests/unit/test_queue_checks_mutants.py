@@ -292,6 +292,7 @@ def test_purge_drops_what_never_left_and_leaves_what_did_to_the_lane(rig: SendRi
     snap_item = rig.outbox.enqueue_upload({"clip_id": "c"}, "snapshots", now=time.time())
     rig.delivery.event("ring", 1)
     del rec
+    rig.db.set_setting("live:d", '{"day": "2026-12-03", "progress": null}')  # segments sent
     rig.wakes.clear()
     assert rig.delivery.purge(["clips"], "consent revoked") == 1
     left = {i.id: i for i in queued(rig)}
@@ -734,3 +735,9 @@ def test_the_messages_lane_publishes_through_the_broker_and_records_drops(
     finally:
         outbox.close()
         ports.close()
+
+
+def test_purge_of_clips_without_segments_sent_queues_no_withdrawal(rig: SendRig) -> None:
+    rig.grant(["clips"])
+    assert rig.delivery.purge(["clips"], "consent revoked") == 0
+    assert queued(rig) == [] and rig.wakes == []

@@ -21,7 +21,7 @@ from agent.status import LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import unseal_times, verify_manifest
 from uplink.objectstore import file_sha256
-from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
+from uplink.s3_errors import S3AuthError, S3Error, S3IntegrityError, S3Unavailable
 
 
 @pytest.fixture
@@ -308,6 +308,10 @@ def fail_at(rig: SendRig, suffix: str, exc: Exception) -> None:
 @pytest.mark.parametrize(("exc", "error"), [
     (S3Unavailable("bucket away"), "TransientSendError: bucket away"),
     (S3IntegrityError("checksum"), "TransientSendError: checksum: will re-read and retry"),
+    # refused credentials, or a clock the bucket's signature check finds skewed (a Pi without a
+    # real-time clock): footage waits for the fix instead of being dropped (chaos: clock jumps)
+    (S3AuthError("403 Forbidden"), "TransientSendError: 403 Forbidden; the upload waits in the "
+     "outbox and is tried again"),
 ])
 def test_a_transient_failure_keeps_the_item_and_its_stored_objects_for_a_retry(
         rig: SendRig, tmp_path: Path, exc: Exception, error: str) -> None:
