@@ -247,7 +247,7 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
             device.ledger.append("outbox-drop", record, now)
 
     outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops)
-    outbox.recover()
+    outbox.recover(time.time())
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)
     worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)

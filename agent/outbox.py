@@ -555,10 +555,19 @@ class Outbox:
             )
         return cur.rowcount == 1
 
-    def recover(self) -> int:
-        """At start: in-flight items (a crash mid-send) go back to queued, progress kept."""
+    def recover(self, now: float | None = None) -> int:
+        """At start: in-flight items (a crash mid-send) go back to queued, progress kept; and a
+        retry time further ahead than any backoff can be (the clock jumped back since it was set:
+        a Pi has no real-time clock) becomes due now, or the item would wait out the jump."""
         with self.transaction() as db:
             cur = db.execute("UPDATE items SET state = 'queued' WHERE state = 'in-flight'")
+            if now is not None:
+                ahead = db.execute(
+                    "UPDATE items SET next_attempt_at = ? WHERE state = 'queued' AND "
+                    "next_attempt_at > ?", (now, now + self.backoff.cap_s)).rowcount
+                if ahead:
+                    log.warning("outbox: %d item(s) were due after a clock that has since gone "
+                                "back; tried now", ahead)
         if cur.rowcount:
             log.info("outbox: %d interrupted item(s) queued again", cur.rowcount)
         return cur.rowcount

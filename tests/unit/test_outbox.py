@@ -451,3 +451,21 @@ def test_erase_done_leaves_nothing_of_forgotten_clips_in_the_files(tmp_path: Pat
         assert ob.items() == [] and b"EVENT-AT-A-TIME" not in file_bytes(path)
     finally:
         ob.close()
+
+
+def test_recover_makes_due_what_a_clock_that_went_back_put_off(tmp_path: Path) -> None:
+    """A retry set under a clock a day ahead must not wait out the day once the clock is right."""
+    ob = Outbox(tmp_path / "outbox.sqlite")
+    try:
+        item = ob.enqueue_upload({"clip_id": "x"}, "clips", now=T0 + 86400)
+        ob.mark_in_flight(item.id)
+        ob.mark_failed(item.id, T0 + 86400, "bucket away")  # due at T0 + 1 day + backoff
+        soon = ob.enqueue_upload({"clip_id": "y"}, "clips", now=T0)
+        ob.mark_in_flight(soon.id)
+        ob.mark_failed(soon.id, T0, "bucket away")  # an ordinary backoff stays
+        kept = ob.get(soon.id)
+        ob.recover(T0)
+        assert ob.get(item.id).next_attempt_at == T0  # type: ignore[union-attr]
+        assert ob.get(soon.id).next_attempt_at == kept.next_attempt_at  # type: ignore[union-attr]
+    finally:
+        ob.close()
