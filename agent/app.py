@@ -246,7 +246,9 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
         for record in drop_records(items):
             device.ledger.append("outbox-drop", record, now)
 
-    outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops)
+    outbox, lost = Outbox.open_or_set_aside(data_dir / OUTBOX_FILE, on_drop=record_drops)
+    if lost is not None:  # a damaged file: the daemon starts all the same, and says what went
+        device.ledger.append("outbox-drop", {"reason": lost, "items": []}, time.time())
     outbox.recover(time.time())
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)

@@ -43,6 +43,7 @@ import json
 import logging
 import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from typing import Any
 
 from agent.devicedb import connect_wal, create_private, scrub
 from agent.errors import StoreError
+from agent.store.index import is_corruption
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,31 @@ class Outbox:
         ) + " END"
 
     # ---- plumbing ----------------------------------------------------------------------------
+
+    @classmethod
+    def open_or_set_aside(cls, path: Path, **kwargs: Any) -> tuple[Outbox, str | None]:
+        """Open the outbox; if its file is damaged (not a database, malformed), keep it as
+        ``outbox.sqlite.corrupt-<UTC time>`` for inspection and start an empty one, so the
+        daemon starts instead of crash-looping. Returns the outbox and what was lost (None if
+        nothing): the queued messages and the message chain's state (the next message starts a
+        new chain, which receivers see); clips are queued again from the store at start-up
+        (agent/redelivery.py), and the ledger says which were disclosed."""
+        try:
+            return cls(path, **kwargs), None
+        except (StoreError, sqlite3.DatabaseError) as e:
+            cause = e.__cause__ if isinstance(e, StoreError) else e
+            if not isinstance(cause, sqlite3.DatabaseError) or not is_corruption(cause):
+                raise
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for suffix in ("", "-wal", "-shm"):
+            part = path.with_name(path.name + suffix)
+            if part.exists():
+                part.rename(path.with_name(f"{path.name}.corrupt-{stamp}{suffix}"))
+        note = (f"outbox database {path} was damaged ({cause}): kept as {path.name}.corrupt-"
+                f"{stamp}; its queued messages are lost and the message chain starts again; "
+                "clips not yet delivered are queued again")
+        log.error("%s", note)
+        return cls(path, **kwargs), note
 
     def close(self) -> None:
         self._db.close()

@@ -183,3 +183,16 @@ def test_a_revoke_mid_event_withdraws_the_segments_already_sent(rig: Rig) -> Non
     entries = [json.loads(line) for line in text.splitlines()[1:]]
     withdrawn = [k for e in entries if e.get("kind") == "withdrawn" for k in e["data"]["objects"]]
     assert set(sent) <= set(withdrawn), (sent, withdrawn)
+
+
+def test_a_damaged_outbox_does_not_stop_the_daemon_and_clips_still_go(rig: Rig) -> None:
+    rig.grant("--scopes", "clips", "--days", "1")
+    outbox = rig.data / "outbox.sqlite"
+    raw = outbox.read_bytes()
+    outbox.write_bytes(b"garbage garbage!" + raw[16:])
+    result = rig.run("cat")  # exits 0: the damaged file is kept aside, a new outbox starts
+    assert "kept as outbox.sqlite.corrupt-" in result.stderr
+    assert list(rig.data.glob("outbox.sqlite.corrupt-*"))
+    assert bucket_manifests(rig)  # the visit's clip still reached the bucket
+    text = doorward("ledger", "show", "--json", "--data-dir", str(rig.data)).stdout
+    assert "outbox database" in text  # the loss is in the ledger

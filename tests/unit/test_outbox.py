@@ -469,3 +469,29 @@ def test_recover_makes_due_what_a_clock_that_went_back_put_off(tmp_path: Path) -
         assert ob.get(soon.id).next_attempt_at == kept.next_attempt_at  # type: ignore[union-attr]
     finally:
         ob.close()
+
+
+@pytest.mark.parametrize("damage", ["header", "truncated"])
+def test_a_damaged_outbox_is_set_aside_and_a_new_one_opened(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(path)
+    for i in range(50):
+        ob.enqueue_message("doorward/d/events", b"x" * 500, "events", now=T0 + i)
+    ob.close()
+    raw = bytearray(path.read_bytes())
+    path.write_bytes(b"garbage garbage!" + raw[16:] if damage == "header" else raw[:1500])
+    again, lost = Outbox.open_or_set_aside(path)
+    try:
+        assert lost is not None and "kept as outbox.sqlite.corrupt-" in lost
+        assert again.items() == []
+        assert len(list(tmp_path.glob("outbox.sqlite.corrupt-*"))) >= 1
+    finally:
+        again.close()
+    fresh, lost = Outbox.open_or_set_aside(path)  # a healthy file is opened as it is
+    fresh.close()
+    assert lost is None
+
+
+def test_an_outbox_that_cannot_be_opened_for_another_reason_still_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        Outbox.open_or_set_aside(tmp_path / "missing-dir" / "outbox.sqlite")
