@@ -29,6 +29,7 @@ from agent.outbox import Item, Outbox
 from agent.outbox_worker import OutboxWorker, Ports
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
+from uplink.keys import public_raw
 from uplink.objectstore import PutResult
 from uplink.s3_errors import S3Error, S3IntegrityError
 from uplink.s3_multipart import Check, PartRecord, Progress, ResumeState
@@ -171,7 +172,7 @@ def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
     db = DeviceDB(data / DEVICE_DB_FILE)
     consent, ledger = ConsentStore(db), Ledger(db, identity.key)
     owner = Identity.generate()
-    consent.add_owner(Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
+    consent.add_owner(public_raw(Ed25519PrivateKey.generate()),
                       str(owner.recipient), "owner", time.time())
     store = store if store is not None else MemStore()
     wakes: list[int] = []
