@@ -21,6 +21,7 @@ its own Erlang node with its own epmd port, cookie (HOME) and Mnesia directory.
 
 from __future__ import annotations
 
+import abc
 import os
 import signal
 import subprocess
@@ -72,8 +73,9 @@ class FleetMosquitto(Mosquitto):
         self.stop()
 
 
-class _Process:
-    """A broker process in its own process group, stopped with SIGTERM to that group."""
+class _Process(abc.ABC):
+    """A broker process in its own process group, stopped with SIGTERM to that group; each
+    broker says how it is started in ``_command``."""
 
     name = "broker"
 
@@ -89,8 +91,9 @@ class _Process:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @abc.abstractmethod
     def _command(self) -> tuple[list[str], dict[str, str]]:
-        raise NotImplementedError
+        """The broker's command line and environment."""
 
     def start(self, timeout: float = 120.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

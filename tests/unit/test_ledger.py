@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,6 @@ from agent.ledger import (
 from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[DeviceDB]:
-    d = DeviceDB(tmp_path / "device.sqlite")
-    yield d
-    d.close()
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 def filled(db: DeviceDB, key: Ed25519PrivateKey, n: int = 5) -> Ledger:

@@ -29,18 +29,6 @@ from uplink.checkpoint import verify_checkpoint
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[DeviceDB]:
-    d = DeviceDB(tmp_path / "device.sqlite")
-    yield d
-    d.close()
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
 def filled(db: DeviceDB, key: Ed25519PrivateKey, n: int = 5) -> Ledger:
     ledger = Ledger(db, key)
     for i in range(n):

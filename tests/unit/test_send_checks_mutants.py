@@ -509,6 +509,20 @@ def test_an_expired_upload_whose_withdrawal_fails_is_withdrawn_when_the_bucket_i
 # ---- multipart uploads ---------------------------------------------------------------------------
 
 
+def revoke_at(rig: SendRig, request: str, scopes: list[str]) -> None:
+    """Revoke ``scopes`` the moment the store sees ``request`` (e.g. ``PART <key> 1``)."""
+    real = rig.store.requests
+
+    class Watch(list[str]):
+        def append(self, r: str) -> None:
+            super().append(r)
+            if r == request:
+                rig.revoke(scopes)
+
+    rig.store.requests = Watch(real)  # type: ignore[attr-defined]
+
+
+
 @pytest.fixture
 def prig(tmp_path: Path) -> Iterator[SendRig]:
     with send_rig(tmp_path, store=PartStore()) as r:
@@ -522,15 +536,7 @@ def test_a_revoke_between_parts_aborts_the_multipart_upload_and_records_it(
     clip, snap = rig.files(tmp_path, clip_size=200_000, snap_size=1000)
     item = rig.queue(rig.spec(clip, snap), "clips")
     k = keys_of(rig)
-    real = rig.store.requests
-
-    class Watch(list[str]):
-        def append(self, r: str) -> None:
-            super().append(r)
-            if r == f"PART {k['clip']} 1":
-                rig.revoke(["clips", "snapshots"])
-
-    rig.store.requests = Watch(real)
+    revoke_at(rig, f"PART {k['clip']} 1", ["clips", "snapshots"])
     rig.step()
     assert rig.store.objects == {}
     assert rig.store.requests[-1] == f"ABORT {k['clip']}"
@@ -593,15 +599,7 @@ def test_a_snapshots_revocation_aborts_just_the_snapshots_multipart_upload(
     clip, snap = rig.files(tmp_path, clip_size=1000, snap_size=200_000)
     item = rig.queue(rig.spec(clip, snap), "clips")
     k = keys_of(rig)
-    real = rig.store.requests
-
-    class Watch(list[str]):
-        def append(self, r: str) -> None:
-            super().append(r)
-            if r == f"PART {k['snapshot']} 1":
-                rig.revoke(["snapshots"])
-
-    rig.store.requests = Watch(real)
+    revoke_at(rig, f"PART {k['snapshot']} 1", ["snapshots"])
     rig.step()
     assert f"ABORT {k['snapshot']}" in rig.store.requests
     assert sorted(rig.store.objects) == sorted([k["clip"], k["manifest"]])
@@ -778,15 +776,7 @@ def test_a_snapshots_upload_revoked_between_parts_aborts_the_snapshots_upload(
     clip, snap = rig.files(tmp_path, clip_size=1000, snap_size=200_000)
     item = rig.queue(rig.spec(clip, snap), "snapshots")
     k = keys_of(rig)
-    real = rig.store.requests
-
-    class Watch(list[str]):
-        def append(self, r: str) -> None:
-            super().append(r)
-            if r == f"PART {k['snapshot']} 1":
-                rig.revoke(["snapshots"])
-
-    rig.store.requests = Watch(real)
+    revoke_at(rig, f"PART {k['snapshot']} 1", ["snapshots"])
     rig.step()
     assert rig.store.requests[-1] == f"ABORT {k['snapshot']}"
     assert rig.store.objects == {}
