@@ -1,7 +1,8 @@
 """The composition root: the one place that turns config and CLI options into wired objects.
 
 Everything else receives its collaborators; nothing else reads the config. ``doorward run`` calls
-:func:`run`; ``doorward analyze`` (agent/analyze.py) builds its detector and event tracker with
+:func:`run`; ``doorward analyze`` (agent/tools/analyze.py) builds its detector and event tracker
+with
 :func:`build_detector` and :func:`build_tracker`.
 """
 
@@ -22,38 +23,44 @@ from typing import TYPE_CHECKING, Any
 import cv2
 
 from agent import __version__
-from agent.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.camera.base import Camera
 from agent.camera.picam import PiCamera
-from agent.camera.picam_encoder import PicameraH264Encoder
 from agent.camera.sources import SourceSpec, make_source, parse_source
-from agent.checkpoints import CheckpointPublisher
-from agent.commands_device import CommandProcessor
 from agent.config import Config
-from agent.consent import ConsentStore
-from agent.control import ControlServer, SimulatedPress, control_socket_path
-from agent.controller import ControlPress, DeviceController, DeviceState, UplinkHooks, topics
-from agent.daemon import Pipeline, StopFlag, run_daemon, service_state
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.encoder import VideoEncoder, X264Encoder
+from agent.delivery.checkpoints import CheckpointPublisher
+from agent.delivery.clip_commands import register as register_uplink_commands
+from agent.delivery.homeassistant import HomeAssistantDiscovery
+from agent.delivery.outbox import Item, Outbox, drop_records
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.redelivery import requeue_undelivered
+from agent.device.buttons import DoorbellButtons, StatusLed, make_pin_factory
+from agent.device.consent import ConsentStore
+from agent.device.control_plane import (
+    ControlPress,
+    DeviceController,
+    DeviceState,
+    UplinkHooks,
+    topics,
+)
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import CommandProcessor
 from agent.errors import ConfigError, DoorwardError
-from agent.handover import Handover
-from agent.hardening import harden_process
-from agent.homeassistant import HomeAssistantDiscovery
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.live_upload import LiveSegmenter
-from agent.malloc import fix_mmap_threshold
-from agent.outbox import Item, Outbox, drop_records
-from agent.outbox_worker import OutboxWorker
-from agent.owners import SealingPolicy, dev_owner_path, retire_dev_owner
-from agent.recorder import Recorder
-from agent.redelivery import requeue_undelivered
-from agent.sdnotify import ServiceNotifier
-from agent.status import StatusFile, links_json
+from agent.recording.encoder import VideoEncoder, X264Encoder
+from agent.recording.live_segments import LiveSegmenter
+from agent.recording.picam_encoder import PicameraH264Encoder
+from agent.recording.recorder import Recorder
+from agent.recording.sealing import SealingPolicy, dev_owner_path, retire_dev_owner
+from agent.runtime.control_socket import ControlServer, SimulatedPress, control_socket_path
+from agent.runtime.daemon import Pipeline, StopFlag, run_daemon, service_state
+from agent.runtime.handover import Handover
+from agent.runtime.hardening import harden_process
+from agent.runtime.malloc import fix_mmap_threshold
+from agent.runtime.sdnotify import ServiceNotifier
+from agent.runtime.status_file import StatusFile, links_json
 from agent.store import ClipStore
-from agent.uplink_commands import register as register_uplink_commands
 from motion import (
     DetectorParams,
     EventParams,
@@ -342,7 +349,8 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
 
 
 def _redeliver(delivery: Delivery, store: ClipStore, device: DeviceState) -> None:
-    """Before the first frame: queue what a crash kept from the queue (agent/redelivery.py)."""
+    """Before the first frame: queue what a crash kept from the queue
+    (agent/delivery/redelivery.py)."""
     report = requeue_undelivered(store.list_clips(), delivery, delivery.outbox.items(),
                                  device.ledger.entries(), device.consent, now=time.time())
     for clip_id in report.delivered:
@@ -478,8 +486,10 @@ def _tick(local: Local, camera: Camera, encoder: VideoEncoder, pipeline: Pipelin
 
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
-    harden_process()  # umask 0077 and no core dumps, before any file exists (agent/hardening.py)
-    fix_mmap_threshold()  # large short-lived buffers go back to the system (agent/malloc.py)
+    # umask 0077 and no core dumps, before any file exists (agent/runtime/hardening.py)
+    harden_process()
+    # large short-lived buffers go back to the system (agent/runtime/malloc.py)
+    fix_mmap_threshold()
     local = open_local(cfg, opts)
     spec, data_dir, store, device = local.spec, local.data_dir, local.store, local.device
     policy, status = local.policy, local.status

@@ -1,5 +1,5 @@
 """``doorward``: the command line. Parsing and dispatch only; the work is in agent.app and
-agent.commands. Every DoorwardError becomes a one-line message on stderr and exit status 2.
+agent.tools.clips_cli. Every DoorwardError becomes a one-line message on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -130,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agent import commands
     from agent.config import load_config
     from agent.logs import setup_logging
+    from agent.tools import clips_cli as commands
 
     try:
         if args.command == "owner":  # the owner's tool needs no device configuration
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging("warning", "text")
             return owner_dispatch(args)
         if args.command == "doctor":  # loads the config itself: a bad one is a FAIL to report
-            from agent import doctor
+            from agent.tools import doctor
 
             setup_logging("warning", "text")
             return doctor.main(args)
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        broker=args.broker,
                                        drain_timeout_s=args.drain_timeout))
         if args.command == "analyze":
-            from agent.analyze import analyze
+            from agent.tools.analyze import analyze
 
             print(json.dumps(analyze(cfg, args.path), indent=2))
             return 0

@@ -29,9 +29,9 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.consent import ConsentStore  # noqa: E402
-from agent.devicedb import DeviceDB  # noqa: E402
-from agent.identity import DeviceIdentity  # noqa: E402
+from agent.device.consent import ConsentStore  # noqa: E402
+from agent.device.database import DeviceDB  # noqa: E402
+from agent.device.identity import DeviceIdentity  # noqa: E402
 from scripts.bench_pipeline import machine  # noqa: E402
 from tests.servers_s3 import SeaweedS3  # noqa: E402
 from uplink.age import AgeReader  # noqa: E402

@@ -88,8 +88,8 @@ def bench_analyze(repeat: int) -> dict[str, object]:
     video = rendered_visit()
     import cv2
 
-    from agent.analyze import analyze
     from agent.config import Config
+    from agent.tools.analyze import analyze
     plain, alike, analyze_times = [], [], []
     for _ in range(repeat):
         plain.append(decode_only(video, like_analyze=False))
@@ -179,7 +179,7 @@ def _cpu_s(pid: int) -> float:
 def _encode_alone(frames: int) -> float:
     """CPU seconds x264 alone needs for the same rendered frames (rendered before timing)."""
     from agent.camera.sim import SimCamera, get_scene
-    from agent.encoder import X264Encoder
+    from agent.recording.encoder import X264Encoder
 
     cam = SimCamera(get_scene("porch"), width=1280, height=720, fps=15)
     batch = []

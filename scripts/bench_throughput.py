@@ -28,8 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.outbox import Outbox  # noqa: E402
-from agent.outbox_worker import OutboxWorker, Ports, Send  # noqa: E402
+from agent.delivery.outbox import Outbox  # noqa: E402
+from agent.delivery.outbox_worker import OutboxWorker, Ports, Send  # noqa: E402
 from scripts.bench_pipeline import machine  # noqa: E402
 from scripts.bench_uplink import backlog  # noqa: E402
 from tests.servers import Mosquitto  # noqa: E402

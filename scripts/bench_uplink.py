@@ -28,11 +28,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.consent import ConsentStore  # noqa: E402
-from agent.devicedb import DeviceDB  # noqa: E402
-from agent.identity import DeviceIdentity  # noqa: E402
-from agent.outbox import Outbox  # noqa: E402
-from agent.outbox_worker import OutboxWorker, Ports, mqtt_batch_publisher  # noqa: E402
+from agent.delivery.outbox import Outbox  # noqa: E402
+from agent.delivery.outbox_worker import OutboxWorker, Ports, mqtt_batch_publisher  # noqa: E402
+from agent.device.consent import ConsentStore  # noqa: E402
+from agent.device.database import DeviceDB  # noqa: E402
+from agent.device.identity import DeviceIdentity  # noqa: E402
 from scripts.bench_pipeline import machine  # noqa: E402
 from tests.servers import Mosquitto  # noqa: E402
 from tests.servers_s3 import SeaweedS3  # noqa: E402
@@ -119,7 +119,7 @@ def live_run(tmp: Path, broker: Mosquitto, s3: SeaweedS3, scenes: list[str]) -> 
 
 
 def backlog(tmp: Path, broker: Mosquitto, n: int = 1000) -> dict[str, Any]:
-    from agent.delivery import sign_into_chain
+    from agent.delivery.queueing import sign_into_chain
 
     data = tmp / "backlog"
     ident = provision(data)

@@ -9,9 +9,11 @@ Usage (all on ONE thread, the fleet's "loop" thread: SQLite connections are thre
     dev.poll()                           # the connection events: status online + wake on connect
     dev.stop(); dev.close()              # stop() may run on any thread, close() on the loop's
 
-What is the daemon's (agent.app wiring): :class:`agent.delivery.Delivery` on the loop thread,
-:func:`agent.delivery.lane_ports` building the messages lane (consent checked again at sending,
-drops to the ledger), :class:`agent.outbox_worker.OutboxWorker` with its lane thread,
+What is the daemon's (agent.app wiring): :class:`agent.delivery.queueing.Delivery` on the loop
+thread,
+:func:`agent.delivery.queueing.lane_ports` building the messages lane (consent checked again at
+sending,
+drops to the ledger), :class:`agent.delivery.outbox_worker.OutboxWorker` with its lane thread,
 :class:`uplink.mqtt.MqttClient` with its paho thread, the will on ``status``, the ``cmd``
 subscription, ``status_online`` on every (re)connection. What is not: pairing over MQTT (the owner
 is written with ConsentStore.add_owner as pairing does, and consent granted with
@@ -27,13 +29,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.consent import ConsentStore
-from agent.controller import topics
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.outbox import Outbox
-from agent.outbox_worker import OutboxWorker
+from agent.delivery.outbox import Outbox
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.control_plane import topics
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
 from uplink.agekeys import Identity, Recipient
 from uplink.keys import key_id_for, public_raw
 from uplink.mqtt import MqttClient, MqttSettings

@@ -29,7 +29,7 @@ Owner side::
 
 What this does not give: a checkpoint proves nothing about entries after ``count``, and a device
 whose key was stolen can sign anything about the future. Checkpoints in the bucket are only as
-permanent as the bucket's permissions make them (see SECURITY notes in agent/ledger.py).
+permanent as the bucket's permissions make them (see SECURITY notes in agent/device/ledger.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ A ledger export (JSON Lines, ``FORMAT``) is a header signed by the device key,
 ``{"seq", "ts", "kind", "data", "prev", "hash", "sig"}`` where ``hash`` = SHA-256 of the
 canonical JSON of ``{seq, ts, kind, data, prev}``, ``prev`` the previous entry's hash (64 zeros
 for entry 1) and ``sig`` the device's Ed25519 signature over the 32 hash bytes. The device writes
-it (agent/ledger.py); the owner's tool verifies it (agent/owner/ledger_cli.py) with only this
+it (agent/device/ledger.py); the owner's tool verifies it (agent/owner/ledger_cli.py) with only this
 module and the key it learnt at pairing::
 
     report = verify_jsonl(text, device_public_key, require_header=True)
@@ -51,7 +51,7 @@ class VerifyReport:
     """``ok`` or the first broken entry: ``broken_seq`` (the first seq at which the log stops
     being intact; None for a header problem) and ``problem``, one of malformed, altered,
     bad-signature, removed, reordered, bad-prev, wrong-key, empty, no-header (owner side), no-head
-    (agent.ledger.verify_local)."""
+    (agent.device.ledger.verify_local)."""
 
     ok: bool
     count: int  # entries verified intact before the first problem

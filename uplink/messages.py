@@ -259,7 +259,7 @@ class ForgetResultBody:
     """What the owner's forget command (``request`` = its jti) deleted: local ``clips`` (ids),
     bucket ``objects`` (keys), and what could not be deleted (``failed``, ids or keys; the
     reasons are in the ledger). Never a message of its own: it travels sealed in the forget's
-    replies (agent.commands_device.bucket_replies splits a long one to fit 128 KB each)."""
+    replies (agent.device.owner_commands.bucket_replies splits a long one to fit 128 KB each)."""
 
     typ: ClassVar[str] = "forgotten"
     request: str

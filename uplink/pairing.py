@@ -434,7 +434,8 @@ class _Session:
 class DevicePairing:
     """The device's side: on_hello -> on_confirm, one session per owner key (newest kept).
 
-    Gate every call with the pairing window (agent.pairing_window) first. A hello from the same
+    Gate every call with the pairing window (agent.device.pairing_window) first. A hello from the
+    same
     owner key again replaces its session (the owner retried). A failed confirmation ends the
     session and yields a signed ``ok: false`` Result: count it with
     ``PairingWindow.on_failed_confirm``.

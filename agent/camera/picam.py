@@ -13,7 +13,7 @@ fault) and reopened, up to ``max_reopens`` times within ``recover_within_s``; th
 :class:`CameraError` ends the daemon (non-zero exit, systemd restarts it). ``stalls`` and
 ``recoveries`` count what happened.
 
-Hardware encoding (:class:`agent.camera.picam_encoder.PicameraH264Encoder`) attaches itself with
+Hardware encoding (:class:`agent.recording.picam_encoder.PicameraH264Encoder`) attaches itself with
 :meth:`PiCamera.attach_encoder`: the camera (re)starts it on every (re)open and stops copying the
 main image for the loop. Then ``frame.main`` is a view of the camera buffer, valid only until the
 next frame is requested (the Recorder copies what it keeps). Privacy masks are blacked out in the

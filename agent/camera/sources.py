@@ -36,7 +36,7 @@ class SourceSpec:
     @property
     def dev_owner(self) -> bool:
         """True for sources that film no real scene (sim, file): only these may seal to a
-        development owner identity before an owner pairs (see agent.owners)."""
+        development owner identity before an owner pairs (see agent.recording.sealing)."""
         return self.kind in DEV_OWNER_KINDS
 
     def __str__(self) -> str:

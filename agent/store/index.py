@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.devicedb import scrub
+from agent.device.database import scrub
 from agent.errors import StoreError
 from agent.store.records import EventRecord
 
@@ -352,7 +352,7 @@ class Index:
 
     def wipe(self) -> int:
         """Factory reset: every clip row and event goes, then nothing of them stays readable in
-        the file or its WAL (agent.devicedb.scrub). Returns the number of events deleted."""
+        the file or its WAL (agent.device.database.scrub). Returns the number of events deleted."""
         with self._tx() as db:
             db.execute("DELETE FROM clips")
             db.execute("DELETE FROM clip_progress")

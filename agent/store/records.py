@@ -48,7 +48,7 @@ class ClipStart:
     event_id: str | None = None
     reason: str | None = None
     # the upload scopes (clips, snapshots) consent allowed when the clip started: what
-    # re-delivery after a crash goes by (agent/redelivery.py); None when nobody asked
+    # re-delivery after a crash goes by (agent/delivery/redelivery.py); None when nobody asked
     upload_scopes: tuple[str, ...] | None = None
 
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from tests.helpers import DOORWARD, doorward, doorward_json, wait_for
 from tests.servers import Mosquitto

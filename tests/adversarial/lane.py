@@ -2,7 +2,8 @@
 precisely while an upload is in flight.
 
 ``UploadRig`` holds a device data directory with a paired owner, the uploads lane exactly as the
-daemon wires it (``agent.delivery.lane_ports`` -> ``ClipUploader`` -> the given ``ObjectStore``)
+daemon wires it (``agent.delivery.queueing.lane_ports`` -> ``ClipUploader`` -> the given
+``ObjectStore``)
 on a real :class:`OutboxWorker` thread, the loop-side ``Delivery``, and the daemon's own revoke
 hook (``agent.app._hooks``): ``rig.revoke(scopes)`` does what the controller does after the signed
 command commits (revoke in the database, then the hook: purge, wait for the lane). The worker's
@@ -22,13 +23,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import Uplink, _hooks
-from agent.consent import ConsentStore
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.outbox import Backoff, Outbox, drop_records
-from agent.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.outbox import Backoff, Outbox, drop_records
+from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
 from uplink.agekeys import Identity
 from uplink.objectstore import ObjectStore
 

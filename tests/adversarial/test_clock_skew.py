@@ -55,8 +55,8 @@ def test_revoke_is_accepted_whatever_the_clock(rig: Rig, skew: int) -> None:
 @pytest.mark.parametrize("skew", SKEWS)
 def test_switching_events_to_sealed_is_accepted_whatever_the_clock(tmp_path: Path,
                                                                     skew: int) -> None:
+    from agent.delivery.clip_commands import register
     from agent.store import ClipStore
-    from agent.uplink_commands import register
 
     r = Rig(tmp_path / "device.sqlite")
     store = ClipStore(tmp_path / "clips", max_bytes=1 << 20, retention_days=1)

@@ -28,13 +28,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import build_detector, build_tracker, open_device_state
 from agent.config import parse_config
-from agent.controller import DeviceController, UplinkHooks
-from agent.daemon import Pipeline
-from agent.devicedb import DeviceDB
-from agent.handover import Handover
-from agent.homeassistant import PUBLISHED_SETTING
-from agent.ledger import HEAD_SETTING, Ledger
-from agent.outbox import Outbox
+from agent.delivery.homeassistant import PUBLISHED_SETTING
+from agent.delivery.outbox import Outbox
+from agent.device.control_plane import DeviceController, UplinkHooks
+from agent.device.database import DeviceDB
+from agent.device.ledger import HEAD_SETTING, Ledger
+from agent.runtime.daemon import Pipeline
+from agent.runtime.handover import Handover
 from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
 from tests.integration.test_homeassistant import retained
@@ -289,7 +289,7 @@ def test_reset_scrubs_every_database_file(tmp_path: Path) -> None:
         # here as kept, with a reason.
         kept = {("device.sqlite", "ledger"): 1,  # restarted: the factory-reset entry
                 # PUBLISHED_SETTING (no broker now) and the ledger's signed head, which
-                # vouches for the restarted ledger (agent/ledger.py HEAD_SETTING)
+                # vouches for the restarted ledger (agent/device/ledger.py HEAD_SETTING)
                 ("device.sqlite", "settings"): 2,
                 ("outbox.sqlite", "seq_state"): 1}  # the message chain, back at genesis
         for name in ("device.sqlite", "index.sqlite", "outbox.sqlite"):

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands_device import CommandProcessor
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
+from agent.delivery.clip_commands import register
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import CommandProcessor
 from agent.store import ClipStore, iso_utc
-from agent.uplink_commands import register
 from tests.unit.test_store import NOW, add_clip, make_store
 from uplink import jws
 from uplink.agekeys import Identity

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from tests.helpers import DOORWARD, doorward, doorward_json, wait_for
 from tests.servers import Mosquitto

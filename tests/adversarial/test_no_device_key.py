@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import RunOptions, open_local
 from agent.config import parse_config
-from agent.consent import ConsentStore
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.outbox import Outbox
-from agent.outbox_worker import OutboxWorker
-from agent.owners import dev_owner_path
-from agent.status import status_document
+from agent.delivery.outbox import Outbox
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.recording.sealing import dev_owner_path
+from agent.runtime.status_file import status_document
 from agent.store import ClipEnd, ClipRecord, ClipStart
 from tests.helpers import DOORWARD, SMALL_CONFIG, age_decrypt, doorward, doorward_json, wait_for
 from tests.servers import Mosquitto

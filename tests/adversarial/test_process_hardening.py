@@ -90,7 +90,7 @@ def test_a_running_daemon_cannot_dump_core(tmp_path: Path) -> None:
 
 HARDEN = """
 import ctypes, os
-from agent.hardening import harden_process
+from agent.runtime.hardening import harden_process
 harden_process()
 libc = ctypes.CDLL(None, use_errno=True)
 print(libc.prctl(3, 0, 0, 0, 0), oct(os.umask(0)))

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from agent.consent import ConsentStore
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
 from tests.adversarial.lane import upload_rig
 from tests.adversarial.memstore import MemStore
 from tests.helpers import wait_for

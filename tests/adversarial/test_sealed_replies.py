@@ -106,7 +106,7 @@ def test_refusals_show_only_the_code(rig: tuple[Rig, Identity]) -> None:
 def test_a_forgets_bucket_result_is_sealed_and_split_to_fit(rig: tuple[Rig, Identity]) -> None:
     """What the uploads lane erased goes to the owners as further sealed replies to the forget,
     each within a fleet broker's 128 KB, never as a readable message."""
-    from agent.commands_device import bucket_replies
+    from agent.device.owner_commands import bucket_replies
     from uplink.messages import MAX_MESSAGE_BYTES, ForgetResultBody, verify_reply
 
     r, ident = rig

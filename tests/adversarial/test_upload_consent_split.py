@@ -2,7 +2,7 @@
 which objects leave under which consent, and that nothing stays in the bucket without its
 manifest when an upload ends unfinished.
 
-The design, read from agent/delivery.py: a sealed clip is queued under scope ``clips`` when
+The design, read from agent/delivery/queueing.py: a sealed clip is queued under scope ``clips`` when
 clips consent is in force (its snapshot goes along only while ``snapshots`` consent is in force
 too), else under ``snapshots`` when it has a snapshot and snapshots consent is in force (the
 snapshot alone, with a manifest naming only ``snapshot``; before issue 12 that manifest was
@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.consent import ConsentStore
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.outbox import Outbox, drop_records
-from agent.outbox_worker import OutboxWorker, Ports
+from agent.delivery.outbox import Outbox, drop_records
+from agent.delivery.outbox_worker import OutboxWorker, Ports
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
 from agent.store import ClipRecord
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.identity import DeviceIdentity
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.identity import DeviceIdentity
 from tests.chaos.faulty_proxy import Faults, FaultyProxy
 from tests.helpers import DOORWARD, doorward, wait_for
 from tests.servers import Mosquitto

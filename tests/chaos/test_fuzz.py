@@ -18,8 +18,8 @@ import pytest
 
 from agent.camera.sources import make_source, parse_source
 from agent.config import parse_config
-from agent.control import parse_message
 from agent.errors import DoorwardError
+from agent.runtime.control_socket import parse_message
 from tests.helpers import doorward
 from tests.unit.test_commands_device import Rig, grant_args
 from uplink import pairing

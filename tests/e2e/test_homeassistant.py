@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
 from tests.integration.test_homeassistant import check_documented, retained

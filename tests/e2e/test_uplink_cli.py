@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from tests.helpers import DOORWARD, age_decrypt, doorward, doorward_json, ffprobe, wait_for
 from tests.servers import Mosquitto

@@ -17,15 +17,15 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from agent.buttons import (
+from agent.device.buttons import (
     ButtonEvent,
     DoorbellButtons,
     PressClassifier,
     StatusLed,
     make_pin_factory,
 )
-from agent.control import SimulatedPress
 from agent.errors import DoorwardError
+from agent.runtime.control_socket import SimulatedPress
 from tests.helpers import wait_for
 
 RING, SETUP, LED_PIN = 17, 27, 22

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from agent.control import (
+from agent.errors import DoorwardError
+from agent.runtime.control_socket import (
     MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
     ControlServer,
@@ -25,7 +26,6 @@ from agent.control import (
     peer_allowed,
     send_command,
 )
-from agent.errors import DoorwardError
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.config import Config, MqttConfig, S3Config
-from agent.doctor import FAIL, PASS, check_broker, check_bucket
+from agent.tools.doctor import FAIL, PASS, check_broker, check_bucket
 from tests.servers import Mosquitto, TestCA, free_port
 from tests.servers_s3 import SeaweedS3
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.delivery import CONTENT_SETTING, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.homeassistant import HomeAssistantDiscovery
-from agent.identity import DeviceIdentity
-from agent.outbox import OUTBOX_FILE, Outbox
-from agent.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.homeassistant import HomeAssistantDiscovery
+from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.queueing import CONTENT_SETTING, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
 from tests.servers import Mosquitto
 from tests.unit.test_homeassistant import (
     AVAILABILITY_KEYS,

@@ -1,4 +1,5 @@
-"""agent.outbox_worker on real threads: offline/online order, consent at send time, drain, upload
+"""agent.delivery.outbox_worker on real threads: offline/online order, consent at send time, drain,
+upload
 resume and cancellation, SIGKILL between enqueue and send, order at volume, and a real Mosquitto
 outage. Rates are measured by `scripts/bench throughput`, not asserted here.
 """
@@ -19,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from agent.outbox import Backoff, Item, Outbox
-from agent.outbox_worker import (
+from agent.delivery.outbox import Backoff, Item, Outbox
+from agent.delivery.outbox_worker import (
     OutboxWorker,
     PermanentSendError,
     Ports,
@@ -268,7 +269,7 @@ def test_transient_retries_with_backoff_and_permanent_drops(tmp_path: Path) -> N
 CHILD = """
 import os, signal, sys, time
 from pathlib import Path
-from agent.outbox import Outbox
+from agent.delivery.outbox import Outbox
 ob = Outbox(Path(sys.argv[1]))
 ob.enqueue_signed("doorward/dw-test/events", lambda seq, prev: b"seq-%d" % seq, "events",
                   now=time.time())

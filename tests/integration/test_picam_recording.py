@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from agent.camera.picam import PiCamera
-from agent.camera.picam_encoder import PicameraH264Encoder
-from agent.encoder import EncodedPacket
-from agent.recorder import Recorder
+from agent.recording.encoder import EncodedPacket
+from agent.recording.picam_encoder import PicameraH264Encoder
+from agent.recording.recorder import Recorder
 from agent.store import ClipRecord, ClipStore
 from tests.fakes import install
 from tests.fakes.camera_hw import FakeHardware, PatternScene

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from agent.camera.base import Frame
-from agent.encoder import X264Encoder
 from agent.errors import ConfigError
-from agent.recorder import Recorder
+from agent.recording.encoder import X264Encoder
+from agent.recording.recorder import Recorder
 from agent.store import ClipRecord, ClipSink, ClipStore
 from tests.helpers import age_decrypt, ffprobe
 from uplink.age import AgeReader
@@ -230,7 +230,7 @@ def test_disk_full_aborts_the_clip_and_the_daemon_goes_on(
     assert recorder.last_error is not None and recorder.last_error.startswith("disk full")
     assert "free space" in recorder.last_error  # names the fix
     # what the daemon's status tick writes, `doorward status` lists as a problem
-    from agent.status import StatusFile, status_document
+    from agent.runtime.status_file import StatusFile, status_document
 
     status = StatusFile(tmp_path)
     status.update(state="running", store_error=recorder.last_error)
@@ -350,8 +350,8 @@ def test_the_encoder_measures_its_own_cpu_including_libx264_threads() -> None:
 def test_fragment_tap_marks_where_each_fragment_ends_and_when_it_plays_to() -> None:
     """Issue 13 (6): the progress a cut clip's duration comes from. Each noted prefix of the
     plaintext decodes to exactly the frames up to that fragment's recorded end time."""
-    from agent.encoder import StreamInfo
-    from agent.recorder import ClipOutput, FragmentTap
+    from agent.recording.encoder import StreamInfo
+    from agent.recording.recorder import ClipOutput, FragmentTap
 
     encoder = X264Encoder(320, 180, FPS)
     plain = io.BytesIO()

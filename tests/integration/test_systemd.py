@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.sdnotify import ServiceNotifier, SocketNotifier
+from agent.runtime.sdnotify import ServiceNotifier, SocketNotifier
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "doorward.service"

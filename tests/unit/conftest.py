@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.devicedb import DeviceDB
+from agent.device.database import DeviceDB
 
 
 @pytest.fixture

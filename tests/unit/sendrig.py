@@ -1,4 +1,4 @@
-"""The uploads lane exactly as the daemon wires it (``agent.delivery.lane_ports`` ->
+"""The uploads lane exactly as the daemon wires it (``agent.delivery.queueing.lane_ports`` ->
 ``members_only`` -> ``ClipUploader``), against the in-memory object store, with no thread: a test
 drives :meth:`OutboxWorker.step` itself, so every interleaving is deterministic and a run takes
 milliseconds (fast enough to run against every mutant of the send-time checks).
@@ -20,13 +20,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.consent import ConsentStore
-from agent.delivery import OUTBOX_FILE, Delivery, LaneContext, lane_ports
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.outbox import Item, Outbox
-from agent.outbox_worker import OutboxWorker, Ports
+from agent.delivery.outbox import Item, Outbox
+from agent.delivery.outbox_worker import OutboxWorker, Ports
+from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.keys import public_raw

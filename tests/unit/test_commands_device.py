@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from agent.commands_device import ARGS, CLAIMS, MAX_TOKEN_BYTES, REASONS, CommandProcessor
-from agent.consent import ConsentError, ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger, verify_jsonl
+from agent.device.consent import ConsentError, ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger, verify_jsonl
+from agent.device.owner_commands import ARGS, CLAIMS, MAX_TOKEN_BYTES, REASONS, CommandProcessor
 from uplink import jws
 from uplink.agekeys import Identity
 from uplink.keys import b64u, device_id_for, key_id_for, public_raw

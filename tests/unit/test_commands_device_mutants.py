@@ -1,5 +1,5 @@
-"""Mutation tests for the owner commands (agent/commands_device.py), written for the mutants
-that survived tests/unit/test_commands_device.py (scripts/mutation agent/commands_device.py).
+"""Mutation tests for the owner commands (agent/device/owner_commands.py), written for the mutants
+that survived tests/unit/test_commands_device.py (scripts/mutation agent/device/owner_commands.py).
 
 They pin what matters to the promises: the ledger entry each command writes, field by field
 (the owner's audit trail); what a reply reveals and to whom (sealed to the owners, never the
@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import commands_device as cd
-from agent.commands_device import (
+from agent.device import owner_commands as cd
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import RejectionLimiter
+from agent.device.owner_commands import (
     MAX_CTR,
     MAX_LIFETIME_S,
     CommandProcessor,
@@ -28,10 +31,7 @@ from agent.commands_device import (
     bucket_replies,
     sealed_reply,
 )
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
 from agent.errors import StoreError
-from agent.ledger import RejectionLimiter
 from tests.unit.test_commands_device import T0, Rig
 from uplink import jws
 from uplink.agekeys import Identity
@@ -361,7 +361,7 @@ def test_a_refusal_is_recorded_and_logged_then_rate_limited(
     """The first refusal per reason and window: a WARNING and a ledger entry naming the reason,
     the detail, the (well-formed) iss and jti; the next ones within the window only a DEBUG
     line; the first after the window says how many were suppressed."""
-    caplog.set_level(logging.DEBUG, logger="agent.commands_device")
+    caplog.set_level(logging.DEBUG, logger="agent.device.owner_commands")
     why = "jti must be 8..64 characters of A-Z a-z 0-9 . _ ~ -"
     for now in (T0, T0 + 1, T0 + 61):
         rig.run("consent.show", jti="short", now=now)
@@ -407,7 +407,7 @@ def test_the_clock_window_edges(rig: Members) -> None:
 @pytest.mark.parametrize(("skew", "words"), [(-3600, "3600 s behind"), (3600, "3600 s ahead of")])
 def test_a_skewed_narrowing_command_logs_the_difference(
         rig: Members, caplog: pytest.LogCaptureFixture, skew: int, words: str) -> None:
-    caplog.set_level(logging.INFO, logger="agent.commands_device")
+    caplog.set_level(logging.INFO, logger="agent.device.owner_commands")
     iat = int(T0) + skew
     assert rig.run("consent.revoke", {"scopes": None}, iat=iat, exp=iat + 300).ok
     assert (f"a command that only narrows consent is accepted outside the clock window: the "
@@ -522,7 +522,7 @@ def test_an_action_that_fails_is_answered_failed_and_logged(
         raise StoreError("the card is full")
 
     rig.proc.register("test.fail", frozenset(), lambda _a: None, action)
-    caplog.set_level(logging.INFO, logger="agent.commands_device")
+    caplog.set_level(logging.INFO, logger="agent.device.owner_commands")
     failed = rig.run("test.fail", {})
     assert (failed.jti, failed.ok, failed.reason, failed.result, failed.detail) == (
         failed.jti, False, "failed", {}, "the card is full")

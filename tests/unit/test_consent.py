@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.consent import DAY_S, ConsentError, ConsentStore, expiry_for
-from agent.devicedb import DeviceDB
+from agent.device.consent import DAY_S, ConsentError, ConsentStore, expiry_for
+from agent.device.database import DeviceDB
 from uplink.agekeys import Identity
 from uplink.keys import key_id_for, public_raw
 

@@ -1,4 +1,4 @@
-"""agent.consent: what scripts/mutation found unchecked by tests/unit/test_consent.py.
+"""agent.device.consent: what scripts/mutation found unchecked by tests/unit/test_consent.py.
 
 The limits of a grant's length (1 and 365 days are allowed, nothing beyond), what ``owners()``
 returns (the key that verifies commands, when it was added), and that ``show`` reports the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.consent import DAY_S, MAX_DAYS, ConsentError, ConsentStore, expiry_for
+from agent.device.consent import DAY_S, MAX_DAYS, ConsentError, ConsentStore, expiry_for
 from tests.unit.test_consent import T0, db, new_party, store  # noqa: F401  (fixtures)
 
 

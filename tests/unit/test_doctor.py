@@ -12,13 +12,13 @@ from typing import Any, ClassVar
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import doctor
 from agent.config import Config, GpioConfig, MqttConfig, S3Config
-from agent.devicedb import DeviceDB
-from agent.doctor import FAIL, PASS, WARN, Check
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
 from agent.errors import CameraError, DoorwardError
-from agent.ledger import Ledger
-from agent.status import ClockFloor, DeviceView, clock_floors, release_floor
+from agent.runtime.status_file import ClockFloor, DeviceView, clock_floors, release_floor
+from agent.tools import doctor
+from agent.tools.doctor import FAIL, PASS, WARN, Check
 from uplink.mqtt import MqttTlsError
 from uplink.s3 import S3AuthError, S3NotFound
 

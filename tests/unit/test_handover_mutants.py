@@ -1,4 +1,4 @@
-"""Mutation tests for the factory reset and the pairing handover (agent/handover.py).
+"""Mutation tests for the factory reset and the pairing handover (agent/runtime/handover.py).
 
 The reset's whole behaviour is covered end to end by tests/adversarial/test_factory_reset.py
 (a real broker, a daemon in another process), which mutation testing cannot run against every
@@ -21,15 +21,15 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import devicedb
-from agent.consent import ConsentStore
-from agent.daemon import Pipeline
-from agent.devicedb import DeviceDB, connect_wal
+from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
+from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.device import database as devicedb
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB, connect_wal
 from agent.errors import StoreError
-from agent.handover import WIPED, Handover
-from agent.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
-from agent.outbox import OUTBOX_FILE, Outbox
-from agent.owners import dev_owner_path, ensure_dev_owner
+from agent.recording.sealing import dev_owner_path, ensure_dev_owner
+from agent.runtime.daemon import Pipeline
+from agent.runtime.handover import WIPED, Handover
 from agent.store import ClipStore
 from tests.unit.test_store import NOW, add_clip, make_store
 from uplink.agekeys import Identity
@@ -106,7 +106,7 @@ def settings(db: DeviceDB) -> dict[str, str]:
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """What the handover itself logged (agent.owners logs under its own name)."""
+    """What the handover itself logged (agent.recording.sealing logs under its own name)."""
     return [r.getMessage() for r in caplog.records if r.name == "doorward"]
 
 
@@ -217,7 +217,8 @@ def test_pairing_with_no_clip_in_progress_logs_no_discard(
     assert not any("discarded at pairing" in m for m in messages(caplog))
 
 
-# ---- agent.devicedb.scrub: what a card image shows after a reset ------------------------------
+# ---- agent.device.database.scrub: what a card image shows after a reset
+# ------------------------------
 
 
 def card_bytes(path: Path) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.buttons import ButtonEvent, PressClassifier
+from agent.device.buttons import ButtonEvent, PressClassifier
 
 
 def run(c: PressClassifier, button: str, press_at: float, release_at: float | None,

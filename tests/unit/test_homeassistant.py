@@ -1,4 +1,5 @@
-"""agent.homeassistant: discovery payloads against Home Assistant's documented keys, the value
+"""agent.delivery.homeassistant: discovery payloads against Home Assistant's documented keys, the
+value
 templates rendered by Jinja against real signed messages, and when configs are published/removed.
 """
 
@@ -16,11 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import parse_config
-from agent.consent import ConsentStore
-from agent.delivery import CONTENT_SETTING, Delivery
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.errors import ConfigError
-from agent.homeassistant import (
+from agent.delivery.homeassistant import (
     PUBLISHED_SETTING,
     DiscoveryConfig,
     HomeAssistantDiscovery,
@@ -28,8 +25,12 @@ from agent.homeassistant import (
     discovery_configs,
     plan,
 )
-from agent.identity import DeviceIdentity
-from agent.outbox import _MIGRATIONS, OUTBOX_FILE, Item, Outbox
+from agent.delivery.outbox import _MIGRATIONS, OUTBOX_FILE, Item, Outbox
+from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.errors import ConfigError
 from uplink.agekeys import Identity
 from uplink.manifest import SeqState
 from uplink.messages import Body, EventBody, StatusBody, next_message, sign_status, topic_for

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.devicedb import DeviceDB
-from agent.errors import StoreError
-from agent.ledger import (
+from agent.device.database import DeviceDB
+from agent.device.ledger import (
     GENESIS_PREV,
     Ledger,
     RejectionLimiter,
@@ -22,6 +21,7 @@ from agent.ledger import (
     verify_entries,
     verify_jsonl,
 )
+from agent.errors import StoreError
 from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 
 T0 = 1_800_000_000.0
@@ -343,7 +343,7 @@ def test_threads_opening_a_fresh_database_together_all_succeed(tmp_path: Path) -
     lock and want an exclusive one; SQLite answers one of them "locked" at once (no busy wait).
     Without a retry this failed ~6 times in 100 trials of 4 threads; a lane that cannot open its
     database is a dead lane."""
-    from agent.devicedb import connect_wal
+    from agent.device.database import connect_wal
 
     failures = 0
     for trial in range(100):

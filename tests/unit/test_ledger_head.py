@@ -1,5 +1,6 @@
-"""The ledger's signed head (agent.ledger), the owner's pins (agent.owner.pins) and the checkpoint
-publisher's decisions (agent.checkpoints), with real SQLite files and no servers."""
+"""The ledger's signed head (agent.device.ledger), the owner's pins (agent.owner.pins) and the
+checkpoint
+publisher's decisions (agent.delivery.checkpoints), with real SQLite files and no servers."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.checkpoints import (
+from agent.delivery.checkpoints import (
     SENT_SETTING,
     CheckpointPublisher,
     CheckpointSent,
     checkpoint_sent,
     is_checkpoint_job,
 )
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
+from agent.delivery.outbox import Outbox
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import HEAD_SETTING, Ledger, verify_jsonl, verify_local
 from agent.errors import DoorwardError, StoreError
-from agent.ledger import HEAD_SETTING, Ledger, verify_jsonl, verify_local
-from agent.outbox import Outbox
 from agent.owner.pins import PINS, Pin, PinStore
 from uplink.checkpoint import verify_checkpoint
 

@@ -1,4 +1,5 @@
-"""agent.ledger: what scripts/mutation found unchecked by tests/unit/test_ledger.py (at b708a54).
+"""agent.device.ledger: what scripts/mutation found unchecked by tests/unit/test_ledger.py (at
+b708a54).
 
 The ledger export is a format the owner's tool verifies, and both sides used the same
 ``entry_hash``/``canonical_json``: renaming a hashed field or dropping ``sort_keys`` changed the
@@ -21,8 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.devicedb import DeviceDB
-from agent.ledger import HEAD_SETTING, Ledger, RejectionLimiter, verify_jsonl, verify_local
+from agent.device.database import DeviceDB
+from agent.device.ledger import HEAD_SETTING, Ledger, RejectionLimiter, verify_jsonl, verify_local
 from uplink.ledger_format import GENESIS_PREV, VerifyReport
 
 T0 = 1_800_000_000.0

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.devicedb import DeviceDB
-from agent.live_upload import LiveCut, LiveSegmenter
-from agent.recorder import ClipInProgress
-from agent.segment_upload import SegmentUploaded, SegmentUploader, Superseded
+from agent.delivery.segment_upload import SegmentUploaded, SegmentUploader, Superseded
+from agent.device.database import DeviceDB
+from agent.recording.live_segments import LiveCut, LiveSegmenter
+from agent.recording.recorder import ClipInProgress
 from uplink.age import SEALED_CHUNK_SIZE, AgeReader, AgeWriter
 from uplink.agekeys import Identity
 from uplink.clip_progress import verify_progress

@@ -1,4 +1,4 @@
-"""agent.malloc: the daemon fixes glibc's mmap threshold (no effect elsewhere)."""
+"""agent.runtime.malloc: the daemon fixes glibc's mmap threshold (no effect elsewhere)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_glibc_takes_the_fixed_threshold_and_large_buffers_go_back_to_the_system
     # mapped and unmapped, so the heap does not grow by them.
     code = """
 import ctypes
-from agent.malloc import fix_mmap_threshold
+from agent.runtime.malloc import fix_mmap_threshold
 assert fix_mmap_threshold(1024 * 1024)
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)

@@ -1,4 +1,5 @@
-"""agent.outbox: order, durability across reopen, chain state, drops (always recorded), bounds,
+"""agent.delivery.outbox: order, durability across reopen, chain state, drops (always recorded),
+bounds,
 backoff; and a property test of random enqueue/send/fail/revoke/restart sequences driving the
 worker's own step function (no threads)."""
 
@@ -18,8 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import StoreError
-from agent.outbox import (
+from agent.delivery.outbox import (
     GENESIS_PREV,
     Backoff,
     Item,
@@ -28,7 +28,7 @@ from agent.outbox import (
     OutboxLimits,
     drop_records,
 )
-from agent.outbox_worker import (
+from agent.delivery.outbox_worker import (
     OutboxWorker,
     PermanentSendError,
     Ports,
@@ -37,6 +37,7 @@ from agent.outbox_worker import (
     WorkerSettings,
     mqtt_batch_publisher,
 )
+from agent.errors import StoreError
 from uplink.mqtt import MqttLimitError, MqttPublishError
 
 T0 = 1_700_000_000.0
@@ -169,7 +170,7 @@ def test_expire_drops_with_record_log_and_prunes(outbox: Outbox, drops: Drops,
     up = outbox.enqueue_upload({"clip_id": "c"}, "clips", now=T0)  # 30 days
     short = msg(outbox, 2, expires_at=T0 + 10)
     assert outbox.expire(T0 + 9) == []
-    with caplog.at_level(logging.WARNING, "agent.outbox"):
+    with caplog.at_level(logging.WARNING, "agent.delivery.outbox"):
         assert [i.id for i in outbox.expire(T0 + 10)] == [short.id]
         assert [i.id for i in outbox.expire(T0 + 86400)] == [old.id]
     assert drops.reasons() == [(short.id, "expired"), (old.id, "expired")]
@@ -180,7 +181,7 @@ def test_expire_drops_with_record_log_and_prunes(outbox: Outbox, drops: Drops,
 
 
 def test_message_expiry_remaining_is_what_is_left() -> None:
-    from agent.outbox_worker import remaining_expiry
+    from agent.delivery.outbox_worker import remaining_expiry
 
     item = Item(1, "message", "events", TOPIC, b"x", None, None, 1, T0, T0 + 100, 60, 0, 0.0,
                 "queued", None, None, None, None)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
 from agent.owner import ledger_cli, uplink_cli
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from agent.owner.pins import PinStore

@@ -1,5 +1,7 @@
-"""agent/owners.py: who a clip is sealed to, and that a development key never outlives pairing
-(issue 12, finding 5). Unit tests for ``scripts/mutation agent/owners.py``; the upload-side
+"""agent/recording/sealing.py: who a clip is sealed to, and that a development key never outlives
+pairing
+(issue 12, finding 5). Unit tests for ``scripts/mutation agent/recording/sealing.py``; the
+upload-side
 checks (``sealed_to_members``, ``members_only``) are in test_queue_checks_mutants.py."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.owners import (
+from agent.recording.sealing import (
     DEV_OWNER_FILE,
     SealingPolicy,
     dev_owner_path,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.pairing_window import Decision, PairingWindow
+from agent.device.pairing_window import Decision, PairingWindow
 from uplink.agekeys import Identity
 from uplink.keys import (
     b64u,

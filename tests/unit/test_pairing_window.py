@@ -1,10 +1,10 @@
-"""agent.pairing_window: the device's pairing window policy, with exact times."""
+"""agent.device.pairing_window: the device's pairing window policy, with exact times."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.pairing_window import Decision, PairingWindow
+from agent.device.pairing_window import Decision, PairingWindow
 
 A, B = "k-aaaaaaaaaaaaaaaa", "k-bbbbbbbbbbbbbbbb"
 

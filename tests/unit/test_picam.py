@@ -19,11 +19,11 @@ import pytest
 from agent.app import build_encoder
 from agent.camera.base import Frame
 from agent.camera.picam import PiCamera, import_picamera2
-from agent.camera.picam_encoder import PicameraH264Encoder, parameter_sets
 from agent.camera.sim import SimCamera, get_scene
 from agent.config import parse_config
-from agent.encoder import X264Encoder
 from agent.errors import CameraError, ConfigError
+from agent.recording.encoder import X264Encoder
+from agent.recording.picam_encoder import PicameraH264Encoder, parameter_sets
 from tests.fakes import install
 from tests.fakes.camera_hw import FakeHardware, PatternScene
 

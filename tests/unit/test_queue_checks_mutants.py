@@ -1,4 +1,5 @@
-"""The queue-time half of the send-time checks (agent/delivery.py ``Delivery``, agent/owners.py)
+"""The queue-time half of the send-time checks (agent/delivery/queueing.py ``Delivery``,
+agent/recording/sealing.py)
 and the lane's decisions that are not an upload's outcome (``left_the_device``, ``lane_ports``'
 ``allows``, ``OutboxWorker.wait_stopped``, live segments, erasure). In process, no servers
 (tests/unit/sendrig.py); written for ``scripts/mutation``."""
@@ -14,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from agent.delivery import (
+from agent.delivery.outbox import Item
+from agent.delivery.outbox_worker import OutboxWorker, PermanentSendError
+from agent.delivery.queueing import (
     CONTENT_SETTING,
     LaneContext,
     iso,
     lane_ports,
     left_the_device,
 )
-from agent.live_upload import LiveCut
-from agent.outbox import Item
-from agent.outbox_worker import OutboxWorker, PermanentSendError
-from agent.owners import members_only, sealed_to_members
+from agent.recording.live_segments import LiveCut
+from agent.recording.sealing import members_only, sealed_to_members
 from agent.store.records import ClipRecord
 from tests.unit.sendrig import BUCKET, CLIP_ID, SendRig, send_rig
 from uplink.agekeys import Identity
@@ -673,9 +674,9 @@ def test_events_are_chained_and_never_retained(rig: SendRig) -> None:
 
 
 def test_without_members_an_event_goes_clear(tmp_path: Path, rig: SendRig) -> None:
-    from agent.consent import ConsentStore
-    from agent.delivery import Delivery
-    from agent.devicedb import DeviceDB
+    from agent.delivery.queueing import Delivery
+    from agent.device.consent import ConsentStore
+    from agent.device.database import DeviceDB
 
     db = DeviceDB(tmp_path / "other.sqlite")
     try:
@@ -716,8 +717,8 @@ class _Mqtt:
 
 def test_the_messages_lane_publishes_through_the_broker_and_records_drops(
         rig: SendRig) -> None:
-    from agent.outbox import Outbox
-    from agent.outbox_worker import Send
+    from agent.delivery.outbox import Outbox
+    from agent.delivery.outbox_worker import Send
 
     client = _Mqtt()
     ctx = LaneContext(rig.data, rig.identity, client, None, "p",  # type: ignore[arg-type]

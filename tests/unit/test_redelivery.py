@@ -1,4 +1,5 @@
-"""Start-up re-delivery (agent/redelivery.py): what is queued again, once, and what stays."""
+"""Start-up re-delivery (agent/delivery/redelivery.py): what is queued again, once, and what
+stays."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Entry
-from agent.outbox import Item, Outbox
-from agent.redelivery import RequeueReport, requeue_undelivered
+from agent.delivery.outbox import Item, Outbox
+from agent.delivery.redelivery import RequeueReport, requeue_undelivered
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Entry
 from agent.store import ClipRecord
 from agent.store.records import iso_utc
 from uplink.agekeys import Identity

@@ -1,5 +1,7 @@
-"""agent/redelivery.py at start-up: which undelivered clips are queued again, and why the others
-are held (for ``scripts/mutation agent/redelivery.py``; the base cases are in test_redelivery)."""
+"""agent/delivery/redelivery.py at start-up: which undelivered clips are queued again, and why the
+others
+are held (for ``scripts/mutation agent/delivery/redelivery.py``; the base cases are in
+test_redelivery)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Entry
-from agent.redelivery import RequeueReport
+from agent.delivery.redelivery import RequeueReport
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Entry
 from tests.unit.test_redelivery import NOW, OWNER, clip, run
 
 

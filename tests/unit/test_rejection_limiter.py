@@ -1,8 +1,9 @@
-"""agent.ledger.RejectionLimiter: one record per reason per window, nothing lost at shutdown."""
+"""agent.device.ledger.RejectionLimiter: one record per reason per window, nothing lost at
+shutdown."""
 
 from __future__ import annotations
 
-from agent.ledger import RejectionLimiter
+from agent.device.ledger import RejectionLimiter
 
 
 def test_a_flood_is_one_record_per_reason_per_window_and_counted() -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.encoder import EncodedPacket, FakeEncoder, gop_frames
 from agent.errors import ConfigError
-from agent.recorder import PrerollRing
+from agent.recording.encoder import EncodedPacket, FakeEncoder, gop_frames
+from agent.recording.recorder import PrerollRing
 
 FPS = 15.0
 BLANK = np.zeros((720 * 3 // 2, 1280), np.uint8)

@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 from gpiozero import Device
 
-from agent.buttons import ensure_lgpio_work_dir, make_pin_factory
-from agent.daemon import Pipeline, service_state
+from agent.device.buttons import ensure_lgpio_work_dir, make_pin_factory
 from agent.errors import DoorwardError
-from agent.sdnotify import NullNotifier, ServiceNotifier, SocketNotifier, watchdog_interval_s
+from agent.runtime.daemon import Pipeline, service_state
+from agent.runtime.sdnotify import (
+    NullNotifier,
+    ServiceNotifier,
+    SocketNotifier,
+    watchdog_interval_s,
+)
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector
 
 
@@ -152,7 +157,7 @@ def test_notify_socket_parsing() -> None:
 def test_send_failure_is_logged_once_and_never_raises(tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     notifier = SocketNotifier(str(tmp_path / "nobody-listens"))
-    with caplog.at_level(logging.WARNING, logger="agent.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="agent.runtime.sdnotify"):
         assert notifier.send("WATCHDOG=1") is False
         assert notifier.send("WATCHDOG=1") is False
     notifier.close()

@@ -2,7 +2,8 @@
 what reaches the bucket, what the ledger records field by field (``disclosure``, ``withdrawn``,
 ``outbox-drop``) and what the worker does with the item, for every way an upload ends.
 
-Written for mutation testing (``scripts/mutation agent/delivery.py``, ``agent/outbox_worker.py``):
+Written for mutation testing (``scripts/mutation agent/delivery/queueing.py``,
+``agent/delivery/outbox_worker.py``):
 each test pins an outcome that a broken consent decision would change.
 """
 
@@ -16,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from agent.delivery import ClipDelivered
-from agent.status import LinkState
+from agent.delivery.queueing import ClipDelivered
+from agent.runtime.status_file import LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import unseal_times, verify_manifest
 from uplink.objectstore import file_sha256
@@ -790,7 +791,7 @@ def test_a_snapshots_upload_revoked_between_parts_aborts_the_snapshots_upload(
 def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Not the device's local day (the bucket learns upload days, in UTC)."""
-    import agent.delivery
+    import agent.delivery.queueing
 
     class Clock(datetime):
         @classmethod
@@ -799,7 +800,7 @@ def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
                 return datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
             return datetime(2025, 12, 31, 23, 0)
 
-    monkeypatch.setattr(agent.delivery, "datetime", Clock)
+    monkeypatch.setattr(agent.delivery.queueing, "datetime", Clock)
     rig.grant(["clips"])
     clip, _ = rig.files(tmp_path, snap_size=None)
     rig.queue(rig.spec(clip, None), "clips")
@@ -851,14 +852,14 @@ def test_a_segment_that_never_reached_the_bucket_is_withdrawn_cleanly(
     """Its day is fixed (UTC) before the first request; a revocation then clears the state."""
     import json
 
-    import agent.segment_upload
+    import agent.delivery.segment_upload
 
     class Clock(datetime):
         @classmethod
         def now(cls, tz: Any = None) -> Any:
             return datetime(2026, 1, 2, 3, 0, tzinfo=UTC) if tz is UTC else datetime(2025, 1, 1)
 
-    monkeypatch.setattr(agent.segment_upload, "datetime", Clock)
+    monkeypatch.setattr(agent.delivery.segment_upload, "datetime", Clock)
     rig.grant(["clips"])
     _segment(rig, tmp_path)
 

@@ -95,7 +95,7 @@ def test_frames_missed_counts_gaps_only() -> None:
 
 def test_a_pyav_too_old_to_mux_clips_is_refused_at_start() -> None:
     from agent.errors import ConfigError
-    from agent.recorder import check_pyav_can_mux
+    from agent.recording.recorder import check_pyav_can_mux
 
     check_pyav_can_mux("18.1.0")
     check_pyav_can_mux("19.0.0")

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands import status_lines
-from agent.consent import DAY_S, ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
-from agent.outbox import Outbox
-from agent.status import (
+from agent.delivery.outbox import Outbox
+from agent.device.consent import DAY_S, ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
+from agent.runtime.status_file import (
     LinkState,
     StatusFile,
     count_events_since,
@@ -29,6 +28,7 @@ from agent.status import (
     status_document,
 )
 from agent.store import ClipStore
+from agent.tools.clips_cli import status_lines
 from uplink.agekeys import Identity
 from uplink.keys import public_raw
 
@@ -210,10 +210,10 @@ class ListingStore:
 
 @pytest.mark.parametrize("error", [None, "unavailable"])
 def test_upload_lane_posts_bucket_reachability(tmp_path: Path, error: str | None) -> None:
-    from agent.delivery import ClipUploader, LaneContext
-    from agent.identity import DeviceIdentity
-    from agent.ledger import Ledger
-    from agent.outbox import Item
+    from agent.delivery.outbox import Item
+    from agent.delivery.queueing import ClipUploader, LaneContext
+    from agent.device.identity import DeviceIdentity
+    from agent.device.ledger import Ledger
     from uplink.s3 import S3Unavailable
 
     identity = DeviceIdentity.load_or_create(tmp_path)

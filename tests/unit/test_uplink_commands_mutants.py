@@ -1,4 +1,5 @@
-"""Mutation tests for the uplink's owner commands (agent/uplink_commands.py): ``events.content``
+"""Mutation tests for the uplink's owner commands (agent/delivery/clip_commands.py):
+``events.content``
 and ``clips.forget``, signed and run through the real CommandProcessor on a real clip store.
 
 What is checked: which args are refused and with what reason, which clips a forget selects
@@ -20,13 +21,13 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands_device import CommandProcessor, Response
-from agent.consent import ConsentStore
-from agent.delivery import CONTENT_SETTING, Delivery
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
+from agent.delivery.clip_commands import register
+from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import CommandProcessor, Response
 from agent.store import ClipStore
-from agent.uplink_commands import register
 from tests.unit.test_store import NOW, add_clip, make_store
 from uplink import jws
 from uplink.agekeys import Identity

@@ -1,6 +1,7 @@
-"""agent/outbox_worker.py's decisions at the moment of sending, stepped without threads:
+"""agent/delivery/outbox_worker.py's decisions at the moment of sending, stepped without threads:
 consent per message batch (``_send_messages``), what a port's failure does to an item, the
-stop/cancel outcomes of an upload. For ``scripts/mutation agent/outbox_worker.py``; the uploads
+stop/cancel outcomes of an upload. For ``scripts/mutation agent/delivery/outbox_worker.py``; the
+uploads
 lane against the real uploader is in test_send_checks_mutants.py."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from agent.outbox import Backoff, Item, Outbox, drop_records
-from agent.outbox_worker import (
+from agent.delivery.outbox import Backoff, Item, Outbox, drop_records
+from agent.delivery.outbox_worker import (
     OutboxWorker,
     PermanentSendError,
     Ports,

@@ -1,12 +1,13 @@
 """Publishing the ledger's signed checkpoints to the bucket, where the device cannot take them back.
 
-Every ledger append signs a checkpoint (agent/ledger.py keeps the newest in device.sqlite). While
+Every ledger append signs a checkpoint (agent/device/ledger.py keeps the newest in device.sqlite).
+While
 the owner's ``clips`` consent is in force, the newest one goes to
 ``<prefix>/<device_id>/ledger/<count>-<head>.checkpoint.jws`` (uplink/checkpoint.py), so that the
 owner's ``doorward owner ledger fetch|verify --bucket ...`` can refuse a ledger that no longer
 extends what the device once committed to, even if the owner never fetched it in between.
 
-Two halves, like agent/delivery.py:
+Two halves, like agent/delivery/queueing.py:
 
 * :class:`CheckpointPublisher` (the daemon loop; ``tick()`` about once a second) queues a
   checkpoint job on the outbox's uploads lane when the ledger has grown past what was last
@@ -31,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
-from agent.outbox import OPEN_STATES, Outbox
-from agent.outbox_worker import PermanentSendError, TransientSendError
+from agent.delivery.outbox import OPEN_STATES, Outbox
+from agent.delivery.outbox_worker import PermanentSendError, TransientSendError
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
 from uplink.checkpoint import checkpoint_key, verify_checkpoint
 from uplink.objectstore import ObjectStore
 from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable

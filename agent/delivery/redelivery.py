@@ -37,17 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from agent.consent import ConsentStore
-from agent.ledger import Entry
-from agent.outbox import Item
-from agent.owners import sealed_to_members
+from agent.delivery.outbox import Item
+from agent.device.consent import ConsentStore
+from agent.device.ledger import Entry
+from agent.recording.sealing import sealed_to_members
 from agent.store import ClipRecord
 
 log = logging.getLogger("doorward")
 
 
 class UploadQueue(Protocol):
-    """What re-delivery needs of :class:`agent.delivery.Delivery`."""
+    """What re-delivery needs of :class:`agent.delivery.queueing.Delivery`."""
 
     def upload_scope(self, rec: ClipRecord, now: float) -> str | None: ...
     def queue_upload(self, rec: ClipRecord) -> str | None: ...
@@ -77,7 +77,7 @@ def clips_named(items: Iterable[Item]) -> set[str]:
 
 def clips_disclosed(entries: Iterable[Entry]) -> set[str]:
     """Clip ids the ledger records as uploaded whole at least once (a segment sent while the
-    clip was recorded is not the clip: agent/live_upload.py)."""
+    clip was recorded is not the clip: agent/recording/live_segments.py)."""
     return {str(e.data.get("clip_id")) for e in entries
             if e.kind == "disclosure" and "segment" not in e.data
             and e.data.get("complete", True) is not False}

@@ -25,7 +25,7 @@ Wiring (daemon)::
     worker.stop()
 
 Lanes: ``messages`` and ``uploads`` run on separate threads, so a long clip upload never delays
-an event; each lane is strictly FIFO (see :mod:`agent.outbox`). Consent is asked through
+an event; each lane is strictly FIFO (see :mod:`agent.delivery.outbox`). Consent is asked through
 ``Ports.allows`` at the moment of sending, for every gated item (and before each upload part
 through the progress callback); an item whose scope is not allowed is dropped with reason
 "no consent" and recorded, never sent.
@@ -68,8 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.delivery.outbox import GATED_SCOPES, Backoff, Item, Outbox, OutboxLimits
 from agent.errors import DoorwardError
-from agent.outbox import GATED_SCOPES, Backoff, Item, Outbox, OutboxLimits
 from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)

@@ -41,9 +41,9 @@ import av
 import numpy as np
 
 from agent.camera.base import Frame
-from agent.encoder import EncodedPacket, StreamInfo, VideoEncoder
 from agent.errors import ConfigError, StoreError
-from agent.snapshot import i420_to_jpeg
+from agent.recording.encoder import EncodedPacket, StreamInfo, VideoEncoder
+from agent.recording.snapshot import i420_to_jpeg
 from agent.store import ClipEnd, ClipRecord, ClipSink, ClipStart, ClipStore
 from uplink.age import AgeWriter, encrypt
 from uplink.agekeys import Recipient

@@ -27,9 +27,9 @@ from typing import Any
 
 from agent.camera.base import Camera, Frame
 from agent.errors import StoreError
-from agent.recorder import Recorder
-from agent.sdnotify import ServiceNotifier
-from agent.status import StatusFile
+from agent.recording.recorder import Recorder
+from agent.runtime.sdnotify import ServiceNotifier
+from agent.runtime.status_file import StatusFile
 from agent.store import ClipRecord, ClipStore, new_event_id
 from motion import EventEnded, EventStarted, EventTracker, MotionDetector, PrivacyMasker
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agent.recorder import ClipInProgress
+from agent.recording.recorder import ClipInProgress
 from uplink.age import AgeError, sealed_prefix_length
 
 log = logging.getLogger("doorward")
@@ -48,7 +48,7 @@ class LiveCut:
 
 
 class Recording(Protocol):
-    """What the segmenter needs of :class:`agent.recorder.Recorder`."""
+    """What the segmenter needs of :class:`agent.recording.recorder.Recorder`."""
 
     @property
     def clip_id(self) -> str | None: ...

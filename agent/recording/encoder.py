@@ -1,8 +1,8 @@
 """Video encoders: I420 frames in, H.264 packets out (the producer half of an encoder/output split).
 
 An encoder runs continuously on the main stream; what happens to its packets is the business of the
-outputs (:class:`agent.recorder.PrerollRing` keeps the last seconds in RAM,
-:class:`agent.recorder.ClipOutput` muxes a clip), as in picamera2. Wiring::
+outputs (:class:`agent.recording.recorder.PrerollRing` keeps the last seconds in RAM,
+:class:`agent.recording.recorder.ClipOutput` muxes a clip), as in picamera2. Wiring::
 
     encoder = X264Encoder(1280, 720, fps=15)   # GOP <= 1 s: a clip can start within 1 s of any t
     for frame in camera.frames():

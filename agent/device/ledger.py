@@ -27,7 +27,8 @@ it in the ``settings`` row :data:`HEAD_SETTING`. ``verify_local`` compares the t
 the export header vouches for *that* head, not for whatever the table holds when exported, so
 rows deleted with ``sqlite3`` show up as a removed tail in ``doorward ledger verify`` and in the
 owner's ``ledger verify``. While ``clips`` consent is in force the same checkpoint goes to the
-bucket (agent/checkpoints.py), where the owner's tool checks every fetched ledger against it.
+bucket (agent/delivery/checkpoints.py), where the owner's tool checks every fetched ledger against
+it.
 
 What an attacker with the disk can still do, and what catches it:
 
@@ -59,7 +60,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent.devicedb import DeviceDB
+from agent.device.database import DeviceDB
 from uplink.checkpoint import Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint
 from uplink.keys import b64u, device_id_for, public_raw
 from uplink.ledger_format import (  # re-exported: the device's callers and tests use them here

@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.errors import DoorwardError, StoreError
-from agent.status import status_document
+from agent.runtime.status_file import status_document
 from agent.store import ClipRecord, ClipStore
 from uplink.age import AgeError, decrypt_file
 from uplink.agekeys import load_identities
@@ -27,7 +27,7 @@ def dispatch(args: argparse.Namespace, cfg: Config) -> int:
         return clips_list(args, cfg) if args.clips_command == "list" else clips_export(args, cfg)
     if args.command == "status":
         return status(args, cfg)
-    from agent import device_cli
+    from agent.tools import device_cli
 
     if args.command == "device":
         if args.device_command == "csr":
@@ -72,7 +72,7 @@ def scenes_list(args: argparse.Namespace) -> int:
 
 def scenes_render(args: argparse.Namespace, cfg: Config) -> int:
     from agent.camera.sim import SimCamera, get_scene
-    from agent.scene_render import render_scene
+    from agent.tools.scene_render import render_scene
 
     scene = get_scene(args.name, seed=args.seed)
     if scene.duration_s is None:
@@ -218,7 +218,8 @@ def _link_line(link: dict[str, Any], what: str, now: float) -> str:
 
 
 def status_lines(doc: dict[str, Any], now: float) -> list[str]:
-    """The human form of :func:`agent.status.status_document`: one aligned line per topic."""
+    """The human form of :func:`agent.runtime.status_file.status_document`: one aligned line per
+    topic."""
     state = "running" if doc["running"] else "not running"
     head = f"doorward {doc['version']}: {state}"
     if doc["pid"] and doc["running"]:

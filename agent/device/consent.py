@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.devicedb import DeviceDB
+from agent.device.database import DeviceDB
 from agent.errors import DoorwardError
 from uplink.agekeys import Recipient
 from uplink.errors import UplinkError
@@ -189,7 +189,7 @@ class ConsentStore:
 
     def upload_scopes(self, now: float) -> tuple[str, ...]:
         """Which of ``clips`` and ``snapshots`` consent allows now. The Recorder keeps this with
-        each clip at its start (agent/redelivery.py goes by it after a crash)."""
+        each clip at its start (agent/delivery/redelivery.py goes by it after a crash)."""
         return tuple(s for s in ("clips", "snapshots") if self.allows(s, now))
 
     def allowed_at(self, scope: str, t: float) -> bool:

@@ -1,4 +1,5 @@
-"""The Pi's H.264 encoder (picamera2 ``H264Encoder``) as an :class:`agent.encoder.VideoEncoder`.
+"""The Pi's H.264 encoder (picamera2 ``H264Encoder``) as an
+:class:`agent.recording.encoder.VideoEncoder`.
 
 picamera2 encodes the camera's main stream itself (V4L2 hardware on a Pi 4, libav on a Pi 5):
 frames never pass through our loop. This class starts that encoder with an ``Output`` of ours
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from agent.camera.picam import PiCamera
-from agent.encoder import DEFAULT_TIME_BASE, EncodedPacket, gop_frames
+from agent.recording.encoder import DEFAULT_TIME_BASE, EncodedPacket, gop_frames
 from motion import Polygon
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ root: ``events.content`` (sealed or clear event content) and ``clips.forget`` (e
 A forget is answered twice, both sealed to the owners: at once with what was deleted on the device
 (``local_deleted``; ``bucket_pending`` when the bucket part is queued), then by the uploads lane
 with ``stage: "bucket"`` and what it deleted there
-(:func:`agent.commands_device.bucket_replies`). Nothing about it is
+(:func:`agent.device.owner_commands.bucket_replies`). Nothing about it is
 ever published readably. Both commands narrow consent when a clock difference must not block them:
 a forget always, ``events.content`` when it switches to ``sealed``."""
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent.commands_device import CommandProcessor
-from agent.delivery import CONTENT_SETTING, Delivery
-from agent.devicedb import DeviceDB
-from agent.ledger import Ledger
+from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.device.database import DeviceDB
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import CommandProcessor
 from agent.store import ClipStore
 
 

@@ -10,7 +10,8 @@ wiped and before the ledger restarts): the clip in progress is discarded and the
 forgotten; the Home Assistant configs that may be retained on the broker are noted, the outbox
 (items, payloads, message chain) and every owner setting are wiped, the clip store (files, clip
 rows, events) is emptied, ``dev-owner.key`` deleted, and empty retained payloads are queued for
-the noted discovery topics. Every database touched is scrubbed (agent.devicedb.scrub) so a card
+the noted discovery topics. Every database touched is scrubbed (agent.device.database.scrub) so a
+card
 image shows nothing deleted; the controller scrubs device.sqlite once the ledger has restarted.
 Only the device key, the setup secret and the (restarted) ledger remain.
 
@@ -28,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.consent import ConsentStore
-from agent.daemon import Pipeline
-from agent.devicedb import DeviceDB
-from agent.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
-from agent.outbox import OUTBOX_FILE, Outbox
-from agent.owners import dev_owner_path, retire_dev_owner
+from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
+from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.recording.sealing import dev_owner_path, retire_dev_owner
+from agent.runtime.daemon import Pipeline
 from agent.store import ClipStore
 
 log = logging.getLogger("doorward")

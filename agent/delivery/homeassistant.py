@@ -48,8 +48,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.consent import ConsentStore
-from agent.devicedb import DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
 from uplink.messages import topic_for
 
 log = logging.getLogger("doorward")
@@ -192,7 +192,7 @@ def plan(wanted: bool, configs: Sequence[DiscoveryConfig], recorded: str) -> Pla
 
 
 class DiscoveryPort(Protocol):
-    """What discovery needs from the uplink (agent.delivery.Delivery is the real one)."""
+    """What discovery needs from the uplink (agent.delivery.queueing.Delivery is the real one)."""
 
     db: DeviceDB
     consent: ConsentStore

@@ -1,6 +1,7 @@
 """The uploads lane's side of a clip in progress: segments and the signed progress record.
 
-:class:`agent.live_upload.LiveSegmenter` queues ``{"live": true, ...}`` upload items while a clip
+:class:`agent.recording.live_segments.LiveSegmenter` queues ``{"live": true, ...}`` upload items
+while a clip
 is recorded; the uploads lane hands them to :meth:`SegmentUploader.upload`, which PUTs the bytes as
 ``<base>.live-NNNN.age`` and then the device-signed progress record listing every segment so far
 (:mod:`uplink.clip_progress`). What has been sent of each clip is kept in ``device.sqlite``
@@ -10,7 +11,7 @@ crash re-sends the same bytes to the same keys. When the whole clip is uploaded 
 as any other. A revocation of ``clips`` queues a job that deletes them all
 (:meth:`SegmentUploader.withdraw_all`), each clip recorded as ``withdrawn`` in the ledger.
 
-Wiring (agent.delivery.ClipUploader, on the uploads lane's thread)::
+Wiring (agent.delivery.queueing.ClipUploader, on the uploads lane's thread)::
 
     segments = SegmentUploader(store, db, prefix=..., device_id=..., device_key=...)
     result = segments.upload(spec, progress)        # SegmentUploaded, or Superseded
@@ -30,7 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.devicedb import DeviceDB
+from agent.device.database import DeviceDB
 from uplink.clip_progress import (
     ClipProgress,
     extended,

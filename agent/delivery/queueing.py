@@ -33,15 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.checkpoints import CheckpointSent, checkpoint_sent, is_checkpoint_job, upload_checkpoint
-from agent.commands_device import bucket_replies, reply_topic
-from agent.consent import ConsentStore
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.live_upload import LiveCut
-from agent.outbox import Item, Outbox, drop_records
-from agent.outbox_worker import (
+from agent.delivery.checkpoints import (
+    CheckpointSent,
+    checkpoint_sent,
+    is_checkpoint_job,
+    upload_checkpoint,
+)
+from agent.delivery.outbox import Item, Outbox, drop_records
+from agent.delivery.outbox_worker import (
     WITHDRAWN,
     PermanentSendError,
     Ports,
@@ -49,15 +48,21 @@ from agent.outbox_worker import (
     UploadCancelled,
     mqtt_batch_publisher,
 )
-from agent.owners import members_only, sealed_to_members
-from agent.segment_upload import (
+from agent.delivery.segment_upload import (
     WITHDRAW_LIVE,
     SegmentUploaded,
     SegmentUploader,
     Superseded,
     live_segments_sent,
 )
-from agent.status import LinkState
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import bucket_replies, reply_topic
+from agent.recording.live_segments import LiveCut
+from agent.recording.sealing import members_only, sealed_to_members
+from agent.runtime.status_file import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
 from uplink.checkpoint import is_checkpoint_key
@@ -225,7 +230,8 @@ class Delivery:
         return scope
 
     def queue_segment(self, cut: LiveCut) -> bool:
-        """Queue one segment of the clip being recorded (agent/live_upload.py) if ``clips``
+        """Queue one segment of the clip being recorded (agent/recording/live_segments.py) if
+        ``clips``
         consent is in force now and the clip is sealed to a current owner; True if queued."""
         now = self.wall()
         if not self.uploads_enabled or not self.consent.allows("clips", now):
@@ -251,7 +257,7 @@ class Delivery:
         dropped = len(self.outbox.drop_many(ids, reason, now)) if ids else 0
         if "clips" in scopes and self.uploads_enabled and live_segments_sent(self.db):
             # segments of clips being recorded are in the bucket without a manifest: the uploads
-            # lane deletes them next (agent/segment_upload.py), a job that needs no consent
+            # lane deletes them next (agent/delivery/segment_upload.py), a job that needs no consent
             self.outbox.enqueue_upload({WITHDRAW_LIVE: True, "reason": reason}, "device", now=now)
             self.wake()
         return dropped
@@ -363,9 +369,10 @@ class ClipUploader:
         spec = item.spec or {}
         if "forget" in spec:
             return self._forget(spec)
-        if is_checkpoint_job(spec):  # the ledger's signed head (agent/checkpoints.py)
+        if is_checkpoint_job(spec):  # the ledger's signed head (agent/delivery/checkpoints.py)
             return upload_checkpoint(self.store, self.ledger, self.ctx.prefix, progress)
-        if spec.get("live"):  # a segment of a clip being recorded (agent/segment_upload.py)
+        # a segment of a clip being recorded (agent/delivery/segment_upload.py)
+        if spec.get("live"):
             return self._segment(spec, progress)
         if spec.get(WITHDRAW_LIVE):
             return self._withdraw_live(str(spec.get("reason", "consent revoked")))

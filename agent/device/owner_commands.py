@@ -48,10 +48,10 @@ from typing import Any, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.consent import ROLES, ConsentError, ConsentStore, Owner, check_scopes, expiry_for
-from agent.devicedb import DeviceDB
+from agent.device.consent import ROLES, ConsentError, ConsentStore, Owner, check_scopes, expiry_for
+from agent.device.database import DeviceDB
+from agent.device.ledger import Entry, Ledger, RejectionLimiter
 from agent.errors import DoorwardError
-from agent.ledger import Entry, Ledger, RejectionLimiter
 from uplink import jws
 from uplink.agekeys import Recipient
 from uplink.errors import UplinkError

@@ -35,7 +35,7 @@ from typing import Any
 from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
 from agent.errors import DoorwardError
-from agent.status import (
+from agent.runtime.status_file import (
     ClockFloor,
     DeviceView,
     clock_floors,
@@ -152,7 +152,7 @@ def check_gpio(cfg: Config, spec_text: str,
     except DoorwardError:
         simulated = True
     name = cfg.gpio.pin_factory or ("mock" if simulated else None)
-    from agent.buttons import make_pin_factory
+    from agent.device.buttons import make_pin_factory
 
     try:
         factory = (make_factory or make_pin_factory)(name)
@@ -186,7 +186,8 @@ def ntp_synchronized(run: Callable[..., Any] = subprocess.run,
 
 
 def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -> Check:
-    """The wall clock is plausible (:func:`agent.status.clock_warning`: FAIL before this version's
+    """The wall clock is plausible (:func:`agent.runtime.status_file.clock_warning`: FAIL before
+    this version's
     release date, WARN before the newest ledger entry) and NTP says synchronised (WARN when
     unknown or not). Consent expiry and the times in the ledger and on clips depend on it;
     revoking consent never does (the device accepts a revoke whatever the clocks say)."""
@@ -304,7 +305,7 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
 
 def device_id_of(data_dir: Path) -> str | None:
     """The device id, if the identity exists (never creates one)."""
-    from agent.identity import DEVICE_KEY_FILE
+    from agent.device.identity import DEVICE_KEY_FILE
     from uplink.errors import UplinkError
     from uplink.keys import device_id_for, load_ed25519, public_raw
 

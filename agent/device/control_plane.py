@@ -23,18 +23,18 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.buttons import ButtonEvent, DoorbellButtons, StatusLed
-from agent.commands_device import CommandProcessor
-from agent.consent import SCOPES as CONSENT_SCOPES
-from agent.consent import ConsentStore
-from agent.control import SimulatedPress
-from agent.delivery import ClipDelivered
-from agent.devicedb import DeviceDB
+from agent.delivery.queueing import ClipDelivered
+from agent.device.buttons import ButtonEvent, DoorbellButtons, StatusLed
+from agent.device.consent import SCOPES as CONSENT_SCOPES
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.device.identity import DeviceIdentity
+from agent.device.ledger import Ledger
+from agent.device.owner_commands import CommandProcessor
+from agent.device.pairing_window import Decision, PairingWindow
 from agent.errors import DoorwardError
-from agent.identity import DeviceIdentity
-from agent.ledger import Ledger
-from agent.pairing_window import Decision, PairingWindow
-from agent.status import LinkState
+from agent.runtime.control_socket import SimulatedPress
+from agent.runtime.status_file import LinkState
 from uplink import pairing
 from uplink.brokerurl import MqttError
 from uplink.errors import UplinkError
@@ -109,7 +109,7 @@ class DeviceController:
         self.inbox = inbox
         self.buttons, self.led, self.sim_press, self.mqtt = buttons, led, sim_press, mqtt
         self.on_ring, self.on_factory_reset = on_ring, on_factory_reset
-        self.on_paired = on_paired  # retires the development owner (agent.handover)
+        self.on_paired = on_paired  # retires the development owner (agent.runtime.handover)
         self.window = window or PairingWindow()
         self.hooks = hooks or UplinkHooks()
         self.wall, self.mono = wall, mono
@@ -330,7 +330,7 @@ class DeviceController:
     def factory_reset(self) -> None:
         """Forget the owner: consent, then everything local (``on_factory_reset``), then the
         ledger restarts and device.sqlite is scrubbed, all while message sending is held, so
-        nothing of the previous owner leaves or stays readable (see agent.handover)."""
+        nothing of the previous owner leaves or stays readable (see agent.runtime.handover)."""
         now = self.wall()
         log.warning("factory reset: wiping owners, consent, settings, history and local clips")
         self.window.close("factory reset")

@@ -12,7 +12,8 @@ the clips sealed to the development owner and then its key. A factory reset dele
 the policy reads the key file at every clip start (never a cached copy), so nothing is ever
 sealed to a key that no longer exists.
 
-Uploads: :func:`sealed_to_members` is asked when a clip is queued (agent.delivery) and again when
+Uploads: :func:`sealed_to_members` is asked when a clip is queued (agent.delivery.queueing) and
+again when
 it is about to be sent (:func:`members_only` wraps the uploads lane's port): a clip sealed to any
 key that is not a paired member's (the development owner above all) never reaches the bucket.
 
@@ -31,8 +32,8 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from agent.outbox import Item
-from agent.outbox_worker import PermanentSendError, Progress, UploadPort
+from agent.delivery.outbox import Item
+from agent.delivery.outbox_worker import PermanentSendError, Progress, UploadPort
 from agent.store import ClipStore
 from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
 

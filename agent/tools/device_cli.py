@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.config import Config
-from agent.consent import ConsentStore
-from agent.control import control_socket_path, send_command
-from agent.devicedb import DEVICE_DB_FILE, DeviceDB
+from agent.device.consent import ConsentStore
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.identity import DeviceIdentity, label_text
+from agent.device.ledger import Ledger, verify_local
 from agent.errors import DoorwardError
-from agent.identity import DeviceIdentity, label_text
-from agent.ledger import Ledger, verify_local
+from agent.runtime.control_socket import control_socket_path, send_command
 
 
 def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
@@ -40,7 +40,7 @@ def device_label(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def device_csr(args: argparse.Namespace, cfg: Config) -> int:
-    from agent.csr import make_csr
+    from agent.device.csr import make_csr
 
     data_dir = _data_dir(args, cfg)
     ident = DeviceIdentity.load_or_create(data_dir)

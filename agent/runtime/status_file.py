@@ -182,7 +182,7 @@ class DeviceView:
 
 def read_device(data_dir: Path, now: float) -> DeviceView | None:
     """Pairing and consent from ``device.sqlite`` (None before the first run); the same
-    queries as :class:`agent.consent.ConsentStore`, without opening it for writing."""
+    queries as :class:`agent.device.consent.ConsentStore`, without opening it for writing."""
     try:
         with open_readonly(data_dir / DEVICE_DB) as db:
             roles = dict(db.execute("SELECT role, COUNT(*) FROM owners GROUP BY role").fetchall())
@@ -317,7 +317,8 @@ def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dic
 def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
                     bucket_configured: bool, now: float | None = None,
                     min_free_bytes: int = 0) -> dict[str, Any]:
-    """What ``doorward status --json`` prints (see :func:`agent.commands.status` for the keys):
+    """What ``doorward status --json`` prints (see :func:`agent.tools.clips_cli.status` for the
+    keys):
     status.json for what only the daemon knows, the databases (read-only) for pairing, consent,
     events, queues and storage, so those are right even while the daemon is stopped.
     ``min_free_bytes`` is ``[store] min_free_bytes`` (0: no floor to check)."""

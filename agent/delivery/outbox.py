@@ -1,6 +1,6 @@
 """The durable outbox ``<data-dir>/outbox.sqlite``: every outgoing MQTT message and upload job.
 
-Wiring (the daemon loop enqueues; :class:`agent.outbox_worker.OutboxWorker` sends)::
+Wiring (the daemon loop enqueues; :class:`agent.delivery.outbox_worker.OutboxWorker` sends)::
 
     outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops, notify=worker.wake)
     outbox.enqueue_signed(f"doorward/{dev}/events", sign, "events", now=now)   # seq, prev inside
@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.devicedb import connect_wal, create_private, scrub
+from agent.device.database import connect_wal, create_private, scrub
 from agent.errors import StoreError
 from agent.store.index import is_corruption
 
@@ -264,7 +264,7 @@ class Outbox:
         daemon starts instead of crash-looping. Returns the outbox and what was lost (None if
         nothing): the queued messages and the message chain's state (the next message starts a
         new chain, which receivers see); clips are queued again from the store at start-up
-        (agent/redelivery.py), and the ledger says which were disclosed."""
+        (agent/delivery/redelivery.py), and the ledger says which were disclosed."""
         try:
             return cls(path, **kwargs), None
         except (StoreError, sqlite3.DatabaseError) as e:

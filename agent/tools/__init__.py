@@ -1,0 +1,1 @@
+"""Tools: the CLI's handlers and the offline tools (status, clips, device, doctor, analyze)."""
