@@ -50,9 +50,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.device.database import connect_wal, create_private, scrub
 from agent.errors import StoreError
-from agent.store.index import is_corruption
+from agent.sqlite import (
+    connect,
+    create_private,
+    is_corruption,
+    migrate,
+    scrub,
+    set_aside,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +250,17 @@ class Outbox:
         self._rng = rng or random.Random()
         self._on_drop = on_drop
         self._notify = notify
+        self._name = f"outbox database {path}"
         try:
             create_private(path)  # 0600 before SQLite creates it; never re-opens an existing file
-            self._db = connect_wal(path)
+            self._db = connect(path)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"outbox database {path}: {e}; check the data directory") from e
-        self._sync = "FULL"
-        self._migrate()
+            raise StoreError(f"{self._name}: {e}; check the data directory") from e
+        try:
+            migrate(self._db, _MIGRATIONS, name=self._name)
+        except BaseException:
+            self._db.close()
+            raise
         prio = self.limits.priority
         self._prio_sql = "CASE scope " + " ".join(
             f"WHEN '{s}' THEN {int(prio[s])}" for s in SCOPES
@@ -271,60 +282,22 @@ class Outbox:
             cause = e.__cause__ if isinstance(e, StoreError) else e
             if not isinstance(cause, sqlite3.DatabaseError) or not is_corruption(cause):
                 raise
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        for suffix in ("", "-wal", "-shm"):
-            part = path.with_name(path.name + suffix)
-            if part.exists():
-                part.rename(path.with_name(f"{path.name}.corrupt-{stamp}{suffix}"))
-        note = (f"outbox database {path} was damaged ({cause}): kept as {path.name}.corrupt-"
-                f"{stamp}; its queued messages are lost and the message chain starts again; "
-                "clips not yet delivered are queued again")
+        kept = set_aside(path, time.time())
+        note = (f"outbox database {path} was damaged ({cause}): kept as {kept.name}; its queued "
+                "messages are lost and the message chain starts again; clips not yet delivered "
+                "are queued again")
         log.error("%s", note)
         return cls(path, **kwargs), note
 
     def close(self) -> None:
         self._db.close()
 
-    def _migrate(self) -> None:
-        # The version is read inside the write transaction: lanes and the daemon open the same
-        # file concurrently, and only the first may run a migration.
-        with self.transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(_MIGRATIONS):
-                raise StoreError(
-                    f"outbox database {self.path} has schema version {version}, this doorward "
-                    f"knows up to {len(_MIGRATIONS)}: upgrade doorward (do not downgrade over "
-                    "newer data)"
-                )
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
-
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; ``durable=False`` commits without fsync (see the module doc).
         SQLite failures (disk full, I/O) become StoreError naming the file."""
-        sync = "FULL" if durable else "NORMAL"
-        try:
-            if sync != self._sync:  # a pragma, so only outside a transaction
-                self._db.execute(f"PRAGMA synchronous={sync}")
-                self._sync = sync
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StoreError(
-                f"outbox database {self.path}: {e}; free space or check the card"
-            ) from e
+        with transaction(self._db, name=self._name, durable=durable) as db:
+            yield db
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Item]:
         try:

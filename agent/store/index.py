@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from agent.device.database import scrub
 from agent.errors import StoreError
+from agent.sqlite import connect, is_corruption, scrub, transaction
 from agent.store.records import EventRecord
 
 log = logging.getLogger(__name__)
@@ -128,15 +129,6 @@ class IndexCorruptError(StoreError):
             "index from the clip files")
 
 
-def is_corruption(e: sqlite3.Error) -> bool:
-    """True for SQLite's "not a database" and "malformed" (and for a plain DatabaseError, which
-    Python raises for those when the code is unknown); False for disk full, locks, I/O errors."""
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-    return type(e) is sqlite3.DatabaseError
-
-
 class Index:
     """Open (creating if needed) ``path`` and check it (``PRAGMA quick_check``: a few ms for an
     index of thousands of clips); close with :meth:`close`. Raises :class:`IndexCorruptError` if
@@ -145,14 +137,11 @@ class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         try:
-            self._db.row_factory = sqlite3.Row
-            # Deleted rows are overwritten, not left in free pages: an erasure must be one on disk.
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed clip row survives power loss (NORMAL may lose the last commits).
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect(path, any_thread=True)  # every use holds self._lock
+        except sqlite3.DatabaseError as e:
+            self._raise_ours(e, "free space or check the card")
+        try:
             self._db.executescript(_SCHEMA)
             columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
             if "damage" not in columns:  # an index made before clips could be marked damaged
@@ -165,14 +154,19 @@ class Index:
                 raise IndexCorruptError(path, "; ".join(problems))
         except sqlite3.DatabaseError as e:
             self._db.close()
-            if is_corruption(e):
-                raise IndexCorruptError(path, str(e)) from e
-            if not isinstance(e, sqlite3.OperationalError):
-                raise
-            raise StoreError(f"clip index {path}: {e}; free space or check the card") from e
+            self._raise_ours(e, "free space or check the card")
         except BaseException:
             self._db.close()
             raise
+
+    def _raise_ours(self, e: sqlite3.DatabaseError, fix: str) -> NoReturn:
+        """Raise SQLite's error as ours: damaged -> IndexCorruptError; disk full, I/O ->
+        StoreError naming ``fix``; anything else (a constraint: a bug of ours) unchanged."""
+        if is_corruption(e):
+            raise IndexCorruptError(self.path, str(e)) from e
+        if not isinstance(e, sqlite3.OperationalError):
+            raise e
+        raise StoreError(f"clip index {self.path}: {e}; {fix}") from e
 
     def close(self) -> None:
         with self._lock:
@@ -180,43 +174,20 @@ class Index:
 
     @contextmanager
     def _tx(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError.
-        ``fsync=False`` commits it with synchronous=NORMAL: it survives a crash of the process,
-        not necessarily a power cut."""
-        with self._lock:
-            try:
-                if not fsync:
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:  # SQLite rolls back by itself on some errors
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                if is_corruption(e):
-                    raise IndexCorruptError(self.path, str(e)) from e
-                if not isinstance(e, sqlite3.OperationalError):
-                    raise  # a constraint or a bug of ours: not the card's fault
-                raise StoreError(
-                    f"clip index {self.path}: {e}; free space or check the card"
-                ) from e
-            finally:
-                if not fsync:
-                    self._db.execute("PRAGMA synchronous=FULL")
+        """One write transaction. SQLite's own failures (disk full, I/O error) become StoreError,
+        a damaged file IndexCorruptError. ``fsync=False`` commits it with synchronous=NORMAL: it
+        survives a crash of the process, not necessarily a power cut."""
+        with self._lock, transaction(self._db, name=f"clip index {self.path}", durable=fsync,
+                                     corrupt=lambda e: IndexCorruptError(self.path, str(e))
+                                     ) as db:
+            yield db
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return list(self._db.execute(sql, args))
             except sqlite3.DatabaseError as e:
-                if is_corruption(e):
-                    raise IndexCorruptError(self.path, str(e)) from e
-                if not isinstance(e, sqlite3.OperationalError):
-                    raise
-                raise StoreError(f"clip index {self.path}: {e}; check the card") from e
+                self._raise_ours(e, "check the card")
 
     # clips
 
@@ -352,7 +323,7 @@ class Index:
 
     def wipe(self) -> int:
         """Factory reset: every clip row and event goes, then nothing of them stays readable in
-        the file or its WAL (agent.device.database.scrub). Returns the number of events deleted."""
+        the file or its WAL (agent.sqlite.scrub). Returns the number of events deleted."""
         with self._tx() as db:
             db.execute("DELETE FROM clips")
             db.execute("DELETE FROM clip_progress")

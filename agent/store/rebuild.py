@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.sqlite import connect_readonly, set_aside
 from agent.store.files import fsync_dir
 from agent.store.index import ClipRow, Index, IndexCorruptError
 from agent.store.records import EventRecord
 
 log = logging.getLogger(__name__)
 
-_SIDE_FILES = ("-wal", "-shm", "-journal")
 _EVENT_COLUMNS = "id, reason, started_at, ended_at, onset_s, last_motion_s, peak_area, clip_id"
 
 
@@ -56,19 +54,10 @@ def rebuild_index(path: Path, error: IndexCorruptError, now: float) -> tuple[Ind
     """Move the damaged ``path`` (and its WAL) aside, open a fresh index there and salvage rows.
 
     The damaged file is renamed ``index.sqlite.corrupt-<UTC time>`` (its ``-wal`` beside it under
-    the matching name, so SQLite still pairs them); it is never opened for writing again.
+    the matching name, so SQLite still pairs them: :func:`agent.sqlite.set_aside`); it is never
+    opened for writing again.
     """
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-    kept = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while kept.exists():
-        n += 1
-        kept = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    for suffix in _SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, kept.with_name(kept.name + suffix))
-    os.replace(path, kept)
+    kept = set_aside(path, now)
     fsync_dir(path.parent)
     index = Index(path)
     clips, events = _salvage(kept, index)
@@ -84,8 +73,8 @@ def _salvage(damaged: Path, index: Index) -> tuple[int, int]:
     ``index``; stops at the first unreadable page of each table."""
     clips = events = 0
     try:
-        db = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
+        db = connect_readonly(damaged, timeout_s=1.0)
+    except (OSError, sqlite3.Error):
         return 0, 0
     with closing(db):
         db.row_factory = sqlite3.Row

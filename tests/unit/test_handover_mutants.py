@@ -21,11 +21,11 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import sqlite as agent_sqlite
 from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
 from agent.delivery.outbox import OUTBOX_FILE, Outbox
-from agent.device import database as devicedb
 from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB, connect_wal
+from agent.device.database import DeviceDB
 from agent.errors import StoreError
 from agent.recording.sealing import dev_owner_path, ensure_dev_owner
 from agent.runtime.daemon import Pipeline
@@ -268,7 +268,7 @@ def test_scrub_retries_a_busy_checkpoint_until_the_reader_is_done(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "device.sqlite"
     DeviceDB(path).close()
-    db = connect_wal(path, timeout_s=0.0)  # no busy handler: a busy checkpoint answers at once
+    db = agent_sqlite.connect(path, timeout_s=0.0)  # no busy handler: a busy checkpoint is at once
     db.execute("INSERT INTO settings VALUES ('x', 'ALICE-X')")
     reader = _reader_holding(path)
     waits: list[float] = []
@@ -278,10 +278,10 @@ def test_scrub_retries_a_busy_checkpoint_until_the_reader_is_done(
         if len(waits) == 2:
             reader.execute("COMMIT")
 
-    monkeypatch.setattr(devicedb.time, "sleep", sleep)
+    monkeypatch.setattr(agent_sqlite.time, "sleep", sleep)
     db.execute("DELETE FROM settings")
     try:
-        devicedb.scrub(db, path)
+        agent_sqlite.scrub(db, path)
         assert waits == [0.02, 0.02]
         assert Path(f"{path}-wal").stat().st_size == 0
         assert b"ALICE-X" not in card_bytes(path)
@@ -294,14 +294,14 @@ def test_scrub_gives_up_after_its_attempts_naming_the_wal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "device.sqlite"
     DeviceDB(path).close()
-    db = connect_wal(path, timeout_s=0.0)
+    db = agent_sqlite.connect(path, timeout_s=0.0)
     reader = _reader_holding(path)
     waits: list[float] = []
-    monkeypatch.setattr(devicedb.time, "sleep", waits.append)
+    monkeypatch.setattr(agent_sqlite.time, "sleep", waits.append)
     try:
         with pytest.raises(StoreError) as e:
-            devicedb.scrub(db, path)
-        assert len(waits) == devicedb.SCRUB_ATTEMPTS == 50
+            agent_sqlite.scrub(db, path)
+        assert len(waits) == agent_sqlite.SCRUB_ATTEMPTS == 50
         assert str(e.value) == (
             f"{path}: the write-ahead log stayed busy, so deleted data may remain in "
             f"{path}-wal; restart doorward (the next start checkpoints it)")
@@ -313,11 +313,11 @@ def test_scrub_gives_up_after_its_attempts_naming_the_wal(
 def test_scrub_translates_a_database_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "device.sqlite"
     DeviceDB(path).close()
-    db = connect_wal(path)
+    db = agent_sqlite.connect(path)
     db.execute("BEGIN")  # VACUUM cannot run inside a transaction
     try:
         with pytest.raises(StoreError) as e:
-            devicedb.scrub(db, path)
+            agent_sqlite.scrub(db, path)
         assert str(e.value).startswith(f"{path}: cannot scrub deleted data (")
         assert str(e.value).endswith("); free space or check the card")
         assert isinstance(e.value.__cause__, sqlite3.Error)
@@ -345,7 +345,7 @@ def test_scrub_of_a_database_not_in_wal_mode_returns_at_once(tmp_path: Path) -> 
         db.execute("CREATE TABLE t (v TEXT)")
         db.execute("INSERT INTO t VALUES ('ALICE-PLAIN')")
         db.execute("DELETE FROM t")
-        devicedb.scrub(db, path)
+        agent_sqlite.scrub(db, path)
         assert b"ALICE-PLAIN" not in card_bytes(path)
     finally:
         db.close()

@@ -343,7 +343,7 @@ def test_threads_opening_a_fresh_database_together_all_succeed(tmp_path: Path) -
     lock and want an exclusive one; SQLite answers one of them "locked" at once (no busy wait).
     Without a retry this failed ~6 times in 100 trials of 4 threads; a lane that cannot open its
     database is a dead lane."""
-    from agent.device.database import connect_wal
+    from agent.sqlite import connect
 
     failures = 0
     for trial in range(100):
@@ -355,7 +355,7 @@ def test_threads_opening_a_fresh_database_together_all_succeed(tmp_path: Path) -
                      errors: list[BaseException] = errors) -> None:
             start.wait()
             try:
-                connect_wal(path).close()
+                connect(path).close()
             except Exception as e:  # counted below
                 errors.append(e)
 
