@@ -34,7 +34,7 @@ from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker
 from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
 from agent.delivery.redelivery import requeue_undelivered
-from agent.device.buttons import DoorbellButtons, StatusLed, make_pin_factory
+from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.consent import ConsentStore
 from agent.device.control_plane import (
     ControlPress,
@@ -53,7 +53,7 @@ from agent.recording.live_segments import LiveSegmenter
 from agent.recording.picam_encoder import PicameraH264Encoder
 from agent.recording.recorder import Recorder
 from agent.recording.sealing import SealingPolicy, dev_owner_path, retire_dev_owner
-from agent.runtime.control_socket import ControlServer, SimulatedPress, control_socket_path
+from agent.runtime.control_socket import ControlServer, control_socket_path
 from agent.runtime.daemon import Pipeline, StopFlag, run_daemon, service_state
 from agent.runtime.handover import Handover
 from agent.runtime.hardening import harden_process

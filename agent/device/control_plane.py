@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.delivery.queueing import ClipDelivered
-from agent.device.buttons import ButtonEvent, DoorbellButtons, StatusLed
+from agent.device.buttons import ButtonEvent, DoorbellButtons, SimulatedPress, StatusLed
 from agent.device.consent import SCOPES as CONSENT_SCOPES
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
@@ -33,7 +33,6 @@ from agent.device.ledger import Ledger
 from agent.device.owner_commands import CommandProcessor
 from agent.device.pairing_window import Decision, PairingWindow
 from agent.errors import DoorwardError
-from agent.runtime.control_socket import SimulatedPress
 from agent.runtime.status_file import LinkState
 from uplink import pairing
 from uplink.brokerurl import MqttError

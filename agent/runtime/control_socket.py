@@ -16,7 +16,7 @@ uid (or root) may talk to it (checked with SO_PEERCRED, on top of the file mode)
         inbox.put(msg)                      # only enqueue: the loop owns all state
         return {"ok": True}
     server = ControlServer(control_socket_path(data_dir), on_command).start()
-    sim = SimulatedPress(factory, ring_pin=17, setup_pin=27)   # simulated mode (mock pins) only
+    sim = SimulatedPress(factory, ring_pin=17, setup_pin=27)   # agent.device.buttons; mock pins
     ... in the loop: a dequeued press -> sim.press(msg["button"], msg["hold_s"], now); every
     iteration sim.tick(now) (before buttons.tick(now)); at exit server.close().
 
@@ -39,8 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from gpiozero.pins.mock import MockFactory
 
 from agent.errors import DoorwardError
 
@@ -466,48 +464,3 @@ def _read_reply(sock: socket.socket) -> bytes:
         if len(buf) > MAX_REPLY_BYTES:
             raise DoorwardError(f"the daemon's reply is longer than {MAX_REPLY_BYTES} bytes")
     return bytes(buf[: buf.index(b"\n")])
-
-
-class SimulatedPress:
-    """Presses the daemon's own mock buttons, so ``doorward press`` exercises the real button path.
-
-    ``press(button, hold_s, now)`` drives the button's mock pin low (pull-up: pressed) at once;
-    ``tick(now)`` from the daemon loop drives it high again at the first tick at or after
-    ``now + hold_s`` (so a hold is never shorter than asked; a hold within one loop period of a
-    threshold may count as the longer hold). Holds shorter than ``MIN_HOLD_S`` are lengthened to
-    it, since the debounce treats a shorter press as noise. ``now`` must be in the clock that
-    DoorbellButtons uses (monotonic seconds).
-    """
-
-    MIN_HOLD_S = 0.1
-
-    def __init__(self, pin_factory: Any, *, ring_pin: int | str, setup_pin: int | str) -> None:
-        if not isinstance(pin_factory, MockFactory):
-            raise DoorwardError("simulated button presses need mock pins: use a simulated source "
-                                'or set [gpio] pin_factory = "mock"')
-        self._pins: dict[str, Any] = {"ring": pin_factory.pin(ring_pin),
-                                      "setup": pin_factory.pin(setup_pin)}
-        self._release_at: dict[str, float] = {}
-
-    def press(self, button: str, hold_s: float, now: float) -> float:
-        """Start a press; returns when it will be released. DoorwardError if already held."""
-        if button not in self._pins:
-            raise ValueError(f"unknown button {button!r}: use 'ring' or 'setup'")
-        if button in self._release_at:
-            raise DoorwardError(f"{button} is already being pressed (until "
-                                f"{self._release_at[button] - now:.1f} s from now): try again then")
-        release_at = now + max(hold_s, self.MIN_HOLD_S)
-        self._release_at[button] = release_at
-        self._pins[button].drive_low()
-        return release_at
-
-    def tick(self, now: float) -> None:
-        for button, due in list(self._release_at.items()):
-            if now >= due:
-                del self._release_at[button]
-                self._pins[button].drive_high()
-
-    @property
-    def held(self) -> frozenset[str]:
-        """Buttons currently held down by a simulated press."""
-        return frozenset(self._release_at)

@@ -21,11 +21,11 @@ from agent.device.buttons import (
     ButtonEvent,
     DoorbellButtons,
     PressClassifier,
+    SimulatedPress,
     StatusLed,
     make_pin_factory,
 )
 from agent.errors import DoorwardError
-from agent.runtime.control_socket import SimulatedPress
 from tests.helpers import wait_for
 
 RING, SETUP, LED_PIN = 17, 27, 22
