@@ -32,7 +32,7 @@ from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.homeassistant import HomeAssistantDiscovery
 from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.delivery.redelivery import requeue_undelivered
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.consent import ConsentStore
@@ -43,17 +43,18 @@ from agent.device.control_plane import (
     UplinkHooks,
     topics,
 )
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import CommandProcessor
 from agent.errors import ConfigError, DoorwardError
+from agent.paths import DataDir
 from agent.recording.encoder import VideoEncoder, X264Encoder
 from agent.recording.live_segments import LiveSegmenter
 from agent.recording.picam_encoder import PicameraH264Encoder
 from agent.recording.recorder import Recorder
-from agent.recording.sealing import SealingPolicy, dev_owner_path, retire_dev_owner
-from agent.runtime.control_socket import ControlServer, control_socket_path
+from agent.recording.sealing import SealingPolicy, retire_dev_owner
+from agent.runtime.control_socket import ControlServer
 from agent.runtime.daemon import Pipeline, StopFlag, run_daemon, service_state
 from agent.runtime.handover import Handover
 from agent.runtime.hardening import harden_process
@@ -161,7 +162,7 @@ def _log_event(doc: dict[str, Any]) -> None:
 def open_device_state(data_dir: Path) -> DeviceState:
     """The device identity and its durable state (device.sqlite), opened on this thread."""
     identity = DeviceIdentity.load_or_create(data_dir)
-    db = DeviceDB(data_dir / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data_dir).device_db)
     consent = ConsentStore(db)
     ledger = Ledger(db, identity.key)
     processor = CommandProcessor(db, consent, ledger, identity.device_id, identity.key)
@@ -253,13 +254,14 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
         for record in drop_records(items):
             device.ledger.append("outbox-drop", record, now)
 
-    outbox, lost = Outbox.open_or_set_aside(data_dir / OUTBOX_FILE, on_drop=record_drops)
+    outbox, lost = Outbox.open_or_set_aside(DataDir(data_dir).outbox_db, on_drop=record_drops)
     if lost is not None:  # a damaged file: the daemon starts all the same, and says what went
         device.ledger.append("outbox-drop", {"reason": lost, "items": []}, time.time())
     outbox.recover(time.time())
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)
-    worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)
+    worker = OutboxWorker(DataDir(data_dir).outbox_db, lambda lane: lane_ports(ctx, lane),
+                          lanes=lanes)
     ctx.wake = worker.wake
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=policy.recipients, uploads_enabled=store_factory is not None,
@@ -422,7 +424,7 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
     device = open_device_state(data_dir)
     policy = SealingPolicy(data_dir, dev_owner=spec.dev_owner,
                            owner_recipients=device.consent.recipients)
-    if device.consent.owners() and dev_owner_path(data_dir).exists():  # pairing was cut short
+    if device.consent.owners() and DataDir(data_dir).dev_owner_key.exists():  # pairing cut short
         retire_dev_owner(data_dir, store, device.consent.recipients())
     policy.recipients()  # creates the development owner now, so the log says so at start
     (log.info if policy.mode != "not-recording" else log.warning)(policy.reason)
@@ -534,7 +536,7 @@ def run(cfg: Config, opts: RunOptions) -> int:
         if uplink is not None:
             uplink.worker.start()
             stack.callback(uplink.worker.stop)
-        control = ControlServer(control_socket_path(data_dir), _control_handler(inbox)).start()
+        control = ControlServer(DataDir(data_dir).control_socket, _control_handler(inbox)).start()
         stack.callback(control.close)
         controller.start()
         housekeeping = _housekeeping(store, status)

@@ -31,11 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
 from agent.device.control_plane import topics
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
+from agent.paths import DataDir
 from uplink.agekeys import Identity, Recipient
 from uplink.keys import key_id_for, public_raw
 from uplink.mqtt import MqttClient, MqttSettings
@@ -49,7 +50,7 @@ def provision(data_dir: Path, now: float) -> tuple[DeviceIdentity, Identity]:
     """A device as pairing leaves it: its identity, one owner, ``events`` consent granted."""
     identity = DeviceIdentity.load_or_create(data_dir)
     owner_key, owner_age = Ed25519PrivateKey.generate(), Identity.generate()
-    db = DeviceDB(data_dir / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data_dir).device_db)
     try:
         consent = ConsentStore(db)
         owner_raw = public_raw(owner_key)
@@ -87,12 +88,12 @@ class SimDevice:
         commands: queue.Queue[object] = queue.Queue()  # nobody sends the fleet commands
         client = MqttClient(settings, on_message=commands.put)
         client.subscribe(topics(dev_id)["cmd"])
-        db = DeviceDB(data_dir / DEVICE_DB_FILE)
+        db = DeviceDB(DataDir(data_dir).device_db)
         consent = ConsentStore(db)
-        outbox = Outbox(data_dir / OUTBOX_FILE)
+        outbox = Outbox(DataDir(data_dir).outbox_db)
         outbox.recover()
         ctx = LaneContext(data_dir, identity, client, None, "", "", queue.Queue())
-        worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane),
+        worker = OutboxWorker(DataDir(data_dir).outbox_db, lambda lane: lane_ports(ctx, lane),
                               lanes=("messages",))
         ctx.wake = worker.wake
 

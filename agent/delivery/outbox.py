@@ -2,7 +2,7 @@
 
 Wiring (the daemon loop enqueues; :class:`agent.delivery.outbox_worker.OutboxWorker` sends)::
 
-    outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops, notify=worker.wake)
+    outbox = Outbox(DataDir(data_dir).outbox_db, on_drop=record_drops, notify=worker.wake)
     outbox.enqueue_signed(f"doorward/{dev}/events", sign, "events", now=now)   # seq, prev inside
     outbox.enqueue_upload({"clip_id": cid, "files": [...]}, "clips", now=now)
     with worker.paused():                                    # on revocation, at once
@@ -63,7 +63,6 @@ from agent.sqlite import (
 
 log = logging.getLogger(__name__)
 
-OUTBOX_FILE = "outbox.sqlite"
 KINDS = ("message", "upload")
 GATED_SCOPES = ("events", "snapshots", "clips")  # ask consent before sending
 SCOPES = ("device", *GATED_SCOPES)

@@ -3,7 +3,7 @@
 Wiring (daemon)::
 
     def ports_for(lane: str) -> Ports:          # called ON the lane thread: open per-thread state
-        db = DeviceDB(data_dir / DEVICE_DB_FILE)    # sqlite connections are thread-bound
+        db = DeviceDB(paths.device_db)              # sqlite connections are thread-bound
         consent, ledger = ConsentStore(db), Ledger(db, device_key)
         return Ports(
             allows=consent.allows,
@@ -15,7 +15,7 @@ Wiring (daemon)::
             close=db.close,
         )
 
-    worker = OutboxWorker(data_dir / OUTBOX_FILE, ports_for)
+    worker = OutboxWorker(paths.outbox_db, ports_for)      # paths: agent.paths.DataDir
     worker.start()                                  # one thread per lane, each its own Outbox
     outbox = Outbox(path, on_drop=..., notify=worker.wake)          # the loop's enqueue side
     client.events -> ConnectionEvent(connected=True): worker.wake()  # resume at once

@@ -56,10 +56,11 @@ from agent.delivery.segment_upload import (
     live_segments_sent,
 )
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import bucket_replies, reply_topic
+from agent.paths import DataDir
 from agent.recording.live_segments import LiveCut
 from agent.recording.sealing import members_only, sealed_to_members
 from agent.runtime.status_file import LinkState
@@ -86,7 +87,6 @@ if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app
 
 log = logging.getLogger("doorward")
 
-OUTBOX_FILE = "outbox.sqlite"
 CONTENT_SETTING = "event_content"
 MANIFEST_CHAIN_SETTING = "manifest_chain"
 
@@ -299,7 +299,7 @@ class LaneContext:
 
 def lane_ports(ctx: LaneContext, lane: str) -> Ports:
     """``OutboxWorker``'s ``ports_for``: runs on the lane's thread, opens its own connections."""
-    db = DeviceDB(ctx.data_dir / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(ctx.data_dir).device_db)
     consent = ConsentStore(db)
     ledger = Ledger(db, ctx.identity.key)
 
@@ -316,7 +316,7 @@ def lane_ports(ctx: LaneContext, lane: str) -> Ports:
     if lane == "messages" or ctx.store_factory is None:
         publish = mqtt_batch_publisher(ctx.mqtt) if ctx.mqtt is not None else None
         return Ports(allows=allows, publish=publish, on_drop=on_drop, close=db.close)
-    outbox = Outbox(ctx.data_dir / OUTBOX_FILE)
+    outbox = Outbox(DataDir(ctx.data_dir).outbox_db)
     uploader = ClipUploader(ctx, ctx.store_factory(), db, consent, ledger, outbox)
 
     def close() -> None:

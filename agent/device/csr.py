@@ -17,17 +17,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from agent.errors import DoorwardError
+from agent.paths import TLS_KEY_TYPES, DataDir
 from uplink.keys import write_private_file
-
-TLS_KEY_FILES = {"p256": "tls-p256.key", "ed25519": "tls-ed25519.key"}
 
 
 def tls_key(data_dir: Path, key_type: str) -> tuple[ec.EllipticCurvePrivateKey |
                                                       ed25519.Ed25519PrivateKey, Path]:
     """Load the TLS key of ``key_type``, creating it (0600) on first use."""
-    if key_type not in TLS_KEY_FILES:
+    if key_type not in TLS_KEY_TYPES:
         raise DoorwardError(f"key type {key_type!r}: use p256 (AWS IoT Core) or ed25519")
-    path = data_dir / TLS_KEY_FILES[key_type]
+    path = DataDir(data_dir).tls_key(key_type)
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):

@@ -2,7 +2,7 @@
 
 Wiring (daemon main loop, which owns all state):
 
-    db = DeviceDB(data_dir / "device.sqlite")          # creates 0600, migrates
+    db = DeviceDB(DataDir(data_dir).device_db)         # creates 0600, migrates
     consent = ConsentStore(db); ledger = Ledger(db, device_key)
     ...
     db.close()
@@ -27,8 +27,6 @@ from pathlib import Path
 
 from agent.errors import StoreError
 from agent.sqlite import connect, create_private, migrate, scrub, transaction
-
-DEVICE_DB_FILE = "device.sqlite"
 
 # Tables a factory reset and the command checks care about; `dump` compares them in tests.
 STATE_TABLES = ("owners", "grants", "counters", "jti_seen")

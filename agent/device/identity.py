@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import DoorwardError
+from agent.paths import DataDir
 from uplink.errors import UplinkError
 from uplink.keys import (
     b64u,
@@ -33,9 +34,6 @@ from uplink.keys import (
     write_private_file,
 )
 from uplink.pairing import setup_code_from_secret
-
-DEVICE_KEY_FILE = "device.key"
-SETUP_SECRET_FILE = "setup.secret"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,8 @@ class DeviceIdentity:
     @classmethod
     def load_or_create(cls, data_dir: Path) -> DeviceIdentity:
         """Load the identity, creating key and secret (0600) on first start."""
-        key_path, secret_path = data_dir / DEVICE_KEY_FILE, data_dir / SETUP_SECRET_FILE
+        paths = DataDir(data_dir)
+        key_path, secret_path = paths.device_key, paths.setup_secret
         try:
             data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not key_path.exists():

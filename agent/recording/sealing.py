@@ -34,21 +34,15 @@ from pathlib import Path
 
 from agent.delivery.outbox import Item
 from agent.delivery.outbox_worker import PermanentSendError, Progress, UploadPort
+from agent.paths import DataDir
 from agent.store import ClipStore
 from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
 
 log = logging.getLogger(__name__)
 
-DEV_OWNER_FILE = "dev-owner.key"
-
-
-def dev_owner_path(data_dir: Path) -> Path:
-    return data_dir / DEV_OWNER_FILE
-
-
 def ensure_dev_owner(data_dir: Path) -> Identity:
     """Load the development owner identity, creating it (0600) on first use."""
-    path = dev_owner_path(data_dir)
+    path = DataDir(data_dir).dev_owner_key
     if not path.exists():
         write_identity_file(path, Identity.generate(),
                             comment="Doorward development owner: simulated sources only")
@@ -92,7 +86,7 @@ class SealingPolicy:
             return f"sealing to {len(self._owner_recipients())} paired owner/viewer key(s)"
         if mode == "dev-owner":
             return ("no paired owner: development source (sim:, file:), sealing to the "
-                    f"development owner {dev_owner_path(self._data_dir)}")
+                    f"development owner {DataDir(self._data_dir).dev_owner_key}")
         return ("not recording: no paired owner, and a real camera never records without one. "
                 "Hold the SETUP button for 3 s and run `doorward owner pair`")
 
@@ -129,7 +123,7 @@ def retire_dev_owner(data_dir: Path, store: ClipStore, members: Iterable[str]) -
     doomed = [c.id for c in store.list_clips() if not set(c.recipients) & allowed]
     for clip_id in doomed:
         store.delete_clip(clip_id)
-    path = dev_owner_path(data_dir)
+    path = DataDir(data_dir).dev_owner_key
     if path.exists():
         path.unlink()
         log.warning("development owner %s deleted: clips are sealed to the paired owners only",

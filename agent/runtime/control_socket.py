@@ -15,7 +15,7 @@ uid (or root) may talk to it (checked with SO_PEERCRED, on top of the file mode)
     def on_command(msg: dict[str, Any]) -> dict[str, Any]:
         inbox.put(msg)                      # only enqueue: the loop owns all state
         return {"ok": True}
-    server = ControlServer(control_socket_path(data_dir), on_command).start()
+    server = ControlServer(DataDir(data_dir).control_socket, on_command).start()
     sim = SimulatedPress(factory, ring_pin=17, setup_pin=27)   # agent.device.buttons; mock pins
     ... in the loop: a dequeued press -> sim.press(msg["button"], msg["hold_s"], now); every
     iteration sim.tick(now) (before buttons.tick(now)); at exit server.close().
@@ -44,7 +44,6 @@ from agent.errors import DoorwardError
 
 log = logging.getLogger(__name__)
 
-CONTROL_SOCKET_NAME = "control.sock"
 MAX_MESSAGE_BYTES = 1024  # one request line, newline included
 MAX_REPLY_BYTES = 65536
 MAX_HOLD_S = 30.0
@@ -55,11 +54,6 @@ _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL included
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def control_socket_path(data_dir: Path) -> Path:
-    """Where the daemon for ``data_dir`` listens."""
-    return data_dir / CONTROL_SOCKET_NAME
 
 
 def parse_message(data: bytes) -> dict[str, Any]:

@@ -10,9 +10,8 @@ wiped and before the ledger restarts): the clip in progress is discarded and the
 forgotten; the Home Assistant configs that may be retained on the broker are noted, the outbox
 (items, payloads, message chain) and every owner setting are wiped, the clip store (files, clip
 rows, events) is emptied, ``dev-owner.key`` deleted, and empty retained payloads are queued for
-the noted discovery topics. Every database touched is scrubbed (agent.device.database.scrub) so a
-card
-image shows nothing deleted; the controller scrubs device.sqlite once the ledger has restarted.
+the noted discovery topics. Every database touched is scrubbed (agent.sqlite.scrub) so a card image
+shows nothing deleted; the controller scrubs device.sqlite once the ledger has restarted.
 Only the device key, the setup secret and the (restarted) ledger remain.
 
 Wiring (agent.app)::
@@ -30,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
-from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.delivery.outbox import Outbox
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
-from agent.recording.sealing import dev_owner_path, retire_dev_owner
+from agent.paths import DataDir
+from agent.recording.sealing import retire_dev_owner
 from agent.runtime.daemon import Pipeline
 from agent.store import ClipStore
 
@@ -77,7 +77,7 @@ class Handover:
             # next start with a broker removes it (it names topics, nothing of the owner's).
             self.db.set_setting(PUBLISHED_SETTING, published)
         gone = self.store.wipe()
-        dev_owner_path(self.data_dir).unlink(missing_ok=True)
+        DataDir(self.data_dir).dev_owner_key.unlink(missing_ok=True)
         removals = self.discovery.remove(topics) if self.discovery is not None else 0
         log.warning("factory reset: discarded the clip in progress (%s); deleted %d clip(s), "
                     "%d event(s), %d outbox item(s); %d discovery config(s) queued for removal",
@@ -87,7 +87,7 @@ class Handover:
     def _wipe_outbox(self) -> int:
         if self.outbox is not None:
             return self.outbox.wipe()
-        path = self.data_dir / OUTBOX_FILE
+        path = DataDir(self.data_dir).outbox_db
         if not path.exists():
             return 0
         outbox = Outbox(path)  # an earlier run had an uplink: its payloads are still there

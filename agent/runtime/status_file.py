@@ -26,20 +26,16 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATUS_FILE = "status.json"
+from agent.paths import DataDir
+from agent.sqlite import open_readonly
 
 log = logging.getLogger(__name__)
-
-
-def status_path(data_dir: Path) -> Path:
-    return data_dir / STATUS_FILE
 
 
 class StatusFile:
@@ -52,10 +48,10 @@ class StatusFile:
 
     def __init__(self, data_dir: Path, *, min_interval_s: float = 1.0,
                  runtime_dir: Path | None = None) -> None:
-        self._path = status_path(data_dir)
+        paths = DataDir(data_dir, runtime=runtime_dir)
+        self._path = paths.status_target
         if runtime_dir is not None:
-            self._path = runtime_dir / STATUS_FILE
-            link = status_path(data_dir)
+            link = paths.status
             tmp_link = link.with_suffix(".link-tmp")
             tmp_link.unlink(missing_ok=True)
             tmp_link.symlink_to(self._path)
@@ -98,7 +94,7 @@ class StatusFile:
 
 def read_status(data_dir: Path) -> dict[str, Any] | None:
     """The last status the daemon wrote, with ``running`` computed; None if there is none."""
-    path = status_path(data_dir)
+    path = DataDir(data_dir).status
     try:
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -151,25 +147,6 @@ def links_json(links: Mapping[str, LinkState]) -> dict[str, dict[str, Any]]:
 
 # ---- read-only looks at the databases -----------------------------------------------------------
 
-DEVICE_DB = "device.sqlite"
-INDEX_DB = "index.sqlite"
-OUTBOX_DB = "outbox.sqlite"
-
-
-@contextmanager
-def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to an existing SQLite file (FileNotFoundError if there is none).
-
-    Never creates or migrates anything, so ``status`` and ``doctor`` can look at a stopped or a
-    running daemon's databases without changing them (WAL lets them read beside the writer).
-    """
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    with closing(db):
-        yield db
-
-
 @dataclass(frozen=True)
 class DeviceView:
     """Owners and consent as device.sqlite has them: ``grants`` maps each scope in force to its
@@ -184,7 +161,7 @@ def read_device(data_dir: Path, now: float) -> DeviceView | None:
     """Pairing and consent from ``device.sqlite`` (None before the first run); the same
     queries as :class:`agent.device.consent.ConsentStore`, without opening it for writing."""
     try:
-        with open_readonly(data_dir / DEVICE_DB) as db:
+        with open_readonly(DataDir(data_dir).device_db) as db:
             roles = dict(db.execute("SELECT role, COUNT(*) FROM owners GROUP BY role").fetchall())
             rows = db.execute(
                 "SELECT scope, expires_at FROM grants WHERE revoked_at IS NULL "
@@ -206,7 +183,7 @@ def count_events_since(data_dir: Path, since: float) -> int | None:
     from agent.store import iso_utc  # the index's own time format, so text order is time order
 
     try:
-        with open_readonly(data_dir / INDEX_DB) as db:
+        with open_readonly(DataDir(data_dir).index_db) as db:
             row = db.execute("SELECT COUNT(*) FROM events WHERE started_at >= ?",
                              (iso_utc(since),)).fetchone()
     except FileNotFoundError:
@@ -217,7 +194,7 @@ def count_events_since(data_dir: Path, since: float) -> int | None:
 def store_bytes(data_dir: Path) -> tuple[int, int] | None:
     """(bytes used by clips and snapshots, complete clips) from the clip index."""
     try:
-        with open_readonly(data_dir / INDEX_DB) as db:
+        with open_readonly(DataDir(data_dir).index_db) as db:
             used = db.execute("SELECT COALESCE(SUM(bytes + COALESCE(snapshot_bytes, 0)), 0) "
                               "FROM clips").fetchone()[0]
             clips = db.execute("SELECT COUNT(*) FROM clips WHERE state = 'complete'").fetchone()[0]
@@ -229,7 +206,7 @@ def store_bytes(data_dir: Path) -> tuple[int, int] | None:
 def read_queues(data_dir: Path) -> dict[str, int] | None:
     """Open outbox items per lane: ``{"messages": n, "uploads": m}`` (None: no outbox yet)."""
     try:
-        with open_readonly(data_dir / OUTBOX_DB) as db:
+        with open_readonly(DataDir(data_dir).outbox_db) as db:
             rows = db.execute("SELECT kind, COUNT(*) FROM items WHERE state IN "
                               "('queued', 'in-flight') GROUP BY kind").fetchall()
     except FileNotFoundError:
@@ -274,7 +251,7 @@ def clock_floors(data_dir: Path) -> list[ClockFloor]:
     the runtime directory, and each entry was timed by this device's own clock)."""
     floors = [release_floor()]
     try:
-        with open_readonly(data_dir / DEVICE_DB) as db:
+        with open_readonly(DataDir(data_dir).device_db) as db:
             row = db.execute("SELECT MAX(ts) FROM ledger").fetchone()
     except (FileNotFoundError, sqlite3.Error):  # no ledger yet (or `doctor`'s db check says why)
         return floors
@@ -331,22 +308,24 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
     if st.get("sealing") == "not-recording":  # a real camera without an owner: say why
         problems.append(str(st.get("sealing_reason") or "not recording: no paired owner"))
 
+    paths = DataDir(data_dir)
+
     def guarded(what: str, fn: Any) -> Any:
         try:
             return fn()
         except (sqlite3.Error, OSError) as exc:
             fix = ""
-            if what == INDEX_DB and type(exc) is sqlite3.DatabaseError:  # damaged, not busy
+            if what == paths.index_db.name and type(exc) is sqlite3.DatabaseError:  # damaged
                 fix = (" (damaged: restart the daemon; it keeps the damaged file and rebuilds "
                        "the index from the clip files)")
             problems.append(f"{what}: {exc}{fix}")
             return None
 
-    device = guarded("device.sqlite", lambda: read_device(data_dir, now))
+    device = guarded(paths.device_db.name, lambda: read_device(data_dir, now))
     floors = clock_floors(data_dir)
     newest = max(floors, key=lambda f: f.at)
     grants = device.grants if device is not None else {}
-    used = guarded("index.sqlite", lambda: store_bytes(data_dir))
+    used = guarded(paths.index_db.name, lambda: store_bytes(data_dir))
     free = guarded("disk", lambda: disk_free(data_dir))
     problems += storage_problems(data_dir, st, free, min_free_bytes)
     last_frame = st.get("last_frame_at")
@@ -369,9 +348,9 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
                    "last_frame_age_s": None if last_frame is None
                    else round(max(0.0, now - float(last_frame)), 1),
                    "recording": running and bool(st.get("recording"))},
-        "events": {"today": guarded("index.sqlite", lambda: count_events_since(
+        "events": {"today": guarded(paths.index_db.name, lambda: count_events_since(
             data_dir, local_midnight(now))), "this_run": st.get("events", 0)},
-        "queues": guarded("outbox.sqlite", lambda: read_queues(data_dir)),
+        "queues": guarded(paths.outbox_db.name, lambda: read_queues(data_dir)),
         "storage": {"used_bytes": used[0] if used else 0, "clips": used[1] if used else 0,
                     "max_bytes": max_bytes, "free_bytes": free},
         "broker": _link(st, "broker", broker_configured, running),

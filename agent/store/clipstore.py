@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from agent.errors import StoreError
+from agent.paths import DataDir
 from agent.store.files import ClipSink, unlink_quiet_missing, write_durable
 from agent.store.index import ClipRow, Index, IndexCorruptError
 from agent.store.rebuild import IndexRebuild, rebuild_index
@@ -78,7 +79,8 @@ class ClipStore:
         if retention_days <= 0:
             raise StoreError(f"store.retention_days = {retention_days!r}: must be > 0 days")
         self.data_dir = Path(data_dir).absolute()
-        self.clips_dir = self.data_dir / "clips"
+        self._paths = DataDir(self.data_dir)
+        self.clips_dir = self._paths.clips
         self.max_bytes, self.retention_days = max_bytes, retention_days
         self.min_free_bytes = min_free_bytes
         self._clock = clock_wall
@@ -101,7 +103,7 @@ class ClipStore:
             ) from e
 
     def _open_index(self, *, repair: bool) -> Index:
-        path = self.data_dir / "index.sqlite"
+        path = self._paths.index_db
         try:
             return Index(path)
         except IndexCorruptError as e:
@@ -144,7 +146,7 @@ class ClipStore:
     def _take_lock(self) -> None:
         if self._lock_fd is not None:
             return
-        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._paths.store_lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.errors import DoorwardError, StoreError
+from agent.paths import DataDir
 from agent.runtime.status_file import status_document
 from agent.store import ClipRecord, ClipStore
 from uplink.age import AgeError, decrypt_file
@@ -46,7 +47,7 @@ def dispatch(args: argparse.Namespace, cfg: Config) -> int:
 
 def _open_store(args: argparse.Namespace, cfg: Config) -> ClipStore:
     data_dir = cfg.data_dir(args.data_dir)
-    if not (data_dir / "index.sqlite").exists():
+    if not DataDir(data_dir).index_db.exists():
         raise StoreError(f"no Doorward store in {data_dir}: pass --data-dir with the directory "
                          "`doorward run` used")
     return ClipStore(data_dir, max_bytes=cfg.store.max_bytes,

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from agent.config import Config
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity, label_text
 from agent.device.ledger import Ledger, verify_local
 from agent.errors import DoorwardError
-from agent.runtime.control_socket import control_socket_path, send_command
+from agent.paths import DataDir
+from agent.runtime.control_socket import send_command
 
 
 def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
@@ -22,7 +23,7 @@ def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
 
 
 def _open_db(data_dir: Path) -> DeviceDB:
-    path = data_dir / DEVICE_DB_FILE
+    path = DataDir(data_dir).device_db
     if not path.exists():
         raise DoorwardError(f"no device state in {data_dir}: start `doorward run` once, or pass "
                             "--data-dir with the directory it uses")
@@ -56,7 +57,7 @@ def device_csr(args: argparse.Namespace, cfg: Config) -> int:
 
 def press(args: argparse.Namespace, cfg: Config) -> int:
     hold = args.hold if args.hold is not None else 0.2
-    reply = send_command(control_socket_path(_data_dir(args, cfg)),
+    reply = send_command(DataDir(_data_dir(args, cfg)).control_socket,
                          {"cmd": "press", "button": args.button, "hold_s": hold})
     if not reply.get("ok"):
         raise DoorwardError(f"the daemon refused the press: {reply.get('error', reply)}")

@@ -35,21 +35,21 @@ from typing import Any
 from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
 from agent.errors import DoorwardError
+from agent.paths import DataDir
 from agent.runtime.status_file import (
     ClockFloor,
     DeviceView,
     clock_floors,
     clock_warning,
     disk_free,
-    open_readonly,
     read_device,
     store_bytes,
 )
+from agent.sqlite import open_readonly
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 MIN_FREE_BYTES = 64 * 1024 * 1024  # the store's own floor (ClipStore.min_free_bytes)
 CONSENT_WARN_S = 7 * 86400.0
-DATABASES = ("index.sqlite", "device.sqlite", "outbox.sqlite")
 
 
 @dataclass(frozen=True)
@@ -186,11 +186,11 @@ def ntp_synchronized(run: Callable[..., Any] = subprocess.run,
 
 
 def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -> Check:
-    """The wall clock is plausible (:func:`agent.runtime.status_file.clock_warning`: FAIL before
-    this version's
-    release date, WARN before the newest ledger entry) and NTP says synchronised (WARN when
-    unknown or not). Consent expiry and the times in the ledger and on clips depend on it;
-    revoking consent never does (the device accepts a revoke whatever the clocks say)."""
+    """The wall clock is plausible (:func:`agent.runtime.status_file.clock_warning`: FAIL
+    before this version's release date, WARN before the newest ledger entry) and NTP says
+    synchronised (WARN when unknown or not). Consent expiry and the times in the ledger and on
+    clips depend on it; revoking consent never does (the device accepts a revoke whatever the
+    clocks say)."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
     fix = ("set the time (`sudo timedatectl set-ntp true`, check network access to NTP); "
            "consent expiry and clip times depend on it")
@@ -305,11 +305,10 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
 
 def device_id_of(data_dir: Path) -> str | None:
     """The device id, if the identity exists (never creates one)."""
-    from agent.device.identity import DEVICE_KEY_FILE
     from uplink.errors import UplinkError
     from uplink.keys import device_id_for, load_ed25519, public_raw
 
-    path = data_dir / DEVICE_KEY_FILE
+    path = DataDir(data_dir).device_key
     if not path.is_file():
         return None
     try:
@@ -427,12 +426,14 @@ def run_checks(cfg: Config, config_check: Check, *, data_dir: Path, source: str,
         used = 0
     checks.append(check_disk(data_dir, cfg.store.max_bytes, disk_free(data_dir), used,
                              cfg.store.min_free_bytes))
-    checks += [check_database(data_dir / name) for name in DATABASES]
+    paths = DataDir(data_dir)
+    checks += [check_database(path) for path in paths.databases]
     try:
         view = read_device(data_dir, now)
     except sqlite3.Error as exc:  # check_database says more
-        checks.append(Check("pairing", FAIL, f"device.sqlite cannot be read: {_err(exc)}",
-                            "see the db device.sqlite check"))
+        name = paths.device_db.name
+        checks.append(Check("pairing", FAIL, f"{name} cannot be read: {_err(exc)}",
+                            f"see the db {name} check"))
     else:
         try:
             dev_owner = parse_source(source).dev_owner

@@ -25,11 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.app import Uplink, _hooks
 from agent.delivery.outbox import Backoff, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
+from agent.paths import DataDir
 from uplink.agekeys import Identity
 from uplink.objectstore import ObjectStore
 
@@ -91,7 +92,7 @@ def upload_rig(tmp: Path, store_factory: Callable[[], ObjectStore], *,
     """An :class:`UploadRig` whose uploads lane runs (stopped on exit)."""
     data = tmp / "device"
     identity = DeviceIdentity.load_or_create(data)
-    db = DeviceDB(data / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data).device_db)
     consent, ledger = ConsentStore(db), Ledger(db, identity.key)
     owner = Identity.generate()
     consent.add_owner(Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
@@ -101,10 +102,10 @@ def upload_rig(tmp: Path, store_factory: Callable[[], ObjectStore], *,
         for entry in drop_records(items):
             ledger.append("outbox-drop", entry, time.time())
 
-    outbox = Outbox(data / OUTBOX_FILE, on_drop=record)
+    outbox = Outbox(DataDir(data).outbox_db, on_drop=record)
     ctx = LaneContext(data, identity, None, store_factory, PREFIX, bucket, queue.Queue())
     rig_box: list[UploadRig] = []
-    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane),
+    worker = OutboxWorker(DataDir(data).outbox_db, lambda lane: lane_ports(ctx, lane),
                           lanes=("uploads",),
                           settings=WorkerSettings(backoff=Backoff(base_s=0.2, cap_s=0.5)),
                           clock=lambda: time.time() + (rig_box[0].skew_s if rig_box else 0.0))

@@ -28,11 +28,11 @@ from agent.app import RunOptions, open_local
 from agent.config import parse_config
 from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
-from agent.recording.sealing import dev_owner_path
+from agent.paths import DataDir
 from agent.runtime.status_file import status_document
 from agent.store import ClipEnd, ClipRecord, ClipStart
 from tests.helpers import DOORWARD, SMALL_CONFIG, age_decrypt, doorward, doorward_json, wait_for
@@ -53,7 +53,7 @@ def test_a_real_camera_records_nothing_without_an_owner(tmp_path: Path, source: 
     try:
         assert local.policy.mode == "not-recording"
         assert local.policy.recipients() == ()
-        assert not dev_owner_path(data).exists()
+        assert not DataDir(data).dev_owner_key.exists()
         doc = status_document(data, max_bytes=1 << 30, broker_configured=False,
                               bucket_configured=False)
         assert any("not recording" in p and "pair" in p for p in doc["problems"]), doc
@@ -69,7 +69,7 @@ def test_only_development_sources_use_a_development_owner(tmp_path: Path, source
     try:
         assert local.policy.mode == "dev-owner"
         (dev,) = local.policy.recipients()
-        assert dev == load_identities(dev_owner_path(data))[0].recipient
+        assert dev == load_identities(DataDir(data).dev_owner_key)[0].recipient
     finally:
         local.store.close()
         local.device.db.close()
@@ -91,7 +91,7 @@ def test_a_pairing_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> No
     first.device.db.close()
     again = open_local(parse_config(""), RunOptions(data_dir=str(data), source="sim:porch"))
     try:
-        assert not dev_owner_path(data).exists()
+        assert not DataDir(data).dev_owner_key.exists()
         assert again.store.list_clips() == []
         assert again.policy.recipients() == (owner.recipient,)
     finally:
@@ -119,7 +119,7 @@ def paired(tmp_path: Path) -> Iterator[Paired]:
     data = tmp_path / "device"
     data.mkdir()
     identity = DeviceIdentity.load_or_create(data)
-    db = DeviceDB(data / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data).device_db)
     consent = ConsentStore(db)
     owner, dev = Identity.generate(), Identity.generate()
     consent.add_owner(public_raw(Ed25519PrivateKey.generate()), str(owner.recipient), "owner",
@@ -142,7 +142,7 @@ def sealed_clip(p: Paired, clip_id: str, *, to: Identity) -> ClipRecord:
 
 
 def test_a_dev_sealed_clip_is_never_queued(paired: Paired) -> None:
-    outbox = Outbox(paired.data / OUTBOX_FILE)
+    outbox = Outbox(DataDir(paired.data).outbox_db)
     try:
         delivery = Delivery(outbox, paired.identity, paired.db, paired.consent,
                             recipients=lambda: (), uploads_enabled=True, messages_enabled=False,
@@ -171,7 +171,7 @@ def test_a_dev_sealed_clip_already_queued_is_never_sent(paired: Paired, seaweed:
                           region="us-east-1", addressing_style="path", max_attempts=1)
     ctx = LaneContext(paired.data, paired.identity, None, lambda: S3ObjectStore(settings), "",
                       bucket, queue.Queue())
-    outbox = Outbox(paired.data / OUTBOX_FILE)
+    outbox = Outbox(DataDir(paired.data).outbox_db)
     try:
         for clip_id, who in (("devclip", paired.dev), ("ownerclip", paired.owner)):
             rec = sealed_clip(paired, clip_id, to=who)
@@ -180,8 +180,9 @@ def test_a_dev_sealed_clip_already_queued_is_never_sent(paired: Paired, seaweed:
                                    "duration_s": 1.0, "recipients": list(rec.recipients)},
                                   "clips", now=time.time())
         ports = lane_ports(ctx, "uploads")
-        worker = OutboxWorker(paired.data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",))
-        lane_outbox = Outbox(paired.data / OUTBOX_FILE, on_drop=ports.on_drop)
+        worker = OutboxWorker(DataDir(paired.data).outbox_db, lambda lane: ports,
+                              lanes=("uploads",))
+        lane_outbox = Outbox(DataDir(paired.data).outbox_db, on_drop=ports.on_drop)
         for _ in range(4):
             worker.step("uploads", lane_outbox, ports)
         lane_outbox.close()
@@ -266,7 +267,7 @@ def test_a_reset_never_seals_to_the_deleted_development_key(tmp_path: Path) -> N
     d = start(tmp_path, extra_events="post_roll_s = 2.0\n")
     try:
         first = ring_until_a_clip(d)
-        dev = dev_owner_path(d.data)
+        dev = DataDir(d.data).dev_owner_key
         assert age_decrypt(dev, Path(first[0]["path"]), tmp_path / "a").returncode == 0
         old_dev = dev.read_bytes()
         d.press("setup", 10.5)
@@ -310,7 +311,7 @@ addressing_style = "path"
         me = doorward_json("owner", "--owner-dir", str(owner_dir), "show", "--json")
         doorward("owner", "--owner-dir", str(owner_dir), "consent", "grant", "--scopes",
                  "events,snapshots,clips", "--until-revoked", env=env)
-        assert not dev_owner_path(d.data).exists(), "the development key survives pairing"
+        assert not DataDir(d.data).dev_owner_key.exists(), "the development key survives pairing"
         wait_for(lambda: not d.status().get("recording"), timeout=60,
                  what="the visit's clip to end")
         d.press("ring", 0.3)  # a visitor after pairing: uploaded, sealed to the owner

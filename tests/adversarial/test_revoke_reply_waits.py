@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
+from agent.paths import DataDir
 from tests.adversarial.lane import upload_rig
 from tests.adversarial.memstore import MemStore
 from tests.helpers import wait_for
@@ -34,7 +35,7 @@ def test_revoke_hook_returns_only_after_the_upload_in_flight_stopped(tmp_path: P
     early: list[bool] = []
 
     def watch(data: Path) -> None:  # its own connection: sqlite objects are per thread
-        db = DeviceDB(data / DEVICE_DB_FILE)
+        db = DeviceDB(DataDir(data).device_db)
         try:
             consent = ConsentStore(db)
             wait_for(lambda: not consent.allows("clips", time.time()), timeout=10,

@@ -24,11 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.outbox import Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, Ports
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
+from agent.paths import DataDir
 from agent.store import ClipRecord
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
@@ -97,19 +98,19 @@ class Device:
 def device(tmp_path: Path) -> Iterator[Device]:
     data = tmp_path / "device"
     identity = DeviceIdentity.load_or_create(data)
-    db = DeviceDB(data / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data).device_db)
     consent, ledger = ConsentStore(db), Ledger(db, identity.key)
     consent.add_owner(Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
                       str(Identity.generate().recipient), "owner", time.time())
-    outbox = Outbox(data / OUTBOX_FILE, on_drop=lambda items: [
+    outbox = Outbox(DataDir(data).outbox_db, on_drop=lambda items: [
         ledger.append("outbox-drop", e, time.time()) for e in drop_records(items)])
     store = MemStore()
     ctx = LaneContext(data, identity, None, lambda: store, "doorward", "bucket", queue.Queue())
     ports = lane_ports(ctx, "uploads")
     clock = [0.0]  # the worker's clock runs this far ahead of time.time()
-    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",),
+    worker = OutboxWorker(DataDir(data).outbox_db, lambda lane: ports, lanes=("uploads",),
                           clock=lambda: time.time() + clock[0])
-    lane_outbox = Outbox(data / OUTBOX_FILE, on_drop=ports.on_drop)
+    lane_outbox = Outbox(DataDir(data).outbox_db, on_drop=ports.on_drop)
     delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
                         uploads_enabled=True, messages_enabled=False, wake=lambda: None)
     try:

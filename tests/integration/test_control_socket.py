@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from agent.errors import DoorwardError
+from agent.paths import DataDir
 from agent.runtime.control_socket import (
     MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
     ControlServer,
-    control_socket_path,
     peer_allowed,
     send_command,
 )
@@ -43,7 +43,7 @@ class Recorder:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return control_socket_path(tmp_path)
+    return DataDir(tmp_path).control_socket
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ def test_client_without_daemon_names_the_data_dir(tmp_path: Path) -> None:
     with pytest.raises(DoorwardError,
                        match=f"no running doorward daemon for data dir {tmp_path} "
                              r"\(start `doorward run`\)"):
-        send_command(control_socket_path(tmp_path), {"cmd": "press", "button": "ring"})
+        send_command(DataDir(tmp_path).control_socket, {"cmd": "press", "button": "ring"})
 
 
 def test_close_removes_socket_and_is_idempotent(path: Path, recorder: Recorder) -> None:
@@ -229,7 +229,7 @@ def test_other_uid_is_refused_by_peer_credentials(recorder: Recorder) -> None:
     # pytest's tmp_path is 0700 under root's tree: the other user needs a directory it can reach.
     with tempfile.TemporaryDirectory(prefix="doorward-peer-") as d:
         os.chmod(d, 0o755)
-        path = control_socket_path(Path(d))
+        path = DataDir(Path(d)).control_socket
         with ControlServer(path, recorder):
             os.chmod(path, 0o666)
             out = subprocess.run(["/usr/bin/python3", "-I", "-c", CLIENT, str(path)],
@@ -275,7 +275,7 @@ def test_doorward_press_cli_succeeds_while_fifty_idle_connections_are_open(
         tmp_path: Path, recorder: Recorder) -> None:
     from tests.helpers import doorward
 
-    with ControlServer(control_socket_path(tmp_path), recorder) as server:
+    with ControlServer(DataDir(tmp_path).control_socket, recorder) as server:
         idle = _idle_connections(server.path, 50)
         try:
             res = doorward("press", "ring", "--data-dir", str(tmp_path), timeout=60)

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from agent.delivery.homeassistant import HomeAssistantDiscovery
-from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
 from agent.delivery.queueing import CONTENT_SETTING, Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
+from agent.paths import DataDir
 from tests.servers import Mosquitto
 from tests.unit.test_homeassistant import (
     AVAILABILITY_KEYS,
@@ -66,12 +67,12 @@ def device(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Device]:
                       on_message=lambda msg: None)
     mqtt.start()
     assert mqtt.wait_connected(TIMEOUT), mqtt.last_error
-    db = DeviceDB(tmp_path / DEVICE_DB_FILE)  # created before the lane opens its own connection
+    db = DeviceDB(DataDir(tmp_path).device_db)  # created before the lane opens its own connection
     ctx = LaneContext(tmp_path, identity, mqtt, None, "", "", queue.Queue())
-    worker = OutboxWorker(tmp_path / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane),
+    worker = OutboxWorker(DataDir(tmp_path).outbox_db, lambda lane: lane_ports(ctx, lane),
                           lanes=("messages",), settings=WorkerSettings(offline_retry_s=0.1))
     worker.start()
-    outbox = Outbox(tmp_path / OUTBOX_FILE)
+    outbox = Outbox(DataDir(tmp_path).outbox_db)
     consent = ConsentStore(db)
     delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
                         uploads_enabled=False, messages_enabled=True, wake=worker.wake)

@@ -22,11 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.outbox import Item, Outbox
 from agent.delivery.outbox_worker import OutboxWorker, Ports
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery, LaneContext, lane_ports
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
+from agent.paths import DataDir
 from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.keys import public_raw
@@ -169,7 +170,7 @@ def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
     """A :class:`SendRig` with a paired owner and no grant."""
     data = tmp / "device"
     identity = DeviceIdentity.load_or_create(data)
-    db = DeviceDB(data / DEVICE_DB_FILE)
+    db = DeviceDB(DataDir(data).device_db)
     consent, ledger = ConsentStore(db), Ledger(db, identity.key)
     owner = Identity.generate()
     consent.add_owner(public_raw(Ed25519PrivateKey.generate()),
@@ -179,9 +180,9 @@ def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
     ctx = LaneContext(data, identity, mqtt, lambda: store, prefix, BUCKET, queue.Queue(),
                       wake=lambda: wakes.append(1))
     ports = lane_ports(ctx, "uploads")
-    outbox = Outbox(data / OUTBOX_FILE, on_drop=ports.on_drop)
+    outbox = Outbox(DataDir(data).outbox_db, on_drop=ports.on_drop)
     box: list[SendRig] = []
-    worker = OutboxWorker(data / OUTBOX_FILE, lambda lane: ports, lanes=("uploads",),
+    worker = OutboxWorker(DataDir(data).outbox_db, lambda lane: ports, lanes=("uploads",),
                           clock=lambda: box[0].clock())
     delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
                         uploads_enabled=True, messages_enabled=True,

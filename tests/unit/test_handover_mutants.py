@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import sqlite as agent_sqlite
 from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
-from agent.delivery.outbox import OUTBOX_FILE, Outbox
+from agent.delivery.outbox import Outbox
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.errors import StoreError
-from agent.recording.sealing import dev_owner_path, ensure_dev_owner
+from agent.paths import DataDir
+from agent.recording.sealing import ensure_dev_owner
 from agent.runtime.daemon import Pipeline
 from agent.runtime.handover import WIPED, Handover
 from agent.store import ClipStore
@@ -134,7 +135,7 @@ def test_wipe_without_broker_or_uplink(rig: Rig, caplog: pytest.LogCaptureFixtur
     development key goes, and the clip in progress is discarded together with its event."""
     add_clip(rig.store, rig.alice, NOW)
     add_clip(rig.store, rig.alice, NOW + 60)
-    fill_outbox(rig.data / OUTBOX_FILE)
+    fill_outbox(DataDir(rig.data).outbox_db)
     ensure_dev_owner(rig.data)
     caplog.set_level(logging.WARNING, logger="doorward")
 
@@ -146,8 +147,8 @@ def test_wipe_without_broker_or_uplink(rig: Rig, caplog: pytest.LogCaptureFixtur
     assert rig.pipeline.calls == [True]  # the open event is forgotten, not carried on
     assert settings(rig.db) == {PUBLISHED_SETTING: RECORD}
     assert rig.store.list_clips() == []
-    assert outbox_items(rig.data / OUTBOX_FILE) == 0
-    assert not dev_owner_path(rig.data).exists()
+    assert outbox_items(DataDir(rig.data).outbox_db) == 0
+    assert not DataDir(rig.data).dev_owner_key.exists()
     assert messages(caplog) == [
         "factory reset: discarded the clip in progress (clipinprogress); deleted 2 clip(s), "
         "0 event(s), 2 outbox item(s); 0 discovery config(s) queued for removal"]
@@ -163,7 +164,7 @@ def test_wipe_with_nothing_to_wipe(rig: Rig, caplog: pytest.LogCaptureFixture) -
     assert rig.handover().wipe() == {"wiped": list(WIPED)}
 
     assert settings(rig.db) == {}  # an empty record is not written back
-    assert not (rig.data / OUTBOX_FILE).exists()
+    assert not DataDir(rig.data).outbox_db.exists()
     assert messages(caplog) == [
         "factory reset: discarded the clip in progress (none); deleted 0 clip(s), "
         "0 event(s), 0 outbox item(s); 0 discovery config(s) queued for removal"]
@@ -173,7 +174,7 @@ def test_wipe_with_broker_and_uplink(rig: Rig, caplog: pytest.LogCaptureFixture)
     """With a broker: the topics are read while the record still exists, every one is handed to
     the removal, and no record is kept afterwards (the removal itself clears it). With an
     uplink: the daemon's own outbox is wiped."""
-    outbox = Outbox(rig.data / OUTBOX_FILE)
+    outbox = Outbox(DataDir(rig.data).outbox_db)
     outbox.enqueue_message("doorward/d/events", b"ALICE", "events", now=NOW)
     discovery = FakeDiscovery(rig.db)
     caplog.set_level(logging.WARNING, logger="doorward")
@@ -202,7 +203,7 @@ def test_pairing_keeps_the_event_and_deletes_what_only_the_dev_key_opens(
 
     assert rig.pipeline.calls == [False]
     assert [c.id for c in rig.store.list_clips()] == [kept]
-    assert not dev_owner_path(rig.data).exists()
+    assert not DataDir(rig.data).dev_owner_key.exists()
     assert messages(caplog)[0] == (
         "clip clipinprogress was sealed to the development owner: discarded at pairing; "
         "the visit goes on in a clip sealed to the owner")

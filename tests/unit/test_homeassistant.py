@@ -25,12 +25,13 @@ from agent.delivery.homeassistant import (
     discovery_configs,
     plan,
 )
-from agent.delivery.outbox import _MIGRATIONS, OUTBOX_FILE, Item, Outbox
+from agent.delivery.outbox import _MIGRATIONS, Item, Outbox
 from agent.delivery.queueing import CONTENT_SETTING, Delivery
 from agent.device.consent import ConsentStore
-from agent.device.database import DEVICE_DB_FILE, DeviceDB
+from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.errors import ConfigError
+from agent.paths import DataDir
 from uplink.agekeys import Identity
 from uplink.manifest import SeqState
 from uplink.messages import Body, EventBody, StatusBody, next_message, sign_status, topic_for
@@ -276,8 +277,8 @@ class Clock:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[tuple[HomeAssistantDiscovery, Delivery, Clock]]:
     identity = DeviceIdentity.load_or_create(tmp_path)
-    db = DeviceDB(tmp_path / DEVICE_DB_FILE)
-    outbox = Outbox(tmp_path / OUTBOX_FILE)
+    db = DeviceDB(DataDir(tmp_path).device_db)
+    outbox = Outbox(DataDir(tmp_path).outbox_db)
     clock = Clock()
     delivery = Delivery(outbox, identity, db, ConsentStore(db), recipients=lambda: (),
                         uploads_enabled=False, messages_enabled=True, wake=lambda: None,
@@ -360,7 +361,7 @@ def test_no_broker_queues_nothing(rig: tuple[HomeAssistantDiscovery, Delivery, C
 
 
 def test_outbox_keeps_the_retain_flag_and_upgrades_an_old_database(tmp_path: Path) -> None:
-    path = tmp_path / OUTBOX_FILE
+    path = DataDir(tmp_path).outbox_db
     old = sqlite3.connect(path)
     for statement in _MIGRATIONS[0].split(";"):
         if statement.strip():

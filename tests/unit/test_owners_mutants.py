@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.paths import DataDir
 from agent.recording.sealing import (
-    DEV_OWNER_FILE,
     SealingPolicy,
-    dev_owner_path,
     ensure_dev_owner,
     retire_dev_owner,
 )
@@ -23,7 +22,7 @@ from uplink.agekeys import Identity, load_identities
 
 
 def test_the_development_owner_is_created_private_once_and_then_reused(tmp_path: Path) -> None:
-    assert dev_owner_path(tmp_path) == tmp_path / DEV_OWNER_FILE == tmp_path / "dev-owner.key"
+    assert DataDir(tmp_path).dev_owner_key == tmp_path / "dev-owner.key"
     first = ensure_dev_owner(tmp_path)
     path = tmp_path / "dev-owner.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
