@@ -1,17 +1,13 @@
-"""What the daemon is doing, for ``doorward status``: a small JSON file in the data directory,
-plus read-only looks at the databases for what must be right even while the daemon is down.
+"""What the daemon is doing, for ``doorward status``: a small JSON file in the data directory.
 
 The daemon owns the file and rewrites it atomically (temp file + rename) at most once a second and
-on every state change, so a reader never sees half a document. ``doorward status`` reads it and
-tells a running daemon from a stale file by the pid and the age of ``updated_at``.
+on every state change, so a reader never sees half a document. The reader is
+:mod:`agent.tools.status_report` (``doorward status``), which tells a running daemon from a stale
+file by the pid and the age of ``updated_at``. Wiring (the daemon loop)::
 
-Read side (``doorward status`` and ``doorward doctor``)::
-
-    st = read_status(data_dir)            # status.json with ``running`` computed, or None
-    dev = read_device(data_dir, now)      # owners and consent from device.sqlite (read-only)
-    n = count_events_since(data_dir, local_midnight(now))
-    q = read_queues(data_dir)             # open outbox items per lane
-    warning = clock_warning(now, clock_floors(data_dir))   # None while the clock is plausible
+    status = StatusFile(data_dir, runtime_dir=runtime)   # $RUNTIME_DIRECTORY, or None
+    status.update(state="running", frames=n, **links_json(links))
+    status.flush()                                       # writes if due; force=True at exit
 
 Reachability (:class:`LinkState`): the controller keeps the last seen state of the broker (from
 the MQTT client's connection events) and of the bucket (from the upload lane's results, posted to
@@ -23,17 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.paths import DataDir
-from agent.sqlite import open_readonly
 
 log = logging.getLogger(__name__)
 
@@ -92,32 +84,6 @@ class StatusFile:
         self._dirty = False
 
 
-def read_status(data_dir: Path) -> dict[str, Any] | None:
-    """The last status the daemon wrote, with ``running`` computed; None if there is none."""
-    path = DataDir(data_dir).status
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if path.is_symlink():  # it pointed into a runtime directory that a reboot cleared
-            return {"running": False, "state": "stopped",
-                    "note": f"not running since {os.readlink(path)} was cleared (reboot?)"}
-        return None
-    except (OSError, ValueError):
-        return {"running": False, "error": f"{path} is unreadable"}
-    pid = state.get("pid")
-    alive = False
-    if isinstance(pid, int) and state.get("state") != "stopped":
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-    state["running"] = alive
-    return state
-
-
 # ---- reachability, as last seen by the daemon ---------------------------------------------------
 
 
@@ -143,246 +109,3 @@ class LinkState:
 def links_json(links: Mapping[str, LinkState]) -> dict[str, dict[str, Any]]:
     """The status.json fields (``broker``, ``bucket``) for the links seen so far."""
     return {name: link.to_json() for name, link in links.items()}
-
-
-# ---- read-only looks at the databases -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class DeviceView:
-    """Owners and consent as device.sqlite has them: ``grants`` maps each scope in force to its
-    end (epoch s; None: until revoked)."""
-
-    owners: int
-    viewers: int
-    grants: dict[str, float | None]
-
-
-def read_device(data_dir: Path, now: float) -> DeviceView | None:
-    """Pairing and consent from ``device.sqlite`` (None before the first run); the same
-    queries as :class:`agent.device.consent.ConsentStore`, without opening it for writing."""
-    try:
-        with open_readonly(DataDir(data_dir).device_db) as db:
-            roles = dict(db.execute("SELECT role, COUNT(*) FROM owners GROUP BY role").fetchall())
-            rows = db.execute(
-                "SELECT scope, expires_at FROM grants WHERE revoked_at IS NULL "
-                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY id", (now,)).fetchall()
-    except FileNotFoundError:
-        return None
-    return DeviceView(owners=int(roles.get("owner", 0)), viewers=int(roles.get("viewer", 0)),
-                      grants={str(scope): until for scope, until in rows})
-
-
-def local_midnight(now: float) -> float:
-    """The start of the local day containing ``now`` (epoch s)."""
-    day = datetime.fromtimestamp(now).astimezone()
-    return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def count_events_since(data_dir: Path, since: float) -> int | None:
-    """Events in the clip index that started at or after ``since`` (None: no index yet)."""
-    from agent.store import iso_utc  # the index's own time format, so text order is time order
-
-    try:
-        with open_readonly(DataDir(data_dir).index_db) as db:
-            row = db.execute("SELECT COUNT(*) FROM events WHERE started_at >= ?",
-                             (iso_utc(since),)).fetchone()
-    except FileNotFoundError:
-        return None
-    return int(row[0])
-
-
-def store_bytes(data_dir: Path) -> tuple[int, int] | None:
-    """(bytes used by clips and snapshots, complete clips) from the clip index."""
-    try:
-        with open_readonly(DataDir(data_dir).index_db) as db:
-            used = db.execute("SELECT COALESCE(SUM(bytes + COALESCE(snapshot_bytes, 0)), 0) "
-                              "FROM clips").fetchone()[0]
-            clips = db.execute("SELECT COUNT(*) FROM clips WHERE state = 'complete'").fetchone()[0]
-    except FileNotFoundError:
-        return None
-    return int(used), int(clips)
-
-
-def read_queues(data_dir: Path) -> dict[str, int] | None:
-    """Open outbox items per lane: ``{"messages": n, "uploads": m}`` (None: no outbox yet)."""
-    try:
-        with open_readonly(DataDir(data_dir).outbox_db) as db:
-            rows = db.execute("SELECT kind, COUNT(*) FROM items WHERE state IN "
-                              "('queued', 'in-flight') GROUP BY kind").fetchall()
-    except FileNotFoundError:
-        return None
-    counts = {str(kind): int(n) for kind, n in rows}
-    return {"messages": counts.get("message", 0), "uploads": counts.get("upload", 0)}
-
-
-# ---- is the clock plausible? ---------------------------------------------------------------------
-
-# The day this version of doorward was released (bumped with agent.__version__). A Raspberry Pi has
-# no real-time clock: until NTP answers it runs from 1970 or from the time fake-hwclock saved at
-# the last shutdown. No correct clock reads a time before the code it runs was written.
-RELEASE_DATE = "2026-12-01"
-# NTP corrects a drifting clock by stepping it a little, back as well as forward: being up to this
-# much before the newest ledger entry is not yet a clock that went back in time.
-CLOCK_SLACK_S = 300.0
-
-
-@dataclass(frozen=True)
-class ClockFloor:
-    """A time the clock cannot plausibly be before: ``at`` (epoch s), ``what`` it is, and whether
-    being before it is ``certain`` proof of a wrong clock (the release date) or only says that the
-    clock was wrong at one of two moments (the newest ledger entry: now, or when it was written)."""
-
-    at: float
-    what: str
-    certain: bool
-
-
-def release_floor() -> ClockFloor:
-    from agent import __version__
-
-    day = datetime.fromisoformat(RELEASE_DATE).replace(tzinfo=UTC)
-    return ClockFloor(day.timestamp(), f"the release of doorward {__version__} ({RELEASE_DATE})",
-                      True)
-
-
-def clock_floors(data_dir: Path) -> list[ClockFloor]:
-    """The release date, and the time of the newest ledger entry in ``device.sqlite`` (read-only;
-    the ledger is append-only and on the SD card, so it survives reboots, unlike status.json in
-    the runtime directory, and each entry was timed by this device's own clock)."""
-    floors = [release_floor()]
-    try:
-        with open_readonly(DataDir(data_dir).device_db) as db:
-            row = db.execute("SELECT MAX(ts) FROM ledger").fetchone()
-    except (FileNotFoundError, sqlite3.Error):  # no ledger yet (or `doctor`'s db check says why)
-        return floors
-    if row and isinstance(row[0], int | float):
-        floors.append(ClockFloor(float(row[0]), "the newest ledger entry", False))
-    return floors
-
-
-def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
-    """Why the clock reading ``now`` is implausible against ``floors``, or None."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    for floor in sorted(floors, key=lambda f: not f.certain):  # the certain one first
-        if now >= floor.at - (0.0 if floor.certain else CLOCK_SLACK_S):
-            continue
-        when = datetime.fromtimestamp(floor.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        if floor.certain:
-            return f"the clock says {stamp}, before {floor.what}: it is not set"
-        return (f"the clock says {stamp}, before {floor.what} ({when}): the clock went back, or "
-                "was ahead when that entry was written")
-    return None
-
-
-# ---- the document `doorward status --json` prints ------------------------------------------------
-
-STATUS_SCHEMA = 1
-SCOPES = ("events", "snapshots", "clips")
-
-
-def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dict[str, Any]:
-    seen = st.get(name) if isinstance(st.get(name), dict) else None
-    doc: dict[str, Any] = {"configured": configured or seen is not None, "state": "unknown",
-                           "at": None, "error": None}
-    if seen is not None:
-        doc.update(state=seen.get("state", "unknown"), at=seen.get("at"), error=seen.get("error"))
-        if not running and doc["state"] == "connected":  # a stopped daemon holds no connection
-            doc.update(state="disconnected", at=st.get("updated_at", doc["at"]))
-    return doc
-
-
-def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
-                    bucket_configured: bool, now: float | None = None,
-                    min_free_bytes: int = 0) -> dict[str, Any]:
-    """What ``doorward status --json`` prints (see :func:`agent.tools.clips_cli.status` for the
-    keys):
-    status.json for what only the daemon knows, the databases (read-only) for pairing, consent,
-    events, queues and storage, so those are right even while the daemon is stopped.
-    ``min_free_bytes`` is ``[store] min_free_bytes`` (0: no floor to check)."""
-    from agent import __version__
-
-    now = time.time() if now is None else now
-    st = read_status(data_dir) or {"running": False, "state": "never-run"}
-    running = bool(st.get("running"))
-    problems = [str(st["error"])] if st.get("error") else []
-    if st.get("sealing") == "not-recording":  # a real camera without an owner: say why
-        problems.append(str(st.get("sealing_reason") or "not recording: no paired owner"))
-
-    paths = DataDir(data_dir)
-
-    def guarded(what: str, fn: Any) -> Any:
-        try:
-            return fn()
-        except (sqlite3.Error, OSError) as exc:
-            fix = ""
-            if what == paths.index_db.name and type(exc) is sqlite3.DatabaseError:  # damaged
-                fix = (" (damaged: restart the daemon; it keeps the damaged file and rebuilds "
-                       "the index from the clip files)")
-            problems.append(f"{what}: {exc}{fix}")
-            return None
-
-    device = guarded(paths.device_db.name, lambda: read_device(data_dir, now))
-    floors = clock_floors(data_dir)
-    newest = max(floors, key=lambda f: f.at)
-    grants = device.grants if device is not None else {}
-    used = guarded(paths.index_db.name, lambda: store_bytes(data_dir))
-    free = guarded("disk", lambda: disk_free(data_dir))
-    problems += storage_problems(data_dir, st, free, min_free_bytes)
-    last_frame = st.get("last_frame_at")
-    return {
-        "schema": STATUS_SCHEMA, "version": __version__, "running": running,
-        "state": st.get("state", "unknown"), "pid": st.get("pid"),
-        "started_at": st.get("started_at"), "updated_at": st.get("updated_at"),
-        "data_dir": str(data_dir), "device_id": st.get("device_id"),
-        "sealing": st.get("sealing"), "sealing_reason": st.get("sealing_reason"),
-        "frames": st.get("frames", 0),
-        "pairing": {"paired": bool(device and device.owners), "owners": device.owners if device
-                    else 0, "viewers": device.viewers if device else 0,
-                    "window_open": running and bool(st.get("pairing_open"))},
-        "consent": {s: {"in_force": s in grants, "until": grants.get(s)} for s in SCOPES},
-        "camera": {"source": st.get("source"), "frames": st.get("frames", 0),
-                   "dropped_frames": st.get("dropped_frames", 0),
-                   "stalls": st.get("camera_stalls", 0),
-                   "recoveries": st.get("camera_recoveries", 0),
-                   "last_frame_at": last_frame,
-                   "last_frame_age_s": None if last_frame is None
-                   else round(max(0.0, now - float(last_frame)), 1),
-                   "recording": running and bool(st.get("recording"))},
-        "events": {"today": guarded(paths.index_db.name, lambda: count_events_since(
-            data_dir, local_midnight(now))), "this_run": st.get("events", 0)},
-        "queues": guarded(paths.outbox_db.name, lambda: read_queues(data_dir)),
-        "storage": {"used_bytes": used[0] if used else 0, "clips": used[1] if used else 0,
-                    "max_bytes": max_bytes, "free_bytes": free},
-        "broker": _link(st, "broker", broker_configured, running),
-        "bucket": _link(st, "bucket", bucket_configured, running),
-        "clock": {"now": now, "warning": clock_warning(now, floors), "not_before": newest.at,
-                  "not_before_what": newest.what},
-        "problems": problems,
-    }
-
-
-def storage_problems(data_dir: Path, st: Mapping[str, Any], free: int | None,
-                     min_free_bytes: int) -> list[str]:
-    """What keeps clips from being kept or was lost, each naming the fix: what start-up could not
-    put right (``store_recovery``: a rebuilt index, damaged clips; shown until the next start),
-    the recorder's last storage error (a full disk aborts clips: ``store_error``, cleared by the
-    next good clip) and free space below the floor (then every clip is evicted when sealed)."""
-    problems = [f"start-up: {note}" for note in st.get("store_recovery") or ()
-                if isinstance(note, str)]
-    if st.get("store_error"):
-        problems.append(f"recording: {st['store_error']}")
-    if free is not None and free < min_free_bytes:
-        problems.append(
-            f"disk: {free / 1e6:,.1f} MB free on the file system of {data_dir}, below [store] "
-            f"min_free_bytes = {min_free_bytes} ({min_free_bytes / 2**20:g} MiB): every new clip "
-            "is evicted as soon as it is sealed; free space there, or lower [store] "
-            "min_free_bytes")
-    return problems
-
-
-def disk_free(data_dir: Path) -> int:
-    """Free bytes on the file system of ``data_dir`` (or of its nearest existing parent)."""
-    path = data_dir
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free

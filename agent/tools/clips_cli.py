@@ -1,20 +1,20 @@
-"""The small ``doorward`` commands: scenes, events, clips, status. Each returns an exit status."""
+"""The small ``doorward`` commands: scenes, events, clips; ``dispatch`` routes the others (status:
+:mod:`agent.tools.status_report`; device, press, consent, ledger: :mod:`agent.tools.device_cli`).
+Each returns an exit status."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.config import Config
 from agent.errors import DoorwardError, StoreError
 from agent.paths import DataDir
-from agent.runtime.status_file import status_document
 from agent.store import ClipRecord, ClipStore
+from agent.tools import status_report
 from uplink.age import AgeError, decrypt_file
 from uplink.agekeys import load_identities
 
@@ -27,7 +27,7 @@ def dispatch(args: argparse.Namespace, cfg: Config) -> int:
     if args.command == "clips":
         return clips_list(args, cfg) if args.clips_command == "list" else clips_export(args, cfg)
     if args.command == "status":
-        return status(args, cfg)
+        return status_report.status(args, cfg)
     from agent.tools import device_cli
 
     if args.command == "device":
@@ -147,120 +147,3 @@ def clips_export(args: argparse.Namespace, cfg: Config) -> int:
     note = " (truncated by a crash: the playable prefix)" if rec.truncated else ""
     print(f"wrote {out}{note}")
     return 0
-
-
-def status(args: argparse.Namespace, cfg: Config) -> int:
-    """``doorward status [--json]``: works with the daemon stopped (databases read read-only).
-
-    ``--json`` prints one object, schema 1 (times are epoch seconds, sizes bytes; a key whose
-    value is unknown is null):
-
-    - ``schema`` (1), ``version`` (this doorward), ``running`` (the daemon's pid is alive),
-      ``state`` (starting | running | stopped | never-run), ``pid``, ``started_at``,
-      ``updated_at`` (last status.json write), ``data_dir``, ``device_id``;
-    - ``sealing`` (owners | dev-owner | not-recording) and ``sealing_reason``; ``frames``;
-    - ``pairing``: ``paired``, ``owners``, ``viewers``, ``window_open``;
-    - ``consent``: for each of events, snapshots, clips: ``in_force``, ``until`` (null: until
-      revoked, or not in force);
-    - ``camera``: ``source``, ``frames``, ``dropped_frames``, ``stalls`` and ``recoveries``
-      (capture stalls and reopens, Pi camera), ``last_frame_at``, ``last_frame_age_s``,
-      ``recording``;
-    - ``events``: ``today`` (local day, from the clip index), ``this_run``;
-    - ``queues``: ``messages``, ``uploads`` (open outbox items; null without an outbox);
-    - ``storage``: ``used_bytes``, ``clips``, ``max_bytes``, ``free_bytes``;
-    - ``broker``, ``bucket``: ``configured``, ``state`` (broker: connected | disconnected |
-      failed; bucket: ok | failed; both: unknown until seen), ``at``, ``error`` - as last seen
-      by the daemon (a stopped daemon's broker reads disconnected);
-    - ``clock``: ``now``, ``warning`` (null while plausible: not before this version's release
-      date nor before the newest ledger entry), ``not_before`` and ``not_before_what``;
-    - ``problems``: what could not be read, and what stops clips being kept (a full disk, free
-      space below ``[store] min_free_bytes``), each naming the fix.
-    """
-    data_dir = cfg.data_dir(args.data_dir)
-    doc = status_document(data_dir, max_bytes=cfg.store.max_bytes,
-                          min_free_bytes=cfg.store.min_free_bytes,
-                          broker_configured=bool(cfg.mqtt.url),
-                          bucket_configured=bool(cfg.s3.bucket))
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
-        return 0
-    print("\n".join(status_lines(doc, time.time())))
-    return 0
-
-
-def _ago(now: float, then: float | None) -> str:
-    if then is None:
-        return "never"
-    s = max(0.0, now - float(then))
-    if s < 90:
-        return f"{s:.0f} s ago"
-    if s < 5400:
-        return f"{s / 60:.0f} min ago"
-    if s < 172800:
-        return f"{s / 3600:.0f} h ago"
-    return f"{s / 86400:.0f} days ago"
-
-
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _mb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e6:,.1f} MB"
-
-
-def _link_line(link: dict[str, Any], what: str, now: float) -> str:
-    if not link["configured"]:
-        return f"not configured (no {what})"
-    if link["state"] == "unknown":
-        return "not seen yet"
-    text = f"{link['state']} {_ago(now, link['at'])}"
-    return text + (f": {link['error']}" if link.get("error") else "")
-
-
-def status_lines(doc: dict[str, Any], now: float) -> list[str]:
-    """The human form of :func:`agent.runtime.status_file.status_document`: one aligned line per
-    topic."""
-    state = "running" if doc["running"] else "not running"
-    head = f"doorward {doc['version']}: {state}"
-    if doc["pid"] and doc["running"]:
-        head += f" (pid {doc['pid']})"
-    if doc["updated_at"] is not None:
-        head += f", status updated {_ago(now, doc['updated_at'])}"
-    elif doc["state"] == "never-run":
-        head += ", no daemon has run with this data directory"
-    p = doc["pairing"]
-    pairing = (f"paired: {p['owners']} owner(s), {p['viewers']} viewer(s)" if p["paired"] else
-               "not paired (hold SETUP 3 s, then `doorward owner pair`)")
-    if p["window_open"]:
-        pairing += "; pairing window open"
-    consent = "; ".join(
-        f"{scope} " + ("until revoked" if c["until"] is None else f"until {_utc(c['until'])}")
-        for scope, c in doc["consent"].items() if c["in_force"]) or "none (nothing leaves)"
-    cam = doc["camera"]
-    camera = f"{cam['source'] or '?'}"
-    if cam["last_frame_at"] is not None:
-        camera += (f", last frame {_ago(now, cam['last_frame_at'])}, {cam['frames']} frames, "
-                   f"{cam['dropped_frames']} dropped")
-    if cam["stalls"]:
-        camera += f", {cam['stalls']} stall(s), {cam['recoveries']} recovered"
-    if cam["recording"]:
-        camera += ", recording"
-    ev = doc["events"]
-    events = f"{'?' if ev['today'] is None else ev['today']} today, {ev['this_run']} this run"
-    q = doc["queues"]
-    queues = "no outbox" if q is None else f"{q['messages']} message(s), {q['uploads']} upload(s)"
-    s = doc["storage"]
-    storage = (f"{_mb(s['used_bytes'])} used of {_mb(s['max_bytes'])} ({s['clips']} clip(s)), "
-               f"{_mb(s['free_bytes'])} free on disk")
-    rows = [("device", f"{doc['device_id'] or '?'} (data: {doc['data_dir']})"),
-            ("pairing", pairing), ("consent", consent), ("camera", camera),
-            ("sealing", doc["sealing_reason"] or doc["sealing"] or "?"),
-            ("events", events), ("outbox", queues), ("storage", storage),
-            ("broker", _link_line(doc["broker"], "[mqtt] url", now)),
-            ("bucket", _link_line(doc["bucket"], "[s3] bucket", now))]
-    if doc["clock"]["warning"]:
-        rows.append(("clock", f"{doc['clock']['warning']}: set it (`doorward doctor` checks)"))
-    rows += [("problem", p) for p in doc["problems"]]
-    width = max(len(k) for k, _ in rows)
-    return [head, *(f"  {k:<{width}}  {v}" for k, v in rows)]

@@ -36,7 +36,8 @@ from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
 from agent.errors import DoorwardError
 from agent.paths import DataDir
-from agent.runtime.status_file import (
+from agent.sqlite import open_readonly
+from agent.tools.status_report import (
     ClockFloor,
     DeviceView,
     clock_floors,
@@ -45,7 +46,6 @@ from agent.runtime.status_file import (
     read_device,
     store_bytes,
 )
-from agent.sqlite import open_readonly
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 MIN_FREE_BYTES = 64 * 1024 * 1024  # the store's own floor (ClipStore.min_free_bytes)
@@ -186,7 +186,7 @@ def ntp_synchronized(run: Callable[..., Any] = subprocess.run,
 
 
 def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -> Check:
-    """The wall clock is plausible (:func:`agent.runtime.status_file.clock_warning`: FAIL
+    """The wall clock is plausible (:func:`agent.tools.status_report.clock_warning`: FAIL
     before this version's release date, WARN before the newest ledger entry) and NTP says
     synchronised (WARN when unknown or not). Consent expiry and the times in the ledger and on
     clips depend on it; revoking consent never does (the device accepts a revoke whatever the

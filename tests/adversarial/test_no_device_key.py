@@ -33,8 +33,8 @@ from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.paths import DataDir
-from agent.runtime.status_file import status_document
 from agent.store import ClipEnd, ClipRecord, ClipStart
+from agent.tools.status_report import status_document
 from tests.helpers import DOORWARD, SMALL_CONFIG, age_decrypt, doorward, doorward_json, wait_for
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3

@@ -230,7 +230,8 @@ def test_disk_full_aborts_the_clip_and_the_daemon_goes_on(
     assert recorder.last_error is not None and recorder.last_error.startswith("disk full")
     assert "free space" in recorder.last_error  # names the fix
     # what the daemon's status tick writes, `doorward status` lists as a problem
-    from agent.runtime.status_file import StatusFile, status_document
+    from agent.runtime.status_file import StatusFile
+    from agent.tools.status_report import status_document
 
     status = StatusFile(tmp_path)
     status.update(state="running", store_error=recorder.last_error)

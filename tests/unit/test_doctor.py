@@ -16,9 +16,9 @@ from agent.config import Config, GpioConfig, MqttConfig, S3Config
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
 from agent.errors import CameraError, DoorwardError
-from agent.runtime.status_file import ClockFloor, DeviceView, clock_floors, release_floor
 from agent.tools import doctor
 from agent.tools.doctor import FAIL, PASS, WARN, Check
+from agent.tools.status_report import ClockFloor, DeviceView, clock_floors, release_floor
 from uplink.mqtt import MqttTlsError
 from uplink.s3 import S3AuthError, S3NotFound
 

@@ -23,10 +23,10 @@ from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.paths import TLS_KEY_TYPES, DataDir
 from agent.recording.sealing import SealingPolicy
-from agent.runtime.status_file import count_events_since, read_device, read_queues, read_status
 from agent.store import ClipStore, EventRecord
 from agent.store.index import Index
 from agent.tools.doctor import device_id_of
+from agent.tools.status_report import count_events_since, read_device, read_queues, read_status
 from uplink.agekeys import Identity, write_identity_file
 from uplink.keys import device_id_for, public_raw, save_ed25519, write_private_file
 

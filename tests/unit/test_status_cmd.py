@@ -18,17 +18,16 @@ from agent.delivery.outbox import Outbox
 from agent.device.consent import DAY_S, ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
-from agent.runtime.status_file import (
-    LinkState,
-    StatusFile,
+from agent.runtime.status_file import LinkState, StatusFile
+from agent.store import ClipStore
+from agent.tools.status_report import (
     count_events_since,
     local_midnight,
     read_device,
     read_status,
     status_document,
+    status_lines,
 )
-from agent.store import ClipStore
-from agent.tools.clips_cli import status_lines
 from uplink.agekeys import Identity
 from uplink.keys import public_raw
 
