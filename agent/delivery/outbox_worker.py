@@ -2,6 +2,7 @@
 
 Wiring (daemon)::
 
+    paths = DataDir(data_dir)                   # agent.paths
     def ports_for(lane: str) -> Ports:          # called ON the lane thread: open per-thread state
         db = DeviceDB(paths.device_db)              # sqlite connections are thread-bound
         consent, ledger = ConsentStore(db), Ledger(db, device_key)
@@ -15,7 +16,7 @@ Wiring (daemon)::
             close=db.close,
         )
 
-    worker = OutboxWorker(paths.outbox_db, ports_for)      # paths: agent.paths.DataDir
+    worker = OutboxWorker(paths.outbox_db, ports_for)
     worker.start()                                  # one thread per lane, each its own Outbox
     outbox = Outbox(path, on_drop=..., notify=worker.wake)          # the loop's enqueue side
     client.events -> ConnectionEvent(connected=True): worker.wake()  # resume at once
