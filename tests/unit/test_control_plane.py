@@ -238,3 +238,13 @@ def test_lane_reports_mark_clips_and_record_links() -> None:
     reports.on_connection(ConnectionEvent(False, "stopped"))
     assert reports.links["broker"].state == "disconnected"
     assert reports.links["bucket"].error == "unreachable"
+
+
+@pytest.mark.parametrize("wing", ["agent.delivery", "agent.runtime"])
+def test_the_control_plane_imports_nothing_of_delivery_or_runtime(wing: str) -> None:
+    import grimp
+
+    graph = grimp.build_graph("agent", "uplink", "motion")
+    chain = graph.find_shortest_chain(importer="agent.device.control_plane", imported=wing)
+    assert not graph.chain_exists(importer="agent.device.control_plane", imported=wing,
+                                  as_packages=True), chain
