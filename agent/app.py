@@ -38,7 +38,7 @@ from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.service import DiscoverySettings, Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, StatusLed, make_pin_factory
-from agent.device.control_plane import DeviceController, DeviceState, topics
+from agent.device.control_plane import DeviceController, topics
 from agent.errors import ConfigError, DoorwardError
 from agent.recording.encoder import VideoEncoder, X264Encoder
 from agent.recording.picam_encoder import PicameraH264Encoder
@@ -275,5 +275,5 @@ def run(cfg: Config, opts: RunOptions) -> int:
     return daemon.run()
 
 
-__all__ = ["Daemon", "DeviceState", "RunOptions", "build", "build_camera", "build_detector",
+__all__ = ["Daemon", "RunOptions", "build", "build_camera", "build_detector",
            "build_encoder", "build_gpio", "build_mqtt", "build_tracker", "open_local", "run"]

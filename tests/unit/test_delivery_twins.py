@@ -32,6 +32,7 @@ class Rig:
     store: MemoryObjectStore
     uplink: Uplink
     topics: dict[str, str]
+    inbox: queue.Queue[Any]
 
     def grant(self, *scopes: str) -> None:
         self.state.consent.grant(scopes, time.time() + 3600, "k-test", time.time())
@@ -58,7 +59,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     client.start()
     assert client.wait_connected(TIMEOUT)
     uplink.worker.start()
-    yield Rig(state, owner, broker, client, store, uplink, names)
+    yield Rig(state, owner, broker, client, store, uplink, names, inbox)
     uplink.worker.stop()
     client.stop()
     uplink.delivery.outbox.close()
@@ -127,3 +128,40 @@ def test_a_revocation_drops_what_is_queued(rig: Rig) -> None:
     rig.broker.online(rig.state.identity.device_id)
     rig.uplink.worker.wake()
     assert rig.events_seen() == 0
+
+
+def test_a_sealed_clip_is_announced_uploaded_and_reported_delivered(rig: Rig,
+                                                                    tmp_path: Path) -> None:
+    from agent.delivery.links import ClipDelivered
+    from agent.store import ClipStore
+    from agent.store.records import ClipEnd, ClipStart
+
+    rig.grant("events", "clips")
+    store = ClipStore(rig.uplink.delivery.outbox.path.parent, max_bytes=1 << 30,
+                      retention_days=30)
+    try:
+        now = time.time()
+        sink = store.open_clip("c0ffee0001", ClipStart(now, 0.0, (rig.owner.recipient,), "ev-1",
+                                                       "motion", ("clips",)))
+        sink.write(b"sealed clip bytes" * 1000)
+        sink.commit(ClipEnd(now + 2, 2.0))
+        record = store.get_clip("c0ffee0001")
+        assert record is not None
+        rig.uplink.delivery.clip_sealed(record)
+        wait_for(lambda: any(k.endswith("c0ffee0001.mp4.age") for k in rig.store.sorted_keys()),
+                 timeout=TIMEOUT, what="the clip in the bucket")
+        wait_for(lambda: any(k.endswith("c0ffee0001.manifest.jws")
+                             for k in rig.store.sorted_keys()),
+                 timeout=TIMEOUT, what="its manifest")
+        posted: list[Any] = []
+
+        def delivered() -> bool:  # the lane's report to the loop (which marks the clip)
+            while not rig.inbox.empty():
+                posted.append(rig.inbox.get_nowait())
+            return ClipDelivered("c0ffee0001") in posted
+
+        wait_for(delivered, timeout=TIMEOUT, what="the lane's ClipDelivered report")
+        wait_for(lambda: rig.events_seen() >= 1, timeout=TIMEOUT, what="the clip-sealed event")
+    finally:
+        store.close()
+
