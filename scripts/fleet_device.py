@@ -115,7 +115,8 @@ class SimDevice:
         return self.outbox.chain_head()[0]
 
     def poll(self) -> None:
-        """The loop's handling of connection events, as the daemon's (agent.app._hooks)."""
+        """The loop's handling of connection events, as the daemon's
+        (agent.delivery.service.uplink_hooks)."""
         while True:
             try:
                 event = self.client.events.get_nowait()

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.delivery.checkpoints import (
     CheckpointSent,
@@ -39,6 +39,7 @@ from agent.delivery.checkpoints import (
     is_checkpoint_job,
     upload_checkpoint,
 )
+from agent.delivery.links import ClipDelivered, LinkState
 from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import (
     WITHDRAWN,
@@ -63,7 +64,6 @@ from agent.device.owner_commands import bucket_replies, reply_topic
 from agent.paths import DataDir
 from agent.recording.live_segments import LiveCut
 from agent.recording.sealing import members_only, sealed_to_members
-from agent.runtime.status_file import LinkState
 from agent.store import ClipRecord
 from uplink.agekeys import Recipient
 from uplink.checkpoint import is_checkpoint_key
@@ -78,24 +78,15 @@ from uplink.messages import (
     sign_status,
     topic_for,
 )
+from uplink.mqtt_types import MqttPort
 from uplink.objectstore import ObjectStore, file_sha256, object_keys
 from uplink.s3_errors import S3AuthError, S3Error, S3IntegrityError, S3Unavailable
 from uplink.s3_multipart import ResumeState
-
-if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
 
 log = logging.getLogger("doorward")
 
 CONTENT_SETTING = "event_content"
 MANIFEST_CHAIN_SETTING = "manifest_chain"
-
-
-@dataclass(frozen=True)
-class ClipDelivered:
-    """Posted to the loop's inbox by the upload lane: mark the clip delivered in the store."""
-
-    clip_id: str
 
 
 def iso(epoch_s: float) -> str:
@@ -287,7 +278,7 @@ class LaneContext:
 
     data_dir: Path
     identity: DeviceIdentity
-    mqtt: MqttClient | None
+    mqtt: MqttPort | None
     store_factory: Callable[[], ObjectStore] | None
     prefix: str
     bucket: str

@@ -9,9 +9,8 @@ file by the pid and the age of ``updated_at``. Wiring (the daemon loop)::
     status.update(state="running", frames=n, **links_json(links))
     status.flush()                                       # writes if due; force=True at exit
 
-Reachability (:class:`LinkState`): the controller keeps the last seen state of the broker (from
-the MQTT client's connection events) and of the bucket (from the upload lane's results, posted to
-the loop's inbox); the daemon's tick writes them here as ``broker`` and ``bucket``.
+Reachability (``agent.delivery.links.LinkState``): the delivery side keeps the last seen state of
+the broker and of the bucket; the daemon's tick writes them here as ``broker`` and ``bucket``.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,28 +81,3 @@ class StatusFile:
         self._dirty = False
 
 
-# ---- reachability, as last seen by the daemon ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """The last seen state of an uplink: ``link`` is "broker" or "bucket"; ``state`` is
-    "connected", "disconnected" or "failed" (broker), "ok" or "failed" (bucket); ``at`` is the
-    wall time it was seen; ``error`` the translated error of a failure (it names the fix).
-
-    The upload lane posts one to the loop's inbox after every bucket request it makes; the
-    controller records the broker's from the MQTT client's connection events.
-    """
-
-    link: str
-    state: str
-    at: float
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "at": round(self.at, 3), "error": self.error}
-
-
-def links_json(links: Mapping[str, LinkState]) -> dict[str, dict[str, Any]]:
-    """The status.json fields (``broker``, ``bucket``) for the links seen so far."""
-    return {name: link.to_json() for name, link in links.items()}

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from agent.delivery.links import LinkState
 from agent.delivery.queueing import ClipDelivered
-from agent.runtime.status_file import LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import unseal_times, verify_manifest
 from uplink.objectstore import file_sha256

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.links import LinkState
 from agent.delivery.outbox import Outbox
 from agent.device.consent import DAY_S, ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
-from agent.runtime.status_file import LinkState, StatusFile
+from agent.runtime.status_file import StatusFile
 from agent.store import ClipStore
 from agent.tools.status_report import (
     count_events_since,
