@@ -194,11 +194,13 @@ def build_uplink(cfg: Config, local: Local, mqtt: MqttPort | None, inbox: queue.
 
 def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
           mqtt: MqttConnector | None = None, object_store: ObjectStore | None = None,
-          pin_factory: Any = None, clock: Clock | None = None) -> Daemon:
+          pin_factory: Any = None, clock: Clock | None = None,
+          stop: StopFlag | None = None) -> Daemon:
     """The wired daemon (agent/runtime/service.py), not yet running; adapters not given are
     built from the config: ``camera`` (not yet open), ``mqtt`` (a client factory:
     ``MqttClient`` or ``LoopbackBroker.client``), ``object_store``, ``pin_factory`` (gpiozero)
-    and ``clock``."""
+    and ``clock``; ``stop``, the flag the loop watches (``run`` installs its signal handlers
+    before building, so a SIGTERM during start-up also ends it cleanly)."""
     clock = clock or SystemClock()
     local = open_local(cfg, opts)
     spec, device = local.spec, local.device
@@ -209,7 +211,8 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
             cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof))
         return _wire(cfg, opts, local, camera, inbox, stack, mqtt=build_mqtt(
             cfg, opts.broker, device.identity.device_id, inbox, mqtt),
-            object_store=object_store, pin_factory=pin_factory, clock=clock)
+            object_store=object_store, pin_factory=pin_factory, clock=clock,
+            stop=stop or StopFlag())
     except BaseException:
         stack.close()
         raise
@@ -217,7 +220,7 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
 
 def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: queue.Queue[Any],
           stack: ExitStack, *, mqtt: MqttPort | None, object_store: ObjectStore | None,
-          pin_factory: Any, clock: Clock) -> Daemon:
+          pin_factory: Any, clock: Clock, stop: StopFlag) -> Daemon:
     store, device = local.store, local.device
     encoder = build_encoder(cfg, camera)
     masker = (PrivacyMasker(cfg.motion.privacy_masks, camera.width, camera.height)
@@ -255,7 +258,7 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
         drain_s = opts.drain_timeout_s if opts.drain_timeout_s is not None \
             else cfg.uplink.drain_timeout_s
     return Daemon(local, camera, encoder, pipeline, controller, uplink, reports, gpio, inbox, tick,
-                  Housekeeping(store, local.status), StopFlag(), clock, stack, drain_s)
+                  Housekeeping(store, local.status), stop, clock, stack, drain_s)
 
 
 def run(cfg: Config, opts: RunOptions) -> int:
@@ -267,11 +270,11 @@ def run(cfg: Config, opts: RunOptions) -> int:
     # OpenCV's own thread pool costs more than it saves on the loop's small images (320x180
     # analysis, one 720p resize) and keeps per-thread buffers; x264 has its own threads.
     cv2.setNumThreads(1)
-    daemon = build(cfg, opts)
-    daemon.stop.install()
+    stop = StopFlag()
+    stop.install()  # before anything opens: a SIGTERM during start-up ends it cleanly
     # `kill -USR1 PID` prints every thread's stack to the log: what is it doing right now?
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    return daemon.run()
+    return build(cfg, opts, stop=stop).run()
 
 
 __all__ = ["Daemon", "RunOptions", "build", "build_camera", "build_detector",
