@@ -9,6 +9,7 @@ with
 from __future__ import annotations
 
 import faulthandler
+import functools
 import logging
 import os
 import queue
@@ -29,10 +30,12 @@ from agent.camera.sources import SourceSpec, make_source, parse_source
 from agent.config import Config
 from agent.delivery.checkpoints import CheckpointPublisher
 from agent.delivery.clip_commands import register as register_uplink_commands
+from agent.delivery.gate import ConsentGate
 from agent.delivery.homeassistant import HomeAssistantDiscovery
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import OUTBOX_FILE, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import OUTBOX_FILE, Delivery
 from agent.delivery.redelivery import requeue_undelivered
 from agent.device.buttons import DoorbellButtons, StatusLed, make_pin_factory
 from agent.device.consent import ConsentStore
@@ -246,8 +249,9 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
         def store_factory() -> S3ObjectStore:
             return S3ObjectStore(settings)
 
+    gate = ConsentGate()  # every send path asks it (agent/delivery/gate.py)
     ctx = LaneContext(data_dir, device.identity, mqtt, store_factory, cfg.s3.prefix,
-                      cfg.s3.bucket, inbox)
+                      cfg.s3.bucket, inbox, gate=gate)
     def record_drops(items: Sequence[Item]) -> None:  # never drop silently: log and ledger
         now = time.time()
         for record in drop_records(items):
@@ -259,11 +263,12 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
     outbox.recover(time.time())
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)
-    worker = OutboxWorker(data_dir / OUTBOX_FILE, lambda lane: lane_ports(ctx, lane), lanes=lanes)
+    worker = OutboxWorker(data_dir / OUTBOX_FILE, functools.partial(lane_ports, ctx), lanes=lanes,
+                          gate=gate)
     ctx.wake = worker.wake
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=policy.recipients, uploads_enabled=store_factory is not None,
-                        messages_enabled=mqtt is not None, wake=worker.wake)
+                        messages_enabled=mqtt is not None, wake=worker.wake, gate=gate)
     discovery = None
     if mqtt is not None:
         ha = cfg.homeassistant
@@ -273,7 +278,7 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
     checkpoints = None
     if store_factory is not None:  # the ledger's signed heads go to the bucket (clips consent)
         checkpoints = CheckpointPublisher(outbox, device.db, device.ledger, device.consent,
-                                          wake=worker.wake)
+                                          wake=worker.wake, gate=gate)
     return Uplink(delivery, worker, discovery, checkpoints)
 
 
@@ -317,11 +322,6 @@ def _mark_delivered(store: ClipStore) -> Callable[[str], None]:
     return mark
 
 
-# How long a revocation's reply waits for the upload in flight to stop (it stops within one
-# 64 KiB read; the rest is withdrawing what it stored); below the owner tool's 15 s wait.
-REVOKE_WAIT_S = 10.0
-
-
 def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHooks:
     if uplink is None:
         return UplinkHooks(on_delivered=_mark_delivered(store))
@@ -335,15 +335,10 @@ def _hooks(uplink: Uplink | None, store: ClipStore, started: float) -> UplinkHoo
         delivery.status_online(__version__, time.monotonic() - started)
         changed()  # queues nothing unless something changed
 
-    def revoked(scopes: list[str]) -> None:
-        """Drop what is queued, then wait (bounded) for the upload in flight to stop and
-        withdraw what it stored, so the owner's reply follows only once it has stopped."""
-        dropped = delivery.purge(scopes, "consent revoked")
-        log.info("consent revoked for %s: %d queued item(s) dropped", ", ".join(scopes), dropped)
-        uplink.worker.wait_stopped(scopes, REVOKE_WAIT_S)
-
+    gate = uplink.worker.gate  # no send races a revoke: agent/delivery/gate.py
     return UplinkHooks(
-        command_guard=uplink.worker.paused, on_revoked=revoked,
+        command_guard=gate.paused, on_revoked=functools.partial(gate.revoked,
+                                                                 purge=delivery.purge),
         on_connected=connected, on_changed=changed,
         on_delivered=_mark_delivered(store))
 

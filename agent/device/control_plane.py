@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.delivery.queueing import ClipDelivered
+from agent.delivery.uploader import ClipDelivered
 from agent.device.buttons import ButtonEvent, DoorbellButtons, StatusLed
 from agent.device.consent import SCOPES as CONSENT_SCOPES
 from agent.device.consent import ConsentStore
