@@ -7,8 +7,11 @@ configured; ``uplink.mqtt`` re-exports every name here.
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from uplink.brokerurl import MqttError, MqttLimitError
 
@@ -82,3 +85,43 @@ def check_publish_limits(topic: str, payload: bytes, qos: int) -> None:
                              f"accept at most {MAX_SLASHES}")
     if not topic or "+" in topic or "#" in topic:
         raise MqttLimitError(f"topic {topic!r} must be non-empty and contain no wildcards")
+
+
+class MqttPort(Protocol):
+    """What the daemon uses of an MQTT client: ``uplink.mqtt.MqttClient`` (paho) and
+    ``uplink.loopback_mqtt.LoopbackMqttClient`` (the in-process twin) both have it."""
+
+    settings: MqttSettings
+    events: queue.Queue[ConnectionEvent]
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def subscribe(self, topic: str, qos: int = 1) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                message_expiry_s: int | None = None,
+                content_type: str | None = None) -> PublishHandle: ...
+
+    def is_published(self, handle: PublishHandle) -> bool: ...
+
+    def wait_published(self, handle: PublishHandle, timeout: float) -> bool: ...
+
+    def wait_connected(self, timeout: float) -> bool: ...
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def last_error(self) -> MqttError | None: ...
+
+
+class MqttConnector(Protocol):
+    """Makes a client: ``uplink.mqtt.MqttClient`` itself, or ``LoopbackBroker.client``."""
+
+    def __call__(self, settings: MqttSettings, *,
+                 on_message: Callable[[InboundMessage], None]) -> MqttPort: ...
