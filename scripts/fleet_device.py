@@ -11,7 +11,7 @@ Usage (all on ONE thread, the fleet's "loop" thread: SQLite connections are thre
 
 What is the daemon's (agent.app wiring): :class:`agent.delivery.queueing.Delivery` on the loop
 thread,
-:func:`agent.delivery.queueing.lane_ports` building the messages lane (consent checked again at
+:func:`agent.delivery.lanes.lane_ports` building the messages lane (consent checked again at
 sending,
 drops to the ledger), :class:`agent.delivery.outbox_worker.OutboxWorker` with its lane thread,
 :class:`uplink.mqtt.MqttClient` with its paho thread, the will on ``status``, the ``cmd``

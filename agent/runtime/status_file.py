@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.device.consent import SCOPES
+
 STATUS_FILE = "status.json"
 
 log = logging.getLogger(__name__)
@@ -300,7 +302,6 @@ def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
 # ---- the document `doorward status --json` prints ------------------------------------------------
 
 STATUS_SCHEMA = 1
-SCOPES = ("events", "snapshots", "clips")
 
 
 def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dict[str, Any]:
