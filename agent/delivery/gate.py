@@ -1,6 +1,7 @@
 """The consent gate: the one object every send path asks whether a scope may leave now.
 
-Asked at queue time (:class:`agent.delivery.queueing.Delivery`: events, clips, segments;
+Asked at queue time (:class:`agent.delivery.queueing.Delivery`: events, clips, segments, and
+through ``Delivery.may_leave`` Home Assistant discovery;
 :class:`agent.delivery.checkpoints.CheckpointPublisher`), at the moment of sending (the outbox
 lanes: :class:`agent.delivery.outbox_worker.OutboxWorker` before every message batch and before
 an upload starts), during an upload (the worker's progress callback, i.e. the object store's

@@ -122,6 +122,10 @@ class Delivery:
         self.messages_enabled = messages_enabled
         self.wake, self.wall = wake, wall
 
+    def may_leave(self, scope: str, now: float) -> bool:
+        """The consent gate's answer for ``scope`` at ``now``, on this (the loop's) thread."""
+        return self.gate.may_leave(self.consent.allows, scope, now)
+
     @property
     def content(self) -> str:
         return self.db.get_setting(CONTENT_SETTING, "sealed")
@@ -137,8 +141,7 @@ class Delivery:
               peak_area: float | None = None) -> bool:
         """Queue an event message if ``events`` consent is in force now; True if queued."""
         now = self.wall()
-        if not self.messages_enabled or not self.gate.may_leave(self.consent.allows, "events",
-                                                                now):
+        if not self.messages_enabled or not self.may_leave("events", now):
             return False
         self._send(EventBody(kind=kind, event_id=str(event_id), at=iso(now), clip_id=clip_id,
                              peak_area=None if peak_area is None else round(peak_area, 4)),
@@ -207,7 +210,7 @@ class Delivery:
         ``clips``
         consent is in force now and the clip is sealed to a current owner; True if queued."""
         now = self.wall()
-        if not self.uploads_enabled or not self.gate.may_leave(self.consent.allows, "clips", now):
+        if not self.uploads_enabled or not self.may_leave("clips", now):
             return False
         if not sealed_to_members(cut.recipients, self.consent.recipients()):
             return False  # e.g. sealed to the development owner: never leaves
