@@ -22,16 +22,20 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.checkpoints import CheckpointPublisher
 from agent.delivery.gate import DEVICE_SCOPE, ConsentGate
+from agent.delivery.homeassistant import HomeAssistantDiscovery
 from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import OUTBOX_FILE, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
 from agent.delivery.ports import Ports, Send
-from agent.delivery.queueing import Delivery
+from agent.delivery.queueing import CONTENT_SETTING, Delivery
 from agent.device.consent import SCOPES, ConsentStore
 from agent.device.database import DEVICE_DB_FILE, DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
+from agent.recording.live_segments import LiveCut
+from agent.store.records import ClipRecord
 from uplink.agekeys import Identity
 from uplink.keys import public_raw
 from uplink.memory_store import MemoryObjectStore
@@ -362,3 +366,73 @@ def test_the_wait_for_an_upload_is_bounded(tmp_path: Path) -> None:
     assert not gate.wait_stopped(["snapshots"], 0.0) and gate.wait_stopped(["events"], 0.0)
     gate.upload_ended("uploads")
     assert gate.wait_stopped(["clips"], 0.0)
+
+
+# ---- every send path asks the gate ---------------------------------------------------------------
+
+
+class ClosedGate(ConsentGate):
+    """Lets only the device scope out, whatever device.sqlite says: a path that still sends under
+    a grant decides consent without the gate."""
+
+    asked: list[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = []
+
+    def may_leave(self, consent: Any, scope: str, now: float) -> bool:  # type: ignore[override]
+        self.asked.append(scope)
+        return scope == DEVICE_SCOPE
+
+
+def test_every_send_path_asks_the_gate(tmp_path: Path) -> None:
+    gate = ClosedGate()
+    with device(tmp_path, gate) as dev:
+        dev.grant(list(SCOPES))  # consent in force: only the gate can say no
+        recipient = (str(dev.owner.recipient),)
+        clip = tmp_path / "c.age"
+        clip.write_bytes(b"c" * 1000)
+        rec = ClipRecord(id="c0ffee0001", path=clip, snapshot_path=clip,
+                         started_at="2026-12-03T10:00:00+00:00",
+                         ended_at="2026-12-03T10:00:10+00:00", source_start_s=0.0,
+                         source_end_s=10.0, duration_s=10.0, bytes=1000, truncated=False,
+                         recipients=recipient, delivered=False, event_id="7")
+        # queue time: the loop's side
+        assert dev.delivery.event("ring", 1) is False
+        assert dev.delivery.queue_upload(rec) is None
+        assert dev.delivery.queue_segment(LiveCut("c0ffee0001", 1, 0, 10, clip, recipient)) \
+            is False
+        dev.ledger.append("setting", {"note": "grows the ledger"}, time.time())
+        assert CheckpointPublisher(dev.outbox, dev.db, dev.ledger, dev.consent, wake=lambda: None,
+                                   gate=gate).tick() is False
+        ha = HomeAssistantDiscovery(dev.delivery, dev.identity.device_id, enabled=True,
+                                    sw_version="9")
+        dev.db.set_setting(CONTENT_SETTING, "clear")
+        assert ha.wanted(time.time()) is False
+        assert dev.outbox.items() == []
+        assert sorted(set(gate.asked)) == ["clips", "events", "snapshots"]
+        # send time: both lanes, as the daemon wires them
+        now = time.time()
+        dev.outbox.enqueue_message("t/events", b"ring", "events", now=now)
+        dev.outbox.enqueue_message("t/status", b"online", DEVICE_SCOPE, now=now)
+        spec = {"clip_id": rec.id, "clip": str(clip), "snapshot": None,
+                "started_at": rec.started_at, "ended_at": rec.ended_at, "duration_s": 10.0,
+                "recipients": list(recipient)}
+        dev.outbox.enqueue_upload(spec, "clips", now=now)
+        port = Port()
+        store = MemoryObjectStore()
+        ctx = LaneContext(dev.data, dev.identity, None, lambda: store, "doorward", "bucket",
+                          queue.Queue(), gate=gate)
+        worker = OutboxWorker(dev.data / OUTBOX_FILE, functools.partial(lane_ports, ctx),
+                              gate=gate)
+        uploads = lane_ports(ctx, "uploads")
+        try:
+            worker.step("messages", dev.outbox, Ports(allows=dev.consent.allows, publish=port))
+            worker.step("uploads", dev.outbox, uploads)
+        finally:
+            assert uploads.close is not None
+            uploads.close()
+        assert port.published == ["online"] and store.objects == {}
+        assert [i.drop_reason for i in dev.outbox.items() if i.state == "dropped"] == [
+            "no consent", "no consent"]
