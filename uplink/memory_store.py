@@ -92,7 +92,8 @@ class MemoryObjectStore:
                     "bucket endpoint memory unreachable; uploads wait in the outbox "
                     "(injected by MemoryObjectStore.fail_next)"))
 
-    def keys(self) -> builtins.list[str]:
+    def sorted_keys(self) -> builtins.list[str]:
+        """Every key stored, sorted (a test's view; no request is counted)."""
         with self._lock:
             return sorted(self.objects)
 

@@ -31,16 +31,14 @@ import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from agent.delivery.gate import ConsentGate
 from agent.delivery.outbox import Item
 from agent.device.identity import DeviceIdentity
 from agent.errors import DoorwardError
+from uplink.mqtt_types import MqttPort
 from uplink.objectstore import ObjectStore
-
-if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
 
 
 class SendError(DoorwardError):
@@ -118,7 +116,7 @@ class LaneContext:
 
     data_dir: Path
     identity: DeviceIdentity
-    mqtt: MqttClient | None
+    mqtt: MqttPort | None
     store_factory: Callable[[], ObjectStore] | None
     prefix: str
     bucket: str

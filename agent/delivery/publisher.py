@@ -14,14 +14,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.delivery.outbox import Item
 from agent.delivery.ports import PermanentSendError, PublishBatch, Send, TransientSendError
 from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
-
-if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
+from uplink.mqtt_types import MqttPort
 
 
 def one_by_one(publish: Callable[[str, bytes, int | None], bool]) -> PublishBatch:
@@ -36,7 +34,7 @@ def one_by_one(publish: Callable[[str, bytes, int | None], bool]) -> PublishBatc
     return batch
 
 
-def mqtt_batch_publisher(client: MqttClient, ack_timeout_s: float = 5.0) -> PublishBatch:
+def mqtt_batch_publisher(client: MqttPort, ack_timeout_s: float = 5.0) -> PublishBatch:
     """Publish a batch at QoS 1 through ``client`` (paho pipelines it) and count the
     acknowledged prefix. Nothing is handed to paho while disconnected: paho would keep it and
     send it on reconnection, behind the outbox's back (a duplicate, possibly out of order)."""
@@ -60,7 +58,7 @@ def mqtt_batch_publisher(client: MqttClient, ack_timeout_s: float = 5.0) -> Publ
     return batch
 
 
-def _acked(client: MqttClient, handles: Sequence[Any], sends: Sequence[Send],
+def _acked(client: MqttPort, handles: Sequence[Any], sends: Sequence[Send],
            timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     for n, handle in enumerate(handles):

@@ -38,6 +38,7 @@ from agent.delivery.jobs import (
     UploadJob,
     WithdrawLiveJob,
 )
+from agent.delivery.links import ClipDelivered, LinkState
 from agent.delivery.outbox import Item, Outbox
 from agent.delivery.ports import (
     LaneContext,
@@ -51,7 +52,6 @@ from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import bucket_replies, reply_topic
-from agent.runtime.status_file import LinkState
 from uplink.agekeys import Recipient
 from uplink.checkpoint import is_checkpoint_key
 from uplink.manifest import ClipObject, Manifest, seal_times, sign_manifest, token_hash
@@ -64,13 +64,6 @@ log = logging.getLogger("doorward")
 
 MANIFEST_CHAIN_SETTING = "manifest_chain"
 UPLOAD_SCOPES = ("clips", "snapshots")  # the grants a disclosure records
-
-
-@dataclass(frozen=True)
-class ClipDelivered:
-    """Posted to the loop's inbox by the upload lane: mark the clip delivered in the store."""
-
-    clip_id: str
 
 
 class _SnapshotRefused(UploadCancelled):

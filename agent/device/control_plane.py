@@ -1,13 +1,16 @@
 """The device's control plane: buttons, LED, pairing window, owner commands, factory reset.
 
 Owned by the daemon loop's thread, like the pipeline. Everything that arrives from other threads
-(gpiozero edges, paho messages, the control socket) is only *enqueued* on ``inbox``; :meth:`tick`
-drains it between frames, so every decision runs on one thread with no locks around state.
+(gpiozero edges, paho messages, the control socket, the delivery lanes' reports) is only
+*enqueued* on ``inbox``; :meth:`tick` drains it between frames, so every decision runs on one
+thread with no locks around state. What the controller does not handle itself (the lanes'
+reports) goes to the handler registered for its type, so this module knows nothing of delivery.
 
 Wiring (see agent.app)::
 
-    ctl = DeviceController(parts, inbox=q, buttons=..., led=..., mqtt=..., on_ring=pipeline.ring,
-                           on_factory_reset=wipe_local_data)
+    ctl = DeviceController(open_device_state(data_dir), inbox=q, buttons=..., led=..., mqtt=...,
+                           on_ring=ring, on_factory_reset=wipe_local_data, hooks=UplinkHooks(...))
+    ctl.handle(ClipDelivered, reports.on_delivered)   # other threads' reports, by type
     ctl.start()
     ...  each frame: ctl.tick()
     ctl.close()
@@ -21,28 +24,23 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
-from agent.delivery.uploader import ClipDelivered
 from agent.device.buttons import ButtonEvent, DoorbellButtons, StatusLed
 from agent.device.consent import SCOPES as CONSENT_SCOPES
 from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB
+from agent.device.database import DEVICE_DB_FILE, DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import CommandProcessor
 from agent.device.pairing_window import Decision, PairingWindow
 from agent.errors import DoorwardError
-from agent.runtime.control_socket import SimulatedPress
-from agent.runtime.status_file import LinkState
 from uplink import pairing
 from uplink.brokerurl import MqttError
 from uplink.errors import UplinkError
 from uplink.keys import key_id_for
-from uplink.mqtt_types import InboundMessage
-
-if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
+from uplink.mqtt_types import ConnectionEvent, InboundMessage, MqttPort
 
 log = logging.getLogger("doorward")
 
@@ -70,15 +68,16 @@ class UplinkHooks:
 
     ``command_guard`` wraps command handling (the outbox worker pauses, so nothing of a scope
     leaves after its revocation commits); ``on_revoked`` purges what is queued under the scopes;
-    ``on_connected`` runs on every (re)connection; ``on_delivered`` marks a clip delivered;
-    ``on_changed`` runs after every accepted owner command and a factory reset (consent or
-    settings may have changed: e.g. Home Assistant discovery follows them).
+    ``on_connected`` runs on every (re)connection; ``on_connection`` hears every connection event
+    (the delivery side records the broker's link from them); ``on_changed`` runs after every
+    accepted owner command and a factory reset (consent or settings may have changed: e.g. Home
+    Assistant discovery follows them).
     """
 
     command_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
     on_revoked: Callable[[list[str]], None] = lambda scopes: None
     on_connected: Callable[[], None] = lambda: None
-    on_delivered: Callable[[str], None] = lambda clip_id: None
+    on_connection: Callable[[ConnectionEvent], None] = lambda event: None
     on_changed: Callable[[], None] = lambda: None
 
 
@@ -93,12 +92,33 @@ class DeviceState:
     db: DeviceDB
 
 
+def open_device_state(data_dir: Path) -> DeviceState:
+    """The device identity and its durable state (device.sqlite), opened on this thread."""
+    identity = DeviceIdentity.load_or_create(data_dir)
+    db = DeviceDB(data_dir / DEVICE_DB_FILE)
+    consent = ConsentStore(db)
+    ledger = Ledger(db, identity.key)
+    processor = CommandProcessor(db, consent, ledger, identity.device_id, identity.key)
+    return DeviceState(identity, consent, ledger, processor, db)
+
+
+class Presser(Protocol):
+    """Simulated buttons (gpiozero's mock pins) pressed by ``doorward press``."""
+
+    def press(self, button: str, hold_s: float, now: float) -> object: ...
+
+    def tick(self, now: float) -> None: ...
+
+
+T = TypeVar("T")
+
+
 class DeviceController:
     """Turns queued inputs into pairing, commands, rings and resets. See the module docstring."""
 
     def __init__(self, state: DeviceState, *, inbox: queue.Queue[Any],
                  buttons: DoorbellButtons | None, led: StatusLed | None,
-                 sim_press: SimulatedPress | None, mqtt: MqttClient | None,
+                 sim_press: Presser | None, mqtt: MqttPort | None,
                  on_ring: Callable[[], None], on_factory_reset: Callable[[], dict[str, Any]],
                  on_paired: Callable[[], object] = lambda: None,
                  window: PairingWindow | None = None,
@@ -119,8 +139,11 @@ class DeviceController:
         self._next_flush = 0.0
         self._window_was_open = False
         self.last_pairing: str = ""
-        # broker/bucket reachability as last seen, for status.json (`doorward status`)
-        self.links: dict[str, LinkState] = {}
+        self._handlers: dict[type, Callable[[Any], None]] = {}
+
+    def handle(self, kind: type[T], handler: Callable[[T], None]) -> None:
+        """Items of type ``kind`` found on the inbox go to ``handler`` (on the loop thread)."""
+        self._handlers[kind] = handler
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -172,10 +195,10 @@ class DeviceController:
                 self._on_command(item.payload, item.topic)
         elif isinstance(item, ControlPress):
             self._on_control_press(item, now)
-        elif isinstance(item, ClipDelivered):
-            self.hooks.on_delivered(item.clip_id)
-        elif isinstance(item, LinkState):  # the upload lane's last bucket result
-            self.links[item.link] = item
+        elif (handler := self._handlers.get(type(item))) is not None:
+            handler(item)
+        else:
+            log.warning("inbox item %r has no handler: dropped", item)
 
     def _connection_events(self) -> None:
         if self.mqtt is None:
@@ -185,15 +208,12 @@ class DeviceController:
                 ev = self.mqtt.events.get_nowait()
             except queue.Empty:
                 return
+            self.hooks.on_connection(ev)
             if ev.connected and ev.error is None:
                 log.info("connected to the broker (MQTT %s)", self.mqtt.protocol)
-                self.links["broker"] = LinkState("broker", "connected", self.wall())
                 self.hooks.on_connected()
             elif not ev.connected:
                 log.warning("broker connection lost: %s", ev.reason)
-                self.links["broker"] = LinkState(
-                    "broker", "failed" if ev.error else "disconnected", self.wall(),
-                    str(ev.error) if ev.error else ev.reason)
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_button(self, ev: ButtonEvent, now: float) -> None:

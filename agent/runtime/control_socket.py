@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import queue
 import selectors
 import socket
 import stat
@@ -42,6 +43,7 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory
 
+from agent.device.control_plane import ControlPress
 from agent.errors import DoorwardError
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,17 @@ _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL included
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def press_handler(inbox: queue.Queue[Any]) -> CommandHandler:
+    """The daemon's ``on_command``: queue the press for the loop, which acts on it
+    (``agent.device.control_plane.ControlPress``), and say it was queued."""
+
+    def on_command(msg: dict[str, Any]) -> dict[str, Any]:
+        inbox.put(ControlPress(msg["button"], float(msg["hold_s"])))
+        return {"ok": True, "queued": f"press {msg['button']} for {msg['hold_s']} s"}
+
+    return on_command
 
 
 def control_socket_path(data_dir: Path) -> Path:

@@ -13,9 +13,8 @@ Read side (``doorward status`` and ``doorward doctor``)::
     q = read_queues(data_dir)             # open outbox items per lane
     warning = clock_warning(now, clock_floors(data_dir))   # None while the clock is plausible
 
-Reachability (:class:`LinkState`): the controller keeps the last seen state of the broker (from
-the MQTT client's connection events) and of the bucket (from the upload lane's results, posted to
-the loop's inbox); the daemon's tick writes them here as ``broker`` and ``bucket``.
+Reachability (``agent.delivery.links.LinkState``): the delivery side keeps the last seen state of
+the broker and of the bucket; the daemon's tick writes them here as ``broker`` and ``bucket``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# re-exported for readers of status.json; they live with the delivery side
+from agent.delivery.links import LinkState as LinkState
+from agent.delivery.links import links_json as links_json
 from agent.device.consent import SCOPES
 
 STATUS_FILE = "status.json"
@@ -122,33 +124,6 @@ def read_status(data_dir: Path) -> dict[str, Any] | None:
             alive = True
     state["running"] = alive
     return state
-
-
-# ---- reachability, as last seen by the daemon ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """The last seen state of an uplink: ``link`` is "broker" or "bucket"; ``state`` is
-    "connected", "disconnected" or "failed" (broker), "ok" or "failed" (bucket); ``at`` is the
-    wall time it was seen; ``error`` the translated error of a failure (it names the fix).
-
-    The upload lane posts one to the loop's inbox after every bucket request it makes; the
-    controller records the broker's from the MQTT client's connection events.
-    """
-
-    link: str
-    state: str
-    at: float
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "at": round(self.at, 3), "error": self.error}
-
-
-def links_json(links: Mapping[str, LinkState]) -> dict[str, dict[str, Any]]:
-    """The status.json fields (``broker``, ``bucket``) for the links seen so far."""
-    return {name: link.to_json() for name, link in links.items()}
 
 
 # ---- read-only looks at the databases -----------------------------------------------------------

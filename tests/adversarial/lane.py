@@ -5,9 +5,10 @@ precisely while an upload is in flight.
 daemon wires it (``agent.delivery.lanes.lane_ports`` -> ``ClipUploader`` -> the given
 ``ObjectStore``)
 on a real :class:`OutboxWorker` thread, the loop-side ``Delivery``, and the daemon's own revoke
-hook (``agent.app._hooks``): ``rig.revoke(scopes)`` does what the controller does after the signed
-command commits (revoke in the database, then the hook: purge, wait for the lane). The worker's
-clock is ``time.time() + rig.skew_s``, so a test can let a grant expire mid-upload.
+hook (``agent.delivery.service.uplink_hooks``): ``rig.revoke(scopes)`` does what the controller
+does after the signed command commits (revoke in the database, then the hook: purge, wait for the
+lane). The worker's clock is ``time.time() + rig.skew_s``, so a test can let a grant expire
+mid-upload.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.app import Uplink, _hooks
 from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Backoff, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
 from agent.delivery.queueing import OUTBOX_FILE, Delivery
+from agent.delivery.service import Uplink, uplink_hooks
 from agent.device.consent import ConsentStore
 from agent.device.database import DEVICE_DB_FILE, DeviceDB
 from agent.device.identity import DeviceIdentity
@@ -35,14 +36,6 @@ from uplink.agekeys import Identity
 from uplink.objectstore import ObjectStore
 
 PREFIX = "doorward"
-
-
-@dataclass
-class _NoStore:
-    delivered: list[str] = field(default_factory=list)
-
-    def mark_delivered(self, clip_id: str) -> None:
-        self.delivered.append(clip_id)
 
 
 @dataclass
@@ -111,7 +104,7 @@ def upload_rig(tmp: Path, store_factory: Callable[[], ObjectStore], *,
                           clock=lambda: time.time() + (rig_box[0].skew_s if rig_box else 0.0))
     delivery = Delivery(outbox, identity, db, consent, recipients=lambda: (),
                         uploads_enabled=True, messages_enabled=False, wake=worker.wake)
-    hooks = _hooks(Uplink(delivery, worker), _NoStore(), time.monotonic())  # type: ignore[arg-type]
+    hooks = uplink_hooks(Uplink(delivery, worker), time.monotonic())
     rig = UploadRig(data, db, consent, ledger, outbox, worker, delivery, hooks.on_revoked,
                     str(owner.recipient))
     rig_box.append(rig)

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.app import build_detector, build_tracker, open_device_state
+from agent.app import build_detector, build_tracker
 from agent.config import parse_config
 from agent.delivery.homeassistant import PUBLISHED_SETTING
 from agent.delivery.outbox import Outbox
-from agent.device.control_plane import DeviceController, UplinkHooks
+from agent.device.control_plane import DeviceController, UplinkHooks, open_device_state
 from agent.device.database import DeviceDB
 from agent.device.ledger import HEAD_SETTING, Ledger
 from agent.runtime.daemon import Pipeline

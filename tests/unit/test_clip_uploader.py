@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.delivery.jobs import ForgetJob
-from agent.delivery.uploader import MANIFEST_CHAIN_SETTING, ClipDelivered
+from agent.delivery.links import ClipDelivered
+from agent.delivery.uploader import MANIFEST_CHAIN_SETTING
 from tests.unit.sendrig import CLIP_ID, PREFIX, SendRig, send_rig
 from uplink.manifest import Manifest, token_hash, verify_manifest
 from uplink.memory_store import MemoryObjectStore

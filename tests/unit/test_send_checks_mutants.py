@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.delivery.uploader import ClipDelivered
+from agent.delivery.links import ClipDelivered
 from agent.runtime.status_file import LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import unseal_times, verify_manifest
