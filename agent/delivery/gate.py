@@ -32,6 +32,7 @@ read and withdraws what it stored before :meth:`revoked` returns and the owner's
 Wiring (the composition root; one gate per daemon, shared by all threads)::
 
     gate = ConsentGate()
+    ctx = LaneContext(..., gate=gate)                        # the lanes' ports ask it
     worker = OutboxWorker(path, ports_for, gate=gate)        # lanes: may_leave, admission
     delivery = Delivery(outbox, ..., gate=gate)              # queue time
     UplinkHooks(command_guard=gate.paused,
