@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.delivery.outbox import Outbox  # noqa: E402
-from agent.delivery.outbox_worker import OutboxWorker, Ports, Send  # noqa: E402
+from agent.delivery.outbox_worker import OutboxWorker  # noqa: E402
+from agent.delivery.ports import Ports, Send  # noqa: E402
 from scripts.bench_pipeline import machine  # noqa: E402
 from scripts.bench_uplink import backlog  # noqa: E402
 from tests.servers import Mosquitto  # noqa: E402

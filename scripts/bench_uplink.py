@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.delivery.outbox import Outbox  # noqa: E402
-from agent.delivery.outbox_worker import OutboxWorker, Ports, mqtt_batch_publisher  # noqa: E402
+from agent.delivery.outbox_worker import OutboxWorker  # noqa: E402
+from agent.delivery.ports import Ports  # noqa: E402
+from agent.delivery.publisher import mqtt_batch_publisher  # noqa: E402
 from agent.device.consent import ConsentStore  # noqa: E402
 from agent.device.database import DeviceDB  # noqa: E402
 from agent.device.identity import DeviceIdentity  # noqa: E402

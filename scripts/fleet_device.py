@@ -11,7 +11,7 @@ Usage (all on ONE thread, the fleet's "loop" thread: SQLite connections are thre
 
 What is the daemon's (agent.app wiring): :class:`agent.delivery.queueing.Delivery` on the loop
 thread,
-:func:`agent.delivery.queueing.lane_ports` building the messages lane (consent checked again at
+:func:`agent.delivery.lanes.lane_ports` building the messages lane (consent checked again at
 sending,
 drops to the ledger), :class:`agent.delivery.outbox_worker.OutboxWorker` with its lane thread,
 :class:`uplink.mqtt.MqttClient` with its paho thread, the will on ``status``, the ``cmd``
@@ -29,9 +29,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery
 from agent.device.consent import ConsentStore
 from agent.device.control_plane import topics
 from agent.device.database import DeviceDB

@@ -7,7 +7,7 @@ the owner's ``clips`` consent is in force, the newest one goes to
 owner's ``doorward owner ledger fetch|verify --bucket ...`` can refuse a ledger that no longer
 extends what the device once committed to, even if the owner never fetched it in between.
 
-Two halves, like agent/delivery/queueing.py:
+Two halves, like agent/delivery/queueing.py and agent/delivery/uploader.py:
 
 * :class:`CheckpointPublisher` (the daemon loop; ``tick()`` about once a second) queues a
   checkpoint job on the outbox's uploads lane when the ledger has grown past what was last
@@ -32,8 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.delivery.gate import ConsentGate
+from agent.delivery.jobs import CHECKPOINT, CheckpointJob
 from agent.delivery.outbox import OPEN_STATES, Outbox
-from agent.delivery.outbox_worker import PermanentSendError, TransientSendError
+from agent.delivery.ports import PermanentSendError, TransientSendError
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
@@ -41,12 +43,13 @@ from uplink.checkpoint import checkpoint_key, verify_checkpoint
 from uplink.objectstore import ObjectStore
 from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
 
-JOB = "ledger-checkpoint"
+JOB = CHECKPOINT  # the "job" field of a CheckpointJob (agent/delivery/jobs.py)
 SENT_SETTING = "ledger_checkpoint_sent"  # the count of the newest checkpoint in the bucket
 SCOPE = "clips"
 
 
 def is_checkpoint_job(spec: dict[str, Any]) -> bool:
+    """Whether an outbox upload row holds a :class:`CheckpointJob` (without parsing it)."""
     return spec.get("job") == JOB
 
 
@@ -62,10 +65,11 @@ class CheckpointPublisher:
 
     def __init__(self, outbox: Outbox, db: DeviceDB, ledger: Ledger, consent: ConsentStore, *,
                  wake: Callable[[], None], retry_after_drop_s: float = 300.0,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, gate: ConsentGate | None = None) -> None:
         self.outbox, self.db, self.ledger, self.consent = outbox, db, ledger, consent
         self.wake, self.wall = wake, wall
         self.retry_after_drop_s = retry_after_drop_s
+        self.gate = gate or ConsentGate()
         self._job: int | None = None
         self._adopted = False
 
@@ -88,9 +92,9 @@ class CheckpointPublisher:
         head = self.ledger.signed_head()
         if head is None or head.count <= published_count(self.db):
             return False
-        if not self.consent.allows(SCOPE, now):
+        if not self.gate.may_leave(self.consent.allows, SCOPE, now):
             return False
-        self._job = self.outbox.enqueue_upload({"job": JOB, "count": head.count}, SCOPE,
+        self._job = self.outbox.enqueue_upload(CheckpointJob(head.count).to_json(), SCOPE,
                                                now=now).id
         self.wake()
         return True

@@ -48,7 +48,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from uplink.messages import topic_for
 
@@ -195,12 +194,13 @@ class DiscoveryPort(Protocol):
     """What discovery needs from the uplink (agent.delivery.queueing.Delivery is the real one)."""
 
     db: DeviceDB
-    consent: ConsentStore
     messages_enabled: bool
     wall: Callable[[], float]
 
     @property
     def content(self) -> str: ...
+
+    def may_leave(self, scope: str, now: float) -> bool: ...
 
     def publish_retained(self, topic: str, payload: bytes, scope: str, *,
                          expires_in_s: float) -> None: ...
@@ -221,7 +221,7 @@ class HomeAssistantDiscovery:
 
     def wanted(self, now: float) -> bool:
         p = self.port
-        return (self.enabled and p.content == "clear" and p.consent.allows("events", now))
+        return (self.enabled and p.content == "clear" and p.may_leave("events", now))
 
     def reconcile(self) -> Plan | None:
         """Queue what brings the broker in line with consent and content now; returns the plan

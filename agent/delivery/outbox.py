@@ -4,8 +4,8 @@ Wiring (the daemon loop enqueues; :class:`agent.delivery.outbox_worker.OutboxWor
 
     outbox = Outbox(DataDir(data_dir).outbox_db, on_drop=record_drops, notify=worker.wake)
     outbox.enqueue_signed(f"doorward/{dev}/events", sign, "events", now=now)   # seq, prev inside
-    outbox.enqueue_upload({"clip_id": cid, "files": [...]}, "clips", now=now)
-    with worker.paused():                                    # on revocation, at once
+    outbox.enqueue_upload(UploadJob(...).to_json(), "clips", now=now)   # agent/delivery/jobs.py
+    with gate.paused():                                      # on revocation, at once
         consent.revoke(["clips"], by, now); outbox.purge_scope("clips", "consent revoked", now)
     outbox.close()
 
@@ -50,6 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.delivery.gate import DEVICE_SCOPE
+from agent.delivery.jobs import Job, parse_job
+from agent.device.consent import SCOPES as CONSENT_SCOPES
 from agent.errors import StoreError
 from agent.sqlite import (
     connect,
@@ -64,8 +67,8 @@ from agent.sqlite import (
 log = logging.getLogger(__name__)
 
 KINDS = ("message", "upload")
-GATED_SCOPES = ("events", "snapshots", "clips")  # ask consent before sending
-SCOPES = ("device", *GATED_SCOPES)
+GATED_SCOPES = CONSENT_SCOPES  # ask the consent gate before sending (agent/delivery/gate.py)
+SCOPES = (DEVICE_SCOPE, *GATED_SCOPES)
 GENESIS_PREV = "0" * 64
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -178,6 +181,11 @@ class Item:
     progress: dict[str, Any] | None
     retain: bool = False  # MQTT retain flag (messages only)
 
+    def job(self) -> Job:
+        """The typed job of an upload (agent/delivery/jobs.py); JobError naming the field for a
+        row that holds none (or a message)."""
+        return parse_job(self.spec)
+
     def record(self) -> dict[str, Any]:
         """What the ledger keeps about this item: never the payload (it is sealed anyway)."""
         out: dict[str, Any] = {
@@ -188,7 +196,7 @@ class Item:
             out["topic"] = self.topic
         if self.seq is not None:
             out["seq"] = self.seq
-        if self.spec and "clip_id" in self.spec:
+        if self.spec and "clip_id" in self.spec:  # an unreadable job is recorded as it is
             out["clip_id"] = self.spec["clip_id"]
         return out
 

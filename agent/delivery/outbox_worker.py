@@ -1,13 +1,13 @@
 """The uplink sender: threads that drain the outbox through injected ports.
 
-Wiring (daemon)::
+Wiring (daemon: agent/app.py with agent/delivery/lanes.py)::
 
     paths = DataDir(data_dir)                   # agent.paths
     def ports_for(lane: str) -> Ports:          # called ON the lane thread: open per-thread state
         db = DeviceDB(paths.device_db)              # sqlite connections are thread-bound
         consent, ledger = ConsentStore(db), Ledger(db, device_key)
         return Ports(
-            allows=consent.allows,
+            allows=consent.allows,                  # asked through the gate: device is exempt
             publish=mqtt_batch_publisher(mqtt_client, ack_timeout_s=5.0),   # messages lane
             upload=s3_upload,                                               # uploads lane
             on_sent=after_sent,      # e.g. enqueue the `uploaded` message, ledger "disclosure"
@@ -16,136 +16,70 @@ Wiring (daemon)::
             close=db.close,
         )
 
-    worker = OutboxWorker(paths.outbox_db, ports_for)
+    gate = ConsentGate()                            # agent/delivery/gate.py, shared
+    worker = OutboxWorker(paths.outbox_db, ports_for, gate=gate)
     worker.start()                                  # one thread per lane, each its own Outbox
     outbox = Outbox(path, on_drop=..., notify=worker.wake)          # the loop's enqueue side
     client.events -> ConnectionEvent(connected=True): worker.wake()  # resume at once
-    with worker.paused(): revoke + outbox.purge_scope(...)            # no send races a revoke
-    worker.wait_stopped(revoked_scopes, timeout_s=10.0)  # then reply: the upload has stopped
+    with gate.paused(): revoke; gate.revoked(scopes, purge=delivery.purge)  # no send races it
     left = worker.drain(timeout_s=60.0)             # --exit-at-eof; {} when all was sent
     worker.stop()
 
 Lanes: ``messages`` and ``uploads`` run on separate threads, so a long clip upload never delays
-an event; each lane is strictly FIFO (see :mod:`agent.delivery.outbox`). Consent is asked through
-``Ports.allows`` at the moment of sending, for every gated item (and before each upload part
-through the progress callback); an item whose scope is not allowed is dropped with reason
-"no consent" and recorded, never sent.
+an event; each lane is strictly FIFO (see :mod:`agent.delivery.outbox`). Consent is asked of the
+gate (:meth:`ConsentGate.may_leave` with the lane's ``Ports.allows``) at the moment of sending,
+for every item (and before each upload part through the progress callback); an item whose scope
+is not allowed is dropped with reason "no consent" and recorded, never sent.
 
-Messages go in batches of up to ``batch_size`` from the head; the publish port returns how many
-of them, from the first, the broker acknowledged (QoS 1). Fewer than all means the broker is
-away: the lane waits ``offline_retry_s`` or until :meth:`OutboxWorker.wake`, with no spinning and
-no reordering. The acknowledged prefix is marked sent in one unsynced transaction per batch.
+Messages go in batches of up to ``batch_size`` from the head, checked and published under
+:meth:`ConsentGate.sending`; the publish port returns how many of them, from the first, the
+broker acknowledged (QoS 1). Fewer than all means the broker is away: the lane waits
+``offline_retry_s`` or until :meth:`OutboxWorker.wake`, with no spinning and no reordering. The
+acknowledged prefix is marked sent in one unsynced transaction per batch.
 
-Upload port: ``upload(item, progress) -> result``. ``item.progress`` is the resume state saved
-by an earlier run (None at first). The port calls ``progress(state)`` after each part (state:
-JSON-able dict, saved durably) and ``progress(None)`` just to check before each step, in
-particular before completing; ``progress`` raises :class:`UploadCancelled` (consent withdrawn or
-item purged: abort the multipart upload, delete objects this job completed, and let it propagate)
-or :class:`UploadInterrupted` (stopping: keep the multipart upload to resume, let it propagate).
-The port should call ``progress(None)`` between 64 KiB reads of a request body too (the object
-store's ``check``), so at most one bounded request is in flight when consent goes.
-Revocation: :meth:`OutboxWorker.wait_stopped` returns once no upload of the revoked scopes is in
-flight (the consent check before an upload starts and its registration as in flight happen under
-one lock, so an upload either is waited for or sees the revocation before sending anything). A
-queued upload that had stored something in an earlier attempt (it has ``progress``) is handed to
-the port even without consent: its first ``progress(None)`` raises ``UploadCancelled`` and the port
-withdraws what reached the bucket, then raises ``UploadCancelled(withdrawn=True)``; the item is
-dropped with a reason starting ``withdrawn`` (the port has already written the ledger). The same
-happens to such an upload when it expires in the queue, before ``Outbox.expire`` drops it.
-The port raises :class:`TransientSendError` (retry with backoff) or :class:`PermanentSendError`
-(dropped with the reason, recorded). Any other exception is logged with its traceback and
-retried like a transient one, so a bug cannot kill the sender silently.
+Uploads (the port's contract: agent/delivery/ports.py): the consent check before an upload starts
+and its registration as in flight are one step of the gate (:meth:`ConsentGate.admission`), so an
+upload either is waited for by :meth:`ConsentGate.wait_stopped` or sees the revocation before
+sending anything. A queued upload that had stored something in an earlier attempt (it has
+``progress``) is handed to the port even without consent: its first ``progress(None)`` raises
+``UploadCancelled`` and the port withdraws what reached the bucket, then raises
+``UploadCancelled(withdrawn=True)``; the item is dropped with a reason starting ``withdrawn`` (the
+port has already written the ledger). The same happens to such an upload when it expires in the
+queue, before ``Outbox.expire`` drops it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from agent.delivery.outbox import GATED_SCOPES, Backoff, Item, Outbox, OutboxLimits
+from agent.delivery.gate import ConsentGate
+from agent.delivery.outbox import Backoff, Item, Outbox, OutboxLimits
+from agent.delivery.ports import (
+    WITHDRAWN,
+    PermanentSendError,
+    Ports,
+    Progress,
+    PublishBatch,
+    Send,
+    SendError,
+    TransientSendError,
+    UploadCancelled,
+    UploadInterrupted,
+    UploadPort,
+)
+from agent.delivery.publisher import remaining_expiry
 from agent.errors import DoorwardError
-from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
-from uplink.mqtt_types import MqttPort
 
 log = logging.getLogger(__name__)
 
 LANES = ("messages", "uploads")
-
-
-class SendError(DoorwardError):
-    """A port could not send. ``acked``: messages of the batch acknowledged before the failure."""
-
-    def __init__(self, message: str, *, acked: int = 0, item_id: int | None = None) -> None:
-        super().__init__(message)
-        self.acked = acked
-        self.item_id = item_id
-
-
-class TransientSendError(SendError):
-    """Worth retrying later (network, 5xx, throttling): the item backs off."""
-
-
-class PermanentSendError(SendError):
-    """Retrying cannot help (object too large, file gone, access denied): the item is dropped.
-    For a message batch, ``item_id`` names the culprit."""
-
-
-class UploadCancelled(DoorwardError):
-    """The item must not be sent (consent withdrawn or the item was purged); never resume it.
-
-    ``withdrawn``: raised by the port after it deleted what had reached the bucket and recorded
-    that (disclosure, withdrawn) in the ledger; the drop is then not recorded again as an
-    ``outbox-drop`` (reason prefix :data:`WITHDRAWN`)."""
-
-    def __init__(self, message: str, *, withdrawn: bool = False) -> None:
-        super().__init__(message)
-        self.withdrawn = withdrawn
-
-
-WITHDRAWN = "withdrawn"  # drop-reason prefix of an upload whose stored objects were withdrawn
-
-
-class UploadInterrupted(DoorwardError):
-    """The worker is stopping; the upload resumes from its saved progress at the next start."""
-
-
-@dataclass(frozen=True)
-class Send:
-    """One message handed to the publish port; ``message_expiry_s`` is what is left of the item's
-    lifetime (MQTT 5 message expiry), None for no expiry; ``retain``: the MQTT retain flag."""
-
-    item_id: int
-    topic: str
-    payload: bytes
-    message_expiry_s: int | None
-    retain: bool = False
-
-
-PublishBatch = Callable[[Sequence[Send]], int]
-Progress = Callable[[dict[str, Any] | None], None]
-
-
-class UploadPort(Protocol):
-    def __call__(self, item: Item, progress: Progress) -> object: ...
-
-
-@dataclass(frozen=True)
-class Ports:
-    """What a lane needs; built on the lane's own thread by the ``ports_for(lane)`` factory."""
-
-    allows: Callable[[str, float], bool]
-    publish: PublishBatch | None = None
-    upload: UploadPort | None = None
-    on_sent: Callable[[Item, object], None] | None = None
-    on_drop: Callable[[Sequence[Item]], None] | None = None
-    close: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,71 +90,6 @@ class WorkerSettings:
     error_pause_s: float = 5.0  # after an unexpected error in the loop itself
     limits: OutboxLimits | None = None
     backoff: Backoff | None = None
-
-
-def one_by_one(publish: Callable[[str, bytes, int | None], bool]) -> PublishBatch:
-    """A batch port from ``publish(topic, payload, message_expiry_s) -> acknowledged``."""
-
-    def batch(sends: Sequence[Send]) -> int:
-        for n, s in enumerate(sends):
-            if not publish(s.topic, s.payload, s.message_expiry_s):
-                return n
-        return len(sends)
-
-    return batch
-
-
-def mqtt_batch_publisher(client: MqttPort, ack_timeout_s: float = 5.0) -> PublishBatch:
-    """Publish a batch at QoS 1 through ``client`` (paho pipelines it) and count the
-    acknowledged prefix. Nothing is handed to paho while disconnected: paho would keep it and
-    send it on reconnection, behind the outbox's back (a duplicate, possibly out of order)."""
-
-    def batch(sends: Sequence[Send]) -> int:
-        if not client.is_connected:
-            return 0
-        handles = []
-        for s in sends:
-            try:
-                handles.append(client.publish(s.topic, s.payload, qos=1, retain=s.retain,
-                                              message_expiry_s=s.message_expiry_s))
-            except MqttLimitError as e:
-                raise PermanentSendError(str(e), acked=_acked(client, handles, sends,
-                                                              ack_timeout_s),
-                                         item_id=s.item_id) from e
-            if not client.is_connected:
-                break  # the rest waits for the next batch
-        return _acked(client, handles, sends, ack_timeout_s)
-
-    return batch
-
-
-def _acked(client: MqttPort, handles: Sequence[Any], sends: Sequence[Send],
-           timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    for n, handle in enumerate(handles):
-        try:
-            if not client.wait_published(handle, max(0.0, deadline - time.monotonic())):
-                return n
-        except (MqttPublishError, MqttAuthError) as e:
-            if sends[n].retain:
-                # A retained message states what is true now and is sent again when that changes
-                # (status on every connect, Home Assistant discovery on reconcile): dropping a
-                # refused one (logged and in the ledger) loses nothing, keeping it would hold
-                # every event behind it until the operator fixes the ACL.
-                raise PermanentSendError(
-                    f"broker refused retained {sends[n].topic!r}: {e}; allow the device to "
-                    "write that topic in the broker's ACL", acked=n,
-                    item_id=sends[n].item_id) from e
-            # refused (e.g. by an ACL): keep it, in order, until the operator fixes it
-            raise TransientSendError(f"broker refused a publish: {e}", acked=n) from e
-    return len(handles)
-
-
-def remaining_expiry(item: Item, now: float) -> int | None:
-    """MQTT 5 message expiry left for ``item`` (>= 1 s), None when it has none."""
-    if item.message_expiry_s is None:
-        return None
-    return max(1, math.ceil(min(float(item.message_expiry_s), item.expires_at - now)))
 
 
 class OutboxWorker:
@@ -234,6 +103,7 @@ class OutboxWorker:
         lanes: Sequence[str] = LANES,
         settings: WorkerSettings | None = None,
         clock: Callable[[], float] = time.time,
+        gate: ConsentGate | None = None,
     ) -> None:
         if not lanes or not set(lanes) <= set(LANES):
             raise ValueError(f"lanes must be a non-empty subset of {LANES}, got {lanes!r}")
@@ -244,10 +114,9 @@ class OutboxWorker:
         self._clock = clock
         self._stopping = threading.Event()
         self._wake = {lane: threading.Event() for lane in self._lanes}
-        self._gate = threading.Lock()  # held while a message batch is checked and sent
+        self.gate = gate or ConsentGate()  # consent, the pause, uploads in flight
         self._cond = threading.Condition()
         self._open: dict[str, int] = {}  # lane -> open items, as last seen by that lane
-        self._in_flight: dict[str, Item] = {}  # lane -> the upload its port is running
         self._threads: list[threading.Thread] = []
 
     # ---- control (any thread) ----------------------------------------------------------------
@@ -268,25 +137,13 @@ class OutboxWorker:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Hold message sending (waits for a batch in progress) e.g. while revoking and purging,
-        so no message of a revoked scope leaves after the revocation commits."""
-        with self._gate:
+        """The gate's pause (:meth:`ConsentGate.paused`): holds message sending."""
+        with self.gate.paused():
             yield
 
     def wait_stopped(self, scopes: Sequence[str], timeout_s: float) -> bool:
-        """After a revocation of ``scopes`` committed: wait until no upload of those scopes is in
-        flight (a ``clips`` upload carries the snapshot too, so revoking ``snapshots`` waits for
-        it). False if one is still running after ``timeout_s`` (logged)."""
-        def busy() -> list[Item]:
-            return [i for i in self._in_flight.values()
-                    if i.scope in scopes or ("snapshots" in scopes and i.scope == "clips")]
-
-        with self._cond:
-            if self._cond.wait_for(lambda: not busy(), timeout_s):
-                return True
-            log.error("uploads %s still running %.0f s after the revocation of %s",
-                      [i.id for i in busy()], timeout_s, ", ".join(scopes))
-            return False
+        """:meth:`ConsentGate.wait_stopped`: no upload of ``scopes`` in flight any more."""
+        return self.gate.wait_stopped(scopes, timeout_s)
 
     def drain(self, timeout_s: float) -> dict[str, int]:
         """Wait until the lanes report nothing open, or ``timeout_s``; returns what is left
@@ -374,7 +231,7 @@ class OutboxWorker:
             self._cond.notify_all()
 
     def _allowed(self, ports: Ports, scope: str, now: float) -> bool:
-        return scope not in GATED_SCOPES or ports.allows(scope, now)
+        return self.gate.may_leave(ports.allows, scope, now)
 
     def _idle_wait(self, outbox: Outbox, kind: str, now: float) -> float:
         head = outbox.head(kind)
@@ -407,14 +264,13 @@ class OutboxWorker:
             raise UploadCancelled(f"outbox item {item.id} expired before it could be sent; "
                                   "abort the upload")
 
-        with self._cond:
-            self._in_flight["uploads"] = item
+        self.gate.register_upload("uploads", item)
         return self._upload_in_flight(outbox, ports, item, progress)
 
     def _send_messages(self, outbox: Outbox, ports: Ports) -> float:
         if ports.publish is None:
             raise ValueError("the messages lane needs Ports.publish")
-        with self._gate:
+        with self.gate.sending():
             now = self._clock()
             batch = outbox.due_messages(now, self.settings.batch_size)
             if not batch:
@@ -472,14 +328,14 @@ class OutboxWorker:
         item = outbox.head("upload")
         if item is None or item.next_attempt_at > now:
             return self._idle_wait(outbox, "upload", now)
-        with self._cond:  # one step with wait_stopped: checked after a revocation, or waited for
+        with self.gate.admission():  # one step with wait_stopped: sees a revocation or waited for
             allowed = self._allowed(ports, item.scope, now)
             if not allowed and not item.progress:  # never started: nothing can be in the bucket
                 outbox.drop(item.id, "no consent", now)
                 return 0.0
             if item.state == "queued" and not outbox.mark_in_flight(item.id):
                 return 0.0  # dropped meanwhile
-            self._in_flight["uploads"] = item
+            self.gate.register_upload("uploads", item)
 
         def progress(state: dict[str, Any] | None) -> None:
             if state is not None and not outbox.save_progress(item.id, state):
@@ -502,9 +358,7 @@ class OutboxWorker:
         try:
             return self._upload_one(outbox, ports, ports.upload, item, progress)
         finally:
-            with self._cond:
-                self._in_flight.pop("uploads", None)
-                self._cond.notify_all()
+            self.gate.upload_ended("uploads")
 
     def _upload_one(self, outbox: Outbox, ports: Ports, upload: UploadPort, item: Item,
                     progress: Progress) -> float:

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from agent.delivery.jobs import JobError, UploadJob
+from agent.delivery.members import sealed_to_members
 from agent.delivery.outbox import Item
 from agent.device.consent import ConsentStore
 from agent.device.ledger import Entry
-from agent.recording.sealing import sealed_to_members
 from agent.store import ClipRecord
 
 log = logging.getLogger("doorward")
@@ -71,8 +72,18 @@ class RequeueReport:
 def clips_named(items: Iterable[Item]) -> set[str]:
     """Clip ids that any outbox item (whatever its state) was made for; segments of a clip in
     progress do not count (the whole clip replaces them)."""
-    return {str(i.spec["clip_id"]) for i in items
-            if i.kind == "upload" and i.spec and "clip_id" in i.spec and not i.spec.get("live")}
+    return {clip_id for i in items if i.kind == "upload" and (clip_id := _clip_of(i))}
+
+
+def _clip_of(item: Item) -> str | None:
+    """The clip an upload row was made for (never a segment's); a damaged row still names the
+    clip its ``clip_id`` says, so it is not queued a second time."""
+    try:
+        job = item.job()
+    except JobError:
+        spec = item.spec or {}
+        return None if spec.get("live") or "clip_id" not in spec else str(spec["clip_id"])
+    return job.clip_id if isinstance(job, UploadJob) else None
 
 
 def clips_disclosed(entries: Iterable[Entry]) -> set[str]:

@@ -11,10 +11,10 @@ crash re-sends the same bytes to the same keys. When the whole clip is uploaded 
 as any other. A revocation of ``clips`` queues a job that deletes them all
 (:meth:`SegmentUploader.withdraw_all`), each clip recorded as ``withdrawn`` in the ledger.
 
-Wiring (agent.delivery.queueing.ClipUploader, on the uploads lane's thread)::
+Wiring (agent.delivery.uploader.ClipUploader, on the uploads lane's thread)::
 
     segments = SegmentUploader(store, db, prefix=..., device_id=..., device_key=...)
-    result = segments.upload(spec, progress)        # SegmentUploaded, or Superseded
+    result = segments.upload(job, progress)         # a SegmentJob: SegmentUploaded, or Superseded
     replaced = segments.retire(clip_id)             # after the clip's manifest is stored
 """
 
@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.jobs import SegmentJob
 from agent.device.database import DeviceDB
 from uplink.clip_progress import (
     ClipProgress,
@@ -45,7 +46,6 @@ from uplink.manifest import iso_utc
 from uplink.objectstore import ObjectStore, object_keys
 
 LIVE_SETTING = "live:"  # + clip id
-WITHDRAW_LIVE = "withdraw_live"  # the upload job a revocation of `clips` queues
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,15 @@ class SegmentUploader:
         self.store, self.db = store, db
         self.prefix, self.device_id, self.key = prefix, device_id, device_key
 
-    def upload(self, spec: Mapping[str, Any],
+    def upload(self, job: SegmentJob | Mapping[str, Any],
                progress: Callable[[dict[str, Any] | None], None]) -> SegmentUploaded | Superseded:
         """PUT the segment, then the progress record; ``progress(None)`` (the consent and purge
-        check) runs before each request, so a revoke stops this between the two."""
-        clip_id, n = str(spec["clip_id"]), int(spec["segment"])
-        data = _read_range(Path(spec["path"]), int(spec["offset"]), int(spec["length"]))
+        check) runs before each request, so a revoke stops this between the two. ``job``: the
+        typed job, or its JSON (``SegmentJob.from_json``)."""
+        if not isinstance(job, SegmentJob):
+            job = SegmentJob.from_json(job)
+        clip_id, n = job.clip_id, job.segment
+        data = _read_range(job.path, job.offset, job.length)
         if data is None:
             return Superseded(clip_id)
         state = self._state(clip_id)
@@ -92,7 +95,7 @@ class SegmentUploader:
             return SegmentUploaded(clip_id, n, (previous.segments[n - 1].key,
                                                 progress_key(self._base(clip_id, state))))
         expected = (previous.size, len(previous.segments) + 1) if previous else (0, 1)
-        if (int(spec["offset"]), n) != expected:
+        if (job.offset, n) != expected:
             # the run of segments was broken (withdrawn on a revoke, or state lost): segments
             # must cover the file from its first byte, so this clip now goes up only whole
             return Superseded(clip_id)
@@ -102,7 +105,7 @@ class SegmentUploader:
         progress(None)
         self.store.put_bytes(seg, data)
         record = extended(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
-                          size=len(data), sha256=sha, recipients=spec["recipients"],
+                          size=len(data), sha256=sha, recipients=list(job.recipients),
                           updated_at=iso_utc(time.time()))
         token = sign_progress(record, self.key)
         progress(None)

@@ -16,6 +16,7 @@ Wiring (agent.app)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,11 +26,13 @@ from typing import Any
 
 from agent import __version__
 from agent.delivery.checkpoints import CheckpointPublisher
+from agent.delivery.gate import ConsentGate
 from agent.delivery.homeassistant import DEFAULT_PREFIX, HomeAssistantDiscovery
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.links import LaneReports
 from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery
 from agent.delivery.redelivery import requeue_undelivered
 from agent.device.consent import ConsentStore
 from agent.device.control_plane import DeviceState, UplinkHooks
@@ -41,11 +44,6 @@ from uplink.mqtt_types import ConnectionEvent, MqttPort
 from uplink.objectstore import ObjectStore
 
 log = logging.getLogger("doorward")
-
-# How long a revocation's reply waits for the upload in flight to stop (it stops within one
-# 64 KiB read; the rest is withdrawing what it stored); below the owner tool's 15 s wait.
-REVOKE_WAIT_S = 10.0
-
 
 @dataclass(frozen=True)
 class DiscoverySettings:
@@ -96,7 +94,9 @@ def open_uplink(data_dir: Path, device: DeviceState, mqtt: MqttPort | None,
     lane's thread."""
     if mqtt is None and store_factory is None:
         return None
-    ctx = LaneContext(data_dir, device.identity, mqtt, store_factory, prefix, bucket, inbox)
+    gate = ConsentGate()  # every send path asks it (agent/delivery/gate.py)
+    ctx = LaneContext(data_dir, device.identity, mqtt, store_factory, prefix, bucket, inbox,
+                      gate=gate)
 
     def record_drops(items: Sequence[Item]) -> None:  # never drop silently: log and ledger
         now = wall()
@@ -110,11 +110,12 @@ def open_uplink(data_dir: Path, device: DeviceState, mqtt: MqttPort | None,
     outbox.recover(wall())
     lanes = tuple(lane for lane, on in (("messages", mqtt is not None),
                                         ("uploads", store_factory is not None)) if on)
-    worker = OutboxWorker(outbox_db, lambda lane: lane_ports(ctx, lane), lanes=lanes)
+    worker = OutboxWorker(outbox_db, functools.partial(lane_ports, ctx), lanes=lanes,
+                          gate=gate)
     ctx.wake = worker.wake
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=recipients, uploads_enabled=store_factory is not None,
-                        messages_enabled=mqtt is not None, wake=worker.wake)
+                        messages_enabled=mqtt is not None, wake=worker.wake, gate=gate)
     ha = None
     if mqtt is not None:
         ha = HomeAssistantDiscovery(delivery, device.identity.device_id,
@@ -123,7 +124,7 @@ def open_uplink(data_dir: Path, device: DeviceState, mqtt: MqttPort | None,
     checkpoints = None
     if store_factory is not None:  # the ledger's signed heads go to the bucket (clips consent)
         checkpoints = CheckpointPublisher(outbox, device.db, device.ledger, device.consent,
-                                          wake=worker.wake)
+                                          wake=worker.wake, gate=gate)
     return Uplink(delivery, worker, ha, checkpoints)
 
 
@@ -145,12 +146,7 @@ def uplink_hooks(uplink: Uplink | None, started: float, *, reports: LaneReports 
         delivery.status_online(__version__, mono() - started)
         changed()  # queues nothing unless something changed
 
-    def revoked(scopes: list[str]) -> None:
-        """Drop what is queued, then wait (bounded) for the upload in flight to stop and
-        withdraw what it stored, so the owner's reply follows only once it has stopped."""
-        dropped = delivery.purge(scopes, "consent revoked")
-        log.info("consent revoked for %s: %d queued item(s) dropped", ", ".join(scopes), dropped)
-        uplink.worker.wait_stopped(scopes, REVOKE_WAIT_S)
-
-    return UplinkHooks(command_guard=uplink.worker.paused, on_revoked=revoked,
+    gate = uplink.worker.gate  # no send races a revoke: agent/delivery/gate.py
+    return UplinkHooks(command_guard=gate.paused,
+                       on_revoked=functools.partial(gate.revoked, purge=delivery.purge),
                        on_connected=connected, on_changed=changed, on_connection=on_connection)

@@ -12,10 +12,9 @@ the clips sealed to the development owner and then its key. A factory reset dele
 the policy reads the key file at every clip start (never a cached copy), so nothing is ever
 sealed to a key that no longer exists.
 
-Uploads: :func:`sealed_to_members` is asked when a clip is queued (agent.delivery.queueing) and
-again when
-it is about to be sent (:func:`members_only` wraps the uploads lane's port): a clip sealed to any
-key that is not a paired member's (the development owner above all) never reaches the bucket.
+Uploads: what may leave is decided on the delivery side (agent/delivery/members.py): a clip sealed
+to any key that is not a paired member's (the development owner above all) never reaches the
+bucket.
 
 Wiring (agent.app)::
 
@@ -23,7 +22,6 @@ Wiring (agent.app)::
                            owner_recipients=consent.recipients)
     recorder = Recorder(encoder, store, policy.recipients, ...)
     on pairing: retire_dev_owner(data_dir, store, consent.recipients())
-    uploads lane: Ports(upload=members_only(uploader.upload, consent.recipients), ...)
 """
 
 from __future__ import annotations
@@ -32,13 +30,12 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from agent.delivery.outbox import Item
-from agent.delivery.outbox_worker import PermanentSendError, Progress, UploadPort
 from agent.paths import DataDir
 from agent.store import ClipStore
 from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
 
 log = logging.getLogger(__name__)
+
 
 def ensure_dev_owner(data_dir: Path) -> Identity:
     """Load the development owner identity, creating it (0600) on first use."""
@@ -89,30 +86,6 @@ class SealingPolicy:
                     f"development owner {DataDir(self._data_dir).dev_owner_key}")
         return ("not recording: no paired owner, and a real camera never records without one. "
                 "Hold the SETUP button for 3 s and run `doorward owner pair`")
-
-
-def sealed_to_members(recipients: Iterable[str], members: Iterable[str]) -> bool:
-    """Whether a clip sealed to ``recipients`` may leave the device: sealed to at least one key,
-    and every key a paired member's (``members``: ConsentStore.recipients()). A clip sealed to
-    the development owner, whose key lies on the device, fails; so does one sealed to anyone
-    no longer paired."""
-    wanted = set(recipients)
-    return bool(wanted) and wanted <= set(members)
-
-
-def members_only(upload: UploadPort, members: Callable[[], list[str]]) -> UploadPort:
-    """The uploads lane's port, refusing (permanently: the item is dropped and recorded) any clip
-    not sealed only to paired members, at the moment of sending. Erasure jobs pass through."""
-
-    def guarded(item: Item, progress: Progress) -> object:
-        spec = item.spec or {}
-        if "clip_id" in spec and not sealed_to_members(spec.get("recipients") or (), members()):
-            raise PermanentSendError(
-                f"clip {spec['clip_id']} is sealed to a key that is not a paired member's (the "
-                "development owner?): it never leaves the device")
-        return upload(item, progress)
-
-    return guarded
 
 
 def retire_dev_owner(data_dir: Path, store: ClipStore, members: Iterable[str]) -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config
+from agent.device.consent import SCOPES
 from agent.paths import DataDir
 from agent.sqlite import open_readonly
 
@@ -194,7 +195,6 @@ def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
 # ---- the document `doorward status --json` prints ------------------------------------------------
 
 STATUS_SCHEMA = 1
-SCOPES = ("events", "snapshots", "clips")
 
 
 def _link(st: dict[str, Any], name: str, configured: bool, running: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 precisely while an upload is in flight.
 
 ``UploadRig`` holds a device data directory with a paired owner, the uploads lane exactly as the
-daemon wires it (``agent.delivery.queueing.lane_ports`` -> ``ClipUploader`` -> the given
+daemon wires it (``agent.delivery.lanes.lane_ports`` -> ``ClipUploader`` -> the given
 ``ObjectStore``)
 on a real :class:`OutboxWorker` thread, the loop-side ``Delivery``, and the daemon's own revoke
 hook (``agent.delivery.service.uplink_hooks``): ``rig.revoke(scopes)`` does what the controller
@@ -23,9 +23,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Backoff, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery
 from agent.delivery.service import Uplink, uplink_hooks
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB

@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import RunOptions, open_local
 from agent.config import parse_config
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import Delivery
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity

@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Outbox, drop_records
-from agent.delivery.outbox_worker import OutboxWorker, Ports
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.ports import Ports
+from agent.delivery.queueing import Delivery
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity

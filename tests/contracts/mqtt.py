@@ -11,7 +11,8 @@ from typing import Protocol
 
 import pytest
 
-from agent.delivery.outbox_worker import Send, mqtt_batch_publisher
+from agent.delivery.ports import Send
+from agent.delivery.publisher import mqtt_batch_publisher
 from uplink.brokerurl import MqttLimitError
 from uplink.loopback_mqtt import LoopbackBroker, topic_matches
 from uplink.mqtt_types import ConnectionEvent, InboundMessage, MqttPort, MqttSettings

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from agent.delivery.homeassistant import HomeAssistantDiscovery
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Outbox
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
-from agent.delivery.queueing import CONTENT_SETTING, Delivery, LaneContext, lane_ports
+from agent.delivery.queueing import CONTENT_SETTING, Delivery
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity

@@ -21,17 +21,16 @@ from typing import Any
 import pytest
 
 from agent.delivery.outbox import Backoff, Item, Outbox
-from agent.delivery.outbox_worker import (
-    OutboxWorker,
+from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.ports import (
     PermanentSendError,
     Ports,
     Progress,
     Send,
     TransientSendError,
     UploadCancelled,
-    WorkerSettings,
-    mqtt_batch_publisher,
 )
+from agent.delivery.publisher import mqtt_batch_publisher
 from tests.servers import Mosquitto
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
 

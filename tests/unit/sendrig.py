@@ -1,4 +1,4 @@
-"""The uploads lane exactly as the daemon wires it (``agent.delivery.queueing.lane_ports`` ->
+"""The uploads lane exactly as the daemon wires it (``agent.delivery.lanes.lane_ports`` ->
 ``members_only`` -> ``ClipUploader``), against the in-memory object store, with no thread: a test
 drives :meth:`OutboxWorker.step` itself, so every interleaving is deterministic and a run takes
 milliseconds (fast enough to run against every mutant of the send-time checks).
@@ -20,9 +20,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Item, Outbox
-from agent.delivery.outbox_worker import OutboxWorker, Ports
-from agent.delivery.queueing import Delivery, LaneContext, lane_ports
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.ports import Ports
+from agent.delivery.queueing import Delivery
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity

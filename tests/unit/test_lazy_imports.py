@@ -8,7 +8,7 @@ import sys
 
 
 def test_the_daemon_modules_import_neither_boto3_nor_paho() -> None:
-    code = ("import sys, agent.app, agent.cli, agent.delivery.queueing, "
+    code = ("import sys, agent.app, agent.cli, agent.delivery.queueing, agent.delivery.lanes, "
             "agent.device.control_plane, "
             "agent.delivery.outbox_worker, agent.owner.cli; agent.cli.build_parser(); "
             "print(sorted(m for m in ('boto3', 'botocore', 'paho') if m in sys.modules))")

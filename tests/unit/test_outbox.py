@@ -28,15 +28,9 @@ from agent.delivery.outbox import (
     OutboxLimits,
     drop_records,
 )
-from agent.delivery.outbox_worker import (
-    OutboxWorker,
-    PermanentSendError,
-    Ports,
-    Send,
-    TransientSendError,
-    WorkerSettings,
-    mqtt_batch_publisher,
-)
+from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.ports import PermanentSendError, Ports, Send, TransientSendError
+from agent.delivery.publisher import mqtt_batch_publisher
 from agent.errors import StoreError
 from uplink.mqtt import MqttLimitError, MqttPublishError
 
@@ -181,7 +175,7 @@ def test_expire_drops_with_record_log_and_prunes(outbox: Outbox, drops: Drops,
 
 
 def test_message_expiry_remaining_is_what_is_left() -> None:
-    from agent.delivery.outbox_worker import remaining_expiry
+    from agent.delivery.publisher import remaining_expiry
 
     item = Item(1, "message", "events", TOPIC, b"x", None, None, 1, T0, T0 + 100, 60, 0, 0.0,
                 "queued", None, None, None, None)

@@ -15,17 +15,13 @@ from typing import Any
 
 import pytest
 
+from agent.delivery.lanes import LaneContext, lane_ports
+from agent.delivery.members import members_only, sealed_to_members
 from agent.delivery.outbox import Item
-from agent.delivery.outbox_worker import OutboxWorker, PermanentSendError
-from agent.delivery.queueing import (
-    CONTENT_SETTING,
-    LaneContext,
-    iso,
-    lane_ports,
-    left_the_device,
-)
+from agent.delivery.outbox_worker import OutboxWorker
+from agent.delivery.ports import PermanentSendError
+from agent.delivery.queueing import CONTENT_SETTING, iso, left_the_device
 from agent.recording.live_segments import LiveCut
-from agent.recording.sealing import members_only, sealed_to_members
 from agent.store.records import ClipRecord
 from tests.unit.sendrig import BUCKET, CLIP_ID, SendRig, send_rig
 from uplink.agekeys import Identity
@@ -172,7 +168,7 @@ def test_the_queued_spec_names_the_clip_exactly(rig: SendRig, tmp_path: Path) ->
     rec = record(rig, tmp_path, truncated=True)
     rig.delivery.queue_upload(rec)
     (item,) = queued(rig)
-    assert item.spec == {"clip_id": CLIP_ID, "clip": str(rec.path),
+    assert item.spec == {"v": 1, "job": "clip", "clip_id": CLIP_ID, "clip": str(rec.path),
                          "snapshot": str(rec.snapshot_path), "started_at": rec.started_at,
                          "ended_at": rec.ended_at, "duration_s": 10.0,
                          "recipients": [rig.recipient], "truncated": True}
@@ -234,8 +230,9 @@ def test_a_segment_is_queued_only_under_clips_consent_and_for_members(rig: SendR
     assert rig.delivery.queue_segment(cut(rig, tmp_path)) is True
     (item,) = queued(rig)
     assert item.scope == "clips" and rig.wakes == [2]
-    assert item.spec == {"live": True, "clip_id": CLIP_ID, "segment": 1, "offset": 0,
-                         "length": 1000, "path": str(tmp_path / "live.age"),
+    assert item.spec == {"v": 1, "job": "segment", "live": True, "clip_id": CLIP_ID,
+                         "segment": 1, "offset": 0, "length": 1000,
+                         "path": str(tmp_path / "live.age"),
                          "recipients": [rig.recipient]}
 
 
@@ -257,7 +254,8 @@ def test_segments_sent_are_disclosed_and_withdrawn_on_a_clips_revocation(
     rig.revoke(["clips"])
     rig.delivery.purge(["clips"], "consent revoked by k-test")
     (job,) = queued(rig)
-    assert job.scope == "device" and job.spec == {"withdraw_live": True,
+    assert job.scope == "device" and job.spec == {"v": 1, "job": "withdraw-live",
+                                                  "withdraw_live": True,
                                                   "reason": "consent revoked by k-test"}
     rig.step()
     assert rig.store.objects == {}
@@ -426,7 +424,7 @@ def test_wait_stopped_waits_for_uploads_of_the_revoked_scopes(
     worker = OutboxWorker(tmp_path / "o.sqlite", lambda lane: None,  # type: ignore[arg-type,return-value]
                           lanes=("uploads",))
     if flying is not None:
-        worker._in_flight["uploads"] = _item(flying)
+        worker.gate._in_flight["uploads"] = _item(flying)
     t0 = time.monotonic()
     assert worker.wait_stopped(revoked, timeout_s=0.05) is (not waits)
     assert (time.monotonic() - t0 >= 0.05) is waits
@@ -439,12 +437,12 @@ def test_an_upload_is_registered_in_flight_while_its_port_runs(rig: SendRig,
     item = rig.queue(rig.spec(clip, None), "clips")
     seen: list[Any] = []
     rig.store.before_put = lambda key: seen.append(
-        (dict(rig.worker._in_flight), rig.worker.wait_stopped(["clips"], 0.0),
+        (dict(rig.worker.gate._in_flight), rig.worker.wait_stopped(["clips"], 0.0),
          rig.outbox.get(item.id).state))  # type: ignore[union-attr]
     rig.step()
     ((flying, stopped, state),) = seen
     assert flying["uploads"].id == item.id and stopped is False and state == "in-flight"
-    assert rig.worker._in_flight == {} and rig.worker.wait_stopped(["clips"], 0.0)
+    assert rig.worker.gate._in_flight == {} and rig.worker.wait_stopped(["clips"], 0.0)
 
 
 # ---- messages the uploads lane queues ------------------------------------------------------------
@@ -554,8 +552,9 @@ def test_forget_drops_queued_uploads_of_the_clips_and_queues_the_bucket_side(
     assert (kind, data["reason"]) == ("outbox-drop", "erased by the owner")
     assert [r["clip_id"] for r in data["items"]] == ["a"]
     job = queued(rig)[-1]
-    assert job.scope == "device" and job.spec == {"forget": ["a"], "all": False,
-                                                  "before": "2026-12-01", "request": "jti-0001"}
+    assert job.scope == "device" and job.spec == {"v": 1, "job": "forget", "forget": ["a"],
+                                                  "all": False, "before": "2026-12-01",
+                                                  "request": "jti-0001"}
     assert rig.wakes == [2]
     rig.delivery.forget([], everything=True, request="jti-0002")
     assert rig.outbox.get(b.id) is None  # dropped, then its row erased
@@ -718,7 +717,7 @@ class _Mqtt:
 def test_the_messages_lane_publishes_through_the_broker_and_records_drops(
         rig: SendRig) -> None:
     from agent.delivery.outbox import Outbox
-    from agent.delivery.outbox_worker import Send
+    from agent.delivery.ports import Send
 
     client = _Mqtt()
     ctx = LaneContext(rig.data, rig.identity, client, None, "p",  # type: ignore[arg-type]

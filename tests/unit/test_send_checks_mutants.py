@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.delivery.links import LinkState
-from agent.delivery.queueing import ClipDelivered
+from agent.delivery.links import ClipDelivered, LinkState
 from tests.unit.sendrig import BUCKET, CLIP_ID, PREFIX, PartStore, SendRig, send_rig
 from uplink.manifest import unseal_times, verify_manifest
 from uplink.objectstore import file_sha256
@@ -791,7 +790,7 @@ def test_a_snapshots_upload_revoked_between_parts_aborts_the_snapshots_upload(
 def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Not the device's local day (the bucket learns upload days, in UTC)."""
-    import agent.delivery.queueing
+    import agent.delivery.uploader
 
     class Clock(datetime):
         @classmethod
@@ -800,7 +799,7 @@ def test_the_keys_carry_the_utc_day_of_the_upload(rig: SendRig, tmp_path: Path,
                 return datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
             return datetime(2025, 12, 31, 23, 0)
 
-    monkeypatch.setattr(agent.delivery.queueing, "datetime", Clock)
+    monkeypatch.setattr(agent.delivery.uploader, "datetime", Clock)
     rig.grant(["clips"])
     clip, _ = rig.files(tmp_path, snap_size=None)
     rig.queue(rig.spec(clip, None), "clips")

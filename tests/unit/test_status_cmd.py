@@ -210,8 +210,9 @@ class ListingStore:
 
 @pytest.mark.parametrize("error", [None, "unavailable"])
 def test_upload_lane_posts_bucket_reachability(tmp_path: Path, error: str | None) -> None:
+    from agent.delivery.lanes import LaneContext
     from agent.delivery.outbox import Item
-    from agent.delivery.queueing import ClipUploader, LaneContext
+    from agent.delivery.uploader import ClipUploader
     from agent.device.identity import DeviceIdentity
     from agent.device.ledger import Ledger
     from uplink.s3 import S3Unavailable

@@ -13,18 +13,16 @@ from typing import Any
 import pytest
 
 from agent.delivery.outbox import Backoff, Item, Outbox, drop_records
-from agent.delivery.outbox_worker import (
-    OutboxWorker,
+from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
+from agent.delivery.ports import (
     PermanentSendError,
     Ports,
     Send,
     TransientSendError,
     UploadCancelled,
     UploadInterrupted,
-    WorkerSettings,
-    mqtt_batch_publisher,
-    one_by_one,
 )
+from agent.delivery.publisher import mqtt_batch_publisher, one_by_one
 
 
 class Lane:
@@ -322,14 +320,14 @@ def test_an_expired_upload_with_progress_is_withdrawn_by_the_port(lane: Lane) ->
     seen: list[Any] = []
 
     def port(i: Item, progress: Any) -> object:
-        seen.append((dict(lane.worker._in_flight), i.id))
+        seen.append((dict(lane.worker.gate._in_flight), i.id))
         progress(None)
         return "r"
 
     lane.upload_fn = port
     lane.now += 10
     assert lane.step("uploads") == 0.0
-    assert seen[0][0]["uploads"].id == item.id and lane.worker._in_flight == {}
+    assert seen[0][0]["uploads"].id == item.id and lane.worker.gate._in_flight == {}
     assert lane.state(item) == ("dropped", f"outbox item {item.id} expired before it could "
                                            "be sent; abort the upload")
 
@@ -395,7 +393,7 @@ def test_an_upload_without_consent_never_reaches_the_port(lane: Lane) -> None:
     assert lane.step("uploads") == 0.0
     assert lane.state(item) == ("dropped", "no consent")
     assert done_at(lane, item) == lane.now
-    assert lane.worker._in_flight == {}
+    assert lane.worker.gate._in_flight == {}
 
 
 def test_drops_and_sends_are_dated_by_the_workers_clock(lane: Lane) -> None:
