@@ -1,5 +1,7 @@
 """Imports go one way: agent -> motion, uplink. motion imports nothing of ours; uplink nothing from
-agent or motion. Checked on the source (AST), so a lazy import inside a function counts too."""
+agent or motion; inside agent, the wings keep to their lanes (the same rules as the import-linter
+contracts in pyproject.toml). Checked on the source (AST), so a lazy import inside a function
+counts too."""
 
 from __future__ import annotations
 
@@ -49,3 +51,64 @@ def test_picamera2_only_imported_lazily() -> None:
                 mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
                         else [node.module or ""])
                 assert not any(m.startswith("picamera2") for m in mods), f"{f} imports picamera2"
+
+
+# agent's wings (README "Architecture"): what each may not import, lazily or not.
+_ROOT_AND_TOOLS = {"agent.app", "agent.cli", "agent.tools"}
+WING_FORBIDDEN = {
+    "agent/camera": {"agent.recording", "agent.device", "agent.delivery", "agent.runtime",
+                     "agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/store": {"agent.recording", "agent.device", "agent.delivery", "agent.runtime",
+                    "agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/recording": {"agent.device", "agent.delivery", "agent.runtime",
+                        "agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/device": {"agent.recording", "agent.delivery", "agent.runtime",
+                     "agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/delivery": {"agent.runtime", "agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/runtime": {"agent.owner"} | _ROOT_AND_TOOLS,
+    "agent/owner": {"agent.camera", "agent.store", "agent.recording", "agent.device",
+                    "agent.delivery", "agent.runtime", "agent.tools", "agent.app", "agent.config",
+                    "agent.paths", "agent.sqlite", "motion"},
+}
+# Only these modules sit at the top of agent/: the composition root, the CLI entry and the
+# helpers every wing shares.
+TOP_LEVEL = {"__init__", "app", "cli", "config", "errors", "logs", "paths", "sqlite"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module an import names, ``from a.b import c`` giving a.b and a.b.c."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _hits(names: set[str], forbidden: set[str]) -> list[str]:
+    return sorted(n for n in names for f in forbidden if n == f or n.startswith(f + "."))
+
+
+@pytest.mark.parametrize("wing", sorted(WING_FORBIDDEN))
+def test_wing_imports_stay_in_lane(wing: str) -> None:
+    files = sorted((ROOT / wing).rglob("*.py"))
+    assert files, f"no modules found in {wing}/"
+    offenders = {str(f.relative_to(ROOT)): _hits(imported_modules(f), WING_FORBIDDEN[wing])
+                 for f in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_wing_checker_sees_from_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from agent import delivery\n"
+                     "def f():\n    from agent.runtime.daemon import x\n")
+    assert _hits(imported_modules(probe), {"agent.delivery", "agent.runtime"}) == [
+        "agent.delivery", "agent.runtime.daemon", "agent.runtime.daemon.x"]
+
+
+def test_only_the_root_and_shared_helpers_sit_at_the_top_of_agent() -> None:
+    top = {f.stem for f in (ROOT / "agent").glob("*.py")}
+    assert top <= TOP_LEVEL, f"move {sorted(top - TOP_LEVEL)} into the wing that owns it"
