@@ -36,7 +36,7 @@ from agent.config import Config
 from agent.delivery.announce import EventAnnouncer, log_event
 from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
-from agent.delivery.service import DiscoverySettings, Uplink, open_uplink, uplink_hooks
+from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
 from agent.errors import ConfigError, DoorwardError
@@ -44,13 +44,13 @@ from agent.recording.encoder import VideoEncoder, X264Encoder
 from agent.recording.picam_encoder import PicameraH264Encoder
 from agent.recording.recorder import Recorder
 from agent.runtime.clock import Clock, SystemClock
-from agent.runtime.daemon import Pipeline, StopFlag
+from agent.runtime.daemon import Daemon, Gpio
+from agent.runtime.frame_loop import Pipeline, StopFlag
 from agent.runtime.handover import Handover
 from agent.runtime.hardening import harden_process
-from agent.runtime.local import Local, StoreLimits
-from agent.runtime.local import open_local as open_local_at
+from agent.runtime.local_state import Local, StoreLimits
+from agent.runtime.local_state import open_local as open_local_at
 from agent.runtime.malloc import fix_mmap_threshold
-from agent.runtime.service import Daemon, Gpio
 from agent.runtime.ticks import Housekeeping, LoopTick, RingPress, ScriptedRings
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector, PrivacyMasker
 from uplink.errors import UplinkError
@@ -113,7 +113,7 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
 
 
 def open_local(cfg: Config, opts: RunOptions) -> Local:
-    """The store, device state, sealing policy and status file (agent/runtime/local.py)."""
+    """The store, device state, sealing policy and status file (agent/runtime/local_state.py)."""
     st = cfg.store
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]  # systemd's tmpfs
     spec = parse_source(opts.source or cfg.camera.source)
@@ -196,7 +196,7 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
           mqtt: MqttConnector | None = None, object_store: ObjectStore | None = None,
           pin_factory: Any = None, clock: Clock | None = None,
           stop: StopFlag | None = None) -> Daemon:
-    """The wired daemon (agent/runtime/service.py), not yet running; adapters not given are
+    """The wired daemon (agent/runtime/daemon.py), not yet running; adapters not given are
     built from the config: ``camera`` (not yet open), ``mqtt`` (a client factory:
     ``MqttClient`` or ``LoopbackBroker.client``), ``object_store``, ``pin_factory`` (gpiozero)
     and ``clock``; ``stop``, the flag the loop watches (``run`` installs its signal handlers

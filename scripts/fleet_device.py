@@ -117,7 +117,7 @@ class SimDevice:
 
     def poll(self) -> None:
         """The loop's handling of connection events, as the daemon's
-        (agent.delivery.service.uplink_hooks)."""
+        (agent.delivery.wiring.uplink_hooks)."""
         while True:
             try:
                 event = self.client.events.get_nowait()

@@ -34,7 +34,7 @@ from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.paths import DataDir
 from agent.recording.sealing import retire_dev_owner
-from agent.runtime.daemon import Pipeline
+from agent.runtime.frame_loop import Pipeline
 from agent.store import ClipStore
 
 log = logging.getLogger("doorward")

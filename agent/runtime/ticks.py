@@ -20,13 +20,13 @@ from collections.abc import Callable
 from agent.camera.base import Camera
 from agent.delivery.links import LaneReports, links_json
 from agent.delivery.queueing import Delivery
-from agent.delivery.service import Uplink
+from agent.delivery.wiring import Uplink
 from agent.device.control_plane import DeviceController, Presser
 from agent.errors import DoorwardError
 from agent.recording.encoder import VideoEncoder
 from agent.recording.live_segments import LiveSegmenter
 from agent.recording.sealing import SealingPolicy
-from agent.runtime.daemon import Pipeline
+from agent.runtime.frame_loop import Pipeline
 from agent.runtime.status_file import StatusFile
 from agent.store import ClipStore
 

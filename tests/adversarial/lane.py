@@ -5,7 +5,7 @@ precisely while an upload is in flight.
 daemon wires it (``agent.delivery.lanes.lane_ports`` -> ``ClipUploader`` -> the given
 ``ObjectStore``)
 on a real :class:`OutboxWorker` thread, the loop-side ``Delivery``, and the daemon's own revoke
-hook (``agent.delivery.service.uplink_hooks``): ``rig.revoke(scopes)`` does what the controller
+hook (``agent.delivery.wiring.uplink_hooks``): ``rig.revoke(scopes)`` does what the controller
 does after the signed command commits (revoke in the database, then the hook: purge, wait for the
 lane). The worker's clock is ``time.time() + rig.skew_s``, so a test can let a grant expire
 mid-upload.
@@ -27,7 +27,7 @@ from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Backoff, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
 from agent.delivery.queueing import Delivery
-from agent.delivery.service import Uplink, uplink_hooks
+from agent.delivery.wiring import Uplink, uplink_hooks
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity

@@ -33,7 +33,7 @@ from agent.delivery.outbox import Outbox
 from agent.device.control_plane import DeviceController, UplinkHooks, open_device_state
 from agent.device.database import DeviceDB
 from agent.device.ledger import HEAD_SETTING, Ledger
-from agent.runtime.daemon import Pipeline
+from agent.runtime.frame_loop import Pipeline
 from agent.runtime.handover import Handover
 from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for

@@ -1,6 +1,6 @@
 """Issue 12, finding 1: the revoke's reply is sent only once the upload in flight has stopped.
 
-The daemon's revoke hook (agent.delivery.service.uplink_hooks, via tests/adversarial/lane.py)
+The daemon's revoke hook (agent.delivery.wiring.uplink_hooks, via tests/adversarial/lane.py)
 runs on the loop thread after the revocation commits; the controller publishes the reply when it
 returns. Here the upload lane is held inside a request (the in-memory store's ``before_put``)
 when the revocation commits: the hook must still be waiting then, and return only after the lane

@@ -1,4 +1,4 @@
-"""The delivery side as the daemon opens it (agent.delivery.service.open_uplink) over the
+"""The delivery side as the daemon opens it (agent.delivery.wiring.open_uplink) over the
 loopback broker and the in-memory object store: events queued and published, held while the
 device is offline and sent when it is back, the retained online status, and what is dropped when
 consent goes."""
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.delivery.service import Uplink, open_uplink, uplink_hooks
+from agent.delivery.wiring import Uplink, open_uplink, uplink_hooks
 from agent.device.control_plane import DeviceState, open_device_state, topics
 from tests.helpers import wait_for
 from tests.unit.twinrig import TIMEOUT, Owner

@@ -29,7 +29,7 @@ from agent.device.database import DeviceDB
 from agent.errors import StoreError
 from agent.paths import DataDir
 from agent.recording.sealing import ensure_dev_owner
-from agent.runtime.daemon import Pipeline
+from agent.runtime.frame_loop import Pipeline
 from agent.runtime.handover import WIPED, Handover
 from agent.store import ClipStore
 from tests.unit.test_store import NOW, add_clip, make_store

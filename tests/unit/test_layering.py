@@ -104,9 +104,9 @@ def test_wing_imports_stay_in_lane(wing: str) -> None:
 def test_wing_checker_sees_from_imports(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("from agent import delivery\n"
-                     "def f():\n    from agent.runtime.daemon import x\n")
+                     "def f():\n    from agent.runtime.frame_loop import x\n")
     assert _hits(imported_modules(probe), {"agent.delivery", "agent.runtime"}) == [
-        "agent.delivery", "agent.runtime.daemon", "agent.runtime.daemon.x"]
+        "agent.delivery", "agent.runtime.frame_loop", "agent.runtime.frame_loop.x"]
 
 
 def test_only_the_root_and_shared_helpers_sit_at_the_top_of_agent() -> None:

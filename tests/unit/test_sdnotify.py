@@ -14,7 +14,7 @@ from gpiozero import Device
 
 from agent.device.buttons import ensure_lgpio_work_dir, make_pin_factory
 from agent.errors import DoorwardError
-from agent.runtime.daemon import Pipeline, service_state
+from agent.runtime.frame_loop import Pipeline, service_state
 from agent.runtime.sdnotify import (
     NullNotifier,
     ServiceNotifier,
