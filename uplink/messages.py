@@ -56,30 +56,34 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from uplink import jws
 from uplink.agekeys import Identity, Recipient
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    MessageError as MessageError,
+)
+from uplink.errors import (
+    MessageTooLargeError as MessageTooLargeError,
+)
+from uplink.jws import PublicKey
 from uplink.keys import device_id_for, public_raw
 from uplink.manifest import (
-    DEVICE_ID_RE,
-    MAX_INT,
     MAX_MANIFEST_BYTES,
     ZERO_HASH,
     ManifestError,
-    PublicKey,
     SeqState,
-    check_header,
     check_sealed,
+    open_sealed_json,
+    seal_json,
+    token_hash,
+    verify_manifest,
+)
+from uplink.wire import (
+    DEVICE_ID_RE,
+    MAX_INT,
     is_hex64,
     is_id,
     is_int,
     is_iso_utc,
     iso_utc,
-    open_sealed_json,
-    public_key_of,
-    seal_json,
     std_b64,
-    strict_json_object,
-    token_hash,
-    verify_manifest,
 )
 
 __all__ = [
@@ -126,14 +130,6 @@ BASE_CLAIMS = frozenset({"v", "iss", "iat", "seq", "prev", "typ", "content"})
 UNCHAINED = frozenset({"status"})  # typs without seq/prev: see the module docstring
 _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
 _MAX_TEXT = 1024
-
-
-class MessageError(UplinkError):
-    """A device message is malformed, too large, not signed by the device, or cannot be opened."""
-
-
-class MessageTooLargeError(MessageError):
-    """A message or reply would exceed its size limit: split or shorten what it carries."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -518,14 +514,9 @@ def verify_message(
     none opens it). An ``uploaded`` body's manifest must verify with the same key and name the
     same clip. Raises only MessageError.
     """
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_MESSAGE_BYTES)
-    except jws.JwsError as e:
-        raise MessageError(f"message JWS rejected: {e}") from e
-    check_header(header, device_id, MessageError)
-    msg = DeviceMessage.from_claims(strict_json_object(payload, "message claims", MessageError))
+    device_id, claims = jws.verify_device_token(
+        token, device_public_key, what="message", max_bytes=MAX_MESSAGE_BYTES, error=MessageError)
+    msg = DeviceMessage.from_claims(claims)
     _require(msg.iss == device_id, f"message iss {msg.iss} is not the signing device {device_id}")
     body = msg.body
     if msg.sealed is not None and identities:
@@ -534,7 +525,7 @@ def verify_message(
             open_sealed_json(msg.sealed, identities, what, MessageError)
         )
     if isinstance(body, UploadedBody):
-        _check_uploaded(body, key)
+        _check_uploaded(body, device_public_key)
     return VerifiedMessage(msg, body, token_hash(token))
 
 
@@ -641,14 +632,8 @@ def verify_reply(token: str | bytes, device_public_key: PublicKey, *,
     """Check a reply from the device (algorithm pinned, exact claims, ``iss`` = the key's device
     id) and open its sealed part when ``identities`` are given (MessageError if none opens it).
     Raises only MessageError."""
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_REPLY_BYTES)
-    except jws.JwsError as e:
-        raise MessageError(f"reply JWS rejected: {e}") from e
-    check_header(header, device_id, MessageError)
-    claims = strict_json_object(payload, "reply claims", MessageError)
+    device_id, claims = jws.verify_device_token(
+        token, device_public_key, what="reply", max_bytes=MAX_REPLY_BYTES, error=MessageError)
     expected = REPLY_CLAIMS | ({"reason"} if claims.get("ok") is False else set())
     missing, extra = expected - claims.keys(), claims.keys() - expected - {"sealed"}
     _require(not missing and not extra,

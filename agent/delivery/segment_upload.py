@@ -41,8 +41,8 @@ from uplink.clip_progress import (
     verify_progress,
 )
 from uplink.keys import public_raw
-from uplink.manifest import iso_utc
 from uplink.objectstore import ObjectStore, object_keys
+from uplink.wire import iso_utc
 
 LIVE_SETTING = "live:"  # + clip id
 WITHDRAW_LIVE = "withdraw_live"  # the upload job a revocation of `clips` queues
