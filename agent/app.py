@@ -68,12 +68,10 @@ from motion import (
     MotionDetector,
     PrivacyMasker,
 )
-from uplink.errors import UplinkError
-from uplink.mqtt_types import MqttSettings
-from uplink.objectstore import S3Settings
+from uplink import MqttSettings, S3Settings, UplinkError
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
+    from uplink import MqttClient
 
 log = logging.getLogger("doorward")
 
@@ -204,7 +202,7 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str,
                             ca_file=path(cfg.mqtt.ca_file), cert_file=path(cfg.mqtt.cert_file),
                             key_file=path(cfg.mqtt.key_file), allow_plain=cfg.mqtt.allow_plain,
                             will_topic=topics(device_id)["status"])
-    from uplink.mqtt import MqttClient  # paho (~12 MB) only when a broker is configured
+    from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
 
     try:
         return MqttClient(settings, on_message=inbox.put)
@@ -241,7 +239,7 @@ def build_uplink(cfg: Config, data_dir: Path, device: DeviceState, mqtt: MqttCli
             # consent before each, so a revocation stops even an upload that kept failing.
             max_attempts=1)
 
-        from uplink.s3 import S3ObjectStore  # boto3 (~25 MB) only when a bucket is configured
+        from uplink import S3ObjectStore  # boto3 (~25 MB) only when a bucket is configured
 
         def store_factory() -> S3ObjectStore:
             return S3ObjectStore(settings)

@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
-from uplink.messages import topic_for
+from uplink import topic_for
 
 log = logging.getLogger("doorward")
 

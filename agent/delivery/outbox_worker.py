@@ -70,10 +70,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.delivery.outbox import GATED_SCOPES, Backoff, Item, Outbox, OutboxLimits
 from agent.errors import DoorwardError
-from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
+from uplink import MqttAuthError, MqttLimitError, MqttPublishError
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
+    from uplink import MqttClient
 
 log = logging.getLogger(__name__)
 

@@ -64,25 +64,35 @@ from agent.recording.live_segments import LiveCut
 from agent.recording.sealing import members_only, sealed_to_members
 from agent.runtime.status_file import LinkState
 from agent.store import ClipRecord
-from uplink.agekeys import Recipient
-from uplink.checkpoint import is_checkpoint_key
-from uplink.manifest import ClipObject, Manifest, SeqState, seal_times, sign_manifest, token_hash
-from uplink.messages import (
+from uplink import (
     Body,
+    ClipObject,
     EventBody,
     ForgetResultBody,
+    Manifest,
+    ObjectStore,
+    Recipient,
+    ResumeState,
+    S3AuthError,
+    S3Error,
+    S3IntegrityError,
+    S3Unavailable,
+    SeqState,
     StatusBody,
     UploadedBody,
+    file_sha256,
+    is_checkpoint_key,
     next_message,
+    object_keys,
+    seal_times,
+    sign_manifest,
     sign_status,
+    token_hash,
     topic_for,
 )
-from uplink.objectstore import ObjectStore, file_sha256, object_keys
-from uplink.s3_errors import S3AuthError, S3Error, S3IntegrityError, S3Unavailable
-from uplink.s3_multipart import ResumeState
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
-    from uplink.mqtt import MqttClient
+    from uplink import MqttClient
 
 log = logging.getLogger("doorward")
 

@@ -32,17 +32,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.device.database import DeviceDB
-from uplink.clip_progress import (
+from uplink import (
     ClipProgress,
-    extended,
+    ObjectStore,
+    extended_progress,
+    iso_utc,
+    object_keys,
     progress_key,
+    public_raw,
     segment_key,
     sign_progress,
     verify_progress,
 )
-from uplink.keys import public_raw
-from uplink.objectstore import ObjectStore, object_keys
-from uplink.wire import iso_utc
 
 LIVE_SETTING = "live:"  # + clip id
 WITHDRAW_LIVE = "withdraw_live"  # the upload job a revocation of `clips` queues
@@ -101,7 +102,7 @@ class SegmentUploader:
         sha = hashlib.sha256(data).hexdigest()
         progress(None)
         self.store.put_bytes(seg, data)
-        record = extended(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
+        record = extended_progress(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
                           size=len(data), sha256=sha, recipients=spec["recipients"],
                           updated_at=iso_utc(time.time()))
         token = sign_progress(record, self.key)

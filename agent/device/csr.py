@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from agent.errors import DoorwardError
-from uplink.keys import write_private_file
+from uplink import write_private_file
 
 TLS_KEY_FILES = {"p256": "tls-p256.key", "ed25519": "tls-ed25519.key"}
 

@@ -52,16 +52,21 @@ from agent.device.consent import ROLES, ConsentError, ConsentStore, Owner, check
 from agent.device.database import DeviceDB
 from agent.device.ledger import Entry, Ledger, RejectionLimiter
 from agent.errors import DoorwardError
-from uplink import jws
-from uplink.agekeys import Recipient
-from uplink.errors import UplinkError
-from uplink.keys import b64u_decode, ed25519_public_from_raw, key_id_for
-from uplink.messages import (
+from uplink import (
+    JWS_ALG,
     MAX_MESSAGE_BYTES,
     ForgetResultBody,
+    JwsError,
     MessageTooLargeError,
+    Recipient,
     Reply,
+    UplinkError,
+    b64u_decode,
+    ed25519_public_from_raw,
+    key_id_for,
+    peek_jws,
     sign_reply,
+    verify_jws,
 )
 
 log = logging.getLogger(__name__)
@@ -217,17 +222,17 @@ def _parse(token: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
         raise _Reject("not-ascii", "a JWS compact token is ASCII")
     text = token.decode("ascii") if isinstance(token, bytes) else token
     try:
-        header, claims = jws.peek(text, max_bytes=MAX_TOKEN_BYTES)
-    except jws.JwsError as e:
+        header, claims = peek_jws(text, max_bytes=MAX_TOKEN_BYTES)
+    except JwsError as e:
         alg = _alg_of(text)
-        if alg is not None and alg != jws.ALG:
+        if alg is not None and alg != JWS_ALG:
             raise _Reject("bad-alg", f"alg {_short(alg)} refused, only EdDSA") from None
         raise _Reject("malformed", str(e)) from None
     return text, header, claims
 
 
 def _check_header(header: dict[str, Any], claims: dict[str, Any]) -> None:
-    if header.get("alg") != jws.ALG:  # jws.peek already refuses it; pinned here too
+    if header.get("alg") != JWS_ALG:  # peek_jws already refuses it; pinned here too
         raise _Reject("bad-alg", f"alg {_short(header.get('alg'))} refused, only EdDSA")
     extra = set(header) - HEADER_FIELDS
     if extra:
@@ -413,9 +418,9 @@ class CommandProcessor:
         if owner.role != "owner":
             raise _Reject("not-owner", f"{owner.key_id} is a {owner.role}: only owners command")
         try:
-            verified = jws.verify(token, ed25519_public_from_raw(owner.public_key),
+            verified = verify_jws(token, ed25519_public_from_raw(owner.public_key),
                                   max_bytes=MAX_TOKEN_BYTES)  # fmt: skip
-        except jws.JwsError as e:
+        except JwsError as e:
             raise _Reject("bad-signature", f"not signed by {owner.key_id}: {e}") from None
         if verified != claims:  # cannot differ; checked so only signed claims are acted on
             raise _Reject("malformed", "claims differ between parse and verification")

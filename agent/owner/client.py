@@ -26,11 +26,24 @@ from typing import Any
 
 from agent.errors import DoorwardError
 from agent.owner.keyring import OwnerKeyring, PairedDevice
-from uplink import jws, pairing
-from uplink.errors import UplinkError
-from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, fingerprint
-from uplink.messages import verify_reply
-from uplink.mqtt_types import InboundMessage, MqttSettings
+from uplink import (
+    ForeignMessage,
+    InboundMessage,
+    MqttSettings,
+    OwnerPairing,
+    PairingChallenge,
+    PairingResult,
+    UplinkError,
+    b64u,
+    b64u_decode,
+    decode_pairing,
+    ed25519_public_from_raw,
+    encode_pairing,
+    fingerprint,
+    secret_from_setup_code,
+    sign_jws,
+    verify_reply,
+)
 
 COMMAND_LIFETIME_S = 120
 TIME_REASONS = ("expired", "from-future")  # refusals explained by the two clocks
@@ -78,7 +91,7 @@ class _Session:
 
     def __init__(self, broker: BrokerOptions, subscriptions: list[str], timeout: float) -> None:
         self.inbox: queue.Queue[InboundMessage] = queue.Queue()
-        from uplink.mqtt import MqttClient  # paho: only when the owner's tool talks to a broker
+        from uplink import MqttClient  # paho: only when the owner's tool talks to a broker
 
         self.client = MqttClient(broker.settings(f"owner-{uuid.uuid4().hex[:12]}"),
                                  on_message=self.inbox.put)
@@ -120,14 +133,14 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
          expected_fingerprint: str | None = None, timeout: float = 30.0) -> PairedDevice:
     """Run the pairing exchange with a device whose SETUP button was just held."""
     try:
-        secret = pairing.secret_from_setup_code(setup_code)
-        session = pairing.OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
+        secret = secret_from_setup_code(setup_code)
+        session = OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
                                        keyring.recipient)
     except UplinkError as exc:
         raise DoorwardError(f"cannot pair: {exc}") from exc
     deadline = time.monotonic() + timeout
     with _Session(broker, [topic(device_id, "pair", "device")], timeout) as s:
-        s.publish(topic(device_id, "pair", "owner"), pairing.encode(session.hello()))
+        s.publish(topic(device_id, "pair", "owner"), encode_pairing(session.hello()))
         outcome = None
         while outcome is None:
             msg = s.next(deadline)
@@ -136,13 +149,13 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
                     f"no answer from {device_id} within {timeout:.0f} s: hold the SETUP button "
                     "for 3 s (the LED blinks) and run this again within 60 s")
             try:
-                decoded = pairing.decode(msg.payload)
-                if isinstance(decoded, pairing.Challenge):
+                decoded = decode_pairing(msg.payload)
+                if isinstance(decoded, PairingChallenge):
                     s.publish(topic(device_id, "pair", "owner"),
-                              pairing.encode(session.on_challenge(decoded)))
-                elif isinstance(decoded, pairing.Result):
+                              encode_pairing(session.on_challenge(decoded)))
+                elif isinstance(decoded, PairingResult):
                     outcome = session.on_result(decoded)
-            except pairing.ForeignMessage:
+            except ForeignMessage:
                 continue  # someone else's exchange, or tampered: keep waiting for our peer
             except UplinkError as exc:
                 raise DoorwardError(f"pairing with {device_id} failed: {exc}") from exc
@@ -175,7 +188,7 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
               "exp": now + COMMAND_LIFETIME_S, "jti": jti,
               "ctr": keyring.next_counter(device.device_id), "cmd": cmd, "topic": cmd_topic,
               "args": args}
-    token = jws.sign(claims, keyring.key, kid=keyring.key_id)
+    token = sign_jws(claims, keyring.key, kid=keyring.key_id)
     device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
     deadline = time.monotonic() + timeout
     replies: list[dict[str, Any]] = []

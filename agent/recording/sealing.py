@@ -35,7 +35,7 @@ from pathlib import Path
 from agent.delivery.outbox import Item
 from agent.delivery.outbox_worker import PermanentSendError, Progress, UploadPort
 from agent.store import ClipStore
-from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
+from uplink import Identity, Recipient, load_identities, write_identity_file
 
 log = logging.getLogger(__name__)
 

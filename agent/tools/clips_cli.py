@@ -14,8 +14,7 @@ from agent.config import Config
 from agent.errors import DoorwardError, StoreError
 from agent.runtime.status_file import status_document
 from agent.store import ClipRecord, ClipStore
-from uplink.age import AgeError, decrypt_file
-from uplink.agekeys import load_identities
+from uplink import AgeError, decrypt_file, load_identities
 
 
 def dispatch(args: argparse.Namespace, cfg: Config) -> int:

@@ -306,8 +306,7 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
 def device_id_of(data_dir: Path) -> str | None:
     """The device id, if the identity exists (never creates one)."""
     from agent.device.identity import DEVICE_KEY_FILE
-    from uplink.errors import UplinkError
-    from uplink.keys import device_id_for, load_ed25519, public_raw
+    from uplink import UplinkError, device_id_for, load_ed25519, public_raw
 
     path = data_dir / DEVICE_KEY_FILE
     if not path.is_file():
@@ -324,7 +323,7 @@ BrokerProbe = Callable[[Any, float], None]
 def probe_broker(settings: Any, timeout_s: float) -> None:
     """Connect with ``settings`` (uplink.mqtt.MqttSettings) and disconnect; MqttError (the
     translated failure) if it does not connect within ``timeout_s``."""
-    from uplink.mqtt import MqttClient, MqttConnectError
+    from uplink import MqttClient, MqttConnectError
 
     client = MqttClient(settings, on_message=lambda message: None)
     client.start()
@@ -350,7 +349,7 @@ def check_broker(cfg: Config, url: str | None, device_id: str | None, timeout_s:
                  probe: BrokerProbe = probe_broker) -> Check:
     """Connect to the broker with the configured TLS settings (certificate and key loaded,
     the CA verifying the server); every failure comes translated by uplink.mqtt."""
-    from uplink.mqtt import MqttError, MqttSettings
+    from uplink import MqttError, MqttSettings
 
     url = url or cfg.mqtt.url
     if not url:
@@ -378,7 +377,7 @@ BucketProbe = Callable[[Any], None]
 def probe_bucket(settings: Any) -> None:
     """One cheap request (LIST, at most one key) with ``settings`` (uplink.s3.S3Settings);
     the translated S3Error if the bucket cannot be reached or read."""
-    from uplink.s3 import S3ObjectStore
+    from uplink import S3ObjectStore
 
     store = S3ObjectStore(settings)
     store.call(f"LIST bucket {settings.bucket!r}", lambda: store.client.list_objects_v2(
@@ -388,7 +387,7 @@ def probe_bucket(settings: Any) -> None:
 def check_bucket(cfg: Config, timeout_s: float, probe: BucketProbe = probe_bucket) -> Check:
     """Reach the bucket with the configured endpoint and credentials (one attempt, short
     timeouts)."""
-    from uplink.s3 import S3AuthError, S3Error, S3NotFound, S3Settings
+    from uplink import S3AuthError, S3Error, S3NotFound, S3Settings
 
     s3 = cfg.s3
     if not s3.bucket:
