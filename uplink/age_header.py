@@ -1,4 +1,4 @@
-"""The age v1 header: constants, error types, strict parsing and encoding of stanzas.
+"""The age v1 header: constants, strict parsing and encoding of stanzas.
 
 No cryptography here except what the header's own structure needs; :mod:`uplink.age` builds
 the writer and reader on top. Parsing is strict, as the C2SP spec requires (see the conformance

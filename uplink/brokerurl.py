@@ -5,9 +5,9 @@ tls=True)``. Accepted forms: ``mqtt://HOST[:PORT]`` (plain TCP, default port 188
 ``mqtts://HOST[:PORT]`` (TLS, default 8883); IPv6 hosts in brackets. Nothing else: no path, query,
 user info or websocket schemes, so a typo never silently means something else.
 
-Also the MQTT error family (``MqttError`` and subclasses, all ``UplinkError``) and the pure
-functions that translate ssl/OSError/MQTT reason codes into them with a message naming the fix;
-``uplink.mqtt`` uses them at its boundary and re-exports the errors.
+Also the pure functions that translate ssl/OSError/MQTT reason codes into the MQTT error family
+(``MqttError`` and subclasses, defined with every other error in :mod:`uplink.errors` and
+re-exported here) with a message naming the fix; ``uplink.mqtt`` uses them at its boundary.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ from uplink.manifest import (
 from uplink.wire import (
     DEVICE_ID_RE,
     MAX_INT,
+    device_topic,
     is_hex64,
     is_id,
     is_int,
@@ -292,7 +293,7 @@ def topic_for(device_id: str, typ: str) -> str:
     _require(isinstance(device_id, str) and DEVICE_ID_RE.fullmatch(device_id) is not None,
              f"{device_id!r} is not a device id")
     _require(typ in TOPICS, f"no topic for message typ {typ!r}: one of {sorted(TOPICS)}")
-    return f"doorward/{device_id}/{TOPICS[typ]}"
+    return device_topic(device_id, TOPICS[typ])
 
 
 # --- the envelope -------------------------------------------------------------------------------

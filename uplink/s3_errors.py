@@ -1,4 +1,4 @@
-"""S3 errors, and the translation of botocore exceptions into them.
+"""The translation of botocore exceptions into the S3 errors (defined in :mod:`uplink.errors`).
 
 ``translate(exc, what, endpoint=..., bucket=...)`` turns any ``BotoCoreError``/``ClientError`` into
 an ``S3Error`` subclass whose message names the fix; ``S3Unavailable`` is the one worth retrying

@@ -20,7 +20,7 @@ import binascii
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "DEVICE_ID_RE",
@@ -147,7 +147,7 @@ def std_b64_decode(text: object, what: str, error: type[Exception] = ValueError)
 # --- ids and hashes --------------------------------------------------------------------------
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """A JSON integer: an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -3,7 +3,7 @@
 Wiring (the daemon loop enqueues; :class:`agent.delivery.outbox_worker.OutboxWorker` sends)::
 
     outbox = Outbox(data_dir / OUTBOX_FILE, on_drop=record_drops, notify=worker.wake)
-    outbox.enqueue_signed(f"doorward/{dev}/events", sign, "events", now=now)   # seq, prev inside
+    outbox.enqueue_signed(topic_for(dev, "event"), sign, "events", now=now)   # seq, prev inside
     outbox.enqueue_upload({"clip_id": cid, "files": [...]}, "clips", now=now)
     with worker.paused():                                    # on revocation, at once
         consent.revoke(["clips"], by, now); outbox.purge_scope("clips", "consent revoked", now)
@@ -53,6 +53,7 @@ from typing import Any
 from agent.device.database import connect_wal, create_private, scrub
 from agent.errors import StoreError
 from agent.store.index import is_corruption
+from uplink import compact_utc
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class Outbox:
             cause = e.__cause__ if isinstance(e, StoreError) else e
             if not isinstance(cause, sqlite3.DatabaseError) or not is_corruption(cause):
                 raise
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = compact_utc(time.time())
         for suffix in ("", "-wal", "-shm"):
             part = path.with_name(path.name + suffix)
             if part.exists():

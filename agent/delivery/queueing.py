@@ -90,6 +90,7 @@ from uplink import (
     token_hash,
     topic_for,
 )
+from uplink import iso_utc_z as iso  # event and clip times: 2026-05-01T19:30:00Z
 
 if TYPE_CHECKING:  # paho is loaded only where a broker is configured (agent.app.build_mqtt)
     from uplink import MqttClient
@@ -106,11 +107,6 @@ class ClipDelivered:
     """Posted to the loop's inbox by the upload lane: mark the clip delivered in the store."""
 
     clip_id: str
-
-
-def iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
 
 
 def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope: str, *,

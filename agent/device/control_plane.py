@@ -45,6 +45,7 @@ from uplink import (
     PairingMessage,
     UplinkError,
     decode_pairing,
+    device_topic,
     encode_pairing,
     key_id_for,
 )
@@ -67,9 +68,10 @@ class ControlPress:
 
 
 def topics(device_id: str) -> dict[str, str]:
-    base = f"doorward/{device_id}"
-    return {"pair_in": f"{base}/pair/owner", "pair_out": f"{base}/pair/device",
-            "cmd": f"{base}/cmd", "resp": f"{base}/resp", "status": f"{base}/status"}
+    return {"pair_in": device_topic(device_id, "pair", "owner"),
+            "pair_out": device_topic(device_id, "pair", "device"),
+            "cmd": device_topic(device_id, "cmd"), "resp": device_topic(device_id, "resp"),
+            "status": device_topic(device_id, "status")}
 
 
 @dataclass

@@ -55,7 +55,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -72,6 +71,7 @@ from uplink import (
     b64u,
     canonical_json,
     device_id_for,
+    iso_utc_seconds,
     public_raw,
     sign_checkpoint,
     verify_checkpoint,
@@ -231,7 +231,7 @@ def verify_local(ledger: Ledger, device_public_key: Ed25519PublicKey) -> VerifyR
             "many there were: the head row was deleted, or this ledger predates signed heads "
             "(then the next entry writes one). Compare with the owner's last "
             "`doorward owner ledger fetch` and the checkpoints in the bucket")
-    when = datetime.fromtimestamp(head.ts, UTC).isoformat(timespec="seconds")
+    when = iso_utc_seconds(head.ts)
     if head.count > report.count:
         return VerifyReport(
             False, report.count, report.head, True, report.count + 1, "removed",

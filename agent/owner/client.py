@@ -37,6 +37,7 @@ from uplink import (
     b64u,
     b64u_decode,
     decode_pairing,
+    device_topic,
     ed25519_public_from_raw,
     encode_pairing,
     fingerprint,
@@ -65,10 +66,6 @@ def clock_difference(reply: dict[str, Any]) -> str:
     if abs(diff) < 2:  # iat is whole seconds: closer than that is the same time
         return "the device clock agrees with yours"
     return f"the device clock is {_span(diff)} {'ahead of' if diff > 0 else 'behind'} yours"
-
-
-def topic(device_id: str, *parts: str) -> str:
-    return "/".join(("doorward", device_id, *parts))
 
 
 @dataclass(frozen=True)
@@ -139,8 +136,8 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
     except UplinkError as exc:
         raise DoorwardError(f"cannot pair: {exc}") from exc
     deadline = time.monotonic() + timeout
-    with _Session(broker, [topic(device_id, "pair", "device")], timeout) as s:
-        s.publish(topic(device_id, "pair", "owner"), encode_pairing(session.hello()))
+    with _Session(broker, [device_topic(device_id, "pair", "device")], timeout) as s:
+        s.publish(device_topic(device_id, "pair", "owner"), encode_pairing(session.hello()))
         outcome = None
         while outcome is None:
             msg = s.next(deadline)
@@ -151,7 +148,7 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
             try:
                 decoded = decode_pairing(msg.payload)
                 if isinstance(decoded, PairingChallenge):
-                    s.publish(topic(device_id, "pair", "owner"),
+                    s.publish(device_topic(device_id, "pair", "owner"),
                               encode_pairing(session.on_challenge(decoded)))
                 elif isinstance(decoded, PairingResult):
                     outcome = session.on_result(decoded)
@@ -182,7 +179,7 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
     one is due (a forget's bucket part), within the same ``timeout``. Returns every reply, the
     first at least (DoorwardError when none comes)."""
     now = int(time.time())
-    cmd_topic = topic(device.device_id, "cmd")
+    cmd_topic = device_topic(device.device_id, "cmd")
     jti = b64u(os.urandom(16))
     claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
               "exp": now + COMMAND_LIFETIME_S, "jti": jti,
@@ -192,7 +189,7 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
     device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
     deadline = time.monotonic() + timeout
     replies: list[dict[str, Any]] = []
-    with _Session(broker, [topic(device.device_id, "resp")], timeout) as s:
+    with _Session(broker, [device_topic(device.device_id, "resp")], timeout) as s:
         s.publish(cmd_topic, token.encode("ascii"))
         while (msg := s.next(deadline)) is not None:
             reply = _open_reply(msg.payload, device_key, keyring, jti)

@@ -35,6 +35,7 @@ from uplink import (
     b64u_decode,
     check_manifest_chain,
     decrypt_file,
+    device_topic,
     file_sha256,
     unseal_times,
     verify_manifest,
@@ -250,7 +251,7 @@ def events(ring: OwnerKeyring, args: argparse.Namespace) -> int:
     inbox: queue.Queue[InboundMessage] = queue.Queue()
     client = MqttClient(BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
                         .settings(f"owner-view-{uuid.uuid4().hex[:8]}"), on_message=inbox.put)
-    client.subscribe(f"doorward/{device.device_id}/+")
+    client.subscribe(device_topic(device.device_id, "+"))
     client.start()
     if not client.wait_connected(10):
         client.stop()

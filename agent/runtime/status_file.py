@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.tools.display import utc_minute
+
 STATUS_FILE = "status.json"
 
 log = logging.getLogger(__name__)
@@ -285,11 +287,11 @@ def clock_floors(data_dir: Path) -> list[ClockFloor]:
 
 def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
     """Why the clock reading ``now`` is implausible against ``floors``, or None."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_minute(now)
     for floor in sorted(floors, key=lambda f: not f.certain):  # the certain one first
         if now >= floor.at - (0.0 if floor.certain else CLOCK_SLACK_S):
             continue
-        when = datetime.fromtimestamp(floor.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = utc_minute(floor.at)
         if floor.certain:
             return f"the clock says {stamp}, before {floor.what}: it is not set"
         return (f"the clock says {stamp}, before {floor.what} ({when}): the clock went back, or "

@@ -19,12 +19,12 @@ import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.store.files import fsync_dir
 from agent.store.index import ClipRow, Index, IndexCorruptError
 from agent.store.records import EventRecord
+from uplink import compact_utc
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def rebuild_index(path: Path, error: IndexCorruptError, now: float) -> tuple[Ind
     The damaged file is renamed ``index.sqlite.corrupt-<UTC time>`` (its ``-wal`` beside it under
     the matching name, so SQLite still pairs them); it is never opened for writing again.
     """
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = compact_utc(now)
     kept = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while kept.exists():

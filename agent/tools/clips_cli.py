@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from agent.config import Config
 from agent.errors import DoorwardError, StoreError
 from agent.runtime.status_file import status_document
 from agent.store import ClipRecord, ClipStore
+from agent.tools.display import utc_minute
 from uplink import AgeError, decrypt_file, load_identities
 
 
@@ -199,10 +199,6 @@ def _ago(now: float, then: float | None) -> str:
     return f"{s / 86400:.0f} days ago"
 
 
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _mb(n: int | None) -> str:
     return "?" if n is None else f"{n / 1e6:,.1f} MB"
 
@@ -233,7 +229,7 @@ def status_lines(doc: dict[str, Any], now: float) -> list[str]:
     if p["window_open"]:
         pairing += "; pairing window open"
     consent = "; ".join(
-        f"{scope} " + ("until revoked" if c["until"] is None else f"until {_utc(c['until'])}")
+        f"{scope} " + ("until revoked" if c["until"] is None else f"until {utc_minute(c['until'])}")
         for scope, c in doc["consent"].items() if c["in_force"]) or "none (nothing leaves)"
     cam = doc["camera"]
     camera = f"{cam['source'] or '?'}"

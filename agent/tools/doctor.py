@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from agent.runtime.status_file import (
     read_device,
     store_bytes,
 )
+from agent.tools.display import utc_minute
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 MIN_FREE_BYTES = 64 * 1024 * 1024  # the store's own floor (ClipStore.min_free_bytes)
@@ -191,7 +191,7 @@ def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -
     release date, WARN before the newest ledger entry) and NTP says synchronised (WARN when
     unknown or not). Consent expiry and the times in the ledger and on clips depend on it;
     revoking consent never does (the device accepts a revoke whatever the clocks say)."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_minute(now)
     fix = ("set the time (`sudo timedatectl set-ntp true`, check network access to NTP); "
            "consent expiry and clip times depend on it")
     warning = clock_warning(now, list(floors))
@@ -290,8 +290,7 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
         if until is None:
             parts.append(f"{scope} until revoked")
             continue
-        parts.append(f"{scope} until "
-                     f"{datetime.fromtimestamp(until, UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+        parts.append(f"{scope} until {utc_minute(until)}")
         if until - now < CONSENT_WARN_S:
             soon.append(f"{scope} in {(until - now) / 86400:.1f} days")
     if soon:
