@@ -46,8 +46,8 @@ from uplink.manifest import (
     MAX_RECIPIENTS,
 )
 from uplink.wire import (
-    DEVICE_ID_RE,
     MAX_INT,
+    is_device_id,
     is_hex64,
     is_id,
     is_int,
@@ -105,7 +105,7 @@ class ClipProgress:
     def __post_init__(self) -> None:
         if not is_int(self.v) or self.v != VERSION:
             raise ClipProgressError(f"unsupported progress version {self.v!r}: expected {VERSION}")
-        if not isinstance(self.device_id, str) or not DEVICE_ID_RE.fullmatch(self.device_id):
+        if not is_device_id(self.device_id):
             raise ClipProgressError("device_id must be 'dw-' and 16 of a-z, 2-7")
         if not is_id(self.clip_id):
             raise ClipProgressError("clip_id must be 1-64 of A-Za-z0-9._- (not starting with .)")

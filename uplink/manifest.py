@@ -50,8 +50,8 @@ from uplink.errors import UplinkError
 from uplink.jws import PublicKey
 from uplink.keys import device_id_for, public_raw
 from uplink.wire import (  # re-exported: uplink.messages and older callers use them from here
-    DEVICE_ID_RE,
     MAX_INT,
+    is_device_id,
     is_hex64,
     is_id,
     is_int,
@@ -201,7 +201,7 @@ class Manifest:
     def __post_init__(self) -> None:
         if not is_int(self.v) or self.v != VERSION:
             raise ManifestError(f"unsupported manifest version {self.v!r}: expected {VERSION}")
-        if not isinstance(self.device_id, str) or not DEVICE_ID_RE.fullmatch(self.device_id):
+        if not is_device_id(self.device_id):
             raise ManifestError("device_id must be 'dw-' and 16 of a-z, 2-7")
         if not is_id(self.clip_id):
             raise ManifestError("clip_id must be 1-64 of A-Za-z0-9._- (not starting with '.')")

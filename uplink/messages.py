@@ -76,9 +76,9 @@ from uplink.manifest import (
     verify_manifest,
 )
 from uplink.wire import (
-    DEVICE_ID_RE,
     MAX_INT,
     device_topic,
+    is_device_id,
     is_hex64,
     is_id,
     is_int,
@@ -290,8 +290,7 @@ BODY_TYPES: Mapping[str, type[Body]] = {b.typ: b for b in (StatusBody, EventBody
 
 def topic_for(device_id: str, typ: str) -> str:
     """``doorward/<device_id>/<stream>`` for a message ``typ`` (no personal data in it)."""
-    _require(isinstance(device_id, str) and DEVICE_ID_RE.fullmatch(device_id) is not None,
-             f"{device_id!r} is not a device id")
+    _require(is_device_id(device_id), f"{device_id!r} is not a device id")
     _require(typ in TOPICS, f"no topic for message typ {typ!r}: one of {sorted(TOPICS)}")
     return device_topic(device_id, TOPICS[typ])
 
@@ -318,8 +317,7 @@ class DeviceMessage:
     def __post_init__(self) -> None:
         _require(is_int(self.v) and self.v == VERSION,
                  f"unsupported message version {repr(self.v)[:20]}: expected {VERSION}")
-        _require(isinstance(self.iss, str) and DEVICE_ID_RE.fullmatch(self.iss) is not None,
-                 "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
+        _require(is_device_id(self.iss), "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
         _require(is_int(self.iat) and 0 <= self.iat <= MAX_INT, "iat must be an int >= 0")
         _require(isinstance(self.typ, str) and self.typ in BODY_TYPES,
                  f"unknown message typ {str(self.typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
