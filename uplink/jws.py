@@ -17,6 +17,10 @@ understand no extensions, so RFC 7515 4.1.11 says reject).
 Signing input JSON is canonical: ``json.dumps(sort_keys=True, separators=(",", ":"))``, ASCII.
 ``sign_payload`` signs arbitrary bytes under any header (it reproduces RFC 8037 A.4) and
 ``verify_payload`` returns (header, payload bytes) for non-JSON payloads.
+
+Tokens the device signs (manifests, messages, replies, progress records) all get the same check,
+:func:`verify_device_token`: signature by the device key, header alg/kid/typ only with kid = the
+device id, strict JSON claims; each format then checks its own claims.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from uplink.errors import (  # re-exported: this module's callers catch them her
 from uplink.errors import UplinkError
 from uplink.jws import PublicKey
 from uplink.keys import device_id_for, public_raw
-from uplink.wire import (  # re-exported: uplink.messages and older callers use them from here
+from uplink.wire import (
     MAX_INT,
     is_device_id,
     is_hex64,
