@@ -189,10 +189,9 @@ def sign_progress(progress: ClipProgress, device_key: Ed25519PrivateKey) -> str:
 
 def verify_progress(token: str | bytes, device_public_key: PublicKey) -> ClipProgress:
     """The progress record if the device signed it (EdDSA pinned); ClipProgressError otherwise."""
-    device_id, claims = jws.verify_device_token(
-        token, device_public_key, what="progress", max_bytes=MAX_PROGRESS_BYTES,
-        error=ClipProgressError)
-    progress = ClipProgress.from_claims(claims)
+    tok = jws.verify_device_token(token, device_public_key, what="progress",
+                                  max_bytes=MAX_PROGRESS_BYTES, error=ClipProgressError)
+    progress, device_id = ClipProgress.from_claims(tok.claims), tok.device_id
     if progress.device_id != device_id:
         raise ClipProgressError(f"progress names {progress.device_id} but is signed by {device_id}")
     return progress

@@ -26,6 +26,7 @@ device id, strict JSON claims; each format then checks its own claims.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -160,18 +161,31 @@ def check_device_header(
         raise error(f"JWS kid {str(header['kid'])[:40]!r} is not the device id {device_id}")
 
 
+@dataclass(frozen=True)
+class DeviceToken:
+    """A token the device signed, checked: the signer's id, the header, the claims and the exact
+    payload bytes (for a format that also insists on canonical claims)."""
+
+    device_id: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    payload: bytes
+
+
 def verify_device_token(
     token: str | bytes, device_public_key: PublicKey, *, what: str, max_bytes: int,
-    error: type[Exception],
-) -> tuple[str, dict[str, Any]]:
-    """(device id, claims) of a token the device signed; ``error`` otherwise, naming ``what``.
+    error: type[Exception], typ: str | None = None,
+) -> DeviceToken:
+    """The token if the device signed it; ``error`` otherwise, its message naming ``what``.
 
     The one check every device-signed JWS gets: size and form, EdDSA signature by the key,
-    header only alg/kid/typ with kid = the key's device id, claims a strict JSON object. The
-    claims' contents (and that they name the same device) are the caller's to check::
+    header only alg/kid/typ with kid = the key's device id (with ``typ``: exactly alg, kid and
+    that typ), claims a strict JSON object. The claims' contents (and that they name the same
+    device) are the caller's to check::
 
-        device_id, claims = verify_device_token(token, key, what="manifest",
-                                                max_bytes=MAX_MANIFEST_BYTES, error=ManifestError)
+        tok = verify_device_token(token, key, what="manifest", max_bytes=MAX_MANIFEST_BYTES,
+                                  error=ManifestError)
+        manifest = Manifest.from_claims(tok.claims)
     """
     key = public_key_of(device_public_key)
     device_id = device_id_for(public_raw(key))
@@ -179,5 +193,9 @@ def verify_device_token(
         header, payload = verify_payload(token, key, max_bytes=max_bytes)
     except JwsError as e:
         raise error(f"{what} JWS rejected: {e}") from e
+    if typ is not None and (set(header) != DEVICE_HEADER_FIELDS or header["typ"] != typ
+                            or header["kid"] != device_id):
+        raise error(f"not a {what} of {device_id}: JWS header {header!r}")
     check_device_header(header, device_id, error)
-    return device_id, wire.strict_json_object(payload, f"{what} claims", error)
+    claims = wire.strict_json_object(payload, f"{what} claims", error)
+    return DeviceToken(device_id, header, claims, payload)

@@ -347,10 +347,9 @@ def verify_manifest(token: str | bytes, device_public_key: PublicKey) -> Manifes
     """The manifest if the device signed it (algorithm pinned to EdDSA); ManifestError otherwise.
 
     Also checks that the manifest names the signing device (device_id == device_id_for(key))."""
-    device_id, claims = jws.verify_device_token(
-        token, device_public_key, what="manifest", max_bytes=MAX_MANIFEST_BYTES,
-        error=ManifestError)
-    manifest = Manifest.from_claims(claims)
+    tok = jws.verify_device_token(token, device_public_key, what="manifest",
+                                  max_bytes=MAX_MANIFEST_BYTES, error=ManifestError)
+    manifest, device_id = Manifest.from_claims(tok.claims), tok.device_id
     if manifest.device_id != device_id:
         raise ManifestError(
             f"manifest names device {manifest.device_id} but is signed by {device_id}"

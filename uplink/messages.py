@@ -513,9 +513,9 @@ def verify_message(
     none opens it). An ``uploaded`` body's manifest must verify with the same key and name the
     same clip. Raises only MessageError.
     """
-    device_id, claims = jws.verify_device_token(
-        token, device_public_key, what="message", max_bytes=MAX_MESSAGE_BYTES, error=MessageError)
-    msg = DeviceMessage.from_claims(claims)
+    tok = jws.verify_device_token(token, device_public_key, what="message",
+                                  max_bytes=MAX_MESSAGE_BYTES, error=MessageError)
+    msg, device_id = DeviceMessage.from_claims(tok.claims), tok.device_id
     _require(msg.iss == device_id, f"message iss {msg.iss} is not the signing device {device_id}")
     body = msg.body
     if msg.sealed is not None and identities:
@@ -631,8 +631,9 @@ def verify_reply(token: str | bytes, device_public_key: PublicKey, *,
     """Check a reply from the device (algorithm pinned, exact claims, ``iss`` = the key's device
     id) and open its sealed part when ``identities`` are given (MessageError if none opens it).
     Raises only MessageError."""
-    device_id, claims = jws.verify_device_token(
-        token, device_public_key, what="reply", max_bytes=MAX_REPLY_BYTES, error=MessageError)
+    tok = jws.verify_device_token(token, device_public_key, what="reply",
+                                  max_bytes=MAX_REPLY_BYTES, error=MessageError)
+    claims, device_id = tok.claims, tok.device_id
     expected = REPLY_CLAIMS | ({"reason"} if claims.get("ok") is False else set())
     missing, extra = expected - claims.keys(), claims.keys() - expected - {"sealed"}
     _require(not missing and not extra,
