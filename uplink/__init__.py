@@ -113,10 +113,10 @@ from uplink.errors import (
     UplinkError,
 )
 from uplink.jws import ALG as JWS_ALG
+from uplink.jws import DeviceToken, verify_device_token
 from uplink.jws import peek as peek_jws
 from uplink.jws import sign as sign_jws
 from uplink.jws import verify as verify_jws
-from uplink.jws import verify_device_token
 from uplink.keys import (
     b64u,
     b64u_decode,
@@ -284,6 +284,7 @@ __all__ = [
     "ConnectionEvent",
     "DeviceMessage",
     "DevicePairing",
+    "DeviceToken",
     "EventBody",
     "Fetched",
     "ForeignMessage",
