@@ -53,9 +53,7 @@ from agent.runtime.local_state import open_local as open_local_at
 from agent.runtime.malloc import fix_mmap_threshold
 from agent.runtime.ticks import Housekeeping, LoopTick, RingPress, ScriptedRings
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector, PrivacyMasker
-from uplink.errors import UplinkError
-from uplink.mqtt_types import MqttConnector, MqttPort, MqttSettings
-from uplink.objectstore import ObjectStore, S3Settings
+from uplink import MqttConnector, MqttPort, MqttSettings, ObjectStore, S3Settings, UplinkError
 
 log = logging.getLogger("doorward")
 
@@ -150,7 +148,7 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str, inbox: queue.Que
                             key_file=_path(m.key_file), allow_plain=m.allow_plain,
                             will_topic=topics(device_id)["status"])
     if connector is None:
-        from uplink.mqtt import MqttClient  # paho (~12 MB) only when a broker is configured
+        from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
         connector = MqttClient
     try:
         return connector(settings, on_message=inbox.put)
@@ -178,7 +176,7 @@ def build_store_factory(cfg: Config, store: ObjectStore | None = None,
         # One attempt per outbox attempt: the outbox backs off between attempts and checks
         # consent before each, so a revocation stops even an upload that kept failing.
         max_attempts=1)
-    from uplink.s3 import S3ObjectStore  # boto3 (~25 MB) only when a bucket is configured
+    from uplink import S3ObjectStore  # boto3 (~25 MB) only when a bucket is configured
     return lambda: S3ObjectStore(settings)
 
 

@@ -30,11 +30,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from agent.errors import StoreError
+from uplink import compact_utc
 
 #: Side files SQLite keeps beside a database: moved along with it when it is set aside.
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -220,7 +220,7 @@ def set_aside(path: Path, now: float) -> Path:
     if taken), its side files (-wal, -shm, -journal) beside it under the matching names so
     SQLite still pairs them; returns the new path. The caller then opens a fresh file at
     ``path`` (and fsyncs the directory if the rename must survive a power cut)."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = compact_utc(now)
     kept = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while kept.exists():

@@ -1,4 +1,4 @@
-"""The age v1 header: constants, error types, strict parsing and encoding of stanzas.
+"""The age v1 header: constants, strict parsing and encoding of stanzas.
 
 No cryptography here except what the header's own structure needs; :mod:`uplink.age` builds
 the writer and reader on top. Parsing is strict, as the C2SP spec requires (see the conformance
@@ -12,7 +12,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    AgeError as AgeError,
+)
+from uplink.errors import (
+    HeaderError as HeaderError,
+)
+from uplink.errors import (
+    HeaderMacError as HeaderMacError,
+)
+from uplink.errors import (
+    NoIdentityMatch as NoIdentityMatch,
+)
+from uplink.errors import (
+    PayloadError as PayloadError,
+)
+from uplink.errors import (
+    TruncatedError as TruncatedError,
+)
 
 VERSION_LINE = b"age-encryption.org/v1"
 CHUNK_SIZE = 64 * 1024
@@ -22,30 +39,6 @@ NONCE_SIZE = 16
 FILE_KEY_SIZE = 16
 COLUMNS = 64
 _B64_CHARS = re.compile(rb"[A-Za-z0-9+/]*")
-
-
-class AgeError(UplinkError):
-    """Base of all age format errors."""
-
-
-class NoIdentityMatch(AgeError):
-    """None of the given identities can open the file (it was sealed to other recipients)."""
-
-
-class HeaderError(AgeError):
-    """The header is malformed, unsupported or fails authentication."""
-
-
-class HeaderMacError(HeaderError):
-    """The header MAC does not verify (``HMAC failure`` in the conformance vectors)."""
-
-
-class PayloadError(AgeError):
-    """A payload chunk fails authentication or the chunk structure is invalid."""
-
-
-class TruncatedError(PayloadError):
-    """The payload ends without a final chunk: the file was cut short (crash, partial copy)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from uplink.age import AgeError
+from uplink.errors import AgeError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    Bech32Error as Bech32Error,
+)
 from uplink.keys import raw_private_bytes, raw_public_bytes
 
 IDENTITY_HRP = "AGE-SECRET-KEY-"
@@ -27,10 +30,6 @@ RECIPIENT_HRP = "age"
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _CHARSET_INDEX = {c: i for i, c in enumerate(_CHARSET)}
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-
-
-class Bech32Error(AgeError):
-    """A key string is not valid Bech32 (typo, truncation, mixed case)."""
 
 
 def _polymod(values: list[int]) -> int:

@@ -5,9 +5,9 @@ tls=True)``. Accepted forms: ``mqtt://HOST[:PORT]`` (plain TCP, default port 188
 ``mqtts://HOST[:PORT]`` (TLS, default 8883); IPv6 hosts in brackets. Nothing else: no path, query,
 user info or websocket schemes, so a typo never silently means something else.
 
-Also the MQTT error family (``MqttError`` and subclasses, all ``UplinkError``) and the pure
-functions that translate ssl/OSError/MQTT reason codes into them with a message naming the fix;
-``uplink.mqtt`` uses them at its boundary and re-exports the errors.
+Also the pure functions that translate ssl/OSError/MQTT reason codes into the MQTT error family
+(``MqttError`` and subclasses, defined with every other error in :mod:`uplink.errors` and
+re-exported here) with a message naming the fix; ``uplink.mqtt`` uses them at its boundary.
 """
 
 from __future__ import annotations
@@ -18,38 +18,30 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    MqttAuthError as MqttAuthError,
+)
+from uplink.errors import (
+    MqttConfigError as MqttConfigError,
+)
+from uplink.errors import (
+    MqttConnectError as MqttConnectError,
+)
+from uplink.errors import (
+    MqttError as MqttError,
+)
+from uplink.errors import (
+    MqttLimitError as MqttLimitError,
+)
+from uplink.errors import (
+    MqttPublishError as MqttPublishError,
+)
+from uplink.errors import (
+    MqttTlsError as MqttTlsError,
+)
 
 ACCEPTED_FORMS = "mqtt://HOST[:PORT] (plain, port 1883) or mqtts://HOST[:PORT] (TLS, port 8883)"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-
-
-class MqttError(UplinkError):
-    """Base of MQTT errors; the message names the culprit and the fix."""
-
-
-class MqttConfigError(MqttError):
-    """The [mqtt] settings are unusable (bad URL, plain TCP not allowed, unreadable cert files)."""
-
-
-class MqttConnectError(MqttError):
-    """The broker could not be reached (refused, unresolvable, timed out, connection lost)."""
-
-
-class MqttTlsError(MqttError):
-    """The TLS handshake failed on our side (e.g. the broker's certificate does not verify)."""
-
-
-class MqttAuthError(MqttError):
-    """The broker refused us: client certificate, credentials or topic authorisation."""
-
-
-class MqttLimitError(MqttError):
-    """A publish exceeds what fleet brokers accept (QoS <= 1, 128 KB payload, 7 slashes)."""
-
-
-class MqttPublishError(MqttError):
-    """A publish was not accepted (broker reason code, client queue full)."""
 
 
 @dataclass(frozen=True)

@@ -42,28 +42,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from uplink import jws
-from uplink.errors import UplinkError
-from uplink.keys import device_id_for, ed25519_public_from_raw, public_raw
-from uplink.manifest import strict_json_object
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    CheckpointError as CheckpointError,
+)
+from uplink.keys import device_id_for, public_raw
+from uplink.wire import MAX_INT, is_device_id, is_hex64, is_int
 
 VERSION = 1
 TYP = "doorward-checkpoint+jwt"
 MAX_CHECKPOINT_BYTES = 2048
-MAX_INT = 2**53 - 1
 CLAIMS = frozenset({"v", "device_id", "chain", "count", "head", "ts"})
-HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
 SUFFIX = ".checkpoint.jws"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_DEVICE_ID = re.compile(r"dw-[a-z2-7]{16}")
 _KEY_NAME = re.compile(r"(\d{12})-([0-9a-f]{16})" + re.escape(SUFFIX))
-
-
-class CheckpointError(UplinkError):
-    """A checkpoint is malformed, not signed by the device, or not what its name says."""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -78,18 +68,18 @@ class Checkpoint:
     v: int = VERSION
 
     def __post_init__(self) -> None:
-        if not _is_int(self.v) or self.v != VERSION:
+        if not is_int(self.v) or self.v != VERSION:
             raise CheckpointError(f"unsupported checkpoint version {self.v!r}: expected {VERSION}")
-        if not isinstance(self.device_id, str) or not _DEVICE_ID.fullmatch(self.device_id):
+        if not is_device_id(self.device_id):
             raise CheckpointError(f"checkpoint device_id {str(self.device_id)[:40]!r} is not a "
                                   "device id (dw-...)")
         for name in ("chain", "head"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not _HEX64.fullmatch(value):
+            if not is_hex64(value):
                 raise CheckpointError(f"checkpoint {name} must be 64 lowercase hex digits")
-        if not _is_int(self.count) or not 1 <= self.count <= MAX_INT:
+        if not is_int(self.count) or not 1 <= self.count <= MAX_INT:
             raise CheckpointError(f"checkpoint count must be an integer in 1..{MAX_INT}")
-        if not _is_int(self.ts) or not 0 <= self.ts <= MAX_INT:
+        if not is_int(self.ts) or not 0 <= self.ts <= MAX_INT:
             raise CheckpointError("checkpoint ts must be a non-negative integer (epoch seconds)")
         if self.count == 1 and self.chain != self.head:
             raise CheckpointError("a checkpoint of one entry must have chain == head")
@@ -120,20 +110,12 @@ def sign_checkpoint(cp: Checkpoint, device_key: Ed25519PrivateKey) -> str:
 def verify_checkpoint(token: str | bytes, device_public_key: Ed25519PublicKey | bytes
                       ) -> Checkpoint:
     """The checkpoint if ``token`` is one, signed by this device; CheckpointError otherwise."""
-    key = (ed25519_public_from_raw(device_public_key)
-           if isinstance(device_public_key, bytes) else device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_CHECKPOINT_BYTES)
-    except jws.JwsError as exc:
-        raise CheckpointError(f"checkpoint rejected: {exc}") from exc
-    if set(header) != HEADER_FIELDS or header["typ"] != TYP or header["kid"] != device_id:
-        raise CheckpointError(f"not a checkpoint of {device_id}: JWS header {header!r}")
-    claims = strict_json_object(payload, "checkpoint claims", CheckpointError)
-    cp = Checkpoint.from_claims(claims)
-    if cp.device_id != device_id:
-        raise CheckpointError(f"checkpoint names {cp.device_id} but is signed by {device_id}")
-    if jws.canonical_json(claims) != payload:
+    tok = jws.verify_device_token(token, device_public_key, what="checkpoint",
+                                  max_bytes=MAX_CHECKPOINT_BYTES, error=CheckpointError, typ=TYP)
+    cp = Checkpoint.from_claims(tok.claims)
+    if cp.device_id != tok.device_id:
+        raise CheckpointError(f"checkpoint names {cp.device_id} but is signed by {tok.device_id}")
+    if jws.canonical_json(tok.claims) != tok.payload:
         raise CheckpointError("checkpoint claims are not in canonical form")
     return cp
 

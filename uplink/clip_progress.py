@@ -37,20 +37,21 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from uplink import jws
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    ClipProgressError as ClipProgressError,
+)
+from uplink.jws import PublicKey
 from uplink.keys import device_id_for, public_raw
 from uplink.manifest import (
-    DEVICE_ID_RE,
-    MAX_INT,
     MAX_RECIPIENTS,
-    PublicKey,
-    check_header,
+)
+from uplink.wire import (
+    MAX_INT,
+    is_device_id,
     is_hex64,
     is_id,
     is_int,
     is_iso_utc,
-    public_key_of,
-    strict_json_object,
 )
 
 VERSION = 1
@@ -60,10 +61,6 @@ SEGMENT_FIELDS = frozenset({"key", "offset", "size", "sha256"})
 MAX_SEGMENTS = 2000  # 2 s segments: over an hour of one clip
 MAX_PROGRESS_BYTES = 512 * 1024
 SEGMENT_SUFFIX = re.compile(r"\.live-(\d{4,6})\.age")
-
-
-class ClipProgressError(UplinkError):
-    """A progress record is malformed or not signed by the device."""
 
 
 def segment_key(base: str, n: int) -> str:
@@ -108,7 +105,7 @@ class ClipProgress:
     def __post_init__(self) -> None:
         if not is_int(self.v) or self.v != VERSION:
             raise ClipProgressError(f"unsupported progress version {self.v!r}: expected {VERSION}")
-        if not isinstance(self.device_id, str) or not DEVICE_ID_RE.fullmatch(self.device_id):
+        if not is_device_id(self.device_id):
             raise ClipProgressError("device_id must be 'dw-' and 16 of a-z, 2-7")
         if not is_id(self.clip_id):
             raise ClipProgressError("clip_id must be 1-64 of A-Za-z0-9._- (not starting with .)")
@@ -192,15 +189,9 @@ def sign_progress(progress: ClipProgress, device_key: Ed25519PrivateKey) -> str:
 
 def verify_progress(token: str | bytes, device_public_key: PublicKey) -> ClipProgress:
     """The progress record if the device signed it (EdDSA pinned); ClipProgressError otherwise."""
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_PROGRESS_BYTES)
-    except jws.JwsError as e:
-        raise ClipProgressError(f"progress JWS rejected: {e}") from e
-    check_header(header, device_id, ClipProgressError)
-    progress = ClipProgress.from_claims(
-        strict_json_object(payload, "progress claims", ClipProgressError))
+    tok = jws.verify_device_token(token, device_public_key, what="progress",
+                                  max_bytes=MAX_PROGRESS_BYTES, error=ClipProgressError)
+    progress, device_id = ClipProgress.from_claims(tok.claims), tok.device_id
     if progress.device_id != device_id:
         raise ClipProgressError(f"progress names {progress.device_id} but is signed by {device_id}")
     return progress

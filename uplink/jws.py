@@ -17,38 +17,38 @@ understand no extensions, so RFC 7515 4.1.11 says reject).
 Signing input JSON is canonical: ``json.dumps(sort_keys=True, separators=(",", ":"))``, ASCII.
 ``sign_payload`` signs arbitrary bytes under any header (it reproduces RFC 8037 A.4) and
 ``verify_payload`` returns (header, payload bytes) for non-JSON payloads.
+
+Tokens the device signs (manifests, messages, replies, progress records) all get the same check,
+:func:`verify_device_token`: signature by the device key, header alg/kid/typ only with kid = the
+device id, strict JSON claims; each format then checks its own claims.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from uplink.errors import UplinkError
-from uplink.keys import b64u, b64u_decode
+from uplink import wire
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    JwsError as JwsError,
+)
+from uplink.keys import b64u, b64u_decode, device_id_for, ed25519_public_from_raw, public_raw
 
 ALG = "EdDSA"
 MAX_TOKEN_BYTES = 16384
 SIGNATURE_SIZE = 64
 
 
-class JwsError(UplinkError):
-    """A token is malformed, too large, uses another algorithm, or its signature is wrong."""
-
-
 def canonical_json(value: Mapping[str, Any]) -> bytes:
-    """Sorted keys, no spaces, ASCII only, no NaN: the bytes that get signed."""
+    """:func:`uplink.wire.canonical_json`, with JwsError for what cannot be encoded."""
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-        )
+        return wire.canonical_json(value)
     except (TypeError, ValueError) as e:
         raise JwsError(f"cannot encode as JSON for signing: {e}") from e
-    return text.encode("ascii")
 
 
 def sign_payload(payload: bytes, key: Ed25519PrivateKey, header: Mapping[str, Any]) -> str:
@@ -68,34 +68,8 @@ def sign(claims: Mapping[str, Any], key: Ed25519PrivateKey, *, kid: str | None) 
     return sign_payload(canonical_json(claims), key, header)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise JwsError(f"duplicate JSON member {name[:40]!r}")
-        obj[name] = value
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise JwsError(f"JSON constant {name} is not allowed")
-
-
 def _json_object(raw: bytes, part: str) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-        # A lone surrogate (from a \ud800 escape) would crash whoever stores or prints it later.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except JwsError as e:
-        raise JwsError(f"{part}: {e}") from e
-    except (ValueError, RecursionError) as e:  # UnicodeError and JSONDecodeError are ValueErrors
-        raise JwsError(f"{part} is not valid UTF-8 JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise JwsError(f"{part} must be a JSON object, got {type(value).__name__}")
-    return value
+    return wire.strict_json_object(raw, part, JwsError)
 
 
 def _split(token: str | bytes, max_bytes: int) -> tuple[dict[str, Any], bytes, bytes, bytes]:
@@ -159,3 +133,69 @@ def verify(
     """The claims of a token signed by ``key`` (signature checked before the claims are parsed)."""
     _, payload = verify_payload(token, key, max_bytes=max_bytes)
     return _json_object(payload, "claims")
+
+
+# --- tokens signed by a device (manifests, messages, replies, progress records) --------------
+
+DEVICE_HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
+PublicKey = Ed25519PublicKey | bytes
+
+
+def public_key_of(key: PublicKey) -> Ed25519PublicKey:
+    """An Ed25519PublicKey from a key object or 32 raw bytes."""
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    if isinstance(key, bytes | bytearray):
+        return ed25519_public_from_raw(bytes(key))
+    raise TypeError(f"device public key must be Ed25519PublicKey or 32 bytes, not {type(key)}")
+
+
+def check_device_header(
+    header: Mapping[str, Any], device_id: str, error: type[Exception]
+) -> None:
+    """Only alg/kid/typ, and a ``kid`` (if present) naming the signing device."""
+    extra = set(header) - DEVICE_HEADER_FIELDS
+    if extra:
+        raise error(f"JWS header has unknown fields {sorted(extra)[:5]}")
+    if "kid" in header and header["kid"] != device_id:
+        raise error(f"JWS kid {str(header['kid'])[:40]!r} is not the device id {device_id}")
+
+
+@dataclass(frozen=True)
+class DeviceToken:
+    """A token the device signed, checked: the signer's id, the header, the claims and the exact
+    payload bytes (for a format that also insists on canonical claims)."""
+
+    device_id: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    payload: bytes
+
+
+def verify_device_token(
+    token: str | bytes, device_public_key: PublicKey, *, what: str, max_bytes: int,
+    error: type[Exception], typ: str | None = None,
+) -> DeviceToken:
+    """The token if the device signed it; ``error`` otherwise, its message naming ``what``.
+
+    The one check every device-signed JWS gets: size and form, EdDSA signature by the key,
+    header only alg/kid/typ with kid = the key's device id (with ``typ``: exactly alg, kid and
+    that typ), claims a strict JSON object. The claims' contents (and that they name the same
+    device) are the caller's to check::
+
+        tok = verify_device_token(token, key, what="manifest", max_bytes=MAX_MANIFEST_BYTES,
+                                  error=ManifestError)
+        manifest = Manifest.from_claims(tok.claims)
+    """
+    key = public_key_of(device_public_key)
+    device_id = device_id_for(public_raw(key))
+    try:
+        header, payload = verify_payload(token, key, max_bytes=max_bytes)
+    except JwsError as e:
+        raise error(f"{what} JWS rejected: {e}") from e
+    if typ is not None and (set(header) != DEVICE_HEADER_FIELDS or header["typ"] != typ
+                            or header["kid"] != device_id):
+        raise error(f"not a {what} of {device_id}: JWS header {header!r}")
+    check_device_header(header, device_id, error)
+    claims = wire.strict_json_object(payload, f"{what} claims", error)
+    return DeviceToken(device_id, header, claims, payload)

@@ -30,15 +30,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    KeyFileError as KeyFileError,
+)
 
 PUBLIC_KEY_SIZE = 32
 _B64U_CHARS = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_KEY_FILE = 4096
-
-
-class KeyFileError(UplinkError):
-    """A key or secret file is missing, malformed, readable by others, or already exists."""
 
 
 def _check_public(public_raw: bytes) -> bytes:

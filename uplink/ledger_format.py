@@ -16,7 +16,6 @@ module and the key it learnt at pairing::
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
+from uplink.wire import canonical_json, is_hex64, is_int, loads_strict
+
+__all__ = [
+    "FORMAT", "GENESIS_PREV", "HEADER_CONTEXT", "VerifyReport", "canonical_json", "entry_hash",
+    "verify_entries", "verify_jsonl",
+]  # fmt: skip
 
 GENESIS_PREV = "0" * 64
 FORMAT = "doorward-ledger/1"
@@ -32,13 +37,6 @@ FORMAT = "doorward-ledger/1"
 HEADER_CONTEXT = b"doorward-ledger-header/1\x00"
 _ENTRY_FIELDS = frozenset({"seq", "ts", "kind", "data", "prev", "hash", "sig"})
 _HEADER_FIELDS = frozenset({"format", "device_id", "public_key", "count", "head", "sig"})
-
-
-def canonical_json(obj: object) -> bytes:
-    """Sorted keys, no whitespace, ASCII only, no NaN: one byte string per JSON value."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
 
 
 def entry_hash(seq: int, ts: int, kind: str, data: Mapping[str, Any], prev: str) -> str:
@@ -69,39 +67,24 @@ class VerifyReport:
         return f"ledger NOT intact, broken at {where}: {self.problem}: {self.detail}"
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate key in {keys}")
-    return dict(pairs)
-
-
 def _load(line: str | Mapping[str, Any]) -> dict[str, Any] | str:
     """A dict, or a string saying why the line is malformed."""
     if isinstance(line, Mapping):
         return dict(line)
     try:
-        obj = json.loads(line, object_pairs_hook=_strict_object)
-    except ValueError as e:
+        obj = loads_strict(line)
+    except (ValueError, RecursionError) as e:
         return f"not JSON: {e}"
     return obj if isinstance(obj, dict) else "not a JSON object"
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_hex64(v: object) -> bool:
-    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
 
 def _entry_shape(obj: dict[str, Any]) -> str | None:
     if set(obj) != _ENTRY_FIELDS:
         return f"fields {sorted(obj)} are not {sorted(_ENTRY_FIELDS)}"
     ok = (
-        _is_int(obj["seq"]) and obj["seq"] >= 1 and _is_int(obj["ts"])
+        is_int(obj["seq"]) and obj["seq"] >= 1 and is_int(obj["ts"])
         and isinstance(obj["kind"], str) and isinstance(obj["data"], dict)
-        and _is_hex64(obj["prev"]) and _is_hex64(obj["hash"]) and isinstance(obj["sig"], str)
+        and is_hex64(obj["prev"]) and is_hex64(obj["hash"]) and isinstance(obj["sig"], str)
     )  # fmt: skip
     return None if ok else "a field has the wrong type"
 
@@ -127,7 +110,7 @@ def _check_header(obj: dict[str, Any], key: Ed25519PublicKey) -> tuple[str, str]
     body = {k: v for k, v in obj.items() if k != "sig"}
     if not _sig_ok(key, obj["sig"], HEADER_CONTEXT + canonical_json(body)):
         return "bad-signature", "the header signature does not verify with the device key"
-    if not (_is_int(obj["count"]) and obj["count"] >= 0 and _is_hex64(obj["head"])):
+    if not (is_int(obj["count"]) and obj["count"] >= 0 and is_hex64(obj["head"])):
         return "malformed", "header count/head have the wrong type"
     return None
 
@@ -162,7 +145,7 @@ def verify_entries(
         problem = _check_header(header, device_public_key)
         if problem:
             return VerifyReport(False, 0, GENESIS_PREV, False, None, *problem)
-    seen_seqs = [x["seq"] if isinstance(x, dict) and _is_int(x.get("seq")) else None for x in items]
+    seen_seqs = [x["seq"] if isinstance(x, dict) and is_int(x.get("seq")) else None for x in items]
 
     expected, prev = 1, GENESIS_PREV
 

@@ -23,57 +23,57 @@ Owner side::
     report = check_manifest_chain([(token, m), ...])   # missing / out of order / broken / dupes
 
 Also here, because :mod:`uplink.messages` shares them: :class:`SeqState` (the last seq and hash
-of a chain, persisted by the caller), :func:`token_hash`, :func:`iso_utc`, and the strict
-sealed-JSON helpers :func:`seal_json` / :func:`open_sealed_json`.
+of a chain, persisted by the caller), :func:`token_hash`, and the strict sealed-JSON helpers
+:func:`seal_json` / :func:`open_sealed_json`. The JSON, id and time rules they build on are in
+:mod:`uplink.wire`; device-token verification is :func:`uplink.jws.verify_device_token`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from uplink import jws
 from uplink.age import VERSION_LINE, AgeError, decrypt, encrypt
 from uplink.agekeys import Identity, Recipient
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    ManifestError as ManifestError,
+)
 from uplink.errors import UplinkError
-from uplink.keys import device_id_for, ed25519_public_from_raw, public_raw
+from uplink.jws import PublicKey
+from uplink.keys import device_id_for, public_raw
+from uplink.wire import (
+    MAX_INT,
+    is_device_id,
+    is_hex64,
+    is_id,
+    is_int,
+    is_iso_utc,
+    std_b64,
+    std_b64_decode,
+    strict_json_object,
+)
 
 VERSION = 1
 ZERO_HASH = "0" * 64
 MAX_MANIFEST_BYTES = 32 * 1024  # ~40 owners; an ``uploaded`` message must still fit 128 KB
 MAX_RECIPIENTS = 32
-MAX_INT = 2**53 - 1  # exact in every JSON implementation
 MANIFEST_CLAIMS = frozenset({
     "v", "device_id", "clip_id", "seq", "prev_manifest", "objects", "recipients",
     "sealed_times", "uploaded_at",
 })  # fmt: skip
-HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
 TIMES_FIELDS = frozenset({"started_at", "ended_at", "duration_s"})
 # Present (and true) only on a clip cut short by a crash or power loss and recovered on the device:
 # sealed with the times, so the bucket does not learn which clips ended abnormally.
 OPTIONAL_TIMES_FIELDS = frozenset({"truncated"})
 OBJECT_SUFFIXES = {"clip": ".mp4.age", "snapshot": ".jpg.age"}
-DEVICE_ID_RE = re.compile(r"dw-[a-z2-7]{16}")
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # safe as one object-name component
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)")
-
-PublicKey = Ed25519PublicKey | bytes
-
-
-class ManifestError(UplinkError):
-    """A manifest is malformed, not signed by the device, or cannot be unsealed."""
-
 
 # --- helpers shared with uplink.messages ---------------------------------------------------
 
@@ -108,81 +108,6 @@ class SeqState:
         return SeqState(seq, token_hash(token))
 
 
-def is_int(value: object) -> bool:
-    """A JSON integer: an int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_hex64(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
-
-
-def is_id(value: object) -> bool:
-    """An id usable as an object-name component: 1-64 of ``A-Za-z0-9._-``, no leading dot."""
-    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
-
-
-def iso_utc(epoch_s: float) -> str:
-    """ISO 8601 UTC with milliseconds, as the clip store writes it (``...T19:30:00.123+00:00``)."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
-
-
-def is_iso_utc(value: object) -> bool:
-    """An ISO 8601 date-time in UTC (``Z`` or ``+00:00``) that names a real instant."""
-    if not isinstance(value, str) or _ISO_UTC.fullmatch(value) is None:
-        return False
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:  # e.g. month 13
-        return False
-    return True
-
-
-def std_b64(raw: bytes) -> str:
-    """Padded standard base64 (RFC 4648 section 4)."""
-    return base64.b64encode(raw).decode("ascii")
-
-
-def std_b64_decode(text: object, what: str, error: type[UplinkError]) -> bytes:
-    """Strict inverse of :func:`std_b64`: one encoding per byte string."""
-    if not isinstance(text, str) or not text.isascii():
-        raise error(f"{what} must be standard base64 text")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise error(f"{what} is not valid standard base64: {e}") from e
-    if std_b64(raw) != text:
-        raise error(f"{what} is not canonical base64 (padding or trailing bits)")
-    return raw
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError(f"duplicate JSON member {name[:40]!r}")
-        obj[name] = value
-    return obj
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"JSON constant {name} is not allowed")
-
-
-def strict_json_object(raw: bytes, what: str, error: type[UplinkError]) -> dict[str, Any]:
-    """Parse UTF-8 JSON that must be an object: no duplicate keys, NaN or lone surrogates."""
-    try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate fails here
-    except (ValueError, RecursionError) as e:  # UnicodeError, JSONDecodeError are ValueErrors
-        raise error(f"{what} is not valid UTF-8 JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise error(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
-
-
 def seal_json(
     obj: Mapping[str, Any], recipients: Sequence[Recipient], error: type[UplinkError]
 ) -> str:
@@ -214,24 +139,6 @@ def open_sealed_json(
     except AgeError as e:  # NoIdentityMatch, HeaderError, PayloadError, TruncatedError
         raise error(f"{what} cannot be opened ({type(e).__name__}): {e}") from e
     return strict_json_object(plain, f"{what} (unsealed)", error)
-
-
-def public_key_of(key: PublicKey) -> Ed25519PublicKey:
-    """An Ed25519PublicKey from a key object or 32 raw bytes."""
-    if isinstance(key, Ed25519PublicKey):
-        return key
-    if isinstance(key, bytes | bytearray):
-        return ed25519_public_from_raw(bytes(key))
-    raise TypeError(f"device public key must be Ed25519PublicKey or 32 bytes, not {type(key)}")
-
-
-def check_header(header: Mapping[str, Any], device_id: str, error: type[UplinkError]) -> None:
-    """Only alg/kid/typ, and a ``kid`` (if present) naming the signing device."""
-    extra = set(header) - HEADER_FIELDS
-    if extra:
-        raise error(f"JWS header has unknown fields {sorted(extra)[:5]}")
-    if "kid" in header and header["kid"] != device_id:
-        raise error(f"JWS kid {str(header['kid'])[:40]!r} is not the device id {device_id}")
 
 
 # --- the manifest ----------------------------------------------------------------------------
@@ -294,7 +201,7 @@ class Manifest:
     def __post_init__(self) -> None:
         if not is_int(self.v) or self.v != VERSION:
             raise ManifestError(f"unsupported manifest version {self.v!r}: expected {VERSION}")
-        if not isinstance(self.device_id, str) or not DEVICE_ID_RE.fullmatch(self.device_id):
+        if not is_device_id(self.device_id):
             raise ManifestError("device_id must be 'dw-' and 16 of a-z, 2-7")
         if not is_id(self.clip_id):
             raise ManifestError("clip_id must be 1-64 of A-Za-z0-9._- (not starting with '.')")
@@ -440,14 +347,9 @@ def verify_manifest(token: str | bytes, device_public_key: PublicKey) -> Manifes
     """The manifest if the device signed it (algorithm pinned to EdDSA); ManifestError otherwise.
 
     Also checks that the manifest names the signing device (device_id == device_id_for(key))."""
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_MANIFEST_BYTES)
-    except jws.JwsError as e:
-        raise ManifestError(f"manifest JWS rejected: {e}") from e
-    check_header(header, device_id, ManifestError)
-    manifest = Manifest.from_claims(strict_json_object(payload, "manifest claims", ManifestError))
+    tok = jws.verify_device_token(token, device_public_key, what="manifest",
+                                  max_bytes=MAX_MANIFEST_BYTES, error=ManifestError)
+    manifest, device_id = Manifest.from_claims(tok.claims), tok.device_id
     if manifest.device_id != device_id:
         raise ManifestError(
             f"manifest names device {manifest.device_id} but is signed by {device_id}"

@@ -56,30 +56,35 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from uplink import jws
 from uplink.agekeys import Identity, Recipient
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    MessageError as MessageError,
+)
+from uplink.errors import (
+    MessageTooLargeError as MessageTooLargeError,
+)
+from uplink.jws import PublicKey
 from uplink.keys import device_id_for, public_raw
 from uplink.manifest import (
-    DEVICE_ID_RE,
-    MAX_INT,
     MAX_MANIFEST_BYTES,
     ZERO_HASH,
     ManifestError,
-    PublicKey,
     SeqState,
-    check_header,
     check_sealed,
+    open_sealed_json,
+    seal_json,
+    token_hash,
+    verify_manifest,
+)
+from uplink.wire import (
+    MAX_INT,
+    device_topic,
+    is_device_id,
     is_hex64,
     is_id,
     is_int,
     is_iso_utc,
     iso_utc,
-    open_sealed_json,
-    public_key_of,
-    seal_json,
     std_b64,
-    strict_json_object,
-    token_hash,
-    verify_manifest,
 )
 
 __all__ = [
@@ -126,14 +131,6 @@ BASE_CLAIMS = frozenset({"v", "iss", "iat", "seq", "prev", "typ", "content"})
 UNCHAINED = frozenset({"status"})  # typs without seq/prev: see the module docstring
 _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
 _MAX_TEXT = 1024
-
-
-class MessageError(UplinkError):
-    """A device message is malformed, too large, not signed by the device, or cannot be opened."""
-
-
-class MessageTooLargeError(MessageError):
-    """A message or reply would exceed its size limit: split or shorten what it carries."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -293,10 +290,9 @@ BODY_TYPES: Mapping[str, type[Body]] = {b.typ: b for b in (StatusBody, EventBody
 
 def topic_for(device_id: str, typ: str) -> str:
     """``doorward/<device_id>/<stream>`` for a message ``typ`` (no personal data in it)."""
-    _require(isinstance(device_id, str) and DEVICE_ID_RE.fullmatch(device_id) is not None,
-             f"{device_id!r} is not a device id")
+    _require(is_device_id(device_id), f"{device_id!r} is not a device id")
     _require(typ in TOPICS, f"no topic for message typ {typ!r}: one of {sorted(TOPICS)}")
-    return f"doorward/{device_id}/{TOPICS[typ]}"
+    return device_topic(device_id, TOPICS[typ])
 
 
 # --- the envelope -------------------------------------------------------------------------------
@@ -321,8 +317,7 @@ class DeviceMessage:
     def __post_init__(self) -> None:
         _require(is_int(self.v) and self.v == VERSION,
                  f"unsupported message version {repr(self.v)[:20]}: expected {VERSION}")
-        _require(isinstance(self.iss, str) and DEVICE_ID_RE.fullmatch(self.iss) is not None,
-                 "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
+        _require(is_device_id(self.iss), "iss must be a device id ('dw-' and 16 of a-z, 2-7)")
         _require(is_int(self.iat) and 0 <= self.iat <= MAX_INT, "iat must be an int >= 0")
         _require(isinstance(self.typ, str) and self.typ in BODY_TYPES,
                  f"unknown message typ {str(self.typ)[:20]!r}: one of {sorted(BODY_TYPES)}")
@@ -518,14 +513,9 @@ def verify_message(
     none opens it). An ``uploaded`` body's manifest must verify with the same key and name the
     same clip. Raises only MessageError.
     """
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_MESSAGE_BYTES)
-    except jws.JwsError as e:
-        raise MessageError(f"message JWS rejected: {e}") from e
-    check_header(header, device_id, MessageError)
-    msg = DeviceMessage.from_claims(strict_json_object(payload, "message claims", MessageError))
+    tok = jws.verify_device_token(token, device_public_key, what="message",
+                                  max_bytes=MAX_MESSAGE_BYTES, error=MessageError)
+    msg, device_id = DeviceMessage.from_claims(tok.claims), tok.device_id
     _require(msg.iss == device_id, f"message iss {msg.iss} is not the signing device {device_id}")
     body = msg.body
     if msg.sealed is not None and identities:
@@ -534,7 +524,7 @@ def verify_message(
             open_sealed_json(msg.sealed, identities, what, MessageError)
         )
     if isinstance(body, UploadedBody):
-        _check_uploaded(body, key)
+        _check_uploaded(body, device_public_key)
     return VerifiedMessage(msg, body, token_hash(token))
 
 
@@ -641,14 +631,9 @@ def verify_reply(token: str | bytes, device_public_key: PublicKey, *,
     """Check a reply from the device (algorithm pinned, exact claims, ``iss`` = the key's device
     id) and open its sealed part when ``identities`` are given (MessageError if none opens it).
     Raises only MessageError."""
-    key = public_key_of(device_public_key)
-    device_id = device_id_for(public_raw(key))
-    try:
-        header, payload = jws.verify_payload(token, key, max_bytes=MAX_REPLY_BYTES)
-    except jws.JwsError as e:
-        raise MessageError(f"reply JWS rejected: {e}") from e
-    check_header(header, device_id, MessageError)
-    claims = strict_json_object(payload, "reply claims", MessageError)
+    tok = jws.verify_device_token(token, device_public_key, what="reply",
+                                  max_bytes=MAX_REPLY_BYTES, error=MessageError)
+    claims, device_id = tok.claims, tok.device_id
     expected = REPLY_CLAIMS | ({"reason"} if claims.get("ok") is False else set())
     missing, extra = expected - claims.keys(), claims.keys() - expected - {"sealed"}
     _require(not missing and not extra,

@@ -4,7 +4,7 @@ Wiring (the daemon's main loop owns all state)::
 
     inbox: queue.Queue[InboundMessage] = queue.Queue()
     client = MqttClient(settings, on_message=inbox.put)
-    client.subscribe(f"doorward/{device_id}/cmd")     # re-subscribed on every reconnect
+    client.subscribe(device_topic(device_id, "cmd"))  # re-subscribed on every reconnect
     client.start()                                    # paho's own network thread
     ...between frames: drain inbox and client.events (ConnectionEvent), publish, poll handles...
     handle = client.publish(topic, payload, retain=True)

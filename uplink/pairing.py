@@ -52,7 +52,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
 from collections.abc import Callable
@@ -67,7 +66,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from uplink.age_header import AgeError
 from uplink.agekeys import Recipient
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    ForeignMessage as ForeignMessage,
+)
+from uplink.errors import (
+    PairingError as PairingError,
+)
 from uplink.keys import (
     b64u,
     b64u_decode,
@@ -77,6 +81,7 @@ from uplink.keys import (
     public_raw,
     raw_public_bytes,
 )
+from uplink.wire import KEY_ID_RE, JsonRefused, canonical_json, is_device_id, loads_strict
 
 PROTOCOL = b"doorward-pair-v1"
 VERSION = 1
@@ -86,19 +91,9 @@ NONCE_SIZE = 16
 MAX_REASON_CHARS = 200
 MAX_SESSIONS = 4
 _KDF_INFO = b"doorward pairing v1 key"
-_DEVICE_ID = re.compile(r"dw-[a-z2-7]{16}")
-_KEY_ID = re.compile(r"k-[a-z2-7]{16}")
 _B32 = re.compile(r"[A-Z2-7]{26}")
 
 Rng = Callable[[int], bytes]
-
-
-class PairingError(UplinkError):
-    """Pairing failed or a message is malformed; the message says which and what to do."""
-
-
-class ForeignMessage(PairingError):
-    """A message not from the expected peer, or altered in transit; nothing changed."""
 
 
 def setup_code_from_secret(secret: bytes) -> str:
@@ -187,7 +182,7 @@ def _check_field(msg_type: str, name: str, value: Any, ok: bool) -> None:
             raise PairingError(
                 f"{msg_type}.reason must be printable text of <= {MAX_REASON_CHARS} characters"
             )
-    elif name == "to" and not (isinstance(value, str) and _KEY_ID.fullmatch(value)):
+    elif name == "to" and not (isinstance(value, str) and KEY_ID_RE.fullmatch(value)):
         raise PairingError(f"{msg_type}.to must be an owner key id 'k-...'")
 
 
@@ -199,20 +194,7 @@ def encode(msg: Message) -> bytes:
         value = getattr(msg, f.name)
         _check_field(msg.type, f.name, value, ok)
         out[f.name] = b64u(value) if isinstance(value, bytes) else value
-    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise PairingError(f"duplicate JSON member {name[:40]!r}")
-        obj[name] = value
-    return obj
-
-
-def _no_constants(name: str) -> Any:
-    raise PairingError(f"JSON constant {name} is not allowed")
+    return canonical_json(out)
 
 
 def decode(data: bytes) -> Message:
@@ -222,10 +204,9 @@ def decode(data: bytes) -> Message:
     if len(data) > MAX_MESSAGE_BYTES:
         raise PairingError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        obj = json.loads(
-            bytes(data).decode("utf-8"), object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-        )
+        obj = loads_strict(bytes(data))
+    except JsonRefused as e:
+        raise PairingError(str(e)) from e
     except (ValueError, RecursionError) as e:
         raise PairingError(f"message is not UTF-8 JSON: {e}") from e
     if not isinstance(obj, dict):
@@ -317,7 +298,7 @@ def _check_secret(secret: bytes) -> bytes:
 
 
 def _check_device_id(device_id: str) -> str:
-    if not _DEVICE_ID.fullmatch(device_id):
+    if not is_device_id(device_id):
         raise PairingError(f"{device_id!r} is not a device id ('dw-' and 16 of a-z, 2-7)")
     return device_id
 

@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import random
-import re
 import socket
 import struct
 import time
@@ -81,6 +80,7 @@ from uplink.s3_multipart import (
     ResumeState,
     upload_multipart,
 )
+from uplink.wire import is_hex64
 
 __all__ = [
     "ClipKeys", "Fetched", "ObjectInfo", "ObjectStore", "PartRecord", "PutResult", "ResumeState",
@@ -454,8 +454,7 @@ def _b64(digest: bytes) -> str:
 
 def _sha256_of(head: dict[str, Any]) -> str | None:
     meta = head.get("Metadata") or {}
-    if isinstance(meta.get(SHA256_META), str) and re.fullmatch(r"[0-9a-f]{64}",
-                                                                meta[SHA256_META]):
+    if is_hex64(meta.get(SHA256_META)):
         return str(meta[SHA256_META])
     checksum = head.get("ChecksumSHA256")
     if isinstance(checksum, str) and "-" not in checksum:  # "-N" marks a composite checksum

@@ -1,4 +1,4 @@
-"""S3 errors, and the translation of botocore exceptions into them.
+"""The translation of botocore exceptions into the S3 errors (defined in :mod:`uplink.errors`).
 
 ``translate(exc, what, endpoint=..., bucket=...)`` turns any ``BotoCoreError``/``ClientError`` into
 an ``S3Error`` subclass whose message names the fix; ``S3Unavailable`` is the one worth retrying
@@ -9,38 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uplink.errors import UplinkError
+from uplink.errors import (  # re-exported: this module's callers catch them here
+    S3AuthError as S3AuthError,
+)
+from uplink.errors import (
+    S3Error as S3Error,
+)
+from uplink.errors import (
+    S3IntegrityError as S3IntegrityError,
+)
+from uplink.errors import (
+    S3NoSuchUpload as S3NoSuchUpload,
+)
+from uplink.errors import (
+    S3NotFound as S3NotFound,
+)
+from uplink.errors import (
+    S3Unavailable as S3Unavailable,
+)
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
-
-
-class S3Error(UplinkError):
-    """A bucket operation failed; ``code`` is the S3 error code when the server sent one."""
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class S3AuthError(S3Error):
-    """Credentials missing, unknown, wrong, or not allowed to do this."""
-
-
-class S3NotFound(S3Error):
-    """The bucket (or the object) does not exist."""
-
-
-class S3NoSuchUpload(S3NotFound):
-    """The multipart UploadId is unknown: aborted, expired or completed."""
-
-
-class S3Unavailable(S3Error):
-    """The endpoint is unreachable or failing (5xx, throttling) after every retry: try later."""
-
-
-class S3IntegrityError(S3Error):
-    """The bytes did not match their SHA-256 (``BadDigest``), or the file changed since sealing."""
 
 
 _AUTH = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",

@@ -39,9 +39,14 @@ from agent.delivery.ports import PermanentSendError, TransientSendError
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
-from uplink.checkpoint import checkpoint_key, verify_checkpoint
-from uplink.objectstore import ObjectStore
-from uplink.s3_errors import S3Error, S3IntegrityError, S3Unavailable
+from uplink import (
+    ObjectStore,
+    S3Error,
+    S3IntegrityError,
+    S3Unavailable,
+    checkpoint_key,
+    verify_checkpoint,
+)
 
 JOB = CHECKPOINT  # the "job" field of a CheckpointJob (agent/delivery/jobs.py)
 SENT_SETTING = "ledger_checkpoint_sent"  # the count of the newest checkpoint in the bucket

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.device.database import DeviceDB
-from uplink.messages import topic_for
+from uplink import topic_for
 
 log = logging.getLogger("doorward")
 

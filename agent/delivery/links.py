@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.store import ClipStore
-from uplink.mqtt_types import ConnectionEvent
+from uplink import ConnectionEvent
 
 log = logging.getLogger("doorward")
 

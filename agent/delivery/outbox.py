@@ -3,7 +3,7 @@
 Wiring (the daemon loop enqueues; :class:`agent.delivery.outbox_worker.OutboxWorker` sends)::
 
     outbox = Outbox(DataDir(data_dir).outbox_db, on_drop=record_drops, notify=worker.wake)
-    outbox.enqueue_signed(f"doorward/{dev}/events", sign, "events", now=now)   # seq, prev inside
+    outbox.enqueue_signed(topic_for(dev, "event"), sign, "events", now=now)   # seq, prev inside
     outbox.enqueue_upload(UploadJob(...).to_json(), "clips", now=now)   # agent/delivery/jobs.py
     with gate.paused():                                      # on revocation, at once
         consent.revoke(["clips"], by, now); outbox.purge_scope("clips", "consent revoked", now)

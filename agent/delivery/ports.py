@@ -37,8 +37,7 @@ from agent.delivery.gate import ConsentGate
 from agent.delivery.outbox import Item
 from agent.device.identity import DeviceIdentity
 from agent.errors import DoorwardError
-from uplink.mqtt_types import MqttPort
-from uplink.objectstore import ObjectStore
+from uplink import MqttPort, ObjectStore
 
 
 class SendError(DoorwardError):

@@ -18,8 +18,7 @@ from typing import Any
 
 from agent.delivery.outbox import Item
 from agent.delivery.ports import PermanentSendError, PublishBatch, Send, TransientSendError
-from uplink.brokerurl import MqttAuthError, MqttLimitError, MqttPublishError
-from uplink.mqtt_types import MqttPort
+from uplink import MqttAuthError, MqttLimitError, MqttPort, MqttPublishError
 
 
 def one_by_one(publish: Callable[[str, bytes, int | None], bool]) -> PublishBatch:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from agent.delivery.gate import DEVICE_SCOPE, ConsentGate
@@ -40,18 +39,19 @@ from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.recording.live_segments import LiveCut
 from agent.store import ClipRecord
-from uplink.agekeys import Recipient
-from uplink.manifest import SeqState
-from uplink.messages import (
+from uplink import (
     Body,
     EventBody,
+    Recipient,
+    ResumeState,
+    SeqState,
     StatusBody,
     UploadedBody,
     next_message,
     sign_status,
     topic_for,
 )
-from uplink.s3_multipart import ResumeState
+from uplink import iso_utc_z as iso  # event and clip times: 2026-05-01T19:30:00Z
 
 __all__ = ["CONTENT_SETTING", "Delivery", "iso", "left_the_device",
            "sign_into_chain"]
@@ -59,11 +59,6 @@ __all__ = ["CONTENT_SETTING", "Delivery", "iso", "left_the_device",
 log = logging.getLogger("doorward")
 
 CONTENT_SETTING = "event_content"
-
-
-def iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
 
 
 def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope: str, *,

@@ -33,17 +33,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.jobs import SegmentJob
 from agent.device.database import DeviceDB
-from uplink.clip_progress import (
+from uplink import (
     ClipProgress,
-    extended,
+    ObjectStore,
+    extended_progress,
+    iso_utc,
+    object_keys,
     progress_key,
+    public_raw,
     segment_key,
     sign_progress,
     verify_progress,
 )
-from uplink.keys import public_raw
-from uplink.manifest import iso_utc
-from uplink.objectstore import ObjectStore, object_keys
 
 LIVE_SETTING = "live:"  # + clip id
 
@@ -104,9 +105,9 @@ class SegmentUploader:
         sha = hashlib.sha256(data).hexdigest()
         progress(None)
         self.store.put_bytes(seg, data)
-        record = extended(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
-                          size=len(data), sha256=sha, recipients=list(job.recipients),
-                          updated_at=iso_utc(time.time()))
+        record = extended_progress(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
+                                   size=len(data), sha256=sha, recipients=list(job.recipients),
+                                   updated_at=iso_utc(time.time()))
         token = sign_progress(record, self.key)
         progress(None)
         self.store.put_bytes(progress_key(base), token.encode("ascii"))

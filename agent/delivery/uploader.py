@@ -52,13 +52,25 @@ from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import bucket_replies, reply_topic
-from uplink.agekeys import Recipient
-from uplink.checkpoint import is_checkpoint_key
-from uplink.manifest import ClipObject, Manifest, seal_times, sign_manifest, token_hash
-from uplink.messages import ForgetResultBody, UploadedBody
-from uplink.objectstore import ObjectStore, file_sha256, object_keys
-from uplink.s3_errors import S3AuthError, S3Error, S3IntegrityError, S3Unavailable
-from uplink.s3_multipart import ResumeState
+from uplink import (
+    ClipObject,
+    ForgetResultBody,
+    Manifest,
+    ObjectStore,
+    Recipient,
+    ResumeState,
+    S3AuthError,
+    S3Error,
+    S3IntegrityError,
+    S3Unavailable,
+    UploadedBody,
+    file_sha256,
+    is_checkpoint_key,
+    object_keys,
+    seal_times,
+    sign_manifest,
+    token_hash,
+)
 
 log = logging.getLogger("doorward")
 

@@ -39,9 +39,7 @@ from agent.device.control_plane import DeviceState, UplinkHooks
 from agent.device.ledger import Ledger
 from agent.paths import DataDir
 from agent.store import ClipStore
-from uplink.agekeys import Recipient
-from uplink.mqtt_types import ConnectionEvent, MqttPort
-from uplink.objectstore import ObjectStore
+from uplink import ConnectionEvent, MqttPort, ObjectStore, Recipient
 
 log = logging.getLogger("doorward")
 

@@ -23,9 +23,7 @@ from typing import Any
 
 from agent.device.database import DeviceDB
 from agent.errors import DoorwardError
-from uplink.agekeys import Recipient
-from uplink.errors import UplinkError
-from uplink.keys import ed25519_public_from_raw, key_id_for
+from uplink import Recipient, UplinkError, ed25519_public_from_raw, key_id_for
 
 SCOPES = ("events", "snapshots", "clips")
 ROLES = ("owner", "viewer")

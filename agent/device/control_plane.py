@@ -37,11 +37,22 @@ from agent.device.owner_commands import CommandProcessor
 from agent.device.pairing_window import Decision, PairingWindow
 from agent.errors import DoorwardError
 from agent.paths import DataDir
-from uplink import pairing
-from uplink.brokerurl import MqttError
-from uplink.errors import UplinkError
-from uplink.keys import key_id_for
-from uplink.mqtt_types import ConnectionEvent, InboundMessage, MqttPort
+from uplink import (
+    ConnectionEvent,
+    DevicePairing,
+    ForeignMessage,
+    InboundMessage,
+    MqttError,
+    MqttPort,
+    PairingConfirm,
+    PairingHello,
+    PairingMessage,
+    UplinkError,
+    decode_pairing,
+    device_topic,
+    encode_pairing,
+    key_id_for,
+)
 
 log = logging.getLogger("doorward")
 
@@ -58,9 +69,10 @@ class ControlPress:
 
 
 def topics(device_id: str) -> dict[str, str]:
-    base = f"doorward/{device_id}"
-    return {"pair_in": f"{base}/pair/owner", "pair_out": f"{base}/pair/device",
-            "cmd": f"{base}/cmd", "resp": f"{base}/resp", "status": f"{base}/status"}
+    return {"pair_in": device_topic(device_id, "pair", "owner"),
+            "pair_out": device_topic(device_id, "pair", "device"),
+            "cmd": device_topic(device_id, "cmd"), "resp": device_topic(device_id, "resp"),
+            "status": device_topic(device_id, "status")}
 
 
 @dataclass
@@ -135,7 +147,7 @@ class DeviceController:
         self.hooks = hooks or UplinkHooks()
         self.wall, self.mono = wall, mono
         self.topics = topics(state.identity.device_id)
-        self._device_pairing = pairing.DevicePairing(
+        self._device_pairing = DevicePairing(
             state.identity.device_id, state.identity.key, state.identity.setup_secret)
         self._next_flush = 0.0
         self._window_was_open = False
@@ -268,27 +280,27 @@ class DeviceController:
                          "further ones are ignored silently until a window opens")
             return
         try:
-            msg = pairing.decode(payload)
+            msg = decode_pairing(payload)
         except UplinkError as exc:
             log.warning("pairing message rejected: %s", exc)
             return
-        if isinstance(msg, pairing.Hello):
+        if isinstance(msg, PairingHello):
             self._on_hello(msg, now)
-        elif isinstance(msg, pairing.Confirm):
+        elif isinstance(msg, PairingConfirm):
             self._on_confirm(msg, now)
 
-    def _on_hello(self, hello: pairing.Hello, now: float) -> None:
+    def _on_hello(self, hello: PairingHello, now: float) -> None:
         kid = key_id_for(hello.owner_key)
         if self._gate(self.window.on_hello(kid, now)):
             self._publish_pairing(self._device_pairing.on_hello(hello))
 
-    def _on_confirm(self, confirm: pairing.Confirm, now: float) -> None:
+    def _on_confirm(self, confirm: PairingConfirm, now: float) -> None:
         kid = key_id_for(confirm.owner_key)
         if not self._gate(self.window.on_confirm(kid, now)):
             return
         try:
             result, owner = self._device_pairing.on_confirm(confirm)
-        except pairing.ForeignMessage as exc:
+        except ForeignMessage as exc:
             log.warning("pairing confirmation ignored: %s", exc)
             return
         if owner is None:
@@ -321,8 +333,8 @@ class DeviceController:
                 self.led.error()
         return decision is Decision.ALLOWED
 
-    def _publish_pairing(self, msg: pairing.Message) -> None:
-        self._publish(self.topics["pair_out"], pairing.encode(msg))
+    def _publish_pairing(self, msg: PairingMessage) -> None:
+        self._publish(self.topics["pair_out"], encode_pairing(msg))
 
     # -- owner commands ------------------------------------------------------------------------
     def _on_command(self, payload: bytes, topic: str) -> None:

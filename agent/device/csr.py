@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.errors import DoorwardError
 from agent.paths import TLS_KEY_TYPES, DataDir
-from uplink.keys import write_private_file
+from uplink import write_private_file
 
 
 def tls_key(data_dir: Path, key_type: str) -> tuple[ec.EllipticCurvePrivateKey |

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import DoorwardError
 from agent.paths import DataDir
-from uplink.errors import UplinkError
-from uplink.keys import (
+from uplink import (
+    UplinkError,
     b64u,
     device_id_for,
     fingerprint,
@@ -31,9 +31,9 @@ from uplink.keys import (
     public_raw,
     read_private_file,
     save_ed25519,
+    setup_code_from_secret,
     write_private_file,
 )
-from uplink.pairing import setup_code_from_secret
 
 
 @dataclass(frozen=True)

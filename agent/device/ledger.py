@@ -55,24 +55,31 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.device.database import DeviceDB
-from uplink.checkpoint import Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint
-from uplink.keys import b64u, device_id_for, public_raw
-from uplink.ledger_format import (  # re-exported: the device's callers and tests use them here
-    FORMAT,
-    GENESIS_PREV,
-    HEADER_CONTEXT,
-    VerifyReport,
+
+# The `NEW as OLD` imports re-export the ledger format under the names callers and tests use.
+from uplink import LEDGER_FORMAT as FORMAT
+from uplink import LEDGER_GENESIS_PREV as GENESIS_PREV
+from uplink import LEDGER_HEADER_CONTEXT as HEADER_CONTEXT
+from uplink import (
+    Checkpoint,
+    CheckpointError,
+    b64u,
     canonical_json,
-    entry_hash,
-    verify_entries,
-    verify_jsonl,
+    device_id_for,
+    iso_utc_seconds,
+    public_raw,
+    sign_checkpoint,
+    verify_checkpoint,
 )
+from uplink import LedgerReport as VerifyReport
+from uplink import ledger_entry_hash as entry_hash
+from uplink import verify_ledger_entries as verify_entries
+from uplink import verify_ledger_jsonl as verify_jsonl
 
 __all__ = [
     "FORMAT", "GENESIS_PREV", "HEAD_SETTING", "KINDS", "Entry", "Ledger", "RejectionLimiter",
@@ -224,7 +231,7 @@ def verify_local(ledger: Ledger, device_public_key: Ed25519PublicKey) -> VerifyR
             "many there were: the head row was deleted, or this ledger predates signed heads "
             "(then the next entry writes one). Compare with the owner's last "
             "`doorward owner ledger fetch` and the checkpoints in the bucket")
-    when = datetime.fromtimestamp(head.ts, UTC).isoformat(timespec="seconds")
+    when = iso_utc_seconds(head.ts)
     if head.count > report.count:
         return VerifyReport(
             False, report.count, report.head, True, report.count + 1, "removed",

@@ -44,7 +44,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -52,16 +52,24 @@ from agent.device.consent import ROLES, ConsentError, ConsentStore, Owner, check
 from agent.device.database import DeviceDB
 from agent.device.ledger import Entry, Ledger, RejectionLimiter
 from agent.errors import DoorwardError
-from uplink import jws
-from uplink.agekeys import Recipient
-from uplink.errors import UplinkError
-from uplink.keys import b64u_decode, ed25519_public_from_raw, key_id_for
-from uplink.messages import (
+from uplink import (
+    JWS_ALG,
+    KEY_ID_RE,
     MAX_MESSAGE_BYTES,
     ForgetResultBody,
+    JwsError,
     MessageTooLargeError,
+    Recipient,
     Reply,
+    UplinkError,
+    b64u_decode,
+    device_topic,
+    ed25519_public_from_raw,
+    is_int,
+    key_id_for,
+    peek_jws,
     sign_reply,
+    verify_jws,
 )
 
 log = logging.getLogger(__name__)
@@ -87,7 +95,6 @@ REASONS = (
     "missing-field", "unknown-command", "bad-args", "failed",
 )  # fmt: skip
 _JTI = re.compile(r"[A-Za-z0-9._~-]{8,64}")
-_KEY_ID = re.compile(r"k-[a-z2-7]{16}")
 
 
 def _always(_args: dict[str, Any]) -> bool:
@@ -114,7 +121,7 @@ class Response:
 
 def reply_topic(device_id: str) -> str:
     """Where the device answers owner commands."""
-    return f"doorward/{device_id}/resp"
+    return device_topic(device_id, "resp")
 
 
 def owner_recipients(consent: ConsentStore) -> list[Recipient]:
@@ -189,10 +196,6 @@ class _Command:
     args: dict[str, Any]
 
 
-def _is_int(v: object) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _short(v: object) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -217,17 +220,17 @@ def _parse(token: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
         raise _Reject("not-ascii", "a JWS compact token is ASCII")
     text = token.decode("ascii") if isinstance(token, bytes) else token
     try:
-        header, claims = jws.peek(text, max_bytes=MAX_TOKEN_BYTES)
-    except jws.JwsError as e:
+        header, claims = peek_jws(text, max_bytes=MAX_TOKEN_BYTES)
+    except JwsError as e:
         alg = _alg_of(text)
-        if alg is not None and alg != jws.ALG:
+        if alg is not None and alg != JWS_ALG:
             raise _Reject("bad-alg", f"alg {_short(alg)} refused, only EdDSA") from None
         raise _Reject("malformed", str(e)) from None
     return text, header, claims
 
 
 def _check_header(header: dict[str, Any], claims: dict[str, Any]) -> None:
-    if header.get("alg") != jws.ALG:  # jws.peek already refuses it; pinned here too
+    if header.get("alg") != JWS_ALG:  # peek_jws already refuses it; pinned here too
         raise _Reject("bad-alg", f"alg {_short(header.get('alg'))} refused, only EdDSA")
     extra = set(header) - HEADER_FIELDS
     if extra:
@@ -241,7 +244,7 @@ def _check_header(header: dict[str, Any], claims: dict[str, Any]) -> None:
 def _check_time(claims: dict[str, Any], now: float, *, narrowing: bool) -> None:
     """The token's time claims; a narrowing command is held to their form and lifetime only."""
     iat, exp = claims.get("iat"), claims.get("exp")
-    if not (_is_int(iat) and _is_int(exp)):
+    if not (is_int(iat) and is_int(exp)):
         raise _Reject("bad-time", "iat and exp must be integer unix seconds")
     expired = exp <= now
     if expired and not narrowing:
@@ -279,7 +282,7 @@ def _check_args(cmd: str, args: dict[str, Any], consent: ConsentStore) -> None:
     if cmd == "consent.grant":
         _scopes(args["scopes"])
         days, until = args["days"], args["until_revoked"]
-        if not isinstance(until, bool) or not (days is None or _is_int(days)):
+        if not isinstance(until, bool) or not (days is None or is_int(days)):
             raise _Reject("bad-args", "days must be an integer or null, until_revoked a bool")
         try:
             expiry_for(days, until, 0.0)
@@ -413,9 +416,9 @@ class CommandProcessor:
         if owner.role != "owner":
             raise _Reject("not-owner", f"{owner.key_id} is a {owner.role}: only owners command")
         try:
-            verified = jws.verify(token, ed25519_public_from_raw(owner.public_key),
+            verified = verify_jws(token, ed25519_public_from_raw(owner.public_key),
                                   max_bytes=MAX_TOKEN_BYTES)  # fmt: skip
-        except jws.JwsError as e:
+        except JwsError as e:
             raise _Reject("bad-signature", f"not signed by {owner.key_id}: {e}") from None
         if verified != claims:  # cannot differ; checked so only signed claims are acted on
             raise _Reject("malformed", "claims differ between parse and verification")
@@ -450,7 +453,7 @@ class CommandProcessor:
             raise _Reject("bad-jti", "jti must be 8..64 characters of A-Z a-z 0-9 . _ ~ -")
         if self._db.query("SELECT 1 FROM jti_seen WHERE jti = ?", (jti,)):
             raise _Reject("replayed-jti", f"jti {jti} was already used")
-        if not (_is_int(ctr) and 1 <= ctr <= MAX_CTR):
+        if not (is_int(ctr) and 1 <= ctr <= MAX_CTR):
             raise _Reject("bad-counter", f"ctr must be an integer 1..{MAX_CTR}")
         stored = self._db.query("SELECT ctr FROM counters WHERE key_id = ?", (owner.key_id,))
         last = int(stored[0][0]) if stored else 0
@@ -477,7 +480,7 @@ class CommandProcessor:
         jti = claims.get("jti")
         jti = jti if isinstance(jti, str) and _JTI.fullmatch(jti) else None
         iss = claims.get("iss")
-        iss = iss if isinstance(iss, str) and _KEY_ID.fullmatch(iss) else None
+        iss = iss if isinstance(iss, str) and KEY_ID_RE.fullmatch(iss) else None
         suppressed = self._limiter.offer(r.reason, now)
         if suppressed is None:
             log.debug("command rejected (not recorded, rate limit): %s: %s", r.reason, r.detail)

@@ -26,11 +26,25 @@ from typing import Any
 
 from agent.errors import DoorwardError
 from agent.owner.keyring import OwnerKeyring, PairedDevice
-from uplink import jws, pairing
-from uplink.errors import UplinkError
-from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, fingerprint
-from uplink.messages import verify_reply
-from uplink.mqtt_types import InboundMessage, MqttSettings
+from uplink import (
+    ForeignMessage,
+    InboundMessage,
+    MqttSettings,
+    OwnerPairing,
+    PairingChallenge,
+    PairingResult,
+    UplinkError,
+    b64u,
+    b64u_decode,
+    decode_pairing,
+    device_topic,
+    ed25519_public_from_raw,
+    encode_pairing,
+    fingerprint,
+    secret_from_setup_code,
+    sign_jws,
+    verify_reply,
+)
 
 COMMAND_LIFETIME_S = 120
 TIME_REASONS = ("expired", "from-future")  # refusals explained by the two clocks
@@ -54,10 +68,6 @@ def clock_difference(reply: dict[str, Any]) -> str:
     return f"the device clock is {_span(diff)} {'ahead of' if diff > 0 else 'behind'} yours"
 
 
-def topic(device_id: str, *parts: str) -> str:
-    return "/".join(("doorward", device_id, *parts))
-
-
 @dataclass(frozen=True)
 class BrokerOptions:
     """How the owner tool reaches the broker (TLS files only for mqtts:// with client certs)."""
@@ -78,7 +88,7 @@ class _Session:
 
     def __init__(self, broker: BrokerOptions, subscriptions: list[str], timeout: float) -> None:
         self.inbox: queue.Queue[InboundMessage] = queue.Queue()
-        from uplink.mqtt import MqttClient  # paho: only when the owner's tool talks to a broker
+        from uplink import MqttClient  # paho: only when the owner's tool talks to a broker
 
         self.client = MqttClient(broker.settings(f"owner-{uuid.uuid4().hex[:12]}"),
                                  on_message=self.inbox.put)
@@ -120,14 +130,14 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
          expected_fingerprint: str | None = None, timeout: float = 30.0) -> PairedDevice:
     """Run the pairing exchange with a device whose SETUP button was just held."""
     try:
-        secret = pairing.secret_from_setup_code(setup_code)
-        session = pairing.OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
+        secret = secret_from_setup_code(setup_code)
+        session = OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
                                        keyring.recipient)
     except UplinkError as exc:
         raise DoorwardError(f"cannot pair: {exc}") from exc
     deadline = time.monotonic() + timeout
-    with _Session(broker, [topic(device_id, "pair", "device")], timeout) as s:
-        s.publish(topic(device_id, "pair", "owner"), pairing.encode(session.hello()))
+    with _Session(broker, [device_topic(device_id, "pair", "device")], timeout) as s:
+        s.publish(device_topic(device_id, "pair", "owner"), encode_pairing(session.hello()))
         outcome = None
         while outcome is None:
             msg = s.next(deadline)
@@ -136,13 +146,13 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
                     f"no answer from {device_id} within {timeout:.0f} s: hold the SETUP button "
                     "for 3 s (the LED blinks) and run this again within 60 s")
             try:
-                decoded = pairing.decode(msg.payload)
-                if isinstance(decoded, pairing.Challenge):
-                    s.publish(topic(device_id, "pair", "owner"),
-                              pairing.encode(session.on_challenge(decoded)))
-                elif isinstance(decoded, pairing.Result):
+                decoded = decode_pairing(msg.payload)
+                if isinstance(decoded, PairingChallenge):
+                    s.publish(device_topic(device_id, "pair", "owner"),
+                              encode_pairing(session.on_challenge(decoded)))
+                elif isinstance(decoded, PairingResult):
                     outcome = session.on_result(decoded)
-            except pairing.ForeignMessage:
+            except ForeignMessage:
                 continue  # someone else's exchange, or tampered: keep waiting for our peer
             except UplinkError as exc:
                 raise DoorwardError(f"pairing with {device_id} failed: {exc}") from exc
@@ -169,17 +179,17 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
     one is due (a forget's bucket part), within the same ``timeout``. Returns every reply, the
     first at least (DoorwardError when none comes)."""
     now = int(time.time())
-    cmd_topic = topic(device.device_id, "cmd")
+    cmd_topic = device_topic(device.device_id, "cmd")
     jti = b64u(os.urandom(16))
     claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
               "exp": now + COMMAND_LIFETIME_S, "jti": jti,
               "ctr": keyring.next_counter(device.device_id), "cmd": cmd, "topic": cmd_topic,
               "args": args}
-    token = jws.sign(claims, keyring.key, kid=keyring.key_id)
+    token = sign_jws(claims, keyring.key, kid=keyring.key_id)
     device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
     deadline = time.monotonic() + timeout
     replies: list[dict[str, Any]] = []
-    with _Session(broker, [topic(device.device_id, "resp")], timeout) as s:
+    with _Session(broker, [device_topic(device.device_id, "resp")], timeout) as s:
         s.publish(cmd_topic, token.encode("ascii"))
         while (msg := s.next(deadline)) is not None:
             reply = _open_reply(msg.payload, device_key, keyring, jti)

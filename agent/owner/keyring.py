@@ -24,10 +24,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import DoorwardError
-from uplink.age import AgeError
-from uplink.agekeys import Identity, load_identities, write_identity_file
-from uplink.errors import UplinkError
-from uplink.keys import b64u, key_id_for, load_ed25519, public_raw, save_ed25519
+from uplink import (
+    AgeError,
+    Identity,
+    UplinkError,
+    b64u,
+    key_id_for,
+    load_ed25519,
+    load_identities,
+    public_raw,
+    save_ed25519,
+    write_identity_file,
+)
 
 SIGNING_KEY = "signing.key"
 IDENTITY = "identity.txt"

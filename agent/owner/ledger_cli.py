@@ -30,20 +30,21 @@ from agent.owner import uplink_cli
 from agent.owner.client import BrokerOptions, send_command
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from agent.owner.pins import Pin, PinStore
-from uplink.checkpoint import (
+from uplink import (
     MAX_CHECKPOINT_BYTES,
     Checkpoint,
     CheckpointError,
-    check_key,
+    UplinkError,
+    b64u_decode,
+    check_checkpoint_key,
+    checkpoint_not_extended,
     checkpoint_prefix,
-    inconsistent,
+    ed25519_public_from_raw,
+    inconsistent_checkpoints,
     is_checkpoint_key,
-    not_extended,
     verify_checkpoint,
+    verify_ledger_jsonl,
 )
-from uplink.errors import UplinkError
-from uplink.keys import b64u_decode, ed25519_public_from_raw
-from uplink.ledger_format import verify_jsonl
 
 
 def add_arguments(osub: Any, device_args: Any) -> None:
@@ -138,7 +139,7 @@ def check(ring: OwnerKeyring, device: PairedDevice, text: str,
     """All three checks of the module docstring over an export's ``text``."""
     key = ed25519_public_from_raw(b64u_decode(device.public_key))
     verdict = Verdict()
-    result = verify_jsonl(text, key, require_header=True)
+    result = verify_ledger_jsonl(text, key, require_header=True)
     if not result.ok:
         verdict.problems.append(str(result))
         return verdict
@@ -173,7 +174,7 @@ def _checkpoints(device: PairedDevice, args: argparse.Namespace
                 continue
             try:
                 cp = verify_checkpoint(store.get_bytes(obj, MAX_CHECKPOINT_BYTES), key)
-                check_key(obj, cp)
+                check_checkpoint_key(obj, cp)
             except CheckpointError:
                 bad.append(obj)
                 continue
@@ -190,14 +191,14 @@ def _check_checkpoints(device: PairedDevice, args: argparse.Namespace, verdict: 
     if bad:
         verdict.notes.append(f"ignored {len(bad)} object(s) that are not checkpoints signed by "
                              f"{device.device_id}: {', '.join(bad[:3])}")
-    forks = inconsistent(cps)
+    forks = inconsistent_checkpoints(cps)
     if forks:
         verdict.rollback = True
         verdict.problems.extend(f"checkpoints: {f}" for f in forks)
     chain = verdict.hashes[0] if verdict.hashes else None
     ours = [cp for cp in cps if cp.chain == chain]
     for cp in ours:
-        problem = not_extended(verdict.hashes, cp)
+        problem = checkpoint_not_extended(verdict.hashes, cp)
         if problem:
             verdict.rollback = True
             verdict.problems.append(f"checkpoint in the bucket: {problem}")
@@ -206,8 +207,9 @@ def _check_checkpoints(device: PairedDevice, args: argparse.Namespace, verdict: 
         verdict.rollback = True
         longest = max(older, key=lambda cp: cp.count)
         verdict.problems.append(
-            f"checkpoint in the bucket: {not_extended(verdict.hashes, longest)}; this ledger "
-            "does not begin with a factory reset, so that ledger was replaced behind your back")
+            f"checkpoint in the bucket: {checkpoint_not_extended(verdict.hashes, longest)}; this "
+            "ledger does not begin with a factory reset, so that ledger was replaced behind your "
+            "back")
     if verdict.ok:
         verdict.notes.append(
             f"{len(ours)} checkpoint(s) in bucket {args.bucket} verified and extended"

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
+from uplink import is_hex64, is_int, iso_utc_seconds
 
 PINS = "ledger-pins.json"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,8 @@ class Pin:
     @classmethod
     def from_json(cls, obj: Any, where: str) -> Pin:
         ok = (isinstance(obj, dict) and set(obj) == {"count", "head", "chain", "pinned_at"}
-              and isinstance(obj["count"], int) and not isinstance(obj["count"], bool)
-              and obj["count"] >= 1 and all(isinstance(obj[k], str) and _HEX64.fullmatch(obj[k])
-                                            for k in ("head", "chain"))
+              and is_int(obj["count"]) and obj["count"] >= 1
+              and all(is_hex64(obj[k]) for k in ("head", "chain"))
               and isinstance(obj["pinned_at"], int | float))
         if not ok:
             raise DoorwardError(f"{where} is not a ledger pin; restore {PINS} from a backup "
@@ -57,7 +54,7 @@ class Pin:
         return cls(obj["count"], obj["head"], obj["chain"], float(obj["pinned_at"]))
 
     def describe(self) -> str:
-        when = datetime.fromtimestamp(self.pinned_at, UTC).isoformat(timespec="seconds")
+        when = iso_utc_seconds(self.pinned_at)
         return f"{self.count} entries, head {self.head[:16]}..., verified {when}"
 
     def not_extended_by(self, hashes: Sequence[str]) -> str | None:

@@ -21,14 +21,27 @@ from typing import Any, TypeVar
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
-from uplink.age import AgeError, decrypt_file
-from uplink.clip_progress import MAX_PROGRESS_BYTES, ClipProgress, verify_progress
-from uplink.errors import UplinkError
-from uplink.keys import b64u_decode
-from uplink.manifest import Manifest, check_manifest_chain, unseal_times, verify_manifest
-from uplink.messages import ChainChecker, UploadedBody, verify_message
-from uplink.mqtt_types import InboundMessage
-from uplink.objectstore import ObjectStore, S3Settings, file_sha256
+from uplink import (
+    MAX_PROGRESS_BYTES,
+    AgeError,
+    ChainChecker,
+    ClipProgress,
+    InboundMessage,
+    Manifest,
+    ObjectStore,
+    S3Settings,
+    UplinkError,
+    UploadedBody,
+    b64u_decode,
+    check_manifest_chain,
+    decrypt_file,
+    device_topic,
+    file_sha256,
+    unseal_times,
+    verify_manifest,
+    verify_message,
+    verify_progress,
+)
 
 MAX_MANIFEST_BYTES = 64 * 1024
 T = TypeVar("T")
@@ -76,7 +89,7 @@ def bucket_store(args: argparse.Namespace) -> ObjectStore:
 
 
 def _store(args: argparse.Namespace) -> ObjectStore:
-    from uplink.s3 import S3ObjectStore  # boto3: only for the bucket commands
+    from uplink import S3ObjectStore  # boto3: only for the bucket commands
 
     try:
         return S3ObjectStore(S3Settings(bucket=args.bucket, endpoint_url=args.endpoint_url,
@@ -231,14 +244,14 @@ def _fetch_in_progress(store: ObjectStore, record: ClipProgress, ring: OwnerKeyr
 
 
 def events(ring: OwnerKeyring, args: argparse.Namespace) -> int:
-    from uplink.mqtt import MqttClient  # paho: only when the owner's tool talks to a broker
+    from uplink import MqttClient  # paho: only when the owner's tool talks to a broker
 
     device = ring.device(args.device)
     url = args.broker or device.broker
     inbox: queue.Queue[InboundMessage] = queue.Queue()
     client = MqttClient(BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
                         .settings(f"owner-view-{uuid.uuid4().hex[:8]}"), on_message=inbox.put)
-    client.subscribe(f"doorward/{device.device_id}/+")
+    client.subscribe(device_topic(device.device_id, "+"))
     client.start()
     if not client.wait_connected(10):
         client.stop()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.recording.recorder import ClipInProgress
-from uplink.age import AgeError, sealed_prefix_length
+from uplink import AgeError, sealed_prefix_length
 
 log = logging.getLogger("doorward")
 

@@ -45,8 +45,7 @@ from agent.errors import ConfigError, StoreError
 from agent.recording.encoder import EncodedPacket, StreamInfo, VideoEncoder
 from agent.recording.snapshot import i420_to_jpeg
 from agent.store import ClipEnd, ClipRecord, ClipSink, ClipStart, ClipStore
-from uplink.age import AgeWriter, encrypt
-from uplink.agekeys import Recipient
+from uplink import AgeWriter, Recipient, encrypt
 
 log = logging.getLogger(__name__)
 

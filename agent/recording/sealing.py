@@ -32,7 +32,7 @@ from pathlib import Path
 
 from agent.paths import DataDir
 from agent.store import ClipStore
-from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
+from uplink import Identity, Recipient, load_identities, write_identity_file
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from agent.device.control_plane import ControlPress
 from agent.errors import DoorwardError
+from uplink import JsonRefused, loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,14 @@ def parse_message(data: bytes) -> dict[str, Any]:
     non-objects, bad UTF-8.
     """
     try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
-                         parse_constant=_no_constant)
+        obj = loads_strict(data)
+    except JsonRefused as err:
+        if err.member is not None:
+            raise ValueError("request has a duplicate key") from err
+        raise ValueError(f"request refused: {err}") from err
     except UnicodeDecodeError as err:
         raise ValueError("request is not UTF-8") from err
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"request is not JSON: {err}") from err
     if not isinstance(obj, dict):
         raise ValueError("request must be a JSON object")
@@ -98,17 +102,6 @@ def parse_message(data: bytes) -> dict[str, Any]:
             or not 0.0 <= hold <= MAX_HOLD_S:
         raise ValueError(f'"hold_s" must be a number of seconds in 0..{MAX_HOLD_S:g}, got {hold!r}')
     return {"cmd": "press", "button": button, "hold_s": float(hold)}
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(keys) != len(set(keys)):
-        raise ValueError("request has a duplicate key")
-    return dict(pairs)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"request contains {name}, which is not JSON")
 
 
 def peer_allowed(peer_uid: int, own_uid: int) -> bool:

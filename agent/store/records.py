@@ -5,18 +5,14 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+
+from uplink import iso_utc as iso_utc  # the store's wall-clock format, re-exported for its callers
 
 CLIP_SUFFIX = ".mp4.age"
 SNAPSHOT_SUFFIX = ".jpg.age"
 PARTIAL_SUFFIX = ".partial"
 _ID_RE = re.compile(r"^[0-9a-f]{16}$")
-
-
-def iso_utc(epoch_s: float) -> str:
-    """ISO 8601 wall-clock time in UTC with its offset: ``2026-11-29T19:30:00.123+00:00``."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
 
 
 def new_clip_id() -> str:

@@ -23,12 +23,12 @@ from agent.store.records import (
     is_clip_id,
     iso_utc,
 )
-from uplink.age import (
-    CHUNK_SIZE,
-    NONCE_SIZE,
-    SEALED_CHUNK_SIZE,
+from uplink import (
+    AGE_CHUNK_SIZE,
+    AGE_NONCE_SIZE,
+    AGE_SEALED_CHUNK_SIZE,
     AgeError,
-    parse_header,
+    parse_age_header,
     sealed_prefix_length,
 )
 
@@ -65,14 +65,14 @@ def _sealed_prefix(path: Path) -> tuple[int, int] | None:
     with open(path, "rb") as f:
         head = f.read(min(size, _HEAD_BYTES))
     try:
-        header = parse_header(head)
+        header = parse_age_header(head)
         n = sealed_prefix_length(head, size)
     except AgeError as e:
         log.warning("clip file %s has no valid age header (%s)", path.name, e)
         return None
-    if header is None or n is None or n <= header.length + NONCE_SIZE:
+    if header is None or n is None or n <= header.length + AGE_NONCE_SIZE:
         return None
-    return n, (n - header.length - NONCE_SIZE) // SEALED_CHUNK_SIZE * CHUNK_SIZE
+    return n, (n - header.length - AGE_NONCE_SIZE) // AGE_SEALED_CHUNK_SIZE * AGE_CHUNK_SIZE
 
 
 def _played_to(index: Index, row: ClipRow, plain_bytes: int) -> float | None:

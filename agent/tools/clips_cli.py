@@ -15,8 +15,7 @@ from agent.errors import DoorwardError, StoreError
 from agent.paths import DataDir
 from agent.store import ClipRecord, ClipStore
 from agent.tools import status_report
-from uplink.age import AgeError, decrypt_file
-from uplink.agekeys import load_identities
+from uplink import AgeError, decrypt_file, load_identities
 
 
 def dispatch(args: argparse.Namespace, cfg: Config) -> int:

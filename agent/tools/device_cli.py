@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.config import Config
@@ -16,6 +15,7 @@ from agent.device.ledger import Ledger, verify_local
 from agent.errors import DoorwardError
 from agent.paths import DataDir
 from agent.runtime.control_socket import send_command
+from uplink import iso_utc_seconds
 
 
 def _data_dir(args: argparse.Namespace, cfg: Config) -> Path:
@@ -31,7 +31,7 @@ def _open_db(data_dir: Path) -> DeviceDB:
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    return None if ts is None else iso_utc_seconds(ts)
 
 
 def device_label(args: argparse.Namespace, cfg: Config) -> int:

@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from agent.config import Config, load_config
 from agent.errors import DoorwardError
 from agent.paths import DataDir
 from agent.sqlite import open_readonly
+from agent.tools.display import utc_minute
 from agent.tools.status_report import (
     ClockFloor,
     DeviceView,
@@ -191,7 +191,7 @@ def check_clock(now: float, floors: Sequence[ClockFloor], synced: bool | None) -
     synchronised (WARN when unknown or not). Consent expiry and the times in the ledger and on
     clips depend on it; revoking consent never does (the device accepts a revoke whatever the
     clocks say)."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_minute(now)
     fix = ("set the time (`sudo timedatectl set-ntp true`, check network access to NTP); "
            "consent expiry and clip times depend on it")
     warning = clock_warning(now, list(floors))
@@ -290,8 +290,7 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
         if until is None:
             parts.append(f"{scope} until revoked")
             continue
-        parts.append(f"{scope} until "
-                     f"{datetime.fromtimestamp(until, UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+        parts.append(f"{scope} until {utc_minute(until)}")
         if until - now < CONSENT_WARN_S:
             soon.append(f"{scope} in {(until - now) / 86400:.1f} days")
     if soon:
@@ -305,8 +304,7 @@ def check_consent(view: DeviceView | None, now: float) -> Check:
 
 def device_id_of(data_dir: Path) -> str | None:
     """The device id, if the identity exists (never creates one)."""
-    from uplink.errors import UplinkError
-    from uplink.keys import device_id_for, load_ed25519, public_raw
+    from uplink import UplinkError, device_id_for, load_ed25519, public_raw
 
     path = DataDir(data_dir).device_key
     if not path.is_file():
@@ -323,7 +321,7 @@ BrokerProbe = Callable[[Any, float], None]
 def probe_broker(settings: Any, timeout_s: float) -> None:
     """Connect with ``settings`` (uplink.mqtt.MqttSettings) and disconnect; MqttError (the
     translated failure) if it does not connect within ``timeout_s``."""
-    from uplink.mqtt import MqttClient, MqttConnectError
+    from uplink import MqttClient, MqttConnectError
 
     client = MqttClient(settings, on_message=lambda message: None)
     client.start()
@@ -349,7 +347,7 @@ def check_broker(cfg: Config, url: str | None, device_id: str | None, timeout_s:
                  probe: BrokerProbe = probe_broker) -> Check:
     """Connect to the broker with the configured TLS settings (certificate and key loaded,
     the CA verifying the server); every failure comes translated by uplink.mqtt."""
-    from uplink.mqtt import MqttError, MqttSettings
+    from uplink import MqttError, MqttSettings
 
     url = url or cfg.mqtt.url
     if not url:
@@ -377,7 +375,7 @@ BucketProbe = Callable[[Any], None]
 def probe_bucket(settings: Any) -> None:
     """One cheap request (LIST, at most one key) with ``settings`` (uplink.s3.S3Settings);
     the translated S3Error if the bucket cannot be reached or read."""
-    from uplink.s3 import S3ObjectStore
+    from uplink import S3ObjectStore
 
     store = S3ObjectStore(settings)
     store.call(f"LIST bucket {settings.bucket!r}", lambda: store.client.list_objects_v2(
@@ -387,7 +385,7 @@ def probe_bucket(settings: Any) -> None:
 def check_bucket(cfg: Config, timeout_s: float, probe: BucketProbe = probe_bucket) -> Check:
     """Reach the bucket with the configured endpoint and credentials (one attempt, short
     timeouts)."""
-    from uplink.s3 import S3AuthError, S3Error, S3NotFound, S3Settings
+    from uplink import S3AuthError, S3Error, S3NotFound, S3Settings
 
     s3 = cfg.s3
     if not s3.bucket:

@@ -34,6 +34,7 @@ from agent.config import Config
 from agent.device.consent import SCOPES
 from agent.paths import DataDir
 from agent.sqlite import open_readonly
+from agent.tools.display import utc_minute
 
 
 def read_status(data_dir: Path) -> dict[str, Any] | None:
@@ -180,11 +181,11 @@ def clock_floors(data_dir: Path) -> list[ClockFloor]:
 
 def clock_warning(now: float, floors: list[ClockFloor]) -> str | None:
     """Why the clock reading ``now`` is implausible against ``floors``, or None."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_minute(now)
     for floor in sorted(floors, key=lambda f: not f.certain):  # the certain one first
         if now >= floor.at - (0.0 if floor.certain else CLOCK_SLACK_S):
             continue
-        when = datetime.fromtimestamp(floor.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = utc_minute(floor.at)
         if floor.certain:
             return f"the clock says {stamp}, before {floor.what}: it is not set"
         return (f"the clock says {stamp}, before {floor.what} ({when}): the clock went back, or "
@@ -359,10 +360,6 @@ def _ago(now: float, then: float | None) -> str:
     return f"{s / 86400:.0f} days ago"
 
 
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _mb(n: int | None) -> str:
     return "?" if n is None else f"{n / 1e6:,.1f} MB"
 
@@ -393,7 +390,7 @@ def status_lines(doc: dict[str, Any], now: float) -> list[str]:
     if p["window_open"]:
         pairing += "; pairing window open"
     consent = "; ".join(
-        f"{scope} " + ("until revoked" if c["until"] is None else f"until {_utc(c['until'])}")
+        f"{scope} " + ("until revoked" if c["until"] is None else f"until {utc_minute(c['until'])}")
         for scope, c in doc["consent"].items() if c["in_force"]) or "none (nothing leaves)"
     cam = doc["camera"]
     camera = f"{cam['source'] or '?'}"

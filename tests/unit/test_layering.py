@@ -112,3 +112,36 @@ def test_wing_checker_sees_from_imports(tmp_path: Path) -> None:
 def test_only_the_root_and_shared_helpers_sit_at_the_top_of_agent() -> None:
     top = {f.stem for f in (ROOT / "agent").glob("*.py")}
     assert top <= TOP_LEVEL, f"move {sorted(top - TOP_LEVEL)} into the wing that owns it"
+
+
+UPLINK_MODULES = frozenset(p.stem for p in (ROOT / "uplink").glob("*.py")) - {"__init__"}
+
+
+def uplink_internals_imported(path: Path) -> list[str]:
+    """``import uplink.X``, ``from uplink.X import ...`` and ``from uplink import X`` (X a module):
+    agent must take uplink's names from its face (``from uplink import Manifest``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("uplink.")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith("uplink."):
+                found.append(node.module)
+            elif node.module == "uplink":
+                found += [f"uplink.{a.name}" for a in node.names if a.name in UPLINK_MODULES]
+    return found
+
+
+def test_agent_imports_uplink_only_through_its_face() -> None:
+    offenders = {str(f.relative_to(ROOT)): uplink_internals_imported(f)
+                 for f in sorted((ROOT / "agent").rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_face_checker_sees_internal_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import uplink.mqtt\nfrom uplink.age import encrypt\nfrom uplink import jws\n"
+                     "from uplink import Manifest\ndef f():\n    from uplink.s3 import S3Error\n")
+    assert sorted(uplink_internals_imported(probe)) == [
+        "uplink.age", "uplink.jws", "uplink.mqtt", "uplink.s3"]

@@ -23,3 +23,21 @@ def test_the_paho_free_and_boto3_free_halves_are_re_exported() -> None:
     assert mqtt.InboundMessage is mqtt_types.InboundMessage
     assert s3.S3Settings is objectstore.S3Settings
     assert s3.ObjectStore is objectstore.ObjectStore
+
+
+def test_the_face_loads_paho_and_boto3_only_when_asked() -> None:
+    code = ("import sys, uplink\n"
+            "def loaded(): return sorted(m for m in ('boto3', 'paho') if m in sys.modules)\n"
+            "print(loaded()); uplink.MqttClient; print(loaded()); uplink.S3ObjectStore; "
+            "print(loaded())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:3] == ["[]", "['paho']", "['boto3', 'paho']"], out.stdout
+
+
+def test_the_face_exports_what_it_lists() -> None:
+    import uplink
+    from uplink import mqtt, s3
+
+    assert uplink.MqttClient is mqtt.MqttClient and uplink.S3ObjectStore is s3.S3ObjectStore
+    assert [n for n in uplink.__all__ if not hasattr(uplink, n)] == []
+    assert len(set(uplink.__all__)) == len(uplink.__all__)
