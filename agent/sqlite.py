@@ -170,6 +170,23 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> 
             tx.execute(f"PRAGMA user_version = {number}")
 
 
+def open_private(path: Path, migrations: Sequence[str], *, name: str) -> sqlite3.Connection:
+    """A private (0600), migrated WAL database at ``path``: create, connect, migrate, as the
+    device and outbox databases open. StoreError naming ``name`` and the fix if it cannot; the
+    connection is closed again if the migration fails."""
+    try:
+        create_private(path)  # 0600 before SQLite creates it; never re-opens an existing file
+        db = connect(path)
+    except (OSError, sqlite3.Error) as e:
+        raise StoreError(f"{name}: {e}; check the data directory") from e
+    try:
+        migrate(db, migrations, name=name)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def scrub(db: sqlite3.Connection, path: Path) -> None:
     """Leave nothing deleted recoverable from ``path`` or its ``-wal`` (a factory reset).
 

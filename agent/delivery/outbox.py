@@ -55,10 +55,8 @@ from agent.delivery.jobs import Job, parse_job
 from agent.device.consent import SCOPES as CONSENT_SCOPES
 from agent.errors import StoreError
 from agent.sqlite import (
-    connect,
-    create_private,
     is_corruption,
-    migrate,
+    open_private,
     scrub,
     set_aside,
     transaction,
@@ -258,16 +256,7 @@ class Outbox:
         self._on_drop = on_drop
         self._notify = notify
         self._name = f"outbox database {path}"
-        try:
-            create_private(path)  # 0600 before SQLite creates it; never re-opens an existing file
-            self._db = connect(path)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{self._name}: {e}; check the data directory") from e
-        try:
-            migrate(self._db, _MIGRATIONS, name=self._name)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_private(path, _MIGRATIONS, name=self._name)
         prio = self.limits.priority
         self._prio_sql = "CASE scope " + " ".join(
             f"WHEN '{s}' THEN {int(prio[s])}" for s in SCOPES

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent.errors import StoreError
-from agent.sqlite import connect, create_private, migrate, scrub, transaction
+from agent.sqlite import open_private, scrub, transaction
 
 # Tables a factory reset and the command checks care about; `dump` compares them in tests.
 STATE_TABLES = ("owners", "grants", "counters", "jti_seen")
@@ -86,16 +86,7 @@ class DeviceDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._name = f"device database {path}"
-        try:
-            create_private(path)
-            self._db = connect(path)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{self._name}: {e}; check the data directory") from e
-        try:
-            migrate(self._db, _MIGRATIONS, name=self._name)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_private(path, _MIGRATIONS, name=self._name)
 
     @property
     def user_version(self) -> int:
