@@ -10,6 +10,8 @@ from typing import Any
 
 from agent.errors import DoorwardError
 from agent.owner import ledger_cli, uplink_cli
+from agent.owner.app import add_arguments as app_arguments
+from agent.owner.app import main as app_main
 from agent.owner.client import (
     BrokerOptions,
     command,
@@ -73,6 +75,7 @@ def add_owner_arguments(sub: Any) -> None:
     xp.add_argument("mode", choices=["sealed", "clear"])
 
     uplink_cli.add_arguments(osub)
+    app_arguments(osub)
 
     ledger_cli.add_arguments(osub, _device_args)
 
@@ -113,6 +116,8 @@ def dispatch(args: argparse.Namespace) -> int:
         print(("created" if created else "already present:") + f" owner keys in {owner_dir}")
         print(f"  key id:    {ring.key_id}\n  recipient: {ring.recipient}")
         return 0
+    if cmd == "app":
+        return app_main(args, owner_dir)
     ring = OwnerKeyring.open(owner_dir)
     if cmd == "show":
         doc = ring.describe()

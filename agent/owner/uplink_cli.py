@@ -140,6 +140,12 @@ def clip_listing(ring: OwnerKeyring, device: PairedDevice, store: ObjectStore, p
     """What ``owner clips list --json`` prints: verified manifests (``clips``, oldest first, with
     their sealed times opened), clips still being recorded, keys that did not verify, and the
     chain check. The page's timeline is built from the same document."""
+    return clip_listing_items(ring, device, store, prefix, bucket=bucket)[0]
+
+
+def clip_listing_items(ring: OwnerKeyring, device: PairedDevice, store: ObjectStore, prefix: str,
+                       *, bucket: str = "") -> tuple[dict[str, Any], list[Manifest]]:
+    """:func:`clip_listing` and the verified manifests it was made from."""
     try:
         items, bad = _manifests(store, prefix, device)
         live, bad_live = _in_progress(store, prefix, device, {m.clip_id for _, m in items})
@@ -164,7 +170,7 @@ def clip_listing(ring: OwnerKeyring, device: PairedDevice, store: ObjectStore, p
             "in_progress": in_progress,
             "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
                       "out_of_order": list(report.out_of_order), "broken": list(report.broken),
-                      "duplicates": list(report.duplicates)}}
+                      "duplicates": list(report.duplicates)}}, [m for _, m in items]
 
 
 def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:

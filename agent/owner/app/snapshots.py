@@ -1,0 +1,152 @@
+"""A picture for an event, as soon as the device's footage allows, decoded in memory.
+
+A ring or motion event names the clip being recorded. Two sources, whichever comes first:
+
+* the clip's signed manifest with its sealed snapshot (once the whole clip is uploaded): the page
+  loads ``/api/devices/<id>/clips/<clip>/snapshot``, opened from the bucket on demand;
+* the sealed segments of the clip still being recorded (``uplink.clip_progress``: the device
+  sends them every ``[uplink] live_segment_s`` while it records): each checked against the signed
+  progress record, joined, opened with the owner's identity as far as they go, and the newest
+  frame decoded with PyAV and encoded as JPEG, kept in this process's memory only.
+
+Usage (the LiveFeed's snapshot callback)::
+
+    finder = SnapshotFinder(service)
+    url = finder.find(device_id, clip_id)     # blocks up to ``wait_s``; None if nothing came
+    jpeg = finder.jpeg(device_id, clip_id)    # for the URL it gave
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agent.errors import DoorwardError
+from agent.owner.app.service import OwnerService
+from agent.owner.uplink_cli import MAX_MANIFEST_BYTES
+from uplink.age import AgeError, AgeReader
+from uplink.clip_progress import (
+    MAX_PROGRESS_BYTES,
+    ClipProgressError,
+    progress_key,
+    verify_progress,
+)
+from uplink.errors import UplinkError
+from uplink.keys import b64u_decode
+from uplink.manifest import verify_manifest
+from uplink.objectstore import object_keys
+
+KEEP = 64  # decoded pictures kept in memory
+MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+class SnapshotFinder:
+    """See the module docstring."""
+
+    def __init__(self, service: OwnerService, *, wait_s: float = 60.0,
+                 poll_s: float = 0.25) -> None:
+        self.service = service
+        self.wait_s = wait_s
+        self.poll_s = poll_s
+        self._jpegs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def jpeg(self, device_id: str, clip_id: str) -> bytes | None:
+        with self._lock:
+            return self._jpegs.get((device_id, clip_id))
+
+    def find(self, device_id: str, clip_id: str) -> str | None:
+        """A snapshot URL for the event's clip (see the module docstring), or None after
+        ``wait_s`` without one."""
+        if self.jpeg(device_id, clip_id) is not None:
+            return live_url(device_id, clip_id)
+        deadline = time.monotonic() + self.wait_s
+        while time.monotonic() < deadline:
+            url = self._try(device_id, clip_id)
+            if url is not None:
+                return url
+            time.sleep(self.poll_s)
+        return None
+
+    def _try(self, device_id: str, clip_id: str) -> str | None:
+        service = self.service
+        device = service.device(device_id)
+        store = service.store()
+        prefix = service.bucket.prefix if service.bucket else "doorward"
+        today = datetime.now(UTC).date()
+        for day in (today, today - timedelta(days=1)):
+            base = object_keys(prefix, device_id, clip_id, day).manifest.removesuffix(
+                ".manifest.jws")
+            try:
+                if store.exists(f"{base}.manifest.jws") is not None:
+                    token = store.get_bytes(f"{base}.manifest.jws", MAX_MANIFEST_BYTES)
+                    m = verify_manifest(token, b64u_decode(device.public_key))
+                    if m.clip_id == clip_id and m.snapshot is not None:
+                        service.note_manifest(device_id, m)
+                        return f"/api/devices/{device_id}/clips/{clip_id}/snapshot"
+                if store.exists(progress_key(base)) is None:
+                    continue
+                token = store.get_bytes(progress_key(base), MAX_PROGRESS_BYTES)
+                record = verify_progress(token, b64u_decode(device.public_key))
+            except (UplinkError, DoorwardError):
+                continue
+            if record.clip_id != clip_id or not record.segments:
+                continue
+            jpeg = self._decode(store, record, service)
+            if jpeg is not None:
+                with self._lock:
+                    self._jpegs[(device_id, clip_id)] = jpeg
+                    while len(self._jpegs) > KEEP:
+                        self._jpegs.popitem(last=False)
+                return live_url(device_id, clip_id)
+        return None
+
+    @staticmethod
+    def _decode(store: Any, record: Any, service: OwnerService) -> bytes | None:
+        """The newest frame of the segments so far as JPEG, or None (too little footage yet)."""
+        sealed = bytearray()
+        for seg in record.segments:
+            data = store.get_bytes(seg.key, min(seg.size, MAX_SEGMENT_BYTES))
+            if hashlib.sha256(data).hexdigest() != seg.sha256 or len(data) != seg.size:
+                raise ClipProgressError(f"{seg.key} does not match the signed progress record")
+            sealed += data
+        try:
+            reader = AgeReader(io.BytesIO(bytes(sealed)), [service.ring.identity],
+                               allow_truncated=True)
+            plain = reader.read()
+        except AgeError:
+            return None
+        return newest_frame_jpeg(plain)
+
+
+def live_url(device_id: str, clip_id: str) -> str:
+    return f"/api/live/{device_id}/{clip_id}.jpg"
+
+
+def newest_frame_jpeg(mp4_prefix: bytes) -> bytes | None:
+    """The last frame PyAV can decode from the start of a (fragmented) MP4, as JPEG."""
+    import av  # PyAV and OpenCV: only when a picture is wanted
+    import cv2
+
+    frame = None
+    try:
+        with av.open(io.BytesIO(mp4_prefix), mode="r") as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                try:
+                    for f in packet.decode():
+                        frame = f
+                except av.error.InvalidDataError:
+                    break  # the prefix ends mid-fragment: keep what decoded
+    except (av.error.FFmpegError, IndexError, EOFError):
+        pass
+    if frame is None:
+        return None
+    bgr = frame.to_ndarray(format="bgr24")
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
