@@ -339,40 +339,76 @@ def build(service: OwnerService, guard: Guard, *, live: bool = True,
     return App(service, guard, feed, finder), feed
 
 
-def run(service: OwnerService, *, port: int = 0, open_browser: bool = True,
-        ready: Any = None) -> None:
-    """Serve on 127.0.0.1 until Ctrl-C: print the URL with its token, open it if asked.
-    ``ready(url)``, if given, is called once the socket listens (tests use it)."""
+def _listen(port: int) -> Any:
     import socket
-
-    import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", port))  # loopback only: the owner's computer, nobody else
     except OSError as exc:
+        sock.close()
         raise DoorwardError(f"cannot listen on 127.0.0.1:{port}: {exc}; pick another --port") \
             from exc
-    port = sock.getsockname()[1]
-    guard = Guard(port)
+    return sock
+
+
+def _server(app: App) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(app.asgi, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1)
+    return uvicorn.Server(config)
+
+
+def run(service: OwnerService, *, port: int = 0, open_browser: bool = True) -> None:
+    """Serve on 127.0.0.1 until Ctrl-C: print the URL with its token, open it if asked."""
+    sock = _listen(port)
+    guard = Guard(sock.getsockname()[1])
     app, feed = build(service, guard)
     if feed is not None:
         feed.start()
     print(f"Doorward owner app: {guard.login_url}\n(only this computer can open it; Ctrl-C "
           "stops it)", flush=True)
-    if ready is not None:
-        ready(guard.login_url)
     if open_browser:
         import webbrowser
 
         webbrowser.open(guard.login_url)
-    config = uvicorn.Config(app.asgi, log_level="warning", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        _server(app).run(sockets=[sock])
     finally:
         if feed is not None:
             feed.stop()
         service.close()
+
+
+class Running:
+    """The app served from a thread (tests, benchmarks): ``url`` signs in; ``stop()`` ends it."""
+
+    def __init__(self, service: OwnerService, *, live: bool = True,
+                 snapshot_wait_s: float = 60.0) -> None:
+        import threading
+
+        sock = _listen(0)
+        self.guard = Guard(sock.getsockname()[1])
+        self.app, self.feed = build(service, self.guard, live=live,
+                                    snapshot_wait_s=snapshot_wait_s)
+        if self.feed is not None:
+            self.feed.start()
+        self.service = service
+        self.server = _server(self.app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
+                                       name="owner-app-server", daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.guard.port}"
+
+    @property
+    def url(self) -> str:
+        return self.guard.login_url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        if self.feed is not None:
+            self.feed.stop()
+        self.service.close()
