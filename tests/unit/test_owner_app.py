@@ -272,6 +272,10 @@ def test_members_follow_the_ledger() -> None:
     assert [(m["key_id"], m["role"]) for m in members_from(entries)] == [("k-a", "owner"),
                                                                           ("k-c", "owner")]
     assert members_from([*entries, {"kind": "factory-reset", "ts": 5, "data": {}}]) == []
+    signed = [{"kind": "consent-grant", "ts": 1, "data": {"by": "k-p", "scopes": ["clips"]}},
+              {"kind": "owner-removed", "ts": 2, "data": {"by": "k-q", "key_id": "k-p"}},
+              {"kind": "consent-revoke", "ts": 3, "data": {"by": "k-p", "scopes": None}}]
+    assert [(m["key_id"], m["role"]) for m in members_from(signed)] == [("k-q", None)]
 
 
 def test_qr_text_parses_and_nonsense_says_what_to_paste() -> None:

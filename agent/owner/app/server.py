@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from typing import Any
@@ -91,6 +92,7 @@ class App:
         self.guard = guard
         self.feed = feed
         self.snapshots = snapshots
+        self.stopping = threading.Event()
         d = "/api/devices/" + _ID
         routes = [
             Route("/", self.index),
@@ -168,12 +170,17 @@ class App:
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b"retry: 2000\n\n"
-                while True:
+                idle = 0.0
+                while not self.stopping.is_set():  # so a shutdown need not cancel the stream
                     try:
-                        item = await asyncio.wait_for(inbox.get(), KEEPALIVE_S)
+                        item = await asyncio.wait_for(inbox.get(), 0.5)
                     except TimeoutError:
-                        yield b": keepalive\n\n"
+                        idle += 0.5
+                        if idle >= KEEPALIVE_S:
+                            idle = 0.0
+                            yield b": keepalive\n\n"
                         continue
+                    idle = 0.0
                     yield f"event: {item['type']}\ndata: {json.dumps(item)}\n\n".encode()
             finally:
                 stop()
@@ -346,6 +353,7 @@ def _listen(port: int) -> Any:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))  # loopback only: the owner's computer, nobody else
+        sock.listen(128)  # connections wait in the backlog until the server thread accepts
     except OSError as exc:
         sock.close()
         raise DoorwardError(f"cannot listen on 127.0.0.1:{port}: {exc}; pick another --port") \
@@ -377,6 +385,7 @@ def run(service: OwnerService, *, port: int = 0, open_browser: bool = True) -> N
     try:
         _server(app).run(sockets=[sock])
     finally:
+        app.stopping.set()
         if feed is not None:
             feed.stop()
         service.close()
@@ -387,8 +396,6 @@ class Running:
 
     def __init__(self, service: OwnerService, *, live: bool = True,
                  snapshot_wait_s: float = 60.0) -> None:
-        import threading
-
         sock = _listen(0)
         self.guard = Guard(sock.getsockname()[1])
         self.app, self.feed = build(service, self.guard, live=live,
@@ -407,6 +414,7 @@ class Running:
         return self.guard.login_url
 
     def stop(self) -> None:
+        self.app.stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
         if self.feed is not None:

@@ -264,10 +264,12 @@ def members_from(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Members as the ledger tells them: pairing adds an owner, owner-added/-removed the rest; a
     factory reset starts afresh. Oldest first."""
     members: dict[str, dict[str, Any]] = {}
+    removed: set[str] = set()
     for e in entries:
         data = e.get("data") or {}
         if e.get("kind") == "factory-reset":
             members.clear()
+            removed.clear()
         elif e.get("kind") == "pairing" and data.get("owner"):
             members[data["owner"]] = {"key_id": data["owner"], "role": "owner",
                                       "recipient": data.get("recipient"), "since": e.get("ts")}
@@ -276,6 +278,12 @@ def members_from(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        "recipient": data.get("recipient"), "since": e.get("ts")}
         elif e.get("kind") == "owner-removed":
             members.pop(data.get("key_id", ""), None)
+            removed.add(data.get("key_id", ""))
+        by = data.get("by")
+        if isinstance(by, str) and by not in members and by not in removed:
+            # a key whose signed command the device accepted is a member, even when it came in
+            # some other way than pairing (provisioned, or the ledger began after it)
+            members[by] = {"key_id": by, "role": None, "recipient": None, "since": e.get("ts")}
     return list(members.values())
 
 

@@ -104,7 +104,7 @@ async function loadNow() {
   }).catch((e) => { $("now-consent").textContent = e.message; });
   api(`/api/devices/${dev()}/ledger`).then((l) => {
     $("now-members").replaceChildren(h("ul", {}, l.members.map((m) =>
-      h("li", {}, `${m.role} ${m.key_id}`, m.key_id === state.me.key_id ? " (you)" : ""))));
+      h("li", {}, `${m.role || "member"} ${m.key_id}`, m.key_id === state.me.key_id ? " (you)" : ""))));
   }).catch((e) => { $("now-members").textContent = e.message; });
 }
 
@@ -143,10 +143,19 @@ function render(e) {
   const ring = e.kind === "ring";
   const label = e.type === "rejected" ? `rejected: ${e.reason}` :
     ring ? "Someone rang" : (e.kind || e.typ);
+  e.shownAt = e.shownAt || Date.now();  // when the page showed it (the benchmark reads these)
+  const img = e.snapshot ? h("img", { src: e.snapshot, alt: `picture of ${label}` })
+                         : h("img", { alt: "no picture yet", src: "data:," });
+  if (e.snapshot) {
+    img.addEventListener("load", () => {
+      e.snapshotAt = e.snapshotAt || Date.now();
+      li.dataset.snapshotAt = e.snapshotAt;
+    });
+  }
   const li = h("li", { id: `ev-${e.id}`, class: `${ring ? "ring" : ""} ${e.type === "rejected" ? "bad" : ""}`,
-                       "data-kind": e.kind || e.type },
-    e.snapshot ? h("img", { src: e.snapshot, alt: `picture of ${label}` }) :
-                 h("img", { alt: "no picture yet", src: "data:," }),
+                       "data-kind": e.kind || e.type, "data-at": e.at || "",
+                       "data-shown-at": e.shownAt, "data-snapshot-at": e.snapshotAt || null },
+    img,
     h("div", {},
       h("div", { class: "kind" }, label),
       h("div", { class: "muted" }, `${when(e.at || e.received_at)} · ${e.device_id}` +
@@ -263,7 +272,7 @@ function summary(kind, d) {
 async function loadMembers() {
   const l = await api(`/api/devices/${dev()}/ledger`);
   $("members").replaceChildren(...l.members.map((m) => h("li", { "data-key": m.key_id },
-    h("strong", {}, m.role), h("code", {}, m.key_id), m.key_id === state.me.key_id ? " (you)" : "",
+    h("strong", {}, m.role || "member"), h("code", {}, m.key_id), m.key_id === state.me.key_id ? " (you)" : "",
     m.key_id === state.me.key_id ? null : h("button", { type: "button", class: "danger",
       onclick: () => memberCall("members/remove", { key_id: m.key_id }) }, `Remove ${m.key_id}`))));
 }
