@@ -45,10 +45,12 @@ class LiveFeed:
 
     def __init__(self, ring: OwnerKeyring, *, broker_url: str | None = None,
                  snapshot: Callable[[str, str], str | None] | None = None,
+                 warm: Callable[[], None] | None = None,
                  connect_timeout: float = 10.0) -> None:
         self.ring = ring
         self.broker_url = broker_url
         self.snapshot = snapshot
+        self.warm = warm
         self.connect_timeout = connect_timeout
         self.inbox: queue.Queue[InboundMessage | None] = queue.Queue()
         self.events: deque[dict[str, Any]] = deque(maxlen=KEEP)
@@ -191,6 +193,8 @@ class LiveFeed:
 
     # -- snapshots -----------------------------------------------------------------------------
     def _snap_loop(self) -> None:
+        if self.warm is not None and self.snapshot is not None:
+            self.warm()  # on this thread, so the first ring's picture does not wait for imports
         while (item := self._snapshots.get()) is not None:
             if self.snapshot is None:
                 continue

@@ -49,12 +49,18 @@ class SnapshotFinder:
     """See the module docstring."""
 
     def __init__(self, service: OwnerService, *, wait_s: float = 60.0,
-                 poll_s: float = 0.25) -> None:
+                 poll_s: float = 0.1) -> None:
         self.service = service
         self.wait_s = wait_s
         self.poll_s = poll_s
         self._jpegs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def warm() -> None:
+        """Import PyAV and OpenCV now (about a second), not when the first ring needs them."""
+        import av  # noqa: F401
+        import cv2  # noqa: F401
 
     def jpeg(self, device_id: str, clip_id: str) -> bytes | None:
         with self._lock:
@@ -78,17 +84,15 @@ class SnapshotFinder:
         device = service.device(device_id)
         store = service.store()
         prefix = service.bucket.prefix if service.bucket else "doorward"
-        today = datetime.now(UTC).date()
-        for day in (today, today - timedelta(days=1)):
+        now = datetime.now(UTC)
+        days = [now.date()] + ([now.date() - timedelta(days=1)] if now.hour == 0 else [])
+        for day in days:  # keys carry the upload day; yesterday's only just after midnight
             base = object_keys(prefix, device_id, clip_id, day).manifest.removesuffix(
                 ".manifest.jws")
             try:
-                if store.exists(f"{base}.manifest.jws") is not None:
-                    token = store.get_bytes(f"{base}.manifest.jws", MAX_MANIFEST_BYTES)
-                    m = verify_manifest(token, b64u_decode(device.public_key))
-                    if m.clip_id == clip_id and m.snapshot is not None:
-                        service.note_manifest(device_id, m)
-                        return f"/api/devices/{device_id}/clips/{clip_id}/snapshot"
+                url = self._from_manifest(store, base, device_id, clip_id, device.public_key)
+                if url is not None:
+                    return url
                 if store.exists(progress_key(base)) is None:
                     continue
                 token = store.get_bytes(progress_key(base), MAX_PROGRESS_BYTES)
@@ -105,6 +109,18 @@ class SnapshotFinder:
                         self._jpegs.popitem(last=False)
                 return live_url(device_id, clip_id)
         return None
+
+    def _from_manifest(self, store: Any, base: str, device_id: str, clip_id: str,
+                       public_key: str) -> str | None:
+        """The clip's uploaded snapshot, once its manifest is in the bucket and verifies."""
+        if store.exists(f"{base}.manifest.jws") is None:
+            return None
+        m = verify_manifest(store.get_bytes(f"{base}.manifest.jws", MAX_MANIFEST_BYTES),
+                            b64u_decode(public_key))
+        if m.clip_id != clip_id or m.snapshot is None:
+            return None
+        self.service.note_manifest(device_id, m)
+        return f"/api/devices/{device_id}/clips/{clip_id}/snapshot"
 
     @staticmethod
     def _decode(store: Any, record: Any, service: OwnerService) -> bytes | None:
