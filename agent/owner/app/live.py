@@ -70,8 +70,7 @@ class LiveFeed:
     def start(self) -> None:
         from uplink.mqtt import MqttClient  # paho: only when the app talks to a broker
 
-        devices = self.ring.devices()
-        self._keys = {d.device_id: b64u_decode(d.public_key) for d in devices}
+        devices = self.load_keys()
         by_broker: dict[str, list[PairedDevice]] = {}
         for d in devices:
             by_broker.setdefault(self.broker_url or d.broker, []).append(d)
@@ -92,6 +91,12 @@ class LiveFeed:
         self._snapper = threading.Thread(target=self._snap_loop, name="owner-app-snapshots",
                                          daemon=True)
         self._snapper.start()
+
+    def load_keys(self) -> list[PairedDevice]:
+        """The paired devices, whose keys :meth:`feed` verifies against (``start`` calls it)."""
+        devices = self.ring.devices()
+        self._keys = {d.device_id: b64u_decode(d.public_key) for d in devices}
+        return devices
 
     def stop(self) -> None:
         for c in self._clients:

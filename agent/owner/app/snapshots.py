@@ -145,7 +145,9 @@ def live_url(device_id: str, clip_id: str) -> str:
 
 
 def newest_frame_jpeg(mp4_prefix: bytes) -> bytes | None:
-    """The last frame PyAV can decode from the start of a (fragmented) MP4, as JPEG."""
+    """The newest keyframe PyAV can decode from the start of a (fragmented) MP4, as JPEG (the
+    device starts a fragment at each keyframe, GOP <= 1 s: at most a second older than the
+    newest frame, and decoding only keyframes keeps this quick)."""
     import av  # PyAV and OpenCV: only when a picture is wanted
     import cv2
 
@@ -153,12 +155,18 @@ def newest_frame_jpeg(mp4_prefix: bytes) -> bytes | None:
     try:
         with av.open(io.BytesIO(mp4_prefix), mode="r") as container:
             stream = container.streams.video[0]
-            for packet in container.demux(stream):
-                try:
+            stream.codec_context.skip_frame = "NONKEY"  # the newest keyframe is picture enough
+            try:
+                for packet in container.demux(stream):
                     for f in packet.decode():
                         frame = f
-                except av.error.InvalidDataError:
-                    break  # the prefix ends mid-fragment: keep what decoded
+            except (av.error.FFmpegError, EOFError):
+                pass  # the prefix ends mid-fragment: keep what decoded, then flush
+            try:
+                for f in stream.codec_context.decode(None):  # frames the decoder still holds
+                    frame = f
+            except (av.error.FFmpegError, EOFError):
+                pass
     except (av.error.FFmpegError, IndexError, EOFError):
         pass
     if frame is None:
