@@ -94,6 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, seaweed: Any, chrome: Any,
             timeout=10, what="the page's live feed")
         yield World(rig, daemon, app, chrome, artifacts)
     finally:
+        chrome.get("about:blank")  # no request in flight while the app stops
         if app is not None:
             app.stop()
         daemon.send_signal(signal.SIGTERM)

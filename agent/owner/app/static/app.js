@@ -154,6 +154,7 @@ function render(e) {
   }
   const li = h("li", { id: `ev-${e.id}`, class: `${ring ? "ring" : ""} ${e.type === "rejected" ? "bad" : ""}`,
                        "data-kind": e.kind || e.type, "data-at": e.at || "",
+                       "data-event-id": e.event_id || null,
                        "data-shown-at": e.shownAt, "data-snapshot-at": e.snapshotAt || null },
     img,
     h("div", {},
