@@ -132,17 +132,31 @@ def rings(tmp: Path, s3: SeaweedS3, driver: Any, visits: int) -> dict[str, Any]:
         wait_for(lambda: driver.execute_script(
             "return document.getElementById('live-state').textContent.startsWith('live')"),
             timeout=10, what="the live feed")
+        pressed = []
         for i in range(visits):
+            before = time.time()
             send_command(control_socket_path(rig.data), {"cmd": "press", "button": "ring",
                                                          "hold_s": 0.2})
+            pressed.append((before, time.time()))
             time.sleep(6.0)
             print(f"  visit {i + 1}/{visits}", flush=True)
         shown = driver.execute_script(
-            "return [...document.querySelectorAll('#feed li.ring')].map(l => [l.dataset.eventId,"
-            " Number(l.dataset.shownAt), Number(l.dataset.snapshotAt || 0)])")
-        decided = log.ring_started()
-        ring_ms = [(s - decided[e] * 1000) for e, s, _ in shown if e in decided]
-        snap_ms = [(p - decided[e] * 1000) for e, _, p in shown if e in decided and p]
+            "return [...document.querySelectorAll('#feed li.ring')].map(l => [Number("
+            "l.id.slice(3)), l.dataset.eventId, Number(l.dataset.shownAt),"
+            " Number(l.dataset.snapshotAt || 0)])")
+        shown.sort()  # oldest first: the i-th ring message is the i-th press
+        started = log.ring_started()
+        ring_ms, snap_ms, from_log = [], [], []
+        for (t_before, t_after), (_, event_id, at, snap) in zip(pressed, shown, strict=False):
+            # the loop acts on a press within a frame of the control socket's answer; when the
+            # press started a new event, its JSON log line times the decision itself
+            logged = started.get(event_id)
+            near = logged is not None and t_before - 0.5 <= logged <= t_after + 0.5
+            decided = logged if near and logged is not None else t_after
+            from_log.append(decided != t_after)
+            ring_ms.append(at - decided * 1000)
+            if snap:
+                snap_ms.append(snap - decided * 1000)
         first = first_frames(driver, app)
     finally:
         driver.get("about:blank")
@@ -151,7 +165,8 @@ def rings(tmp: Path, s3: SeaweedS3, driver: Any, visits: int) -> dict[str, Any]:
         proc.terminate()
         proc.wait(timeout=30)
         broker.stop()
-    return {"visits": visits, "matched": len(ring_ms), "with_snapshot": len(snap_ms),
+    return {"visits": visits, "rings_on_page": len(shown), "with_snapshot": len(snap_ms),
+            "decision_from_log": sum(from_log),
             "ring_ms": {"p50": round(statistics.median(ring_ms)), "p95": round(pct(ring_ms, 95)),
                         "max": round(max(ring_ms))},
             "snapshot_ms": {"p50": round(statistics.median(snap_ms)),

@@ -377,6 +377,7 @@ def run(service: OwnerService, *, port: int = 0, open_browser: bool = True) -> N
     app, feed = build(service, guard)
     if feed is not None:
         feed.start()
+    threading.Thread(target=service.warm, name="owner-app-warm", daemon=True).start()
     print(f"Doorward owner app: {guard.login_url}\n(only this computer can open it; Ctrl-C "
           "stops it)", flush=True)
     if open_browser:

@@ -124,6 +124,17 @@ class OwnerService:
             self._listings[device.device_id] = (time.monotonic(), doc, manifests)
         return doc, manifests
 
+    def warm(self) -> None:
+        """List and verify every device's timeline now (the server calls it at start, on a
+        thread), so the first visit to the clips page finds it ready."""
+        if self.bucket is None and self._store is None:
+            return
+        for d in self.ring.devices():
+            try:
+                self._listing(d, refresh=True)
+            except DoorwardError:
+                return  # the page will say what is wrong when it asks
+
     def clips(self, device_id: str | None, *, page: int = 0, per_page: int = PAGE_SIZE,
               refresh: bool = False) -> dict[str, Any]:
         """One page of the timeline, newest first, with the chain check and what failed."""
@@ -288,17 +299,21 @@ def members_from(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class _Prefetched:
-    """An ObjectStore view whose ``list`` starts fetching every listed manifest in parallel, so
-    a timeline of 1,000 clips costs one listing and a few rounds of GETs, not 1,000 in a row.
-    Only ``list`` and ``get_bytes`` are used by the listing."""
+    """An ObjectStore view for one timeline listing: ``list`` is asked once per prefix (manifests
+    and progress records come from the same listing) and starts fetching every listed ``.jws`` in
+    parallel, so 1,000 clips cost one LIST of their keys and 1,000 GETs eight at a time, not in
+    a row. Only ``list`` and ``get_bytes`` are used by the listing."""
 
     def __init__(self, store: ObjectStore, pool: ThreadPoolExecutor) -> None:
         self._store = store
         self._pool = pool
         self._pending: dict[str, Any] = {}
+        self._listed: dict[str, list[str]] = {}
 
     def list(self, prefix: str) -> Any:
-        keys = list(self._store.list(prefix))
+        keys = self._listed.get(prefix)
+        if keys is None:  # manifests and progress records share one listing of the device
+            keys = self._listed[prefix] = list(self._store.list(prefix))
         for k in keys:
             if k.endswith(".jws") and k not in self._pending:
                 self._pending[k] = self._pool.submit(self._store.get_bytes, k,
