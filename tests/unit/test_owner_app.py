@@ -259,6 +259,40 @@ def test_grant_signs_what_the_page_asked(client: TestClient, guard: Guard, bucke
     assert bad.status_code == 502 and "scopes must be" in bad.json()["error"]
 
 
+def test_members_add_and_remove_are_signed_commands(client: TestClient, guard: Guard,
+                                                    bucket: Bucketful,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(service_mod, "command",
+                        lambda ring, d, b, cmd, args, timeout: sent.append((cmd, args)) or
+                        {"ok": True, "result": {"key_id": "k-new"}})
+    h = {"X-Doorward-CSRF": guard.csrf}
+    r = client.post(f"{dev(bucket)}/members", headers=h,
+                    json={"public_key": " pk ", "recipient": "age1x", "role": "viewer"})
+    assert r.status_code == 200 and r.json() == {"key_id": "k-new"}
+    assert client.post(f"{dev(bucket)}/members", headers=h,
+                       json={"public_key": "pk", "recipient": "r", "role": "root"}
+                       ).status_code == 502
+    client.post(f"{dev(bucket)}/members/remove", headers=h, json={"key_id": "k-new"})
+    assert sent == [("owner.add", {"public_key": "pk", "recipient": "age1x", "role": "viewer"}),
+                    ("owner.remove", {"key_id": "k-new"})]
+
+
+def test_a_refusal_comes_back_with_the_devices_reason(client: TestClient, guard: Guard,
+                                                       bucket: Bucketful,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.owner import client as client_mod
+
+    monkeypatch.setattr(client_mod, "send_command", lambda *a, **k: {
+        "ok": False, "reason": "expired", "detail": "exp in the past", "iat": 1000,
+        "received_at": 1400.0, "result": {}})
+    r = client.post(f"{dev(bucket)}/consent/grant", headers={"X-Doorward-CSRF": guard.csrf},
+                    json={"scopes": ["clips"], "days": 1})
+    assert r.status_code == 502
+    assert "refused consent.grant: expired" in r.json()["error"]
+    assert "6 min 40 s behind yours" in r.json()["error"]
+
+
 def test_broker_unreachable_is_said_plainly(client: TestClient, bucket: Bucketful) -> None:
     r = client.get(f"{dev(bucket)}/consent")  # the fixture's broker is mqtt://127.0.0.1:1
     assert r.status_code == 502 and "cannot reach the broker" in r.json()["error"]
