@@ -15,6 +15,7 @@ Wiring (agent.owner.app.server)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -27,12 +28,12 @@ from typing import Any
 from agent.errors import DoorwardError
 from agent.owner import ledger_cli, uplink_cli
 from agent.owner.app.settings import BucketOptions
+from agent.owner.app.token_cache import TokenCache
 from agent.owner.client import BrokerOptions, command, pair
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from agent.owner.pins import PinStore
 from uplink.age import AgeError
 from uplink.age_seek import SeekableAge
-from uplink.errors import UplinkError
 from uplink.manifest import Manifest
 from uplink.objectstore import ObjectStore
 
@@ -115,10 +116,14 @@ class OwnerService:
             cached = self._listings.get(device.device_id)
         if cached and not refresh and time.monotonic() - cached[0] < LISTING_TTL_S:
             return cached[1], cached[2]
-        store = _Prefetched(self.store(), self._pool)
+        cache = TokenCache.load(self.ring.dir, device.device_id)
+        store = _Prefetched(self.store(), self._pool, cache)
         prefix = self.bucket.prefix if self.bucket else "doorward"
         doc, items = uplink_cli.clip_listing_items(
             self.ring, device, store, prefix, bucket=self.bucket.bucket if self.bucket else "")
+        cache.keep(set(store.etags))
+        with contextlib.suppress(DoorwardError):  # only a cache: the next listing fetches again
+            cache.save()
         manifests = {m.clip_id: m for m in items}
         with self._lock:
             self._listings[device.device_id] = (time.monotonic(), doc, manifests)
@@ -302,34 +307,57 @@ class _Prefetched:
     """An ObjectStore view for one timeline listing: ``list`` is asked once per prefix (manifests
     and progress records come from the same listing) and starts fetching every listed ``.jws`` in
     parallel, so 1,000 clips cost one LIST of their keys and 1,000 GETs eight at a time, not in
-    a row. Only ``list`` and ``get_bytes`` are used by the listing."""
+    a row; on S3 the listing's ETags let ``cache`` (tokens fetched before, unchanged since) save
+    those GETs. Only ``list`` and ``get_bytes`` are used by the listing."""
 
-    def __init__(self, store: ObjectStore, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, store: ObjectStore, pool: ThreadPoolExecutor,
+                 cache: TokenCache | None = None) -> None:
         self._store = store
         self._pool = pool
+        self._cache = cache
         self._pending: dict[str, Any] = {}
+        self._hits: dict[str, bytes] = {}
         self._listed: dict[str, list[str]] = {}
+        self.etags: dict[str, str] = {}
+
+    def _pairs(self, prefix: str) -> list[tuple[str, str]]:
+        from uplink.s3 import S3ObjectStore  # boto3: only when the bucket is S3
+
+        if isinstance(self._store, S3ObjectStore):
+            from uplink.s3_listing import list_with_etags
+
+            return list(list_with_etags(self._store, prefix))
+        return [(k, "") for k in self._store.list(prefix)]
 
     def list(self, prefix: str) -> Any:
         keys = self._listed.get(prefix)
-        if keys is None:  # manifests and progress records share one listing of the device
-            keys = self._listed[prefix] = list(self._store.list(prefix))
+        if keys is None:
+            pairs = self._pairs(prefix)
+            self.etags.update(pairs)
+            keys = self._listed[prefix] = [k for k, _ in pairs]
         for k in keys:
-            if k.endswith(".jws") and k not in self._pending:
+            if not k.endswith(".jws") or k in self._pending or k in self._hits:
+                continue
+            cached = self._cache.get(k, self.etags.get(k, "")) if self._cache else None
+            if cached is not None:
+                self._hits[k] = cached
+            else:
                 self._pending[k] = self._pool.submit(self._store.get_bytes, k,
                                                      uplink_cli.MAX_MANIFEST_BYTES)
         return iter(keys)
 
     def get_bytes(self, key: str, max_bytes: int) -> bytes:
+        hit = self._hits.get(key)
+        if hit is not None and len(hit) <= max_bytes:
+            return hit
         future = self._pending.get(key)
         if future is None:
             return self._store.get_bytes(key, max_bytes)
-        try:
-            data: bytes = future.result()
-        except UplinkError:
-            raise
+        data: bytes = future.result()
         if len(data) > max_bytes:
             return self._store.get_bytes(key, max_bytes)  # raises as the store does
+        if self._cache is not None:
+            self._cache.put(key, self.etags.get(key, ""), data)
         return data
 
     def __getattr__(self, name: str) -> Any:
