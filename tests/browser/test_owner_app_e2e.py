@@ -29,7 +29,7 @@ from agent.owner.app.service import OwnerService
 from agent.owner.app.settings import BucketOptions
 from tests.browser.conftest import screenshot
 from tests.e2e.test_uplink_cli import Rig, provision
-from tests.helpers import doorward_json, wait_for
+from tests.helpers import doorward, doorward_json, spawn_daemon, wait_for
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 
 pytestmark = pytest.mark.slow
@@ -225,10 +225,39 @@ def test_revoke_from_the_page_reaches_the_device_and_the_ledger(world: World) ->
     wait_for(lambda: world.js("return document.querySelectorAll('#members li').length") >= 1,
              timeout=20, what="the members")
     screenshot(world.chrome, world.artifacts, "members")
-    world.page("pair")
-    screenshot(world.chrome, world.artifacts, "pairing")
     world.chrome.set_window_size(390, 844)  # a phone
     world.page("now")
     time.sleep(0.5)
     screenshot(world.chrome, world.artifacts, "now-phone")
     world.chrome.set_window_size(1280, 900)
+
+
+def test_pairing_from_the_page_with_the_labels_qr_text(world: World, tmp_path: Path) -> None:
+    """A second, unpaired doorbell: the page takes the QR text, says to hold SETUP while it
+    waits, and pairs once the button is held (typed with the keyboard, as a person would)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    proc, data = spawn_daemon(tmp_path, world.rig.broker.url)
+    try:
+        status = data / "status.json"
+        wait_for(lambda: status.exists() and json.loads(status.read_text()).get(
+            "mqtt_connected"), timeout=30, what="the second daemon to connect")
+        label = doorward_json("device", "label", "--json", "--data-dir", str(data))
+        world.page("pair")
+        form = world.chrome.find_element(By.ID, "pair-form")
+        form.find_element(By.NAME, "broker").send_keys(world.rig.broker.url)
+        form.find_element(By.NAME, "qr").send_keys(
+            "doorward:{device_id}:{fingerprint}:{setup_code}".format(**label), Keys.ENTER)
+        wait_for(lambda: world.js("return !document.getElementById('pair-wait').hidden"),
+                 timeout=5, what="the 'hold SETUP' step")
+        screenshot(world.chrome, world.artifacts, "pairing")
+        doorward("press", "setup", "--hold", "3.5", "--data-dir", str(data))
+        reply = wait_for(lambda: world.js(
+            "return document.getElementById('pair-reply').textContent"), timeout=30,
+            what="the pairing's outcome")
+        assert f"paired with {label['device_id']}" in reply, reply
+        assert label["device_id"] in [d.device_id for d in _ring(world.rig).devices()]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

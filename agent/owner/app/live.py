@@ -68,29 +68,42 @@ class LiveFeed:
 
     # -- wiring --------------------------------------------------------------------------------
     def start(self) -> None:
-        from uplink.mqtt import MqttClient  # paho: only when the app talks to a broker
-
         devices = self.load_keys()
         by_broker: dict[str, list[PairedDevice]] = {}
         for d in devices:
             by_broker.setdefault(self.broker_url or d.broker, []).append(d)
         for url, group in by_broker.items():
-            try:
-                settings = BrokerOptions(url).settings(f"owner-app-{uuid.uuid4().hex[:8]}")
-                client = MqttClient(settings, on_message=self.inbox.put)
-            except (UplinkError, ValueError) as exc:
-                self.brokers[url] = {"url": url, "connected": False, "error": str(exc)}
-                continue
-            for d in group:
-                client.subscribe(f"doorward/{d.device_id}/+")
-            self.brokers[url] = {"url": url, "connected": False, "error": None}
-            client.start()
-            self._clients.append(client)
+            self._connect(url, group)
         self._worker = threading.Thread(target=self._run, name="owner-app-feed", daemon=True)
         self._worker.start()
         self._snapper = threading.Thread(target=self._snap_loop, name="owner-app-snapshots",
                                          daemon=True)
         self._snapper.start()
+
+    def _connect(self, url: str, group: list[PairedDevice]) -> None:
+        from uplink.mqtt import MqttClient  # paho: only when the app talks to a broker
+
+        try:
+            settings = BrokerOptions(url).settings(f"owner-app-{uuid.uuid4().hex[:8]}")
+            client = MqttClient(settings, on_message=self.inbox.put)
+        except (UplinkError, ValueError) as exc:
+            self.brokers[url] = {"url": url, "connected": False, "error": str(exc)}
+            return
+        for d in group:
+            client.subscribe(f"doorward/{d.device_id}/+")
+        self.brokers[url] = {"url": url, "connected": False, "error": None}
+        client.start()
+        self._clients.append(client)
+
+    def add_device(self, device: PairedDevice) -> None:
+        """Follow a device paired while the app runs (from the pairing page)."""
+        self._keys[device.device_id] = b64u_decode(device.public_key)
+        url = self.broker_url or device.broker
+        for c in self._clients:
+            if c.settings.url == url:
+                c.subscribe(f"doorward/{device.device_id}/+")
+                return
+        self._connect(url, [device])
 
     def load_keys(self) -> list[PairedDevice]:
         """The paired devices, whose keys :meth:`feed` verifies against (``start`` calls it)."""

@@ -252,9 +252,15 @@ class App:
                                         "the label's QR text")
         except DoorwardError as exc:
             return _error(exc, 400)
-        return await self._call(self.service.pair, broker_url=broker, device_id=device_id,
-                                setup_code=code, fingerprint=fp,
-                                timeout=float(b.get("timeout") or 60))
+        try:
+            paired = await run_in_threadpool(self.service.pair, broker_url=broker,
+                                             device_id=device_id, setup_code=code,
+                                             fingerprint=fp, timeout=float(b.get("timeout") or 60))
+        except DoorwardError as exc:
+            return _error(exc)
+        if self.feed is not None:
+            self.feed.add_device(self.service.device(paired["device_id"]))
+        return JSONResponse(paired)
 
     # -- clips -----------------------------------------------------------------------------------
     async def clips(self, request: Request) -> Response:

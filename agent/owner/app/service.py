@@ -40,6 +40,7 @@ from uplink.objectstore import ObjectStore
 SCOPES = ("events", "snapshots", "clips")
 PAGE_SIZE = 50
 LISTING_TTL_S = 10.0  # the timeline is listed again after this, or when the page asks
+PAIR_ATTEMPT_S = 4.0  # a hello is sent again this often while the owner walks to the button
 SEALED_CACHE = 4  # sealed clips kept in memory (a few MB each) for range requests
 
 
@@ -260,10 +261,23 @@ class OwnerService:
                 "entries": list(reversed(entries)), "members": members_from(entries)}
 
     def pair(self, *, broker_url: str, device_id: str, setup_code: str,
-             fingerprint: str | None, timeout: float = 30.0) -> dict[str, Any]:
+             fingerprint: str | None, timeout: float = 60.0,
+             attempt_s: float = PAIR_ATTEMPT_S) -> dict[str, Any]:
+        """Pair as ``doorward owner pair`` does, but wait (up to ``timeout``) for the owner to
+        hold SETUP: the device answers only inside its window, so a hello is sent again every
+        ``attempt_s`` (each a fresh exchange with the same key, which the window allows)."""
+        deadline = time.monotonic() + timeout
         with self._commands:
-            device = pair(self.ring, BrokerOptions(broker_url), device_id, setup_code,
-                          expected_fingerprint=fingerprint or None, timeout=timeout)
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    device = pair(self.ring, BrokerOptions(broker_url), device_id, setup_code,
+                                  expected_fingerprint=fingerprint or None,
+                                  timeout=max(0.5, min(attempt_s, left)))
+                    break
+                except DoorwardError as exc:
+                    if not str(exc).startswith("no answer from") or left <= attempt_s:
+                        raise
         PinStore(self.ring.dir).forget(device.device_id)  # a new pairing, a new ledger to pin
         return asdict(device)
 
