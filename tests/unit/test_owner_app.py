@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 with warnings.catch_warnings():  # starlette deprecates httpx for its TestClient: still works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from agent.errors import DoorwardError
@@ -97,6 +97,16 @@ def test_wrong_token_or_forged_cookie_is_401(anon: TestClient, guard: Guard) -> 
     assert anon.get("/?token=" + "x" * 43).status_code == 401
     anon.cookies.set(COOKIE, guard.token)  # the token is not a session
     assert anon.get("/api/me").status_code == 401
+
+
+def test_the_server_listens_on_loopback_only() -> None:
+    from agent.owner.app.server import _listen
+
+    sock = _listen(0)
+    try:
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
 
 
 def test_other_hosts_are_refused_against_dns_rebinding(client: TestClient) -> None:
