@@ -211,7 +211,7 @@ def first_frames(driver: Any, app: Running) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clips", type=int, default=1000)
-    ap.add_argument("--visits", type=int, default=20)
+    ap.add_argument("--visits", type=int, default=20, help="0: the page load only")
     args = ap.parse_args()
     print(f"machine: {machine()}", flush=True)
     with tempfile.TemporaryDirectory() as d:
@@ -224,9 +224,10 @@ def main() -> int:
             print("1. page load", flush=True)
             load = page_load(tmp, s3, driver, args.clips)
             print(json.dumps(load), flush=True)
-            print("2-3. rings and first frames", flush=True)
-            ring = rings(tmp, s3, driver, args.visits)
-            print(json.dumps(ring), flush=True)
+            if args.visits:
+                print("2-3. rings and first frames", flush=True)
+                ring = rings(tmp, s3, driver, args.visits)
+                print(json.dumps(ring), flush=True)
         finally:
             driver.quit()
             s3.stop()
