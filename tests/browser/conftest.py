@@ -5,7 +5,6 @@ them when missing. Screenshots go to ``$DOORWARD_ARTIFACTS`` (default: the test'
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,3 @@ def screenshot(driver: Any, artifacts: Path, name: str) -> Path:
     out = artifacts / f"{name}.png"
     driver.save_screenshot(str(out))
     return out
-
-
-def has_chromium() -> bool:
-    return shutil.which("chromium") is not None

@@ -115,6 +115,12 @@ def _ring(rig: Rig) -> Any:
 
 def test_ring_shows_with_its_snapshot_within_2_s(world: World) -> None:
     world.page("now")
+    # record notifications (headless Chromium shows none): the page's, with the picture
+    world.js("""window.__notes = [];
+      window.Notification = class { constructor(t, o) { window.__notes.push([t, o]); }
+        static get permission() { return 'granted'; }
+        static requestPermission() { return Promise.resolve('granted'); } };
+      document.getElementById('notify').click();""")
     before = world.js("return document.querySelectorAll('#feed li.ring').length")
     decided = world.press_ring()
     li = wait_for(lambda: world.js(
@@ -128,6 +134,10 @@ def test_ring_shows_with_its_snapshot_within_2_s(world: World) -> None:
     assert shown - decided < 2.0, f"snapshot shown {shown - decided:.2f} s after the decision"
     assert world.js("const i = document.querySelector('#feed li.ring img');"
                     "return i.complete && i.naturalWidth > 0")
+    notes = wait_for(lambda: world.js("return window.__notes"), timeout=5,
+                     what="a notification of the ring")
+    assert notes[0][0] == "Someone rang at the door"
+    assert notes[0][1]["icon"].startswith("/api/")  # with its picture
     screenshot(world.chrome, world.artifacts, "now")
 
 
