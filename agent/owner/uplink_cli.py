@@ -88,15 +88,18 @@ def _store(args: argparse.Namespace) -> ObjectStore:
 
 
 def open_store(bucket: str, *, endpoint_url: str | None = None, prefix: str = "doorward",
-               region: str = "us-east-1", addressing_style: str = "auto") -> ObjectStore:
-    """The bucket the device uploads to, as the owner reaches it (credentials: boto3's chain)."""
+               region: str = "us-east-1", addressing_style: str = "auto",
+               max_attempts: int = 5, connect_timeout_s: float = 5.0) -> ObjectStore:
+    """The bucket the device uploads to, as the owner reaches it (credentials: boto3's chain).
+    The web app passes fewer attempts: a page should say soon that the bucket is unreachable."""
     from uplink.s3 import S3ObjectStore  # boto3: only for the bucket commands
 
     try:
         return S3ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint_url, prefix=prefix,
                                         region=region,
                                         addressing_style=addressing_style,  # type: ignore[arg-type]
-                                        ))
+                                        max_attempts=max_attempts,
+                                        connect_timeout_s=connect_timeout_s))
     except (ValueError, UplinkError) as exc:
         raise DoorwardError(f"bucket {bucket}: {exc}") from exc
 

@@ -244,6 +244,7 @@ def test_bucket_unreachable_says_what_to_do(bucket: Bucketful, guard: Guard) -> 
     c.get(f"/?token={guard.token}")
     r = c.get(f"{dev(bucket)}/clips")
     assert r.status_code == 502 and "could not connect" in r.json()["error"]
+    assert "Check that the store" in r.json()["error"]  # and what to check
     s.close()
 
 

@@ -76,7 +76,7 @@ class OwnerService:
         self._store = store
         self._store_factory = store_factory or (lambda o: uplink_cli.open_store(
             o.bucket, endpoint_url=o.endpoint_url, prefix=o.prefix, region=o.region,
-            addressing_style=o.addressing_style))
+            addressing_style=o.addressing_style, max_attempts=2, connect_timeout_s=3.0))
         self._commands = threading.Lock()
         self._lock = threading.Lock()
         self._listings: dict[str, tuple[float, dict[str, Any], dict[str, Manifest]]] = {}
@@ -145,7 +145,15 @@ class OwnerService:
               refresh: bool = False) -> dict[str, Any]:
         """One page of the timeline, newest first, with the chain check and what failed."""
         device = self.device(device_id)
-        doc, _ = self._listing(device, refresh)
+        try:
+            doc, _ = self._listing(device, refresh)
+        except DoorwardError as exc:
+            where = (self.bucket.endpoint_url or "AWS S3") if self.bucket else "the bucket"
+            raise DoorwardError(
+                f"{exc}. Check that the store at {where} runs and this computer reaches it, the "
+                "bucket settings (--bucket, --endpoint-url: remembered in the owner dir's "
+                "app.json) and your credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                "~/.aws/credentials)") from exc
         rows = list(reversed(doc["clips"]))
         page = max(page, 0)
         chunk = rows[page * per_page:(page + 1) * per_page]

@@ -210,6 +210,7 @@ async function loadClips(open, refresh = false) {
 function play(r) {
   const base = `/api/devices/${dev()}/clips/${encodeURIComponent(r.clip_id)}`;
   $("player").hidden = false;
+  $("player").scrollIntoView({ block: "start" });
   $("player-title").textContent = `${when(r.started_at)} · ${(r.duration_s ?? 0).toFixed(1)} s`;
   const v = $("video");
   v.dataset.clip = r.clip_id;
