@@ -191,7 +191,8 @@ def rings(tmp: Path, s3: SeaweedS3, driver: Any, visits: int) -> dict[str, Any]:
 def first_frames(driver: Any, app: Running) -> dict[str, Any]:
     driver.get(f"{app.base}/#clips")
     ids = wait_for(lambda: driver.execute_script(
-        "return [...document.querySelectorAll('#clips li')].map(l => l.dataset.clip)"),
+        "return [...document.querySelectorAll('#clips li:not(.recording)')]"
+        ".map(l => l.dataset.clip)"),
         timeout=30, what="the clips")
     out = []
     for clip_id in ids[:10]:

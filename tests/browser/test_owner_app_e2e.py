@@ -161,7 +161,7 @@ def test_the_clip_plays_in_the_page(world: World) -> None:
     def first_clip() -> Any:
         world.js("document.getElementById('clips-refresh').click()")
         time.sleep(0.3)
-        return world.js("const b = document.querySelector('#clips li');"
+        return world.js("const b = document.querySelector('#clips li:not(.recording)');"
                         "return b ? b.dataset.clip : null")
 
     clip_id = wait_for(first_clip, timeout=30, interval=0.5, what="the ring's clip in the bucket")

@@ -190,7 +190,11 @@ async function loadClips(open, refresh = false) {
   $("unverified").replaceChildren(...doc.unverified.map((k) =>
     h("li", { class: "unverified", "data-key": k },
       `failed verification, not played: ${k.split("/").pop()} (not signed by this device, or altered)`)));
-  $("clips").replaceChildren(...doc.clips.map((r) => h("li", { "data-clip": r.clip_id },
+  const recording = doc.page === 0 ? doc.in_progress.map((p) => h("li", { class: "recording", "data-clip": p.clip_id },
+    h("strong", {}, "being recorded"), h("br"),
+    `${p.segments} segment(s) sealed so far, last at ${when(p.updated_at)}; ` +
+    "`doorward owner clips fetch` gives what arrived")) : [];
+  $("clips").replaceChildren(...recording, ...doc.clips.map((r) => h("li", { "data-clip": r.clip_id },
     h("button", { type: "button", onclick: () => play(r), "aria-label": `play clip ${r.clip_id}` },
       r.snapshot ? h("img", { loading: "lazy", alt: "",
         src: `/api/devices/${dev()}/clips/${encodeURIComponent(r.clip_id)}/snapshot` }) : h("span", {}, "no picture"),
