@@ -9,6 +9,7 @@ and scripts may reach into the modules.
     wire          canonical and strict JSON, id/hash checks, timestamp formats, topic builders
     keys          Ed25519 key files, device ids, key ids, fingerprints, base64url
     age, agekeys  age v1 encryption (sealing to the owners) and its X25519 key strings
+    age_seek      random access into an age file the owner opens (HTTP range requests)
     jws           compact JWS with EdDSA, and the check every device-signed token gets
     messages      the device's signed messages on MQTT (events, status, uploads, replies)
     manifest      the signed manifest beside each uploaded clip, and the owner's chain check
@@ -18,6 +19,7 @@ and scripts may reach into the modules.
     pairing       the owner pairing protocol (setup code from the label, key exchange)
     mqtt, mqtt_types, brokerurl   the MQTT adapter (paho), its settings and URL rules
     s3, s3_errors, s3_multipart, objectstore   the S3 adapter (boto3), its port and settings
+    s3_listing    listing with ETags (the owner app's manifest cache), boto3 on first use
     loopback_mqtt, memory_store   the in-memory twins of the broker and the bucket, for tests
                   and development (as gpiozero ships MockFactory): same surface, no server
 
@@ -51,6 +53,7 @@ from uplink.age import (
 from uplink.age import (
     parse_header as parse_age_header,
 )
+from uplink.age_seek import SeekableAge
 from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
 from uplink.brokerurl import BrokerUrl, parse_broker_url
 from uplink.checkpoint import (
@@ -237,9 +240,11 @@ from uplink.wire import (
 if TYPE_CHECKING:  # mypy sees the types; at run time __getattr__ loads them on first use
     from uplink.mqtt import MqttClient
     from uplink.s3 import S3ObjectStore
+    from uplink.s3_listing import list_with_etags
 
 # name -> module; importing the module pulls in paho or boto3
-_LAZY = {"MqttClient": "uplink.mqtt", "S3ObjectStore": "uplink.s3"}
+_LAZY = {"MqttClient": "uplink.mqtt", "S3ObjectStore": "uplink.s3",
+         "list_with_etags": "uplink.s3_listing"}
 
 
 def __getattr__(name: str) -> Any:
@@ -346,6 +351,7 @@ __all__ = [
     "S3ObjectStore",
     "S3Settings",
     "S3Unavailable",
+    "SeekableAge",
     "SeqState",
     "SignedMessage",
     "StatusBody",
@@ -387,6 +393,7 @@ __all__ = [
     "iso_utc_z",
     "key_id_for",
     "ledger_entry_hash",
+    "list_with_etags",
     "load_ed25519",
     "load_identities",
     "loads_strict",

@@ -10,12 +10,13 @@ from typing import Any
 
 from agent.errors import DoorwardError
 from agent.owner import ledger_cli, uplink_cli
+from agent.owner.app import add_arguments as app_arguments
+from agent.owner.app import main as app_main
 from agent.owner.client import (
-    TIME_REASONS,
     BrokerOptions,
-    clock_difference,
+    command,
     pair,
-    send_command,
+    refused,
     send_command_replies,
 )
 from agent.owner.keyring import OwnerKeyring, PairedDevice, default_owner_dir
@@ -74,6 +75,7 @@ def add_owner_arguments(sub: Any) -> None:
     xp.add_argument("mode", choices=["sealed", "clear"])
 
     uplink_cli.add_arguments(osub)
+    app_arguments(osub)
 
     ledger_cli.add_arguments(osub, _device_args)
 
@@ -114,6 +116,8 @@ def dispatch(args: argparse.Namespace) -> int:
         print(("created" if created else "already present:") + f" owner keys in {owner_dir}")
         print(f"  key id:    {ring.key_id}\n  recipient: {ring.recipient}")
         return 0
+    if cmd == "app":
+        return app_main(args, owner_dir)
     ring = OwnerKeyring.open(owner_dir)
     if cmd == "show":
         doc = ring.describe()
@@ -147,43 +151,23 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "forget":
         return _forget(ring, device, broker, args)
     if cmd == "events-content":
-        _command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
+        command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
         print(f"event messages are now {args.mode}")
         return 0
     if cmd == "add-member":
-        reply = _command(ring, device, broker, "owner.add", {
+        reply = command(ring, device, broker, "owner.add", {
             "public_key": args.public_key, "recipient": args.recipient, "role": args.role},
             args.timeout)
         print(f"added {args.role} {reply.get('result', {}).get('key_id', '')}")
         return 0
     if cmd == "remove-member":
-        reply = _command(ring, device, broker, "owner.remove", {"key_id": args.key_id},
+        reply = command(ring, device, broker, "owner.remove", {"key_id": args.key_id},
                          args.timeout)
         removed = reply.get("result", {}).get("removed", {})
         print(f"removed {removed.get('role', 'member')} {removed.get('key_id', args.key_id)}: "
               "nothing is sealed to them from now on")
         return 0
     return ledger_cli.fetch(ring, args, broker)
-
-
-def _command(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
-             cmd_args: dict[str, Any], timeout: float) -> dict[str, Any]:
-    reply = send_command(ring, device, broker, cmd, cmd_args, timeout=timeout)
-    _refused(device, cmd, reply)
-    return reply
-
-
-def _refused(device: PairedDevice, cmd: str, reply: dict[str, Any]) -> None:
-    """DoorwardError naming the refusal; for a time refusal, the clock difference and the fix."""
-    if reply.get("ok"):
-        return
-    reason, detail = reply.get("reason"), reply.get("detail") or "no detail"
-    message = f"{device.device_id} refused {cmd}: {reason} ({detail})"
-    if reason in TIME_REASONS:
-        message += (f"; {clock_difference(reply)}: set the clock that is wrong (on the device "
-                    "`doorward doctor` checks it), then try again. Revoking consent, "
-                    "forgetting clips and removing a member work whatever the clocks say")
-    raise DoorwardError(message)
 
 
 def _more_forget_replies(reply: dict[str, Any]) -> bool:
@@ -201,7 +185,7 @@ def _forget(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
         ring, device, broker, "clips.forget",
         {"clip": args.clip, "before": args.before, "all": bool(args.all)}, timeout=args.timeout,
         more=_more_forget_replies)
-    _refused(device, "clips.forget", replies[0])
+    refused(device, "clips.forget", replies[0])
     result = dict(replies[0]["result"])
     result.pop("bucket_pending", None)
     parts = [r["result"] for r in replies[1:] if r["result"].get("stage") == "bucket"]
@@ -221,14 +205,14 @@ def _consent(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
              args: argparse.Namespace) -> int:
     sub = args.consent_command
     if sub == "grant":
-        reply = _command(ring, device, broker, "consent.grant", {
+        reply = command(ring, device, broker, "consent.grant", {
             "scopes": _scopes(args.scopes), "days": args.days,
             "until_revoked": bool(args.until_revoked)}, args.timeout)
     elif sub == "revoke":
-        reply = _command(ring, device, broker, "consent.revoke", {"scopes": _scopes(args.scopes)},
+        reply = command(ring, device, broker, "consent.revoke", {"scopes": _scopes(args.scopes)},
                          args.timeout)
     else:
-        reply = _command(ring, device, broker, "consent.show", {}, args.timeout)
+        reply = command(ring, device, broker, "consent.show", {}, args.timeout)
     result = reply.get("result", {})
     print(json.dumps(result, indent=2) if sub != "show" or args.json else
           "\n".join(f"{g['scope']}: until {g['expires_at'] or 'revoked'}"

@@ -204,6 +204,27 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
                         f"its daemon running and connected to {broker.url}?")
 
 
+def command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
+            args: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+    """:func:`send_command`, with a refusal raised as the DoorwardError :func:`refused` names."""
+    reply = send_command(keyring, device, broker, cmd, args, timeout=timeout)
+    refused(device, cmd, reply)
+    return reply
+
+
+def refused(device: PairedDevice, cmd: str, reply: dict[str, Any]) -> None:
+    """DoorwardError naming the refusal; for a time refusal, the clock difference and the fix."""
+    if reply.get("ok"):
+        return
+    reason, detail = reply.get("reason"), reply.get("detail") or "no detail"
+    message = f"{device.device_id} refused {cmd}: {reason} ({detail})"
+    if reason in TIME_REASONS:
+        message += (f"; {clock_difference(reply)}: set the clock that is wrong (on the device "
+                    "`doorward doctor` checks it), then try again. Revoking consent, "
+                    "forgetting clips and removing a member work whatever the clocks say")
+    raise DoorwardError(message)
+
+
 def _open_reply(payload: bytes, device_key: Any, keyring: OwnerKeyring,
                 jti: str) -> dict[str, Any] | None:
     """The reply to ``jti`` as a dict, or None for anything else on the topic (the broker is

@@ -122,16 +122,23 @@ def report(ring: OwnerKeyring, device: PairedDevice, verdict: Verdict) -> int:
         for problem in verdict.problems:  # on stdout, like the report of a good ledger
             print(problem)
         return 1
-    if verdict.hashes:
-        pins = PinStore(ring.dir)
-        old = pins.get(device.device_id)
-        if old is not None and (old.count, old.head) == (len(verdict.hashes), verdict.hashes[-1]):
-            print(f"pinned {device.device_id} already: {old.describe()}")
-            return 0
-        pin = Pin.of(verdict.hashes, time.time())
-        pins.put(device.device_id, pin)
-        print(f"pinned {device.device_id}: {pin.describe()}")
+    said = advance_pin(ring, device, verdict)
+    if said:
+        print(said)
     return 0
+
+
+def advance_pin(ring: OwnerKeyring, device: PairedDevice, verdict: Verdict) -> str:
+    """After a verdict that is ok: move the device's pin forward to it; says what was pinned."""
+    if not verdict.ok or not verdict.hashes:
+        return ""
+    pins = PinStore(ring.dir)
+    old = pins.get(device.device_id)
+    if old is not None and (old.count, old.head) == (len(verdict.hashes), verdict.hashes[-1]):
+        return f"pinned {device.device_id} already: {old.describe()}"
+    pin = Pin.of(verdict.hashes, time.time())
+    pins.put(device.device_id, pin)
+    return f"pinned {device.device_id}: {pin.describe()}"
 
 
 def check(ring: OwnerKeyring, device: PairedDevice, text: str,

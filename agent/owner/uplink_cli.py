@@ -8,6 +8,7 @@ in their signed manifest before they are decrypted with the owner's identity.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import queue
 import sys
@@ -25,6 +26,7 @@ from uplink import (
     MAX_PROGRESS_BYTES,
     AgeError,
     ChainChecker,
+    ClipObject,
     ClipProgress,
     InboundMessage,
     Manifest,
@@ -89,14 +91,25 @@ def bucket_store(args: argparse.Namespace) -> ObjectStore:
 
 
 def _store(args: argparse.Namespace) -> ObjectStore:
+    return open_store(args.bucket, endpoint_url=args.endpoint_url, prefix=args.prefix,
+                      region=args.region, addressing_style=args.addressing_style)
+
+
+def open_store(bucket: str, *, endpoint_url: str | None = None, prefix: str = "doorward",
+               region: str = "us-east-1", addressing_style: str = "auto",
+               max_attempts: int = 5, connect_timeout_s: float = 5.0) -> ObjectStore:
+    """The bucket the device uploads to, as the owner reaches it (credentials: boto3's chain).
+    The web app passes fewer attempts: a page should say soon that the bucket is unreachable."""
     from uplink import S3ObjectStore  # boto3: only for the bucket commands
 
     try:
-        return S3ObjectStore(S3Settings(bucket=args.bucket, endpoint_url=args.endpoint_url,
-                                        prefix=args.prefix, region=args.region,
-                                        addressing_style=args.addressing_style))
+        return S3ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint_url, prefix=prefix,
+                                        region=region,
+                                        addressing_style=addressing_style,  # type: ignore[arg-type]
+                                        max_attempts=max_attempts,
+                                        connect_timeout_s=connect_timeout_s))
     except (ValueError, UplinkError) as exc:
-        raise DoorwardError(f"bucket {args.bucket}: {exc}") from exc
+        raise DoorwardError(f"bucket {bucket}: {exc}") from exc
 
 
 def _signed(store: ObjectStore, prefix: str, device: PairedDevice, suffix: str, max_bytes: int,
@@ -133,13 +146,22 @@ def _in_progress(store: ObjectStore, prefix: str, device: PairedDevice,
     return [p for _, p in good if p.clip_id not in done], bad
 
 
-def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
-    device = ring.device(args.device)
-    store = _store(args)
+def clip_listing(ring: OwnerKeyring, device: PairedDevice, store: ObjectStore, prefix: str,
+                 *, bucket: str = "") -> dict[str, Any]:
+    """What ``owner clips list --json`` prints: verified manifests (``clips``, oldest first, with
+    their sealed times opened), clips still being recorded, keys that did not verify, and the
+    chain check. The page's timeline is built from the same document."""
+    return clip_listing_items(ring, device, store, prefix, bucket=bucket)[0]
+
+
+def clip_listing_items(ring: OwnerKeyring, device: PairedDevice, store: ObjectStore, prefix: str,
+                       *, bucket: str = "") -> tuple[dict[str, Any], list[Manifest]]:
+    """:func:`clip_listing` and the verified manifests it was made from."""
     try:
-        items, bad = _manifests(store, args.prefix, device)
+        items, bad = _manifests(store, prefix, device)
+        live, bad_live = _in_progress(store, prefix, device, {m.clip_id for _, m in items})
     except UplinkError as exc:
-        raise DoorwardError(f"cannot list bucket {args.bucket}: {exc}") from exc
+        raise DoorwardError(f"cannot list bucket {bucket}: {exc}") from exc
     report = check_manifest_chain(items)
     rows = []
     for _, m in sorted(items, key=lambda it: it[1].seq):
@@ -151,16 +173,22 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
                      "size": next(o.size for o in (m.clip, m.snapshot) if o is not None),
                      "video": m.clip is not None,
                      "snapshot": m.snapshot is not None, **times})
-    live, bad_live = _in_progress(store, args.prefix, device, {m.clip_id for _, m in items})
     bad = [*bad, *bad_live]
     chain_ok = report.ok and not bad
     in_progress = [{"clip_id": p.clip_id, "size": p.size, "segments": len(p.segments),
                     "updated_at": p.updated_at} for p in live]
-    doc: dict[str, Any] = {"device_id": device.device_id, "clips": rows, "unverified": bad,
-           "in_progress": in_progress,
-           "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
-                     "out_of_order": list(report.out_of_order), "broken": list(report.broken),
-                     "duplicates": list(report.duplicates)}}
+    return {"device_id": device.device_id, "clips": rows, "unverified": bad,
+            "in_progress": in_progress,
+            "chain": {"ok": chain_ok, "missing": [list(r) for r in report.missing],
+                      "out_of_order": list(report.out_of_order), "broken": list(report.broken),
+                      "duplicates": list(report.duplicates)}}, [m for _, m in items]
+
+
+def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
+    device = ring.device(args.device)
+    doc = clip_listing(ring, device, _store(args), args.prefix, bucket=args.bucket)
+    rows, in_progress, bad = doc["clips"], doc["in_progress"], doc["unverified"]
+    chain_ok = doc["chain"]["ok"]
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -177,6 +205,27 @@ def clips_list(ring: OwnerKeyring, args: argparse.Namespace) -> int:
         else:
             print(f"PROBLEMS: {json.dumps(doc['chain'])}; unverified manifests: {bad}")
     return 0 if chain_ok else 1
+
+
+def verified_manifest(store: ObjectStore, prefix: str, device: PairedDevice,
+                      clip_id: str) -> Manifest | None:
+    """The verified manifest of ``clip_id``, or None (absent, or it does not verify)."""
+    items, _ = _manifests(store, prefix, device)
+    return next((m for _, m in items if m.clip_id == clip_id), None)
+
+
+def sealed_object(store: ObjectStore, obj: ClipObject) -> bytes:
+    """The sealed object named by a verified manifest, in memory, checked against the SHA-256 and
+    size the manifest signs (DoorwardError when the bucket copy differs)."""
+    try:
+        data = store.get_bytes(obj.key, obj.size)
+    except UplinkError as exc:
+        raise DoorwardError(f"cannot download {obj.key}: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != obj.sha256 or len(data) != obj.size:
+        raise DoorwardError(f"{obj.key} does not match its signed manifest (sha256 {digest}, "
+                            f"expected {obj.sha256}): the bucket copy was altered")
+    return data
 
 
 def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
