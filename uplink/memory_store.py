@@ -8,6 +8,9 @@ Usage::
     store.objects[key]                                   # the bytes stored (a dict, for asserts)
     store.fail_next(2)                                   # the next 2 requests: S3Unavailable
     store.max_object_bytes = 1024                        # larger bodies: S3Error EntityTooLarge
+    store.before_put = lambda key: consent.revoke(...)   # runs as put_file starts sending key
+    store.fail_puts[".jpg.age"] = S3Unavailable("away")  # put_file of keys so ending: raises it
+    store.checks                                         # how often put_file called check()
 
 What it keeps of the real store (shown against SeaweedFS by
 tests/integration/test_object_store_contract.py): a request per operation as S3 counts them
@@ -19,8 +22,18 @@ the single PUT or each part; files above ``multipart_threshold_bytes`` sent in p
 ``upload_multipart`` (so a ``ResumeState`` resumes, and an upload stopped mid-way stays listed
 in ``uploads`` until resumed or aborted); an object already stored with the same size and
 SHA-256 is skipped; digests verified (``S3IntegrityError``); a missing key is ``S3NotFound``;
-every failure is an ``S3Error`` (``uplink.s3_errors``). Not modelled: retries and backoff (one
-attempt per call, as the daemon configures the real store), metadata other than the SHA-256.
+every failure is an ``S3Error`` (``uplink.s3_errors``).
+
+Test knobs on ``put_file`` (after the skip and size checks, in this order): ``before_put(key)``
+runs just before the first request that sends the body, so a test can revoke or expire consent
+exactly while that object is sent; then a key ending in a suffix of ``fail_puts`` makes each
+request that would send it (``PUT k``; ``CREATE k`` and ``PART k n``), counted in ``requests``,
+raise the mapped exception instead, every time until the entry is removed. ``checks`` counts the
+calls of ``check`` the bodies made (before the first byte and every 64 KiB; counted even when
+``check`` is None).
+
+Not modelled: retries and backoff (one attempt per call, as the daemon configures the real
+store), metadata other than the SHA-256.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import builtins
 import hashlib
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +91,9 @@ class MemoryObjectStore:
         self.objects: dict[str, bytes] = {}
         self.uploads: dict[str, _Upload] = {}  # multipart uploads begun, not completed/aborted
         self.requests: list[str] = []
+        self.before_put: Callable[[str], None] | None = None
+        self.fail_puts: dict[str, Exception] = {}
+        self.checks = 0
         self._failures: list[S3Error] = []
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -122,8 +138,12 @@ class MemoryObjectStore:
                 resume_state.save()
             return PutResult(key, size, sha256_hex, skipped=True)
         self._check_size(key, size)
+        if self.before_put is not None:
+            self.before_put(key)
+        check = self._counted(check)
         if size <= self.multipart_threshold_bytes:
             self._request(f"PUT {key}")
+            self._fail_put(key)
             with CheckedReader(path, 0, size, check) as body:
                 data = _read_all(body)
             self._store(key, data, sha256_hex)
@@ -190,6 +210,21 @@ class MemoryObjectStore:
         return data
 
     # ---- inside -----------------------------------------------------------------------------
+    def _counted(self, check: Check | None) -> Check:
+        def counted() -> None:
+            with self._lock:
+                self.checks += 1
+            if check is not None:
+                check()
+        return counted
+
+    def _fail_put(self, key: str) -> None:
+        with self._lock:
+            failure = next((exc for suffix, exc in self.fail_puts.items()
+                            if key.endswith(suffix)), None)
+        if failure is not None:
+            raise failure
+
     def _request(self, what: str) -> None:
         with self._lock:
             self.requests.append(what)
@@ -235,6 +270,7 @@ class _MemoryParts:
 
     def create(self) -> str:
         self.store._request(f"CREATE {self.key}")
+        self.store._fail_put(self.key)
         upload_id = f"memory-{next(self.store._ids)}"
         with self.store._lock:
             self.store.uploads[upload_id] = _Upload(self.key)
@@ -251,6 +287,7 @@ class _MemoryParts:
     def upload_part(self, upload_id: str, number: int, body: CheckedReader,
                     checksum_b64: str) -> str:
         self.store._request(f"PART {self.key} {number}")
+        self.store._fail_put(self.key)
         data = _read_all(body)
         if base64.b64encode(hashlib.sha256(data).digest()).decode("ascii") != checksum_b64:
             raise S3IntegrityError(f"PUT {self.key} part {number}: BadDigest", code="BadDigest")

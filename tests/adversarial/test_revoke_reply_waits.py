@@ -17,12 +17,12 @@ from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.paths import DataDir
 from tests.adversarial.lane import upload_rig
-from tests.adversarial.memstore import MemStore
 from tests.helpers import wait_for
+from uplink.memory_store import MemoryObjectStore
 
 
 def test_revoke_hook_returns_only_after_the_upload_in_flight_stopped(tmp_path: Path) -> None:
-    store, inside, release = MemStore(), threading.Event(), threading.Event()
+    store, inside, release = MemoryObjectStore(), threading.Event(), threading.Event()
 
     def hold(key: str) -> None:
         if key.endswith(".mp4.age"):

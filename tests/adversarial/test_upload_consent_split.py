@@ -33,9 +33,9 @@ from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.paths import DataDir
 from agent.store import ClipRecord
-from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.manifest import verify_manifest
+from uplink.memory_store import MemoryObjectStore
 from uplink.s3_errors import S3Unavailable
 from uplink.s3_multipart import CHECK_EVERY_BYTES, CheckedReader
 
@@ -50,7 +50,7 @@ class Device:
     consent: ConsentStore
     ledger: Ledger
     delivery: Delivery
-    store: MemStore
+    store: MemoryObjectStore
     worker: OutboxWorker
     lane_outbox: Outbox
     ports: Ports
@@ -84,6 +84,10 @@ class Device:
     def pending(self) -> dict[str, int]:
         return self.lane_outbox.pending()
 
+    def suffixes(self) -> list[str]:
+        """What kinds of object the bucket holds (each key's part after its first dot)."""
+        return sorted(k.split(".", 1)[1] for k in self.store.objects)
+
     def kinds(self) -> list[str]:
         return [e.kind for e in self.ledger.entries()]
 
@@ -106,7 +110,7 @@ def device(tmp_path: Path) -> Iterator[Device]:
                       str(Identity.generate().recipient), "owner", time.time())
     outbox = Outbox(DataDir(data).outbox_db, on_drop=lambda items: [
         ledger.append("outbox-drop", e, time.time()) for e in drop_records(items)])
-    store = MemStore()
+    store = MemoryObjectStore()
     ctx = LaneContext(data, identity, None, lambda: store, "doorward", "bucket", queue.Queue())
     ports = lane_ports(ctx, "uploads")
     clock = [0.0]  # the worker's clock runs this far ahead of time.time()
@@ -133,7 +137,7 @@ def test_snapshots_only_consent_uploads_only_the_snapshot(device: Device, tmp_pa
     device.grant("snapshots")
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["jpg.age", "manifest.jws"]
+    assert device.suffixes() == ["jpg.age", "manifest.jws"]
     objects = device.manifest_objects()  # signed, and names the snapshot as what it is
     assert list(objects) == ["snapshot"] and objects["snapshot"].endswith(".jpg.age")
     assert device.pending() == {}
@@ -145,7 +149,7 @@ def test_clips_only_consent_uploads_the_clip_without_its_snapshot(device: Device
     device.grant("clips")
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["manifest.jws", "mp4.age"]
+    assert device.suffixes() == ["manifest.jws", "mp4.age"]
     assert list(device.manifest_objects()) == ["clip"]
 
 
@@ -153,7 +157,7 @@ def test_clips_and_snapshots_consent_uploads_both(device: Device, tmp_path: Path
     device.grant("clips", "snapshots")
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["jpg.age", "manifest.jws", "mp4.age"]
+    assert device.suffixes() == ["jpg.age", "manifest.jws", "mp4.age"]
     assert sorted(device.manifest_objects()) == ["clip", "snapshot"]
 
 
@@ -171,7 +175,7 @@ def test_snapshots_revoked_while_the_snapshot_is_sent_keeps_it_out(device: Devic
         ["snapshots"], "k-test", time.time()) if key.endswith(".jpg.age") else None
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["manifest.jws", "mp4.age"]  # the clip still goes
+    assert device.suffixes() == ["manifest.jws", "mp4.age"]  # the clip still goes
     assert list(device.manifest_objects()) == ["clip"]
 
 
@@ -221,7 +225,7 @@ def test_queued_retry_that_had_stored_its_clip_is_withdrawn_on_revoke(device: De
     device.store.fail_puts[".jpg.age"] = S3Unavailable("bucket endpoint away")
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["mp4.age"] and device.pending()
+    assert device.suffixes() == ["mp4.age"] and device.pending()
     device.store.fail_puts.clear()
     device.revoke("clips", "snapshots")
     assert device.pending(), "kept for the lane to withdraw, not dropped as never sent"
@@ -250,7 +254,7 @@ def test_upload_expiring_in_the_queue_after_storing_its_clip_is_withdrawn(
     device.store.fail_puts[".jpg.age"] = S3Unavailable("bucket endpoint away")
     device.seal(tmp_path)
     device.step()
-    assert device.store.suffixes() == ["mp4.age"] and device.pending()
+    assert device.suffixes() == ["mp4.age"] and device.pending()
     device.store.fail_puts.clear()
     device.clock[0] = 31 * 86400.0  # past the upload's 30 days in the outbox
     device.step()

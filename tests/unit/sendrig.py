@@ -30,9 +30,9 @@ from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.paths import DataDir
-from tests.adversarial.memstore import MemStore
 from uplink.agekeys import Identity
 from uplink.keys import public_raw
+from uplink.memory_store import MemoryObjectStore
 from uplink.objectstore import PutResult
 from uplink.s3_errors import S3Error, S3IntegrityError
 from uplink.s3_multipart import Check, PartRecord, Progress, ResumeState
@@ -42,15 +42,17 @@ BUCKET = "bucket"
 CLIP_ID = "c0ffee0001"
 
 
-@dataclass
-class PartStore(MemStore):
-    """A :class:`MemStore` that sends bodies larger than ``part_bytes`` as a multipart upload,
+class PartStore(MemoryObjectStore):
+    """A :class:`MemoryObjectStore` that sends bodies larger than ``part_bytes`` as a multipart
+    upload of small parts (S3, and so the twin's real multipart, wants parts of 5 MiB or more),
     saving ``resume_state`` as ``uplink.s3_multipart.upload_multipart`` does (created, after each
-    part, reset on completion) and checking before each part; ``fail_part`` ((key, n), exc)
-    fails part n of key once."""
+    part, reset on completion) and checking before each part; the upload of key k has the id
+    ``up-k``; ``fail_part`` ((key, n), exc) fails part n of key once."""
 
-    part_bytes: int = 64 * 1024
-    fail_part: tuple[tuple[str, int], Exception] | None = None
+    def __init__(self, part_bytes: int = 64 * 1024) -> None:
+        super().__init__()
+        self.part_bytes = part_bytes
+        self.fail_part: tuple[tuple[str, int], Exception] | None = None
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         if upload_id != f"up-{key}":
@@ -68,7 +70,8 @@ class PartStore(MemStore):
                                     resume_state=resume_state, check=check)
         if key in self.objects:
             return PutResult(key, size, sha256_hex, skipped=True)
-        self.before_put(key)
+        if self.before_put is not None:
+            self.before_put(key)
         state = resume_state if resume_state is not None else ResumeState()
         if check is not None:
             check()
@@ -103,7 +106,7 @@ class SendRig:
     db: DeviceDB
     consent: ConsentStore
     ledger: Ledger
-    store: MemStore
+    store: MemoryObjectStore
     ctx: LaneContext
     ports: Ports
     outbox: Outbox
@@ -167,7 +170,7 @@ class SendRig:
 
 
 @contextmanager
-def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
+def send_rig(tmp: Path, *, mqtt: Any = None, store: MemoryObjectStore | None = None,
              prefix: str = PREFIX) -> Iterator[SendRig]:
     """A :class:`SendRig` with a paired owner and no grant."""
     data = tmp / "device"
@@ -177,7 +180,7 @@ def send_rig(tmp: Path, *, mqtt: Any = None, store: MemStore | None = None,
     owner = Identity.generate()
     consent.add_owner(public_raw(Ed25519PrivateKey.generate()),
                       str(owner.recipient), "owner", time.time())
-    store = store if store is not None else MemStore()
+    store = store if store is not None else MemoryObjectStore()
     wakes: list[int] = []
     ctx = LaneContext(data, identity, mqtt, lambda: store, prefix, BUCKET, queue.Queue(),
                       wake=lambda: wakes.append(1))

@@ -1,5 +1,5 @@
 """The owner's web app: its gate (token, cookie, CSRF, no CORS, no-store), and its routes over the
-real owner client with an in-memory bucket (tests/adversarial/memstore.py) and real keys."""
+real owner client with an in-memory bucket (uplink.memory_store) and real keys."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from agent.owner.app.security import COOKIE, Guard
 from agent.owner.app.server import build, parse_range
 from agent.owner.app.service import OwnerService, QrLabel, members_from
 from agent.owner.app.settings import BucketOptions
-from tests.adversarial.memstore import MemStore
 from tests.owner_app_fixtures import Bucketful
 from uplink.age import CHUNK_SIZE
+from uplink.memory_store import MemoryObjectStore
 
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
@@ -35,7 +35,7 @@ VIDEO = os.urandom(3 * CHUNK_SIZE + 1234)  # stands for an MP4: the bytes must c
 
 @pytest.fixture
 def bucket(tmp_path: Path) -> Bucketful:
-    b = Bucketful.create(tmp_path / "owner", MemStore())
+    b = Bucketful.create(tmp_path / "owner", MemoryObjectStore())
     for i in range(1, 8):
         b.add_clip(f"c{i:04d}", VIDEO if i != 3 else None)
     return b
@@ -233,7 +233,7 @@ def test_snapshot_and_export(client: TestClient, bucket: Bucketful) -> None:
 
 
 def test_bucket_unreachable_says_what_to_do(bucket: Bucketful, guard: Guard) -> None:
-    class Down(MemStore):
+    class Down(MemoryObjectStore):
         def list(self, prefix: str) -> Any:
             from uplink.s3_errors import S3Error
             raise S3Error("could not connect to the endpoint URL http://127.0.0.1:1")

@@ -17,11 +17,11 @@ from agent.owner.app.live import LiveFeed
 from agent.owner.app.service import OwnerService
 from agent.owner.app.settings import BucketOptions
 from agent.owner.app.snapshots import SnapshotFinder, live_url, newest_frame_jpeg
-from tests.adversarial.memstore import MemStore
 from tests.owner_app_fixtures import Bucketful
 from uplink.age import encrypt
 from uplink.clip_progress import ClipProgress, Segment, progress_key, segment_key, sign_progress
 from uplink.manifest import SeqState
+from uplink.memory_store import MemoryObjectStore
 from uplink.messages import EventBody, MessageSigner, StatusBody, sign_status
 from uplink.mqtt_types import InboundMessage
 from uplink.objectstore import object_keys
@@ -53,7 +53,7 @@ def fmp4(seconds: float = 2.0, fps: int = 10) -> bytes:
 
 @pytest.fixture
 def bucket(tmp_path: Path) -> Bucketful:
-    return Bucketful.create(tmp_path / "owner", MemStore())
+    return Bucketful.create(tmp_path / "owner", MemoryObjectStore())
 
 
 def msg(b: Bucketful, payload: str | bytes, stream: str = "events", *,
