@@ -385,3 +385,28 @@ def test_sealed_times_refuse_other_truncation_marks(extra: dict[str, Any]) -> No
     raw = seal_json({**TIMES, **extra}, [OWNER.recipient], ManifestError)
     with pytest.raises(ManifestError, match="sealed times"):
         unseal_times(manifest(sealed=raw), [OWNER])
+
+
+def test_object_key_check_matches_the_per_clip_pattern_it_replaced() -> None:
+    """The one compiled pattern accepts exactly the keys the old per-clip pattern did."""
+    import re
+
+    from uplink.manifest import _DATED_KEY, OBJECT_SUFFIXES
+
+    dev, clip = "dw-abcdefghijklmnop", "c1.x"
+    tail = clip + OBJECT_SUFFIXES["clip"]
+    old = re.compile(rf"(?:.*/)?{dev}/\d{{4}}/\d{{2}}/\d{{2}}/{re.escape(tail)}")
+    day = "2026/05/01"
+    keys = [f"{dev}/{day}/{tail}", f"p/{dev}/{day}/{tail}", f"a/b/{dev}/{day}/{tail}",
+            f"/{dev}/{day}/{tail}", f"x{dev}/{day}/{tail}", f"{dev}/2026/5/01/{tail}",
+            f"{dev}/{day}/x{tail}", f"{dev}/{day}/{tail}x", f"{dev}/{day}/a/{tail}",
+            f"p\n/{dev}/{day}/{tail}", f"{dev}/{day}/{tail}\n",
+            f"{dev}/\uff12\uff10\uff12\uff16/05/01/{tail}",  # fullwidth digits: \d takes them
+            f"dw-other/{day}/{tail}", f"{dev}//{day}/{tail}", ""]
+
+    def new(key: str) -> bool:
+        m = _DATED_KEY.fullmatch(key)
+        return m is not None and m.group(1) == dev and m.group(2) == tail
+
+    assert [new(k) for k in keys] == [old.fullmatch(k) is not None for k in keys]
+    assert sum(new(k) for k in keys) >= 4
