@@ -251,9 +251,11 @@ from uplink.age_rewrap import (
 from uplink.errors import RequestError
 from uplink.requests import (
     BUNDLE_FORMAT,
+    ClipUrls,
     FootageRequest,
     Grant,
     GrantedClip,
+    GrantEnvelope,
     check_ledger_entry,
     paired_owner_ids,
     sign_grant,
@@ -463,7 +465,8 @@ __all__ = [
     "write_private_file",
 ]
 __all__ += [  # footage requests (issue 16)
-    "BUNDLE_FORMAT", "FootageRequest", "Grant", "GrantedClip", "RequestError",
+    "BUNDLE_FORMAT", "ClipUrls", "FootageRequest", "Grant", "GrantEnvelope", "GrantedClip",
+    "RequestError",
     "check_ledger_entry", "decrypt_with_file_key", "file_key_of", "join_header",
     "paired_owner_ids", "payload_of", "rewrap_header", "sign_grant", "sign_request",
     "verify_grant", "verify_request",

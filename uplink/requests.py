@@ -41,7 +41,8 @@ from uplink.keys import b64u, b64u_decode, ed25519_public_from_raw, key_id_for, 
 from uplink.ledger_format import entry_hash
 
 __all__ = [
-    "BUNDLE_FORMAT", "GRANT_TYP", "REQUEST_TYP", "SCHEMA", "FootageRequest", "Grant",
+    "BUNDLE_FORMAT", "ENVELOPE_FORMAT", "GRANT_TYP", "REQUEST_TYP", "SCHEMA", "ClipUrls",
+    "FootageRequest", "Grant", "GrantEnvelope",
     "GrantedClip", "check_ledger_entry", "paired_owner_ids", "sign_grant", "sign_request",
     "verify_grant", "verify_request",
 ]  # fmt: skip
@@ -317,3 +318,68 @@ def paired_owner_ids(entries: Sequence[Mapping[str, Any]]) -> set[str]:
                 and isinstance(data.get("key_id"), str):
             ids.add(data["key_id"])
     return ids
+
+
+# --- what reaches the requester, sealed to its recipient -------------------------------------
+
+ENVELOPE_FORMAT = "doorward-grant-envelope/1"
+MAX_ENVELOPE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ClipUrls:
+    """Presigned, expiring GET URLs of one granted clip: the requester's age header, the sealed
+    clip and its device-signed manifest. Transport only: integrity rests on the grant's hashes."""
+
+    header: str
+    sealed: str
+    manifest: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"header": self.header, "sealed": self.sealed, "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class GrantEnvelope:
+    """The owner's answer to a request, sealed (age) to the requester's recipient.
+
+    Approved: ``grant`` (the owner-signed token), the request token, ``device_public_key`` (b64u),
+    the device-signed ``ledger`` entries that prove the owner is paired and the request was
+    received and decided, and ``urls`` per clip id. Denied: ``grant`` is None, ``urls`` empty,
+    ``denied_reason`` the owner's (optional) words.
+    """
+
+    request_id: str
+    request: str
+    device_public_key: str
+    grant: str | None
+    ledger: tuple[Mapping[str, Any], ...]
+    urls: Mapping[str, ClipUrls]
+    denied_reason: str | None = None
+    format: str = ENVELOPE_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "request_id": self.request_id, "request": self.request,
+                "device_public_key": self.device_public_key, "grant": self.grant,
+                "ledger": [dict(e) for e in self.ledger],
+                "urls": {k: v.to_json() for k, v in sorted(self.urls.items())},
+                "denied_reason": self.denied_reason}
+
+    @classmethod
+    def from_json(cls, obj: object) -> GrantEnvelope:
+        keys = {"format", "request_id", "request", "device_public_key", "grant", "ledger", "urls",
+                "denied_reason"}
+        if not isinstance(obj, dict) or set(obj) != keys or obj["format"] != ENVELOPE_FORMAT:
+            raise RequestError(f"not a {ENVELOPE_FORMAT} envelope")
+        urls = obj["urls"]
+        if not isinstance(urls, dict) or not isinstance(obj["ledger"], list):
+            raise RequestError("envelope urls/ledger malformed")
+        parsed: dict[str, ClipUrls] = {}
+        for cid, u in urls.items():
+            if not isinstance(u, dict) or set(u) != {"header", "sealed", "manifest"} \
+                    or not all(isinstance(x, str) for x in u.values()):
+                raise RequestError(f"envelope urls for {str(cid)[:40]!r} malformed")
+            parsed[cid] = ClipUrls(u["header"], u["sealed"], u["manifest"])
+        return cls(request_id=obj["request_id"], request=obj["request"],
+                   device_public_key=obj["device_public_key"], grant=obj["grant"],
+                   ledger=tuple(obj["ledger"]), urls=parsed, denied_reason=obj["denied_reason"])
