@@ -183,6 +183,17 @@ def _check_ledger_story(entries: list[dict[str, Any]], request_id: str, reason_h
                     "grant's")
 
 
+def ledger_story_problem(entries: list[dict[str, Any]], request_id: str, reason_hash: str,
+                         grant: Grant) -> str | None:
+    """None if the (checked) entries record this request's receipt and its approval of exactly
+    the granted clips by the grant's owner; otherwise what is missing."""
+    try:
+        _check_ledger_story(entries, request_id, reason_hash, grant)
+    except _Fail as exc:
+        return str(exc)
+    return None
+
+
 def _clip_keys(items: list[Any], grant: Grant) -> dict[str, bytes]:
     keys: dict[str, bytes] = {}
     for item in items:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from agent.errors import DoorwardError
 from agent.requester.ask import Broker, answer_topic, recall
-from agent.requester.bundle import BundleClip, verify_bundle, write_bundle
+from agent.requester.bundle import BundleClip, ledger_story_problem, verify_bundle, write_bundle
 from agent.requester.identity import RequesterIdentity
 from uplink import (
     Grant,
@@ -108,6 +108,10 @@ def open_answer(me: RequesterIdentity, sealed: bytes, request_id: str,
             or (grant.request_id, grant.requester, grant.device_id) != (
                 request_id, me.key_id, request.device_id):
         raise DoorwardError("the grant does not answer your request to this device: refused")
+    story = ledger_story_problem([dict(e) for e in env.ledger], request.id, request.reason_hash,
+                                 grant)
+    if story:
+        raise DoorwardError(f"the grant for {request_id} is refused: {story}")
     if sorted(env.urls) != sorted(grant.clip_ids()):
         raise DoorwardError("the answer's links do not match the granted clips: refused")
     return env, grant
