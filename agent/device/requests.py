@@ -60,7 +60,8 @@ PREFIX = "footage_request/"
 COUNTS = "footage_requests_counted"
 NOTICE_TYP = "doorward-request-notice"
 MAX_PENDING = 200  # stored requests; beyond it new ones are counted, not stored
-MAX_LISTED = 40  # per requests.list reply (newest first): a reply must fit the broker's limit
+MAX_LISTED = 20  # per requests.list reply (pending first, then newest): a reply must fit a
+# fleet broker's message limit
 
 
 def request_topic(device_id: str) -> str:
@@ -166,7 +167,7 @@ class RequestDesk:
         self.flush(now, everything=True)
         rows = self._db.query("SELECT key, value FROM settings WHERE key LIKE ?", (PREFIX + "%",))
         items = [{"id": r[0][len(PREFIX):], **json.loads(r[1])} for r in rows]
-        items.sort(key=lambda x: (-x["received_at"], x["id"]))
+        items.sort(key=lambda x: (x["state"] != "pending", -x["received_at"], x["id"]))
         return {"requests": items[:MAX_LISTED], "total": len(items), "counted": self.counts()}
 
     def record(self, key: str) -> dict[str, Any] | None:

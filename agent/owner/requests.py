@@ -177,7 +177,7 @@ def approve(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
     req = item.request
     assert req is not None
     window = {m.clip_id: (token, m) for token, m in clips_in_window(ring, manifests, req)}
-    chosen = list(window) if clip_ids is None else clip_ids
+    chosen = list(window) if clip_ids is None else list(dict.fromkeys(clip_ids))
     outside = [c for c in chosen if c not in window]
     if outside or not chosen:
         raise DoorwardError(f"clips {outside or chosen} are not in the request's window "
@@ -190,15 +190,18 @@ def approve(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
                     {"request": req.id, "decision": "approve", "clips": chosen}, timeout)
     ledger = list(reply["result"]["ledger"])
     at = int(time.time() if now is None else now)
-    grant = Grant(request_id=req.id, device_id=device.device_id, owner=ring.key_id,
-                  owner_public_key=b64u(ring.public_raw), requester=req.requester,
-                  recipient=req.recipient, clips=tuple(granted), issued_at=at,
-                  expires_at=at + days * 86400)
-    life = grant.expires_at - at
-    links = {c: ClipUrls(*(presigner.presign_get(k, life) for k in keys))
-             for c, keys in urls.items()}
-    envelope = GrantEnvelope(req.id, item.token, device.public_key,
-                             sign_grant(grant, ring.key), tuple(ledger), links)
+    try:
+        grant = Grant(request_id=req.id, device_id=device.device_id, owner=ring.key_id,
+                      owner_public_key=b64u(ring.public_raw), requester=req.requester,
+                      recipient=req.recipient, clips=tuple(granted), issued_at=at,
+                      expires_at=at + days * 86400)
+        life = grant.expires_at - at
+        links = {c: ClipUrls(*(presigner.presign_get(k, life) for k in keys))
+                 for c, keys in urls.items()}
+        envelope = GrantEnvelope(req.id, item.token, device.public_key,
+                                 sign_grant(grant, ring.key), tuple(ledger), links)
+    except UplinkError as exc:
+        raise DoorwardError(f"cannot make the grant for {req.id}: {exc}") from exc
     _send(broker, device, req, envelope, timeout)
     return grant
 
@@ -241,9 +244,13 @@ def deny(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, reques
 
 def _send(broker: BrokerOptions, device: PairedDevice, req: FootageRequest,
           envelope: GrantEnvelope, timeout: float) -> None:
-    sealed = encrypt(canonical_json(envelope.to_json()), [Recipient.parse(req.recipient)])
-    with _Session(broker, [], timeout) as s:
-        s.publish(answer_topic(device.device_id, req.id), sealed, retain=True)
+    try:
+        sealed = encrypt(canonical_json(envelope.to_json()), [Recipient.parse(req.recipient)])
+        with _Session(broker, [], timeout) as s:
+            s.publish(answer_topic(device.device_id, req.id), sealed, retain=True)
+    except UplinkError as exc:
+        raise DoorwardError(f"the decision on {req.id} is recorded on the device, but the answer "
+                            f"could not be sent: {exc}") from exc
 
 
 # -- remembered bucket flags ----------------------------------------------------------------------
