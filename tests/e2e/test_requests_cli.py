@@ -220,3 +220,24 @@ def test_rate_limited_requests_are_counted_for_the_owner(decided: Scenario) -> N
     assert counted.get("rate_limited", 0) >= 2, doc  # type: ignore[attr-defined]
     names = [r["requester"]["name"] for r in doc["requests"]]  # type: ignore[attr-defined]
     assert names.count("Flood") == 3
+
+
+def test_the_grant_and_its_links_end_when_it_expires(decided: Scenario) -> None:
+    """The requester's tool refuses the real answer once the grant's time is up, and the bucket's
+    links are presigned for exactly the grant's life (SeaweedFS refuses them after it)."""
+    from urllib.parse import parse_qs, urlparse
+
+    from agent.errors import DoorwardError
+    from agent.requester.fetch import open_answer, wait_for_answer
+    from agent.requester.identity import RequesterIdentity
+
+    s = decided
+    me = RequesterIdentity.open(s.requester)
+    sealed = wait_for_answer(me, s.approved)
+    env, grant = open_answer(me, sealed, s.approved, time.time())
+    assert grant.expires_at - grant.issued_at == 86400  # --days 1
+    for urls in env.urls.values():
+        for url in (urls.header, urls.sealed, urls.manifest):
+            assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["86400"]
+    with pytest.raises(DoorwardError, match="expired"):
+        open_answer(me, sealed, s.approved, float(grant.expires_at))
