@@ -39,6 +39,7 @@ from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
+from agent.device.requests import wire_requests
 from agent.errors import ConfigError, DoorwardError
 from agent.recording.encoder import VideoEncoder, X264Encoder
 from agent.recording.picam_encoder import PicameraH264Encoder
@@ -247,6 +248,7 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
         hooks=uplink_hooks(uplink, clock.monotonic(), reports=reports, mono=clock.monotonic))
     controller.handle(ClipDelivered, reports.on_delivered)
     controller.handle(LinkState, reports.on_link)
+    wire_requests(device, controller, clock.wall)  # footage requests (issue 16)
     tick = LoopTick(local.status, local.policy, camera, encoder, pipeline, controller,
                     uplink=uplink, reports=reports,
                     rings=ScriptedRings(camera, gpio.sim_press, clock.monotonic),

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.owner.cli import add_owner_arguments
 
     add_owner_arguments(sub)
+    from agent.requester.cli import add_arguments as add_requester_arguments  # issue 16
+
+    add_requester_arguments(sub)
     return parser
 
 
@@ -140,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             setup_logging("warning", "text")
             return owner_dispatch(args)
+        if args.command in ("requester", "verify-bundle"):  # footage requests (issue 16)
+            from agent.requester.cli import dispatch as requester_dispatch
+
+            setup_logging("warning", "text")
+            return requester_dispatch(args)
         if args.command == "doctor":  # loads the config itself: a bad one is a FAIL to report
             from agent.tools import doctor
 

@@ -10,6 +10,8 @@ and scripts may reach into the modules.
     keys          Ed25519 key files, device ids, key ids, fingerprints, base64url
     age, agekeys  age v1 encryption (sealing to the owners) and its X25519 key strings
     age_seek      random access into an age file the owner opens (HTTP range requests)
+    age_rewrap    a new age header for a requester: hand a clip over without re-uploading it
+    requests      footage requests: the signed request, the owner's grant, ledger entry proofs
     jws           compact JWS with EdDSA, and the check every device-signed token gets
     messages      the device's signed messages on MQTT (events, status, uploads, replies)
     manifest      the signed manifest beside each uploaded clip, and the owner's chain check
@@ -237,6 +239,33 @@ from uplink.wire import (
     strict_json_object,
 )
 
+# isort: split
+# --- footage requests from third parties (issue 16): one block, merges beside the others ---
+from uplink.age_rewrap import (
+    decrypt_with_file_key,
+    file_key_of,
+    join_header,
+    payload_of,
+    rewrap_header,
+)
+from uplink.errors import RequestError
+from uplink.requests import (
+    BUNDLE_FORMAT,
+    ClipUrls,
+    FootageRequest,
+    Grant,
+    GrantedClip,
+    GrantEnvelope,
+    check_ledger_entry,
+    paired_owner_ids,
+    sign_grant,
+    sign_request,
+    verify_grant,
+    verify_request,
+)
+
+# --- end footage requests ---
+
 if TYPE_CHECKING:  # mypy sees the types; at run time __getattr__ loads them on first use
     from uplink.mqtt import MqttClient
     from uplink.s3 import S3ObjectStore
@@ -435,3 +464,10 @@ __all__ = [
     "write_identity_file",
     "write_private_file",
 ]
+__all__ += [  # footage requests (issue 16)
+    "BUNDLE_FORMAT", "ClipUrls", "FootageRequest", "Grant", "GrantEnvelope", "GrantedClip",
+    "RequestError",
+    "check_ledger_entry", "decrypt_with_file_key", "file_key_of", "join_header",
+    "paired_owner_ids", "payload_of", "rewrap_header", "sign_grant", "sign_request",
+    "verify_grant", "verify_request",
+]  # fmt: skip

@@ -174,6 +174,12 @@ class ForeignMessage(PairingError):
 # --- MQTT ------------------------------------------------------------------------------------
 
 
+
+class RequestError(UplinkError):
+    """A footage request, grant or bundle is malformed, not signed by whom it must be, expired,
+    or altered (uplink.requests); the message says which and where."""
+
+
 class MqttError(UplinkError):
     """Base of MQTT errors; the message names the culprit and the fix."""
 

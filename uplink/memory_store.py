@@ -225,6 +225,16 @@ class MemoryObjectStore:
         if failure is not None:
             raise failure
 
+    def presign_get(self, key: str, expires_s: int) -> str:
+        """A stand-in for a presigned URL: ``memory://<bucket>/<key>?expires_s=N`` (tests map it
+        back with :meth:`get_presigned`)."""
+        return f"memory://{self.settings.bucket}/{key}?expires_s={expires_s}"
+
+    def get_presigned(self, url: str) -> bytes:
+        """The object a :meth:`presign_get` URL names (no expiry: the tests' clock decides)."""
+        key = url.removeprefix(f"memory://{self.settings.bucket}/").split("?", 1)[0]
+        return self._get(key)
+
     def _request(self, what: str) -> None:
         with self._lock:
             self.requests.append(what)

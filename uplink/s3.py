@@ -427,6 +427,18 @@ class S3ObjectStore:
             raise S3Error(f"{key} is more than the {max_bytes} bytes expected: not read")
         return data
 
+    def presign_get(self, key: str, expires_s: int) -> str:
+        """A presigned, expiring GET URL for ``key`` (SigV4: at most 7 days). It carries the
+        access key id, never the secret; footage requests hand these to a requester."""
+        if not 1 <= expires_s <= 7 * 86400:
+            raise S3Error(f"a presigned URL lives 1 s to 7 days, not {expires_s} s")
+        try:
+            return str(self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.settings.bucket, "Key": key},
+                ExpiresIn=expires_s))
+        except (BotoCoreError, ClientError) as exc:
+            raise self.translate(exc, f"presign {key}") from exc
+
     def abort_stale_uploads(self, prefix: str, older_than_s: float,
                             now: datetime | None = None) -> builtins.list[tuple[str, str]]:
         """Abort multipart uploads under ``prefix`` started more than ``older_than_s`` ago

@@ -153,16 +153,30 @@ class DeviceController:
         self._window_was_open = False
         self.last_pairing: str = ""
         self._handlers: dict[type, Callable[[Any], None]] = {}
+        self._routes: dict[str, Callable[[bytes], bytes | None]] = {}
 
     def handle(self, kind: type[T], handler: Callable[[T], None]) -> None:
         """Items of type ``kind`` found on the inbox go to ``handler`` (on the loop thread)."""
         self._handlers[kind] = handler
+
+    def route(self, topic: str, handler: Callable[[bytes], bytes | None],
+              reply_topic: str) -> None:
+        """Messages on ``topic`` go to ``handler`` (on the loop thread, before :meth:`start`);
+        what it returns is published on ``reply_topic`` (e.g. footage requests, issue 16)."""
+        def run(payload: bytes) -> bytes | None:
+            out = handler(payload)
+            if out is not None:
+                self._publish(reply_topic, out)
+            return out
+        self._routes[topic] = run
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         if self.mqtt is not None:
             self.mqtt.subscribe(self.topics["pair_in"])
             self.mqtt.subscribe(self.topics["cmd"])
+            for routed in self._routes:
+                self.mqtt.subscribe(routed)
             self.mqtt.start()
 
     def close(self) -> None:
@@ -206,6 +220,8 @@ class DeviceController:
                 self._on_pairing_message(item.payload, now)
             elif item.topic == self.topics["cmd"]:
                 self._on_command(item.payload, item.topic)
+            elif (route := self._routes.get(item.topic)) is not None:
+                route(item.payload)
         elif isinstance(item, ControlPress):
             self._on_control_press(item, now)
         elif (handler := self._handlers.get(type(item))) is not None:

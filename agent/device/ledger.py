@@ -92,6 +92,7 @@ KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
     "owner-added", "owner-removed", "disclosure", "outbox-drop", "erasure", "setting",
     "withdrawn",
+    "request-received", "request-approved", "request-denied",  # footage requests (issue 16)
 })  # fmt: skip
 
 

@@ -111,8 +111,8 @@ class _Session:
                  tb: TracebackType | None) -> None:
         self.client.stop()
 
-    def publish(self, topic_name: str, payload: bytes) -> None:
-        handle = self.client.publish(topic_name, payload, qos=1)
+    def publish(self, topic_name: str, payload: bytes, *, retain: bool = False) -> None:
+        handle = self.client.publish(topic_name, payload, qos=1, retain=retain)
         if not self.client.wait_published(handle, self.timeout):
             raise DoorwardError(f"the broker {self.broker.url} did not acknowledge the message")
 

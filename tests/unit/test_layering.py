@@ -69,6 +69,11 @@ WING_FORBIDDEN = {
     "agent/owner": {"agent.camera", "agent.store", "agent.recording", "agent.device",
                     "agent.delivery", "agent.runtime", "agent.tools", "agent.app", "agent.config",
                     "agent.paths", "agent.sqlite", "motion"},
+    # footage requests (issue 16): the requester's tool imports uplink and agent.errors only
+    "agent/requester": {"agent.camera", "agent.store", "agent.recording", "agent.device",
+                        "agent.delivery", "agent.runtime", "agent.tools", "agent.owner",
+                        "agent.app", "agent.config", "agent.paths", "agent.sqlite",
+                        "agent.logs", "motion"},
 }
 # Only these modules sit at the top of agent/: the composition root, the CLI entry and the
 # helpers every wing shares.

@@ -21,6 +21,9 @@ decrypted on the fly from the sealed object in memory (HTTP range requests for `
     GET  /api/devices/<id>/clips/<clip>/export    the sealed object as stored (.age)
     GET  /api/live/<id>/<clip>.jpg           a picture decoded from the clip in progress
     POST /api/pair                           {"broker", "device_id", "setup_code" | "qr", ...}
+    GET  /api/devices/<id>/requests          footage requests, with the clips in their window
+    POST /api/devices/<id>/requests/<req>/approve  {"clips": [...] | null, "days": N}
+    POST /api/devices/<id>/requests/<req>/deny     {"reason": "..." | null}
 
 Usage (agent.owner.cli ``doorward owner app``)::
 
@@ -45,6 +48,7 @@ from starlette.routing import Route
 
 from agent.errors import DoorwardError
 from agent.owner.app.live import LiveFeed
+from agent.owner.app.requests_api import RequestsApi
 from agent.owner.app.security import ASGIApp, Guard
 from agent.owner.app.service import OwnerService, QrLabel
 from agent.owner.app.snapshots import SnapshotFinder
@@ -112,7 +116,13 @@ class App:
             Route(d + "/clips/{clip_id:str}/export", self.export),
             Route("/api/live/" + _ID + "/{clip_id:str}.jpg", self.live_jpeg),
             Route("/api/pair", self.pair, methods=["POST"]),
+            # footage requests (issue 16)
+            Route(d + "/requests", self.requests_list),
+            Route(d + "/requests/{request_id:str}/approve", self.requests_approve,
+                  methods=["POST"]),
+            Route(d + "/requests/{request_id:str}/deny", self.requests_deny, methods=["POST"]),
         ]
+        self.requests = RequestsApi(service)
         self.starlette = Starlette(routes=routes)
         self.asgi: ASGIApp = guard.wrap(self.starlette)
 
@@ -232,6 +242,34 @@ class App:
             return _error(exc, 400)
         return await self._call(self.service.member_remove, request.path_params["device_id"],
                                 key_id)
+
+    # -- footage requests (issue 16) ------------------------------------------------------------
+    async def requests_list(self, request: Request) -> Response:
+        return await self._call(self.requests.listing, request.path_params["device_id"])
+
+    async def requests_approve(self, request: Request) -> Response:
+        try:
+            b = await self._body(request)
+            clips, days = b.get("clips"), b.get("days", 2)
+            if clips is not None and not (isinstance(clips, list)
+                                          and all(isinstance(c, str) for c in clips)):
+                raise DoorwardError("give clips as a list of clip ids, or null for all")
+            if not isinstance(days, int):
+                raise DoorwardError("give days as a whole number")
+        except DoorwardError as exc:
+            return _error(exc, 400)
+        return await self._call(self.requests.approve, request.path_params["device_id"],
+                                request.path_params["request_id"], clips, days)
+
+    async def requests_deny(self, request: Request) -> Response:
+        try:
+            reason = (await self._body(request)).get("reason")
+            if reason is not None and not isinstance(reason, str):
+                raise DoorwardError("give the reason as text")
+        except DoorwardError as exc:
+            return _error(exc, 400)
+        return await self._call(self.requests.deny, request.path_params["device_id"],
+                                request.path_params["request_id"], reason or None)
 
     async def pair(self, request: Request) -> Response:
         try:

@@ -337,4 +337,49 @@ function wire() {
   }
 }
 
+// ---- Requests (footage requests from third parties, issue 16) ---------------------------------
+loaders.requests = loadRequests;
+
+async function loadRequests() {
+  $("requests-reply").textContent = "asking the device with a signed command…";
+  const r = await api(`/api/devices/${dev()}/requests`);
+  $("requests-reply").textContent = r.clips_checked ? "" : "start the app with --bucket to see the clips in each window";
+  const counted = Object.entries(r.counted || {});
+  $("requests-counted").hidden = !counted.length;
+  $("requests-counted").textContent = counted.map(([k, n]) => `${n} request(s) ${k.replace("_", "-")}: counted, not stored`).join("; ");
+  $("requests").replaceChildren(...r.requests.map((q) => {
+    const who = q.requester || { name: "?", key_id: "?" };
+    const boxes = q.clips.map((c) => h("label", {}, h("input", { type: "checkbox", name: "clip", value: c, checked: true }), ` ${c} `));
+    const days = h("input", { type: "number", min: 1, max: 7, value: 2, "aria-label": "days" });
+    const reason = h("input", { type: "text", placeholder: "reason (optional, sent sealed)", "aria-label": "reason" });
+    const pending = q.state === "pending";
+    return h("li", { "data-request": q.id, class: `box ${q.state}` },
+      h("strong", {}, who.name), " ", h("code", {}, who.key_id), ` — ${q.state}`,
+      h("div", {}, `window ${when(q.from)} … ${when(q.to)}`, q.case ? `, case ${q.case}` : ""),
+      h("div", {}, h("em", {}, q.reason || "(sealed to another owner key)")),
+      h("div", {}, q.clips.length ? boxes : "no clips in this window"),
+      pending ? h("div", {},
+        q.clips.length ? h("button", { type: "button", onclick: () => decide(q.id, "approve", {
+          clips: [...document.querySelectorAll(`li[data-request="${q.id}"] input[name=clip]:checked`)].map((b) => b.value),
+          days: Number(days.value) }) }, "Approve checked clips for ") : null,
+        q.clips.length ? days : null, q.clips.length ? " day(s) " : null,
+        reason, h("button", { type: "button", class: "danger", onclick: () => decide(q.id, "deny", { reason: reason.value || null }) }, "Deny"))
+        : h("div", { class: "muted" }, q.approved.length ? `approved: ${q.approved.join(", ")}` : ""));
+  }));
+}
+
+async function decide(id, action, body) {
+  $("requests-reply").textContent = "sending…";
+  try {
+    const r = await api(`/api/devices/${dev()}/requests/${encodeURIComponent(id)}/${action}`, body);
+    await loadRequests();
+    $("requests-reply").textContent = `done:\n${JSON.stringify(r, null, 2)}`;
+  } catch (e) { $("requests-reply").textContent = e.message; }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("requests-refresh").addEventListener("click", () => loadRequests().catch((e) => banner(e.message)));
+});
+// ---- end Requests -------------------------------------------------------------------------------
+
 start().catch((e) => banner(e.message));
