@@ -142,6 +142,15 @@ from uplink.ledger_format import VerifyReport as LedgerReport
 from uplink.ledger_format import entry_hash as ledger_entry_hash
 from uplink.ledger_format import verify_entries as verify_ledger_entries
 from uplink.ledger_format import verify_jsonl as verify_ledger_jsonl
+
+# live view (issue 17): the sealed, signed messages of a live session
+from uplink.live_format import (
+    LIVE_SCHEMA,
+    LiveFormatError,
+    LiveReceiver,
+    LiveSealer,
+    LiveSegment,
+)
 from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
 from uplink.manifest import (
     MAX_MANIFEST_BYTES,
@@ -270,6 +279,7 @@ __all__ = [
     "LEDGER_FORMAT",
     "LEDGER_GENESIS_PREV",
     "LEDGER_HEADER_CONTEXT",
+    "LIVE_SCHEMA",
     "MAX_CHECKPOINT_BYTES",
     "MAX_INT",
     "MAX_MANIFEST_BYTES",
@@ -308,6 +318,10 @@ __all__ = [
     "JwsError",
     "KeyFileError",
     "LedgerReport",
+    "LiveFormatError",
+    "LiveReceiver",
+    "LiveSealer",
+    "LiveSegment",
     "LoopbackBroker",
     "LoopbackMqttClient",
     "Manifest",

@@ -92,6 +92,7 @@ KINDS = frozenset({
     "pairing", "factory-reset", "consent-grant", "consent-revoke", "command-rejected",
     "owner-added", "owner-removed", "disclosure", "outbox-drop", "erasure", "setting",
     "withdrawn",
+    "live-view",  # issue 17: a live session (who, from, to, bytes)
 })  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
-from agent.owner import ledger_cli, uplink_cli
+from agent.owner import ledger_cli, live_cli, uplink_cli
 from agent.owner.app import add_arguments as app_arguments
 from agent.owner.app import main as app_main
 from agent.owner.client import (
@@ -78,6 +78,8 @@ def add_owner_arguments(sub: Any) -> None:
     app_arguments(osub)
 
     ledger_cli.add_arguments(osub, _device_args)
+    # live view (issue 17)
+    live_cli.add_arguments(osub, _device_args)
 
 
 def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -146,6 +148,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return uplink_cli.events(ring, args)
     device = ring.device(args.device)
     broker = _broker(args, device)
+    if cmd == "live":  # live view (issue 17)
+        return live_cli.run(ring, device, broker, args)
     if cmd == "consent":
         return _consent(ring, device, broker, args)
     if cmd == "forget":
