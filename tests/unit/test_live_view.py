@@ -176,5 +176,5 @@ def test_a_publish_failure_ends_the_session_not_the_recording(rig: Rig) -> None:
     rig.views._publish = broken  # type: ignore[method-assign,assignment]
     rig.frames(2)  # must not raise
     assert not rig.views.sessions and rig.views.failed == 1
-    assert [e.data["reason"] for e in rig.state.ledger.entries() if e.kind == "live-view"] \
-        [0].startswith("failed")
+    reasons = [e.data["reason"] for e in rig.state.ledger.entries() if e.kind == "live-view"]
+    assert len(reasons) == 1 and reasons[0].startswith("failed")
