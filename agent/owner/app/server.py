@@ -21,6 +21,7 @@ decrypted on the fly from the sealed object in memory (HTTP range requests for `
     GET  /api/devices/<id>/clips/<clip>/export    the sealed object as stored (.age)
     GET  /api/live/<id>/<clip>.jpg           a picture decoded from the clip in progress
     POST /api/pair                           {"broker", "device_id", "setup_code" | "qr", ...}
+    WS   /api/devices/<id>/live?seconds=N    live view: codec, init segment, fragments (live_socket)
 
 Usage (agent.owner.cli ``doorward owner app``)::
 
@@ -41,10 +42,12 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from agent.errors import DoorwardError
 from agent.owner.app.live import LiveFeed
+from agent.owner.app.live_socket import serve_live
 from agent.owner.app.security import ASGIApp, Guard
 from agent.owner.app.service import OwnerService, QrLabel
 from agent.owner.app.snapshots import SnapshotFinder
@@ -112,6 +115,8 @@ class App:
             Route(d + "/clips/{clip_id:str}/export", self.export),
             Route("/api/live/" + _ID + "/{clip_id:str}.jpg", self.live_jpeg),
             Route("/api/pair", self.pair, methods=["POST"]),
+            # live view (issue 17)
+            WebSocketRoute(d + "/live", self.live_view),
         ]
         self.starlette = Starlette(routes=routes)
         self.asgi: ASGIApp = guard.wrap(self.starlette)
@@ -326,6 +331,9 @@ class App:
         name = key.rsplit("/", 1)[-1]
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def live_view(self, websocket: WebSocket) -> None:  # live view (issue 17)
+        await serve_live(websocket, self.service)
 
     async def live_jpeg(self, request: Request) -> Response:
         p = request.path_params
