@@ -16,6 +16,7 @@ and scripts may reach into the modules.
     clip_progress the signed progress record of a clip uploaded live, segment by segment
     checkpoint    ledger checkpoints stored in the bucket
     ledger_format the consent ledger's export format and its offline verification
+    live_format   live view's sealed, signed messages (session key sealed to the requester)
     pairing       the owner pairing protocol (setup code from the label, key exchange)
     mqtt, mqtt_types, brokerurl   the MQTT adapter (paho), its settings and URL rules
     s3, s3_errors, s3_multipart, objectstore   the S3 adapter (boto3), its port and settings

@@ -9,6 +9,9 @@
   per-run CSRF token that the page reads from its own HTML, and an ``Origin``, when sent, that is
   the app's own. A custom header cannot be sent cross-origin without a CORS preflight, which is
   never granted: no response carries an ``Access-Control-Allow-*`` header.
+* A WebSocket (live view, issue 17) needs the session cookie, this app's ``Host`` and this app's
+  ``Origin`` (a browser always sends one with the handshake, but no CSRF header): another site's
+  page cannot open it with the owner's cookie. Refused handshakes get 403.
 * Every response says ``Cache-Control: no-store`` (pages, JSON and media all hold plaintext),
   with ``Referrer-Policy: no-referrer``, a strict Content-Security-Policy and no framing.
 
