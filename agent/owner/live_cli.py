@@ -8,7 +8,7 @@ uplink.LiveReceiver and hand each segment (init, then fragments) to ``on_segment
 viewer wants more than the device granted, it renews the session (``live.start`` naming it)
 before it runs out; when the viewer stops first (``-o`` with ``--seconds`` shorter, Ctrl-C, the
 page closed) it sends ``live.stop``. A viewer that vanishes without a word costs at most the
-rest of the granted duration (at most 5 minutes).
+rest of the granted duration (at most a minute: it asks for 60 s at a time).
 
 ``doorward owner live --seconds 10 -o door.mp4`` writes the init segment and the fragments as
 they come: a fragmented MP4 any player opens (ffprobe, VLC, a browser); ``-o -`` writes it to
@@ -40,7 +40,9 @@ from uplink import (
     ed25519_public_from_raw,
 )
 
-MAX_GRANT_S = 300  # the device's limit per request (agent/delivery/live_view.py MAX_SECONDS)
+#: what the viewer asks for at a time (the device allows up to 300 s): renewed 20 s before it runs
+#: out while watching, so a viewer that vanishes without live.stop costs at most a minute
+MAX_GRANT_S = 60
 RENEW_BEFORE_S = 20.0
 
 
