@@ -122,12 +122,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         broker.stop()
 
 
-def _token(rig: Live, key: Ed25519PrivateKey, ctr: int, *, jti: str | None = None) -> bytes:
+def _token(rig: Live, key: Ed25519PrivateKey, ctr: int, *, kid: str | None = None) -> bytes:
+    """A live.start signed by ``key``, claiming to come from ``kid`` (default: key's own id)."""
     now = int(time.time())
     topic = f"doorward/{rig.device_id}/cmd"
-    kid = key_id_for(public_raw(key))
+    kid = kid or key_id_for(public_raw(key))
     claims = {"iss": kid, "aud": rig.device_id, "iat": now, "exp": now + 120,
-              "jti": jti or b64u(os.urandom(16)), "ctr": ctr, "cmd": "live.start",
+              "jti": b64u(os.urandom(16)), "ctr": ctr, "cmd": "live.start",
               "topic": topic, "args": {"seconds": 2, "session": None}}
     return sign_jws(claims, key, kid=kid).encode("ascii")
 
@@ -146,10 +147,13 @@ def test_unsigned_stranger_signed_and_replayed_live_start_start_nothing(live: Li
     cmd = f"doorward/{live.device_id}/cmd"
     try:
         good = _token(live, live.ring.key, live.ring.next_counter(live.device_id))
-        header, claims, _sig = good.split(b".")
+        header, claims, sig = good.split(b".")
         pub.publish(cmd, header + b"." + claims + b".", qos=1)  # unsigned (signature stripped)
+        pub.publish(cmd, header + b"." + claims + b"." + b"A" * len(sig), qos=1)  # forged
         pub.publish(cmd, b'{"cmd": "live.start", "args": {"seconds": 5}}', qos=1)
-        pub.publish(cmd, _token(live, Ed25519PrivateKey.generate(), 2**40), qos=1)  # stranger
+        stranger = Ed25519PrivateKey.generate()
+        pub.publish(cmd, _token(live, stranger, 2**40), qos=1)  # a stranger's own key
+        pub.publish(cmd, _token(live, stranger, 2**40, kid=live.ring.key_id), qos=1)  # posing
         assert _sessions(listener.drain(3.0), live.device_id) == set(), \
             "a command without the owner's signature started live view"
         pub.publish(cmd, good, qos=1)  # the genuine one: exactly one session ...
