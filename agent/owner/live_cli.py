@@ -50,7 +50,7 @@ def add_arguments(osub: Any, device_args: Callable[[argparse.ArgumentParser], No
     lp = osub.add_parser("live", help="watch the door live (sealed to you, signed by the device)")
     device_args(lp)
     lp.add_argument("--seconds", type=int, default=60, metavar="N",
-                    help="how long to watch (renewed every 5 minutes while watching)")
+                    help="how long to watch (default 60; granted a minute at a time, renewed)")
     lp.add_argument("-o", "--output", metavar="OUT.mp4", help="write the MP4 here (- : stdout)")
     lp.add_argument("--json", action="store_true", help="print the summary as JSON")
 
