@@ -236,7 +236,7 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
         views = LiveViews(mqtt, device.identity.device_id, device.identity.key, device.ledger,
                           device.consent.owner, recorder, wall=clock.wall)
         recorder.packet_taps.append(views.on_packets)
-        register_live_commands(device.processor, views)
+        register_live_commands(device.processor, views, device.db, device.ledger, device.consent)
         stack.callback(views.close)
     if uplink is not None:
         uplink.redeliver(store, device.ledger, device.consent, clock.wall())

@@ -2,8 +2,9 @@
 
 A session starts only from a signed ``live.start`` that passed every check of the
 CommandProcessor (signature, audience, topic, time, jti, counter); that command is the session's
-consent: live view is the requester's own act, so no upload scope is asked. Only members with role
-``owner`` can send commands at all, so a viewer cannot start live view (see README, "Live view").
+consent: live view is the requester's own act, so no upload scope is asked. Members with role
+``owner`` may start one, and viewers an owner allowed (``live.allow``: the ``live`` right, kept in
+the ``live_viewers`` setting, each change in the ledger).
 
 While a session runs, :meth:`LiveViews.on_packets` (a ``Recorder.packet_taps`` entry, loop thread)
 muxes the encoder's packets (agent/recording/live_tap.py), seals and signs them for the requester
@@ -21,11 +22,12 @@ Wiring (agent/app.py)::
 
     views = LiveViews(mqtt, device_id, device_key, ledger, consent.owner, recorder, wall=clock.wall)
     recorder.packet_taps.append(views.on_packets)
-    register_live_commands(processor, views)
+    register_live_commands(processor, views, db, ledger, consent)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -34,20 +36,22 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.device.consent import Owner
+from agent.device.consent import ConsentStore, Owner
+from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import CommandProcessor
 from agent.errors import DoorwardError
 from agent.recording.encoder import EncodedPacket, StreamInfo
 from agent.recording.live_tap import LiveMuxer
 from agent.recording.recorder import PrerollRing
-from uplink import LiveSealer, MqttPort, Recipient, UplinkError, b64u, device_topic
+from uplink import KEY_ID_RE, LiveSealer, MqttPort, Recipient, UplinkError, b64u, device_topic
 
 log = logging.getLogger(__name__)
 
 MAX_SECONDS = 300  # one request; renewals extend it while someone watches
 MAX_SESSIONS = 3  # each costs a muxer and its bandwidth; a household rarely needs more
 LIVE_TOPIC = "live"
+LIVE_VIEWERS_SETTING = "live_viewers"
 
 
 class Source(Protocol):
@@ -193,10 +197,25 @@ def _check_stop(args: dict[str, Any]) -> str | None:
         "session must be a session id"
 
 
-def register_live_commands(processor: CommandProcessor, views: LiveViews) -> None:
-    """``live.start {seconds, session}`` (session null: a new one; else a renewal) and
-    ``live.stop {session}``. ``live.stop`` narrows: no clock difference may keep it from
-    ending a session."""
+def _check_allow(args: dict[str, Any]) -> str | None:
+    key_id, allow = args.get("key_id"), args.get("allow")
+    if not (isinstance(key_id, str) and KEY_ID_RE.fullmatch(key_id)):
+        return "key_id must be a member's key id (k-...)"
+    return None if isinstance(allow, bool) else "allow must be true or false"
+
+
+def live_viewers(db: DeviceDB) -> set[str]:
+    """Key ids of the viewers an owner allowed to watch live (the ``live`` right)."""
+    return set(json.loads(db.get_setting(LIVE_VIEWERS_SETTING, "[]")))
+
+
+def register_live_commands(processor: CommandProcessor, views: LiveViews, db: DeviceDB,
+                           ledger: Ledger, consent: ConsentStore) -> None:
+    """``live.start {seconds, session}`` (session null: a new one; else a renewal),
+    ``live.stop {session}`` and, owners only, ``live.allow {key_id, allow}``: the ``live`` right
+    of a viewer (owners always have it). ``live.stop`` and a withdrawn right narrow: no clock
+    difference may keep them from taking effect; withdrawing ends the viewer's sessions at once.
+    A viewer allowed live view gets the result of their live commands sealed to them too."""
     def start(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
         if args["session"] is not None:
             return views.renew(by, args["session"], args["seconds"], now)
@@ -205,9 +224,30 @@ def register_live_commands(processor: CommandProcessor, views: LiveViews) -> Non
     def stop(by: str, args: dict[str, Any], _jti: str, now: float) -> dict[str, Any]:
         return views.stop(by, args["session"], now)
 
-    processor.register("live.start", frozenset({"seconds", "session"}), _check_start, start)
+    def allow(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
+        member = consent.owner(args["key_id"])
+        if member is None or member.role != "viewer":
+            raise LiveViewError(f"{args['key_id']} is not a viewer of this device (owners "
+                                "always may watch live)")
+        allowed = live_viewers(db)
+        allowed = allowed | {member.key_id} if args["allow"] else allowed - {member.key_id}
+        db.set_setting(LIVE_VIEWERS_SETTING, json.dumps(sorted(allowed)))
+        ledger.append("setting", {"by": by, "jti": jti, LIVE_VIEWERS_SETTING: sorted(allowed)},
+                      now)
+        if not args["allow"]:
+            for s in [s for s in views.sessions.values() if s.by == member.key_id]:
+                views.stop(by, s.id, now)
+        return {LIVE_VIEWERS_SETTING: sorted(allowed)}
+
+    def may(key_id: str) -> bool:
+        return key_id in live_viewers(db)
+
+    processor.register("live.start", frozenset({"seconds", "session"}), _check_start, start,
+                       viewer_may=may)
     processor.register("live.stop", frozenset({"session"}), _check_stop, stop,
-                       narrows=lambda _args: True)
+                       narrows=lambda _args: True, viewer_may=may)
+    processor.register("live.allow", frozenset({"key_id", "allow"}), _check_allow, allow,
+                       narrows=lambda args: args.get("allow") is False)
 
 
 __all__ = ["MAX_SECONDS", "LiveViewError", "LiveViews", "register_live_commands"]

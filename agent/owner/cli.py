@@ -150,6 +150,8 @@ def dispatch(args: argparse.Namespace) -> int:
     broker = _broker(args, device)
     if cmd == "live":  # live view (issue 17)
         return live_cli.run(ring, device, broker, args)
+    if cmd == "live-allow":
+        return live_cli.allow(ring, device, broker, args)
     if cmd == "consent":
         return _consent(ring, device, broker, args)
     if cmd == "forget":

@@ -53,6 +53,10 @@ def add_arguments(osub: Any, device_args: Callable[[argparse.ArgumentParser], No
                     help="how long to watch (default 60; granted a minute at a time, renewed)")
     lp.add_argument("-o", "--output", metavar="OUT.mp4", help="write the MP4 here (- : stdout)")
     lp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap = osub.add_parser("live-allow", help="give a viewer the live right, or take it back")
+    device_args(ap)
+    ap.add_argument("--key-id", required=True, metavar="K", help="the viewer's key id (k-...)")
+    ap.add_argument("--deny", action="store_true", help="take the right back (ends their view)")
 
 
 def watch(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, seconds: float,
@@ -126,6 +130,16 @@ def _pct(values: list[float], p: int) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1], 4)
 
 
+def allow(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
+          args: argparse.Namespace) -> int:
+    """``doorward owner live-allow``: the signed ``live.allow``; prints who may watch now."""
+    reply = command(ring, device, broker, "live.allow",
+                    {"key_id": args.key_id, "allow": not args.deny}, args.timeout)
+    viewers = reply.get("result", {}).get("live_viewers", [])
+    print(f"viewers allowed to watch live: {', '.join(viewers) or 'none'} (owners always may)")
+    return 0
+
+
 def run(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
         args: argparse.Namespace) -> int:
     out: BinaryIO | None = None
@@ -152,4 +166,4 @@ def run(ring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions,
     return 0
 
 
-__all__ = ["add_arguments", "run", "watch"]
+__all__ = ["add_arguments", "allow", "run", "watch"]

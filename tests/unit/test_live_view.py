@@ -4,6 +4,7 @@ problem), a viewer cannot start one, and the ledger records each session."""
 
 from __future__ import annotations
 
+import itertools
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from agent.device.control_plane import DeviceState, open_device_state
 from agent.recording.encoder import EncodedPacket, StreamInfo, X264Encoder
 from agent.recording.recorder import PrerollRing
 from tests.unit.twinrig import T0, TIMEOUT, Owner, peer
-from uplink import LiveReceiver, LiveSegment, UplinkError
+from uplink import LiveReceiver, LiveSegment, UplinkError, verify_reply
 from uplink.keys import key_id_for
 from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
 from uplink.mqtt_types import InboundMessage, MqttSettings
@@ -58,6 +59,7 @@ class Rig:
     inbox: queue.Queue[InboundMessage]
     device: LoopbackMqttClient
     watcher: LoopbackMqttClient
+    last_reply: str = ""
 
     def frames(self, n: int) -> None:
         for _ in range(n):
@@ -67,6 +69,7 @@ class Rig:
     def command(self, who: Owner, cmd: str, args: dict[str, object]) -> dict[str, object]:
         topic = f"doorward/{self.state.identity.device_id}/cmd"
         resp = self.state.processor.handle(who.command(cmd, args, self.now[0]), topic, self.now[0])
+        self.last_reply = self.state.processor.respond(resp, self.now[0])
         return {"ok": resp.ok, "reason": resp.reason, **resp.result}
 
     def received(self, session: str, who: Owner | None = None) -> list[LiveSegment]:
@@ -85,6 +88,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     state = open_device_state(tmp_path)
     device_id = state.identity.device_id
     owner, viewer = Owner(device_id), Owner(device_id)
+    viewer._ctr = itertools.count(10_000)  # jti-NNNNNNNN: the two members' jtis must differ
     state.consent.add_owner(owner.public, owner.recipient, "owner", T0)
     state.consent.add_owner(viewer.public, viewer.recipient, "viewer", T0)
     broker = LoopbackBroker()
@@ -97,7 +101,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     source = Source()
     views = LiveViews(client, device_id, state.identity.key, state.ledger, state.consent.owner,
                       source, wall=lambda: now[0])
-    register_live_commands(state.processor, views)
+    register_live_commands(state.processor, views, state.db, state.ledger, state.consent)
     try:
         yield Rig(state, owner, viewer, views, source, now, inbox, client, watcher)
     finally:
@@ -178,3 +182,25 @@ def test_a_publish_failure_ends_the_session_not_the_recording(rig: Rig) -> None:
     assert not rig.views.sessions and rig.views.failed == 1
     reasons = [e.data["reason"] for e in rig.state.ledger.entries() if e.kind == "live-view"]
     assert len(reasons) == 1 and reasons[0].startswith("failed")
+
+
+def test_an_owner_can_give_a_viewer_the_live_right_and_take_it_back(rig: Rig) -> None:
+    viewer_id = key_id_for(rig.viewer.public)
+    assert rig.command(rig.viewer, "live.allow", {"key_id": viewer_id, "allow": True})["reason"] \
+        == "not-owner"  # a viewer cannot give themselves the right
+    assert rig.command(rig.owner, "live.allow", {"key_id": viewer_id, "allow": True})["ok"]
+    rig.frames(16)
+    r = rig.command(rig.viewer, "live.start", {"seconds": 30, "session": None})
+    assert r["ok"], r
+    reply = verify_reply(rig.last_reply.encode(), rig.state.identity.key.public_key(),
+                         identities=[rig.viewer.age])  # the result is sealed to the viewer too
+    assert reply.result["session"] == r["session"]
+    rig.frames(5)
+    assert rig.received(str(r["session"]), rig.viewer)[0].kind == "init"
+    assert rig.command(rig.owner, "live.allow", {"key_id": viewer_id, "allow": False})["ok"]
+    assert not rig.views.sessions, "withdrawing the right must end the viewer's session"
+    again = rig.command(rig.viewer, "live.start", {"seconds": 30, "session": None})
+    assert not again["ok"] and again["reason"] == "not-owner"
+    kinds = [(e.kind, e.data.get("live_viewers")) for e in rig.state.ledger.entries()
+             if e.kind == "setting"]
+    assert kinds == [("setting", [viewer_id]), ("setting", [])]
