@@ -36,6 +36,7 @@ from agent.config import Config
 from agent.delivery.announce import EventAnnouncer, log_event
 from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
+from agent.delivery.live_view import LiveViews, register_live_commands
 from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
@@ -231,6 +232,13 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
                         snapshot_quality=cfg.recording.snapshot_quality,
                         upload_scopes=lambda: device.consent.upload_scopes(clock.wall()))
     register_uplink_commands(device.processor, device.db, device.ledger, store, delivery)
+    # live view (issue 17): sessions fed by the recorder's packets, started by signed commands
+    if mqtt is not None:
+        views = LiveViews(mqtt, device.identity.device_id, device.identity.key, device.ledger,
+                          device.consent.owner, recorder, wall=clock.wall)
+        recorder.packet_taps.append(views.on_packets)
+        register_live_commands(device.processor, views, device.db, device.ledger, device.consent)
+        stack.callback(views.close)
     if uplink is not None:
         uplink.redeliver(store, device.ledger, device.consent, clock.wall())
     pipeline = Pipeline(build_detector(cfg), build_tracker(cfg), recorder=recorder, store=store,

@@ -18,6 +18,7 @@ and scripts may reach into the modules.
     clip_progress the signed progress record of a clip uploaded live, segment by segment
     checkpoint    ledger checkpoints stored in the bucket
     ledger_format the consent ledger's export format and its offline verification
+    live_format   live view's sealed, signed messages (session key sealed to the requester)
     pairing       the owner pairing protocol (setup code from the label, key exchange)
     mqtt, mqtt_types, brokerurl   the MQTT adapter (paho), its settings and URL rules
     s3, s3_errors, s3_multipart, objectstore   the S3 adapter (boto3), its port and settings
@@ -144,6 +145,15 @@ from uplink.ledger_format import VerifyReport as LedgerReport
 from uplink.ledger_format import entry_hash as ledger_entry_hash
 from uplink.ledger_format import verify_entries as verify_ledger_entries
 from uplink.ledger_format import verify_jsonl as verify_ledger_jsonl
+
+# live view (issue 17): the sealed, signed messages of a live session
+from uplink.live_format import (
+    LIVE_SCHEMA,
+    LiveFormatError,
+    LiveReceiver,
+    LiveSealer,
+    LiveSegment,
+)
 from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
 from uplink.manifest import (
     MAX_MANIFEST_BYTES,
@@ -299,6 +309,7 @@ __all__ = [
     "LEDGER_FORMAT",
     "LEDGER_GENESIS_PREV",
     "LEDGER_HEADER_CONTEXT",
+    "LIVE_SCHEMA",
     "MAX_CHECKPOINT_BYTES",
     "MAX_INT",
     "MAX_MANIFEST_BYTES",
@@ -337,6 +348,10 @@ __all__ = [
     "JwsError",
     "KeyFileError",
     "LedgerReport",
+    "LiveFormatError",
+    "LiveReceiver",
+    "LiveSealer",
+    "LiveSegment",
     "LoopbackBroker",
     "LoopbackMqttClient",
     "Manifest",

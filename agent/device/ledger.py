@@ -93,6 +93,7 @@ KINDS = frozenset({
     "owner-added", "owner-removed", "disclosure", "outbox-drop", "erasure", "setting",
     "withdrawn",
     "request-received", "request-approved", "request-denied",  # footage requests (issue 16)
+    "live-view",  # issue 17: a live session (who, from, to, bytes)
 })  # fmt: skip
 
 

@@ -117,6 +117,8 @@ class Response:
     reason: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
+    #: a viewer allowed this command (live view, issue 17): the result is sealed to them as well
+    also_to: str | None = None
 
 
 def reply_topic(device_id: str) -> str:
@@ -139,6 +141,8 @@ def sealed_reply(response: Response, consent: ConsentStore, device_key: Ed25519P
     if response.jti is None:
         raise ValueError("a command without a valid jti gets no reply")
     recipients = owner_recipients(consent)
+    if response.also_to is not None and recipients:  # live view: the viewer who asked
+        recipients.append(Recipient.parse(response.also_to))
     result, detail = (response.result, response.detail[:1024]) if recipients else ({}, "")
     reply = Reply(response.jti, response.ok, response.reason, result, detail)
     limit = {} if max_bytes is None else {"max_bytes": max_bytes}
@@ -336,6 +340,8 @@ class CommandProcessor:
         self._args: dict[str, frozenset[str]] = dict(ARGS)
         self._extra_checks: dict[str, Callable[[dict[str, Any]], str | None]] = {}
         self._narrowing: dict[str, Callable[[dict[str, Any]], bool]] = dict(NARROWING)
+        # live view (issue 17): commands a viewer may send, and whether this viewer may
+        self._viewer_may: dict[str, Callable[[str], bool]] = {}
         self._actions: dict[str, Callable[[_Command, float], dict[str, Any]]] = {
             "consent.grant": self._grant,
             "consent.revoke": self._revoke,
@@ -348,7 +354,8 @@ class CommandProcessor:
     def register(self, cmd: str, fields: frozenset[str],
                  check: Callable[[dict[str, Any]], str | None],
                  action: Callable[[str, dict[str, Any], str, float], dict[str, Any]], *,
-                 narrows: Callable[[dict[str, Any]], bool] | None = None) -> None:
+                 narrows: Callable[[dict[str, Any]], bool] | None = None,
+                 viewer_may: Callable[[str], bool] | None = None) -> None:
         """Add a command owned elsewhere (e.g. the uplink's ``clips.forget``).
 
         ``check(args)`` returns a reason to refuse (``bad-args``) or None; it must not change
@@ -356,7 +363,8 @@ class CommandProcessor:
         same transaction as the processor's own actions, and returns the result object.
         ``narrows(args)``: True when the command with these args only narrows consent (so no
         clock difference may block it); it sees args before they are validated, so it must
-        expect anything.
+        expect anything. ``viewer_may(key_id)``: True when that viewer may send this command
+        (live view's ``live`` right); without it only owners may.
         """
         if cmd in self._args:
             raise ValueError(f"command {cmd!r} is already defined")
@@ -364,6 +372,8 @@ class CommandProcessor:
         self._extra_checks[cmd] = check
         if narrows is not None:
             self._narrowing[cmd] = narrows
+        if viewer_may is not None:
+            self._viewer_may[cmd] = viewer_may
         self._actions[cmd] = lambda c, now: action(c.owner.key_id, dict(c.args), c.jti, now)
 
     def handle(self, token: str | bytes, topic: str, now: float) -> Response:
@@ -387,7 +397,8 @@ class CommandProcessor:
             )
             return Response(command.jti, False, "failed", {}, str(e))
         log.info("command %s from %s (jti %s) done", command.cmd, command.owner.key_id, command.jti)
-        return Response(command.jti, True, None, result)
+        viewer = command.owner.recipient if command.owner.role != "owner" else None
+        return Response(command.jti, True, None, result, also_to=viewer)
 
     def respond(self, response: Response, now: float) -> str:
         """``response`` as the device-signed reply JWS for :func:`reply_topic`: the code readable,
@@ -413,7 +424,7 @@ class CommandProcessor:
         owner = self._consent.owner(iss) if isinstance(iss, str) else None
         if owner is None:
             raise _Reject("unknown-owner", f"iss {_short(iss)} is not a paired key")
-        if owner.role != "owner":
+        if owner.role != "owner" and not self._viewer_allowed(claims.get("cmd"), owner):
             raise _Reject("not-owner", f"{owner.key_id} is a {owner.role}: only owners command")
         try:
             verified = verify_jws(token, ed25519_public_from_raw(owner.public_key),
@@ -439,6 +450,12 @@ class CommandProcessor:
         if cmd in self._extra_checks and (why := self._extra_checks[cmd](args)) is not None:
             raise _Reject("bad-args", why)
         return _Command(owner, jti, ctr, claims["exp"], cmd, args)
+
+    def _viewer_allowed(self, cmd: object, owner: Owner) -> bool:
+        """A viewer's command an owner allowed them (the signature is checked next, and the
+        claims acted on are the verified ones, equal to these)."""
+        may = self._viewer_may.get(cmd) if isinstance(cmd, str) else None
+        return may is not None and may(owner.key_id)
 
     def _narrows(self, claims: dict[str, Any]) -> bool:
         """Whether the (signed, not yet validated) command only narrows consent."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
-from agent.owner import ledger_cli, requests_cli, uplink_cli
+from agent.owner import ledger_cli, live_cli, requests_cli, uplink_cli
 from agent.owner.app import add_arguments as app_arguments
 from agent.owner.app import main as app_main
 from agent.owner.client import (
@@ -79,6 +79,8 @@ def add_owner_arguments(sub: Any) -> None:
 
     ledger_cli.add_arguments(osub, _device_args)
     requests_cli.add_arguments(osub, _device_args)  # footage requests (issue 16)
+    # live view (issue 17)
+    live_cli.add_arguments(osub, _device_args)
 
 
 def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -149,6 +151,10 @@ def dispatch(args: argparse.Namespace) -> int:
     broker = _broker(args, device)
     if cmd == "requests":  # footage requests (issue 16)
         return requests_cli.dispatch(ring, owner_dir, device, broker, args)
+    if cmd == "live":  # live view (issue 17)
+        return live_cli.run(ring, device, broker, args)
+    if cmd == "live-allow":
+        return live_cli.allow(ring, device, broker, args)
     if cmd == "consent":
         return _consent(ring, device, broker, args)
     if cmd == "forget":

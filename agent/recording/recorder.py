@@ -155,9 +155,9 @@ class ClipOutput:
     writes the last fragment; it does not close ``sink``. OSError from ``sink`` propagates.
     """
 
-    def __init__(self, sink: WritableSink, info: StreamInfo) -> None:
+    def __init__(self, sink: WritableSink, info: StreamInfo, *, movflags: str = MOVFLAGS) -> None:
         self.info = info
-        self._container = av.open(sink, "w", format="mp4", options={"movflags": MOVFLAGS})
+        self._container = av.open(sink, "w", format="mp4", options={"movflags": movflags})
         rate = Fraction(info.fps).limit_denominator(1001)
         w, h, tb = info.width, info.height, info.time_base
         # A stream for packets encoded elsewhere: no codec context is opened (an add_stream()
@@ -346,6 +346,14 @@ class Recorder:
         #: Why the last clip failed or nothing is recorded (for status); None after a good clip.
         self.last_error: str | None = None
         self.clips_failed = 0
+        #: live view (agent/delivery/live_view.py): called on the loop thread with each frame's
+        #: packets and the wall time the frame entered the encoder, after the ring has them.
+        #: A tap must not block and must not raise: recording goes on whatever it does.
+        self.packet_taps: list[Callable[[list[EncodedPacket], float], None]] = []
+
+    @property
+    def stream_info(self) -> StreamInfo:
+        return self._info
 
     @property
     def recording(self) -> bool:
@@ -375,9 +383,12 @@ class Recorder:
 
     def push(self, frame: Frame) -> None:
         """Encode ``frame``; its packets go to the ring and, while recording, to the clip."""
+        entered = self._clock()
         packets = self.encoder.encode(frame.main, frame.t)
         self._t_now, self._wall_now = frame.t, self._clock()
         self._take(packets)
+        for tap in self.packet_taps:
+            tap(packets, entered)
         clip = self._clip
         if clip is not None and clip.snapshot is None:  # fallback if no motion frame is offered
             clip.snapshot = frame.main.copy()

@@ -9,6 +9,9 @@
   per-run CSRF token that the page reads from its own HTML, and an ``Origin``, when sent, that is
   the app's own. A custom header cannot be sent cross-origin without a CORS preflight, which is
   never granted: no response carries an ``Access-Control-Allow-*`` header.
+* A WebSocket (live view, issue 17) needs the session cookie, this app's ``Host`` and this app's
+  ``Origin`` (a browser always sends one with the handshake, but no CSRF header): another site's
+  page cannot open it with the owner's cookie. Refused handshakes get 403.
 * Every response says ``Cache-Control: no-store`` (pages, JSON and media all hold plaintext),
   with ``Referrer-Policy: no-referrer``, a strict Content-Security-Policy and no framing.
 
@@ -80,6 +83,13 @@ class Guard:
         """``app`` behind the checks of the module docstring."""
 
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket":  # live view (issue 17): cookie and Origin
+                refused = self.check_websocket(scope)
+                if refused is not None:
+                    await send({"type": "websocket.close", "code": 4403, "reason": refused})
+                    return
+                await app(scope, receive, send)
+                return
             if scope["type"] != "http":
                 await app(scope, receive, send)  # lifespan
                 return
@@ -123,6 +133,20 @@ class Guard:
                 return 403, "cross-origin request refused", []
             if not hmac.compare_digest(headers.get(CSRF_HEADER, ""), self.csrf):
                 return 403, "missing or wrong CSRF token: reload the page", []
+        return None
+
+    def check_websocket(self, scope: Scope) -> str | None:
+        """None to let a WebSocket through, else why not. A browser sends cookies and Origin
+        with the handshake but no CSRF header, so the Origin must be this app's: another site's
+        page could otherwise open the socket with the owner's cookie (cross-site hijacking)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        if headers.get("host") not in self.hosts():
+            return "this app answers only on 127.0.0.1"
+        if headers.get("origin") not in self.origins():
+            return "cross-origin WebSocket refused"
+        if not self._has_session(headers.get("cookie", "")):
+            return "not signed in"
         return None
 
     def _has_session(self, header: str) -> bool:

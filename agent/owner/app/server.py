@@ -24,6 +24,7 @@ decrypted on the fly from the sealed object in memory (HTTP range requests for `
     GET  /api/devices/<id>/requests          footage requests, with the clips in their window
     POST /api/devices/<id>/requests/<req>/approve  {"clips": [...] | null, "days": N}
     POST /api/devices/<id>/requests/<req>/deny     {"reason": "..." | null}
+    WS   /api/devices/<id>/live?seconds=N    live view: codec, init segment, fragments (live_socket)
 
 Usage (agent.owner.cli ``doorward owner app``)::
 
@@ -44,10 +45,12 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from agent.errors import DoorwardError
 from agent.owner.app.live import LiveFeed
+from agent.owner.app.live_socket import serve_live
 from agent.owner.app.requests_api import RequestsApi
 from agent.owner.app.security import ASGIApp, Guard
 from agent.owner.app.service import OwnerService, QrLabel
@@ -121,6 +124,8 @@ class App:
             Route(d + "/requests/{request_id:str}/approve", self.requests_approve,
                   methods=["POST"]),
             Route(d + "/requests/{request_id:str}/deny", self.requests_deny, methods=["POST"]),
+            # live view (issue 17)
+            WebSocketRoute(d + "/live", self.live_view),
         ]
         self.requests = RequestsApi(service)
         self.starlette = Starlette(routes=routes)
@@ -364,6 +369,9 @@ class App:
         name = key.rsplit("/", 1)[-1]
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def live_view(self, websocket: WebSocket) -> None:  # live view (issue 17)
+        await serve_live(websocket, self.service)
 
     async def live_jpeg(self, request: Request) -> Response:
         p = request.path_params

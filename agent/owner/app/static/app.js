@@ -96,7 +96,8 @@ async function loadNow() {
       h("span", { class: `badge ${online ? "ok" : "bad"}` }, s.state || "unknown"),
       h("div", { class: "muted" }, `version ${s.version || "?"} · last seen ${when(s.last_seen)}`),
       h("div", { class: "muted" }, `fingerprint ${d.fingerprint}`),
-      h("div", { class: "muted" }, d.pin ? `ledger pinned: ${d.pin}` : "ledger not pinned yet"));
+      h("div", { class: "muted" }, d.pin ? `ledger pinned: ${d.pin}` : "ledger not pinned yet"),
+      h("button", { type: "button", class: "live-button", onclick: () => openLive(d.device_id) }, "Live"));
   }));
   for (const e of now.events.slice().reverse()) addEvent(e);
   api(`/api/devices/${dev()}/consent`).then((c) => {
@@ -162,7 +163,8 @@ function render(e) {
       h("div", { class: "muted" }, `${when(e.at || e.received_at)} · ${e.device_id}` +
         (e.clip_id ? ` · clip ${e.clip_id}` : "") + (e.seq ? ` · #${e.seq}` : "")),
       e.chain && e.chain.length ? h("div", { class: "warn" }, `chain: ${e.chain.join("; ")}`) : null,
-      e.clip_id ? h("a", { href: `#clips=${encodeURIComponent(e.clip_id)}` }, "open clip") : null));
+      e.clip_id ? h("a", { href: `#clips=${encodeURIComponent(e.clip_id)}` }, "open clip") : null,
+      ring && e.device_id ? h("button", { type: "button", class: "live-button", onclick: () => openLive(e.device_id) }, "Live") : null));
   const old = $(`ev-${e.id}`);
   if (old) old.replaceWith(li);
   else $("feed").prepend(li);
@@ -292,8 +294,66 @@ async function memberCall(path, body) {
   } catch (e) { $("member-reply").textContent = e.message; }
 }
 
+// ---- live view (issue 17) ----------------------------------------------------------------------
+// The server signs liveView.start, verifies and decrypts; the socket brings {"codec"}, the init
+// segment, then one fMP4 fragment per frame, which Media Source Extensions play. Closing the
+// dialog closes the socket: the server sends liveView.stop and the device ends the session.
+const liveView = { ws: null, ms: null, sb: null, queue: [] };
+
+function openLive(deviceId) {
+  closeLive();
+  const video = $("live-video");
+  const status = $("live-status");
+  status.textContent = `asking ${deviceId} for live view…`;
+  $("live-dialog").showModal();
+  const ms = new MediaSource();
+  liveView.ms = ms;
+  video.src = URL.createObjectURL(ms);
+  ms.addEventListener("sourceopen", () => {
+    const url = `ws://${location.host}/api/devices/${encodeURIComponent(deviceId)}/live?seconds=3600`;
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    liveView.ws = ws;
+    ws.onmessage = (m) => {
+      if (typeof m.data === "string") {
+        const doc = JSON.parse(m.data);
+        if (doc.codec) {
+          const type = `video/mp4; codecs="${doc.codec}"`;
+          if (!MediaSource.isTypeSupported(type)) { status.textContent = `this browser cannot play ${type}`; ws.close(); return; }
+          liveView.sb = ms.addSourceBuffer(type);
+          liveView.sb.addEventListener("updateend", pump);
+          status.textContent = `live from ${deviceId}: sealed to you, signed by the device`;
+        } else if (doc.error) status.textContent = doc.error;
+        else if (doc.end) status.textContent = `ended (${doc.end})`;
+        return;
+      }
+      liveView.queue.push(m.data);
+      pump();
+    };
+    ws.onclose = () => { if (liveView.ws === ws) liveView.ws = null; };
+  }, { once: true });
+}
+
+function pump() {
+  const sb = liveView.sb;
+  if (!sb || sb.updating || !liveView.queue.length) return;
+  const video = $("live-video");
+  const b = sb.buffered;
+  if (b.length && b.end(b.length - 1) - video.currentTime > 1.5) video.currentTime = b.end(b.length - 1) - 0.2;  // stay live
+  try { sb.appendBuffer(liveView.queue.shift()); } catch (e) { $("live-status").textContent = `cannot play: ${e.message}`; }
+}
+
+function closeLive() {
+  if (liveView.ws) liveView.ws.close();
+  liveView.ws = null; liveView.sb = null; liveView.queue = [];
+  const video = $("live-video");
+  video.pause(); video.removeAttribute("src"); video.load();
+}
+
 // ---- wiring ------------------------------------------------------------------------------------
 function wire() {
+  $("live-close").addEventListener("click", () => { closeLive(); $("live-dialog").close(); });
+  $("live-dialog").addEventListener("close", closeLive);
   $("clips-refresh").addEventListener("click", () => loadClips(null, true).catch((e) => banner(e.message)));
   $("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); loadClips().catch((e) => banner(e.message)); });
   $("next").addEventListener("click", () => { state.page += 1; loadClips().catch((e) => banner(e.message)); });

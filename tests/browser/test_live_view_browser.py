@@ -1,0 +1,128 @@
+"""Live view in the owner's page in a real Chromium: the device card's Live button plays (MSE fed
+over the app's WebSocket with fragments the local server verified and decrypted) against the real
+daemon and Mosquitto; closing the dialog stops the session on the device (the ledger has it). A
+WebSocket from another origin is refused."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.owner.app.server import Running
+from agent.owner.app.service import OwnerService
+from agent.owner.keyring import OwnerKeyring, PairedDevice
+from tests.browser.conftest import screenshot
+from tests.helpers import doorward_json, spawn_daemon, wait_for
+from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class World:
+    data: Path
+    app: Running
+    chrome: Any
+    artifacts: Path
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.chrome.execute_script(script, *args)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, chrome: Any, artifacts: Path
+          ) -> Iterator[World]:
+    if mosquitto_path() is None:
+        pytest.skip(MOSQUITTO_MISSING)
+    tmp = tmp_path_factory.mktemp("live-page")
+    broker = Mosquitto(tmp / "mosquitto", tls=False)
+    broker.start()
+    data = tmp / "device"
+    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
+    ring, _ = OwnerKeyring.init(tmp / "owner")
+    db = DeviceDB(data / "device.sqlite")
+    try:
+        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
+    finally:
+        db.close()
+    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
+                                 broker.url, time.time()))
+    daemon, _ = spawn_daemon(tmp, broker.url)
+    app = None
+    try:
+        wait_for(lambda: (_status(data).get("pid") == daemon.pid
+                          and _status(data).get("mqtt_connected")) or daemon.poll() is not None,
+                 timeout=30, what="the daemon to connect")
+        assert daemon.poll() is None, daemon.communicate()[1]
+        app = Running(OwnerService(ring, bucket=None, timeout=15))
+        chrome.get(app.url)
+        wait_for(lambda: chrome.execute_script(
+            "return document.querySelectorAll('#devices .live-button').length > 0"),
+            timeout=10, what="the device card's Live button: " + chrome.execute_script(
+                "return document.body.innerText.slice(0, 600)") + str(chrome.get_log("browser")))
+        yield World(data, app, chrome, artifacts)
+    finally:
+        chrome.get("about:blank")
+        if app is not None:
+            app.stop()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=30)
+        broker.stop()
+
+
+def _status(data: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((data / "status.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _ledger(data: Path) -> list[dict[str, Any]]:
+    db = sqlite3.connect(f"file:{data / 'device.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT data FROM ledger WHERE kind = 'live-view'").fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_the_live_button_plays_and_closing_stops_the_session(world: World) -> None:
+    assert world.js("return MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.42C01E\"')"), \
+        "this Chromium cannot play H.264 in Media Source Extensions: install Debian's chromium"
+    world.js("document.querySelector('#devices .live-button').click()")
+    wait_for(lambda: world.js("const v = document.getElementById('live-video');"
+                              "return v.readyState >= 2 && v.currentTime > 0"),
+             timeout=20, what="live video to start playing: "
+             + str(world.js("return document.getElementById('live-status').textContent")))
+    first = world.js("return document.getElementById('live-video').currentTime")
+    wait_for(lambda: world.js("return document.getElementById('live-video').currentTime") > first
+             + 1.0, timeout=10, what="currentTime to advance")
+    screenshot(world.chrome, world.artifacts, "live-view")
+    world.js("document.getElementById('live-close').click()")
+    wait_for(lambda: _ledger(world.data), timeout=20, what="the live-view ledger entry")
+    entry = _ledger(world.data)[-1]
+    assert entry["reason"].startswith("stopped by") and entry["bytes"] > 0, entry
+
+
+def test_a_websocket_from_another_origin_is_refused(world: World) -> None:
+    host = world.app.url.split("//", 1)[1].split("/", 1)[0]
+    conn = http.client.HTTPConnection(host, timeout=10)
+    device = world.js("return document.querySelector('#devices [data-device]')"
+                      ".getAttribute('data-device')")
+    conn.request("GET", f"/api/devices/{device}/live", headers={
+        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example",
+        "Cookie": "; ".join(f"{c['name']}={c['value']}" for c in world.chrome.get_cookies())})
+    resp = conn.getresponse()
+    assert resp.status == 403, resp.status
