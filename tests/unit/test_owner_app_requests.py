@@ -20,8 +20,8 @@ from agent.owner.app.security import Guard
 from agent.owner.app.server import build
 from agent.owner.app.service import OwnerService
 from agent.owner.app.settings import BucketOptions
-from tests.adversarial.memstore import MemStore
 from tests.owner_app_fixtures import Bucketful
+from uplink.memory_store import MemoryObjectStore
 
 PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"
@@ -30,7 +30,7 @@ BASE = f"http://127.0.0.1:{PORT}"
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, str,
                                                                           list[Any]]]:
-    b = Bucketful.create(tmp_path / "owner", MemStore())
+    b = Bucketful.create(tmp_path / "owner", MemoryObjectStore())
     b.add_clip("c0001", b"video")
     calls: list[Any] = []
 
