@@ -33,7 +33,7 @@ from typing import Any
 
 from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
-from agent.errors import DoorwardError
+from agent.errors import ConfigError, DoorwardError
 from agent.paths import DataDir
 from agent.sqlite import open_readonly
 from agent.tools.display import utc_minute
@@ -75,6 +75,9 @@ def check_config(path: str | None, load: Callable[[str | None], Config] = load_c
     """The config loads (which file); on failure the other checks run on the defaults."""
     try:
         cfg = load(path)
+    except ConfigError as exc:  # every problem, as `run` would report them
+        return Check("config", FAIL, "; ".join(exc.problems), "fix the file named above, or "
+                     "run without --config to use the built-in defaults"), None
     except DoorwardError as exc:
         return Check("config", FAIL, _err(exc), "fix the file named above, or run without "
                      "--config to use the built-in defaults"), None
