@@ -310,6 +310,8 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
 
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
+    # a wrong source or option stops here, before the process or the data directory changes
+    check_options(cfg, opts)
     # umask 0077 and no core dumps, before any file exists (agent/runtime/hardening.py)
     harden_process()
     # large short-lived buffers go back to the system (agent/runtime/malloc.py)

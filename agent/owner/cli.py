@@ -87,6 +87,28 @@ def add_owner_arguments(sub: Any) -> None:
     live_cli.add_arguments(osub, _device_args)
 
 
+class _Waiting:
+    """Says on stderr that `owner pair` waits for the window: a countdown on one line on a
+    terminal, one line elsewhere."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id, self.tty, self.said = device_id, sys.stderr.isatty(), False
+
+    def __call__(self, left: float) -> None:
+        text = (f"waiting for {self.device_id}'s pairing window: hold its SETUP button for 3 s "
+                f"(the LED blinks); {left:.0f} s left")
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.flush()
+        elif not self.said:
+            print(text, file=sys.stderr, flush=True)
+        self.said = True
+
+    def done(self) -> None:
+        if self.tty and self.said:
+            sys.stderr.write("\n")
+
+
 def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--broker", required=required, metavar="URL",
                    help="mqtt://host:port or mqtts://host:port" +
@@ -138,8 +160,13 @@ def dispatch(args: argparse.Namespace) -> int:
                 print(f"device {d['device_id']} via {d['broker']} (fingerprint {d['fingerprint']})")
         return 0
     if cmd == "pair":
-        device = pair(ring, _broker(args), args.device, args.setup_code,
-                      expected_fingerprint=args.fingerprint, timeout=args.timeout)
+        waiting = _Waiting(args.device)
+        try:
+            device = pair(ring, _broker(args), args.device, args.setup_code,
+                          expected_fingerprint=args.fingerprint, timeout=args.timeout,
+                          on_wait=waiting)
+        finally:
+            waiting.done()
         PinStore(owner_dir).forget(device.device_id)  # a new pairing, a new ledger to pin
         print(f"paired with {device.device_id} (fingerprint {device.fingerprint}); "
               f"its clips are sealed to {ring.recipient}")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
+from agent.progress import Progress
 from uplink import (
     MAX_PROGRESS_BYTES,
     AgeError,
@@ -253,7 +254,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         sealed = Path(tmp) / "sealed.age"
         try:
-            store.get_file(obj.key, sealed)
+            with Progress(f"downloading {args.clip_id}", total=obj.size, unit="bytes") as bar:
+                store.get_file(obj.key, sealed, progress=bar.update)
         except UplinkError as exc:
             raise DoorwardError(f"cannot download {obj.key}: {exc}") from exc
         digest = file_sha256(sealed)
@@ -261,7 +263,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
             raise DoorwardError(f"{obj.key} does not match its signed manifest (sha256 {digest},"
                                 f" expected {obj.sha256}): the bucket copy was altered")
         try:
-            decrypt_file(sealed, out, [ring.identity])
+            with Progress(f"decrypting {args.clip_id}", total=obj.size, unit="bytes") as bar:
+                decrypt_file(sealed, out, [ring.identity], progress=bar.update)
         except AgeError as exc:
             raise DoorwardError(f"cannot decrypt {obj.key} with {ring.identity_path}: {exc}") \
                 from exc
