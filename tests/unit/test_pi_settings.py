@@ -104,3 +104,17 @@ def test_build_gpio_adds_the_ir_led_only_when_configured(factory: MockFactory) -
     cfg = parse_config("[gpio]\nir_led_pin = 23\n[camera]\nir_on_below_lux = 2\n")
     gpio = build_gpio(cfg, spec, queue.Queue(), pin_factory=factory)
     assert gpio.ir is not None and gpio.ir.on_below_lux == 2.0 and gpio.ir.state == "off"
+
+
+def test_status_shows_the_ir_led(tmp_path: Any) -> None:
+    from agent.runtime.status_file import StatusFile
+    from agent.tools.status_report import status_document, status_lines
+
+    sf = StatusFile(tmp_path)
+    sf.update(running=True, pid=__import__("os").getpid(), state="running", source="picamera2",
+              last_frame_at=1_800_000_000.0, frames=10, ir_led="on")
+    sf.flush(force=True)
+    doc = status_document(tmp_path, max_bytes=10**8, broker_configured=False,
+                          bucket_configured=False, now=1_800_000_001.0)
+    assert doc["camera"]["ir_led"] == "on"
+    assert "IR LED on" in "\n".join(status_lines(doc, 1_800_000_001.0))
