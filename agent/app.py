@@ -30,8 +30,8 @@ import cv2
 from gpiozero.pins.mock import MockFactory
 
 from agent.camera.base import Camera
-from agent.camera.picam import PiCamera
-from agent.camera.sources import SourceSpec, make_source, parse_source
+from agent.camera.picam import PiCamera, PiSettings
+from agent.camera.sources import SourceSpec, make_source, parse_source, preflight
 from agent.config import Config
 from agent.delivery.announce import EventAnnouncer, log_event
 from agent.delivery.clip_commands import register as register_uplink_commands
@@ -40,6 +40,7 @@ from agent.delivery.live_view import LiveViews, register_live_commands
 from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
+from agent.device.ir_light import IrLight
 from agent.device.requests import wire_requests
 from agent.errors import ConfigError, DoorwardError
 from agent.recording.encoder import VideoEncoder, X264Encoder
@@ -92,8 +93,12 @@ def build_tracker(cfg: Config) -> EventTracker:
 
 
 def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool) -> Camera:
-    return make_source(spec, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.camera.fps,
-                       luma_width=cfg.camera.luma_width, realtime=realtime, loop=loop)
+    c = cfg.camera
+    return make_source(spec, width=c.width, height=c.height, fps=c.fps,
+                       luma_width=c.luma_width, realtime=realtime, loop=loop,
+                       pi_settings=PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
+                                              tuning_file=c.tuning_file,
+                                              exposure_mode=c.exposure_mode))
 
 
 def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
@@ -110,6 +115,32 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
             "encoder (only picamera2 has); use 'auto' or 'software'")
     return X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
                        preset=cfg.recording.preset, crf=cfg.recording.crf)
+
+
+def source_spec(cfg: Config, opts: RunOptions) -> SourceSpec:
+    """The source to use, ``--source`` over ``[camera] source``; errors name the one used."""
+    if not opts.source:
+        return parse_source(cfg.camera.source)  # checked when the config loaded
+    try:
+        return parse_source(opts.source)
+    except DoorwardError as exc:
+        raise ConfigError(f"--source {opts.source!r}: {str(exc).split(': ', 1)[-1]}") from exc
+
+
+def check_options(cfg: Config, opts: RunOptions, *, camera_given: bool = False) -> None:
+    """What can be known wrong before anything is created (data directory, keys): the source
+    (flag or config) parses and can work, the encoder choice fits it, ``--broker`` is a URL."""
+    spec = source_spec(cfg, opts)
+    if not camera_given:
+        preflight(spec)
+    if cfg.recording.encoder == "hardware" and spec.kind != "picamera2":
+        where = "--source" if opts.source else "config key camera.source"
+        raise ConfigError(
+            f"config key recording.encoder = 'hardware': {where} {str(spec)!r} has no hardware "
+            "encoder (only picamera2 has); use 'auto' or 'software'")
+    if opts.broker and not opts.broker.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError(f"--broker {opts.broker!r}: must be mqtt://host:port or "
+                          "mqtts://host:port")
 
 
 def open_local(cfg: Config, opts: RunOptions) -> Local:
@@ -134,7 +165,12 @@ def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any],
     sim = None
     if isinstance(factory, MockFactory):
         sim = SimulatedPress(factory, ring_pin=cfg.gpio.ring_pin, setup_pin=cfg.gpio.setup_pin)
-    return Gpio(buttons, led, sim)
+    ir = None
+    if cfg.gpio.ir_led_pin >= 0:
+        ir = IrLight(cfg.gpio.ir_led_pin, pin_factory=factory,
+                     on_below_lux=cfg.camera.ir_on_below_lux,
+                     off_above_lux=cfg.camera.ir_off_above_lux)
+    return Gpio(buttons, led, sim, ir)
 
 
 def build_mqtt(cfg: Config, broker: str | None, device_id: str, inbox: queue.Queue[Any],
@@ -202,6 +238,7 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
     and ``clock``; ``stop``, the flag the loop watches (``run`` installs its signal handlers
     before building, so a SIGTERM during start-up also ends it cleanly)."""
     clock = clock or SystemClock()
+    check_options(cfg, opts, camera_given=camera is not None)
     local = open_local(cfg, opts)
     spec, device = local.spec, local.device
     inbox: queue.Queue[Any] = queue.Queue()
@@ -245,6 +282,8 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
                         masker=masker, on_event=EventAnnouncer(delivery) if delivery else log_event,
                         on_clip=delivery.clip_sealed if delivery else None)
     gpio = build_gpio(cfg, local.spec, inbox, local.data_dir, pin_factory)
+    if gpio.ir is not None:
+        stack.callback(gpio.ir.close)  # the LEDs go dark when the daemon stops
     handover = Handover(local.data_dir, store, device.db, device.consent, pipeline,
                         outbox=delivery.outbox if delivery else None,
                         discovery=uplink.discovery if uplink else None)
@@ -260,7 +299,7 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
     tick = LoopTick(local.status, local.policy, camera, encoder, pipeline, controller,
                     uplink=uplink, reports=reports,
                     rings=ScriptedRings(camera, gpio.sim_press, clock.monotonic),
-                    live_segment_s=cfg.uplink.live_segment_s, mono=clock.monotonic)
+                    live_segment_s=cfg.uplink.live_segment_s, mono=clock.monotonic, ir=gpio.ir)
     drain_s = None
     if opts.exit_at_eof:
         drain_s = opts.drain_timeout_s if opts.drain_timeout_s is not None \
@@ -271,6 +310,8 @@ def _wire(cfg: Config, opts: RunOptions, local: Local, camera: Camera, inbox: qu
 
 def run(cfg: Config, opts: RunOptions) -> int:
     """``doorward run``: open the store, recover it, then record until EOF or a signal."""
+    # a wrong source or option stops here, before the process or the data directory changes
+    check_options(cfg, opts)
     # umask 0077 and no core dumps, before any file exists (agent/runtime/hardening.py)
     harden_process()
     # large short-lived buffers go back to the system (agent/runtime/malloc.py)

@@ -10,15 +10,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from agent import __version__
+from agent.config import SYSTEM_CONFIG
 from agent.errors import DoorwardError
 
 log = logging.getLogger("doorward")
 
 
 def _add_common(p: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
-    p.add_argument("--config", metavar="F", help="TOML config file (default: built-in defaults)")
+    p.add_argument("--config", metavar="F", help="TOML config file (default: $DOORWARD_CONFIG, "
+                   f"else {SYSTEM_CONFIG} if it exists, else the built-in defaults)")
     if data_dir:
-        p.add_argument("--data-dir", metavar="D", help="data directory (default: from config)")
+        p.add_argument("--data-dir", metavar="D", help="data directory (default: [store] "
+                       "data_dir of the config)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Doorbell camera agent: clips sealed to the owner, "
                     "nothing leaves without consent.",
     )
+    parser.add_argument("--version", action="version", version=f"doorward {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the daemon")
@@ -45,41 +51,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="motion events of a video file, as JSON")
     _add_common(p, data_dir=False)
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("path", metavar="PATH", help="the video file (any format FFmpeg reads)")
     p.add_argument("--json", action="store_true", help="print JSON (the only format)")
 
     p = sub.add_parser("scenes", help="simulated scenes")
     ssub = p.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")
     sp = ssub.add_parser("list", help="list the built-in scenes")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
     sp = ssub.add_parser("render", help="render a scene to MP4 (+ ground truth JSON)")
     _add_common(sp, data_dir=False)
-    sp.add_argument("name", metavar="NAME")
-    sp.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("name", metavar="NAME", help="a scene of `doorward scenes list`")
+    sp.add_argument("-o", "--output", required=True, metavar="OUT.mp4",
+                    help="the MP4 to write (its ground truth goes next to it as .json)")
+    sp.add_argument("--seed", type=int, default=0, metavar="N",
+                    help="random seed of the scene's variations (default 0)")
 
     p = sub.add_parser("events", help="events recorded by this device")
     esub = p.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     sp = esub.add_parser("list", help="list events")
     _add_common(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("clips", help="sealed clips in the local store")
     csub = p.add_subparsers(dest="clips_command", required=True, metavar="ACTION")
     sp = csub.add_parser("list", help="list clips")
     _add_common(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
     sp = csub.add_parser("export", help="decrypt a clip for its owner")
     _add_common(sp)
-    sp.add_argument("id", metavar="ID")
+    sp.add_argument("id", metavar="ID", help="a clip id of `doorward clips list`")
     sp.add_argument("--identity", required=True, metavar="FILE",
                     help="the owner's age identity file (AGE-SECRET-KEY-1...)")
-    sp.add_argument("-o", "--output", required=True, metavar="OUT")
+    sp.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="where to write the decrypted MP4 (or JPEG)")
     sp.add_argument("--snapshot", action="store_true", help="export the JPEG snapshot instead")
 
     p = sub.add_parser("status", help="what the daemon is doing")
     _add_common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("doctor", help="check camera, GPIO, clock, storage, broker, bucket, "
                        "pairing and consent; exit 1 if something blocks operation")
@@ -89,13 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", metavar="URL", help="the broker to check (overrides [mqtt] url)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="seconds to wait for the broker and the bucket (default 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("device", help="this device's identity")
     dsub = p.add_subparsers(dest="device_command", required=True, metavar="ACTION")
     sp = dsub.add_parser("label", help="what is printed on the label inside the housing")
     _add_common(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     sp = dsub.add_parser("csr", help="certificate signing request for the MQTT TLS client key")
     _add_common(sp)
@@ -105,14 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("press", help="press a button of the running daemon (simulated sources)")
     _add_common(p)
-    p.add_argument("button", choices=["ring", "setup"])
+    p.add_argument("button", choices=["ring", "setup"],
+                   help="ring (the visitor's button) or setup (inside the housing)")
     p.add_argument("--hold", type=float, metavar="SECONDS", help="how long (default 0.2 s)")
 
     p = sub.add_parser("consent", help="the consent in force on this device")
     ksub = p.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
     sp = ksub.add_parser("show", help="grants in force and when they end")
     _add_common(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("ledger", help="this device's hash-chained, signed ledger")
     lsub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
@@ -133,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agent.config import load_config
+    from agent.config import config_path, load_config
     from agent.logs import setup_logging
     from agent.tools import clips_cli as commands
 
@@ -148,12 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             setup_logging("warning", "text")
             return requester_dispatch(args)
+        if hasattr(args, "config"):  # --config, else $DOORWARD_CONFIG, else the installed one
+            args.config = config_path(args.config)
         if args.command == "doctor":  # loads the config itself: a bad one is a FAIL to report
             from agent.tools import doctor
 
             setup_logging("warning", "text")
             return doctor.main(args)
-        cfg = load_config(getattr(args, "config", None))
+        cfg = load_config(args.config if hasattr(args, "config") else None)
         setup_logging(cfg.log.level, cfg.log.format)
         if args.command == "run":
             from agent.app import RunOptions, run

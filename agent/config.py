@@ -18,12 +18,16 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, DoorwardError
+
+#: The installed configuration (scripts/install-pi writes it); used when present and no
+#: --config or $DOORWARD_CONFIG names another.
+SYSTEM_CONFIG = Path("/etc/doorward/doorward.toml")
 
 Polygon = tuple[tuple[float, float], ...]
 
@@ -35,6 +39,16 @@ class CameraConfig:
     height: int = 720
     fps: float = 15.0
     luma_width: int = 320
+    # Pi camera only (libcamera): 0 or 180 degrees, flips, a tuning file (NoIR modules:
+    # "imx219_noir.json", "imx708_noir.json"), AeExposureMode; the IR LED's light levels (lux as
+    # the camera's metadata reports them, with a gap so the LED does not flicker at dusk).
+    rotation: int = 0
+    hflip: bool = False
+    vflip: bool = False
+    tuning_file: str = ""
+    exposure_mode: str = "normal"
+    ir_on_below_lux: float = 5.0
+    ir_off_above_lux: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ class GpioConfig:
     ring_pin: int = 17
     setup_pin: int = 27
     led_pin: int = 22
+    ir_led_pin: int = -1  # -1: no IR LED
 
 
 @dataclass(frozen=True)
@@ -146,239 +161,296 @@ class Config:
         return Path(xdg) / "doorward"
 
 
-_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
-_LEVELS = ("debug", "info", "warning", "error")
-_ENCODERS = ("auto", "hardware", "software")
+# ---- validation -------------------------------------------------------------------------------
+#
+# Each section is a table: key -> rule. A rule takes the TOML value and returns the Python value,
+# or raises _Bad saying what is allowed. Adding a key = a field on the section's dataclass (with
+# its default) + one line in _RULES below + the annotated default in config/doorward.toml.
+# Checks that involve several keys go in _CROSS_CHECKS. Every problem of a file is collected and
+# reported together, each naming the file and the key.
+
+Rule = Callable[[Any], Any]
 
 
-def _number(key: str, value: Any, *, lo: float, hi: float, what: str, integer: bool = False) -> Any:
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(
-            f"config key {key} = {value!r}: must be {kind} from {lo:g} to {hi:g} ({what})")
-    return int(value) if integer else float(value)
+class _Bad(ValueError):
+    """One value that is not allowed; ``where`` refines the key (``[0]``), ``shown`` the value."""
+
+    def __init__(self, allowed: str, *, where: str = "", shown: Any = None) -> None:
+        super().__init__(allowed)
+        self.allowed, self.where, self.shown = allowed, where, shown
 
 
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"config key {key} = {value!r}: must be one of {', '.join(allowed)}")
-    return str(value)
+def number(lo: float, hi: float, what: str) -> Rule:
+    def rule(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise _Bad(f"must be a number from {lo:g} to {hi:g} ({what})")
+        return float(v)
+    return rule
 
 
-def _polygons(key: str, value: Any) -> tuple[Polygon, ...]:
-    allowed = "a list of polygons, each a list of at least 3 [x, y] points with 0 <= x, y <= 1"
-    if not isinstance(value, list):
-        raise ConfigError(f"config key {key} = {value!r}: must be {allowed}")
+def integer(lo: int, hi: int, what: str, *, even: bool = False) -> Rule:
+    def rule(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise _Bad(f"must be an integer from {lo:g} to {hi:g} ({what})")
+        if even and v % 2:
+            raise _Bad("must be even (YUV 4:2:0 halves it)")
+        return v
+    return rule
+
+
+def choice(*allowed: Any, why: str = "") -> Rule:
+    def rule(v: Any) -> Any:
+        if isinstance(v, bool) or v not in allowed:
+            raise _Bad(f"must be one of {', '.join(str(a) for a in allowed)}"
+                       + (f" ({why})" if why else ""))
+        return v
+    return rule
+
+
+def text(what: str) -> Rule:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _Bad(f"must be a string ({what})")
+        return v
+    return rule
+
+
+def url(*schemes: str, what: str) -> Rule:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or (v and not v.startswith(schemes)):
+            raise _Bad(f"must be {what}")
+        return v
+    return rule
+
+
+def matching(pattern: str, what: str) -> Rule:
+    def rule(v: Any) -> str:
+        if not isinstance(v, str) or not re.fullmatch(pattern, v):
+            raise _Bad(f"must be {what}")
+        return v
+    return rule
+
+
+def flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad("must be true or false")
+    return v
+
+
+def polygons(v: Any) -> tuple[Polygon, ...]:
+    allowed = ("must be a list of polygons, each a list of at least 3 [x, y] points with "
+               "0 <= x, y <= 1")
+    if not isinstance(v, list):
+        raise _Bad(allowed)
     polys: list[Polygon] = []
-    for i, poly in enumerate(value):
+    for i, poly in enumerate(v):
         if not isinstance(poly, list) or len(poly) < 3:
-            raise ConfigError(f"config key {key}[{i}] = {poly!r}: must be {allowed}")
+            raise _Bad(allowed, where=f"[{i}]", shown=poly)
         points = []
         for p in poly:
             good = isinstance(p, list) and len(p) == 2
             good = good and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
             if not good or not all(0.0 <= c <= 1.0 for c in p):
-                raise ConfigError(f"config key {key}[{i}] has point {p!r}: must be {allowed}")
+                raise _Bad(f"has point {p!r}: {allowed}", where=f"[{i}]", shown=poly)
             points.append((float(p[0]), float(p[1])))
         polys.append(tuple(points))
     return tuple(polys)
 
 
-def _check_keys(section: str, table: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"config key {section}.{key} is unknown: allowed keys in [{section}] are "
-                f"{', '.join(sorted(allowed))}"
-            )
+def _source(v: Any) -> str:
+    from agent.camera.sources import parse_source
+
+    if not isinstance(v, str) or not v:
+        raise _Bad("must be a source such as 'sim:porch', 'file:PATH', 'v4l2:/dev/video0' or "
+                   "'picamera2'")
+    try:
+        parse_source(v)
+    except DoorwardError as exc:
+        raise _Bad(f"is not understood: {str(exc).split(': ', 1)[-1]}") from exc
+    return v
 
 
-def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def _rotation(v: Any) -> int:
+    if v in (90, 270) and not isinstance(v, bool):
+        raise _Bad("must be 0 or 180: the Pi camera can only flip the image (libcamera's "
+                   "Transform), not turn it by a quarter; mount the camera upright or upside "
+                   "down, or set hflip/vflip")
+    return int(choice(0, 180, why="degrees")(v))
+
+
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+_PIN = integer(0, 27, "BCM GPIO number")
+
+_RULES: dict[str, tuple[type, dict[str, Rule]]] = {
+    "camera": (CameraConfig, {
+        "source": _source,
+        "width": integer(64, 4096, "pixels, even", even=True),
+        "height": integer(64, 4096, "pixels, even", even=True),
+        "fps": number(1, 60, "frames per second"),
+        "luma_width": integer(64, 1280, "pixels"),
+        "rotation": _rotation,
+        "hflip": flag,
+        "vflip": flag,
+        "tuning_file": text("a libcamera tuning file name such as 'imx219_noir.json', or a path; "
+                            "empty for the sensor's default"),
+        "exposure_mode": choice("normal", "short", "long", why="libcamera AeExposureMode"),
+        "ir_on_below_lux": number(0, 100_000, "the IR LED turns on below this light level"),
+        "ir_off_above_lux": number(0, 100_000, "the IR LED turns off above this light level"),
+    }),
+    "motion": (MotionConfig, {
+        "zones": polygons,
+        "privacy_masks": polygons,
+    }),
+    "events": (EventsConfig, {
+        "min_motion_s": number(0, 10, "seconds"),
+        "gap_s": number(0, 1, "seconds"),
+        "fast_motion_s": number(0, 10, "seconds; 0 turns the short path off"),
+        "post_roll_s": number(0, 60, "seconds"),
+        "max_clip_s": number(5, 3600, "seconds"),
+    }),
+    "recording": (RecordingConfig, {
+        "pre_roll_s": number(0, 30, "seconds"),
+        "gop_s": number(0.1, 1.0, "seconds between keyframes; at most 1 so pre-roll stays "
+                        "precise"),
+        "preset": choice(*_PRESETS),
+        "crf": integer(0, 51, "x264 quality, lower is better"),
+        "snapshot_quality": integer(10, 100, "JPEG quality"),
+        "encoder": choice("auto", "hardware", "software"),
+    }),
+    "store": (StoreConfig, {
+        "data_dir": text("a path, empty for the default"),
+        "max_bytes": integer(10_000_000, 2**50, "bytes of clips kept"),
+        "retention_days": number(0.01, 3650, "days a clip is kept"),
+        "min_free_bytes": integer(0, 2**50, "bytes kept free on the data dir's file system, "
+                                  "evicting clips; 0 turns the floor off"),
+    }),
+    "mqtt": (MqttConfig, {
+        "url": url("mqtt://", "mqtts://", what="mqtt://host:port or mqtts://host:port, empty "
+                   "for no broker"),
+        "ca_file": text("a path"),
+        "cert_file": text("a path"),
+        "key_file": text("a path"),
+        "allow_plain": flag,
+    }),
+    "s3": (S3Config, {
+        "bucket": text("a bucket name, empty for no uploads"),
+        "endpoint_url": url("http://", "https://", what="http(s)://host[:port], or empty for "
+                            "AWS"),
+        "prefix": text("a key prefix"),
+        "region": text("a region name"),
+        "addressing_style": choice("auto", "path", "virtual"),
+        "credentials_file": text("a path"),
+        "multipart_threshold_bytes": integer(5 * 1024 * 1024, 5 * 1024**3, "bytes, at least "
+                                             "S3's 5 MiB part minimum"),
+        "part_size_bytes": integer(5 * 1024 * 1024, 5 * 1024**3, "bytes, at least S3's 5 MiB "
+                                   "part minimum"),
+    }),
+    "uplink": (UplinkConfig, {
+        "drain_timeout_s": number(0, 3600, "seconds `run --exit-at-eof` waits for the outbox "
+                                  "to drain"),
+        "live_segment_s": number(0, 60, "seconds between uploads of a clip in progress (0: "
+                                 "upload clips only whole)"),
+    }),
+    "homeassistant": (HomeAssistantConfig, {
+        "discovery": flag,
+        # 1-3 topic levels, no wildcards: discovery topics add 4 levels and fleet brokers take 8
+        "discovery_prefix": matching(
+            r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}",
+            "1-3 topic levels of A-Z a-z 0-9 _ - separated by '/' (Home Assistant's default "
+            "is 'homeassistant')"),
+    }),
+    "gpio": (GpioConfig, {
+        "pin_factory": choice("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
+        "ring_pin": _PIN,
+        "setup_pin": _PIN,
+        "led_pin": _PIN,
+        "ir_led_pin": integer(-1, 27, "BCM GPIO number of the IR LED's switch; -1: no IR LED"),
+    }),
+    "log": (LogConfig, {
+        "level": choice("debug", "info", "warning", "error"),
+        "format": choice("text", "json"),
+    }),
+}
+
+
+def _motion_rules() -> dict[str, Rule]:
+    """[motion] also takes any field of motion.DetectorParams by name, typed as declared."""
+    from motion import DetectorParams  # OpenCV: only when a file is loaded
+
+    rules: dict[str, Rule] = {}
+    for f in dataclasses.fields(DetectorParams):
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if kind == "bool":
+            rules[f.name] = flag
+        elif kind == "int":
+            rules[f.name] = integer(-2**31, 2**31, "an integer, see motion.DetectorParams")
+        else:
+            rules[f.name] = number(-1e9, 1e9, "a number, see motion.DetectorParams")
+    return rules
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    """Problems that involve several keys (each names them)."""
+    problems = []
+    g = cfg.gpio
+    pins = [g.ring_pin, g.setup_pin, g.led_pin] + ([g.ir_led_pin] if g.ir_led_pin >= 0 else [])
+    if len(set(pins)) != len(pins):
+        problems.append(f"config keys gpio.ring_pin, setup_pin, led_pin, ir_led_pin = {pins}: "
+                        "must be different pins (ir_led_pin -1 = none)")
+    c = cfg.camera
+    if c.ir_on_below_lux >= c.ir_off_above_lux:
+        problems.append(f"config keys camera.ir_on_below_lux = {c.ir_on_below_lux:g}, "
+                        f"ir_off_above_lux = {c.ir_off_above_lux:g}: on_below must be lower "
+                        "than off_above (the gap keeps the LED from flickering at dusk)")
+    from motion import DetectorParams
+
+    try:
+        DetectorParams(**dict(cfg.motion.tuning))
+    except ValueError as exc:
+        problems.append(f"config section [motion]: {exc}")
+    return problems
+
+
+def _section(raw: Mapping[str, Any], name: str, rules: Mapping[str, Rule],
+             problems: list[str]) -> dict[str, Any]:
     table = raw.get(name, {})
     if not isinstance(table, dict):
-        raise ConfigError(f"config key {name} = {table!r}: must be a table ([{name}])")
-    return table
+        problems.append(f"config key {name} = {table!r}: must be a table ([{name}])")
+        return {}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        rule = rules.get(key)
+        if rule is None:
+            problems.append(f"config key {name}.{key} is unknown: allowed keys in [{name}] are "
+                            f"{', '.join(sorted(rules))}")
+            continue
+        try:
+            values[key] = rule(value)
+        except _Bad as bad:
+            shown = value if bad.shown is None else bad.shown
+            problems.append(f"config key {name}.{key}{bad.where} = {shown!r}: {bad.allowed}")
+    return values
 
 
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
-    sections = {"camera", "motion", "events", "recording", "store", "mqtt", "s3", "uplink",
-                "homeassistant", "gpio", "log"}
+    problems: list[str] = []
     for name in raw:
-        if name not in sections:
-            raise ConfigError(
-                f"config section [{name}] is unknown: allowed are {', '.join(sorted(sections))}"
-            )
-    d = Config()
-    cam = _section(raw, "camera")
-    _check_keys("camera", cam, {f.name for f in dataclasses.fields(CameraConfig)})
-    source = cam.get("source", d.camera.source)
-    if not isinstance(source, str) or not source:
-        raise ConfigError(f"config key camera.source = {source!r}: must be a source such as "
-                          "'sim:porch', 'file:PATH', 'v4l2:/dev/video0' or 'picamera2'")
-    width = _number("camera.width", cam.get("width", d.camera.width), lo=64, hi=4096,
-                    what="pixels, even", integer=True)
-    height = _number("camera.height", cam.get("height", d.camera.height), lo=64, hi=4096,
-                     what="pixels, even", integer=True)
-    for key, v in (("camera.width", width), ("camera.height", height)):
-        if v % 2:
-            raise ConfigError(f"config key {key} = {v}: must be even (YUV 4:2:0 halves it)")
-    camera = CameraConfig(
-        source=source, width=width, height=height,
-        fps=_number("camera.fps", cam.get("fps", d.camera.fps), lo=1, hi=60,
-                    what="frames per second"),
-        luma_width=_number("camera.luma_width", cam.get("luma_width", d.camera.luma_width),
-                           lo=64, hi=1280, what="pixels", integer=True),
-    )
-    mot = dict(_section(raw, "motion"))
-    zones = _polygons("motion.zones", mot.pop("zones", []))
-    masks = _polygons("motion.privacy_masks", mot.pop("privacy_masks", []))
-    for key, v in mot.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ConfigError(f"config key motion.{key} = {v!r}: must be a number")
-    motion = MotionConfig(zones=zones, privacy_masks=masks, tuning=dict(mot))
-    ev = _section(raw, "events")
-    _check_keys("events", ev, {f.name for f in dataclasses.fields(EventsConfig)})
-    events = EventsConfig(
-        min_motion_s=_number("events.min_motion_s", ev.get("min_motion_s", d.events.min_motion_s),
-                             lo=0, hi=10, what="seconds"),
-        gap_s=_number("events.gap_s", ev.get("gap_s", d.events.gap_s), lo=0, hi=1,
-                      what="seconds"),
-        fast_motion_s=_number("events.fast_motion_s",
-                              ev.get("fast_motion_s", d.events.fast_motion_s), lo=0, hi=10,
-                              what="seconds; 0 turns the short path off"),
-        post_roll_s=_number("events.post_roll_s", ev.get("post_roll_s", d.events.post_roll_s),
-                            lo=0, hi=60, what="seconds"),
-        max_clip_s=_number("events.max_clip_s", ev.get("max_clip_s", d.events.max_clip_s),
-                           lo=5, hi=3600, what="seconds"),
-    )
-    rec = _section(raw, "recording")
-    _check_keys("recording", rec, {f.name for f in dataclasses.fields(RecordingConfig)})
-    recording = RecordingConfig(
-        pre_roll_s=_number("recording.pre_roll_s", rec.get("pre_roll_s", d.recording.pre_roll_s),
-                           lo=0, hi=30, what="seconds"),
-        gop_s=_number("recording.gop_s", rec.get("gop_s", d.recording.gop_s), lo=0.1, hi=1.0,
-                      what="seconds between keyframes; at most 1 so pre-roll stays precise"),
-        preset=_choice("recording.preset", rec.get("preset", d.recording.preset), _PRESETS),
-        crf=_number("recording.crf", rec.get("crf", d.recording.crf), lo=0, hi=51,
-                    what="x264 quality, lower is better", integer=True),
-        snapshot_quality=_number("recording.snapshot_quality",
-                                 rec.get("snapshot_quality", d.recording.snapshot_quality),
-                                 lo=10, hi=100, what="JPEG quality", integer=True),
-        encoder=_choice("recording.encoder", rec.get("encoder", d.recording.encoder),
-                        _ENCODERS),
-    )
-    st = _section(raw, "store")
-    _check_keys("store", st, {f.name for f in dataclasses.fields(StoreConfig)})
-    data_dir = st.get("data_dir", d.store.data_dir)
-    if not isinstance(data_dir, str):
-        raise ConfigError(f"config key store.data_dir = {data_dir!r}: must be a path string "
-                          "(empty for the default)")
-    store = StoreConfig(
-        data_dir=data_dir,
-        max_bytes=_number("store.max_bytes", st.get("max_bytes", d.store.max_bytes),
-                          lo=10_000_000, hi=2**50, what="bytes of clips kept", integer=True),
-        retention_days=_number("store.retention_days",
-                               st.get("retention_days", d.store.retention_days),
-                               lo=0.01, hi=3650, what="days a clip is kept"),
-        min_free_bytes=_number("store.min_free_bytes",
-                               st.get("min_free_bytes", d.store.min_free_bytes), lo=0, hi=2**50,
-                               what="bytes kept free on the data dir's file system, evicting "
-                               "clips; 0 turns the floor off", integer=True),
-    )
-    mqtt = _build_mqtt(_section(raw, "mqtt"))
-    gpio = _build_gpio(_section(raw, "gpio"))
-    s3 = _build_s3(_section(raw, "s3"))
-    up = _section(raw, "uplink")
-    _check_keys("uplink", up, {f.name for f in dataclasses.fields(UplinkConfig)})
-    uplink = UplinkConfig(
-        drain_timeout_s=_number(
-            "uplink.drain_timeout_s", up.get("drain_timeout_s", 60.0), lo=0, hi=3600,
-            what="seconds `run --exit-at-eof` waits for the outbox to drain"),
-        live_segment_s=_number(
-            "uplink.live_segment_s", up.get("live_segment_s", 2.0), lo=0, hi=60,
-            what="seconds between uploads of a clip in progress (0: upload clips only whole)"))
-    homeassistant = _build_homeassistant(_section(raw, "homeassistant"))
-    lg = _section(raw, "log")
-    _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
-    log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
-                    format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
-    return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
-                  mqtt=mqtt, s3=s3, uplink=uplink, homeassistant=homeassistant, gpio=gpio,
-                  log=log, path=path)
-
-
-def _build_s3(t: Mapping[str, Any]) -> S3Config:
-    _check_keys("s3", t, {f.name for f in dataclasses.fields(S3Config)})
-    d = S3Config()
-    sizes = {k: _number(f"s3.{k}", t.get(k, getattr(d, k)), lo=5 * 1024 * 1024, hi=5 * 1024**3,
-                        what="bytes, at least S3's 5 MiB part minimum", integer=True)
-             for k in ("multipart_threshold_bytes", "part_size_bytes")}
-    vals = {f.name: _string(f"s3.{f.name}", t.get(f.name, getattr(d, f.name)), "a string")
-            for f in dataclasses.fields(S3Config) if f.name not in sizes}
-    _choice("s3.addressing_style", vals["addressing_style"], ("auto", "path", "virtual"))
-    url = vals["endpoint_url"]
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"config key s3.endpoint_url = {url!r}: must be http(s)://host[:port], "
-                          "or empty for AWS")
-    return S3Config(bucket=vals["bucket"], endpoint_url=url, prefix=vals["prefix"],
-                    region=vals["region"], addressing_style=vals["addressing_style"],
-                    credentials_file=vals["credentials_file"], **sizes)
-
-
-def _string(key: str, value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"config key {key} = {value!r}: must be a string ({what})")
-    return value
-
-
-def _build_mqtt(t: Mapping[str, Any]) -> MqttConfig:
-    _check_keys("mqtt", t, {f.name for f in dataclasses.fields(MqttConfig)})
-    d = MqttConfig()
-    url = _string("mqtt.url", t.get("url", d.url), "mqtt://host:port or mqtts://host:port, "
-                  "empty for no broker")
-    if url and not url.startswith(("mqtt://", "mqtts://")):
-        raise ConfigError(f"config key mqtt.url = {url!r}: must start with mqtt:// or mqtts://")
-    allow_plain = t.get("allow_plain", d.allow_plain)
-    if not isinstance(allow_plain, bool):
-        raise ConfigError(f"config key mqtt.allow_plain = {allow_plain!r}: must be true or false")
-    return MqttConfig(
-        url=url, allow_plain=allow_plain,
-        ca_file=_string("mqtt.ca_file", t.get("ca_file", d.ca_file), "a path"),
-        cert_file=_string("mqtt.cert_file", t.get("cert_file", d.cert_file), "a path"),
-        key_file=_string("mqtt.key_file", t.get("key_file", d.key_file), "a path"),
-    )
-
-
-def _build_homeassistant(t: Mapping[str, Any]) -> HomeAssistantConfig:
-    _check_keys("homeassistant", t, {f.name for f in dataclasses.fields(HomeAssistantConfig)})
-    d = HomeAssistantConfig()
-    discovery = t.get("discovery", d.discovery)
-    if not isinstance(discovery, bool):
-        raise ConfigError(f"config key homeassistant.discovery = {discovery!r}: must be true or "
-                          "false")
-    prefix = t.get("discovery_prefix", d.discovery_prefix)
-    # 1-3 topic levels, no wildcards: discovery topics add 4 levels and fleet brokers take 8
-    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}",
-                                                       prefix):
-        raise ConfigError(f"config key homeassistant.discovery_prefix = {prefix!r}: must be 1-3 "
-                          "topic levels of A-Z a-z 0-9 _ - separated by '/' (Home Assistant's "
-                          "default is 'homeassistant')")
-    return HomeAssistantConfig(discovery=discovery, discovery_prefix=prefix)
-
-
-def _build_gpio(t: Mapping[str, Any]) -> GpioConfig:
-    _check_keys("gpio", t, {f.name for f in dataclasses.fields(GpioConfig)})
-    d = GpioConfig()
-    factories = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
-    pins = {k: _number(f"gpio.{k}", t.get(k, getattr(d, k)), lo=0, hi=27,
-                       what="BCM GPIO number", integer=True)
-            for k in ("ring_pin", "setup_pin", "led_pin")}
-    if len(set(pins.values())) != 3:
-        raise ConfigError(f"config keys gpio.ring_pin, setup_pin, led_pin = "
-                          f"{sorted(pins.values())}: must be three different pins")
-    return GpioConfig(pin_factory=_choice("gpio.pin_factory", t.get("pin_factory", ""), factories),
-                      **pins)
+        if name not in _RULES:
+            problems.append(f"config section [{name}] is unknown: allowed are "
+                            f"{', '.join(sorted(_RULES))}")
+    sections: dict[str, Any] = {}
+    for name, (cls, rules) in _RULES.items():
+        if name == "motion":
+            values = _section(raw, name, {**rules, **_motion_rules()}, problems)
+            tuning = {k: values.pop(k) for k in list(values) if k not in rules}
+            sections[name] = MotionConfig(**values, tuning=tuning)
+        else:
+            sections[name] = cls(**_section(raw, name, rules, problems))
+    cfg = Config(**sections, path=path)
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError.of(path or "<text>", problems)
+    return cfg
 
 
 def parse_config(text: str, *, path: str | None = None) -> Config:
@@ -390,6 +462,17 @@ def parse_config(text: str, *, path: str | None = None) -> Config:
     return _build(raw, path)
 
 
+def config_path(flag: str | None, *, system: Path = SYSTEM_CONFIG) -> str | None:
+    """Which file to load: ``--config``, else ``$DOORWARD_CONFIG``, else ``system``
+    (/etc/doorward/doorward.toml) if it exists, else None (the built-in defaults)."""
+    if flag:
+        return flag
+    env = os.environ.get("DOORWARD_CONFIG", "")
+    if env:
+        return env
+    return str(system) if system.is_file() else None
+
+
 def load_config(path: Path | str | None) -> Config:
     """Load ``path``; ``None`` gives the built-in defaults (the same as config/doorward.toml)."""
     if path is None:
@@ -398,8 +481,10 @@ def load_config(path: Path | str | None) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {p} does not exist: pass --config with an existing file, "
-                          "or leave it out for the defaults") from exc
+        raise ConfigError(f"config file {p} does not exist: pass --config with an existing file "
+                          "(or fix $DOORWARD_CONFIG), or leave both out for "
+                          f"{SYSTEM_CONFIG} or the defaults") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {p} cannot be read: {exc}") from exc
+        raise ConfigError(f"config file {p} cannot be read: {exc} (doorward commands that use "
+                          "the installed configuration may need sudo)") from exc
     return parse_config(text, path=str(p))

@@ -12,8 +12,20 @@ class DoorwardError(Exception):
 
 class ConfigError(DoorwardError):
     """A config key has a value that is not allowed; the message quotes key, value and what is
-    allowed.
+    allowed. ``problems``: each one of them (a file's problems are reported all at once).
     """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+    @classmethod
+    def of(cls, origin: str, problems: list[str]) -> ConfigError:
+        """All of ``origin``'s problems (origin: the file, or a flag) in one error."""
+        lines = [f"{origin}: {p}" for p in problems]
+        if len(lines) == 1:
+            return cls(lines[0], lines)
+        return cls(f"{len(lines)} problems in {origin}:\n  " + "\n  ".join(lines), lines)
 
 
 class CameraError(DoorwardError):

@@ -27,7 +27,7 @@ import contextlib
 import hmac
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
@@ -494,16 +494,20 @@ def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
 
 
 def decrypt_file(src: str | os.PathLike[str], dest: str | os.PathLike[str],
-                 identities: Sequence[Identity], *, allow_truncated: bool = False) -> None:
+                 identities: Sequence[Identity], *, allow_truncated: bool = False,
+                 progress: Callable[[int], None] | None = None) -> None:
     """Decrypt ``src`` into ``dest`` via ``dest.partial`` and a rename, so ``dest`` never holds
     unauthenticated or partial plaintext; on any error the partial file is removed and the
-    AgeError or OSError propagates."""
+    AgeError or OSError propagates. ``progress(n)``: called after each MiB with the bytes of
+    ``src`` read so far."""
     partial = f"{os.fspath(dest)}.partial"
     try:
         with open(src, "rb") as fin, open(partial, "wb") as fout:
             reader = AgeReader(fin, identities, allow_truncated=allow_truncated)
             while chunk := reader.read(1 << 20):
                 fout.write(chunk)
+                if progress is not None:
+                    progress(fin.tell())
         os.replace(partial, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -195,10 +195,13 @@ class MemoryObjectStore:
             found = sorted(k for k in self.objects if k.startswith(prefix))
         return iter(found)
 
-    def get_file(self, key: str, dest_path: Path) -> Fetched:
+    def get_file(self, key: str, dest_path: Path,
+                 progress: Callable[[int], None] | None = None) -> Fetched:
         data = self._get(key)
         partial = dest_path.with_name(dest_path.name + ".part")
         partial.write_bytes(data)
+        if progress is not None:
+            progress(len(data))
         partial.replace(dest_path)
         return Fetched(key, len(data), hashlib.sha256(data).hexdigest())
 

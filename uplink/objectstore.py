@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -156,6 +156,7 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[str]: ...
 
-    def get_file(self, key: str, dest_path: Path) -> Fetched: ...
+    def get_file(self, key: str, dest_path: Path,
+                 progress: Callable[[int], None] | None = None) -> Fetched: ...
 
     def get_bytes(self, key: str, max_bytes: int) -> bytes: ...

@@ -386,9 +386,11 @@ class S3ObjectStore:
             if not page.get("IsTruncated") or not token:
                 return
 
-    def get_file(self, key: str, dest_path: Path) -> Fetched:
+    def get_file(self, key: str, dest_path: Path,
+                 progress: Callable[[int], None] | None = None) -> Fetched:
         """Stream ``key`` into ``dest_path`` (written as ``<dest>.part``, renamed when complete;
-        a retry downloads again from the start). Returns the size and SHA-256 received."""
+        a retry downloads again from the start). Returns the size and SHA-256 received.
+        ``progress(n)``: called after each MiB with the bytes received so far."""
         partial = dest_path.with_name(dest_path.name + ".part")
 
         def download() -> Fetched:
@@ -399,6 +401,8 @@ class S3ObjectStore:
                     digest.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
+                    if progress is not None:
+                        progress(size)
             return Fetched(key, size, digest.hexdigest())
 
         try:

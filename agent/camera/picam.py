@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -64,6 +65,25 @@ def import_picamera2() -> Any:
             "built for. Use apt's python3-numpy (pip uninstall numpy in the venv) or pin numpy<2."
         ) from exc
     return picamera2
+
+
+@dataclass(frozen=True)
+class PiSettings:
+    """Camera settings from ``[camera]``: ``rotation`` 0 or 180 (libcamera can only flip),
+    ``hflip``/``vflip``, ``tuning_file`` (a name such as "imx219_noir.json" for NoIR modules, or
+    a path; "" for the sensor's default) and ``exposure_mode`` (normal, short, long: libcamera's
+    AeExposureMode)."""
+
+    rotation: int = 0
+    hflip: bool = False
+    vflip: bool = False
+    tuning_file: str = ""
+    exposure_mode: str = "normal"
+
+    def flips(self) -> tuple[bool, bool]:
+        """(hflip, vflip) as libcamera applies them: a 180-degree turn is both flips."""
+        turned = self.rotation == 180
+        return self.hflip != turned, self.vflip != turned
 
 
 class AttachedEncoder(Protocol):
@@ -103,8 +123,12 @@ class PiCamera:
     def __init__(self, *, width: int = 1280, height: int = 720, fps: float = 15.0,
                  lores: tuple[int, int] = (320, 240), camera_num: int = 0,
                  frame_timeout_s: float = 2.0, max_reopens: int = 3,
-                 recover_within_s: float = 30.0, close_timeout_s: float = 5.0) -> None:
+                 recover_within_s: float = 30.0, close_timeout_s: float = 5.0,
+                 settings: PiSettings = PiSettings()) -> None:
         self.name = "picamera2"
+        self.settings = settings
+        #: the light level of the last frame (picamera2's "Lux" metadata), for the IR LED
+        self.light_lux: float | None = None
         self.width, self.height, self.fps = width, height, fps
         self.camera_num = camera_num
         self.frame_timeout_s, self.max_reopens = frame_timeout_s, max_reopens
@@ -207,7 +231,10 @@ class PiCamera:
             yield i420_view(mapped.array, self.width, self.height)
 
     def _frame(self, request: Any, main: np.ndarray, index: int, period_ns: float) -> Frame:
-        ts = int(request.get_metadata()["SensorTimestamp"])
+        metadata = request.get_metadata()
+        ts = int(metadata["SensorTimestamp"])
+        lux = metadata.get("Lux")
+        self.light_lux = float(lux) if isinstance(lux, int | float) else None
         if self.t0_ns is None:
             self.t0_ns = ts
         self._dropped += frames_missed(self._last_ts, ts, period_ns)
@@ -226,8 +253,10 @@ class PiCamera:
 
     def _open_device(self) -> None:
         module = self.module
+        tuning = self._tuning(module)
         try:
-            cam = module.Picamera2(self.camera_num)
+            cam = (module.Picamera2(self.camera_num) if tuning is None
+                   else module.Picamera2(self.camera_num, tuning=tuning))
         except (IndexError, RuntimeError) as exc:
             raise CameraError(
                 f"no camera found ({exc}): {_FIX_CABLE}, or use --source sim:porch"
@@ -236,7 +265,7 @@ class PiCamera:
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "YUV420"},
                 lores={"size": self._lores, "format": "YUV420"},
-                controls={"FrameRate": self.fps},
+                transform=self._transform(), controls=self._controls(),
             )
             cam.configure(config)
             self._install_masks(cam)
@@ -250,6 +279,31 @@ class PiCamera:
                 f"{self.fps:g} fps ({exc}): use even sizes with lores no larger than main"
             ) from exc
         self._cam = cam
+
+    def _tuning(self, module: Any) -> Any:
+        name = self.settings.tuning_file
+        if not name:
+            return None
+        try:
+            return module.Picamera2.load_tuning_file(name)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise CameraError(
+                f"config key camera.tuning_file = {name!r}: cannot be loaded ({exc}); use a "
+                "file of /usr/share/libcamera/ipa/rpi/vc4 (pisp on a Pi 5), e.g. "
+                "'imx219_noir.json' for a Camera Module 2 NoIR, or a full path") from exc
+
+    def _transform(self) -> Any:
+        import libcamera  # present wherever picamera2 imports
+
+        hflip, vflip = self.settings.flips()
+        return libcamera.Transform(hflip=int(hflip), vflip=int(vflip))
+
+    def _controls(self) -> dict[str, Any]:
+        import libcamera
+
+        mode = getattr(libcamera.controls.AeExposureModeEnum,
+                       self.settings.exposure_mode.capitalize())
+        return {"FrameRate": self.fps, "AeExposureMode": mode}
 
     def _install_masks(self, cam: Any) -> None:
         if not self._masks:

@@ -8,6 +8,8 @@ when it is asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from agent.camera.base import Camera
 from agent.errors import CameraError
@@ -58,9 +60,28 @@ def parse_source(spec: str) -> SourceSpec:
     )
 
 
+def preflight(spec: SourceSpec) -> None:
+    """Raise CameraError now if ``spec`` cannot work: the scene exists, the file or device node
+    is there, picamera2 imports. ``doorward run`` calls it before it creates anything (data
+    directory, keys), so a wrong source leaves no trace."""
+    if spec.kind == "sim":
+        from agent.camera.sim import get_scene
+
+        get_scene(spec.arg)  # CameraError naming the known scenes
+    elif spec.kind in ("file", "v4l2"):
+        if not Path(spec.arg).exists():
+            raise CameraError(f"source {spec}: {spec.arg} does not exist")
+    else:
+        from agent.camera.picam import import_picamera2
+
+        import_picamera2()
+
+
 def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_width: int,
-                realtime: bool, loop: bool = False, seed: int = 0) -> Camera:
-    """Build (not open) the camera for ``spec``. ``realtime`` paces sim and file sources."""
+                realtime: bool, loop: bool = False, seed: int = 0,
+                pi_settings: Any = None) -> Camera:
+    """Build (not open) the camera for ``spec``. ``realtime`` paces sim and file sources;
+    ``pi_settings`` (agent.camera.picam.PiSettings) applies to the Pi camera only."""
     if spec.kind == "sim":
         from agent.camera.sim import SimCamera, get_scene
 
@@ -75,6 +96,6 @@ def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_w
         from agent.camera.v4l2 import V4L2Camera
 
         return V4L2Camera(spec.arg, width=width, height=height, fps=fps, luma_width=luma_width)
-    from agent.camera.picam import PiCamera
+    from agent.camera.picam import PiCamera, PiSettings
 
-    return PiCamera(width=width, height=height, fps=fps)
+    return PiCamera(width=width, height=height, fps=fps, settings=pi_settings or PiSettings())

@@ -145,14 +145,18 @@ class OutboxWorker:
         """:meth:`ConsentGate.wait_stopped`: no upload of ``scopes`` in flight any more."""
         return self.gate.wait_stopped(scopes, timeout_s)
 
-    def drain(self, timeout_s: float) -> dict[str, int]:
+    def drain(self, timeout_s: float,
+              progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
         """Wait until the lanes report nothing open, or ``timeout_s``; returns what is left
-        (``Outbox.pending()`` counts, {} when everything was sent or dropped)."""
+        (``Outbox.pending()`` counts, {} when everything was sent or dropped). ``progress``
+        hears what is left at least every 2 s."""
         deadline = time.monotonic() + timeout_s
         outbox = Outbox(self.path, limits=self.settings.limits)
         try:
             while True:
                 left = outbox.pending()
+                if progress is not None:
+                    progress(left)
                 remaining = deadline - time.monotonic()
                 if not left or remaining <= 0 or not self._alive():
                     return left
@@ -163,7 +167,8 @@ class OutboxWorker:
                 with self._cond:
                     self._cond.wait_for(
                         lambda: all(n == 0 for n in self._open.values()) or not self._alive(),
-                        min(remaining, self.settings.offline_retry_s),
+                        min(remaining, self.settings.offline_retry_s,
+                            2.0 if progress is not None else remaining),
                     )
         finally:
             outbox.close()

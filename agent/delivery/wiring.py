@@ -38,6 +38,7 @@ from agent.device.consent import ConsentStore
 from agent.device.control_plane import DeviceState, UplinkHooks
 from agent.device.ledger import Ledger
 from agent.paths import DataDir
+from agent.progress import Progress
 from agent.store import ClipStore
 from uplink import ConnectionEvent, MqttPort, ObjectStore, Recipient
 
@@ -76,7 +77,13 @@ class Uplink:
         pending = self.pending()
         if pending:
             log.info("draining the outbox (up to %.0f s): %s", timeout_s, pending)
-        left = self.worker.drain(timeout_s)
+        total = sum(pending.values())
+        if total:
+            with Progress("draining the outbox", total=total, unit="items") as bar:
+                left = self.worker.drain(
+                    timeout_s, progress=lambda left: bar.update(total - sum(left.values())))
+        else:
+            left = self.worker.drain(timeout_s)
         if left:
             log.warning("outbox not drained after %.0f s; still queued (sent on the next start): "
                         "%s", timeout_s, left)

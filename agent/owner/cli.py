@@ -30,13 +30,16 @@ def add_owner_arguments(sub: Any) -> None:
     osub = p.add_subparsers(dest="owner_command", required=True, metavar="ACTION")
     osub.add_parser("init", help="create the owner's signing key and age identity")
     sp = osub.add_parser("show", help="owner key id, age recipient, paired devices")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
     sp = osub.add_parser("pair", help="pair with a device whose SETUP button was just held")
     _broker_args(sp, required=True)
-    sp.add_argument("--device", required=True, metavar="DEVICE_ID")
-    sp.add_argument("--setup-code", required=True, metavar="CODE")
+    sp.add_argument("--device", required=True, metavar="DEVICE_ID",
+                    help="the device id on its label")
+    sp.add_argument("--setup-code", required=True, metavar="CODE",
+                    help="the setup code on its label")
     sp.add_argument("--fingerprint", metavar="FP", help="the label's fingerprint (checked)")
-    sp.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    sp.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                    help="keep trying this long for the pairing window (default 30)")
 
     cp = osub.add_parser("consent", help="grant, revoke or show consent on a device")
     csub = cp.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
@@ -45,19 +48,20 @@ def add_owner_arguments(sub: Any) -> None:
     g.add_argument("--scopes", required=True, help="comma list of events,snapshots,clips")
     span = g.add_mutually_exclusive_group()
     span.add_argument("--days", type=int, metavar="N", help="expires after N days (default 30)")
-    span.add_argument("--until-revoked", action="store_true")
+    span.add_argument("--until-revoked", action="store_true", help="no expiry")
     r = csub.add_parser("revoke", help="withdraw consent (all scopes unless --scopes)")
     _device_args(r)
     r.add_argument("--scopes", help="comma list (default: all)")
     s = csub.add_parser("show", help="the consent in force on the device")
     _device_args(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     ap = osub.add_parser("add-member", help="let another owner or a viewer in (signed command)")
     _device_args(ap)
     ap.add_argument("--public-key", required=True, help="their key (doorward owner show)")
     ap.add_argument("--recipient", required=True, help="their age recipient (age1...)")
-    ap.add_argument("--role", choices=["owner", "viewer"], default="viewer")
+    ap.add_argument("--role", choices=["owner", "viewer"], default="viewer",
+                    help="viewer (default: sees events and clips) or owner (also decides)")
 
     rp = osub.add_parser("remove-member", help="remove another owner or a viewer (signed)")
     _device_args(rp)
@@ -66,13 +70,13 @@ def add_owner_arguments(sub: Any) -> None:
     fp = osub.add_parser("forget", help="erase clips on the device and in the bucket (signed)")
     _device_args(fp)
     which = fp.add_mutually_exclusive_group(required=True)
-    which.add_argument("--clip", metavar="ID")
+    which.add_argument("--clip", metavar="ID", help="one clip")
     which.add_argument("--before", metavar="DATE", help="YYYY-MM-DD")
-    which.add_argument("--all", action="store_true")
+    which.add_argument("--all", action="store_true", help="every clip")
 
     xp = osub.add_parser("events-content", help="event messages sealed (default) or clear")
     _device_args(xp)
-    xp.add_argument("mode", choices=["sealed", "clear"])
+    xp.add_argument("mode", choices=["sealed", "clear"], help="sealed to members, or clear")
 
     uplink_cli.add_arguments(osub)
     app_arguments(osub)
@@ -81,6 +85,28 @@ def add_owner_arguments(sub: Any) -> None:
     requests_cli.add_arguments(osub, _device_args)  # footage requests (issue 16)
     # live view (issue 17)
     live_cli.add_arguments(osub, _device_args)
+
+
+class _Waiting:
+    """Says on stderr that `owner pair` waits for the window: a countdown on one line on a
+    terminal, one line elsewhere."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id, self.tty, self.said = device_id, sys.stderr.isatty(), False
+
+    def __call__(self, left: float) -> None:
+        text = (f"waiting for {self.device_id}'s pairing window: hold its SETUP button for 3 s "
+                f"(the LED blinks); {left:.0f} s left")
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.flush()
+        elif not self.said:
+            print(text, file=sys.stderr, flush=True)
+        self.said = True
+
+    def done(self) -> None:
+        if self.tty and self.said:
+            sys.stderr.write("\n")
 
 
 def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -95,7 +121,8 @@ def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
 def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
     _broker_args(p)
-    p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    p.add_argument("--timeout", type=float, default=15.0, metavar="S",
+                   help="seconds to wait for the device's answer (default 15)")
 
 
 def _broker(args: argparse.Namespace, device: PairedDevice | None = None) -> BrokerOptions:
@@ -133,8 +160,13 @@ def dispatch(args: argparse.Namespace) -> int:
                 print(f"device {d['device_id']} via {d['broker']} (fingerprint {d['fingerprint']})")
         return 0
     if cmd == "pair":
-        device = pair(ring, _broker(args), args.device, args.setup_code,
-                      expected_fingerprint=args.fingerprint, timeout=args.timeout)
+        waiting = _Waiting(args.device)
+        try:
+            device = pair(ring, _broker(args), args.device, args.setup_code,
+                          expected_fingerprint=args.fingerprint, timeout=args.timeout,
+                          on_wait=waiting)
+        finally:
+            waiting.done()
         PinStore(owner_dir).forget(device.device_id)  # a new pairing, a new ledger to pin
         print(f"paired with {device.device_id} (fingerprint {device.fingerprint}); "
               f"its clips are sealed to {ring.recipient}")

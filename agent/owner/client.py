@@ -100,12 +100,27 @@ class _Session:
         for t in self.subscriptions:
             self.client.subscribe(t)
         self.client.start()
-        if not self.client.wait_connected(self.timeout):
-            err = self.client.last_error
-            self.client.stop()
-            raise DoorwardError(f"cannot reach the broker {self.broker.url}: "
-                                f"{err or 'no answer'}; check --broker and that it runs")
+        deadline = time.monotonic() + self.timeout
+        while not self.client.wait_connected(0.05):
+            # A refusal (wrong credentials, not authorised, nothing listening, TLS) ends it at
+            # once: waiting out the timeout would only hide the reason.
+            error = self._connection_error()
+            if error is not None or time.monotonic() >= deadline:
+                self.client.stop()
+                error = error or self.client.last_error
+                raise DoorwardError(f"cannot reach the broker {self.broker.url}: "
+                                    f"{error or 'no answer'} (here: --broker and its TLS "
+                                    "files; is the broker running?)")
         return self
+
+    def _connection_error(self) -> Exception | None:
+        while True:
+            try:
+                event = self.client.events.get_nowait()
+            except queue.Empty:
+                return None
+            if not event.connected and event.error is not None:
+                return event.error
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -126,32 +141,57 @@ class _Session:
             return None
 
 
+HELLO_EVERY_S = 2.0  # how often `owner pair` says hello again while no window answers
+
+
 def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_code: str, *,
-         expected_fingerprint: str | None = None, timeout: float = 30.0) -> PairedDevice:
-    """Run the pairing exchange with a device whose SETUP button was just held."""
+         expected_fingerprint: str | None = None, timeout: float = 30.0,
+         on_wait: Callable[[float], None] | None = None) -> PairedDevice:
+    """Run the pairing exchange with a device whose SETUP button is (or will be) held.
+
+    Until the device answers, a fresh hello goes out every ``HELLO_EVERY_S`` (a device ignores
+    hellos while its window is closed, so the owner may start this first, then hold SETUP);
+    ``on_wait(seconds_left)`` hears each retry. Each hello is its own exchange (the device
+    starts afresh on every hello): a challenge or result is matched to the exchange it
+    answers, so a hello crossing the device's first challenge does no harm."""
     try:
         secret = secret_from_setup_code(setup_code)
-        session = OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
-                                       keyring.recipient)
+        OwnerPairing(device_id, expected_fingerprint, secret, keyring.key, keyring.recipient)
     except UplinkError as exc:
         raise DoorwardError(f"cannot pair: {exc}") from exc
     deadline = time.monotonic() + timeout
+    exchanges: list[OwnerPairing] = []
+    pair_topic = device_topic(device_id, "pair", "owner")
     with _Session(broker, [device_topic(device_id, "pair", "device")], timeout) as s:
-        s.publish(device_topic(device_id, "pair", "owner"), encode_pairing(session.hello()))
-        outcome = None
+
+        def hello() -> float:
+            exchange = OwnerPairing(device_id, expected_fingerprint, secret, keyring.key,
+                                    keyring.recipient)
+            exchanges.append(exchange)
+            s.publish(pair_topic, encode_pairing(exchange.hello()))
+            return time.monotonic() + HELLO_EVERY_S
+
+        next_hello, answered, outcome = hello(), False, None
         while outcome is None:
-            msg = s.next(deadline)
+            msg = s.next(deadline if answered else min(deadline, next_hello))
             if msg is None:
-                raise DoorwardError(
-                    f"no answer from {device_id} within {timeout:.0f} s: hold the SETUP button "
-                    "for 3 s (the LED blinks) and run this again within 60 s")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DoorwardError(
+                        f"no answer from {device_id} within {timeout:.0f} s: hold the SETUP "
+                        "button for 3 s (the LED blinks) and run this again within 60 s "
+                        "(or give --timeout more seconds and hold SETUP while it waits)")
+                if on_wait is not None:
+                    on_wait(left)
+                next_hello = hello()
+                continue
             try:
                 decoded = decode_pairing(msg.payload)
                 if isinstance(decoded, PairingChallenge):
-                    s.publish(device_topic(device_id, "pair", "owner"),
-                              encode_pairing(session.on_challenge(decoded)))
+                    s.publish(pair_topic, encode_pairing(_answer(exchanges, decoded)))
+                    answered = True
                 elif isinstance(decoded, PairingResult):
-                    outcome = session.on_result(decoded)
+                    outcome = _outcome(exchanges, decoded)
             except ForeignMessage:
                 continue  # someone else's exchange, or tampered: keep waiting for our peer
             except UplinkError as exc:
@@ -161,6 +201,26 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
                           paired_at=time.time())
     keyring.add_device(device)
     return device
+
+
+def _answer(exchanges: list[OwnerPairing], challenge: PairingChallenge) -> Any:
+    """The confirmation of the exchange ``challenge`` answers (ForeignMessage: none)."""
+    for exchange in reversed(exchanges):
+        try:
+            return exchange.on_challenge(challenge)
+        except ForeignMessage as exc:
+            last = exc
+    raise last
+
+
+def _outcome(exchanges: list[OwnerPairing], result: PairingResult) -> Any:
+    """The outcome of the exchange ``result`` ends (ForeignMessage: none)."""
+    for exchange in reversed(exchanges):
+        try:
+            return exchange.on_result(result)
+        except ForeignMessage as exc:
+            last = exc
+    raise last
 
 
 def send_command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,

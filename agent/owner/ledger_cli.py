@@ -53,10 +53,11 @@ def add_arguments(osub: Any, device_args: Any) -> None:
     lsub = lp.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     f = lsub.add_parser("fetch", help="fetch the ledger with a signed command and verify it")
     device_args(f)
-    f.add_argument("-o", "--output", required=True, metavar="FILE")
+    f.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to write the signed JSONL ledger")
     uplink_cli.add_bucket_arguments(f, required=False)
     v = lsub.add_parser("verify", help="verify a fetched ledger offline")
-    v.add_argument("file", metavar="FILE")
+    v.add_argument("file", metavar="FILE", help="a ledger written by `owner ledger fetch`")
     v.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
     uplink_cli.add_bucket_arguments(v, required=False)
 

@@ -24,19 +24,19 @@ def add_arguments(osub: Any, device_args: Callable[[argparse.ArgumentParser], No
     lp = rsub.add_parser("list", help="requests the device received, with the clips they cover")
     device_args(lp)
     _bucket(lp)
-    lp.add_argument("--json", action="store_true")
+    lp.add_argument("--json", action="store_true", help="print JSON instead of text")
     ap = rsub.add_parser("approve", help="hand clips of a request's window to its requester")
     device_args(ap)
     _bucket(ap)
-    ap.add_argument("request_id", metavar="REQ_ID")
+    ap.add_argument("request_id", metavar="REQ_ID", help="a request id of `owner requests list`")
     ap.add_argument("--clips", metavar="ID,ID", help="default: every clip in the window")
     ap.add_argument("--days", type=int, default=owner_requests.DEFAULT_DAYS, metavar="N",
                     help=f"the grant's life (default {owner_requests.DEFAULT_DAYS}, "
                          f"at most {owner_requests.MAX_DAYS})")
     dp = rsub.add_parser("deny", help="refuse a request (the requester is told, sealed)")
     device_args(dp)
-    dp.add_argument("request_id", metavar="REQ_ID")
-    dp.add_argument("--reason", metavar="TEXT")
+    dp.add_argument("request_id", metavar="REQ_ID", help="a request id of `owner requests list`")
+    dp.add_argument("--reason", metavar="TEXT", help="told to the requester")
 
 
 def _bucket(p: argparse.ArgumentParser) -> None:

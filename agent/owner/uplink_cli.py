@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from agent.errors import DoorwardError
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
+from agent.progress import Progress
 from uplink import (
     MAX_PROGRESS_BYTES,
     AgeError,
@@ -58,17 +59,18 @@ def add_arguments(osub: Any) -> None:
         sp.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
         add_bucket_arguments(sp, required=True)
         if name == "list":
-            sp.add_argument("--json", action="store_true")
+            sp.add_argument("--json", action="store_true", help="print JSON instead of text")
         else:
-            sp.add_argument("clip_id", metavar="CLIP_ID")
-            sp.add_argument("-o", "--output", required=True, metavar="OUT")
+            sp.add_argument("clip_id", metavar="CLIP_ID", help="a clip id of `owner clips list`")
+            sp.add_argument("-o", "--output", required=True, metavar="OUT",
+                            help="where to write the decrypted clip")
             sp.add_argument("--snapshot", action="store_true", help="the JPEG snapshot instead")
     ep = osub.add_parser("events", help="a live, verified view of the device's messages")
     ep.add_argument("--device", metavar="DEVICE_ID", help="default: the only paired device")
     ep.add_argument("--broker", metavar="URL", help="default: the one used at pairing")
-    ep.add_argument("--ca-file", type=Path)
-    ep.add_argument("--cert-file", type=Path)
-    ep.add_argument("--key-file", type=Path)
+    ep.add_argument("--ca-file", type=Path, help="CA of the broker (mqtts)")
+    ep.add_argument("--cert-file", type=Path, help="owner client certificate (mqtts)")
+    ep.add_argument("--key-file", type=Path, help="owner client key (mqtts)")
     ep.add_argument("--follow", action="store_true", help="keep listening (Ctrl-C to stop)")
     ep.add_argument("--timeout", type=float, default=3.0, metavar="S",
                     help="without --follow: stop after S seconds without a message")
@@ -78,11 +80,14 @@ def add_arguments(osub: Any) -> None:
 def add_bucket_arguments(sp: argparse.ArgumentParser, *, required: bool) -> None:
     """``--bucket`` and how to reach it (the device's ``[s3]`` settings, as the owner sees them)."""
     sp.add_argument("--bucket", required=required,
-                    help=None if required else "also check the device's checkpoints there")
+                    help="the device's bucket ([s3] bucket)" if required
+                    else "also check the device's checkpoints there")
     sp.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
-    sp.add_argument("--prefix", default="doorward")
-    sp.add_argument("--region", default="us-east-1")
-    sp.add_argument("--addressing-style", choices=["auto", "path", "virtual"], default="auto")
+    sp.add_argument("--prefix", default="doorward",
+                    help="the device's [s3] prefix (default doorward)")
+    sp.add_argument("--region", default="us-east-1", help="bucket region (default us-east-1)")
+    sp.add_argument("--addressing-style", choices=["auto", "path", "virtual"], default="auto",
+                    help="path for most S3-compatible stores (default auto)")
 
 
 def bucket_store(args: argparse.Namespace) -> ObjectStore:
@@ -249,7 +254,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         sealed = Path(tmp) / "sealed.age"
         try:
-            store.get_file(obj.key, sealed)
+            with Progress(f"downloading {args.clip_id}", total=obj.size, unit="bytes") as bar:
+                store.get_file(obj.key, sealed, progress=bar.update)
         except UplinkError as exc:
             raise DoorwardError(f"cannot download {obj.key}: {exc}") from exc
         digest = file_sha256(sealed)
@@ -257,7 +263,8 @@ def clips_fetch(ring: OwnerKeyring, args: argparse.Namespace) -> int:
             raise DoorwardError(f"{obj.key} does not match its signed manifest (sha256 {digest},"
                                 f" expected {obj.sha256}): the bucket copy was altered")
         try:
-            decrypt_file(sealed, out, [ring.identity])
+            with Progress(f"decrypting {args.clip_id}", total=obj.size, unit="bytes") as bar:
+                decrypt_file(sealed, out, [ring.identity], progress=bar.update)
         except AgeError as exc:
             raise DoorwardError(f"cannot decrypt {obj.key} with {ring.identity_path}: {exc}") \
                 from exc

@@ -22,20 +22,23 @@ def add_arguments(sub: Any) -> None:
     ip = rsub.add_parser("init", help="create a requester identity (signing key, age identity)")
     ip.add_argument("--name", required=True, help="who you are, as the owner will see it")
     qp = rsub.add_parser("request", help="send a signed request for a time window")
-    qp.add_argument("--device", required=True, metavar="ID")
-    qp.add_argument("--broker", required=True, metavar="URL")
-    qp.add_argument("--from", dest="start", required=True, metavar="ISO8601")
-    qp.add_argument("--to", dest="end", required=True, metavar="ISO8601")
-    qp.add_argument("--reason", required=True, metavar="TEXT")
-    qp.add_argument("--case", metavar="REF")
+    qp.add_argument("--device", required=True, metavar="ID", help="the doorbell's device id")
+    qp.add_argument("--broker", required=True, metavar="URL", help="mqtt(s)://host:port")
+    qp.add_argument("--from", dest="start", required=True, metavar="ISO8601",
+                    help="start of the window")
+    qp.add_argument("--to", dest="end", required=True, metavar="ISO8601", help="its end")
+    qp.add_argument("--reason", required=True, metavar="TEXT", help="why, shown to the owner")
+    qp.add_argument("--case", metavar="REF", help="your case reference")
     fp = rsub.add_parser("fetch", help="get the owner's answer and write a verified bundle")
-    fp.add_argument("request_id", metavar="REQ_ID")
-    fp.add_argument("-o", "--output", required=True, metavar="DIR")
-    fp.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    fp.add_argument("request_id", metavar="REQ_ID", help="the id `requester request` printed")
+    fp.add_argument("-o", "--output", required=True, metavar="DIR", help="the bundle's folder")
+    fp.add_argument("--timeout", type=float, default=15.0, metavar="S",
+                    help="seconds to wait for the answer (default 15)")
     for q in (qp, fp, ip):
-        q.add_argument("--requester-dir", metavar="R", default=argparse.SUPPRESS)
+        q.add_argument("--requester-dir", metavar="R", default=argparse.SUPPRESS,
+                       help="requester keys (also accepted before the action)")
     vp = sub.add_parser("verify-bundle", help="check a requester's bundle offline (exit 0: valid)")
-    vp.add_argument("directory", metavar="DIR")
+    vp.add_argument("directory", metavar="DIR", help="the bundle's folder")
 
 
 def dispatch(args: argparse.Namespace) -> int:

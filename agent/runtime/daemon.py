@@ -22,6 +22,7 @@ from agent.delivery.links import LaneReports, links_json
 from agent.delivery.wiring import Uplink
 from agent.device.buttons import DoorbellButtons, StatusLed
 from agent.device.control_plane import DeviceController, Presser
+from agent.device.ir_light import IrLight
 from agent.paths import DataDir
 from agent.recording.encoder import VideoEncoder
 from agent.runtime.clock import Clock
@@ -39,6 +40,7 @@ class Gpio:
     buttons: DoorbellButtons
     led: StatusLed
     sim_press: Presser | None  # mock pins only: `doorward press` and scripted rings
+    ir: IrLight | None = None  # [gpio] ir_led_pin, switched by LoopTick
 
 
 @dataclass

@@ -22,6 +22,7 @@ from agent.delivery.links import LaneReports, links_json
 from agent.delivery.queueing import Delivery
 from agent.delivery.wiring import Uplink
 from agent.device.control_plane import DeviceController, Presser
+from agent.device.ir_light import IrLight
 from agent.errors import DoorwardError
 from agent.recording.encoder import VideoEncoder
 from agent.recording.live_segments import LiveSegmenter
@@ -110,8 +111,12 @@ class LoopTick:
     def __init__(self, status: StatusFile, policy: SealingPolicy, camera: Camera,
                  encoder: VideoEncoder, pipeline: Pipeline, controller: DeviceController, *,
                  uplink: Uplink | None, reports: LaneReports, rings: Callable[[float], None],
-                 live_segment_s: float, mono: Callable[[], float] = time.monotonic) -> None:
+                 live_segment_s: float, mono: Callable[[], float] = time.monotonic,
+                 ir: IrLight | None = None) -> None:
         self.status, self.policy, self.camera, self.encoder = status, policy, camera, encoder
+        self.ir = ir  # switched by the camera's light level (picamera2's Lux), after each frame
+        if ir is not None:
+            status.update(ir_led=ir.state)
         self.pipeline, self.controller, self.uplink = pipeline, controller, uplink
         self.reports, self.rings, self.mono = reports, rings, mono
         self.next_pending = 0.0
@@ -123,6 +128,8 @@ class LoopTick:
         pipeline, controller, uplink, status = self.pipeline, self.controller, self.uplink, \
             self.status
         self.rings(pipeline.stats.last_frame_t)
+        if self.ir is not None and self.ir.update(getattr(self.camera, "light_lux", None)):
+            status.update(ir_led=self.ir.state)
         controller.tick()
         if self.live is not None and pipeline.recorder is not None:
             self.live.tick(pipeline.recorder)

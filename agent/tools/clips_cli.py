@@ -7,14 +7,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agent.config import Config
 from agent.errors import DoorwardError, StoreError
 from agent.paths import DataDir
-from agent.store import ClipRecord, ClipStore
+from agent.progress import Progress, amount
+from agent.store import ClipRecord, ClipStore, EventRecord
 from agent.tools import status_report
+from agent.tools.display import utc_minute
 from uplink import AgeError, decrypt_file, load_identities
 
 
@@ -81,22 +84,51 @@ def scenes_render(args: argparse.Namespace, cfg: Config) -> int:
     cam = SimCamera(scene, width=cfg.camera.width, height=cfg.camera.height,
                     luma_width=cfg.camera.luma_width, fps=cfg.camera.fps, seed=args.seed)
     out = Path(args.output)
-    truth = render_scene(cam, scene, out)
+    total = round(scene.duration_s * cfg.camera.fps)
+    with Progress(f"rendering {args.name}", total=total, unit="frames") as bar:
+        truth = render_scene(cam, scene, out, progress=bar.update)
     out.with_suffix(".json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 
+def when(iso: str | None) -> str:
+    """An ISO 8601 time of the store as people read it (minutes, UTC); '?' if unreadable."""
+    if not iso:
+        return "?"
+    try:
+        return utc_minute(datetime.fromisoformat(iso).timestamp())
+    except ValueError:
+        return iso
+
+
+def event_line(e: EventRecord) -> str:
+    """``2026-05-01 19:30 UTC  ring     4.2 s  peak 12% of the view  clip c-...  (e-...)``."""
+    length = ("ongoing" if e.last_motion_s is None
+              else f"{max(0.0, e.last_motion_s - e.onset_s):5.1f} s")
+    clip = f"clip {e.clip_id}" if e.clip_id else "no clip"
+    return (f"{when(e.started_at)}  {e.reason:<7} {length:>8}  peak {e.peak_area:4.0%} of the "
+            f"view  {clip}  ({e.id})")
+
+
+def clip_line(c: ClipRecord) -> str:
+    """``c-...  2026-05-01 19:30 UTC   12.3 s    4.2 MB  delivered``."""
+    state = "delivered" if c.delivered else "on the device only"
+    flag = ", truncated by a crash" if c.truncated else ""
+    return (f"{c.id}  {when(c.started_at)}  {c.duration_s:6.1f} s  "
+            f"{amount(c.bytes, 'bytes'):>9}  {state}{flag}")
+
+
 def events_list(args: argparse.Namespace, cfg: Config) -> int:
     events = _open_store(args, cfg).list_events()
-    docs = [dataclasses.asdict(e) for e in events]
     if args.json:
+        docs = [dataclasses.asdict(e) for e in events]
         print(json.dumps({"events": docs}, indent=2, default=str))
         return 0
-    if not docs:
-        print("no events")
-    for d in docs:
-        print("  ".join(f"{k}={v}" for k, v in d.items()))
+    if not events:
+        print(f"no entries: no events recorded in {cfg.data_dir(args.data_dir)}")
+    for e in events:
+        print(event_line(e))
     return 0
 
 
@@ -115,10 +147,9 @@ def clips_list(args: argparse.Namespace, cfg: Config) -> int:
         print(json.dumps({"clips": [clip_doc(c) for c in clips]}, indent=2, default=str))
         return 0
     if not clips:
-        print("no clips")
+        print(f"no entries: no clips in {cfg.data_dir(args.data_dir)}")
     for c in clips:
-        flag = " (truncated)" if c.truncated else ""
-        print(f"{c.id}  {c.started_at}  {c.duration_s:6.1f} s  {c.bytes:>10} B{flag}")
+        print(clip_line(c))
     return 0
 
 
@@ -137,7 +168,10 @@ def clips_export(args: argparse.Namespace, cfg: Config) -> int:
         raise DoorwardError(f"identity file {args.identity} cannot be used: {exc}") from exc
     out = Path(args.output)
     try:
-        decrypt_file(src, out, identities, allow_truncated=rec.truncated)
+        with Progress(f"decrypting clip {args.id}", total=Path(src).stat().st_size,
+                      unit="bytes") as bar:
+            decrypt_file(src, out, identities, allow_truncated=rec.truncated,
+                         progress=bar.update)
     except AgeError as exc:
         raise DoorwardError(f"clip {args.id} cannot be decrypted with {args.identity}: {exc}") \
             from exc

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import Config
+from agent.device.buttons import SimulatedPress
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity, label_text
@@ -61,8 +64,30 @@ def press(args: argparse.Namespace, cfg: Config) -> int:
                          {"cmd": "press", "button": args.button, "hold_s": hold})
     if not reply.get("ok"):
         raise DoorwardError(f"the daemon refused the press: {reply.get('error', reply)}")
+    hold_until(args.button, hold)
     print(f"pressed {args.button} for {hold:g} s")
     return 0
+
+
+# The daemon's loop presses at its next iteration and releases at the first one after the hold:
+# a frame period or two later than the request (15 fps: 67 ms each).
+RELEASE_MARGIN_S = 0.15
+
+
+def hold_until(button: str, hold_s: float, *, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> None:
+    """Return when the daemon has let go of ``button``, as a finger would: after ``hold_s``
+    (at least the shortest press it makes) and the loop's margin; a countdown on a terminal."""
+    end = clock() + max(hold_s, SimulatedPress.MIN_HOLD_S) + RELEASE_MARGIN_S
+    tty = sys.stderr.isatty()
+    while (left := end - clock()) > 0:
+        if tty:
+            sys.stderr.write(f"\r\x1b[Kholding {button}: {max(0.0, left):.1f} s left")
+            sys.stderr.flush()
+        sleep(min(left, 0.1))
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
 
 
 def consent_show(args: argparse.Namespace, cfg: Config) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 
 from agent.camera.sources import SourceSpec, parse_source
 from agent.config import Config, load_config
-from agent.errors import DoorwardError
+from agent.errors import ConfigError, DoorwardError
 from agent.paths import DataDir
 from agent.sqlite import open_readonly
 from agent.tools.display import utc_minute
@@ -75,6 +75,9 @@ def check_config(path: str | None, load: Callable[[str | None], Config] = load_c
     """The config loads (which file); on failure the other checks run on the defaults."""
     try:
         cfg = load(path)
+    except ConfigError as exc:  # every problem, as `run` would report them
+        return Check("config", FAIL, "; ".join(exc.problems), "fix the file named above, or "
+                     "run without --config to use the built-in defaults"), None
     except DoorwardError as exc:
         return Check("config", FAIL, _err(exc), "fix the file named above, or run without "
                      "--config to use the built-in defaults"), None
@@ -83,22 +86,24 @@ def check_config(path: str | None, load: Callable[[str | None], Config] = load_c
 
 
 def check_camera(spec_text: str, *, import_picamera2: Callable[[], Any] | None = None,
-                 open_file: Callable[[str], None] | None = None) -> Check:
+                 open_file: Callable[[str], None] | None = None,
+                 tuning_file: str = "") -> Check:
     """The configured source: picamera2 imports and sees a camera (without opening it, so a
-    running daemon keeps it); a sim scene exists; a file opens; a v4l2 device node exists."""
+    running daemon keeps it) and finds ``tuning_file`` ([camera] tuning_file); a sim scene
+    exists; a file opens; a v4l2 device node exists."""
     try:
         spec = parse_source(spec_text)
     except DoorwardError as exc:
         return Check("camera", FAIL, _err(exc), "set [camera] source or --source")
     try:
-        return _camera(spec, import_picamera2, open_file)
+        return _camera(spec, import_picamera2, open_file, tuning_file)
     except DoorwardError as exc:
         return Check("camera", FAIL, f"{spec}: {_err(exc)}",
                      "as the message says; --source sim:porch runs without any camera")
 
 
 def _camera(spec: SourceSpec, import_picamera2: Callable[[], Any] | None,
-            open_file: Callable[[str], None] | None) -> Check:
+            open_file: Callable[[str], None] | None, tuning_file: str = "") -> Check:
     if spec.kind == "sim":
         from agent.camera.sim import get_scene
 
@@ -130,6 +135,15 @@ def _camera(spec: SourceSpec, import_picamera2: Callable[[], Any] | None,
                      "check the ribbon cable (contacts facing the board, latch closed) and "
                      "`rpicam-hello --list-cameras`, or use --source sim:porch")
     models = ", ".join(str(c.get("Model", "?")) for c in cameras)
+    if tuning_file:
+        try:
+            module.Picamera2.load_tuning_file(tuning_file)
+        except (RuntimeError, OSError, ValueError) as exc:
+            return Check("camera", FAIL, f"config key camera.tuning_file = {tuning_file!r}: "
+                         f"cannot be loaded ({_err(exc)})", "use a file of "
+                         "/usr/share/libcamera/ipa/rpi/vc4 (pisp on a Pi 5), e.g. "
+                         "'imx219_noir.json', or a full path")
+        models += f", tuning {tuning_file}"
     return Check("camera", PASS, f"picamera2: {len(cameras)} camera(s) ({models})")
 
 
@@ -415,7 +429,8 @@ def run_checks(cfg: Config, config_check: Check, *, data_dir: Path, source: str,
                broker: str | None, timeout_s: float, now: float | None = None) -> list[Check]:
     """Every check, in the order the report shows them."""
     now = time.time() if now is None else now
-    checks = [config_check, check_camera(source), check_gpio(cfg, source),
+    checks = [config_check, check_camera(source, tuning_file=cfg.camera.tuning_file),
+              check_gpio(cfg, source),
               check_clock(now, clock_floors(data_dir), ntp_synchronized()),
               check_data_dir(data_dir)]
     try:

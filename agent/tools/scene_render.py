@@ -6,6 +6,7 @@ sealed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import av
 from agent.camera.base import Camera
 
 
-def render_scene(camera: Camera, scene: Any, out: Path) -> dict[str, Any]:
-    """Encode every frame of ``camera`` to ``out`` (libx264, yuv420p); return the ground truth."""
+def render_scene(camera: Camera, scene: Any, out: Path,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Encode every frame of ``camera`` to ``out`` (libx264, yuv420p); return the ground truth.
+    ``progress(n)``: called after each frame with the frames written so far."""
     frames = 0
     with camera, av.open(str(out), "w") as container:
         fps = round(camera.fps)
@@ -28,6 +31,8 @@ def render_scene(camera: Camera, scene: Any, out: Path) -> dict[str, Any]:
             for pkt in stream.encode(vf):
                 container.mux(pkt)
             frames += 1
+            if progress is not None:
+                progress(frames)
         for pkt in stream.encode():
             container.mux(pkt)
     return {

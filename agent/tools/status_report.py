@@ -264,7 +264,8 @@ def status_document(data_dir: Path, *, max_bytes: int, broker_configured: bool,
                    "last_frame_at": last_frame,
                    "last_frame_age_s": None if last_frame is None
                    else round(max(0.0, now - float(last_frame)), 1),
-                   "recording": running and bool(st.get("recording"))},
+                   "recording": running and bool(st.get("recording")),
+                   "ir_led": st.get("ir_led") if running else None},
         "events": {"today": guarded(paths.index_db.name, lambda: count_events_since(
             data_dir, local_midnight(now))), "this_run": st.get("events", 0)},
         "queues": guarded(paths.outbox_db.name, lambda: read_queues(data_dir)),
@@ -323,7 +324,7 @@ def status(args: argparse.Namespace, cfg: Config) -> int:
       revoked, or not in force);
     - ``camera``: ``source``, ``frames``, ``dropped_frames``, ``stalls`` and ``recoveries``
       (capture stalls and reopens, Pi camera), ``last_frame_at``, ``last_frame_age_s``,
-      ``recording``;
+      ``recording``, ``ir_led`` (on | off; null without an IR LED or a running daemon);
     - ``events``: ``today`` (local day, from the clip index), ``this_run``;
     - ``queues``: ``messages``, ``uploads`` (open outbox items; null without an outbox);
     - ``storage``: ``used_bytes``, ``clips``, ``max_bytes``, ``free_bytes``;
@@ -401,6 +402,8 @@ def status_lines(doc: dict[str, Any], now: float) -> list[str]:
         camera += f", {cam['stalls']} stall(s), {cam['recoveries']} recovered"
     if cam["recording"]:
         camera += ", recording"
+    if cam.get("ir_led"):
+        camera += f", IR LED {cam['ir_led']}"
     ev = doc["events"]
     events = f"{'?' if ev['today'] is None else ev['today']} today, {ev['this_run']} this run"
     q = doc["queues"]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.helpers import age_decrypt, doorward, doorward_json, spawn_daemon, wait_for
+from tests.helpers import DOORWARD, age_decrypt, doorward, doorward_json, spawn_daemon, wait_for
 from tests.servers import Mosquitto
 from uplink.agekeys import Identity
 from uplink.mqtt import MqttSettings, request_reply
@@ -173,8 +173,34 @@ def test_no_window_no_pairing(daemon: Daemon, tmp_path: Path) -> None:
                 daemon.label["device_id"], "--setup-code", daemon.label["setup_code"],
                 "--timeout", "3", check=False)
     assert res.returncode == 2 and "hold the SETUP button" in res.stderr
+    assert "waiting for" in res.stderr  # it said it was waiting (and kept saying hello)
     log = daemon.log()
     assert log.count("no pairing window is open") == 1  # logged once, not per message
+
+
+def test_pair_started_first_waits_for_the_window(daemon: Daemon, tmp_path: Path) -> None:
+    """The owner runs `owner pair`, then walks to the door and holds SETUP: it pairs."""
+    owner_init(tmp_path / "owner")
+    proc = subprocess.Popen(
+        [DOORWARD, "owner", "--owner-dir", str(tmp_path / "owner"), "pair", "--broker",
+         daemon.broker, "--device", daemon.label["device_id"], "--setup-code",
+         daemon.label["setup_code"], "--fingerprint", daemon.label["fingerprint"], "--timeout",
+         "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # after its first unanswered hello (or EOF on failure)
+        assert "waiting for" in first and "SETUP" in first, first
+        started = time.monotonic()
+        daemon.press("setup", 3.5)  # returns when the finger lets go
+        assert time.monotonic() - started >= 3.5
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "paired with" in out
+    wait_for(lambda: daemon.status().get("sealing") == "owners", timeout=10, what="owner mode")
 
 
 def test_ring_held_20_s_opens_nothing(daemon: Daemon, tmp_path: Path) -> None:

@@ -78,6 +78,13 @@ class FakeHardware:
     opened: int = 0
     closed: int = 0
     frames_delivered: int = 0
+    #: the light level the camera reports in each frame's metadata ("Lux")
+    lux: float = 400.0
+    #: tuning files Picamera2.load_tuning_file finds (as in /usr/share/libcamera/ipa/rpi/vc4)
+    tuning_files: tuple[str, ...] = ("imx219.json", "imx219_noir.json", "imx708.json",
+                                     "imx708_noir.json")
+    #: the tuning each Picamera2 was opened with (None: the sensor's default)
+    tunings: list[object] = field(default_factory=list)
     sensor_frames: int = 0
     cancel_calls: int = 0
     dropped_no_buffer: int = 0

@@ -81,6 +81,12 @@ def test_dry_run_prints_every_step_and_creates_nothing(tmp_path: Path) -> None:
         "systemctl daemon-reload",
         "systemctl enable --now doorward.service",
         f"{prefix}/opt/doorward/venv/bin/doorward doctor --config {prefix}/etc/doorward/",
+        # issue 19: `doorward` on PATH, the data directory in the config, the next steps
+        f"ln -sfn {prefix}/opt/doorward/venv/bin/doorward {prefix}/usr/local/bin/doorward",
+        f"data_dir\\ =\\ \\\"{prefix}/var/lib/doorward",
+        f"{prefix}/opt/doorward/venv/bin/doorward device label --config",
+        "Hold the SETUP button (GPIO 27",
+        "doorward owner pair --broker",
     ]
     for step in expected:
         assert step in out, f"{step!r} not printed:\n{out}"
@@ -137,6 +143,12 @@ def test_prefix_install_works_and_a_second_run_changes_nothing(tmp_path: Path) -
     assert f"{venv}/bin/doorward doctor" in r.stdout
     assert "PASS  config" in r.stdout and "doctor: " in r.stdout
     assert (prefix / "var/lib/doorward").is_dir()
+    # issue 19: on PATH, finds its data directory, and the next steps show the label
+    link = prefix / "usr/local/bin/doorward"
+    assert link.is_symlink() and link.resolve() == (venv / "bin/doorward").resolve()
+    assert f'data_dir = "{prefix}/var/lib/doorward"' in config.read_text()
+    assert "==> next steps" in r.stdout and "setup code:" in r.stdout
+    assert "doorward owner pair --broker" in r.stdout
 
     with config.open("a") as f:
         f.write("# edited by the owner\n")
@@ -147,6 +159,7 @@ def test_prefix_install_works_and_a_second_run_changes_nothing(tmp_path: Path) -
     assert "up to date (same sources and pins), nothing to install" in r2.stdout
     assert "doorward.toml exists: kept" in r2.stdout
     assert "doorward.service is up to date" in r2.stdout
+    assert "usr/local/bin/doorward is up to date" in r2.stdout
     assert "doorward doctor" in r2.stdout
     assert config.read_text() == edited
     assert tree(prefix) == before

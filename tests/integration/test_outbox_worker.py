@@ -152,12 +152,23 @@ def test_drain_timeout_reports_what_is_left(tmp_path: Path) -> None:
     ob = Outbox(path)
     ob.enqueue_upload({"clip_id": "c1"}, "clips", now=time.time())
     ob.close()
+    seen: list[dict[str, int]] = []
     with worker_for(path, fake) as worker:
         began = time.monotonic()
-        left = worker.drain(0.5)
+        left = worker.drain(0.5, progress=seen.append)
         took = time.monotonic() - began
     assert left == {"message:events": 3, "upload:clips": 1}
     assert 0.5 <= took < 3.0
+    assert seen and all(s == left for s in seen)  # what `run` shows while it drains
+
+
+def test_drain_progress_ends_with_nothing_left(tmp_path: Path) -> None:
+    path, fake = tmp_path / "outbox.sqlite", Fake()
+    enqueue(path, 20)
+    seen: list[dict[str, int]] = []
+    with worker_for(path, fake, lanes=("messages",)) as worker:
+        assert worker.drain(TIMEOUT, progress=seen.append) == {}
+    assert seen[-1] == {} and len(fake.published) == 20
 
 
 def test_upload_stops_resumes_from_progress_and_reports_result(tmp_path: Path) -> None:

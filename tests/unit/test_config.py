@@ -72,3 +72,77 @@ def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def test_free_space_floor_is_configurable() -> None:
     assert Config().store.min_free_bytes == 64 * 2**20
     assert parse_config("[store]\nmin_free_bytes = 0\n").store.min_free_bytes == 0
+
+
+# ---- issue 19: every key checked at load, all problems at once, each naming its file ----------
+
+
+def test_every_field_has_a_rule_and_every_rule_a_field() -> None:
+    import dataclasses
+
+    from agent.config import _RULES
+
+    for name, (cls, rules) in _RULES.items():
+        fields = {f.name for f in dataclasses.fields(cls)} - {"tuning"}
+        assert fields == set(rules), name
+    assert set(_RULES) == {f.name for f in dataclasses.fields(Config)} - {"path"}
+
+
+def test_all_problems_are_reported_at_once_each_naming_the_file() -> None:
+    text = ("[camera]\nwidth = 641\nrotation = 90\n[motion]\nmin_aera = 0.002\n"
+            "[recording]\ncrf = 99\n[gpio]\nled_pin = 17\n[extra]\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, path="/etc/doorward/doorward.toml")
+    problems = err.value.problems
+    assert len(problems) == 6, problems
+    assert all(p.startswith("/etc/doorward/doorward.toml: ") for p in problems)
+    message = str(err.value)
+    for needle in ("6 problems in /etc/doorward/doorward.toml", "camera.width = 641",
+                   "camera.rotation = 90: must be 0 or 180", "motion.min_aera is unknown",
+                   "recording.crf = 99", "must be different pins", "section [extra] is unknown"):
+        assert needle in message
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[motion]\nmin_area = 2.0\n", "min_area=2.0 must be within 0..1"),
+        ("[motion]\nwork_width = 1.5\n", "motion.work_width = 1.5: must be an integer"),
+        ("[motion]\npersist = 1\n", "motion.persist = 1: must be true or false"),
+        ("[motion]\nblur_ksize = 4\n", "blur_ksize=4 must be an odd number"),
+        ("[camera]\nrotation = 270\n", "can only flip"),
+        ("[camera]\nexposure_mode = 'sport'\n", "one of normal, short, long"),
+        ("[camera]\nir_on_below_lux = 30\n", "on_below must be lower than off_above"),
+        ("[camera]\nsource = 'usb'\n", "camera.source = 'usb': is not understood"),
+        ("[gpio]\nir_led_pin = 22\n", "must be different pins"),
+        ("[mqtt]\nallow_plain = 'yes'\n", "mqtt.allow_plain = 'yes': must be true or false"),
+        ("[s3]\nendpoint_url = 'ftp://x'\n", "http(s)://host[:port]"),
+    ],
+)
+def test_motion_camera_and_other_keys_are_checked_at_load(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, path="x.toml")
+    assert needle in str(err.value)
+
+
+def test_motion_tuning_and_camera_settings_load() -> None:
+    cfg = parse_config("[motion]\npersist = false\nmin_area = 0.002\nwork_width = 192\n"
+                       "[camera]\nrotation = 180\nhflip = true\ntuning_file = 'imx219_noir.json'\n"
+                       "exposure_mode = 'short'\n[gpio]\nir_led_pin = 23\n")
+    assert cfg.motion.tuning == {"persist": False, "min_area": 0.002, "work_width": 192}
+    assert (cfg.camera.rotation, cfg.camera.hflip, cfg.camera.vflip) == (180, True, False)
+    assert cfg.camera.tuning_file == "imx219_noir.json" and cfg.camera.exposure_mode == "short"
+    assert cfg.gpio.ir_led_pin == 23
+
+
+def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agent.config import config_path
+
+    system = tmp_path / "doorward.toml"
+    monkeypatch.delenv("DOORWARD_CONFIG", raising=False)
+    assert config_path(None, system=system) is None  # absent: the defaults
+    system.write_text("")
+    assert config_path(None, system=system) == str(system)
+    monkeypatch.setenv("DOORWARD_CONFIG", "/elsewhere.toml")
+    assert config_path(None, system=system) == "/elsewhere.toml"
+    assert config_path("flag.toml", system=system) == "flag.toml"

@@ -62,6 +62,12 @@ class FakePicamera2:
     def global_camera_info(cls) -> list[dict[str, Any]]:
         return cls.cameras
 
+    @staticmethod
+    def load_tuning_file(name: str) -> dict[str, Any]:
+        if name != "imx708_noir.json":
+            raise RuntimeError("Tuning file not found")
+        return {"version": 2.0}
+
 
 def test_camera_picamera2_through_the_lazy_import() -> None:
     def missing() -> Any:
@@ -77,6 +83,13 @@ def test_camera_picamera2_through_the_lazy_import() -> None:
     FakePicamera2.cameras = [{"Model": "imx708", "Num": 0}]
     one = doctor.check_camera("picamera2", import_picamera2=lambda: module)
     assert one.status == PASS and "imx708" in one.summary
+    # a tuning file the camera would not find fails here, as it would fail `run`
+    noir = doctor.check_camera("picamera2", import_picamera2=lambda: module,
+                               tuning_file="imx708_noir.json")
+    assert noir.status == PASS and "tuning imx708_noir.json" in noir.summary
+    typo = doctor.check_camera("picamera2", import_picamera2=lambda: module,
+                               tuning_file="imx708_noire.json")
+    assert typo.status == FAIL and "camera.tuning_file = 'imx708_noire.json'" in typo.summary
 
 
 def test_gpio_mock_for_simulated_and_failure_names_the_fix() -> None:

@@ -77,7 +77,7 @@ WING_FORBIDDEN = {
 }
 # Only these modules sit at the top of agent/: the composition root, the CLI entry and the
 # helpers every wing shares.
-TOP_LEVEL = {"__init__", "app", "cli", "config", "errors", "logs", "paths", "sqlite"}
+TOP_LEVEL = {"__init__", "app", "cli", "config", "errors", "logs", "paths", "progress", "sqlite"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -103,7 +103,7 @@ def test_asks_for_dual_yuv420_stream_at_the_frame_rate(hw: FakeHardware) -> None
         config = hw.cameras[0].camera_config  # type: ignore[attr-defined]
     assert config["main"]["size"] == (640, 480) and config["main"]["format"] == "YUV420"
     assert config["lores"]["size"] == (320, 240) and config["lores"]["format"] == "YUV420"
-    assert config["controls"] == {"FrameRate": 12.0}
+    assert config["controls"]["FrameRate"] == 12.0
     assert hw.opened == hw.closed == 1
 
 

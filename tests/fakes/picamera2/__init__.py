@@ -50,7 +50,7 @@ class CompletedRequest:
         self.stream_map = {"main": "main", "lores": "lores"}
         self._slot = slot
         self._metadata = {"SensorTimestamp": ts_ns, "FrameDuration": int(1e6 / picam2.fps),
-                          "ExposureTime": 10_000}
+                          "ExposureTime": 10_000, "Lux": picam2.hw.lux}
 
     def acquire(self) -> None:
         with self.picam2.request_lock:
@@ -109,6 +109,8 @@ class Picamera2:
         hw.check_present()
         self.hw: FakeHardware = hw
         self.camera_num = camera_num
+        self.tuning = tuning
+        hw.tunings.append(tuning)
         self.camera_config: dict[str, Any] | None = None
         self.started = False
         self.pre_callback: Any = None
@@ -127,6 +129,14 @@ class Picamera2:
         with hw.lock:
             hw.opened += 1
             hw.cameras.append(self)
+
+    @staticmethod
+    def load_tuning_file(tuning_file: str, dir: Any = None) -> dict[str, Any]:
+        """As the real one: the file's JSON, found by name in the IPA directories, or
+        RuntimeError("Tuning file not found")."""
+        if tuning_file not in current().tuning_files:
+            raise RuntimeError("Tuning file not found")
+        return {"version": 2.0, "target": "bcm2835", "file": tuning_file}
 
     # configuration
 
