@@ -79,6 +79,10 @@ class MqttConfig:
     cert_file: str = ""
     key_file: str = ""
     allow_plain: bool = False
+    # A broker login (the Mosquitto add-on's set-up): the password is read from the file at start
+    # (agent.app.read_password), never from this file, and never logged.
+    username: str = ""
+    password_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,10 @@ def _build_mqtt(t: Mapping[str, Any]) -> MqttConfig:
         ca_file=_string("mqtt.ca_file", t.get("ca_file", d.ca_file), "a path"),
         cert_file=_string("mqtt.cert_file", t.get("cert_file", d.cert_file), "a path"),
         key_file=_string("mqtt.key_file", t.get("key_file", d.key_file), "a path"),
+        username=_string("mqtt.username", t.get("username", d.username),
+                         "the broker login; empty: the device id, for certificate brokers"),
+        password_file=_string("mqtt.password_file", t.get("password_file", d.password_file),
+                              "a path; ${CREDENTIALS_DIRECTORY} is expanded"),
     )
 
 

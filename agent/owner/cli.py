@@ -14,6 +14,7 @@ from agent.owner.app import add_arguments as app_arguments
 from agent.owner.app import main as app_main
 from agent.owner.client import (
     BrokerOptions,
+    add_login_arguments,
     command,
     pair,
     refused,
@@ -90,6 +91,7 @@ def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--ca-file", type=Path, help="CA of the broker (mqtts)")
     p.add_argument("--cert-file", type=Path, help="owner client certificate (mqtts)")
     p.add_argument("--key-file", type=Path, help="owner client key (mqtts)")
+    add_login_arguments(p)
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -102,7 +104,9 @@ def _broker(args: argparse.Namespace, device: PairedDevice | None = None) -> Bro
     url = args.broker or (device.broker if device else None)
     if not url:
         raise DoorwardError("no broker: pass --broker URL")
-    return BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
+    return BrokerOptions.login(url, ca_file=args.ca_file, cert_file=args.cert_file,
+                               key_file=args.key_file, username=args.username,
+                               password_file=args.password_file)
 
 
 def _scopes(text: str | None) -> list[str] | None:
