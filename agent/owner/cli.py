@@ -12,6 +12,8 @@ from agent.errors import DoorwardError
 from agent.owner import ledger_cli, live_cli, requests_cli, uplink_cli
 from agent.owner.app import add_arguments as app_arguments
 from agent.owner.app import main as app_main
+from agent.owner.bridge import add_arguments as bridge_arguments
+from agent.owner.bridge import main as bridge_main
 from agent.owner.client import (
     BrokerOptions,
     add_login_arguments,
@@ -77,6 +79,7 @@ def add_owner_arguments(sub: Any) -> None:
 
     uplink_cli.add_arguments(osub)
     app_arguments(osub)
+    bridge_arguments(osub, add_login_arguments)  # Home Assistant (issue 19)
 
     ledger_cli.add_arguments(osub, _device_args)
     requests_cli.add_arguments(osub, _device_args)  # footage requests (issue 16)
@@ -125,6 +128,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if cmd == "app":
         return app_main(args, owner_dir)
+    if cmd == "bridge":
+        return bridge_main(args, owner_dir)
     ring = OwnerKeyring.open(owner_dir)
     if cmd == "show":
         doc = ring.describe()
