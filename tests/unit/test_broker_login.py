@@ -71,7 +71,7 @@ def test_config_takes_username_and_password_file() -> None:
                        'password_file = "${CREDENTIALS_DIRECTORY}/mqtt-password"\n')
     assert cfg.mqtt.username == "door"
     assert cfg.mqtt.password_file == "${CREDENTIALS_DIRECTORY}/mqtt-password"
-    with pytest.raises(ConfigError, match="mqtt.password_file = 5"):
+    with pytest.raises(ConfigError, match=r"mqtt\.password_file = 5"):
         parse_config("[mqtt]\npassword_file = 5\n")
 
 
