@@ -181,12 +181,13 @@ _CONNACK_FIXES = {
 
 
 # With a username and password (the Mosquitto add-on's set-up) the fixes are about the login.
+# Mosquitto 2 answers a wrong password with 0x87 (not authorised) under MQTT 5, not 0x86.
+_LOGIN = ("check [mqtt] username and the password in the file [mqtt] password_file names "
+          "(--username/--password-file for the owner's tool) against the broker's password file "
+          "(mosquitto_passwd)")
 _PASSWORD_FIXES = {
-    0x86: "bad user name or password: check [mqtt] username and the file [mqtt] password_file "
-          "names (--username/--password-file for the owner's tool) against the broker's "
-          "password file (mosquitto_passwd)",
-    0x87: "not authorised: the broker knows this login but its ACL does not let it connect; "
-          "check the login's entry in the broker's acl_file (config/mosquitto-acl.conf)",
+    0x86: f"bad user name or password: {_LOGIN}",
+    0x87: f"not authorised: the broker refused this login: {_LOGIN}",
 }
 
 
