@@ -37,7 +37,7 @@ from agent.delivery.announce import EventAnnouncer, log_event
 from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.live_view import LiveViews, register_live_commands
-from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
+from agent.delivery.wiring import Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
 from agent.device.requests import wire_requests
@@ -199,11 +199,9 @@ def build_store_factory(cfg: Config, store: ObjectStore | None = None,
 
 def build_uplink(cfg: Config, local: Local, mqtt: MqttPort | None, inbox: queue.Queue[Any],
                  store: ObjectStore | None, clock: Clock) -> Uplink | None:
-    ha = cfg.homeassistant
     return open_uplink(local.data_dir, local.device, mqtt, build_store_factory(cfg, store),
                        local.policy.recipients, inbox=inbox, prefix=cfg.s3.prefix,
                        bucket=cfg.s3.bucket or ("memory" if store is not None else ""),
-                       discovery=DiscoverySettings(ha.discovery, ha.discovery_prefix),
                        wall=clock.wall)
 
 

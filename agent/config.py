@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,12 +105,6 @@ class UplinkConfig:
 
 
 @dataclass(frozen=True)
-class HomeAssistantConfig:
-    discovery: bool = True
-    discovery_prefix: str = "homeassistant"
-
-
-@dataclass(frozen=True)
 class GpioConfig:
     pin_factory: str = ""
     ring_pin: int = 17
@@ -135,7 +128,6 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     s3: S3Config = S3Config()
     uplink: UplinkConfig = UplinkConfig()
-    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     gpio: GpioConfig = GpioConfig()
     log: LogConfig = LogConfig()
     path: str | None = None
@@ -150,6 +142,13 @@ class Config:
         return Path(xdg) / "doorward"
 
 
+# Sections that are gone, and what replaced them (issue 19).
+_REMOVED = {
+    "homeassistant": "config section [homeassistant] was removed: the device no longer publishes "
+                     "Home Assistant discovery (nor clear event content). Home Assistant now gets "
+                     "the doorbell through `doorward owner bridge` on the owner's side (README, "
+                     "\"Home Assistant\"); delete the section from this file",
+}
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 _LEVELS = ("debug", "info", "warning", "error")
 _ENCODERS = ("auto", "hardware", "software")
@@ -207,8 +206,10 @@ def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     sections = {"camera", "motion", "events", "recording", "store", "mqtt", "s3", "uplink",
-                "homeassistant", "gpio", "log"}
+                "gpio", "log"}
     for name in raw:
+        if name in _REMOVED:
+            raise ConfigError(_REMOVED[name])
         if name not in sections:
             raise ConfigError(
                 f"config section [{name}] is unknown: allowed are {', '.join(sorted(sections))}"
@@ -302,13 +303,12 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
         live_segment_s=_number(
             "uplink.live_segment_s", up.get("live_segment_s", 2.0), lo=0, hi=60,
             what="seconds between uploads of a clip in progress (0: upload clips only whole)"))
-    homeassistant = _build_homeassistant(_section(raw, "homeassistant"))
     lg = _section(raw, "log")
     _check_keys("log", lg, {f.name for f in dataclasses.fields(LogConfig)})
     log = LogConfig(level=_choice("log.level", lg.get("level", d.log.level), _LEVELS),
                     format=_choice("log.format", lg.get("format", d.log.format), ("text", "json")))
     return Config(camera=camera, motion=motion, events=events, recording=recording, store=store,
-                  mqtt=mqtt, s3=s3, uplink=uplink, homeassistant=homeassistant, gpio=gpio,
+                  mqtt=mqtt, s3=s3, uplink=uplink, gpio=gpio,
                   log=log, path=path)
 
 
@@ -356,23 +356,6 @@ def _build_mqtt(t: Mapping[str, Any]) -> MqttConfig:
         password_file=_string("mqtt.password_file", t.get("password_file", d.password_file),
                               "a path; ${CREDENTIALS_DIRECTORY} is expanded"),
     )
-
-
-def _build_homeassistant(t: Mapping[str, Any]) -> HomeAssistantConfig:
-    _check_keys("homeassistant", t, {f.name for f in dataclasses.fields(HomeAssistantConfig)})
-    d = HomeAssistantConfig()
-    discovery = t.get("discovery", d.discovery)
-    if not isinstance(discovery, bool):
-        raise ConfigError(f"config key homeassistant.discovery = {discovery!r}: must be true or "
-                          "false")
-    prefix = t.get("discovery_prefix", d.discovery_prefix)
-    # 1-3 topic levels, no wildcards: discovery topics add 4 levels and fleet brokers take 8
-    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}",
-                                                       prefix):
-        raise ConfigError(f"config key homeassistant.discovery_prefix = {prefix!r}: must be 1-3 "
-                          "topic levels of A-Z a-z 0-9 _ - separated by '/' (Home Assistant's "
-                          "default is 'homeassistant')")
-    return HomeAssistantConfig(discovery=discovery, discovery_prefix=prefix)
 
 
 def _build_gpio(t: Mapping[str, Any]) -> GpioConfig:

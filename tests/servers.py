@@ -1,12 +1,15 @@
 """Real servers for tests, started on free loopback ports and stopped by PID.
 
 ``Mosquitto(tmp_dir)`` runs the system's ``/usr/sbin/mosquitto`` with its own config file: a plain
-listener on 127.0.0.1 (anonymous, unrestricted: for tests) and, with ``tls=True``, a TLS listener
+listener on 127.0.0.1 (anonymous, unrestricted: for tests; with ``logins={user: password}`` it
+wants a login from a ``mosquitto_passwd`` file instead, and ``acl=`` text confines it) and, with
+``tls=True``, a TLS listener
 that requires a client certificate, takes the certificate CN as the username and applies the ACL
 the project ships, config/mosquitto-acl.conf (read at start, so tests run under exactly it): each
-device reads and writes only under its own ``doorward/<cn>/`` and its Home Assistant discovery
-configs; the CN ``owner`` (``OWNER_CN``) reads ``doorward/#`` and writes only ``cmd`` and
-``pair/owner``; the CN ``homeassistant`` reads events, status and discovery.
+device reads and writes only under its own ``doorward/<cn>/`` (and may clear the discovery configs
+an earlier version published); the CN ``owner`` (``OWNER_CN``) reads ``doorward/#`` and writes
+only ``cmd`` and ``pair/owner``; the CN ``bridge`` reads ``doorward/#`` and writes discovery and
+``doorward-bridge/#``; the CN ``homeassistant`` reads discovery and ``doorward-bridge/#``.
 
 ``issue_client_cert(cn)`` signs client certificates with the test CA (P-256 by default;
 ``key_type="ed25519"`` also works with Mosquitto 2.0.11 / OpenSSL 3). As root, Mosquitto would drop

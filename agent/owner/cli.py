@@ -73,10 +73,6 @@ def add_owner_arguments(sub: Any) -> None:
     which.add_argument("--before", metavar="DATE", help="YYYY-MM-DD")
     which.add_argument("--all", action="store_true")
 
-    xp = osub.add_parser("events-content", help="event messages sealed (default) or clear")
-    _device_args(xp)
-    xp.add_argument("mode", choices=["sealed", "clear"])
-
     uplink_cli.add_arguments(osub)
     app_arguments(osub)
     bridge_arguments(osub, add_login_arguments)  # Home Assistant (issue 19)
@@ -168,10 +164,6 @@ def dispatch(args: argparse.Namespace) -> int:
         return _consent(ring, device, broker, args)
     if cmd == "forget":
         return _forget(ring, device, broker, args)
-    if cmd == "events-content":
-        command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
-        print(f"event messages are now {args.mode}")
-        return 0
     if cmd == "add-member":
         reply = command(ring, device, broker, "owner.add", {
             "public_key": args.public_key, "recipient": args.recipient, "role": args.role},

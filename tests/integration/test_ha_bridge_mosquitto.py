@@ -26,7 +26,7 @@ from agent.owner.bridge import Running, start
 from agent.owner.bridge.ha_discovery import StateTopics
 from tests.helpers import DOORWARD, wait_for
 from tests.owner_app_fixtures import Bucketful
-from tests.servers import Mosquitto, mosquitto_path
+from tests.servers import SHIPPED_ACL, Mosquitto, mosquitto_path
 from uplink.errors import MqttAuthError
 from uplink.manifest import SeqState
 from uplink.memory_store import MemoryObjectStore
@@ -38,12 +38,11 @@ from uplink.wire import iso_utc
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto is not installed")
 
 DEVICE_PW, BRIDGE_PW, HA_PW = "device pw", "bridge-pw", "ha-bridge-pw"
-# The device broker's ACL: each device only under its own doorward/<id>/ (its login name is its
-# id); the bridge reads the devices' messages and writes nothing there.
-ACL = """pattern readwrite doorward/%u/#
-user bridge
-topic read doorward/#
-"""
+# Both brokers use the shipped ACL (config/mosquitto-acl.conf) with login names for identities:
+# each device only under its own doorward/<id>/ (its login is its id); the bridge reads the
+# devices' messages and writes nothing there; on Home Assistant's side it writes discovery and
+# doorward-bridge/, which Home Assistant reads.
+ACL = SHIPPED_ACL.read_text(encoding="utf-8")
 
 
 @dataclass
@@ -69,7 +68,7 @@ class Rig:
             discovery_prefix="homeassistant", device=None, device_key=None,
             broker=self.device_broker.url, ca_file=None, cert_file=None, key_file=None,
             username="bridge", password_file=self.password_file("bridge", BRIDGE_PW),
-            ha_broker=self.ha_broker.url, ha_username="doorward",
+            ha_broker=self.ha_broker.url, ha_username="bridge",
             ha_password_file=self.password_file("ha", HA_PW), ha_ca_file=None,
             bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
             addressing_style=None, connect_timeout=10.0)
@@ -104,7 +103,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     device_broker = Mosquitto(tmp / "device-broker",
                               logins={bucket.device_id: DEVICE_PW, "bridge": BRIDGE_PW},
                               acl=ACL)
-    ha_broker = Mosquitto(tmp / "ha-broker", logins={"doorward": HA_PW, "homeassistant": "ha"})
+    ha_broker = Mosquitto(tmp / "ha-broker", logins={"bridge": HA_PW, "homeassistant": "ha"},
+                          acl=ACL)
     r = Rig(tmp, device_broker, ha_broker, bucket, jpeg())
     bucket.add_clip("c1", None, r.jpeg, start=datetime.now(UTC))
     device_broker.start()
