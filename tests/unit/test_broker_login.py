@@ -116,9 +116,36 @@ def test_every_broker_command_takes_the_login_flags() -> None:
     for argv in (["owner", "consent", "show"], ["owner", "pair", "--broker", "mqtt://h",
                                                  "--device", "d", "--setup-code", "c"],
                  ["owner", "events"], ["owner", "ledger", "fetch", "-o", "x"],
-                 ["owner", "bridge", "--ha-broker", "mqtt://h"]):
+                 ["owner", "bridge", "--ha-broker", "mqtt://h"], ["owner", "app"]):
         args = parser.parse_args([*argv, "--username", "u", "--password-file", "f"])
         assert isinstance(args, argparse.Namespace) and args.username == "u"
+
+
+def test_the_app_uses_its_login_for_every_broker(tmp_path: Path) -> None:
+    from agent.owner.app.live import LiveFeed
+    from agent.owner.app.service import OwnerService
+    from agent.owner.keyring import OwnerKeyring, PairedDevice
+
+    ring, _ = OwnerKeyring.init(tmp_path / "o")
+    ring.add_device(PairedDevice("dw-abcdefghijklmnop", "k", "f", "mqtt://devbroker:1883", 0.0))
+    login = BrokerOptions("mqtt://unused", username="owner", password=SECRET)
+    service = OwnerService(ring, bucket=None, login=login)
+    opts = service.broker(ring.device(None))
+    assert (opts.url, opts.username, opts.password) == ("mqtt://devbroker:1883", "owner", SECRET)
+    seen: list[MqttSettings] = []
+
+    class Client:
+        def __init__(self, settings: MqttSettings, *, on_message: Any) -> None:
+            seen.append(settings)
+
+        def subscribe(self, topic: str) -> None: ...
+
+        def start(self) -> None: ...
+
+    feed = LiveFeed(ring, login=login, connector=Client)  # type: ignore[arg-type]
+    feed._connect("mqtt://devbroker:1883", ring.devices())
+    assert (seen[0].url, seen[0].username, seen[0].password) == (
+        "mqtt://devbroker:1883", "owner", SECRET)
 
 
 @pytest.mark.parametrize("code", [0x86, 0x87])

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agent.owner.client import BrokerOptions
@@ -64,13 +65,16 @@ class LiveFeed:
                  snapshot: Callable[[str, str], str | None] | None = None,
                  warm: Callable[[], None] | None = None,
                  connect_timeout: float = 10.0, broker: BrokerOptions | None = None,
+                 login: BrokerOptions | None = None,
                  connector: MqttConnector | None = None) -> None:
         # broker: one broker for every device, with its login and TLS files (the HA bridge);
+        # login: the username/password for each device's own broker (the app's --username);
         # connector: the client factory (MqttClient, or LoopbackBroker.client in tests)
         self.ring = ring
         self.broker = broker
         self.broker_url = broker.url if broker is not None else broker_url
         self.connector = connector
+        self.login = login
         self.snapshot = snapshot
         self.warm = warm
         self.connect_timeout = connect_timeout
@@ -109,7 +113,8 @@ class LiveFeed:
 
             connector = MqttClient
         try:
-            options = self.broker if self.broker is not None else BrokerOptions(url)
+            options = self.broker or (replace(self.login, url=url) if self.login
+                                      else BrokerOptions(url))
             settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}")
             client = connector(settings, on_message=self.inbox.put)
         except (UplinkError, ValueError) as exc:
