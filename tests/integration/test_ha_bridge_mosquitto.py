@@ -71,7 +71,7 @@ class Rig:
             ha_broker=self.ha_broker.url, ha_username="bridge",
             ha_password_file=self.password_file("ha", HA_PW), ha_ca_file=None,
             bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
-            addressing_style=None, connect_timeout=10.0)
+            addressing_style=None, connect_timeout=10.0, max_ring_age=300.0)
         vars(ns).update(more)
         return ns
 

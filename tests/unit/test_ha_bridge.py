@@ -189,7 +189,7 @@ class Rig:
             ca_file=None, cert_file=None, key_file=None, username=None, password_file=None,
             ha_broker="mqtt://127.0.0.1:1", ha_username=None, ha_password_file=None,
             ha_ca_file=None, bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
-            addressing_style=None, connect_timeout=5.0)
+            addressing_style=None, connect_timeout=5.0, max_ring_age=300.0)
         vars(args).update(flags)
         self.running = start(args, self.tmp / "owner", connector=self.device_broker.client,
                              ha_connector=self.ha_broker.client, store=self.bucket.store)
@@ -210,9 +210,11 @@ class Rig:
             f"doorward/{self.device_id}/{stream}", data), 5)
 
     def event(self, kind: str, event_id: str = "1", clip_id: str | None = None, *,
-              key: Ed25519PrivateKey | None = None, publish: bool = True) -> str:
+              key: Ed25519PrivateKey | None = None, publish: bool = True,
+              at: float | None = None) -> str:
         signer = MessageSigner(key or self.bucket.device_key)
-        signed, state = signer.sign(self.state, EventBody(kind, event_id, iso_utc(time.time()),
+        when = iso_utc(time.time() if at is None else at)
+        signed, state = signer.sign(self.state, EventBody(kind, event_id, when,
                                                           clip_id=clip_id),
                                     now=time.time(), content="sealed",
                                     recipients=[self.bucket.ring.identity.recipient])
@@ -312,6 +314,20 @@ def test_forged_tampered_and_replayed_events_are_not_republished(
     assert [e["event_id"] for e in ha_events(rig)] == ["1"]
     assert running.bridge.dropped == 4
     assert getattr(caplog.records[-1], "fields", {}).get("reason") == "replayed"
+
+
+def test_a_ring_signed_long_ago_updates_the_sensors_but_does_not_ring(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """A replay from before the bridge started passes the chain check (the chain starts at the
+    first message seen); its signed time gives it away."""
+    running = rig.start()
+    caplog.set_level(logging.WARNING, logger="doorward")
+    rig.event("ring", "old", at=time.time() - 3600)
+    rig.event("ring", "new")
+    processed(rig, 2)
+    assert [e["event_id"] for e in ha_events(rig)] == ["new"]
+    assert running.bridge.dropped == 0
+    assert any(getattr(r, "fields", {}).get("reason") == "stale" for r in caplog.records)
 
 
 def test_the_image_entity_carries_the_decrypted_snapshot(rig: Rig) -> None:

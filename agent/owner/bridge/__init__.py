@@ -58,6 +58,9 @@ def add_arguments(osub: Any, login_args: Any) -> None:
     p.add_argument("--prefix", help="key prefix (remembered; default doorward)")
     p.add_argument("--region", help="remembered; default us-east-1")
     p.add_argument("--addressing-style", choices=list(STYLES), help="remembered; default auto")
+    p.add_argument("--max-ring-age", type=float, default=300.0, metavar="S",
+                   help="a ring signed longer ago than S seconds (late, or replayed) updates "
+                        "the sensors but does not ring in Home Assistant (default 300)")
     p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
                    help="give up at start when a broker does not answer within S seconds")
     p.add_argument("--log-format", choices=["text", "json"], default="text",
@@ -138,7 +141,8 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
         ha_connector, connector = ha_connector or MqttClient, connector or MqttClient
     bridge = HaBridge(ha_connector, ha_broker, bridge_id=ring.key_id,
                       devices=[d.device_id for d in devices], prefix=prefix,
-                      sw_version=__version__, pictures=pictures)
+                      sw_version=__version__, pictures=pictures,
+                      max_ring_age_s=args.max_ring_age)
     feed = LiveFeed(ring, broker=device_broker, connector=connector, snapshot=pictures.find,
                     warm=SnapshotFinder.warm if (bucket or store) else None)
     feed.listen(bridge.offer)

@@ -27,8 +27,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from agent.owner.bridge.ha_discovery import (
@@ -47,6 +49,9 @@ from uplink import ConnectionEvent, InboundMessage, MqttConnector, MqttPort, Upl
 
 log = logging.getLogger("doorward")
 MAX_IMAGE_BYTES = 120 * 1024  # under the 128 KB MQTT payload limit the project holds to
+# A ring whose signed time is older than this does not ring in Home Assistant (the states still
+# follow it): the chain check cannot see a replay of a message older than the bridge's start.
+MAX_RING_AGE_S = 300.0
 
 
 class Pictures(Protocol):
@@ -60,8 +65,11 @@ class HaBridge:
 
     def __init__(self, connector: MqttConnector, broker: BrokerOptions, *, bridge_id: str,
                  devices: list[str], prefix: str, sw_version: str,
-                 pictures: Pictures | None = None, client_id: str | None = None) -> None:
+                 pictures: Pictures | None = None, client_id: str | None = None,
+                 max_ring_age_s: float = MAX_RING_AGE_S,
+                 wall: Callable[[], float] = time.time) -> None:
         self.bridge_id = bridge_id
+        self.max_ring_age_s, self.wall = max_ring_age_s, wall
         self.prefix = prefix
         self.sw_version = sw_version
         self.pictures = pictures
@@ -197,7 +205,7 @@ class HaBridge:
         if item.get("clip_id"):
             self.last_clip[device_id] = str(item["clip_id"])
         ring = event_payload(item)
-        if ring is not None:
+        if ring is not None and self._fresh(item):
             self._publish(t.event, ring, retain=False)
         motion = motion_payload(item)
         if motion is not None:
@@ -207,6 +215,22 @@ class HaBridge:
         log.info("bridge: %s from %s republished to Home Assistant", item["kind"], device_id,
                  extra={"fields": {"device_id": device_id, "seq": item.get("seq"),
                                    "kind": item["kind"]}})
+
+    def _fresh(self, item: dict[str, Any]) -> bool:
+        """Whether a ring is recent enough to ring (its ``at`` is signed by the device)."""
+        try:
+            at = datetime.fromisoformat(str(item.get("at", "")).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        age = self.wall() - at.timestamp()
+        if age <= self.max_ring_age_s:
+            return True
+        log.warning("bridge: a ring from %s rang %.0f s ago: not rung in Home Assistant (older "
+                    "than %.0f s: late or replayed)", item.get("device_id"), age,
+                    self.max_ring_age_s, extra={"fields": {
+                        "device_id": item.get("device_id"), "seq": item.get("seq"),
+                        "reason": "stale", "age_s": round(age)}})
+        return False
 
     def _snapshot(self, device_id: str, clip_id: str) -> None:
         if self.pictures is None or self.last_clip.get(device_id) != clip_id:
