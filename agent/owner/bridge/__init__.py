@@ -20,6 +20,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +175,6 @@ def _connected(client: Any, url: str, what: str, timeout: float, wait: Any) -> N
 def remember_device(ring: Any, args: argparse.Namespace) -> None:
     """With --device and --device-key, add the device to the bridge's keyring (checked: the id
     is the key's); either alone is an error."""
-    import time
-
     from agent.owner.keyring import PairedDevice
     from uplink import UplinkError, b64u_decode, device_id_for, fingerprint
 
