@@ -37,7 +37,7 @@ from agent.delivery.announce import EventAnnouncer, log_event
 from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.live_view import LiveViews, register_live_commands
-from agent.delivery.wiring import DiscoverySettings, Uplink, open_uplink, uplink_hooks
+from agent.delivery.wiring import Uplink, open_uplink, uplink_hooks
 from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
 from agent.device.control_plane import DeviceController, topics
 from agent.device.ir_light import IrLight
@@ -56,7 +56,15 @@ from agent.runtime.local_state import open_local as open_local_at
 from agent.runtime.malloc import fix_mmap_threshold
 from agent.runtime.ticks import Housekeeping, LoopTick, RingPress, ScriptedRings
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector, PrivacyMasker
-from uplink import MqttConnector, MqttPort, MqttSettings, ObjectStore, S3Settings, UplinkError
+from uplink import (
+    MqttConnector,
+    MqttPort,
+    MqttSettings,
+    ObjectStore,
+    S3Settings,
+    UplinkError,
+    read_password_file,
+)
 
 log = logging.getLogger("doorward")
 
@@ -181,17 +189,24 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str, inbox: queue.Que
         log.info("no broker configured ([mqtt] url or --broker): local only, pairing unavailable")
         return None
     m = cfg.mqtt
-    settings = MqttSettings(url=url, client_id=device_id, username=device_id,
-                            ca_file=_path(m.ca_file), cert_file=_path(m.cert_file),
-                            key_file=_path(m.key_file), allow_plain=m.allow_plain,
-                            will_topic=topics(device_id)["status"])
-    if connector is None:
-        from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
-        connector = MqttClient
     try:
+        settings = MqttSettings(url=url, client_id=device_id, username=m.username or device_id,
+                                password=mqtt_password(cfg), ca_file=_path(m.ca_file),
+                                cert_file=_path(m.cert_file), key_file=_path(m.key_file),
+                                allow_plain=m.allow_plain,
+                                will_topic=topics(device_id)["status"])
+        if connector is None:
+            from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
+            connector = MqttClient
         return connector(settings, on_message=inbox.put)
     except UplinkError as exc:
         raise DoorwardError(f"broker {url}: {exc}") from exc
+
+
+def mqtt_password(cfg: Config) -> str | None:
+    """The broker password from ``[mqtt] password_file``, read now (at start: a changed file
+    takes effect at the next start); None without one. Never logged, never in status."""
+    return read_password_file(cfg.mqtt.password_file) if cfg.mqtt.password_file else None
 
 
 def _path(value: str) -> Path | None:
@@ -220,11 +235,9 @@ def build_store_factory(cfg: Config, store: ObjectStore | None = None,
 
 def build_uplink(cfg: Config, local: Local, mqtt: MqttPort | None, inbox: queue.Queue[Any],
                  store: ObjectStore | None, clock: Clock) -> Uplink | None:
-    ha = cfg.homeassistant
     return open_uplink(local.data_dir, local.device, mqtt, build_store_factory(cfg, store),
                        local.policy.recipients, inbox=inbox, prefix=cfg.s3.prefix,
                        bucket=cfg.s3.bucket or ("memory" if store is not None else ""),
-                       discovery=DiscoverySettings(ha.discovery, ha.discovery_prefix),
                        wall=clock.wall)
 
 

@@ -93,6 +93,10 @@ class MqttConfig:
     cert_file: str = ""
     key_file: str = ""
     allow_plain: bool = False
+    # A broker login (the Mosquitto add-on's set-up): the password is read from the file at start
+    # (agent.app.read_password), never from this file, and never logged.
+    username: str = ""
+    password_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,6 @@ class UplinkConfig:
     # While a clip is recorded under `clips` consent, its sealed stream goes up in segments this
     # often, so a device destroyed mid-event has already sent all but the last seconds; 0: off.
     live_segment_s: float = 2.0
-
-
-@dataclass(frozen=True)
-class HomeAssistantConfig:
-    discovery: bool = True
-    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,6 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     s3: S3Config = S3Config()
     uplink: UplinkConfig = UplinkConfig()
-    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     gpio: GpioConfig = GpioConfig()
     log: LogConfig = LogConfig()
     path: str | None = None
@@ -281,6 +278,14 @@ def _rotation(v: Any) -> int:
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 _PIN = integer(0, 27, "BCM GPIO number")
 
+# Sections that are gone, and what replaced them (issue 19).
+_REMOVED = {
+    "homeassistant": "config section [homeassistant] was removed: the device no longer publishes "
+                     "Home Assistant discovery (nor clear event content). Home Assistant now gets "
+                     "the doorbell through `doorward owner bridge` on the owner's side (README, "
+                     "\"Home Assistant\"); delete the section from this file",
+}
+
 _RULES: dict[str, tuple[type, dict[str, Rule]]] = {
     "camera": (CameraConfig, {
         "source": _source,
@@ -331,6 +336,8 @@ _RULES: dict[str, tuple[type, dict[str, Rule]]] = {
         "cert_file": text("a path"),
         "key_file": text("a path"),
         "allow_plain": flag,
+        "username": text("the broker login; empty: the device id, for certificate brokers"),
+        "password_file": text("a path; ${CREDENTIALS_DIRECTORY} is expanded"),
     }),
     "s3": (S3Config, {
         "bucket": text("a bucket name, empty for no uploads"),
@@ -350,14 +357,6 @@ _RULES: dict[str, tuple[type, dict[str, Rule]]] = {
                                   "to drain"),
         "live_segment_s": number(0, 60, "seconds between uploads of a clip in progress (0: "
                                  "upload clips only whole)"),
-    }),
-    "homeassistant": (HomeAssistantConfig, {
-        "discovery": flag,
-        # 1-3 topic levels, no wildcards: discovery topics add 4 levels and fleet brokers take 8
-        "discovery_prefix": matching(
-            r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}",
-            "1-3 topic levels of A-Z a-z 0-9 _ - separated by '/' (Home Assistant's default "
-            "is 'homeassistant')"),
     }),
     "gpio": (GpioConfig, {
         "pin_factory": choice("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
@@ -435,7 +434,9 @@ def _section(raw: Mapping[str, Any], name: str, rules: Mapping[str, Rule],
 def _build(raw: Mapping[str, Any], path: str | None) -> Config:
     problems: list[str] = []
     for name in raw:
-        if name not in _RULES:
+        if name in _REMOVED:
+            problems.append(_REMOVED[name])
+        elif name not in _RULES:
             problems.append(f"config section [{name}] is unknown: allowed are "
                             f"{', '.join(sorted(_RULES))}")
     sections: dict[str, Any] = {}

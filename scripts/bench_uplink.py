@@ -53,7 +53,6 @@ def provision(data: Path) -> DeviceIdentity:
     owner = Identity.generate()
     consent.add_owner(os.urandom(32), str(owner.recipient), "owner", time.time())
     consent.grant(["events", "clips", "snapshots"], None, "k-bench", time.time())
-    db.set_setting("event_content", "clear")
     db.close()
     return ident
 

@@ -1,12 +1,15 @@
 """Real servers for tests, started on free loopback ports and stopped by PID.
 
 ``Mosquitto(tmp_dir)`` runs the system's ``/usr/sbin/mosquitto`` with its own config file: a plain
-listener on 127.0.0.1 (anonymous, unrestricted: for tests) and, with ``tls=True``, a TLS listener
+listener on 127.0.0.1 (anonymous, unrestricted: for tests; with ``logins={user: password}`` it
+wants a login from a ``mosquitto_passwd`` file instead, and ``acl=`` text confines it) and, with
+``tls=True``, a TLS listener
 that requires a client certificate, takes the certificate CN as the username and applies the ACL
 the project ships, config/mosquitto-acl.conf (read at start, so tests run under exactly it): each
-device reads and writes only under its own ``doorward/<cn>/`` and its Home Assistant discovery
-configs; the CN ``owner`` (``OWNER_CN``) reads ``doorward/#`` and writes only ``cmd`` and
-``pair/owner``; the CN ``homeassistant`` reads events, status and discovery.
+device reads and writes only under its own ``doorward/<cn>/`` (and may clear the discovery configs
+an earlier version published); the CN ``owner`` (``OWNER_CN``) reads ``doorward/#`` and writes
+only ``cmd`` and ``pair/owner``; the CN ``bridge`` reads ``doorward/#`` and writes discovery and
+``doorward-bridge/#``; the CN ``homeassistant`` reads discovery and ``doorward-bridge/#``.
 
 ``issue_client_cert(cn)`` signs client certificates with the test CA (P-256 by default;
 ``key_type="ed25519"`` also works with Mosquitto 2.0.11 / OpenSSL 3). As root, Mosquitto would drop
@@ -156,7 +159,8 @@ class Mosquitto:
     whose CA file is ``ca_file``. Use ``issue_client_cert(cn)`` for clients of the TLS listener.
     """
 
-    def __init__(self, directory: Path, *, tls: bool = False, persistent: bool = False) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False, persistent: bool = False,
+                 logins: dict[str, str] | None = None, acl: str | None = None) -> None:
         exe = mosquitto_path()
         if exe is None:
             raise FileNotFoundError(MOSQUITTO_MISSING)
@@ -173,6 +177,9 @@ class Mosquitto:
         # persistent: sessions and queued QoS 1 messages survive a stop()/restart() (a subscriber
         # with a persistent session then misses nothing published while it was away)
         self.persistent = persistent
+        # logins: the plain listener wants a username and password (a password file made by
+        # mosquitto_passwd, as the Home Assistant add-on's broker does); acl: its acl_file text
+        self.logins, self.acl = logins, acl
         if tls:
             self.tls_port = free_port()
             self.ca = TestCA.create(directory / "pki")
@@ -209,7 +216,7 @@ class Mosquitto:
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *self._login_lines(),
         ]
         if os.geteuid() == 0:
             # as root Mosquitto drops to user 'mosquitto' before reading keys and the log file
@@ -229,6 +236,20 @@ class Mosquitto:
                 f"acl_file {acl}",
             ]
         return "\n".join(lines) + "\n"
+
+    def _login_lines(self) -> list[str]:
+        if not self.logins:
+            return ["allow_anonymous true"]
+        passwd = self.directory / "passwd"
+        passwd.unlink(missing_ok=True)
+        for i, (user, password) in enumerate(self.logins.items()):
+            subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd),
+                            user, password], check=True, capture_output=True)
+        lines = ["allow_anonymous false", f"password_file {passwd}"]
+        if self.acl is not None:
+            (self.directory / "login.acl").write_text(self.acl, encoding="utf-8")
+            lines.append(f"acl_file {self.directory / 'login.acl'}")
+        return lines
 
     def _ports(self) -> list[int]:
         return [self.port] + ([self.tls_port] if self.tls_port is not None else [])

@@ -200,6 +200,7 @@ from uplink.mqtt_types import (
     MqttSettings,
     PublishHandle,
     check_publish_limits,
+    read_password_file,
 )
 from uplink.objectstore import (
     ClipKeys,
@@ -448,6 +449,7 @@ __all__ = [
     "peek_jws",
     "progress_key",
     "public_raw",
+    "read_password_file",
     "read_private_file",
     "save_ed25519",
     "seal_times",

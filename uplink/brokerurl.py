@@ -166,8 +166,11 @@ def error_for_tls_text(text: str, broker: BrokerUrl, *, has_client_cert: bool) -
 
 _CONNACK_FIXES = {
     0x85: "the client id is not accepted: client id must be the device id",
-    0x86: "bad user name or password: the broker expects the device certificate, not a password",
-    0x87: "not authorised: register this device's certificate with the broker",
+    0x86: "bad user name or password: the broker wants a login (set [mqtt] username and "
+          "password_file; --username/--password-file for the owner's tool) or the device "
+          "certificate",
+    0x87: "not authorised: register this device's certificate with the broker, or log in with "
+          "[mqtt] username and password_file (--username/--password-file for the owner's tool)",
     0x88: "the server is unavailable: retry later",
     0x89: "the server is busy: retry later",
     0x8A: "this client is banned: ask the broker's operator",
@@ -177,9 +180,23 @@ _CONNACK_FIXES = {
 }
 
 
-def error_for_connack(reason_code: int, reason_name: str, broker: BrokerUrl) -> MqttError:
-    """The MqttError for a CONNACK failure reason code (MQTT 5 numbering)."""
-    fix = _CONNACK_FIXES.get(reason_code, "check the broker's log")
+# With a username and password (the Mosquitto add-on's set-up) the fixes are about the login.
+# Mosquitto 2 answers a wrong password with 0x87 (not authorised) under MQTT 5, not 0x86.
+_LOGIN = ("check [mqtt] username and the password in the file [mqtt] password_file names "
+          "(--username/--password-file for the owner's tool) against the broker's password file "
+          "(mosquitto_passwd)")
+_PASSWORD_FIXES = {
+    0x86: f"bad user name or password: {_LOGIN}",
+    0x87: f"not authorised: the broker refused this login: {_LOGIN}",
+}
+
+
+def error_for_connack(reason_code: int, reason_name: str, broker: BrokerUrl, *,
+                      with_password: bool = False) -> MqttError:
+    """The MqttError for a CONNACK failure reason code (MQTT 5 numbering); ``with_password``:
+    the client logged in with a username and password, so a refusal names those."""
+    fixes = {**_CONNACK_FIXES, **_PASSWORD_FIXES} if with_password else _CONNACK_FIXES
+    fix = fixes.get(reason_code, "check the broker's log")
     cls = MqttAuthError if reason_code in (0x85, 0x86, 0x87, 0x8A, 0x8C) else MqttConnectError
     return cls(f"broker {broker.where} refused the connection ({reason_name}, 0x{reason_code:02X}):"
                f" {fix}")

@@ -133,7 +133,7 @@ class MqttClient:
         client = _Paho(CallbackAPIVersion.VERSION2, client_id=s.client_id,
                        protocol=paho.MQTTv5, reconnect_on_failure=True)
         if s.username:
-            client.username_pw_set(s.username)
+            client.username_pw_set(s.username, s.password)
         if self.broker.tls:
             self._set_tls(client)
         if s.will_topic:
@@ -266,7 +266,8 @@ class MqttClient:
                 self._emit(False, f"broker {self.broker.where} refused MQTT 5; retrying with "
                                   "MQTT 3.1.1")
                 return
-            self._fail(error_for_connack(reason.value, str(reason), self.broker))
+            self._fail(error_for_connack(reason.value, str(reason), self.broker,
+                                         with_password=self.settings.password is not None))
             return
         with self._lock:
             subscriptions = list(self._subscriptions.items())

@@ -7,22 +7,61 @@ configured; ``uplink.mqtt`` re-exports every name here.
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from uplink.brokerurl import MqttError, MqttLimitError
+from uplink.brokerurl import MqttConfigError, MqttError, MqttLimitError
 
 MAX_QOS = 1
 MAX_PAYLOAD = 128 * 1024
 MAX_SLASHES = 7
+MAX_PASSWORD_BYTES = 65535  # MQTT's limit for the password field
+CREDENTIALS = "${CREDENTIALS_DIRECTORY}"  # systemd's LoadCredential= directory, in a path
+
+
+def read_password_file(path: str | Path, *, what: str = "[mqtt] password_file") -> str:
+    """The broker password in ``path``: the file's text without one trailing newline (what
+    ``echo`` and editors add; any other whitespace is part of the password). A leading
+    ``${CREDENTIALS_DIRECTORY}`` becomes systemd's credentials directory (``LoadCredential=``).
+    MqttConfigError naming ``what`` and the fix; the password itself is never in a message."""
+    text = str(path)
+    if text.startswith(CREDENTIALS):
+        creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        if not creds:
+            raise MqttConfigError(f"{what} {text} names ${{CREDENTIALS_DIRECTORY}}, which is not "
+                                  "set: run under systemd with LoadCredential=mqtt-password:"
+                                  "/etc/doorward/mqtt-password, or give the file's real path")
+        text = creds + text[len(CREDENTIALS):]
+    try:
+        raw = Path(text).expanduser().read_bytes()
+    except OSError as exc:
+        raise MqttConfigError(f"{what} {text} cannot be read ({exc.strerror}): create it with "
+                              "the broker password on one line, readable by this user only "
+                              "(chmod 600)") from exc
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]
+    elif raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if not raw or len(raw) > MAX_PASSWORD_BYTES:
+        raise MqttConfigError(f"{what} {text} holds {'no' if not raw else 'too long a'} "
+                              f"password: put the broker password on its one line (at most "
+                              f"{MAX_PASSWORD_BYTES} bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MqttConfigError(f"{what} {text} is not UTF-8 text: MQTT passwords here are text; "
+                              "write it again") from exc
 
 
 @dataclass(frozen=True)
 class MqttSettings:
-    """Connection settings; ``username`` is the device id (certificate CN brokers ignore it).
+    """Connection settings; ``username`` is the device id (certificate CN brokers ignore it) or
+    the broker login (``[mqtt] username``); ``password`` goes with it (read from ``[mqtt]
+    password_file`` at start; kept out of ``repr`` so it never reaches a log line).
 
     ``allow_plain``: plain TCP to a non-loopback broker only when the config says so explicitly
     (``[mqtt] allow_plain = true``). ``will_topic``/``will_payload``: the retained QoS 1 will.
@@ -31,6 +70,7 @@ class MqttSettings:
     url: str
     client_id: str
     username: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None

@@ -1,28 +1,25 @@
-"""Owner commands that belong to the uplink, registered on the CommandProcessor by the composition
-root: ``events.content`` (sealed or clear event content) and ``clips.forget`` (erasure, ETSI EN 303
-645 5.11: local clips at once, bucket objects through the uploads lane).
+"""The owner command that belongs to the uplink, registered on the CommandProcessor by the
+composition root: ``clips.forget`` (erasure, ETSI EN 303 645 5.11: local clips at once, bucket
+objects through the uploads lane). (``events.content``, the switch to clear event content for
+Home Assistant, is gone: the owner-side bridge keeps events sealed; an older owner tool sending
+it gets the usual refusal for an unknown command.)
 
 A forget is answered twice, both sealed to the owners: at once with what was deleted on the device
 (``local_deleted``; ``bucket_pending`` when the bucket part is queued), then by the uploads lane
 with ``stage: "bucket"`` and what it deleted there
 (:func:`agent.device.owner_commands.bucket_replies`). Nothing about it is
-ever published readably. Both commands narrow consent when a clock difference must not block them:
-a forget always, ``events.content`` when it switches to ``sealed``."""
+ever published readably. A forget narrows consent, so a clock difference never blocks it."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
 
-from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.delivery.queueing import Delivery
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
 from agent.device.owner_commands import CommandProcessor
 from agent.store import ClipStore
-
-
-def _check_content(args: dict[str, Any]) -> str | None:
-    return None if args.get("mode") in ("sealed", "clear") else 'mode must be "sealed" or "clear"'
 
 
 def _check_forget(args: dict[str, Any]) -> str | None:
@@ -45,11 +42,6 @@ def _check_forget(args: dict[str, Any]) -> str | None:
 
 def register(processor: CommandProcessor, db: DeviceDB, ledger: Ledger, store: ClipStore,
              delivery: Delivery | None) -> None:
-    def content(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
-        db.set_setting(CONTENT_SETTING, args["mode"])
-        ledger.append("setting", {"by": by, "jti": jti, CONTENT_SETTING: args["mode"]}, now)
-        return {CONTENT_SETTING: args["mode"]}
-
     def forget(by: str, args: dict[str, Any], jti: str, now: float) -> dict[str, Any]:
         clips = store.list_clips()
         if args["all"]:
@@ -72,7 +64,5 @@ def register(processor: CommandProcessor, db: DeviceDB, ledger: Ledger, store: C
                       now)
         return {"local_deleted": deleted, "bucket": bucket, "bucket_pending": pending}
 
-    processor.register("events.content", frozenset({"mode"}), _check_content, content,
-                       narrows=lambda args: args.get("mode") == "sealed")
     processor.register("clips.forget", frozenset({"clip", "before", "all"}), _check_forget, forget,
                        narrows=lambda _args: True)

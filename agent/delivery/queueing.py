@@ -53,12 +53,9 @@ from uplink import (
 )
 from uplink import iso_utc_z as iso  # event and clip times: 2026-05-01T19:30:00Z
 
-__all__ = ["CONTENT_SETTING", "Delivery", "iso", "left_the_device",
-           "sign_into_chain"]
+__all__ = ["Delivery", "iso", "left_the_device", "sign_into_chain"]
 
 log = logging.getLogger("doorward")
-
-CONTENT_SETTING = "event_content"
 
 
 def sign_into_chain(outbox: Outbox, identity: DeviceIdentity, body: Body, scope: str, *,
@@ -121,13 +118,11 @@ class Delivery:
         """The consent gate's answer for ``scope`` at ``now``, on this (the loop's) thread."""
         return self.gate.may_leave(self.consent.allows, scope, now)
 
-    @property
-    def content(self) -> str:
-        return self.db.get_setting(CONTENT_SETTING, "sealed")
-
     def _send(self, body: Body, scope: str, now: float) -> None:
         owners = [Recipient.parse(r) for r in self.consent.recipients()]
-        content = self.content if owners else "clear"
+        # Always sealed to the members (Home Assistant hears through the owner-side bridge);
+        # with no member there is nobody to seal to, and no consent to let anything out.
+        content = "sealed" if owners else "clear"
         sign_into_chain(self.outbox, self.identity, body, scope, content=content,
                         recipients=owners, now=now)
         self.wake()

@@ -46,7 +46,7 @@ from agent.delivery.ports import (
     TransientSendError,
     UploadCancelled,
 )
-from agent.delivery.queueing import CONTENT_SETTING, iso, sign_into_chain
+from agent.delivery.queueing import iso, sign_into_chain
 from agent.delivery.segment_upload import SegmentUploaded, SegmentUploader, Superseded
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
@@ -362,7 +362,7 @@ class ClipUploader:
         if self.ctx.mqtt is not None and self.gate.upload_scope(self.consent.allows, now,
                                                                 snapshot=True) is not None:
             owners = [Recipient.parse(r) for r in self.consent.recipients()]
-            content = self.db.get_setting(CONTENT_SETTING, "sealed") if owners else "clear"
+            content = "sealed" if owners else "clear"  # nobody to seal to: nothing personal
             sign_into_chain(self.outbox, self.ctx.identity,
                             UploadedBody(manifest=result.manifest, clip_id=result.clip_id),
                             result.scope, content=content, recipients=owners, now=now)

@@ -1,12 +1,12 @@
 """The delivery side as the daemon runs it: the outbox, its worker lanes, the loop-side
-:class:`Delivery`, Home Assistant discovery and ledger checkpoints, opened together
+:class:`Delivery`, the removal of old Home Assistant configs and ledger checkpoints, opened together
 (:func:`open_uplink`), with what the loop asks of them (:class:`Uplink`) and the controller's
 hooks into them (:func:`uplink_hooks`).
 
 Wiring (agent.app)::
 
     uplink = open_uplink(data_dir, device, mqtt, store_factory, policy.recipients,
-                         inbox=inbox, prefix=..., bucket=..., discovery=DiscoverySettings(...))
+                         inbox=inbox, prefix=..., bucket=...)
     if uplink is not None:
         uplink.redeliver(store, device.ledger, device.consent)   # before the first frame
         hooks = uplink_hooks(uplink, clock.monotonic(), reports=reports)
@@ -27,8 +27,8 @@ from typing import Any
 from agent import __version__
 from agent.delivery.checkpoints import CheckpointPublisher
 from agent.delivery.gate import ConsentGate
-from agent.delivery.homeassistant import DEFAULT_PREFIX, HomeAssistantDiscovery
 from agent.delivery.lanes import LaneContext, lane_ports
+from agent.delivery.legacy_discovery import LegacyDiscovery
 from agent.delivery.links import LaneReports
 from agent.delivery.outbox import Item, Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker
@@ -44,19 +44,12 @@ from uplink import ConnectionEvent, MqttPort, ObjectStore, Recipient
 
 log = logging.getLogger("doorward")
 
-@dataclass(frozen=True)
-class DiscoverySettings:
-    """The ``[homeassistant]`` settings discovery needs."""
-
-    enabled: bool = True
-    prefix: str = DEFAULT_PREFIX
-
 
 @dataclass
 class Uplink:
     delivery: Delivery
     worker: OutboxWorker
-    discovery: HomeAssistantDiscovery | None = None  # with a broker only
+    discovery: LegacyDiscovery | None = None  # with a broker only: old configs removed
     checkpoints: CheckpointPublisher | None = None  # with a bucket only
 
     def pending(self) -> dict[str, int]:
@@ -92,8 +85,7 @@ class Uplink:
 def open_uplink(data_dir: Path, device: DeviceState, mqtt: MqttPort | None,
                 store_factory: Callable[[], ObjectStore] | None,
                 recipients: Callable[[], tuple[Recipient, ...]], *, inbox: Any, prefix: str,
-                bucket: str, discovery: DiscoverySettings = DiscoverySettings(),
-                wall: Callable[[], float] = time.time) -> Uplink | None:
+                bucket: str, wall: Callable[[], float] = time.time) -> Uplink | None:
     """The outbox (recovered), its worker lanes and the loop-side Delivery; None when there is
     nothing to deliver to (no broker and no bucket). ``store_factory`` runs on the uploads
     lane's thread."""
@@ -121,11 +113,7 @@ def open_uplink(data_dir: Path, device: DeviceState, mqtt: MqttPort | None,
     delivery = Delivery(outbox, device.identity, device.db, device.consent,
                         recipients=recipients, uploads_enabled=store_factory is not None,
                         messages_enabled=mqtt is not None, wake=worker.wake, gate=gate)
-    ha = None
-    if mqtt is not None:
-        ha = HomeAssistantDiscovery(delivery, device.identity.device_id,
-                                    enabled=discovery.enabled, prefix=discovery.prefix,
-                                    sw_version=__version__)
+    ha = LegacyDiscovery(delivery, device.identity.device_id) if mqtt is not None else None
     checkpoints = None
     if store_factory is not None:  # the ledger's signed heads go to the bucket (clips consent)
         checkpoints = CheckpointPublisher(outbox, device.db, device.ledger, device.consent,
@@ -143,15 +131,12 @@ def uplink_hooks(uplink: Uplink | None, started: float, *, reports: LaneReports 
         return UplinkHooks(on_connection=on_connection)
     delivery, discovery = uplink.delivery, uplink.discovery
 
-    def changed() -> None:  # consent or event content may have changed: discovery follows
-        if discovery is not None:
-            discovery.reconcile()
-
     def connected() -> None:
         delivery.status_online(__version__, mono() - started)
-        changed()  # queues nothing unless something changed
+        if discovery is not None:
+            discovery.cleanup()  # queues nothing unless an earlier version left configs
 
     gate = uplink.worker.gate  # no send races a revoke: agent/delivery/gate.py
     return UplinkHooks(command_guard=gate.paused,
                        on_revoked=functools.partial(gate.revoked, purge=delivery.purge),
-                       on_connected=connected, on_changed=changed, on_connection=on_connection)
+                       on_connected=connected, on_connection=on_connection)

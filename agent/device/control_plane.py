@@ -83,8 +83,7 @@ class UplinkHooks:
     leaves after its revocation commits); ``on_revoked`` purges what is queued under the scopes;
     ``on_connected`` runs on every (re)connection; ``on_connection`` hears every connection event
     (the delivery side records the broker's link from them); ``on_changed`` runs after every
-    accepted owner command and a factory reset (consent or settings may have changed: e.g. Home
-    Assistant discovery follows them).
+    accepted owner command and a factory reset (consent or settings may have changed).
     """
 
     command_guard: Callable[[], AbstractContextManager[Any]] = nullcontext

@@ -18,8 +18,7 @@ ints, ``exp > now``, ``0 <= exp - iat <= 600``, ``iat <= now + 300``; ``jti`` 8.
 unknown claims; ``cmd`` known; ``args`` exactly its fields with valid values.
 
 Commands that only narrow consent (``consent.revoke``, ``owner.remove``; registered ones that
-say so, e.g.
-``clips.forget`` and ``events.content`` to ``sealed``) skip ``exp > now`` and ``iat <= now +
+say so, e.g. ``clips.forget``) skip ``exp > now`` and ``iat <= now +
 300`` and nothing else: a clock difference between the owner and the device must never keep a
 revocation from taking effect, and the counter and jti still stop replays. Their jti is remembered
 for at least ``MAX_LIFETIME_S`` of device time whatever their ``exp`` says.

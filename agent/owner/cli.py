@@ -12,8 +12,11 @@ from agent.errors import DoorwardError
 from agent.owner import ledger_cli, live_cli, requests_cli, uplink_cli
 from agent.owner.app import add_arguments as app_arguments
 from agent.owner.app import main as app_main
+from agent.owner.bridge import add_arguments as bridge_arguments
+from agent.owner.bridge import main as bridge_main
 from agent.owner.client import (
     BrokerOptions,
+    add_login_arguments,
     command,
     pair,
     refused,
@@ -74,12 +77,9 @@ def add_owner_arguments(sub: Any) -> None:
     which.add_argument("--before", metavar="DATE", help="YYYY-MM-DD")
     which.add_argument("--all", action="store_true", help="every clip")
 
-    xp = osub.add_parser("events-content", help="event messages sealed (default) or clear")
-    _device_args(xp)
-    xp.add_argument("mode", choices=["sealed", "clear"], help="sealed to members, or clear")
-
     uplink_cli.add_arguments(osub)
     app_arguments(osub)
+    bridge_arguments(osub, add_login_arguments)  # Home Assistant (issue 19)
 
     ledger_cli.add_arguments(osub, _device_args)
     requests_cli.add_arguments(osub, _device_args)  # footage requests (issue 16)
@@ -116,6 +116,7 @@ def _broker_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     p.add_argument("--ca-file", type=Path, help="CA of the broker (mqtts)")
     p.add_argument("--cert-file", type=Path, help="owner client certificate (mqtts)")
     p.add_argument("--key-file", type=Path, help="owner client key (mqtts)")
+    add_login_arguments(p)
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +130,9 @@ def _broker(args: argparse.Namespace, device: PairedDevice | None = None) -> Bro
     url = args.broker or (device.broker if device else None)
     if not url:
         raise DoorwardError("no broker: pass --broker URL")
-    return BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
+    return BrokerOptions.login(url, ca_file=args.ca_file, cert_file=args.cert_file,
+                               key_file=args.key_file, username=args.username,
+                               password_file=args.password_file)
 
 
 def _scopes(text: str | None) -> list[str] | None:
@@ -148,6 +151,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if cmd == "app":
         return app_main(args, owner_dir)
+    if cmd == "bridge":
+        return bridge_main(args, owner_dir)
     ring = OwnerKeyring.open(owner_dir)
     if cmd == "show":
         doc = ring.describe()
@@ -191,10 +196,6 @@ def dispatch(args: argparse.Namespace) -> int:
         return _consent(ring, device, broker, args)
     if cmd == "forget":
         return _forget(ring, device, broker, args)
-    if cmd == "events-content":
-        command(ring, device, broker, "events.content", {"mode": args.mode}, args.timeout)
-        print(f"event messages are now {args.mode}")
-        return 0
     if cmd == "add-member":
         reply = command(ring, device, broker, "owner.add", {
             "public_key": args.public_key, "recipient": args.recipient, "role": args.role},

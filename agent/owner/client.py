@@ -19,7 +19,7 @@ import queue
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,6 +29,8 @@ from agent.owner.keyring import OwnerKeyring, PairedDevice
 from uplink import (
     ForeignMessage,
     InboundMessage,
+    MqttAuthError,
+    MqttPort,
     MqttSettings,
     OwnerPairing,
     PairingChallenge,
@@ -41,6 +43,7 @@ from uplink import (
     ed25519_public_from_raw,
     encode_pairing,
     fingerprint,
+    read_password_file,
     secret_from_setup_code,
     sign_jws,
     verify_reply,
@@ -76,11 +79,50 @@ class BrokerOptions:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
 
-    def settings(self, client_id: str) -> MqttSettings:
+    def settings(self, client_id: str, **more: Any) -> MqttSettings:
         # The owner's tool talks to the owner's own broker: plain TCP is the owner's call.
         return MqttSettings(url=self.url, client_id=client_id, ca_file=self.ca_file,
-                            cert_file=self.cert_file, key_file=self.key_file, allow_plain=True)
+                            cert_file=self.cert_file, key_file=self.key_file, allow_plain=True,
+                            username=self.username, password=self.password, **more)
+
+    @classmethod
+    def login(cls, url: str, *, ca_file: Path | None = None, cert_file: Path | None = None,
+              key_file: Path | None = None, username: str | None = None,
+              password_file: Path | None = None) -> BrokerOptions:
+        """The options of ``--broker``, the TLS files and ``--username``/``--password-file``
+        (the file read now: its text without one trailing newline)."""
+        if password_file is not None and not username:
+            raise DoorwardError("--password-file needs --username: the broker login's name")
+        try:
+            password = (read_password_file(password_file, what="--password-file")
+                        if password_file is not None else None)
+        except UplinkError as exc:
+            raise DoorwardError(str(exc)) from exc
+        return cls(url, ca_file, cert_file, key_file, username or None, password)
+
+
+def wait_connected(client: MqttPort, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``client`` to connect, but return False at once when the
+    broker refuses the login or the certificate (``client.last_error`` then names the fix)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if client.wait_connected(min(left, 0.1)):
+            return True
+        if isinstance(client.last_error, MqttAuthError):
+            return False
+    return client.is_connected
+
+
+def add_login_arguments(p: Any) -> None:
+    """``--username`` and ``--password-file`` on an argparse parser: a broker login (the
+    Mosquitto add-on's); :meth:`BrokerOptions.login` reads them."""
+    p.add_argument("--username", metavar="U", help="broker login name (with --password-file)")
+    p.add_argument("--password-file", type=Path, metavar="F",
+                   help="file holding the broker password on one line (never on the command "
+                        "line, where other users could read it)")
 
 
 class _Session:
@@ -108,6 +150,8 @@ class _Session:
             if error is not None or time.monotonic() >= deadline:
                 self.client.stop()
                 error = error or self.client.last_error
+                if isinstance(error, MqttAuthError):  # no use waiting: the fix is in the message
+                    raise DoorwardError(f"the broker {self.broker.url} refused us: {error}")
                 raise DoorwardError(f"cannot reach the broker {self.broker.url}: "
                                     f"{error or 'no answer'} (here: --broker and its TLS "
                                     "files; is the broker running?)")

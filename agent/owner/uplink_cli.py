@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import DoorwardError
-from agent.owner.client import BrokerOptions
+from agent.owner.client import BrokerOptions, add_login_arguments
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from agent.progress import Progress
 from uplink import (
@@ -71,6 +71,7 @@ def add_arguments(osub: Any) -> None:
     ep.add_argument("--ca-file", type=Path, help="CA of the broker (mqtts)")
     ep.add_argument("--cert-file", type=Path, help="owner client certificate (mqtts)")
     ep.add_argument("--key-file", type=Path, help="owner client key (mqtts)")
+    add_login_arguments(ep)
     ep.add_argument("--follow", action="store_true", help="keep listening (Ctrl-C to stop)")
     ep.add_argument("--timeout", type=float, default=3.0, metavar="S",
                     help="without --follow: stop after S seconds without a message")
@@ -305,7 +306,9 @@ def events(ring: OwnerKeyring, args: argparse.Namespace) -> int:
     device = ring.device(args.device)
     url = args.broker or device.broker
     inbox: queue.Queue[InboundMessage] = queue.Queue()
-    client = MqttClient(BrokerOptions(url, args.ca_file, args.cert_file, args.key_file)
+    client = MqttClient(BrokerOptions.login(url, ca_file=args.ca_file, cert_file=args.cert_file,
+                                            key_file=args.key_file, username=args.username,
+                                            password_file=args.password_file)
                         .settings(f"owner-view-{uuid.uuid4().hex[:8]}"), on_message=inbox.put)
     client.subscribe(device_topic(device.device_id, "+"))
     client.start()

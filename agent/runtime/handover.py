@@ -7,7 +7,8 @@ owner; every stored clip no paired member can open is deleted, then ``dev-owner.
 
 Factory reset (:meth:`Handover.wipe`, the controller's ``on_factory_reset``, after consent is
 wiped and before the ledger restarts): the clip in progress is discarded and the open event
-forgotten; the Home Assistant configs that may be retained on the broker are noted, the outbox
+forgotten; the Home Assistant configs an earlier version may have left retained on the broker
+(agent.delivery.legacy_discovery) are noted, the outbox
 (items, payloads, message chain) and every owner setting are wiped, the clip store (files, clip
 rows, events) is emptied, ``dev-owner.key`` deleted, and empty retained payloads are queued for
 the noted discovery topics. Every database touched is scrubbed (agent.sqlite.scrub) so a card image
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
+from agent.delivery.legacy_discovery import PUBLISHED_SETTING, LegacyDiscovery
 from agent.delivery.outbox import Outbox
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
@@ -55,7 +56,7 @@ class Handover:
     consent: ConsentStore
     pipeline: Pipeline
     outbox: Outbox | None = None
-    discovery: HomeAssistantDiscovery | None = None
+    discovery: LegacyDiscovery | None = None
 
     def paired(self) -> list[str]:
         """An owner was just stored: retire the development owner. Returns deleted clip ids."""

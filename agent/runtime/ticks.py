@@ -1,5 +1,5 @@
 """What the daemon loop does besides processing frames: the ring press, the per-frame tick
-(controller, live segments, discovery, status), the once-a-minute housekeeping and the scripted
+(controller, live segments, status), the once-a-minute housekeeping and the scripted
 rings of a simulated scene.
 
 Wiring (agent.app; everything runs on the loop's thread)::
@@ -105,7 +105,7 @@ class ScriptedRings:
 
 
 class LoopTick:
-    """After every frame: scripted rings, the controller's inbox, live segments, discovery, and
+    """After every frame: scripted rings, the controller's inbox, live segments, and
     the status (database reads and CPU figures once a second, not per frame)."""
 
     def __init__(self, status: StatusFile, policy: SealingPolicy, camera: Camera,
@@ -133,8 +133,6 @@ class LoopTick:
         controller.tick()
         if self.live is not None and pipeline.recorder is not None:
             self.live.tick(pipeline.recorder)
-        if uplink is not None and uplink.discovery is not None:
-            uplink.discovery.tick()  # consent expiry; reads the database every 30 s
         status.update(pairing_open=controller.window.is_open(controller.mono()),
                       mqtt_connected=bool(controller.mqtt and controller.mqtt.is_connected))
         if self.mono() >= self.next_pending:

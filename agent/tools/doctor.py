@@ -361,7 +361,7 @@ def check_broker(cfg: Config, url: str | None, device_id: str | None, timeout_s:
                  probe: BrokerProbe = probe_broker) -> Check:
     """Connect to the broker with the configured TLS settings (certificate and key loaded,
     the CA verifying the server); every failure comes translated by uplink.mqtt."""
-    from uplink import MqttError, MqttSettings
+    from uplink import MqttError, MqttSettings, read_password_file
 
     url = url or cfg.mqtt.url
     if not url:
@@ -370,15 +370,18 @@ def check_broker(cfg: Config, url: str | None, device_id: str | None, timeout_s:
     def path(value: str) -> Path | None:
         return Path(value).expanduser() if value else None
 
-    settings = MqttSettings(url=url, client_id=f"{device_id or 'doorward'}-doctor",
-                            username=device_id, ca_file=path(cfg.mqtt.ca_file),
-                            cert_file=path(cfg.mqtt.cert_file), key_file=path(cfg.mqtt.key_file),
-                            allow_plain=cfg.mqtt.allow_plain, reconnect_max_s=2)
     try:
+        password = (read_password_file(cfg.mqtt.password_file) if cfg.mqtt.password_file
+                    else None)
+        settings = MqttSettings(url=url, client_id=f"{device_id or 'doorward'}-doctor",
+                                username=cfg.mqtt.username or device_id, password=password,
+                                ca_file=path(cfg.mqtt.ca_file), cert_file=path(cfg.mqtt.cert_file),
+                                key_file=path(cfg.mqtt.key_file),
+                                allow_plain=cfg.mqtt.allow_plain, reconnect_max_s=2)
         probe(settings, timeout_s)
     except MqttError as exc:
         return Check("broker", FAIL, _err(exc), "as the message says: [mqtt] url, ca_file, "
-                     "cert_file, key_file, or the broker itself")
+                     "cert_file, key_file, username, password_file, or the broker itself")
     tls = "TLS, server verified" if url.startswith("mqtts://") else "plain TCP"
     return Check("broker", PASS, f"{url} accepts this device ({tls})")
 

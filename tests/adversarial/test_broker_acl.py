@@ -32,6 +32,8 @@ SNIPPET = ROOT / "config" / "mosquitto-doorward.conf"
 TIMEOUT = 10.0
 DEVICE = "dw-a"
 HA_CN = "homeassistant"
+BRIDGE_CN = "bridge"  # doorward owner bridge
+BRIDGE_STATE = f"doorward-bridge/{DEVICE}/event"
 Running = tuple[MqttClient, "queue.Queue[InboundMessage]"]
 
 # What a device publishes, and what only an owner may send it.
@@ -80,33 +82,36 @@ def only_sentinel(c: MqttClient, inbox: queue.Queue[InboundMessage], sentinel_to
     assert (got.topic, got.payload) == (sentinel_topic, b"sentinel"), got
 
 
-@pytest.mark.parametrize("cn", ["dw-b", OWNER_CN, HA_CN])
+@pytest.mark.parametrize("cn", ["dw-b", OWNER_CN, HA_CN, BRIDGE_CN])
 def test_no_other_identity_can_publish_as_the_device(mosquitto_tls: Mosquitto, cn: str) -> None:
     with client(watcher(mosquitto_tls), "doorward/#", "homeassistant/#") as (_, inbox), \
             client(tls(mosquitto_tls, cn)) as (attacker, _):
-        accepted = [t for t in [*DEVICE_TOPICS, DISCOVERY] if not refused(attacker, t)]
+        # (the bridge writes discovery configs: the device's old one is not "as the device")
+        foreign = [*DEVICE_TOPICS, *([] if cn == BRIDGE_CN else [DISCOVERY])]
+        accepted = [t for t in foreign if not refused(attacker, t)]
         assert accepted == [], f"{cn} could publish as {DEVICE} on {accepted}"
         sentinel = {"dw-b": "doorward/dw-b/events", OWNER_CN: f"doorward/{DEVICE}/cmd",
-                    HA_CN: "homeassistant/status"}[cn]
+                    HA_CN: "homeassistant/status", BRIDGE_CN: DISCOVERY}[cn]
         only_sentinel(attacker, inbox, sentinel)
 
 
-@pytest.mark.parametrize("cn", ["dw-b", HA_CN])
+@pytest.mark.parametrize("cn", ["dw-b", HA_CN, BRIDGE_CN])
 def test_only_owners_can_command_or_pair(mosquitto_tls: Mosquitto, cn: str) -> None:
     with client(watcher(mosquitto_tls), "doorward/#", "homeassistant/#") as (_, inbox), \
             client(tls(mosquitto_tls, cn)) as (attacker, _):
         accepted = [t for t in OWNER_TOPICS if not refused(attacker, t)]
         assert accepted == [], f"{cn} could write {accepted}"
-        only_sentinel(attacker, inbox, "doorward/dw-b/status" if cn == "dw-b" else
-                      "homeassistant/status")
+        only_sentinel(attacker, inbox, {"dw-b": "doorward/dw-b/status", BRIDGE_CN: DISCOVERY,
+                                        HA_CN: "homeassistant/status"}[cn])
 
 
 @pytest.mark.parametrize("cn", ["dw-b", HA_CN])
 def test_other_identities_cannot_read_commands_replies_or_pairing(mosquitto_tls: Mosquitto,
                                                                   cn: str) -> None:
     """Subscribed to '#', another device or Home Assistant receives nothing of dw-a's command,
-    reply and pairing topics; the device itself gets its command."""
-    own = "doorward/dw-b/cmd" if cn == "dw-b" else f"doorward/{DEVICE}/events"
+    reply and pairing topics (Home Assistant nothing of the device's at all); the device itself
+    gets its command."""
+    own = "doorward/dw-b/cmd" if cn == "dw-b" else DISCOVERY
     with client(tls(mosquitto_tls, cn), "#", own) as (_, spy), \
             client(tls(mosquitto_tls, DEVICE), f"doorward/{DEVICE}/cmd") as (device, device_in), \
             client(tls(mosquitto_tls, OWNER_CN)) as (owner, _):
@@ -123,15 +128,22 @@ def test_other_identities_cannot_read_commands_replies_or_pairing(mosquitto_tls:
             f"{cn} read {got.topic} before its sentinel"
 
 
-def test_home_assistant_reads_what_its_entities_need(mosquitto_tls: Mosquitto) -> None:
-    topics = [f"doorward/{DEVICE}/events", f"doorward/{DEVICE}/status", DISCOVERY]
-    with client(tls(mosquitto_tls, HA_CN), "doorward/+/events", "doorward/+/status",
+def test_home_assistant_reads_what_the_bridge_writes_and_nothing_of_the_device(
+        mosquitto_tls: Mosquitto) -> None:
+    """The bridge reads the device's messages and writes discovery and its states; Home
+    Assistant reads those, and not the device's own topics (sealed anyway)."""
+    config = f"homeassistant/image/{DEVICE}/snapshot/config"
+    with client(tls(mosquitto_tls, HA_CN), "doorward/#", "doorward-bridge/#",
                 "homeassistant/#") as (_, ha), \
+            client(tls(mosquitto_tls, BRIDGE_CN), f"doorward/{DEVICE}/+") as (bridge, seen), \
             client(tls(mosquitto_tls, DEVICE)) as (device, _):
-        for topic in topics:
-            assert device.wait_published(device.publish(topic, b"signed"), TIMEOUT), topic
-        got = [ha.get(timeout=TIMEOUT).topic for _ in topics]
-    assert sorted(got) == sorted(topics)
+        assert device.wait_published(device.publish(f"doorward/{DEVICE}/events", b"sealed"),
+                                     TIMEOUT)
+        assert seen.get(timeout=TIMEOUT).topic == f"doorward/{DEVICE}/events"
+        for topic in (BRIDGE_STATE, config):
+            assert bridge.wait_published(bridge.publish(topic, b"state"), TIMEOUT), topic
+        got = [ha.get(timeout=TIMEOUT).topic for _ in range(2)]
+    assert got == [BRIDGE_STATE, config]  # the device's events message never reached it
 
 
 def test_owner_reads_the_device_and_the_device_reads_its_commands(mosquitto_tls: Mosquitto) -> None:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.app import build_detector, build_tracker
 from agent.config import parse_config
-from agent.delivery.homeassistant import PUBLISHED_SETTING
+from agent.delivery.legacy_discovery import PUBLISHED_SETTING
 from agent.delivery.outbox import Outbox
 from agent.device.control_plane import DeviceController, UplinkHooks, open_device_state
 from agent.device.database import DeviceDB
@@ -37,7 +37,6 @@ from agent.runtime.frame_loop import Pipeline
 from agent.runtime.handover import Handover
 from agent.store import ClipEnd, ClipStart, ClipStore
 from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, wait_for
-from tests.integration.test_homeassistant import retained
 from tests.servers import Mosquitto
 from uplink.agekeys import Identity
 from uplink.keys import key_id_for, public_raw
@@ -157,9 +156,6 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
     try:
         alice = device.pair(tmp_path / "alice")
         owner(tmp_path / "alice", "consent", "grant", "--scopes", "events", "--until-revoked")
-        owner(tmp_path / "alice", "events-content", "clear")
-        wait_for(lambda: len(retained(device.broker, "homeassistant/#")) == 3, timeout=15,
-                 what="Alice's Home Assistant discovery configs")
         device.press("ring", 0.3)
         clips = wait_for(lambda: device.json("clips", "list")["clips"], timeout=60,
                          what="a clip of Alice's")
@@ -171,7 +167,7 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
             and device.status()["last_event"].get("clip_id"),
             timeout=20, what="a clip in progress")
         events_before = [m.payload for m in stranger.take() if m.topic.endswith("/events")]
-        assert events_before and all(claims(p)["content"] == "clear" for p in events_before)
+        assert events_before and all(claims(p)["content"] == "sealed" for p in events_before)
 
         device.press("setup", 10.5)
         wait_for(lambda: device.status().get("sealing") == "dev-owner", timeout=45,
@@ -181,10 +177,6 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
         first = json.loads(doorward("ledger", "show", "--json", "--data-dir",
                                     str(device.data)).stdout.splitlines()[1])
         assert first["kind"] == "factory-reset"
-
-        # The broker: no retained discovery config is left for Home Assistant to pick up.
-        wait_for(lambda: retained(device.broker, "homeassistant/#") == {}, timeout=15,
-                 what="the retained discovery configs to be removed")
 
         # The card, imaged: nothing of Alice's, in any file, in any form.
         card = image_card(device.data, tmp_path / "card")
@@ -214,8 +206,7 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
                 "SELECT payload FROM items WHERE payload IS NOT NULL AND length(payload) > 0")]
             assert payloads == [], "outbox payloads survive the reset"
 
-        # The next owner grants only events: what she gets is sealed, and Home Assistant
-        # learns nothing (Alice's `events-content clear` is gone with Alice).
+        # The next owner grants only events: what she gets is sealed to her.
         stranger.take()
         stranger.seen.clear()
         device.pair(tmp_path / "bob")
@@ -225,7 +216,6 @@ def test_reset_leaves_nothing_of_the_previous_owner(device: Device, tmp_path: Pa
                                   if m.topic.endswith("/events")],
                          timeout=30, what="an event for the next owner")
         assert all(claims(p)["content"] == "sealed" for p in after), [claims(p) for p in after]
-        assert retained(device.broker, "homeassistant/#") == {}
     finally:
         stranger.stop()
 

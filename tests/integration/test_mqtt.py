@@ -156,9 +156,8 @@ def test_device_cannot_publish_under_another_device(mosquitto_tls: Mosquitto) ->
 
 @pytest.mark.parametrize("cn", [OWNER_CN, "homeassistant", "dw-b"])
 def test_no_other_identity_publishes_as_the_device(mosquitto_tls: Mosquitto, cn: str) -> None:
-    """The shipped ACL (config/mosquitto-acl.conf): Home Assistant believes doorward/<id>/events
-    without checking the signature, so only the device may write it (more in
-    tests/adversarial/test_broker_acl.py)."""
+    """The shipped ACL (config/mosquitto-acl.conf): only the device may write doorward/<id>/events
+    (more in tests/adversarial/test_broker_acl.py)."""
     allowed = {OWNER_CN: "doorward/dw-a/cmd", "homeassistant": "homeassistant/status",
                "dw-b": "doorward/dw-b/events"}[cn]
     with running(plain(mosquitto_tls, "watcher"),

@@ -24,12 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.checkpoints import CheckpointPublisher
 from agent.delivery.gate import DEVICE_SCOPE, ConsentGate
-from agent.delivery.homeassistant import HomeAssistantDiscovery
 from agent.delivery.lanes import LaneContext, lane_ports
 from agent.delivery.outbox import Outbox, drop_records
 from agent.delivery.outbox_worker import OutboxWorker, WorkerSettings
 from agent.delivery.ports import Ports, Send
-from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.delivery.queueing import Delivery
 from agent.device.consent import SCOPES, ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
@@ -407,10 +406,6 @@ def test_every_send_path_asks_the_gate(tmp_path: Path) -> None:
         dev.ledger.append("setting", {"note": "grows the ledger"}, time.time())
         assert CheckpointPublisher(dev.outbox, dev.db, dev.ledger, dev.consent, wake=lambda: None,
                                    gate=gate).tick() is False
-        ha = HomeAssistantDiscovery(dev.delivery, dev.identity.device_id, enabled=True,
-                                    sw_version="9")
-        dev.db.set_setting(CONTENT_SETTING, "clear")
-        assert ha.wanted(time.time()) is False
         assert dev.outbox.items() == []
         assert sorted(set(gate.asked)) == ["clips", "events", "snapshots"]
         # send time: both lanes, as the daemon wires them

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import sqlite as agent_sqlite
-from agent.delivery.homeassistant import PUBLISHED_SETTING, HomeAssistantDiscovery
+from agent.delivery.legacy_discovery import PUBLISHED_SETTING, LegacyDiscovery
 from agent.delivery.outbox import Outbox
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
@@ -179,7 +179,7 @@ def test_wipe_with_broker_and_uplink(rig: Rig, caplog: pytest.LogCaptureFixture)
     discovery = FakeDiscovery(rig.db)
     caplog.set_level(logging.WARNING, logger="doorward")
     try:
-        rig.handover(outbox=outbox, discovery=cast(HomeAssistantDiscovery, discovery)).wipe()
+        rig.handover(outbox=outbox, discovery=cast(LegacyDiscovery, discovery)).wipe()
         assert outbox.items() == []
     finally:
         outbox.close()

@@ -20,10 +20,11 @@ from agent.delivery.members import members_only, sealed_to_members
 from agent.delivery.outbox import Item
 from agent.delivery.outbox_worker import OutboxWorker
 from agent.delivery.ports import PermanentSendError
-from agent.delivery.queueing import CONTENT_SETTING, iso, left_the_device
+from agent.delivery.queueing import iso, left_the_device
 from agent.recording.live_segments import LiveCut
 from agent.store.records import ClipRecord
 from tests.unit.sendrig import BUCKET, CLIP_ID, SendRig, send_rig
+from uplink.age import decrypt
 from uplink.agekeys import Identity
 from uplink.manifest import token_hash
 from uplink.messages import topic_for
@@ -51,10 +52,15 @@ def queued(rig: SendRig) -> list[Item]:
     return rig.outbox.items(("queued",))
 
 
-def claims(item: Item) -> dict[str, Any]:
+def claims(item: Item, opener: Identity | None = None) -> dict[str, Any]:
+    """The message's claims; with ``opener`` (a member's identity) a sealed body is opened into
+    ``body`` (messages are always sealed to the members)."""
     token = bytes(item.payload or b"").decode("ascii")
     mid = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(mid + "=" * (-len(mid) % 4))))
+    c = dict(json.loads(base64.urlsafe_b64decode(mid + "=" * (-len(mid) % 4))))
+    if opener is not None and "sealed" in c:
+        c["body"] = json.loads(decrypt(base64.b64decode(c["sealed"]), [opener]))
+    return c
 
 
 # ---- left_the_device -----------------------------------------------------------------------------
@@ -85,14 +91,13 @@ def test_an_event_is_queued_only_under_events_consent(rig: SendRig) -> None:
     rig.grant(["clips", "snapshots"])
     assert rig.delivery.event("ring", 3) is False
     rig.grant(["events"])
-    rig.db.set_setting(CONTENT_SETTING, "clear")
     assert rig.delivery.event("motion-started", 42, clip_id="c1", peak_area=0.123456) is True
     (item,) = queued(rig)
     assert item.scope == "events" and item.kind == "message"
     assert item.topic == f"doorward/{rig.identity.device_id}/events"
     assert rig.wakes == [2]
-    c = claims(item)
-    assert c["content"] == "clear" and c["typ"] == "event" and c["seq"] == 1
+    c = claims(item, rig.owner)
+    assert c["content"] == "sealed" and c["typ"] == "event" and c["seq"] == 1
     assert c["body"]["kind"] == "motion-started" and c["body"]["event_id"] == "42"
     assert c["body"]["clip_id"] == "c1" and c["body"]["peak_area"] == 0.1235
     assert c["body"]["at"].endswith("Z")
@@ -115,9 +120,8 @@ def test_events_off_in_config_queue_nothing_even_with_consent(rig: SendRig) -> N
 
 def test_an_event_without_peak_area_carries_none(rig: SendRig) -> None:
     rig.grant(["events"])
-    rig.db.set_setting(CONTENT_SETTING, "clear")
     rig.delivery.event("ring", 1)
-    assert claims(queued(rig)[0])["body"].get("peak_area") is None
+    assert claims(queued(rig)[0], rig.owner)["body"].get("peak_area") is None
 
 
 def test_iso_is_utc_seconds_with_z() -> None:
@@ -194,11 +198,10 @@ def test_a_clip_not_sealed_only_to_members_is_never_queued(rig: SendRig, tmp_pat
 
 def test_clip_sealed_announces_and_queues(rig: SendRig, tmp_path: Path) -> None:
     rig.grant(["clips", "events"])
-    rig.db.set_setting(CONTENT_SETTING, "clear")
     rec = record(rig, tmp_path)
     rig.delivery.clip_sealed(rec)
     msg, up = queued(rig)
-    body = claims(msg)["body"]
+    body = claims(msg, rig.owner)["body"]
     assert (body["kind"], body["event_id"], body["clip_id"]) == ("clip-sealed", "7", CLIP_ID)
     assert up.kind == "upload" and up.scope == "clips"
 
@@ -459,13 +462,12 @@ def test_an_upload_is_announced_under_its_scope_while_consent_holds(mrig: SendRi
                                                                      tmp_path: Path) -> None:
     rig = mrig
     rig.grant(["snapshots"])
-    rig.db.set_setting(CONTENT_SETTING, "clear")
     clip, snap = rig.files(tmp_path)
     item = rig.queue(rig.spec(clip, snap), "snapshots")
     rig.step()
     (msg,) = [i for i in queued(rig) if i.id != item.id]
     assert msg.scope == "snapshots" and msg.topic == topic_for(rig.identity.device_id, "uploaded")
-    body = claims(msg)["body"]
+    body = claims(msg, rig.owner)["body"]
     assert body["clip_id"] == CLIP_ID
     manifest_key = next(k for k in rig.store.objects if k.endswith(".manifest.jws"))
     assert body["manifest"] == rig.store.objects[manifest_key].decode("ascii")
@@ -528,10 +530,10 @@ def test_the_online_status_needs_no_consent_and_counts_nothing(rig: SendRig) -> 
 
 def test_a_retained_message_is_gated_by_its_scope_and_expires(rig: SendRig) -> None:
     rig.delivery.wall = lambda: 1000.0
-    rig.delivery.publish_retained("homeassistant/x/config", b"{}", "events", expires_in_s=60)
+    rig.delivery.publish_retained("homeassistant/x/config", b"", "device", expires_in_s=60)
     (item,) = queued(rig)
     assert (item.topic, item.payload, item.scope, item.retain) == (
-        "homeassistant/x/config", b"{}", "events", True)
+        "homeassistant/x/config", b"", "device", True)
     assert item.expires_at == 1060.0 and rig.wakes == [2]
 
 
@@ -663,7 +665,6 @@ def test_forget_with_any_prefix_finds_the_devices_objects(tmp_path: Path, prefix
 
 def test_events_are_chained_and_never_retained(rig: SendRig) -> None:
     rig.grant(["events"])
-    rig.db.set_setting(CONTENT_SETTING, "clear")
     rig.delivery.event("ring", 1)
     rig.delivery.event("ring", 2)
     first, second = queued(rig)

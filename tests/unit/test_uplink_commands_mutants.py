@@ -1,12 +1,11 @@
-"""Mutation tests for the uplink's owner commands (agent/delivery/clip_commands.py):
-``events.content``
-and ``clips.forget``, signed and run through the real CommandProcessor on a real clip store.
+"""Mutation tests for the uplink's owner command (agent/delivery/clip_commands.py),
+``clips.forget``, signed and run through the real CommandProcessor on a real clip store.
 
 What is checked: which args are refused and with what reason, which clips a forget selects
 (the ``before`` cut is strict), what is handed to the bucket erasure (a forget of one clip id
 reaches the bucket even when the device no longer holds it), what each reply says, the ledger
-entry field by field (the owner's audit trail), and that a forget or a switch to ``sealed`` is
-accepted whatever the clock difference while a switch to ``clear`` is not.
+entry field by field (the owner's audit trail), and that a forget is accepted whatever the clock
+difference. The old ``events.content`` switch is refused as an unknown command.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.delivery.clip_commands import register
-from agent.delivery.queueing import CONTENT_SETTING, Delivery
+from agent.delivery.queueing import Delivery
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.ledger import Ledger
@@ -112,34 +111,14 @@ def rig_b(tmp_path: Path, bucket: FakeDelivery) -> Iterator[Rig]:
     r.store.close()
 
 
-# ---- events.content ----------------------------------------------------------------------------
+# ---- events.content is gone (issue 19: Home Assistant through the owner-side bridge) ----------
 
 
 @pytest.mark.parametrize("mode", ["sealed", "clear"])
-def test_content_sets_the_mode_and_records_who_and_which_command(rig: Rig, mode: str) -> None:
+def test_the_old_content_switch_is_an_unknown_command(rig: Rig, mode: str) -> None:
     resp = rig.send("events.content", {"mode": mode})
-    assert (resp.ok, resp.result) == (True, {CONTENT_SETTING: mode})
-    assert rig.db.get_setting(CONTENT_SETTING, "unset") == mode
-    assert rig.last_entry() == ("setting", {"by": rig.kid, "jti": resp.jti,
-                                            CONTENT_SETTING: mode})
-
-
-@pytest.mark.parametrize("mode", ["SEALED", "Clear", "", None, 1, "open"])
-def test_content_refuses_any_other_mode_and_changes_nothing(rig: Rig, mode: Any) -> None:
-    resp = rig.send("events.content", {"mode": mode})
-    assert (resp.ok, resp.reason, resp.detail) == (False, "bad-args",
-                                                   'mode must be "sealed" or "clear"')
-    assert rig.db.get_setting(CONTENT_SETTING, "unset") == "unset"
-
-
-@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
-def test_only_the_switch_to_sealed_ignores_the_clock(rig: Rig, skew: float) -> None:
-    """Sealing narrows what a stranger can read: a clock difference must not block it; making
-    events readable widens it, so the clock window holds."""
-    assert rig.send("events.content", {"mode": "sealed"}, skew=skew).ok
-    refused = rig.send("events.content", {"mode": "clear"}, skew=skew)
-    assert refused.reason == ("expired" if skew < 0 else "from-future")
-    assert rig.db.get_setting(CONTENT_SETTING, "") == "sealed"
+    assert (resp.ok, resp.reason) == (False, "unknown-command")
+    assert rig.db.get_setting("event_content", "unset") == "unset"
 
 
 # ---- clips.forget: argument checks -------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.owner.app.settings import STYLES, BucketOptions
+from agent.owner.client import BrokerOptions, add_login_arguments
 
 
 def add_arguments(osub: Any) -> None:
@@ -27,6 +28,7 @@ def add_arguments(osub: Any) -> None:
     p.add_argument("--port", type=int, default=0, metavar="P", help="default: a free port")
     p.add_argument("--no-browser", action="store_true", help="print the address only")
     p.add_argument("--broker", metavar="URL", help="default: each device's pairing broker")
+    add_login_arguments(p)
     p.add_argument("--bucket", help="the device's bucket (remembered in the owner dir)")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (remembered; default: AWS)")
     p.add_argument("--prefix", help="key prefix (remembered; default doorward)")
@@ -46,7 +48,10 @@ def main(args: argparse.Namespace, owner_dir: Path) -> int:
     if bucket is None:
         print("no bucket given: the clips page stays empty until you restart with --bucket NAME "
               "(and --endpoint-url for a non-AWS store); it is then remembered")
-    service = OwnerService(ring, bucket=bucket, broker_url=args.broker)
+    login = (BrokerOptions.login("mqtt://unused", username=args.username,
+                                 password_file=args.password_file)
+             if args.username or args.password_file else None)
+    service = OwnerService(ring, bucket=bucket, broker_url=args.broker, login=login)
     with contextlib.suppress(KeyboardInterrupt):
         run(service, port=args.port, open_browser=not args.no_browser)
     return 0

@@ -25,14 +25,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agent.owner.client import BrokerOptions
 from agent.owner.keyring import OwnerKeyring, PairedDevice
 from uplink import (
     ChainChecker,
+    ChainIssue,
     EventBody,
     InboundMessage,
+    MqttConnector,
+    MqttPort,
     StatusBody,
     UplinkError,
     UploadedBody,
@@ -45,6 +49,14 @@ KEEP = 200  # newest events kept for a page that opens later
 Listener = Callable[[dict[str, Any]], None]
 
 
+def replayed(issues: list[ChainIssue]) -> bool:
+    """Whether a signed message came again: the same seq twice, or one older than the chain
+    seen so far that fills no gap (a broker replaying an old ring). A late message that fills a
+    gap is not a replay."""
+    return any(i.kind == "duplicate" or (i.kind == "out-of-order" and not i.detail.startswith(
+        "arrived late")) for i in issues)
+
+
 class LiveFeed:
     """See the module docstring. ``snapshot(device_id, clip_id)`` returns a snapshot URL or None
     (called on the worker thread; it may block for a bucket request)."""
@@ -52,9 +64,17 @@ class LiveFeed:
     def __init__(self, ring: OwnerKeyring, *, broker_url: str | None = None,
                  snapshot: Callable[[str, str], str | None] | None = None,
                  warm: Callable[[], None] | None = None,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, broker: BrokerOptions | None = None,
+                 login: BrokerOptions | None = None,
+                 connector: MqttConnector | None = None) -> None:
+        # broker: one broker for every device, with its login and TLS files (the HA bridge);
+        # login: the username/password for each device's own broker (the app's --username);
+        # connector: the client factory (MqttClient, or LoopbackBroker.client in tests)
         self.ring = ring
-        self.broker_url = broker_url
+        self.broker = broker
+        self.broker_url = broker.url if broker is not None else broker_url
+        self.connector = connector
+        self.login = login
         self.snapshot = snapshot
         self.warm = warm
         self.connect_timeout = connect_timeout
@@ -64,7 +84,7 @@ class LiveFeed:
         self.brokers: dict[str, dict[str, Any]] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
-        self._clients: list[Any] = []
+        self._clients: list[MqttPort] = []
         self._chain = ChainChecker()
         self._keys: dict[str, bytes] = {}
         self._worker: threading.Thread | None = None
@@ -87,11 +107,16 @@ class LiveFeed:
         self._snapper.start()
 
     def _connect(self, url: str, group: list[PairedDevice]) -> None:
-        from uplink import MqttClient
+        connector = self.connector
+        if connector is None:
+            from uplink import MqttClient
 
+            connector = MqttClient
         try:
-            settings = BrokerOptions(url).settings(f"owner-app-{uuid.uuid4().hex[:8]}")
-            client = MqttClient(settings, on_message=self.inbox.put)
+            options = self.broker or (replace(self.login, url=url) if self.login
+                                      else BrokerOptions(url))
+            settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}")
+            client = connector(settings, on_message=self.inbox.put)
         except (UplinkError, ValueError) as exc:
             self.brokers[url] = {"url": url, "connected": False, "error": str(exc)}
             return
@@ -116,6 +141,10 @@ class LiveFeed:
         devices = self.ring.devices()
         self._keys = {d.device_id: b64u_decode(d.public_key) for d in devices}
         return devices
+
+    def clients(self) -> list[MqttPort]:
+        """The MQTT clients, one per broker (to wait for their connection)."""
+        return list(self._clients)
 
     def stop(self) -> None:
         for c in self._clients:
@@ -184,7 +213,8 @@ class LiveFeed:
         except UplinkError as exc:
             return self._add({"type": "rejected", "device_id": device_id, "stream": stream,
                               "reason": str(exc), "received_at": now})
-        issues = [f"{i.kind} {i.detail}".strip() for i in self._chain.feed(v, retained=msg.retain)]
+        found = self._chain.feed(v, retained=msg.retain)
+        issues = [f"{i.kind} {i.detail}".strip() for i in found]
         body = v.body
         if isinstance(body, StatusBody):
             self.status[device_id] = {"state": body.state, "version": body.version,
@@ -196,7 +226,7 @@ class LiveFeed:
         item: dict[str, Any] = {"type": "event", "device_id": device_id, "seq": v.message.seq,
                                 "typ": v.message.typ, "content": v.message.content,
                                 "chain": issues, "received_at": now, "verified": True,
-                                "retained": msg.retain}
+                                "retained": msg.retain, "replayed": replayed(found)}
         if isinstance(body, EventBody):
             item.update(kind=body.kind, event_id=body.event_id, at=body.at, clip_id=body.clip_id)
         elif isinstance(body, UploadedBody):

@@ -394,7 +394,8 @@ def build(service: OwnerService, guard: Guard, *, live: bool = True,
     feed = None
     if live:
         snap = finder.find if service.bucket is not None else None
-        feed = LiveFeed(service.ring, broker_url=service.broker_url, snapshot=snap,
+        feed = LiveFeed(service.ring, broker_url=service.broker_url, login=service.login,
+                        snapshot=snap,
                         warm=finder.warm)
     return App(service, guard, feed, finder), feed
 

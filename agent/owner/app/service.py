@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from agent.errors import DoorwardError
@@ -65,8 +65,10 @@ class OwnerService:
     def __init__(self, ring: OwnerKeyring, *, bucket: BucketOptions | None,
                  store: ObjectStore | None = None, broker_url: str | None = None,
                  timeout: float = 15.0,
-                 store_factory: Callable[[BucketOptions], ObjectStore] | None = None) -> None:
+                 store_factory: Callable[[BucketOptions], ObjectStore] | None = None,
+                 login: BrokerOptions | None = None) -> None:
         self.ring = ring
+        self.login = login  # --username/--password-file: the broker login (its url unused)
         self.bucket = bucket
         self.broker_url = broker_url
         self.timeout = timeout
@@ -97,7 +99,11 @@ class OwnerService:
         return self.ring.device(device_id or None)
 
     def broker(self, device: PairedDevice) -> BrokerOptions:
-        return BrokerOptions(self.broker_url or device.broker)
+        return self.options(self.broker_url or device.broker)
+
+    def options(self, url: str) -> BrokerOptions:
+        """How to reach the broker at ``url``: with the app's login, if it was given one."""
+        return replace(self.login, url=url) if self.login is not None else BrokerOptions(url)
 
     # -- the bucket --------------------------------------------------------------------------
     def store(self) -> ObjectStore:
@@ -276,7 +282,7 @@ class OwnerService:
             while True:
                 left = deadline - time.monotonic()
                 try:
-                    device = pair(self.ring, BrokerOptions(broker_url), device_id, setup_code,
+                    device = pair(self.ring, self.options(broker_url), device_id, setup_code,
                                   expected_fingerprint=fingerprint or None,
                                   timeout=max(0.5, min(attempt_s, left)))
                     break

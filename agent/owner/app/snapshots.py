@@ -67,10 +67,11 @@ class SnapshotFinder:
         with self._lock:
             return self._jpegs.get((device_id, clip_id))
 
-    def find(self, device_id: str, clip_id: str) -> str | None:
+    def find(self, device_id: str, clip_id: str, *, cached: bool = True) -> str | None:
         """A snapshot URL for the event's clip (see the module docstring), or None after
-        ``wait_s`` without one."""
-        if self.jpeg(device_id, clip_id) is not None:
+        ``wait_s`` without one. ``cached=False`` looks again even when a picture decoded from
+        the segments is at hand (the uploaded snapshot, once there, wins over it)."""
+        if cached and self.jpeg(device_id, clip_id) is not None:
             return live_url(device_id, clip_id)
         deadline = time.monotonic() + self.wait_s
         while time.monotonic() < deadline:
