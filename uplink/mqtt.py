@@ -170,8 +170,9 @@ class MqttClient:
         """Begin connecting in the background (paho's thread); returns at once."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.session_expiry_s
+        clean = False if self.settings.resume_session else paho.MQTT_CLEAN_START_FIRST_ONLY
         self._paho.connect_async(self.broker.host, self.broker.port, self.settings.keepalive_s,
-                                 clean_start=paho.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
+                                 clean_start=clean, properties=props)
         if self._paho.loop_start() != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttError("MqttClient.start() called twice: create a new client instead")
 

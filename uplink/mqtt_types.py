@@ -77,6 +77,11 @@ class MqttSettings:
     allow_plain: bool = False
     keepalive_s: int = 60
     session_expiry_s: int = 3600
+    # resume_session: even the first connection resumes the broker's session under client_id
+    # (MQTT clean start off), so a subscriber that was stopped gets the QoS 1 messages the broker
+    # kept for it (within session_expiry_s). Off, a new process starts a new session, and only
+    # reconnections resume.
+    resume_session: bool = False
     will_topic: str | None = None
     will_payload: bytes = b"offline"
     reconnect_min_s: int = 1

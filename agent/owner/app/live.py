@@ -57,6 +57,11 @@ def replayed(issues: list[ChainIssue]) -> bool:
         "arrived late")) for i in issues)
 
 
+# How long the broker keeps a stopped bridge's messages (a host down over a weekend still gets
+# them); the broker's own queue limits (max_queued_messages) still apply.
+SESSION_EXPIRY_S = 4 * 24 * 3600
+
+
 class LiveFeed:
     """See the module docstring. ``snapshot(device_id, clip_id)`` returns a snapshot URL or None
     (called on the worker thread; it may block for a bucket request)."""
@@ -66,15 +71,18 @@ class LiveFeed:
                  warm: Callable[[], None] | None = None,
                  connect_timeout: float = 10.0, broker: BrokerOptions | None = None,
                  login: BrokerOptions | None = None,
-                 connector: MqttConnector | None = None) -> None:
+                 connector: MqttConnector | None = None, session: str | None = None) -> None:
         # broker: one broker for every device, with its login and TLS files (the HA bridge);
         # login: the username/password for each device's own broker (the app's --username);
-        # connector: the client factory (MqttClient, or LoopbackBroker.client in tests)
+        # connector: the client factory (MqttClient, or LoopbackBroker.client in tests);
+        # session: a stable client id whose broker session outlives this process (the bridge):
+        # what the devices send while it is stopped waits on the broker and comes in at start.
         self.ring = ring
         self.broker = broker
         self.broker_url = broker.url if broker is not None else broker_url
         self.connector = connector
         self.login = login
+        self.session = session
         self.snapshot = snapshot
         self.warm = warm
         self.connect_timeout = connect_timeout
@@ -115,7 +123,11 @@ class LiveFeed:
         try:
             options = self.broker or (replace(self.login, url=url) if self.login
                                       else BrokerOptions(url))
-            settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}")
+            if self.session is not None:
+                settings = options.settings(self.session, resume_session=True,
+                                            session_expiry_s=SESSION_EXPIRY_S)
+            else:
+                settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}")
             client = connector(settings, on_message=self.inbox.put)
         except (UplinkError, ValueError) as exc:
             self.brokers[url] = {"url": url, "connected": False, "error": str(exc)}

@@ -144,8 +144,13 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
                       devices=[d.device_id for d in devices], prefix=prefix,
                       sw_version=__version__, pictures=pictures,
                       max_ring_age_s=args.max_ring_age)
+    # One broker session per bridge identity, kept while the bridge is stopped: events sent
+    # meanwhile reach Home Assistant when it starts again (rings older than --max-ring-age only
+    # update the states). Two bridges of one owner directory would take the session from each
+    # other: run one.
     feed = LiveFeed(ring, broker=device_broker, connector=connector, snapshot=pictures.find,
-                    warm=SnapshotFinder.warm if (bucket or store) else None)
+                    warm=SnapshotFinder.warm if (bucket or store) else None,
+                    session=f"doorward-bridge-{ring.key_id}")
     feed.listen(bridge.offer)
     bridge.start()
     running = Running(feed, bridge, service)
