@@ -232,10 +232,11 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
             try:
                 decoded = decode_pairing(msg.payload)
                 if isinstance(decoded, PairingChallenge):
-                    s.publish(pair_topic, encode_pairing(_answer(exchanges, decoded)))
+                    s.publish(pair_topic, encode_pairing(_ours(
+                        exchanges, OwnerPairing.on_challenge, decoded)))
                     answered = True
                 elif isinstance(decoded, PairingResult):
-                    outcome = _outcome(exchanges, decoded)
+                    outcome = _ours(exchanges, OwnerPairing.on_result, decoded)
             except ForeignMessage:
                 continue  # someone else's exchange, or tampered: keep waiting for our peer
             except UplinkError as exc:
@@ -247,21 +248,13 @@ def pair(keyring: OwnerKeyring, broker: BrokerOptions, device_id: str, setup_cod
     return device
 
 
-def _answer(exchanges: list[OwnerPairing], challenge: PairingChallenge) -> Any:
-    """The confirmation of the exchange ``challenge`` answers (ForeignMessage: none)."""
+def _ours(exchanges: list[OwnerPairing], step: Callable[[OwnerPairing, Any], Any],
+          message: Any) -> Any:
+    """``step`` of the newest exchange the message belongs to (each resend of the greeting is an
+    exchange of its own); ForeignMessage when it belongs to none."""
     for exchange in reversed(exchanges):
         try:
-            return exchange.on_challenge(challenge)
-        except ForeignMessage as exc:
-            last = exc
-    raise last
-
-
-def _outcome(exchanges: list[OwnerPairing], result: PairingResult) -> Any:
-    """The outcome of the exchange ``result`` ends (ForeignMessage: none)."""
-    for exchange in reversed(exchanges):
-        try:
-            return exchange.on_result(result)
+            return step(exchange, message)
         except ForeignMessage as exc:
             last = exc
     raise last

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.integration.test_systemd import analyze
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "doorward-bridge.service"
@@ -32,11 +33,6 @@ def unit_copy(dest: Path) -> Path:
     path = dest / "doorward-bridge.service"
     path.write_text(text)
     return path
-
-
-def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd, check=False)
 
 
 @needs_analyze
