@@ -88,8 +88,8 @@ pi_stage_possible() {  # true on Debian 12 (bookworm), whose apt versions are th
 ensure_pi_venv() {  # creates or refreshes .venv-pi; sets PI_PY
   local pins="$ROOT/scripts/pi-pins.txt" want
   # test tools: the same unit tests run, none skip (starlette, httpx: the owner app's routes;
-  # grimp: the import-graph tests)
-  local tools="pytest hypothesis jinja2 pyjwt starlette httpx grimp"
+  # grimp: the import-graph tests; pytest-xdist: two workers, as in the main stage)
+  local tools="pytest pytest-xdist hypothesis jinja2 pyjwt starlette httpx grimp"
   want="$( (cat "$pins" pyproject.toml; echo "$tools") | sha256sum | cut -d' ' -f1)"
   if [ ! -f .venv-pi/.doorward-pins ] || [ "$(cat .venv-pi/.doorward-pins)" != "$want" ]; then
     echo "==> creating .venv-pi (the Pi's package versions, scripts/pi-pins.txt)" >&2

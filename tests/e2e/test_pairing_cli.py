@@ -293,6 +293,10 @@ def test_second_member_only_through_a_signed_command(daemon: Daemon, tmp_path: P
     assert res.returncode == 2 and not daemon.status().get("pairing_open")
     owner(tmp_path / "owner", "add-member", "--public-key", viewer["public_key"],
           "--recipient", viewer["recipient"], "--role", "viewer")
+    # A clip already being recorded was sealed when it began, to the owner alone, and a ring
+    # during it only extends it: wait for it to end, so the ring starts a clip of its own.
+    wait_for(lambda: not daemon.status().get("recording"), timeout=60,
+             what="the clip under way to end")
     before = {c["id"] for c in device_json(daemon, "clips", "list")["clips"]}
     daemon.press("ring", 0.3)
 
