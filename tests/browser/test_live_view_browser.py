@@ -26,7 +26,7 @@ from tests.browser.conftest import screenshot
 from tests.helpers import doorward_json, spawn_daemon, wait_for
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # serial: real-time playback
 
 
 @dataclass

@@ -32,7 +32,7 @@ from tests.e2e.test_uplink_cli import Rig, provision
 from tests.helpers import doorward, doorward_json, spawn_daemon, wait_for
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # serial: a snapshot within 2 s
 
 DEVICE_CONFIG = """
 [uplink]

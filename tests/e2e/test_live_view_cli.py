@@ -32,7 +32,7 @@ from uplink.jws import sign as sign_jws
 from uplink.keys import b64u, key_id_for, public_raw
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # serial: no dropped frame
 
 MP4_BOXES = (b"ftyp", b"moov", b"moof", b"mdat")
 

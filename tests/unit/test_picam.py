@@ -30,6 +30,10 @@ from tests.fakes.camera_hw import FakeHardware, PatternScene
 FPS = 15.0
 
 
+# serial: stall bounds of a few 0.2 s frame deadlines (scripts/test runs these alone)
+pytestmark = pytest.mark.serial
+
+
 @pytest.fixture
 def hw(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHardware]:
     yield from install(monkeypatch)
