@@ -75,7 +75,8 @@ def test_library_covers_every_event_kind_and_nuisance() -> None:
     # Every nuisance but the subject-following exposure, which needs someone to follow.
     assert set(long.nuisances) == set(NUISANCE_KINDS) - {"subject_exposure"}
     finite = sum(s.duration_s or 0.0 for s in scenes)
-    assert 600.0 < finite <= 17 * 60  # evaluation over all scenes fits in CI
+    # The bench renders 64 seeds of every scene: keep the whole set modest.
+    assert 600.0 < finite <= 40 * 60
 
 
 def test_ground_truth_lies_inside_scenes_on_frame_times() -> None:

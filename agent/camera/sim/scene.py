@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.camera.sim.actors import Actor
+from agent.camera.sim.sensor import Sensor
 from agent.camera.sim.sprites import visible
 
 #: Ground-truth kinds a scene may contain.
@@ -85,7 +86,8 @@ class Lighting:
     image; ``drift`` adds a slow sinusoidal change of that relative amplitude; ``exposure_steps``
     are sudden auto-exposure jumps ``(t, factor)`` (cumulative); ``ir`` are day/night switches
     ``(t, on)`` (in IR mode the picture is grey and lit by the camera's illuminator, so ambient
-    does not apply).
+    does not apply); ``ir_falloff`` darkens the IR picture towards the corners (0.6: the corners
+    get 40 % of the centre's light), as a small illuminator does, over people as well.
 
     ``auto_exposure_follows_subject``: the camera re-meters as actors fill the view (a dark coat
     at the lens raises the gain of the whole frame, a bright one lowers it), smoothed with time
@@ -103,6 +105,7 @@ class Lighting:
     ir_initially: bool = False
     clouds: tuple[Cloud, ...] = ()
     headlights: tuple[Headlight, ...] = ()
+    ir_falloff: float = 0.0
     auto_exposure_follows_subject: bool = False
     subject_exposure_range: tuple[float, float] = (0.75, 1.3)
     subject_exposure_tau_s: float = 0.35
@@ -178,6 +181,7 @@ class Scene:
     actors: tuple[Actor, ...] = ()
     lighting: Lighting = field(default_factory=Lighting)
     weather: Weather = field(default_factory=Weather)
+    sensor: Sensor = field(default_factory=Sensor)
     seed: int = 0
     episode_s: float | None = None
     episode: Episode | None = field(default=None, compare=False, repr=False)
