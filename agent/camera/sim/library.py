@@ -15,7 +15,13 @@ import numpy as np
 
 from agent.camera.sim.actors import Actor
 from agent.camera.sim.cast import cat, close_visitor, courier, jitter, passerby, visitor
-from agent.camera.sim.dark_scenes import dusk_visit, ir_night_visit
+from agent.camera.sim.dark_scenes import (
+    dark_nuisance_10min,
+    dusk_visit,
+    headlights,
+    headlights_visit,
+    ir_night_visit,
+)
 from agent.camera.sim.scene import Cloud, Headlight, Lighting, Scene, Weather
 from agent.errors import CameraError
 
@@ -251,6 +257,9 @@ _BUILDERS: dict[str, Callable[[int], Scene]] = {
     "close_visit": _close_visit,
     "dusk_visit": dusk_visit,
     "ir_night_visit": ir_night_visit,
+    "headlights": headlights,
+    "headlights_visit": headlights_visit,
+    "dark_nuisance_10min": dark_nuisance_10min,
 }
 
 

@@ -27,6 +27,7 @@ from agent.camera.sim.actors import REF_H, REF_W, visible_width
 from agent.camera.sim.backdrop import i420_planes, paint
 from agent.camera.sim.effects import IR_LUT, Branch, Grain, illuminator, soft_patch
 from agent.camera.sim.exposure import SubjectExposure
+from agent.camera.sim.lights import LightPainter
 from agent.camera.sim.scene import Cloud, Headlight, Scene
 from agent.camera.sim.sensor import SensorNoise
 from agent.camera.sim.sprites import draw, shapes
@@ -74,6 +75,12 @@ class SceneRenderer:
         self._ir_falloff = (
             illuminator(width, height, scene.lighting.ir_falloff)
             if scene.lighting.ir_falloff
+            else None
+        )
+        li, we = scene.lighting, scene.weather
+        self._lights = (
+            LightPainter(li.sweeps, li.porch_light, we.flicker, width, height, base)
+            if li.sweeps or li.porch_light is not None or we.flicker
             else None
         )
         self._subject_ae = (
@@ -127,6 +134,8 @@ class SceneRenderer:
             cv2.multiply(y, self._ir_falloff, dst=y, scale=1 / 128)
         for beam, patch in self._beams.items():
             self._shade_beam(y, beam, patch, t)
+        if self._lights is not None and self._lights.active(t):
+            self._lights.apply(y, t)
         if self._rain is not None and scene.weather.raining(t):
             self._rain.apply(y, rng)
         gain = light.gain(t)
