@@ -19,7 +19,15 @@ from agent.tools.scene_render import render_scene
 
 W, H = 320, 180
 QUIET = Sensor(shot=0.0, read_dn=0.0, row_dn=0.0, fpn_dn=0.0)  # lights, not noise, under test
-NEW = ("dusk_visit", "ir_night_visit", "headlights", "headlights_visit", "dark_nuisance_10min")
+NEW = (
+    "dusk_visit",
+    "ir_night_visit",
+    "headlights",
+    "headlights_visit",
+    "dusk_passerby",
+    "porch_light_visit",
+    "dark_nuisance_10min",
+)
 
 
 def luma(scene: Scene, t: float) -> np.ndarray:
@@ -99,6 +107,12 @@ def test_new_scenes_are_in_the_library_finite_and_randomised_by_seed() -> None:
         first = get_scene("headlights_visit", seed=seed).lighting.sweeps[0]
         assert abs(first.t0 - visit.start) < 3.0  # the car passes as the visitor arrives
         assert len(get_scene("dark_nuisance_10min", seed=seed).events) <= 2
+        porch = get_scene("porch_light_visit", seed=seed)
+        (visit,) = porch.events
+        assert porch.lighting.porch_light is not None
+        (on, _), (off, _) = porch.lighting.porch_light.switches
+        assert visit.start < on < visit.end < off < 55.0  # it switches off with nobody there
+        assert [e.kind for e in get_scene("dusk_passerby", seed=seed).events] == ["passerby"] * 2
         for name in ("dusk_visit", "ir_night_visit"):
             (event,) = get_scene(name, seed=seed).events
             assert event.start > 5.0 and event.end < 55.0  # arrives and leaves inside the scene

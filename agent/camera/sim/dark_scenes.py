@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent.camera.sim.actors import Actor
-from agent.camera.sim.cast import visitor
+from agent.camera.sim.cast import passerby, visitor
 from agent.camera.sim.lights import CarSweep, Flicker, PorchLight
 from agent.camera.sim.scene import Lighting, Scene, Weather
 from agent.camera.sim.sensor import doorbell_sensor
@@ -176,6 +176,49 @@ def dark_nuisance_10min(seed: int) -> Scene:
             porch_light=lamp,
         ),
         weather=Weather(wind=((0.0, 600.0, 3.0), (380.0, 440.0, 7.0)), flicker=gusts),
+        sensor=doorbell_sensor(rng),
+        seed=seed,
+    )
+
+
+def dusk_passerby(seed: int) -> Scene:
+    rng = np.random.default_rng([seed, 35])
+    level = float(rng.uniform(0.4, 0.5))
+    first = float(rng.uniform(4.0, 8.0))
+    return Scene(
+        "dusk_passerby",
+        "Dusk at about 45 % of daylight on a cheap sensor: two people walk along the sidewalk "
+        "beyond the lawn, one each way (small, dim and noisy: recall in the dark).",
+        40.0,
+        actors=(
+            passerby(first, leftwards=bool(rng.random() < 0.5), look=int(rng.integers(0, 6)),
+                     duration=float(rng.uniform(7.0, 10.0))),
+            passerby(first + float(rng.uniform(14.0, 18.0)), y=0.505,
+                     leftwards=bool(rng.random() < 0.5), look=int(rng.integers(0, 6)),
+                     duration=float(rng.uniform(7.0, 10.0))),
+        ),
+        lighting=Lighting(ambient=((0.0, level),)),
+        sensor=doorbell_sensor(rng),
+        seed=seed,
+    )
+
+
+def porch_light_visit(seed: int) -> Scene:
+    rng = np.random.default_rng([seed, 36])
+    guest = random_visitor(rng, 8.0, 14.0)
+    on = guest.start + float(rng.uniform(1.0, 3.0))  # its motion sensor sees them coming
+    off = guest.end + float(rng.uniform(6.0, 10.0))  # and times out after they have gone
+    return Scene(
+        "porch_light_visit",
+        "Late dusk: a visitor walks up, the porch light's own motion sensor switches it on, they "
+        "ring and leave, and the light switches off again with nobody there.",
+        55.0,
+        actors=(guest,),
+        lighting=Lighting(
+            ambient=((0.0, float(rng.uniform(0.3, 0.45))),),
+            porch_light=PorchLight(((on, True), (off, False)),
+                                   strength=float(rng.uniform(0.8, 1.5))),
+        ),
         sensor=doorbell_sensor(rng),
         seed=seed,
     )

@@ -17,10 +17,12 @@ from agent.camera.sim.actors import Actor
 from agent.camera.sim.cast import cat, close_visitor, courier, jitter, passerby, visitor
 from agent.camera.sim.dark_scenes import (
     dark_nuisance_10min,
+    dusk_passerby,
     dusk_visit,
     headlights,
     headlights_visit,
     ir_night_visit,
+    porch_light_visit,
 )
 from agent.camera.sim.scene import Cloud, Headlight, Lighting, Scene, Weather
 from agent.errors import CameraError
@@ -259,6 +261,8 @@ _BUILDERS: dict[str, Callable[[int], Scene]] = {
     "ir_night_visit": ir_night_visit,
     "headlights": headlights,
     "headlights_visit": headlights_visit,
+    "dusk_passerby": dusk_passerby,
+    "porch_light_visit": porch_light_visit,
     "dark_nuisance_10min": dark_nuisance_10min,
 }
 
