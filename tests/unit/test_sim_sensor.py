@@ -66,14 +66,14 @@ def test_noise_rises_as_the_light_falls_and_follows_the_signal() -> None:
 
 
 def test_row_noise_and_fixed_pattern_are_there() -> None:
-    sensor = Sensor(shot=0.0, read_dn=0.0, row_dn=3.0, fpn_dn=0.0)
+    sensor = Sensor(shot=0.0, read_dn=3.0, row_dn=2.9, fpn_dn=0.0)  # nearly all in rows
     r = SceneRenderer(Scene("rows", "row noise only", 4.0, sensor=sensor), width=320, height=180)
     a = r.render(1.0, 15)[0][:180].astype(np.float32)
     b = r.render(1.0, 16)[0][:180].astype(np.float32)
     d = a - b
     # Whole rows move together: the variance is between rows, almost none within a row.
     assert d.mean(axis=1).std() > 3.0
-    assert float(np.median(d.std(axis=1))) < 1.0
+    assert float(np.median(d.std(axis=1))) < 1.6
     fixed = Sensor(shot=0.0, read_dn=0.0, row_dn=0.0, fpn_dn=2.0)
     r = SceneRenderer(Scene("fpn", "fixed pattern only", 4.0, sensor=fixed), width=320, height=180)
     still = SceneRenderer(
@@ -109,3 +109,16 @@ def test_codec_round_trip_is_lossy_deterministic_and_scene_chosen() -> None:
     assert abs(float(flat.mean()) - 100.0) < 2.0
     with pytest.raises(CameraError, match="positive bitrate"):
         CodecRoundTrip(64, 64, 15.0, 0.0)
+
+
+def test_the_model_predicts_the_raw_noise_it_renders() -> None:
+    sensor = doorbell_sensor()
+    scene = Scene("dim", "dim", 4.0, lighting=Lighting(ambient=((0.0, 0.5),)), sensor=sensor)
+    cam = bench_camera(scene, codec_kbps=0.0)
+    with cam:
+        frames = [f.luma.astype(np.float32) for f in itertools.islice(cam.frames(), 12, 32)]
+    stack = np.stack(frames)
+    measured = float(np.sqrt(stack.var(axis=0, ddof=1).mean()))
+    level = float(stack.mean())
+    predicted = sensor.luma_sigma(level, sensor.gain(0.5, False))
+    assert measured == pytest.approx(predicted, rel=0.15)
