@@ -154,14 +154,10 @@ class SensorNoise:
     def __init__(self, sensor: Sensor, width: int, height: int, seed: int) -> None:
         self.sensor = sensor
         rng = np.random.default_rng([seed, 40, width])
-        ph, pw = height + _PAD, width + _PAD
         rho = sensor.row_share()
-        pool = rng.standard_normal((ph, pw), dtype=np.float32)
-        pool *= np.float32(math.sqrt(1.0 - rho * rho))
-        pool += np.float32(rho) * rng.standard_normal((ph, 1), dtype=np.float32)
-        self._pos, self._neg = _halves(pool)
-        del pool
-        self._fpn_pos, self._fpn_neg = _halves(rng.standard_normal((height, width), np.float32))
+        rows = np.random.default_rng([seed, 41, width]).standard_normal(height + _PAD)
+        self._pos, self._neg = _normal_halves(rng, height + _PAD, width + _PAD, rows * rho, rho)
+        self._fpn_pos, self._fpn_neg = _normal_halves(rng, height, width, None, 0.0)
         self._sig = np.empty((height, width), np.uint8)
         self._a = np.empty((height, width), np.uint8)
         self._levels = np.maximum(np.arange(256, dtype=np.float32) - _BLACK, 0.0)
@@ -195,8 +191,21 @@ class SensorNoise:
             cv2.subtract(y, a, dst=y)
 
 
-def _halves(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standard-normal values as uint8 magnitudes times 32: (positive part, negative part)."""
-    pos = np.clip(np.round(n * 32.0), 0, 255).astype(np.uint8)
-    neg = np.clip(np.round(n * -32.0), 0, 255).astype(np.uint8)
+def _normal_halves(
+    rng: np.random.Generator, h: int, w: int, rows: np.ndarray | None, rho: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(h, w)`` standard-normal values (``rows`` added per row, the rest scaled to keep unit
+    variance) as uint8 magnitudes times 32: (positive part, negative part). Made 64 rows at a
+    time, so the float temporaries stay small (the daemon's peak RSS counts them)."""
+    pos, neg = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
+    keep = np.float32(32.0 * math.sqrt(1.0 - rho * rho))
+    for r0 in range(0, h, 64):
+        r1 = min(h, r0 + 64)
+        n = rng.standard_normal((r1 - r0, w), dtype=np.float32)
+        n *= keep
+        if rows is not None:
+            n += (32.0 * rows[r0:r1, None]).astype(np.float32)
+        np.rint(n, out=n)
+        pos[r0:r1] = np.clip(n, 0, 255)
+        neg[r0:r1] = np.clip(-n, 0, 255)
     return pos, neg
