@@ -188,8 +188,8 @@ class LightPainter:
         floor_y = 0.94  # the porch floor boards
         fx = ax + (floor_y - ay) / uy * ux / _ASPECT
         spots.append((fx, floor_y, 0.09, 0.025))
-        if ux > 1e-3:  # the axis points right: it meets the wall the camera hangs on
-            wall_x = 0.88
+        wall_x = 0.88
+        if ux > 1e-3 and ax < wall_x:  # pointing right, from left of it: it meets the wall
             wy = ay + (wall_x - ax) * _ASPECT / ux * uy
             if wy < 1.0:
                 spots.append((wall_x, wy, 0.035, 0.09))
