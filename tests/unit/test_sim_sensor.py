@@ -122,3 +122,17 @@ def test_the_model_predicts_the_raw_noise_it_renders() -> None:
     level = float(stack.mean())
     predicted = sensor.luma_sigma(level, sensor.gain(0.5, False))
     assert measured == pytest.approx(predicted, rel=0.15)
+
+
+def test_blotchy_noise_survives_blurring_white_noise_does_not() -> None:
+    import cv2
+
+    def blurred_share(blotch: float) -> float:
+        sensor = Sensor(shot=0.0, read_dn=6.0, row_dn=0.0, fpn_dn=0.0, blotch=blotch)
+        r = SceneRenderer(Scene("n", "noise", 4.0, sensor=sensor), width=640, height=360)
+        a = r.render(1.0, 15)[0][:360].astype(np.float32)
+        b = r.render(1.0, 16)[0][:360].astype(np.float32)
+        d = a - b
+        return float(cv2.blur(d, (5, 5)).std() / d.std())
+
+    assert blurred_share(0.5) > 2.0 * blurred_share(0.0)

@@ -46,7 +46,10 @@ class Sensor:
     with the IR illuminator on the gain is ``ir_gain``. ``row_dn`` and ``fpn_dn``: std of the
     per-frame row offsets (in the dark; they follow the signal as the rest does) and of the fixed
     per-pixel pattern at unity gain. ``chroma``: chroma
-    noise relative to luma noise. ``codec_kbps_720p``: the bitrate (kbit/s at 1280x720, scaled by
+    noise relative to luma noise. ``blotch``: the share of the temporal noise variance that is
+    spatially correlated (grain of about 1.5 pixels at 640x360, scaled with the size), as a cheap
+    ISP's demosaicing and denoising leave it: it survives blurring and shrinking, so a detector
+    sees blobs, not salt and pepper. ``codec_kbps_720p``: the bitrate (kbit/s at 1280x720, scaled by
     pixel count) whose H.264 artefacts the scene's frames carry by default (None: none; see
     :class:`agent.camera.sim.codec.CodecRoundTrip`).
 
@@ -64,6 +67,7 @@ class Sensor:
     row_dn: float = 0.25
     fpn_dn: float = 0.3
     chroma: float = 0.5
+    blotch: float = 0.0
     codec_kbps_720p: float | None = None
 
     def gain(self, brightness: float, ir: bool) -> float:
@@ -88,10 +92,11 @@ class Sensor:
 
     def luma_sigma(self, level: float, gain: float, shrink: int = 2) -> float:
         """Predicted temporal std in a luma image that averages ``shrink`` x ``shrink`` pixels."""
-        sd, rho = self.sigma(level, gain), self.row_share()
-        white = sd * math.sqrt(1.0 - rho * rho) / shrink
+        sd, rho, b = self.sigma(level, gain), self.row_share(), self.blotch
+        white = sd * math.sqrt(max(0.0, 1.0 - rho * rho - b)) / shrink
         row = sd * rho / math.sqrt(shrink)
-        return math.sqrt(white**2 + row**2)
+        blotchy = sd * math.sqrt(b) * 0.95  # a 1.5-pixel grain loses little to a 2x2 average
+        return math.sqrt(white**2 + row**2 + blotchy**2)
 
     def chroma_sigma(self, gain: float) -> float:
         """Std of the chroma noise (DN) at this gain, on a mid-grey level."""
@@ -113,20 +118,21 @@ def doorbell_sensor(rng: np.random.Generator | None = None) -> Sensor:
     """A cheap doorbell sensor that records at the device's bitrate.
 
     Calibrated in the detector's luma after the H.264 round trip (640x360 render, 320-wide luma):
-    about 2 grey levels of temporal noise by day, 6 at dusk (45 % brightness), 7 under IR (8 and
-    10 before the encoder smooths it). With ``rng``, every noise source is scaled by a random
-    0.85-1.15, so a detector cannot fit one noise level.
+    about 2 grey levels of temporal noise by day, 6 at dusk (45 % brightness), 7 under IR; half
+    of its noise variance is blotchy (see ``blotch``), as a cheap ISP leaves it. With ``rng``,
+    every noise source is scaled by a random 0.85-1.15, so a detector cannot fit one level.
     """
     base = Sensor(
-        shot=0.12,
-        read_dn=1.6,
+        shot=0.04,
+        read_dn=0.92,
         gain_max=12.0,
         dark_light=1.0,
         gain_slope=3.0,
-        ir_gain=12.8,
-        row_dn=0.35,
-        fpn_dn=0.3,
-        chroma=0.45,
+        ir_gain=12.2,
+        row_dn=0.2,
+        fpn_dn=0.2,
+        chroma=0.7,
+        blotch=0.5,
         codec_kbps_720p=DEVICE_KBPS_720P,
     )
     if rng is None:
@@ -156,8 +162,12 @@ class SensorNoise:
         rng = np.random.default_rng([seed, 40, width])
         rho = sensor.row_share()
         rows = np.random.default_rng([seed, 41, width]).standard_normal(height + _PAD)
-        self._pos, self._neg = _normal_halves(rng, height + _PAD, width + _PAD, rows * rho, rho)
-        self._fpn_pos, self._fpn_neg = _normal_halves(rng, height, width, None, 0.0)
+        blotches = _blotches(sensor.blotch, height + _PAD, width + _PAD, width, seed)
+        self._pos, self._neg = _normal_halves(
+            rng, height + _PAD, width + _PAD, rows * rho, rho, blotches, sensor.blotch
+        )
+        del blotches
+        self._fpn_pos, self._fpn_neg = _normal_halves(rng, height, width, None, 0.0, None, 0.0)
         self._sig = np.empty((height, width), np.uint8)
         self._a = np.empty((height, width), np.uint8)
         self._levels = np.maximum(np.arange(256, dtype=np.float32) - _BLACK, 0.0)
@@ -191,20 +201,41 @@ class SensorNoise:
             cv2.subtract(y, a, dst=y)
 
 
+def _blotches(share: float, h: int, w: int, width: int, seed: int) -> np.ndarray | None:
+    """Unit-variance, spatially correlated noise ``(h, w)`` (None when ``share`` is 0)."""
+    if share <= 0:
+        return None
+    field = np.random.default_rng([seed, 42, width]).standard_normal((h, w), dtype=np.float32)
+    sigma = 1.5 * width / 640
+    cv2.GaussianBlur(field, (0, 0), sigma, dst=field)
+    field *= np.float32(1.0 / max(1e-6, float(field.std())))
+    return field
+
+
 def _normal_halves(
-    rng: np.random.Generator, h: int, w: int, rows: np.ndarray | None, rho: float
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    rows: np.ndarray | None,
+    rho: float,
+    blotches: np.ndarray | None,
+    blotch: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(h, w)`` standard-normal values (``rows`` added per row, the rest scaled to keep unit
-    variance) as uint8 magnitudes times 32: (positive part, negative part). Made 64 rows at a
-    time, so the float temporaries stay small (the daemon's peak RSS counts them)."""
+    """``(h, w)`` standard-normal values as uint8 magnitudes times 32: (positive part, negative
+    part). ``rows`` (std ``rho``) are added per row and ``blotches`` with variance share
+    ``blotch``, the white rest scaled to keep unit variance. Made 64 rows at a time, so the float
+    temporaries stay small (the daemon's peak RSS counts them)."""
     pos, neg = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
-    keep = np.float32(32.0 * math.sqrt(1.0 - rho * rho))
+    rest = max(0.0, 1.0 - rho * rho - (blotch if blotches is not None else 0.0))
+    keep = np.float32(32.0 * math.sqrt(rest))
     for r0 in range(0, h, 64):
         r1 = min(h, r0 + 64)
         n = rng.standard_normal((r1 - r0, w), dtype=np.float32)
         n *= keep
         if rows is not None:
             n += (32.0 * rows[r0:r1, None]).astype(np.float32)
+        if blotches is not None:
+            n += np.float32(32.0 * math.sqrt(blotch)) * blotches[r0:r1]
         np.rint(n, out=n)
         pos[r0:r1] = np.clip(n, 0, 255)
         neg[r0:r1] = np.clip(-n, 0, 255)
