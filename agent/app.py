@@ -103,13 +103,15 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
     choice = cfg.recording.encoder
     if isinstance(camera, PiCamera) and choice in ("auto", "hardware"):
         return PicameraH264Encoder(camera, gop_s=cfg.recording.gop_s,
+                                   bitrate=cfg.recording.bitrate_kbps * 1000,
                                    privacy_masks=cfg.motion.privacy_masks)
     if choice == "hardware":
         raise ConfigError(
             f"config key recording.encoder = 'hardware': source {camera.name!r} has no hardware "
             "encoder (only picamera2 has); use 'auto' or 'software'")
     return X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
-                       preset=cfg.recording.preset, crf=cfg.recording.crf)
+                       preset=cfg.recording.preset, crf=cfg.recording.crf,
+                       bitrate_kbps=cfg.recording.bitrate_kbps)
 
 
 def open_local(cfg: Config, opts: RunOptions) -> Local:

@@ -60,6 +60,9 @@ class RecordingConfig:
     gop_s: float = 1.0
     preset: str = "ultrafast"
     crf: int = 23
+    # Cap on the clip's bit rate (x264's VBV maxrate; the hardware encoder's target): a 720p15
+    # doorbell clip fits in 2 Mbit/s with mean SSIM >= 0.98 (BENCHMARKS.md, issue 19).
+    bitrate_kbps: int = 2000
     snapshot_quality: int = 85
     encoder: str = "auto"
 
@@ -262,6 +265,9 @@ def _build(raw: Mapping[str, Any], path: str | None) -> Config:
         preset=_choice("recording.preset", rec.get("preset", d.recording.preset), _PRESETS),
         crf=_number("recording.crf", rec.get("crf", d.recording.crf), lo=0, hi=51,
                     what="x264 quality, lower is better", integer=True),
+        bitrate_kbps=_number("recording.bitrate_kbps",
+                             rec.get("bitrate_kbps", d.recording.bitrate_kbps), lo=100,
+                             hi=50_000, what="kbit/s, the clip's bit-rate cap", integer=True),
         snapshot_quality=_number("recording.snapshot_quality",
                                  rec.get("snapshot_quality", d.recording.snapshot_quality),
                                  lo=10, hi=100, what="JPEG quality", integer=True),

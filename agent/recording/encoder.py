@@ -138,7 +138,8 @@ class X264Encoder:
     scene-cut keyframes off) so the pre-roll ring can drop whole, evenly sized GOPs. Every keyframe
     carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
     first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
-    ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default).
+    ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default);
+    ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 2 s buffer) over CRF.
     """
 
     codec_name = "h264"
@@ -153,6 +154,7 @@ class X264Encoder:
         preset: str = "ultrafast",
         tune: str = "zerolatency",
         crf: int = 23,
+        bitrate_kbps: int | None = None,
         threads: int = 0,
         time_base: Fraction = DEFAULT_TIME_BASE,
     ) -> None:
@@ -167,7 +169,7 @@ class X264Encoder:
         ctx.gop_size = self.gop
         ctx.thread_count = threads
         ctx.flags |= av.codec.context.Flags.global_header  # SPS/PPS also as extradata
-        ctx.options = {
+        options = {
             "preset": preset,
             "tune": tune,
             "crf": str(crf),
@@ -176,12 +178,19 @@ class X264Encoder:
             "bf": "0",
             "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe as well
         }
+        if bitrate_kbps is not None:
+            # CRF with a VBV cap: quiet scenes stay below the cap at CRF quality, busy ones are
+            # held to it. The buffer holds 2 s so a keyframe (a tenth of a GOP's budget or more)
+            # does not starve the frames after it.
+            options |= {"maxrate": f"{bitrate_kbps}k", "bufsize": f"{2 * bitrate_kbps}k"}
+        ctx.options = options
         before = _task_ids()
         try:
             ctx.open()  # libx264 starts its worker threads here
         except av.error.FFmpegError as e:
             raise ConfigError(
-                f"libx264 refused preset={preset!r} tune={tune!r} crf={crf!r}: {e}; use an x264 "
+                f"libx264 refused preset={preset!r} tune={tune!r} crf={crf!r} "
+                f"bitrate_kbps={bitrate_kbps!r}: {e}; use an x264 "
                 "preset name such as 'ultrafast' or 'veryfast' and a tune such as 'zerolatency'"
             ) from e
         self._ctx: av.VideoCodecContext | None = ctx
