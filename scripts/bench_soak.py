@@ -8,7 +8,8 @@ status and discovery go through the uplink; without ``mosquitto`` on PATH, or wi
 inside the hour: whatever the daemon keeps must then stop growing.
 
 Every ``--interval-s`` (60 s) it prints one JSON line: the daemon's RSS (and its peak so far), open
-file descriptors, threads, the SQLite files' size (``*.db`` with their ``-wal``/``-shm``), the whole
+file descriptors, threads, the SQLite files' size (``*.sqlite`` with their ``-wal``/``-shm``, in
+total and per database), the whole
 data directory's size, and the daemon's frame, drop and event counters (status.json).
 
 Pass/fail (exit 1 on growth): the samples after ``--warmup-min`` (default a third of the run, at
@@ -60,6 +61,20 @@ def _tree_bytes(root: Path, suffixes: tuple[str, ...] | None = None) -> int:
     return total
 
 
+_DB_SUFFIXES = (".sqlite", ".sqlite-wal", ".sqlite-shm", ".db", ".db-wal", ".db-shm")
+
+
+def _wal_kb(db: Path) -> float:
+    """Size of a database's -wal and -shm files, in KiB (0 when absent)."""
+    total = 0
+    for suffix in ("-wal", "-shm"):
+        try:
+            total += db.with_name(db.name + suffix).stat().st_size
+        except OSError:
+            pass
+    return total / 1024
+
+
 def sample(pid: int, data: Path, started: float) -> dict[str, Any]:
     """One sample of the live daemon ``pid`` and its data directory."""
     try:
@@ -72,7 +87,10 @@ def sample(pid: int, data: Path, started: float) -> dict[str, Any]:
         "peak_rss_mb": round(_status_kb(pid, "VmHWM") / 1024, 1),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": _status_kb(pid, "Threads"),
-        "db_bytes": _tree_bytes(data, (".db", ".db-wal", ".db-shm", ".sqlite")),
+        "db_bytes": _tree_bytes(data, _DB_SUFFIXES),
+        "dbs_kb": {p.name.split(".")[0]: round(_tree_bytes(data, (p.name,)) / 1024
+                                               + _wal_kb(p), 1)
+                   for p in sorted(data.glob("*.sqlite"))},
         "data_bytes": _tree_bytes(data),
         "frames": st.get("frames"), "dropped": st.get("dropped_frames"),
         "events": st.get("events"),
@@ -152,6 +170,8 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the data dir and log here instead of a temporary directory")
     args = ap.parse_args()
+    # a SIGTERM (timeout, kill) ends the run through soak()'s clean-up: daemon and broker stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     warmup = args.warmup_min
     if warmup is None:
         warmup = max(args.minutes / 3, min(RETENTION_DAYS * 1440, args.minutes / 2))
