@@ -21,6 +21,7 @@ directory must stay under max_bytes + 8 MB (a clip in progress). Dropped frames 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -68,10 +69,8 @@ def _wal_kb(db: Path) -> float:
     """Size of a database's -wal and -shm files, in KiB (0 when absent)."""
     total = 0
     for suffix in ("-wal", "-shm"):
-        try:
+        with contextlib.suppress(OSError):
             total += db.with_name(db.name + suffix).stat().st_size
-        except OSError:
-            pass
     return total / 1024
 
 

@@ -139,7 +139,7 @@ class X264Encoder:
     carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
     first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
     ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default);
-    ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 2 s buffer) over CRF.
+    ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 1 s buffer) over CRF.
     """
 
     codec_name = "h264"
@@ -180,9 +180,9 @@ class X264Encoder:
         }
         if bitrate_kbps is not None:
             # CRF with a VBV cap: quiet scenes stay below the cap at CRF quality, busy ones are
-            # held to it. The buffer holds 2 s so a keyframe (a tenth of a GOP's budget or more)
-            # does not starve the frames after it.
-            options |= {"maxrate": f"{bitrate_kbps}k", "bufsize": f"{2 * bitrate_kbps}k"}
+            # held to it. A 1 s buffer (a GOP) absorbs a keyframe, and bounds the overshoot: any
+            # T seconds of stream hold at most maxrate * T + 0.9 s of it (x264's vbv-init).
+            options |= {"maxrate": f"{bitrate_kbps}k", "bufsize": f"{bitrate_kbps}k"}
         ctx.options = options
         before = _task_ids()
         try:
