@@ -52,7 +52,7 @@ from agent.runtime.handover import Handover
 from agent.runtime.hardening import harden_process
 from agent.runtime.local_state import Local, StoreLimits
 from agent.runtime.local_state import open_local as open_local_at
-from agent.runtime.malloc import fix_mmap_threshold
+from agent.runtime.malloc import disable_transparent_hugepages, fix_mmap_threshold
 from agent.runtime.ticks import Housekeeping, LoopTick, RingPress, ScriptedRings
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector, PrivacyMasker
 from uplink import MqttConnector, MqttPort, MqttSettings, ObjectStore, S3Settings, UplinkError
@@ -277,6 +277,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
     harden_process()
     # large short-lived buffers go back to the system (agent/runtime/malloc.py)
     fix_mmap_threshold()
+    # and x264's frame buffers are not rounded up to 2 MiB huge pages (agent/runtime/malloc.py)
+    disable_transparent_hugepages()
     # OpenCV's own thread pool costs more than it saves on the loop's small images (320x180
     # analysis, one 720p resize) and keeps per-thread buffers; x264 has its own threads.
     cv2.setNumThreads(1)
