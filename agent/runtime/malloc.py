@@ -54,6 +54,6 @@ def disable_transparent_hugepages() -> bool:
     prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                       ctypes.c_ulong)
     prctl.restype = ctypes.c_int
-    done = prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    done = int(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) == 0
     log.debug("transparent huge pages off for this process: %s", done)
     return done
