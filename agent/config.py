@@ -58,9 +58,7 @@ class EventsConfig:
 class RecordingConfig:
     pre_roll_s: float = 3.0
     gop_s: float = 1.0
-    # superfast, not ultrafast: CABAC, deblocking and 8x8 transforms reach SSIM 0.99 on real
-    # footage within 2 Mbit/s, where ultrafast needs 2.7 (BENCHMARKS.md, issue 19)
-    preset: str = "superfast"
+    preset: str = "ultrafast"
     crf: int = 23
     # Cap on the clip's bit rate (x264's VBV maxrate; the hardware encoder's target): a 720p15
     # doorbell clip fits in 2 Mbit/s with mean SSIM >= 0.98 (BENCHMARKS.md, issue 19).

@@ -138,7 +138,8 @@ class X264Encoder:
     scene-cut keyframes off) so the pre-roll ring can drop whole, evenly sized GOPs. Every keyframe
     carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
     first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
-    ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default);
+    ultrafast keeps CABAC, deblocking and 8x8 transforms on (fewer bytes for the same quality,
+    see the options below). ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default);
     ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 1 s buffer) over CRF.
     """
 
@@ -176,7 +177,11 @@ class X264Encoder:
             "keyint_min": str(self.gop),
             "sc_threshold": "0",  # no scene-cut keyframes: GOPs stay regular
             "bf": "0",
-            "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe as well
+            # SPS/PPS before every keyframe as well; and CABAC, the deblocking filter and 8x8
+            # transforms, which ultrafast turns off (a no-op for the other presets): at 2 Mbit/s
+            # they lift real footage from SSIM 0.977 to 0.989 for about a third more x264 CPU
+            # and no more memory (superfast's sub-pel planes cost 6 MB; BENCHMARKS.md, issue 19)
+            "x264-params": "repeat-headers=1:cabac=1:deblock=1:8x8dct=1",
         }
         if bitrate_kbps is not None:
             # CRF with a VBV cap: quiet scenes stay below the cap at CRF quality, busy ones are
