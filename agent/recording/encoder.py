@@ -139,7 +139,8 @@ class X264Encoder:
     carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
     first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
     ultrafast keeps CABAC, deblocking and 8x8 transforms on (fewer bytes for the same quality,
-    see the options below). ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default);
+    see the options below). ``threads=0`` lets libx264 choose; ``crf`` trades size for quality
+    (23 is x264's default);
     ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 1 s buffer) over CRF.
     """
 
