@@ -53,7 +53,7 @@ from agent.runtime.handover import Handover
 from agent.runtime.hardening import harden_process
 from agent.runtime.local_state import Local, StoreLimits
 from agent.runtime.local_state import open_local as open_local_at
-from agent.runtime.malloc import fix_mmap_threshold
+from agent.runtime.malloc import disable_transparent_hugepages, fix_mmap_threshold
 from agent.runtime.ticks import Housekeeping, LoopTick, RingPress, ScriptedRings
 from motion import DetectorParams, EventParams, EventTracker, MotionDetector, PrivacyMasker
 from uplink import (
@@ -116,13 +116,15 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
     choice = cfg.recording.encoder
     if isinstance(camera, PiCamera) and choice in ("auto", "hardware"):
         return PicameraH264Encoder(camera, gop_s=cfg.recording.gop_s,
+                                   bitrate=cfg.recording.bitrate_kbps * 1000,
                                    privacy_masks=cfg.motion.privacy_masks)
     if choice == "hardware":
         raise ConfigError(
             f"config key recording.encoder = 'hardware': source {camera.name!r} has no hardware "
             "encoder (only picamera2 has); use 'auto' or 'software'")
     return X264Encoder(camera.width, camera.height, camera.fps, gop_s=cfg.recording.gop_s,
-                       preset=cfg.recording.preset, crf=cfg.recording.crf)
+                       preset=cfg.recording.preset, crf=cfg.recording.crf,
+                       bitrate_kbps=cfg.recording.bitrate_kbps)
 
 
 def source_spec(cfg: Config, opts: RunOptions) -> SourceSpec:
@@ -329,6 +331,8 @@ def run(cfg: Config, opts: RunOptions) -> int:
     harden_process()
     # large short-lived buffers go back to the system (agent/runtime/malloc.py)
     fix_mmap_threshold()
+    # and x264's frame buffers are not rounded up to 2 MiB huge pages (agent/runtime/malloc.py)
+    disable_transparent_hugepages()
     # OpenCV's own thread pool costs more than it saves on the loop's small images (320x180
     # analysis, one 720p resize) and keeps per-thread buffers; x264 has its own threads.
     cv2.setNumThreads(1)

@@ -76,6 +76,11 @@ class RecordingConfig:
     crf: int = 23
     snapshot_quality: int = 85
     encoder: str = "auto"
+    # Cap on the clip's bit rate (x264's VBV maxrate; the hardware encoder's target): a 720p15
+    # doorbell clip fits in 2 Mbit/s with mean SSIM >= 0.98 (BENCHMARKS.md, issue 19); 1900, not
+    # 2000: x264's 1 s VBV buffer lets a clip overshoot the cap by up to 0.9 s of it (+1.2 % on
+    # the 40 s visit).
+    bitrate_kbps: int = 1900
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,7 @@ _RULES: dict[str, tuple[type, dict[str, Rule]]] = {
         "crf": integer(0, 51, "x264 quality, lower is better"),
         "snapshot_quality": integer(10, 100, "JPEG quality"),
         "encoder": choice("auto", "hardware", "software"),
+        "bitrate_kbps": integer(100, 50_000, "kbit/s, the clip's bit-rate cap"),
     }),
     "store": (StoreConfig, {
         "data_dir": text("a path, empty for the default"),

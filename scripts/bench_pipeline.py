@@ -179,6 +179,7 @@ def _cpu_s(pid: int) -> float:
 def _encode_alone(frames: int) -> float:
     """CPU seconds x264 alone needs for the same rendered frames (rendered before timing)."""
     from agent.camera.sim import SimCamera, get_scene
+    from agent.config import RecordingConfig
     from agent.recording.encoder import X264Encoder
 
     cam = SimCamera(get_scene("porch"), width=1280, height=720, fps=15)
@@ -188,7 +189,9 @@ def _encode_alone(frames: int) -> float:
             batch.append(f.main.copy())
             if len(batch) >= 300:
                 break
-    enc = X264Encoder(1280, 720, 15.0)
+    rec = RecordingConfig()  # the daemon's default settings: preset, CRF and bit-rate cap
+    enc = X264Encoder(1280, 720, 15.0, preset=rec.preset, crf=rec.crf,
+                      bitrate_kbps=rec.bitrate_kbps)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     for i in range(frames):
         enc.encode(batch[i % len(batch)], i / 15)

@@ -138,7 +138,10 @@ class X264Encoder:
     scene-cut keyframes off) so the pre-roll ring can drop whole, evenly sized GOPs. Every keyframe
     carries SPS/PPS in-band, so any GOP decodes alone and the MP4 muxer takes them from a clip's
     first packet; ``extradata`` (the same SPS/PPS as a global header) only describes the stream.
-    ``threads=0`` lets libx264 choose; ``crf`` trades size for quality (23 is x264's default).
+    ultrafast keeps CABAC, deblocking and 8x8 transforms on (fewer bytes for the same quality,
+    see the options below). ``threads=0`` lets libx264 choose; ``crf`` trades size for quality
+    (23 is x264's default);
+    ``bitrate_kbps`` caps the bit rate (x264's VBV, maxrate with a 1 s buffer) over CRF.
     """
 
     codec_name = "h264"
@@ -153,6 +156,7 @@ class X264Encoder:
         preset: str = "ultrafast",
         tune: str = "zerolatency",
         crf: int = 23,
+        bitrate_kbps: int | None = None,
         threads: int = 0,
         time_base: Fraction = DEFAULT_TIME_BASE,
     ) -> None:
@@ -167,21 +171,32 @@ class X264Encoder:
         ctx.gop_size = self.gop
         ctx.thread_count = threads
         ctx.flags |= av.codec.context.Flags.global_header  # SPS/PPS also as extradata
-        ctx.options = {
+        options = {
             "preset": preset,
             "tune": tune,
             "crf": str(crf),
             "keyint_min": str(self.gop),
             "sc_threshold": "0",  # no scene-cut keyframes: GOPs stay regular
             "bf": "0",
-            "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe as well
+            # SPS/PPS before every keyframe as well; and CABAC, the deblocking filter and 8x8
+            # transforms, which ultrafast turns off (a no-op for the other presets): at 2 Mbit/s
+            # they lift real footage from SSIM 0.977 to 0.989 for about a third more x264 CPU
+            # and no more memory (superfast's sub-pel planes cost 6 MB; BENCHMARKS.md, issue 19)
+            "x264-params": "repeat-headers=1:cabac=1:deblock=1:8x8dct=1",
         }
+        if bitrate_kbps is not None:
+            # CRF with a VBV cap: quiet scenes stay below the cap at CRF quality, busy ones are
+            # held to it. A 1 s buffer (a GOP) absorbs a keyframe, and bounds the overshoot: any
+            # T seconds of stream hold at most maxrate * T + 0.9 s of it (x264's vbv-init).
+            options |= {"maxrate": f"{bitrate_kbps}k", "bufsize": f"{bitrate_kbps}k"}
+        ctx.options = options
         before = _task_ids()
         try:
             ctx.open()  # libx264 starts its worker threads here
         except av.error.FFmpegError as e:
             raise ConfigError(
-                f"libx264 refused preset={preset!r} tune={tune!r} crf={crf!r}: {e}; use an x264 "
+                f"libx264 refused preset={preset!r} tune={tune!r} crf={crf!r} "
+                f"bitrate_kbps={bitrate_kbps!r}: {e}; use an x264 "
                 "preset name such as 'ultrafast' or 'veryfast' and a tune such as 'zerolatency'"
             ) from e
         self._ctx: av.VideoCodecContext | None = ctx

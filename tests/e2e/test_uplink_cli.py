@@ -325,7 +325,8 @@ def test_broker_outage_every_event_arrives_once_in_order(tmp_path: Path,
 
 def test_sigkill_during_multipart_upload_resumes(rig: Rig) -> None:
     rig.grant("--scopes", "clips", "--days", "1")
-    extra = "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880\n[recording]\ncrf = 4"
+    extra = ("multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880\n"
+             "[recording]\ncrf = 4\nbitrate_kbps = 50000")  # no cap: a big clip, several parts
     proc = rig.start("visit", "--exit-at-eof", config_extra=extra)
 
     def parts_done() -> int:

@@ -35,6 +35,8 @@ def test_sim_config_loads() -> None:
         ("[log]\nlevel = 'loud'\n", "one of debug, info, warning, error"),
         ("[motion]\nzones = [[[0, 0], [1, 0]]]\n", "motion.zones[0]"),
         ("[motion]\nprivacy_masks = [[[0, 0], [1, 0], [1.5, 1]]]\n", "point [1.5, 1]"),
+        ("[recording]\nbitrate_kbps = 50\n", "recording.bitrate_kbps = 50: must be an integer"),
+        ("[recording]\nbitrate_kbps = 2.5\n", "kbit/s, the clip's bit-rate cap"),
         ("[store]\nmax_bytes = 5\n", "store.max_bytes = 5"),
         ("[store]\nmin_free_bytes = -1\n", "store.min_free_bytes = -1: must be an integer from 0"),
         ("[store]\nmin_free_bytes = 1.5\n", "0 turns the floor off"),

@@ -32,3 +32,20 @@ print(grown)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) < 1 << 20, out.stdout  # 16 MiB of buffers, not on the heap
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="Linux prctl")
+def test_transparent_huge_pages_are_turned_off_for_the_process() -> None:
+    # In a child process: the flag is process-wide and inherited. /proc/self/status shows it
+    # (THP_enabled, Linux >= 5.0).
+    code = """
+from agent.runtime.malloc import disable_transparent_hugepages
+def thp():
+    for line in open('/proc/self/status'):
+        if line.startswith('THP_enabled:'):
+            return line.split()[1]
+before = thp()
+print(before, disable_transparent_hugepages(), thp())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True", "0"], out.stdout

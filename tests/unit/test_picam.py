@@ -273,6 +273,18 @@ def test_build_encoder_picks_hardware_for_the_pi_camera(hw: FakeHardware) -> Non
         assert isinstance(soft, X264Encoder) and cam.copy_main
 
 
+def test_hardware_encoder_takes_the_configured_bitrate(hw: FakeHardware) -> None:
+    with PiCamera(fps=FPS) as cam:
+        enc = build_encoder(parse_config("[recording]\nbitrate_kbps = 1500\n"), cam)
+        for frame in cam.frames():
+            enc.encode(frame.main, frame.t)
+            if frame.index == 3:
+                break
+        enc.close()
+    (h264,) = hw.encoders
+    assert h264.bitrate == 1_500_000
+
+
 def test_build_encoder_uses_software_for_other_sources() -> None:
     sim = SimCamera(get_scene("porch"), width=320, height=240, fps=FPS)
     assert isinstance(build_encoder(parse_config(""), sim), X264Encoder)
