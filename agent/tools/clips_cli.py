@@ -72,16 +72,21 @@ def scenes_list(args: argparse.Namespace) -> int:
 
 def scenes_render(args: argparse.Namespace, cfg: Config) -> int:
     from agent.camera.sim import SimCamera, get_scene
+    from agent.camera.sim.codec import scaled_kbps
     from agent.tools.scene_render import render_scene
 
     scene = get_scene(args.name, seed=args.seed)
     if scene.duration_s is None:
         raise DoorwardError(f"scene {args.name!r} runs forever and cannot be rendered to a file: "
                             "pick a finite scene from `doorward scenes list`")
+    # The scene's recording bitrate (if it has one) is applied once, by the file's encoder.
     cam = SimCamera(scene, width=cfg.camera.width, height=cfg.camera.height,
-                    luma_width=cfg.camera.luma_width, fps=cfg.camera.fps, seed=args.seed)
+                    luma_width=cfg.camera.luma_width, fps=cfg.camera.fps, seed=args.seed,
+                    codec_kbps=0)
+    ref = scene.sensor.codec_kbps_720p
+    kbps = None if ref is None else scaled_kbps(ref, cam.width, cam.height)
     out = Path(args.output)
-    truth = render_scene(cam, scene, out)
+    truth = render_scene(cam, scene, out, kbps=kbps)
     out.with_suffix(".json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

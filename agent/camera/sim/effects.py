@@ -125,6 +125,17 @@ def soft_patch(w: int, h: int, factor_at_centre: float, seed: int, lumpy: bool) 
     return patch
 
 
+def illuminator(w: int, h: int, falloff: float) -> np.ndarray:
+    """A ``(h, w)`` uint8 multiplier (128 = 1.0) for a small IR illuminator's beam: full light
+    a little below the centre (it is aimed at the porch), ``1 - falloff`` in the far corners."""
+    yy = np.linspace(-1.15, 0.85, h, dtype=np.float32)[:, None]
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    r2 = np.minimum((xx**2 + yy**2) / 2.0, 1.0)
+    factor = 1.0 - falloff * r2 ** 0.8
+    patch: np.ndarray = np.clip(np.round(128 * factor), 0, 255).astype(np.uint8)
+    return patch
+
+
 class Grain:
     """Signed noise (``pos``/``neg`` halves) or rain streaks (``pos`` only), frame plus margin."""
 

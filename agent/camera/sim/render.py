@@ -18,18 +18,23 @@ Per-frame randomness comes from ``(seed, index)`` only, so frames can be rendere
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 from agent.camera.sim.actors import REF_H, REF_W, visible_width
 from agent.camera.sim.backdrop import i420_planes, paint
-from agent.camera.sim.effects import IR_LUT, Branch, Grain, soft_patch
+from agent.camera.sim.effects import IR_LUT, Branch, Grain, illuminator, soft_patch
 from agent.camera.sim.exposure import SubjectExposure
+from agent.camera.sim.lights import LightPainter
 from agent.camera.sim.scene import Cloud, Headlight, Scene
+from agent.camera.sim.sensor import SensorNoise
 from agent.camera.sim.sprites import draw, shapes
 from agent.errors import CameraError
 
-_DAY_SIGMA, _NIGHT_SIGMA = 2.0, 4.5  # sensor noise (Y levels) by day and at night / in IR mode
+#: Chroma noise pools come in these sigmas (DN) only: a dusk ramp must not build a pool per frame.
+_UV_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
 class SceneRenderer:
@@ -55,9 +60,9 @@ class SceneRenderer:
         self._backdrop_uv = np.concatenate((bd.u.ravel(), bd.v.ravel())).reshape(height // 2, width)
         self._turn = 0
         self._branch = Branch(width, height, base)
-        # Noise pools by sigma, made on first use (3.5 MB each at 720p: a day-only scene never
-        # makes the night one; making one takes about 30 ms, once).
-        self._noise: dict[float, tuple[Grain, Grain]] = {}
+        self._sensor = SensorNoise(scene.sensor, width, height, base)
+        # Chroma noise pools by sigma, made on first use (1.7 MB each at 720p; about 15 ms once).
+        self._noise_uv: dict[float, Grain] = {}
         self._rain = Grain.rain(width, height, base) if scene.weather.rain else None
         self._clouds = {
             c: soft_patch(*self._cloud_size(c), 1.0 - c.darkness, base, True)
@@ -67,6 +72,17 @@ class SceneRenderer:
             b: soft_patch(round(0.55 * width), height, 1.0 + b.strength, base, False)
             for b in scene.lighting.headlights
         }
+        self._ir_falloff = (
+            illuminator(width, height, scene.lighting.ir_falloff)
+            if scene.lighting.ir_falloff
+            else None
+        )
+        li, we = scene.lighting, scene.weather
+        self._lights = (
+            LightPainter(li.sweeps, li.porch_light, we.flicker, width, height, base)
+            if li.sweeps or li.porch_light is not None or we.flicker
+            else None
+        )
         self._subject_ae = (
             SubjectExposure(scene) if scene.lighting.auto_exposure_follows_subject else None
         )
@@ -114,35 +130,44 @@ class SceneRenderer:
         if not ir:
             for cloud, patch in self._clouds.items():
                 self._shade_cloud(y, cloud, patch, t)
+        if ir and self._ir_falloff is not None:
+            cv2.multiply(y, self._ir_falloff, dst=y, scale=1 / 128)
         for beam, patch in self._beams.items():
             self._shade_beam(y, beam, patch, t)
+        if self._lights is not None and self._lights.active(t):
+            self._lights.apply(y, t)
         if self._rain is not None and scene.weather.raining(t):
             self._rain.apply(y, rng)
         gain = light.gain(t)
-        # Noise follows the light, not the exposure: ambient gain alone picks the noise pool.
-        noise_y, noise_uv = self._grain(_NIGHT_SIGMA if ir or gain < 0.6 else _DAY_SIGMA)
+        # Noise follows the light, not the subject: the sensor's analogue gain comes from the
+        # scene's brightness (or the IR illuminator); a subject-following AE step is small.
+        sensor_gain = scene.sensor.gain(gain, ir)
         if self._subject_ae is not None:
             gain *= self._subject_ae.gain(t)
         self._apply_gain(gain, y, uv, ir)
-        noise_y.apply(y, rng)
+        self._sensor.apply(y, sensor_gain, rng)
         if ir:
             uv.fill(128)
         else:
-            noise_uv.apply(uv, rng)
-        k = self._luma_step
-        luma = cv2.resize(y[::k, ::k] if k > 1 else y, self.luma_size, interpolation=cv2.INTER_AREA)
-        return main, luma
+            self._grain_uv(scene.sensor.chroma_sigma(sensor_gain)).apply(uv, rng)
+        return main, self.luma_of(y)
 
-    def _grain(self, sigma: float) -> tuple[Grain, Grain]:
-        pools = self._noise.get(sigma)
-        if pools is None:
-            w, h, base = self.width, self.height, self._base
-            pools = self._noise[sigma] = (
-                Grain.noise(w, h, sigma, base),
-                # U and V together: in I420 they are one contiguous (h/2, w) block.
-                Grain.noise(w, h // 2, sigma / 2, base + 1),
-            )
-        return pools
+    def luma_of(self, y: np.ndarray) -> np.ndarray:
+        """The small luma image of a full-size Y plane (as the camera's lores scaler makes it)."""
+        k = self._luma_step
+        luma: np.ndarray = cv2.resize(
+            y[::k, ::k] if k > 1 else y, self.luma_size, interpolation=cv2.INTER_AREA
+        )
+        return luma
+
+    def _grain_uv(self, sigma: float) -> Grain:
+        sigma = min(_UV_SIGMAS, key=lambda s: abs(math.log(s / max(sigma, 0.1))))
+        pool = self._noise_uv.get(sigma)
+        if pool is None:
+            # U and V together: in I420 they are one contiguous (h/2, w) block.
+            pool = Grain.noise(self.width, self.height // 2, sigma, self._base + 1)
+            self._noise_uv[sigma] = pool
+        return pool
 
     def _sway(self, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray, ir: bool) -> None:
         b = self._branch

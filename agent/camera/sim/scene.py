@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.camera.sim.actors import Actor
+from agent.camera.sim.lights import CarSweep, Flicker, PorchLight
+from agent.camera.sim.sensor import Sensor
 from agent.camera.sim.sprites import visible
 
 #: Ground-truth kinds a scene may contain.
@@ -32,6 +34,8 @@ NUISANCE_KINDS = (
     "foliage",
     "rain",
     "subject_exposure",
+    "porch_light",
+    "flicker",
 )
 
 
@@ -85,7 +89,10 @@ class Lighting:
     image; ``drift`` adds a slow sinusoidal change of that relative amplitude; ``exposure_steps``
     are sudden auto-exposure jumps ``(t, factor)`` (cumulative); ``ir`` are day/night switches
     ``(t, on)`` (in IR mode the picture is grey and lit by the camera's illuminator, so ambient
-    does not apply).
+    does not apply); ``sweeps`` are car headlight cones and ``porch_light`` the wall lamp (see
+    :mod:`agent.camera.sim.lights`: they light the picture, unlike ``headlights``, the older soft
+    beams kept for the first scenes); ``ir_falloff`` darkens the IR picture towards the corners
+    (0.6: the corners get 40 % of the centre's light), as a small illuminator does, people too.
 
     ``auto_exposure_follows_subject``: the camera re-meters as actors fill the view (a dark coat
     at the lens raises the gain of the whole frame, a bright one lowers it), smoothed with time
@@ -103,6 +110,9 @@ class Lighting:
     ir_initially: bool = False
     clouds: tuple[Cloud, ...] = ()
     headlights: tuple[Headlight, ...] = ()
+    ir_falloff: float = 0.0
+    sweeps: tuple[CarSweep, ...] = ()
+    porch_light: PorchLight | None = None
     auto_exposure_follows_subject: bool = False
     subject_exposure_range: tuple[float, float] = (0.75, 1.3)
     subject_exposure_tau_s: float = 0.35
@@ -128,10 +138,12 @@ class Lighting:
 
 @dataclass(frozen=True)
 class Weather:
-    """Rain intervals ``(t0, t1)`` and wind gusts ``(t0, t1, amplitude_degrees)`` for the branch."""
+    """Rain intervals ``(t0, t1)``, wind gusts ``(t0, t1, amplitude_degrees)`` for the branch,
+    and patches of leaves that ``flicker`` in a street lamp's light."""
 
     rain: tuple[tuple[float, float], ...] = ()
     wind: tuple[tuple[float, float, float], ...] = ()
+    flicker: tuple[Flicker, ...] = ()
 
     def raining(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.rain)
@@ -178,6 +190,7 @@ class Scene:
     actors: tuple[Actor, ...] = ()
     lighting: Lighting = field(default_factory=Lighting)
     weather: Weather = field(default_factory=Weather)
+    sensor: Sensor = field(default_factory=Sensor)
     seed: int = 0
     episode_s: float | None = None
     episode: Episode | None = field(default=None, compare=False, repr=False)
@@ -227,11 +240,13 @@ class Scene:
             "exposure": bool(li.exposure_steps),
             "drift": li.drift > 0 or len({v for _, v in li.ambient}) > 1,
             "clouds": bool(li.clouds),
-            "headlights": bool(li.headlights),
+            "headlights": bool(li.headlights or li.sweeps),
             "ir_switch": bool(li.ir),
             "foliage": bool(we.wind),
             "rain": bool(we.rain),
             "subject_exposure": li.auto_exposure_follows_subject,
+            "porch_light": li.porch_light is not None,
+            "flicker": bool(we.flicker),
         }
         return tuple(k for k in NUISANCE_KINDS if present[k])
 

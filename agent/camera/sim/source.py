@@ -21,13 +21,19 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from agent.camera.base import Frame
+from agent.camera.sim.codec import CodecRoundTrip, scaled_kbps
 from agent.camera.sim.render import SceneRenderer
 from agent.camera.sim.scene import Scene
 from agent.errors import CameraError
 
 
 class SimCamera:
-    """A simulated camera named ``sim:<scene>``; ``seed`` varies the textures and the noise."""
+    """A simulated camera named ``sim:<scene>``; ``seed`` varies the textures and the noise.
+
+    ``codec_kbps``: pass every frame through libx264 at this bitrate and back (kbit/s; 0: never);
+    unset, the scene decides (its sensor's ``codec_kbps_720p`` scaled to this size: the scenes of
+    issue 18 record at the device's bitrate, the older ones are clean). The round trip needs the
+    frames in order, so it is in the camera, not in :class:`SceneRenderer`."""
 
     def __init__(
         self,
@@ -40,6 +46,7 @@ class SimCamera:
         realtime: bool = False,
         loop: bool = False,
         seed: int = 0,
+        codec_kbps: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -54,11 +61,22 @@ class SimCamera:
         self.seed = seed
         self._clock, self._sleep = clock, sleep
         self._renderer: SceneRenderer | None = None
+        self.codec_kbps = self._codec_kbps(codec_kbps)
+        self._codec: CodecRoundTrip | None = None
         self._closed = False
         self._dropped = 0
         self._render_cpu_s = 0.0
         # Built here so that a bad size fails at construction, not at open().
         SceneRenderer.check_size(width, height, luma_width)
+
+    def _codec_kbps(self, asked: float | None) -> float | None:
+        if asked is None:  # the scene's default: its sensor's bitrate, scaled to this size
+            ref = self.scene.sensor.codec_kbps_720p
+            return None if ref is None else scaled_kbps(ref, self.width, self.height)
+        if asked < 0:
+            raise CameraError(f"sim codec_kbps {asked} is not allowed: use a positive bitrate "
+                              "(kbit/s), 0 for none, or leave it unset for the scene's default")
+        return float(asked) if asked > 0 else None
 
     @property
     def dropped_frames(self) -> int:
@@ -88,6 +106,8 @@ class SimCamera:
                 luma_width=self.luma_width,
                 seed=self.seed,
             )
+            if self.codec_kbps is not None:
+                self._codec = CodecRoundTrip(self.width, self.height, self.fps, self.codec_kbps)
             self._render_cpu_s += time.thread_time() - started
         self._closed = False
 
@@ -129,6 +149,9 @@ class SimCamera:
             t_scene = (index % n if n is not None else index) / self.fps
             started = time.thread_time()
             main, luma = renderer.render(t_scene, index)
+            if self._codec is not None:  # what the recorder and a decoder make of it
+                self._codec.apply(main)
+                luma = renderer.luma_of(main[: self.height])
             self._render_cpu_s += time.thread_time() - started
             yield Frame(index=index, t=index / self.fps, main=main, luma=luma)
             index += 1
