@@ -3,13 +3,15 @@
 Usage::
 
     doc = analyze(Config(), "porch.mp4")   # {"source", "fps", "frames", "seconds", "elapsed_s",
-                                          #  "events": [{"start", "end", "peak_area"}]}
+                                          #  "events": [{"start", "end", "decided", "peak_area"}]}
 
 Nothing is recorded: the file source skips the recording image and deblocking, and decodes on its
 own thread (agent/camera/file.py). The detector and the event rules are the daemon's, built by the
 composition root from the same configuration, so what analyze reports is what ``doorward run``
 would record. ``start`` is the event's onset and ``end`` its last motion (no post-roll), in seconds
-from the start of the file; ``peak_area`` is a fraction of the watched area.
+from the start of the file; ``decided`` is when the event was decided (the daemon would announce it
+then: ``decided - start`` is the ``min_motion_s`` wait); ``peak_area`` is a fraction of the watched
+area.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def _collect(tr: Any, events: list[dict[str, Any]], peaks: dict[int, float], ope
              area: float) -> int | None:
     if isinstance(tr, EventStarted):
         peaks[tr.event_id] = max(area, 0.0)
-        events.append({"start": round(tr.onset_t, 3), "end": None, "peak_area": 0.0,
-                       "_id": tr.event_id})
+        events.append({"start": round(tr.onset_t, 3), "end": None, "decided": round(tr.t, 3),
+                       "peak_area": 0.0, "_id": tr.event_id})
         return int(tr.event_id)
     for ev in events:
         if ev.get("_id") == tr.event_id:
