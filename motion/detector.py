@@ -100,9 +100,6 @@ class DetectorParams:
         and leaves that shimmer in place need a larger change than the global threshold.
     local_alpha: weight of a new frame in that per-pixel mean per 1/15 s (where motion was seen,
         a tenth of it, so someone standing still does not raise their own floor).
-    ghost: a changed pixel that matches the background as it was before motion covered it (a
-        copy that does not learn under motion) is background revealed by someone leaving, not
-        motion; the background snaps back to it there.
     """
 
     work_width: int = 160
@@ -129,7 +126,6 @@ class DetectorParams:
     settle_area_factor: float = 2.0
     local_k: float = 6.0
     local_alpha: float = 0.02
-    ghost: bool = True
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -262,7 +258,6 @@ class MotionDetector:
         self._prev_changed: np.ndarray | None = None
         self._mad: np.ndarray | None = None  # per-pixel mean absolute residual (noise floor)
         self._mad_t0 = 0.0
-        self._bg_still: np.ndarray | None = None  # the background as it was before motion
         self._prev_frac = 0.0
         self._noise = self.params.min_threshold / self.params.noise_k
         self._t0 = 0.0
@@ -293,7 +288,6 @@ class MotionDetector:
             self._flicker = np.zeros_like(cur)
             self._prev_struct = np.zeros(cur.shape, np.uint8)
             self._mad = np.zeros_like(cur)
-            self._bg_still = cur.copy()
             self._t0 = self._last_t = self._flicker_t0 = self._mad_t0 = t
             self._flicker_floor = None
             self._flicker_window = 0.0
@@ -333,12 +327,9 @@ class MotionDetector:
             prev = self._prev_changed if self._prev_changed is not None else raw
             self._prev_changed = raw
             changed = cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5))
-        ghost = None
-        if p.ghost and not relearning and changed.any():
-            changed, ghost = self._unghost(cur, changed, gain, offset, thr_map)
         area_px, boxes = _regions(changed, structure, geo.min_region_px, p.min_structure)
 
-        near = self._learn(cur, changed, dt, fast=warming or relearning, ghost=ghost)
+        near = self._learn(cur, changed, dt, fast=warming or relearning)
         if not relearning:
             self._learn_noise(absr, near, thr, t, dt)
         suppressed = "warming-up" if warming else "light-change" if relearning else None
@@ -430,20 +421,6 @@ class MotionDetector:
         cv2.accumulateWeighted(clipped, mad, a * 0.1, near)
         cv2.accumulateWeighted(clipped, mad, a, cv2.bitwise_not(near))
 
-    def _unghost(
-        self, cur: np.ndarray, changed: np.ndarray, gain: float, offset: float,
-        thr: float | np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Split ``changed`` into motion and revealed background: pixels that match the
-        background kept from before motion covered them (someone who stood still long enough to
-        fade into the running background, then left)."""
-        still = self._bg_still
-        assert still is not None
-        diff = cv2.absdiff(cur, still * np.float32(gain) + np.float32(offset))
-        match = cv2.compare(diff, thr, cv2.CMP_LE)
-        ghost = cv2.bitwise_and(changed, match)
-        return cv2.bitwise_and(changed, cv2.bitwise_not(ghost)), ghost
-
     def _light_switch(self, intensity: np.ndarray, geo: _Geometry, t: float, warming: bool) -> bool:
         """Detect a sudden frame-wide change; True while re-learning after one.
 
@@ -502,32 +479,22 @@ class MotionDetector:
         return cv2.dilate(busy.astype(np.uint8), self._k_flicker)
 
     def _learn(
-        self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool,
-        ghost: np.ndarray | None = None,
+        self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool
     ) -> np.ndarray | None:
-        """Update the backgrounds; returns the mask near motion (None if there was none).
-
-        The running background learns slower under motion; the still one (for :meth:`_unghost`)
-        not at all. Revealed background is copied in at once."""
-        p, bg, still = self.params, self._bg, self._bg_still
-        assert bg is not None and still is not None
+        """Update the background, slower under motion; returns the mask near motion (None if
+        there was none, or while learning fast)."""
+        p, bg = self.params, self._bg
+        assert bg is not None
         if fast:
-            a = _rate(0.5, dt)
-            cv2.accumulateWeighted(cur, bg, a)
-            cv2.accumulateWeighted(cur, still, a)
+            cv2.accumulateWeighted(cur, bg, _rate(0.5, dt))
             return None
         a = _rate(p.background_alpha, dt)
-        if ghost is not None and ghost.any():
-            cv2.copyTo(cur, ghost, bg)
         if moving.any():
             near = cv2.dilate(moving, _KERNEL3)
-            quiet = cv2.bitwise_not(near)
             cv2.accumulateWeighted(cur, bg, a * p.moving_alpha_factor, near)
-            cv2.accumulateWeighted(cur, bg, a, quiet)
-            cv2.accumulateWeighted(cur, still, a, quiet)
+            cv2.accumulateWeighted(cur, bg, a, cv2.bitwise_not(near))
             return near
         cv2.accumulateWeighted(cur, bg, a)
-        cv2.accumulateWeighted(cur, still, a)
         return None
 
 

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from agent.camera.sim import SimCamera, get_scene, scene_names
-from scripts.bench_stress import Stress
 from motion import (
     DetectorParams,
     EventEnded,
@@ -45,6 +44,7 @@ from motion import (
     EventTracker,
     MotionDetector,
 )
+from scripts.bench_stress import Stress
 
 RECALL_TARGET = 0.97
 FALSE_PER_HOUR_TARGET = 1.0
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         help="EventParams.min_motion_s (default: the EventParams default)",
     )
     ap.add_argument("--stress", default=None,
-                    help="darken/noise/encode the analysis image: e.g. dim=0.45,noise=6,row=1,crf=30"
-                    " (scripts/bench_stress.py)")
+                    help="darken/noise/encode the analysis image: e.g. "
+                    "dim=0.45,noise=6,row=1,crf=30 (scripts/bench_stress.py)")
     ap.add_argument("--det", default="",
                     help="DetectorParams overrides for tuning, e.g. local_k=5,ghost=0")
     ap.add_argument("--ev", default="", help="EventParams overrides for tuning, e.g. gap_s=0.2")
@@ -301,9 +301,10 @@ def _print_per_scene(reports: list[SceneReport]) -> None:
         lat = [x for r in rs for x in r.latencies]
         spread = (f"{np.percentile(lat, 50):.2f} / {np.percentile(lat, 95):.2f} / {max(lat):.2f}"
                   if lat else "-")
+        nuis = sum(r.nuisance_s for r in rs)
         print(f"{name:<16} {sum(len(r.gt) for r in rs):>4} {sum(r.matched_gt for r in rs):>5} "
               f"{sum(r.false_events for r in rs):>5} {sum(r.nuisance_s for r in rs) / 3600:>7.2f} "
-              f"{100 * sum(r.flagged_idle_s for r in rs) / max(1.0, sum(r.nuisance_s for r in rs)):>6.2f} "
+              f"{100 * sum(r.flagged_idle_s for r in rs) / max(1.0, nuis):>6.2f} "
               f"{spread:>34}")
 
 
@@ -330,7 +331,8 @@ def _print_table(reports: list[SceneReport], s: dict[str, Any], verbose: bool) -
         f"recall {s['recall']:.3f} ({s['matched']}/{s['gt_events']}, target >= {RECALL_TARGET}); "
         f"false events {s['false_events']} in {s['nuisance_hours']:.2f} h of nuisance = "
         f"{s['false_per_hour']:.2f}/h (target <= {FALSE_PER_HOUR_TARGET}); idle flagged "
-        f"{100 * s['idle_flagged']:.2f} % (target <= {100 * IDLE_FLAGGED_TARGET:.0f} %); onset latency p50 "
+        f"{100 * s['idle_flagged']:.2f} % (target <= {100 * IDLE_FLAGGED_TARGET:.0f} %); "
+        f"onset latency p50 "
         f"{s['latency_p50_s']:.2f} s, p95 {s['latency_p95_s']:.2f} s "
         f"(target <= {LATENCY_P95_TARGET_S}); {'OK' if s['ok'] else 'TARGETS MISSED'}"
     )

@@ -1,4 +1,4 @@
-"""Stress for the detection bench: darken the luma, add sensor noise, optionally an H.264 round trip.
+"""Stress for the detection bench: darken the luma, add sensor noise, an H.264 round trip.
 
 Usage (``scripts/bench detection --stress dim=0.45,noise=6,row=1,crf=30``)::
 
