@@ -20,7 +20,13 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    structure changed too (``D`` minus its local mean is large nearby): smooth local illumination
    (cloud shadows, headlight glow) shifts intensity but not structure.
 4. Threshold = clamp(``noise_k`` * noise, ``min_threshold``, ``max_threshold``) where noise is the
-   robust spread (1.4826 * median absolute deviation) of the residual, smoothed over time.
+   robust spread (1.4826 * median absolute deviation) of the residual, smoothed over time. Each
+   pixel's threshold is raised to ``local_k`` times its own mean absolute residual (a running
+   mean of residuals clipped at 3x the global threshold, learnt a tenth as fast where motion is
+   seen): shot noise in bright patches, compression blocks at a low bitrate and leaves shimmering
+   in place need a larger change than a quiet pixel, and the ghost a long-standing visitor leaves
+   in the background fades with their floor. The flicker map (5.) learns from the global
+   threshold, so the floor does not hide foliage from it.
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
@@ -124,7 +130,7 @@ class DetectorParams:
     light_relearn_s: float = 1.0
     warmup_s: float = 0.3
     settle_area_factor: float = 2.0
-    local_k: float = 6.0
+    local_k: float = 4.0
     local_alpha: float = 0.02
 
     def __post_init__(self) -> None:

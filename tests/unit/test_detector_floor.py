@@ -57,8 +57,8 @@ def last_motion_in_visit(params: dict[str, float]) -> tuple[float, float]:
 
 def test_motion_ends_when_the_visitor_leaves() -> None:
     # The visitor stood at the door ~20 s and faded partly into the background: where they stood
-    # the floor rose (a tenth of the usual rate), so the ghost they leave is not motion for 6 s.
+    # the floor rose (a tenth of the usual rate), so the ghost they leave is not motion for 7 s.
     end, last = last_motion_in_visit({})
-    assert last <= end + 0.5
+    assert last <= end + 1.5
     end, last = last_motion_in_visit({"local_k": 0.0})
-    assert last > end + 3.0  # what the floor removes
+    assert last > end + 5.0  # what the floor removes
