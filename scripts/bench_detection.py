@@ -9,7 +9,12 @@ scene over the seeds. Exits 1 if a target is missed:
 - recall >= 0.97 of ground-truth events (a GT event is found if a detected event overlaps it);
 - <= 1 false event per hour of nuisance footage (time outside ground-truth events, padded by the
   post-roll; a detected event overlapping no GT event is false);
-- onset latency (EventStarted.t - GT start, 0 if an event was already open) p95 <= 0.5 s.
+- onset latency (EventStarted.t - GT start, 0 if an event was already open) p95 <= 0.5 s;
+- <= 2 % of idle time flagged: time inside detected intervals outside the GT (padded 1 s before,
+  the post-roll after), over the nuisance time.
+
+``--stress`` darkens, adds noise to and H.264-encodes the analysis image (scripts/bench_stress.py);
+``--det``/``--ev`` override DetectorParams/EventParams fields while tuning.
 
 Also reported, with no target: the detection onset (EventStarted.onset_t, the first motion frame
 of the run that started the event, - GT start), i.e. the latency minus the ``min_motion_s`` wait.
