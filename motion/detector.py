@@ -20,7 +20,13 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    structure changed too (``D`` minus its local mean is large nearby): smooth local illumination
    (cloud shadows, headlight glow) shifts intensity but not structure.
 4. Threshold = clamp(``noise_k`` * noise, ``min_threshold``, ``max_threshold``) where noise is the
-   robust spread (1.4826 * median absolute deviation) of the residual, smoothed over time.
+   robust spread (1.4826 * median absolute deviation) of the residual, smoothed over time. Each
+   pixel's threshold is raised to ``local_k`` times its own mean absolute residual (a running
+   mean of residuals clipped at 3x the global threshold, learnt a tenth as fast where motion is
+   seen): shot noise in bright patches, compression blocks at a low bitrate and leaves shimmering
+   in place need a larger change than a quiet pixel, and the ghost a long-standing visitor leaves
+   in the background fades with their floor. The flicker map (5.) learns from the global
+   threshold, so the floor does not hide foliage from it.
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
@@ -95,6 +101,11 @@ class DetectorParams:
         switch's re-learning, the flicker map is still learning which pixels are foliage; motion
         then needs this many times ``min_area`` (a twig the map does not know yet is small, a
         person is not).
+    local_k: a pixel's threshold is at least ``local_k`` times its own mean absolute residual
+        (0 = off): the noise floor per pixel, so bright (shot-noise) patches, compression blocks
+        and leaves that shimmer in place need a larger change than the global threshold.
+    local_alpha: weight of a new frame in that per-pixel mean per 1/15 s (where motion was seen,
+        a tenth of it, so someone standing still does not raise their own floor).
     """
 
     work_width: int = 160
@@ -119,6 +130,8 @@ class DetectorParams:
     light_relearn_s: float = 1.0
     warmup_s: float = 0.3
     settle_area_factor: float = 2.0
+    local_k: float = 4.0
+    local_alpha: float = 0.02
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -135,10 +148,13 @@ class DetectorParams:
             "min_area",
             "light_switch_fraction",
             "min_structure",
+            "local_alpha",
         ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}={v} must be within 0..1")
+        if not 0.0 <= self.local_k <= 50.0:
+            raise ValueError(f"local_k={self.local_k} must be within 0..50")
         if not 1.0 <= self.settle_area_factor <= 100.0:
             raise ValueError(f"settle_area_factor={self.settle_area_factor} must be within 1..100")
         if not 0 < self.min_threshold <= self.max_threshold:
@@ -246,6 +262,8 @@ class MotionDetector:
         self._prev_struct: np.ndarray | None = None
         self._moving: np.ndarray | None = None
         self._prev_changed: np.ndarray | None = None
+        self._mad: np.ndarray | None = None  # per-pixel mean absolute residual (noise floor)
+        self._mad_t0 = 0.0
         self._prev_frac = 0.0
         self._noise = self.params.min_threshold / self.params.noise_k
         self._t0 = 0.0
@@ -275,7 +293,8 @@ class MotionDetector:
             self._bg = cur
             self._flicker = np.zeros_like(cur)
             self._prev_struct = np.zeros(cur.shape, np.uint8)
-            self._t0 = self._last_t = self._flicker_t0 = t
+            self._mad = np.zeros_like(cur)
+            self._t0 = self._last_t = self._flicker_t0 = self._mad_t0 = t
             self._flicker_floor = None
             self._flicker_window = 0.0
             return MotionResult(t, False, 0.0, (), "warming-up", self._threshold())
@@ -287,8 +306,10 @@ class MotionDetector:
         resid = cur - pred
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
         thr = self._threshold()
+        absr = np.abs(resid)
+        thr_map = self._local_threshold(thr)
 
-        intensity, structure = self._evidence(cur, pred, resid, thr)
+        intensity, structure, confirmed = self._evidence(cur, pred, absr, thr, thr_map)
         if not geo.everything:
             intensity = cv2.bitwise_and(intensity, geo.watched)
         # The next lighting fit skips whatever changed now (people, shadows, beams).
@@ -297,6 +318,7 @@ class MotionDetector:
         relearning = self._light_switch(intensity, geo, t, warming)
 
         busy = self._flickering(structure, t, dt)
+        structure = confirmed
         if not relearning:
             # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
             # under a swaying branch does not become motion either.
@@ -313,7 +335,9 @@ class MotionDetector:
             changed = cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5))
         area_px, boxes = _regions(changed, structure, geo.min_region_px, p.min_structure)
 
-        self._learn(cur, changed, dt, fast=warming or relearning)
+        near = self._learn(cur, changed, dt, fast=warming or relearning)
+        if not relearning:
+            self._learn_noise(absr, near, thr, t, dt)
         suppressed = "warming-up" if warming else "light-change" if relearning else None
         # Learning the scene: just started, or learning anew after a light switch.
         relit = t < self._flicker_t0 + self._flicker_window
@@ -349,25 +373,59 @@ class MotionDetector:
         return float(min(max(p.noise_k * self._noise, p.min_threshold), p.max_threshold))
 
     def _evidence(
-        self, cur: np.ndarray, pred: np.ndarray, resid: np.ndarray, thr: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 masks (0/255): intensity changed beyond ``thr``; local structure changed.
+        self, cur: np.ndarray, pred: np.ndarray, absr: np.ndarray, thr: float,
+        thr_map: float | np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """uint8 masks (0/255): intensity changed beyond ``thr_map`` (the per-pixel threshold);
+        local structure changed beyond the global ``thr`` (what the flicker map learns from);
+        and beyond ``thr_map`` (what confirms a change).
 
         Structure: the frame against the prediction scaled by the local brightness ratio (box means
         over ``structure_ksize``). Light and shadow multiply a neighbourhood evenly, so that ratio
         explains them; an object brings different edges and texture, which it cannot explain.
         """
         p = self.params
-        _, intensity = cv2.threshold(np.abs(resid), thr, 255.0, cv2.THRESH_BINARY)
         ks = (p.structure_ksize, p.structure_ksize)
         ratio = (cv2.blur(cur, ks) + 1.0) / (cv2.blur(pred, ks) + 1.0)
         structure = np.abs(cur - ratio * pred)
-        _, struct = cv2.threshold(structure, p.structure_factor * thr, 255.0, cv2.THRESH_BINARY)
-        struct = struct.astype(np.uint8)
+        _, st = cv2.threshold(structure, p.structure_factor * thr, 255.0, cv2.THRESH_BINARY)
+        struct = st.astype(np.uint8)
         # Drop isolated specks (raindrops, noise): keep pixels with >= 3 of 9 neighbours set, which
         # keeps thin edges and the sliver of someone entering at the border.
         _, dense = cv2.threshold(cv2.blur(struct, (3, 3)), 84, 255, cv2.THRESH_BINARY)
-        return intensity.astype(np.uint8), cv2.bitwise_and(struct, dense)
+        struct = cv2.bitwise_and(struct, dense)
+        if not isinstance(thr_map, np.ndarray):
+            _, intensity = cv2.threshold(absr, thr_map, 255.0, cv2.THRESH_BINARY)
+            return intensity.astype(np.uint8), struct, struct
+        intensity = cv2.compare(absr, thr_map, cv2.CMP_GT)
+        local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
+        return intensity, struct, cv2.bitwise_and(struct, local)
+
+    def _local_threshold(self, thr: float) -> float | np.ndarray:
+        """The threshold per pixel: the global one, raised where a pixel's own residual is
+        usually large (``local_k`` times its mean absolute residual); the scalar if that is off."""
+        k = self.params.local_k
+        if k <= 0 or self._mad is None:
+            return thr
+        out: np.ndarray = cv2.max(self._mad * np.float32(k), thr)
+        return out
+
+    def _learn_noise(
+        self, absr: np.ndarray, near: np.ndarray | None, thr: float, t: float, dt: float
+    ) -> None:
+        """Update the per-pixel mean absolute residual (a running mean since start while that
+        is shorter than its time constant). Residuals are clipped at 3x the global threshold, and
+        where motion is seen they count a tenth: a visitor is not noise."""
+        p, mad = self.params, self._mad
+        if p.local_k <= 0 or mad is None:
+            return
+        a = max(_rate(p.local_alpha, dt), min(0.5, dt / max(t - self._mad_t0, dt)))
+        clipped = cv2.min(absr, 3.0 * thr)
+        if near is None:
+            cv2.accumulateWeighted(clipped, mad, a)
+            return
+        cv2.accumulateWeighted(clipped, mad, a * 0.1, near)
+        cv2.accumulateWeighted(clipped, mad, a, cv2.bitwise_not(near))
 
     def _light_switch(self, intensity: np.ndarray, geo: _Geometry, t: float, warming: bool) -> bool:
         """Detect a sudden frame-wide change; True while re-learning after one.
@@ -426,19 +484,24 @@ class MotionDetector:
         _, busy = cv2.threshold(rate, limit, 255.0, cv2.THRESH_BINARY)
         return cv2.dilate(busy.astype(np.uint8), self._k_flicker)
 
-    def _learn(self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool) -> None:
+    def _learn(
+        self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool
+    ) -> np.ndarray | None:
+        """Update the background, slower under motion; returns the mask near motion (None if
+        there was none, or while learning fast)."""
         p, bg = self.params, self._bg
         assert bg is not None
         if fast:
             cv2.accumulateWeighted(cur, bg, _rate(0.5, dt))
-            return
+            return None
         a = _rate(p.background_alpha, dt)
         if moving.any():
             near = cv2.dilate(moving, _KERNEL3)
             cv2.accumulateWeighted(cur, bg, a * p.moving_alpha_factor, near)
             cv2.accumulateWeighted(cur, bg, a, cv2.bitwise_not(near))
-        else:
-            cv2.accumulateWeighted(cur, bg, a)
+            return near
+        cv2.accumulateWeighted(cur, bg, a)
+        return None
 
 
 def _rate(per_frame: float, dt: float) -> float:

@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import Config  # noqa: E402
+from agent.config import Config, MotionConfig  # noqa: E402
 from agent.tools.analyze import analyze  # noqa: E402
 from scripts.bench_detection import (  # noqa: E402
     FALSE_PER_HOUR_TARGET,
@@ -166,9 +166,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="which files to score (default tune; holdout once, at the end)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("-v", "--verbose", action="store_true", help="list GT and detected events")
+    ap.add_argument("--det", default="",
+                    help="detector tuning overrides while tuning, e.g. local_k=5,ghost=0 "
+                    "([motion] tuning keys)")
     args = ap.parse_args(argv)
     doc = load_annotations()
-    cfg = Config()
+    tuning = {k: float(v) for k, _, v in
+              (part.partition("=") for part in args.det.split(",") if part)}
+    cfg = Config(motion=MotionConfig(tuning=tuning)) if tuning else Config()
     by_split: dict[str, list[FileResult]] = {}
     for name, ann in doc["files"].items():
         if ann["split"] in SPLITS[args.split]:
