@@ -46,11 +46,16 @@ _IR_GAIN = {SKY: 0.15, TREE: 1.5, LAWN: 1.3, GLASS: 0.5}
 
 @dataclass(frozen=True)
 class Backdrop:
-    """Static planes at one size: day colour (``y``, ``u``, ``v``) and night-IR luma ``y_ir``."""
+    """Static planes at one size: day colour (``y``, ``u``, ``v``) and night-IR luma ``y_ir``.
+
+    ``y``, ``u`` and ``v`` are views of one I420 array; ``uv`` is its U and V rows together, the
+    shape of ``main[h:]`` in a frame (one copy per frame instead of two, and no second copy kept).
+    """
 
     y: np.ndarray
     u: np.ndarray
     v: np.ndarray
+    uv: np.ndarray
     y_ir: np.ndarray
 
 
@@ -259,8 +264,9 @@ def paint(w: int, h: int, seed: int) -> Backdrop:
         img *= (1.0 - 0.12 * (xx**2 + yy[r0:r1] ** 2))[:, :, None]  # lens vignetting
         bgr[r0:r1] = np.clip(img, 0, 255, out=img)
     del shade
-    y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-    return Backdrop(y.copy(), u.copy(), v.copy(), _infrared(y, p.mat))
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    y, u, v = i420_planes(i420)
+    return Backdrop(y, u, v, i420[h:], _infrared(y, p.mat))
 
 
 def _infrared(y: np.ndarray, mat: np.ndarray) -> np.ndarray:
