@@ -25,7 +25,10 @@ def _add_common(p: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
                        "data_dir of the config)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, owner_side: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``owner_side=False`` leaves out the ``owner``, ``requester`` and
+    ``verify-bundle`` commands, whose argument definitions import the owner's and requester's
+    tools (1.4 MB of modules the daemon never uses: ``main`` builds it so for ``run``)."""
     parser = argparse.ArgumentParser(
         prog="doorward",
         description="Doorbell camera agent: clips sealed to the owner, "
@@ -132,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = lsub.add_parser("verify", help="check the chain; exit 1 naming the first broken entry")
     _add_common(sp)
 
+    if not owner_side:
+        return parser
     from agent.owner.cli import add_owner_arguments
 
     add_owner_arguments(sub)
@@ -142,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `run` is the daemon: its peak RSS is the device's budget (BENCHMARKS.md, issue 19). The
+    # subcommand is always the first word (no option comes before it at the top level).
+    args = build_parser(owner_side=argv[:1] != ["run"]).parse_args(argv)
     from agent.config import config_path, load_config
     from agent.logs import setup_logging
     from agent.tools import clips_cli as commands

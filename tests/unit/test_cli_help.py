@@ -39,3 +39,21 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("doorward ") and any(c.isdigit() for c in out)
+
+
+def test_run_parses_without_importing_the_owner_side_tools() -> None:
+    # The daemon's peak RSS is the device's budget: `run` must not load the owner's and
+    # requester's tools just to define their flags (a fresh interpreter: this one has them).
+    import subprocess
+    import sys
+
+    code = ("import sys; from agent.cli import build_parser; "
+            "a = build_parser(owner_side=False).parse_args(['run', '--source', 'sim:porch']); "
+            "import agent.app; "
+            "print(a.source, sorted(m for m in sys.modules "
+            "if m.startswith(('agent.owner', 'agent.requester'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["sim:porch", "[]"]
+    full = {a.dest for _, a in walk(build_parser())}
+    assert {"owner_dir", "requester_dir"} <= full  # the full parser still has them

@@ -46,11 +46,16 @@ _IR_GAIN = {SKY: 0.15, TREE: 1.5, LAWN: 1.3, GLASS: 0.5}
 
 @dataclass(frozen=True)
 class Backdrop:
-    """Static planes at one size: day colour (``y``, ``u``, ``v``) and night-IR luma ``y_ir``."""
+    """Static planes at one size: day colour (``y``, ``u``, ``v``) and night-IR luma ``y_ir``.
+
+    ``y``, ``u`` and ``v`` are views of one I420 array; ``uv`` is its U and V rows together, the
+    shape of ``main[h:]`` in a frame (one copy per frame instead of two, and no second copy kept).
+    """
 
     y: np.ndarray
     u: np.ndarray
     v: np.ndarray
+    uv: np.ndarray
     y_ir: np.ndarray
 
 
@@ -218,25 +223,27 @@ def _porch(p: _Painter) -> None:
     p.poly([(0.6, 0.93), (0.8, 0.93), (0.82, 0.99), (0.58, 0.99)], (90, 80, 70), STEP)  # doormat
 
 
-def _texture(p: _Painter, rng: Rng) -> np.ndarray:
-    """The painted image with per-material blotches and grain, as float32 BGR."""
+_BAND = 64  # rows per step: full-frame float temporaries set the daemon's start-up peak RSS
+
+
+def _shade(p: _Painter, rng: Rng) -> np.ndarray:
+    """Per-material blotches and grain for the painted image: a float32 ``(h, w)`` offset."""
     h, w = p.mat.shape
-    img = p.bgr.astype(np.float32)
     grain = rng.standard_normal((h, w), dtype=np.float32)
     shade = np.zeros((h, w), np.float32)
+    present = np.bincount(p.mat.ravel(), minlength=256)
     for mat, (cell, amp, fine) in _TEXTURE.items():
-        where = p.mat == mat
-        if not where.any():
+        if not present[mat]:
             continue
         n = max(2, round(1 / cell))
         low = rng.standard_normal((max(2, n * h // w), n)).astype(np.float32)
         smooth: np.ndarray = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).astype(
             np.float32, copy=False)
-        smooth *= amp  # in place: full-size float temporaries set the process's peak memory
-        smooth += fine * grain
-        np.copyto(shade, smooth, where=where)
-    img += shade[:, :, None]
-    return img
+        smooth *= amp
+        for r0 in range(0, h, _BAND):
+            smooth[r0 : r0 + _BAND] += fine * grain[r0 : r0 + _BAND]
+        np.copyto(shade, smooth, where=p.mat == mat)
+    return shade
 
 
 def paint(w: int, h: int, seed: int) -> Backdrop:
@@ -246,13 +253,20 @@ def paint(w: int, h: int, seed: int) -> Backdrop:
     _street(p, rng)
     _garden(p, rng)
     _porch(p)
-    img = _texture(p, rng)
+    shade = _shade(p, rng)
     yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-    img *= (1.0 - 0.12 * (xx**2 + yy**2))[:, :, None]  # lens vignetting
-    bgr = np.clip(img, 0, 255, out=img).astype(np.uint8)
-    y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-    return Backdrop(y.copy(), u.copy(), v.copy(), _infrared(y, p.mat))
+    bgr = p.bgr  # textured and vignetted in place, a band of rows at a time
+    for r0 in range(0, h, _BAND):
+        r1 = min(h, r0 + _BAND)
+        img = bgr[r0:r1].astype(np.float32)
+        img += shade[r0:r1, :, None]
+        img *= (1.0 - 0.12 * (xx**2 + yy[r0:r1] ** 2))[:, :, None]  # lens vignetting
+        bgr[r0:r1] = np.clip(img, 0, 255, out=img)
+    del shade
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    y, u, v = i420_planes(i420)
+    return Backdrop(y, u, v, i420[h:], _infrared(y, p.mat))
 
 
 def _infrared(y: np.ndarray, mat: np.ndarray) -> np.ndarray:
@@ -263,8 +277,11 @@ def _infrared(y: np.ndarray, mat: np.ndarray) -> np.ndarray:
         gain[m] = g
     rows = np.linspace(0, 1, h, dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-    # The illuminator reaches about as far as the lawn; the street and houses fade to black.
-    reach = np.clip((rows - 0.2) / 0.55, 0.12, 1.0) ** 1.5 * (1.0 - 0.35 * xx**2)
-    ir = (y.astype(np.float32) - 16) * gain[mat] * reach * 1.1 + 16
-    out: np.ndarray = np.clip(ir, 0, 255).astype(np.uint8)
+    out = np.empty((h, w), np.uint8)
+    for r0 in range(0, h, _BAND):
+        r1 = min(h, r0 + _BAND)
+        # The illuminator reaches about as far as the lawn; the street and houses fade to black.
+        reach = np.clip((rows[r0:r1] - 0.2) / 0.55, 0.12, 1.0) ** 1.5 * (1.0 - 0.35 * xx**2)
+        ir = (y[r0:r1].astype(np.float32) - 16) * gain[mat[r0:r1]] * reach * 1.1 + 16
+        out[r0:r1] = np.clip(ir, 0, 255)
     return out

@@ -18,6 +18,7 @@ from agent.camera.sim.backdrop import i420_planes
 
 PHASES = 33  # branch angles, odd so that angle 0 is one of them
 MAX_SWAY_DEG = 9.0
+KEPT = 4  # branch phases kept painted (Branch.planes)
 _PAD = 96  # grain pools are this much larger than the frame in each direction
 
 
@@ -29,10 +30,11 @@ BLACK_Y = 16  # BT.601 video range: black is Y = 16
 class Branch:
     """The branch in the top-left ``(ph, pw)`` corner at ``PHASES`` angles, -MAX to +MAX degrees.
 
-    Use ``y, u, v = branch.planes(k)`` with ``k = branch.phase(degrees)``. A phase is painted the
-    first time it is asked for (about 1 ms at 720p) into arrays reserved for all of them: a still
-    scene makes only the one it shows resident, a windy one all 33 (about 8 MB at 720p; the
-    daemon's peak RSS counts the simulator's memory too).
+    Use ``y, u, v = branch.planes(k)`` with ``k = branch.phase(degrees)``. A phase is painted when
+    it is asked for (about 1 ms at 720p) and the last ``KEPT`` phases are kept: a swaying branch
+    moves by a phase or two per frame, so that is nearly every hit, and holding all 33 took 8 MB
+    at 720p (9 of them, 2.2 MB, in the first minute of ``sim:porch``), which the daemon's peak RSS
+    counts. The planes of a phase stay valid until ``KEPT`` other phases have been asked for.
 
     Only the day planes are stored. Everything else is made per frame from them: the mask is where
     the luma is above video black (``mask(k)``: the branch is painted without anti-aliasing on
@@ -59,20 +61,21 @@ class Branch:
                 ly = y0 + (y1 - y0) * f + rng.normal(0, 14)
                 g = int(rng.integers(60, 140))
                 self._leaves.append((lx, ly, float(rng.uniform(0, 180)), (g // 3, g, g // 2)))
-        # np.empty: pages of phases never painted are never touched, so never resident.
-        chroma = (PHASES, ph // 2, pw // 2)
-        self._y = np.empty((PHASES, ph, pw), np.uint8)  # day luma, BLACK_Y outside the branch
-        self._u, self._v = np.empty(chroma, np.uint8), np.empty(chroma, np.uint8)
-        self._painted = [False] * PHASES
+        self._size = (ph, pw)
+        # phase -> day (y, u, v), least recently used first; y is BLACK_Y outside the branch
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def planes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Phase ``k``'s day ``(y, u, v)``, painted now if this is its first use."""
-        if not self._painted[k]:
-            self._paint(k)
-            self._painted[k] = True
-        return self._y[k], self._u[k], self._v[k]
+        """Phase ``k``'s day ``(y, u, v)``, painted now unless it is one of the last ``KEPT``."""
+        planes = self._kept.pop(k, None)
+        if planes is None:
+            planes = self._paint(k)
+            if len(self._kept) >= KEPT:
+                del self._kept[next(iter(self._kept))]
+        self._kept[k] = planes  # now the most recently used
+        return planes
 
-    def _paint(self, k: int) -> None:
+    def _paint(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         deg = -MAX_SWAY_DEG + 2 * MAX_SWAY_DEG * k / (PHASES - 1)
         a = math.radians(deg)
         ca, sa = math.cos(a), math.sin(a)
@@ -82,7 +85,7 @@ class Branch:
             rx, ry = -20 + (x + 20) * ca - (y + 20) * sa, -20 + (x + 20) * sa + (y + 20) * ca
             return round(rx * sx * 16), round(ry * sy * 16)
 
-        ph, pw = self._y.shape[1:]
+        ph, pw = self._size
         bgr = np.zeros((ph, pw, 3), np.uint8)
         mask = np.zeros((ph, pw), np.uint8)
         for p0, p1 in self._twigs:
@@ -92,9 +95,10 @@ class Branch:
             ax = (round(16 * 15 * sx), round(16 * 7 * sy))
             for img, c in ((bgr, (b, g, r)), (mask, 255)):
                 cv2.ellipse(img, rot(lx, ly), ax, ang + deg, 0, 360, c, -1, cv2.LINE_8, 4)
-        self._y[k], self._u[k], self._v[k] = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        if not np.array_equal(self._y[k] > BLACK_Y, mask > 127):  # what mask() relies on
+        y, u, v = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        if not np.array_equal(y > BLACK_Y, mask > 127):  # what mask() relies on
             raise AssertionError("branch colours must have Y above video black")
+        return y, u, v
 
     def mask(self, k: int) -> np.ndarray:
         """Where phase ``k`` covers the picture: a ``(ph, pw)`` uint8 array, 255 inside (the

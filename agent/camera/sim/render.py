@@ -60,7 +60,7 @@ class SceneRenderer:
         self._backdrop = paint(width, height, base)
         self._mains = [np.empty((height * 3 // 2, width), np.uint8) for _ in range(2)]
         bd = self._backdrop
-        self._backdrop_uv = np.concatenate((bd.u.ravel(), bd.v.ravel())).reshape(height // 2, width)
+        self._backdrop_uv = bd.uv
         self._turn = 0
         self._branch = Branch(width, height, base)
         self._sensor = SensorNoise(scene.sensor, width, height, base)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+_BAND_ROWS = 180  # SensorNoise.apply works on this many rows at a time (a quarter of 720p)
 _PAD = 64  # the noise pool is this much larger than the frame each way (a random window per frame)
 _BLACK = 16.0
 
@@ -147,8 +148,9 @@ DEVICE_KBPS_720P = 2000.0
 class SensorNoise:
     """Applies a :class:`Sensor`'s temporal and fixed noise to a Y plane; built once per renderer.
 
-    All in uint8 with saturating OpenCV arithmetic (nine full-frame passes, about 0.1 ms at
-    640x360 and 0.5 ms at 1280x720; float32 took three times as long and as much memory). The
+    All in uint8 with saturating OpenCV arithmetic (nine passes over a band of rows at a time,
+    about 0.1 ms at 640x360 and 0.5 ms at 1280x720; float32 took three times as long and as much
+    memory). The
     temporal noise is a pool of standard-normal values a little larger than the frame, stored as
     magnitudes times 32 in a positive and a negative half; each frame takes a window at a random
     offset (no full-frame random numbers per frame), scales it by the per-pixel std looked up from
@@ -168,8 +170,11 @@ class SensorNoise:
         )
         del blotches
         self._fpn_pos, self._fpn_neg = _normal_halves(rng, height, width, None, 0.0, None, 0.0)
-        self._sig = np.empty((height, width), np.uint8)
-        self._a = np.empty((height, width), np.uint8)
+        # Scratch for a band of rows: the steps are per pixel, so bands give the same pixels, and
+        # two full-frame scratch planes were 1.8 MB of the daemon's RSS at 720p.
+        self._band = min(height, _BAND_ROWS)
+        self._sig = np.empty((self._band, width), np.uint8)
+        self._a = np.empty((self._band, width), np.uint8)
         self._levels = np.maximum(np.arange(256, dtype=np.float32) - _BLACK, 0.0)
         self._lut_gain: float | None = None
         self._lut = np.empty((1, 256), np.uint8)
@@ -186,19 +191,22 @@ class SensorNoise:
         """Add this frame's noise to ``y`` (uint8, in place, saturating)."""
         h, w = y.shape
         oy, ox = (int(v) for v in rng.integers(0, _PAD, 2))
-        sig, a = self._sig, self._a
-        cv2.LUT(y, self._sigma_lut(gain), dst=sig)  # per-pixel std (x8) from the signal level
-        # |n| * 32 * std * 8 / 256 = |n| * std, rounded and saturated
-        cv2.multiply(self._pos[oy : oy + h, ox : ox + w], sig, dst=a, scale=1 / 256)
-        cv2.multiply(self._neg[oy : oy + h, ox : ox + w], sig, dst=sig, scale=1 / 256)
-        cv2.add(y, a, dst=y)
-        cv2.subtract(y, sig, dst=y)
+        lut = self._sigma_lut(gain)
         k = 8.0 * gain * self.sensor.fpn_dn
-        if k >= 0.5:
-            cv2.multiply(self._fpn_pos, (k, 0.0, 0.0, 0.0), dst=a, scale=1 / 256)
-            cv2.add(y, a, dst=y)
-            cv2.multiply(self._fpn_neg, (k, 0.0, 0.0, 0.0), dst=a, scale=1 / 256)
-            cv2.subtract(y, a, dst=y)
+        for r0 in range(0, h, self._band):
+            r1 = min(h, r0 + self._band)
+            yb, sig, a = y[r0:r1], self._sig[: r1 - r0], self._a[: r1 - r0]
+            cv2.LUT(yb, lut, dst=sig)  # per-pixel std (x8) from the signal level
+            # |n| * 32 * std * 8 / 256 = |n| * std, rounded and saturated
+            cv2.multiply(self._pos[oy + r0 : oy + r1, ox : ox + w], sig, dst=a, scale=1 / 256)
+            cv2.multiply(self._neg[oy + r0 : oy + r1, ox : ox + w], sig, dst=sig, scale=1 / 256)
+            cv2.add(yb, a, dst=yb)
+            cv2.subtract(yb, sig, dst=yb)
+            if k >= 0.5:
+                cv2.multiply(self._fpn_pos[r0:r1], (k, 0.0, 0.0, 0.0), dst=a, scale=1 / 256)
+                cv2.add(yb, a, dst=yb)
+                cv2.multiply(self._fpn_neg[r0:r1], (k, 0.0, 0.0, 0.0), dst=a, scale=1 / 256)
+                cv2.subtract(yb, a, dst=yb)
 
 
 def _blotches(share: float, h: int, w: int, width: int, seed: int) -> np.ndarray | None:
