@@ -92,7 +92,9 @@ class Pipeline:
         self.stats.frames += 1
         self.stats.last_frame_t = frame.t
         self.stats.last_frame_at = time.time()
-        self._handle(self.tracker.update(frame.t, result.motion, result.area, result.lit))
+        self._handle(self.tracker.update(
+            frame.t, result.motion, result.area, result.lit, result.boxes
+        ))
         if self._open is not None and result.motion:
             self._open.peak_area = max(self._open.peak_area, result.area)
             if self.recorder is not None and self.recorder.recording:

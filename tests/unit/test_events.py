@@ -355,3 +355,41 @@ def test_fast_params_are_checked() -> None:
                         ("lit_floor_after_s", 601.0)):
         with pytest.raises(ValueError, match=name):
             EventParams(**{name: value})
+
+
+_CONE = (0.0, 0.3, 0.09, 0.2)  # a headlight cone's first box: at the left edge
+_MID = (0.4, 0.3, 0.09, 0.2)  # someone stepping out of a door mid-frame
+_BESIDE = (0.6, 0.4, 0.02, 0.06)  # a visitor beside the beam
+
+
+def _regions_run(
+    areas: list[float], boxes: list[tuple[tuple[float, float, float, float], ...]],
+    lit_ratio: float = 1.0,
+) -> list[int]:
+    """Still frames for 6 s, then one frame per (area, boxes), lit = ``lit_ratio`` x area."""
+    tr = EventTracker()
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.01, ())
+    out: list[Event] = []
+    for i, (a, b) in enumerate(zip(areas, boxes, strict=True)):
+        out += tr.update((90 + i) / 15, a >= 0.0015, a, a * lit_ratio, b)
+    return _started_at(out)
+
+
+def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_cone() -> None:
+    # A headlight cone enters at the side as one region of nearly 1 % of the picture in one
+    # frame, all of what brightened, grows, and crosses the porch in about 3 s: no event.
+    cone = [0.008 + 0.001 * i for i in range(45)]
+    assert _regions_run(cone, [(_CONE,)] * 45) == []
+    assert _regions_run(cone * 2, [(_CONE,)] * 90) == [60]  # outlasting sudden_hold_s (4 s)
+    # A visitor showing up beside it (a second region on two frames running) releases the hold.
+    assert _regions_run(cone, [(_CONE,)] * 5 + [(_CONE, _BESIDE)] * 40) == [6]
+    # Not held: appearing mid-frame, or inside a wider brightness change, or growing from a sliver.
+    assert _regions_run(cone, [(_MID,)] * 45) == [1]
+    assert _regions_run(cone, [(_CONE,)] * 45, lit_ratio=3.0) == [1]
+    assert _regions_run([0.001, 0.002, 0.004, 0.006], [(_CONE,)] * 4) == [2]
+    # Callers that pass no boxes are not held either.
+    tr = EventTracker()
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.01)
+    assert any(tr.update((90 + i) / 15, True, a, a) for i, a in enumerate(cone[:3]))
