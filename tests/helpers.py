@@ -9,8 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent.device.consent import ConsentStore
+from agent.device.database import DeviceDB
+from agent.owner.keyring import OwnerKeyring, PairedDevice
 
 DOORWARD = str(Path(sys.executable).parent / "doorward")
 
@@ -86,3 +91,32 @@ def spawn_daemon(tmp_path: Path, broker_url: str, *, source: str = "sim:porch"
          "--data-dir", str(data), "--broker", broker_url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, data
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A device's data directory and an owner keyring paired with it (see :func:`pair_for_test`)."""
+
+    data: Path
+    owner_dir: Path
+    label: dict[str, str]
+    ring: OwnerKeyring
+
+
+def pair_for_test(tmp: Path, broker_url: str, *, owner_dir: Path | None = None) -> Paired:
+    """A device (``tmp/device``, made by ``doorward device label``) whose first owner is a new
+    keyring (``tmp/owner`` unless ``owner_dir``), written straight into the device's database and
+    the keyring's device list: the state a completed pairing leaves, without the setup button and
+    the broker round trip (tests/e2e/test_pairing_cli.py tests those). The daemon is not started."""
+    data = tmp / "device"
+    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
+    owner_dir = owner_dir or tmp / "owner"
+    ring, _ = OwnerKeyring.init(owner_dir)
+    db = DeviceDB(data / "device.sqlite")
+    try:
+        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
+    finally:
+        db.close()
+    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
+                                 broker_url, time.time()))
+    return Paired(data, owner_dir, label, ring)

@@ -22,17 +22,13 @@ import queue
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB
-from agent.owner.keyring import OwnerKeyring, PairedDevice
-from tests.helpers import DOORWARD, doorward, doorward_json, wait_for
+from tests.helpers import DOORWARD, doorward, doorward_json, pair_for_test, wait_for
 from tests.servers import Mosquitto
 from uplink.keys import b64u_decode
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
@@ -68,17 +64,8 @@ class DeviceRig:
     @classmethod
     def provision(cls, tmp: Path, broker: Mosquitto, *, s3_config: str = "",
                   env: dict[str, str] | None = None) -> DeviceRig:
-        data = tmp / "device"
-        label = doorward_json("device", "label", "--json", "--data-dir", str(data))
-        ring, _ = OwnerKeyring.init(tmp / "owner")
-        db = DeviceDB(data / "device.sqlite")
-        try:
-            ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
-        finally:
-            db.close()
-        ring.add_device(PairedDevice(label["device_id"], label["public_key"],
-                                     label["fingerprint"], broker.url, time.time()))
-        return cls(tmp, data, tmp / "owner", label, broker, s3_config, dict(env or {}))
+        p = pair_for_test(tmp, broker.url)
+        return cls(tmp, p.data, p.owner_dir, p.label, broker, s3_config, dict(env or {}))
 
     @property
     def device_id(self) -> str:

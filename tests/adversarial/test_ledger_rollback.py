@@ -22,12 +22,11 @@ from typing import Any
 
 import pytest
 
-from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.device.identity import DeviceIdentity
 from agent.device.ledger import Ledger
 from agent.owner.keyring import OwnerKeyring, PairedDevice
-from tests.helpers import DOORWARD, doorward, doorward_json, wait_for
+from tests.helpers import DOORWARD, doorward, doorward_json, pair_for_test, wait_for
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
 
@@ -116,18 +115,8 @@ class Device:
 
 def provision(tmp: Path, broker: Mosquitto, s3: SeaweedS3, bucket: str,
               owner_dir: Path | None = None) -> Device:
-    data = tmp / "device"
-    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
-    owner_dir = owner_dir or tmp / "owner"
-    ring, _ = OwnerKeyring.init(owner_dir)
-    db = DeviceDB(data / "device.sqlite")
-    try:
-        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
-    finally:
-        db.close()
-    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
-                                 broker.url, time.time()))
-    return Device(tmp, data, owner_dir, label, broker, s3, bucket)
+    p = pair_for_test(tmp, broker.url, owner_dir=owner_dir)
+    return Device(tmp, p.data, p.owner_dir, p.label, broker, s3, bucket)
 
 
 @pytest.fixture

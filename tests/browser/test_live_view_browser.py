@@ -9,7 +9,6 @@ import http.client
 import json
 import signal
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,10 @@ from typing import Any
 
 import pytest
 
-from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB
 from agent.owner.app.server import Running
 from agent.owner.app.service import OwnerService
-from agent.owner.keyring import OwnerKeyring, PairedDevice
 from tests.browser.conftest import screenshot
-from tests.helpers import doorward_json, spawn_daemon, wait_for
+from tests.helpers import pair_for_test, spawn_daemon, wait_for
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # serial: real-time playback
@@ -48,16 +44,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, chrome: Any, artifacts: Path
     tmp = tmp_path_factory.mktemp("live-page")
     broker = Mosquitto(tmp / "mosquitto", tls=False)
     broker.start()
-    data = tmp / "device"
-    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
-    ring, _ = OwnerKeyring.init(tmp / "owner")
-    db = DeviceDB(data / "device.sqlite")
-    try:
-        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
-    finally:
-        db.close()
-    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
-                                 broker.url, time.time()))
+    p = pair_for_test(tmp, broker.url)
+    data, ring = p.data, p.ring
     daemon, _ = spawn_daemon(tmp, broker.url)
     app = None
     try:

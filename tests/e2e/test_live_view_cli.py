@@ -23,10 +23,15 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB
-from agent.owner.keyring import OwnerKeyring, PairedDevice
-from tests.helpers import DOORWARD, SMALL_CONFIG, doorward, doorward_json, ffprobe, wait_for
+from agent.owner.keyring import OwnerKeyring
+from tests.helpers import (
+    DOORWARD,
+    SMALL_CONFIG,
+    doorward,
+    ffprobe,
+    pair_for_test,
+    wait_for,
+)
 from tests.servers import Mosquitto
 from uplink.jws import sign as sign_jws
 from uplink.keys import b64u, key_id_for, public_raw
@@ -93,16 +98,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("live")
     broker = Mosquitto(tmp / "broker")
     broker.start()
-    data = tmp / "device"
-    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
-    ring, _ = OwnerKeyring.init(tmp / "owner")
-    db = DeviceDB(data / "device.sqlite")
-    try:
-        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
-    finally:
-        db.close()
-    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
-                                 broker.url, time.time()))
+    p = pair_for_test(tmp, broker.url)
+    data, label, ring = p.data, p.label, p.ring
     cfg = tmp / "small.toml"
     cfg.write_text(SMALL_CONFIG)
     proc = subprocess.Popen(

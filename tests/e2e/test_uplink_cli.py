@@ -20,10 +20,15 @@ from typing import Any
 
 import pytest
 
-from agent.device.consent import ConsentStore
-from agent.device.database import DeviceDB
-from agent.owner.keyring import OwnerKeyring, PairedDevice
-from tests.helpers import DOORWARD, age_decrypt, doorward, doorward_json, ffprobe, wait_for
+from tests.helpers import (
+    DOORWARD,
+    age_decrypt,
+    doorward,
+    doorward_json,
+    ffprobe,
+    pair_for_test,
+    wait_for,
+)
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
 from uplink.agekeys import load_identities
@@ -115,17 +120,8 @@ addressing_style = "path"
 
 
 def provision(tmp: Path, broker: Mosquitto, s3: SeaweedS3, bucket: str) -> Rig:
-    data = tmp / "device"
-    label = doorward_json("device", "label", "--json", "--data-dir", str(data))
-    ring, _ = OwnerKeyring.init(tmp / "owner")
-    db = DeviceDB(data / "device.sqlite")
-    try:
-        ConsentStore(db).add_owner(ring.public_raw, ring.recipient, "owner", time.time())
-    finally:
-        db.close()
-    ring.add_device(PairedDevice(label["device_id"], label["public_key"], label["fingerprint"],
-                                 broker.url, time.time()))
-    return Rig(tmp, data, tmp / "owner", label, broker, s3, bucket)
+    p = pair_for_test(tmp, broker.url)
+    return Rig(tmp, p.data, p.owner_dir, p.label, broker, s3, bucket)
 
 
 @pytest.fixture
