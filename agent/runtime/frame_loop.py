@@ -255,7 +255,8 @@ def run_daemon(camera: Camera, pipeline: Pipeline, status: StatusFile, stop: Sto
             if housekeeping is not None and frame.t >= next_housekeeping:
                 housekeeping()
                 next_housekeeping = frame.t + housekeeping_every_s
-            _status_tick(status, camera, pipeline)
+            if status.due:  # written once a second: the fields are gathered only then
+                _status_tick(status, camera, pipeline)
             if stop.is_set:
                 reason = stop.signal_name or "stopped"
                 break

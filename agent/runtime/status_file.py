@@ -57,6 +57,13 @@ class StatusFile:
                 self._state[key] = value
                 self._dirty = True
 
+    @property
+    def due(self) -> bool:
+        """Whether :meth:`flush` may write now (``min_interval_s`` since the last write): a caller
+        that gathers many fields every frame gathers them only then, as nothing is written
+        between (a forced flush writes whatever was updated last)."""
+        return time.monotonic() - self._last_write >= self._min_interval_s
+
     def flush(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and (not self._dirty or now - self._last_write < self._min_interval_s):

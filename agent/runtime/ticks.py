@@ -13,7 +13,9 @@ Wiring (agent.app; everything runs on the loop's thread)::
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -90,11 +92,17 @@ class ScriptedRings:
         self.duration: float | None = getattr(scene, "duration_s", None)
         self.sim, self.mono = sim, mono
         self.last = -1.0
+        # Before this source time no ring is due (the next one, less a margin for rounding):
+        # frames until then skip the scan of every ring in every lap.
+        self._quiet_until = -math.inf
 
     def __call__(self, t: float) -> None:
         if self.sim is None or not self.rings:
             return
         duration, last = self.duration, self.last
+        if last <= t < self._quiet_until:
+            self.last = t
+            return
         laps = range(int(last // duration), int(t // duration) + 1) if duration else (0,)
         if any(last < r + k * (duration or 0) <= t for r in self.rings for k in laps):
             try:
@@ -102,6 +110,18 @@ class ScriptedRings:
             except DoorwardError as exc:
                 log.debug("scripted ring skipped: %s", exc)
         self.last = t
+        self._quiet_until = self._next_after(t) - 1e-6
+
+    def _next_after(self, x: float) -> float:
+        """The first ring time after source time ``x``, laps included (inf: none left)."""
+        d = self.duration
+        if not d:
+            i = bisect.bisect_right(self.rings, x)
+            return self.rings[i] if i < len(self.rings) else math.inf
+        # the lap from the division may be one off in floating point: look at its neighbours too
+        return min((r + k * d for r in self.rings
+                    for k in range(math.floor((x - r) / d) - 1, math.floor((x - r) / d) + 3)
+                    if r + k * d > x), default=math.inf)
 
 
 class LoopTick:
