@@ -79,6 +79,8 @@ class RunOptions:
     exit_at_eof: bool = False
     broker: str | None = None
     drain_timeout_s: float | None = None
+    # a sim: scene rendered by a child process (``doorward run``), not in the daemon (tests)
+    sim_process: bool = False
 
 
 def build_detector(cfg: Config) -> MotionDetector:
@@ -100,10 +102,12 @@ def build_tracker(cfg: Config) -> EventTracker:
                                     max_clip_s=ev.max_clip_s))
 
 
-def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool) -> Camera:
+def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool,
+                 sim_process: bool = False) -> Camera:
     c = cfg.camera
     return make_source(spec, width=c.width, height=c.height, fps=c.fps,
                        luma_width=c.luma_width, realtime=realtime, loop=loop,
+                       sim_process=sim_process,
                        pi_settings=PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
                                               tuning_file=c.tuning_file,
                                               exposure_mode=c.exposure_mode))
@@ -260,7 +264,8 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
     stack = ExitStack()
     try:
         camera = stack.enter_context(camera or build_camera(
-            cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof))
+            cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof,
+            sim_process=opts.sim_process))
         return _wire(cfg, opts, local, camera, inbox, stack, mqtt=build_mqtt(
             cfg, opts.broker, device.identity.device_id, inbox, mqtt),
             object_store=object_store, pin_factory=pin_factory, clock=clock,
