@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from gpiozero.pins.mock import MockFactory
 
 from agent.camera.base import Camera
 from agent.camera.picam import PiCamera, PiSettings
@@ -38,7 +37,13 @@ from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.live_view import LiveViews, register_live_commands
 from agent.delivery.wiring import Uplink, open_uplink, uplink_hooks
-from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
+from agent.device.buttons import (
+    DoorbellButtons,
+    SimulatedPress,
+    StatusLed,
+    make_pin_factory,
+    simulated_pins,
+)
 from agent.device.control_plane import DeviceController, topics
 from agent.device.ir_light import IrLight
 from agent.device.requests import wire_requests
@@ -169,15 +174,16 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
 
 def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any],
                work_dir: Path | None = None, pin_factory: Any = None) -> Gpio:
-    """Buttons and LED. Simulated sources get gpiozero's mock pins, pressed by `doorward press`.
+    """Buttons and LED. Simulated sources get simulated pins (agent/device/sim_pins.py: no
+    gpiozero), pressed by `doorward press`; ``[gpio] pin_factory = "mock"``, gpiozero's own.
     ``work_dir``: where lgpio may create its files when neither LG_WD nor RUNTIME_DIRECTORY say."""
     factory = pin_factory if pin_factory is not None else make_pin_factory(
-        cfg.gpio.pin_factory or ("mock" if spec.simulated else None), work_dir=work_dir)
+        cfg.gpio.pin_factory or ("sim" if spec.simulated else None), work_dir=work_dir)
     buttons = DoorbellButtons(cfg.gpio.ring_pin, cfg.gpio.setup_pin, pin_factory=factory,
                               on_event=inbox.put)
     led = StatusLed(cfg.gpio.led_pin, pin_factory=factory)
     sim = None
-    if isinstance(factory, MockFactory):
+    if simulated_pins(factory):
         sim = SimulatedPress(factory, ring_pin=cfg.gpio.ring_pin, setup_pin=cfg.gpio.setup_pin)
     ir = None
     if cfg.gpio.ir_led_pin >= 0:

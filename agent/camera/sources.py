@@ -32,7 +32,7 @@ class SourceSpec:
     @property
     def simulated(self) -> bool:
         """True for sources that run without the doorbell's hardware (sim, file, v4l2): they get
-        gpiozero's mock pins unless ``[gpio] pin_factory`` says otherwise."""
+        simulated pins (agent/device/sim_pins.py) unless ``[gpio] pin_factory`` says otherwise."""
         return self.kind in SIMULATED_KINDS
 
     @property
