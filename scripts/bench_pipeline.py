@@ -122,11 +122,12 @@ def bench_analyze(repeat: int) -> dict[str, object]:
     return res
 
 
-def _daemon_run(seconds: float, data: Path, source: str) -> dict[str, float]:
+def _daemon_run(seconds: float, data: Path, source: str, optimize: int) -> dict[str, float]:
     is_file = source.startswith("file:")
     cmd = [DOORWARD, "run", "--source", source, "--realtime", "--data-dir", str(data)]
+    env = {**os.environ, "PYTHONOPTIMIZE": str(optimize)} if optimize else None
     proc = subprocess.Popen(cmd + (["--exit-at-eof"] if is_file else []),
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     status = data / "status.json"
     target = 1 << 30 if is_file else int(seconds * 15)  # a file: to its end
     deadline = time.monotonic() + seconds * 2 + 30
@@ -151,8 +152,10 @@ def _daemon_run(seconds: float, data: Path, source: str) -> dict[str, float]:
         if done[0]:
             exited = done
             break
-        mem, child_hwm = _rss_split_mb(proc.pid), _children_hwm_mb(proc.pid)
-        cpu_now = _cpu_s(proc.pid)
+        sample = _rss_split_mb(proc.pid)
+        if sample["RssAnon"] > 0:  # 0: it exited between wait4 and here (a zombie)
+            mem, child_hwm = sample, max(child_hwm, _children_hwm_mb(proc.pid))
+            cpu_now = _cpu_s(proc.pid)
         time.sleep(0.2)
     # a file's daemon exits at the end: its last sample before that stands for the end
     end, end_doc = (frames, cpu_now), doc
@@ -272,12 +275,13 @@ def _evict_library_cache() -> int:
     return count
 
 
-def bench_run(seconds: float, keep_cache: bool, source: str) -> dict[str, object]:
+def bench_run(seconds: float, keep_cache: bool, source: str,
+              optimize: int = 0) -> dict[str, object]:
     if source == "file":
         source = f"file:{rendered_visit()}"
     evicted = 0 if keep_cache else _evict_library_cache()
     with tempfile.TemporaryDirectory() as tmp:
-        d = _daemon_run(seconds, Path(tmp) / "data", source)
+        d = _daemon_run(seconds, Path(tmp) / "data", source, optimize)
     video_s = d["frames"] / 15
     is_file = source.startswith("file:")
     x264_cpu = float("nan") if is_file else _encode_alone(int(d["frames"]))
@@ -285,6 +289,7 @@ def bench_run(seconds: float, keep_cache: bool, source: str) -> dict[str, object
     steady_per_s = d["steady_cpu_s"] / (d["steady_frames"] / 15)
     res = {
         "source": source, "cache": "warm (kept)" if keep_cache else "cold (evicted)",
+        "python_optimize": optimize,
         "video_s": round(video_s, 1), "frames": int(d["frames"]), "dropped": int(d["dropped"]),
         "events": int(d["events"]),
         "daemon_cpu_per_video_s": round(steady_per_s, 3),
@@ -324,6 +329,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="analyze: best of N")
     ap.add_argument("--keep-cache", action="store_true",
                     help="run: leave the libraries' page cache as it is (see _evict_library_cache)")
+    ap.add_argument("--optimize", type=int, default=0, choices=[0, 1, 2],
+                    help="run: PYTHONOPTIMIZE for the daemon (2: as python -OO)")
     ap.add_argument("--source", default="sim:porch",
                     help="run: sim:SCENE, file:PATH, or file (the 40 s visit, rendered once into "
                          "bench-out/)")
@@ -331,7 +338,7 @@ def main() -> int:
     if args.what == "analyze":
         res = bench_analyze(args.repeat)
     else:
-        res = bench_run(args.seconds, args.keep_cache, args.source)
+        res = bench_run(args.seconds, args.keep_cache, args.source, args.optimize)
     print(json.dumps({"bench": args.what, "machine": machine(), **res}, indent=2))
     return 0 if res["pass"] else 1
 
