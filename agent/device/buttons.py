@@ -41,7 +41,6 @@ import time
 import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from agent.device.sim_pins import SimulatedPins
@@ -391,6 +390,9 @@ def make_pin_factory(name: str | None, *, work_dir: os.PathLike[str] | str | Non
         ensure_lgpio_work_dir(os.environ, work_dir)
     if name is None:
         return _default_factory()
+    from importlib.metadata import entry_points  # 1-3 MB of modules (email's parser): not on
+    # the simulated path
+
     factories = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
     ep = factories.get(name, factories.get(name.lower()))
     if ep is None:
