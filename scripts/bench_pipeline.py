@@ -12,7 +12,8 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
   ``--source file`` the 40 s ``visit`` rendered once into bench-out/ (as ``analyze`` uses); a file
   run skips the x264-alone comparison. Peak RSS is ``ru_maxrss`` of the daemon (``os.wait4``);
   a ``sim:`` source renders in a child process of the daemon, whose peak (VmHWM, read just before
-  the daemon is stopped) is given apart, with the sum.
+  the daemon is stopped) is given apart, with the sum. The daemon runs with ``PYTHONOPTIMIZE=2``
+  as the systemd unit runs it (``--optimize 0`` for plain ``python``).
   Before the run the page cache of the shared libraries is evicted (see _evict_library_cache;
   ``--keep-cache`` skips it); the end-of-run RSS is also given split into anonymous memory and
   mapped library pages.
@@ -276,7 +277,7 @@ def _evict_library_cache() -> int:
 
 
 def bench_run(seconds: float, keep_cache: bool, source: str,
-              optimize: int = 0) -> dict[str, object]:
+              optimize: int = 2) -> dict[str, object]:
     if source == "file":
         source = f"file:{rendered_visit()}"
     evicted = 0 if keep_cache else _evict_library_cache()
@@ -329,8 +330,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="analyze: best of N")
     ap.add_argument("--keep-cache", action="store_true",
                     help="run: leave the libraries' page cache as it is (see _evict_library_cache)")
-    ap.add_argument("--optimize", type=int, default=0, choices=[0, 1, 2],
-                    help="run: PYTHONOPTIMIZE for the daemon (2: as python -OO)")
+    ap.add_argument("--optimize", type=int, default=2, choices=[0, 1, 2],
+                    help="run: PYTHONOPTIMIZE for the daemon (default 2, python -OO, as "
+                         "systemd/doorward.service runs it)")
     ap.add_argument("--source", default="sim:porch",
                     help="run: sim:SCENE, file:PATH, or file (the 40 s visit, rendered once into "
                          "bench-out/)")
