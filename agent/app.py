@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from typing import Any
 import cv2
 
 from agent.camera.base import Camera
-from agent.camera.picam import PiCamera, PiSettings
 from agent.camera.sources import SourceSpec, make_source, parse_source, preflight
 from agent.config import Config
 from agent.delivery.announce import EventAnnouncer, log_event
@@ -49,7 +49,6 @@ from agent.device.ir_light import IrLight
 from agent.device.requests import wire_requests
 from agent.errors import ConfigError, DoorwardError
 from agent.recording.encoder import VideoEncoder, X264Encoder
-from agent.recording.picam_encoder import PicameraH264Encoder
 from agent.recording.recorder import Recorder
 from agent.runtime.clock import Clock, SystemClock
 from agent.runtime.daemon import Daemon, Gpio
@@ -113,9 +112,17 @@ def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool,
     return make_source(spec, width=c.width, height=c.height, fps=c.fps,
                        luma_width=c.luma_width, realtime=realtime, loop=loop,
                        sim_process=sim_process,
-                       pi_settings=PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
-                                              tuning_file=c.tuning_file,
-                                              exposure_mode=c.exposure_mode))
+                       pi_settings=pi_settings(cfg) if spec.kind == "picamera2" else None)
+
+
+def pi_settings(cfg: Config) -> Any:
+    """The Pi camera's settings from ``[camera]`` (agent.camera.picam.PiSettings; imported only
+    for the Pi camera, as the other sources need none of that module)."""
+    from agent.camera.picam import PiSettings
+
+    c = cfg.camera
+    return PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
+                      tuning_file=c.tuning_file, exposure_mode=c.exposure_mode)
 
 
 def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
@@ -123,7 +130,11 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
     source is the Pi camera and ``[recording] encoder`` is "auto" or "hardware" (it also blacks
     out privacy masks in the camera buffer before encoding), else libx264 on the loop thread."""
     choice = cfg.recording.encoder
-    if isinstance(camera, PiCamera) and choice in ("auto", "hardware"):
+    picam = sys.modules.get("agent.camera.picam")  # never imported: not the Pi camera
+    if picam is not None and isinstance(camera, picam.PiCamera) \
+            and choice in ("auto", "hardware"):
+        from agent.recording.picam_encoder import PicameraH264Encoder
+
         return PicameraH264Encoder(camera, gop_s=cfg.recording.gop_s,
                                    bitrate=cfg.recording.bitrate_kbps * 1000,
                                    privacy_masks=cfg.motion.privacy_masks)
