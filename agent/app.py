@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,10 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from gpiozero.pins.mock import MockFactory
 
 from agent.camera.base import Camera
-from agent.camera.picam import PiCamera, PiSettings
 from agent.camera.sources import SourceSpec, make_source, parse_source, preflight
 from agent.config import Config
 from agent.delivery.announce import EventAnnouncer, log_event
@@ -39,13 +38,18 @@ from agent.delivery.clip_commands import register as register_uplink_commands
 from agent.delivery.links import ClipDelivered, LaneReports, LinkState
 from agent.delivery.live_view import LiveViews, register_live_commands
 from agent.delivery.wiring import Uplink, open_uplink, uplink_hooks
-from agent.device.buttons import DoorbellButtons, SimulatedPress, StatusLed, make_pin_factory
+from agent.device.buttons import (
+    DoorbellButtons,
+    SimulatedPress,
+    StatusLed,
+    make_pin_factory,
+    simulated_pins,
+)
 from agent.device.control_plane import DeviceController, topics
 from agent.device.ir_light import IrLight
 from agent.device.requests import wire_requests
 from agent.errors import ConfigError, DoorwardError
 from agent.recording.encoder import VideoEncoder, X264Encoder
-from agent.recording.picam_encoder import PicameraH264Encoder
 from agent.recording.recorder import Recorder
 from agent.runtime.clock import Clock, SystemClock
 from agent.runtime.daemon import Daemon, Gpio
@@ -80,6 +84,8 @@ class RunOptions:
     exit_at_eof: bool = False
     broker: str | None = None
     drain_timeout_s: float | None = None
+    # a sim: scene rendered by a child process (``doorward run``), not in the daemon (tests)
+    sim_process: bool = False
 
 
 def build_detector(cfg: Config) -> MotionDetector:
@@ -101,13 +107,23 @@ def build_tracker(cfg: Config) -> EventTracker:
                                     max_clip_s=ev.max_clip_s))
 
 
-def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool) -> Camera:
+def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool,
+                 sim_process: bool = False) -> Camera:
     c = cfg.camera
     return make_source(spec, width=c.width, height=c.height, fps=c.fps,
                        luma_width=c.luma_width, realtime=realtime, loop=loop,
-                       pi_settings=PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
-                                              tuning_file=c.tuning_file,
-                                              exposure_mode=c.exposure_mode))
+                       sim_process=sim_process,
+                       pi_settings=pi_settings(cfg) if spec.kind == "picamera2" else None)
+
+
+def pi_settings(cfg: Config) -> Any:
+    """The Pi camera's settings from ``[camera]`` (agent.camera.picam.PiSettings; imported only
+    for the Pi camera, as the other sources need none of that module)."""
+    from agent.camera.picam import PiSettings
+
+    c = cfg.camera
+    return PiSettings(rotation=c.rotation, hflip=c.hflip, vflip=c.vflip,
+                      tuning_file=c.tuning_file, exposure_mode=c.exposure_mode)
 
 
 def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
@@ -115,7 +131,11 @@ def build_encoder(cfg: Config, camera: Camera) -> VideoEncoder:
     source is the Pi camera and ``[recording] encoder`` is "auto" or "hardware" (it also blacks
     out privacy masks in the camera buffer before encoding), else libx264 on the loop thread."""
     choice = cfg.recording.encoder
-    if isinstance(camera, PiCamera) and choice in ("auto", "hardware"):
+    picam = sys.modules.get("agent.camera.picam")  # never imported: not the Pi camera
+    if picam is not None and isinstance(camera, picam.PiCamera) \
+            and choice in ("auto", "hardware"):
+        from agent.recording.picam_encoder import PicameraH264Encoder
+
         return PicameraH264Encoder(camera, gop_s=cfg.recording.gop_s,
                                    bitrate=cfg.recording.bitrate_kbps * 1000,
                                    privacy_masks=cfg.motion.privacy_masks)
@@ -166,15 +186,16 @@ def open_local(cfg: Config, opts: RunOptions) -> Local:
 
 def build_gpio(cfg: Config, spec: SourceSpec, inbox: queue.Queue[Any],
                work_dir: Path | None = None, pin_factory: Any = None) -> Gpio:
-    """Buttons and LED. Simulated sources get gpiozero's mock pins, pressed by `doorward press`.
+    """Buttons and LED. Simulated sources get simulated pins (agent/device/sim_pins.py: no
+    gpiozero), pressed by `doorward press`; ``[gpio] pin_factory = "mock"``, gpiozero's own.
     ``work_dir``: where lgpio may create its files when neither LG_WD nor RUNTIME_DIRECTORY say."""
     factory = pin_factory if pin_factory is not None else make_pin_factory(
-        cfg.gpio.pin_factory or ("mock" if spec.simulated else None), work_dir=work_dir)
+        cfg.gpio.pin_factory or ("sim" if spec.simulated else None), work_dir=work_dir)
     buttons = DoorbellButtons(cfg.gpio.ring_pin, cfg.gpio.setup_pin, pin_factory=factory,
                               on_event=inbox.put)
     led = StatusLed(cfg.gpio.led_pin, pin_factory=factory)
     sim = None
-    if isinstance(factory, MockFactory):
+    if simulated_pins(factory):
         sim = SimulatedPress(factory, ring_pin=cfg.gpio.ring_pin, setup_pin=cfg.gpio.setup_pin)
     ir = None
     if cfg.gpio.ir_led_pin >= 0:
@@ -261,7 +282,8 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
     stack = ExitStack()
     try:
         camera = stack.enter_context(camera or build_camera(
-            cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof))
+            cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof,
+            sim_process=opts.sim_process))
         return _wire(cfg, opts, local, camera, inbox, stack, mqtt=build_mqtt(
             cfg, opts.broker, device.identity.device_id, inbox, mqtt),
             object_store=object_store, pin_factory=pin_factory, clock=clock,

@@ -181,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(cfg, RunOptions(data_dir=args.data_dir, source=args.source,
                                        realtime=args.realtime, exit_at_eof=args.exit_at_eof,
                                        broker=args.broker,
-                                       drain_timeout_s=args.drain_timeout))
+                                       drain_timeout_s=args.drain_timeout,
+                                       sim_process=True))
         if args.command == "analyze":
             from agent.tools.analyze import analyze
 

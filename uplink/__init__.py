@@ -154,7 +154,6 @@ from uplink.live_format import (
     LiveSealer,
     LiveSegment,
 )
-from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
 from uplink.manifest import (
     MAX_MANIFEST_BYTES,
     ChainReport,
@@ -168,7 +167,6 @@ from uplink.manifest import (
     unseal_times,
     verify_manifest,
 )
-from uplink.memory_store import MemoryObjectStore
 from uplink.messages import (
     MAX_MESSAGE_BYTES,
     MAX_REPLY_BYTES,
@@ -278,13 +276,17 @@ from uplink.requests import (
 # --- end footage requests ---
 
 if TYPE_CHECKING:  # mypy sees the types; at run time __getattr__ loads them on first use
+    from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
+    from uplink.memory_store import MemoryObjectStore
     from uplink.mqtt import MqttClient
     from uplink.s3 import S3ObjectStore
     from uplink.s3_listing import list_with_etags
 
-# name -> module; importing the module pulls in paho or boto3
+# name -> module; importing the module pulls in paho or boto3, or (the in-memory twins) is for
+# tests only: the daemon need not hold them
 _LAZY = {"MqttClient": "uplink.mqtt", "S3ObjectStore": "uplink.s3",
-         "list_with_etags": "uplink.s3_listing"}
+         "list_with_etags": "uplink.s3_listing", "LoopbackBroker": "uplink.loopback_mqtt",
+         "LoopbackMqttClient": "uplink.loopback_mqtt", "MemoryObjectStore": "uplink.memory_store"}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,7 @@ class SourceSpec:
     @property
     def simulated(self) -> bool:
         """True for sources that run without the doorbell's hardware (sim, file, v4l2): they get
-        gpiozero's mock pins unless ``[gpio] pin_factory`` says otherwise."""
+        simulated pins (agent/device/sim_pins.py) unless ``[gpio] pin_factory`` says otherwise."""
         return self.kind in SIMULATED_KINDS
 
     @property
@@ -79,13 +79,22 @@ def preflight(spec: SourceSpec) -> None:
 
 def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_width: int,
                 realtime: bool, loop: bool = False, seed: int = 0,
-                pi_settings: Any = None) -> Camera:
+                pi_settings: Any = None, sim_process: bool = False) -> Camera:
     """Build (not open) the camera for ``spec``. ``realtime`` paces sim and file sources;
-    ``pi_settings`` (agent.camera.picam.PiSettings) applies to the Pi camera only."""
+    ``pi_settings`` (agent.camera.picam.PiSettings) applies to the Pi camera only;
+    ``sim_process`` renders a ``sim:`` scene in a child process (``doorward run``: the daemon's
+    memory is then what a Pi's would be) instead of in this one (tests, tools)."""
     if spec.kind == "sim":
-        from agent.camera.sim import SimCamera, get_scene
+        from agent.camera.sim import get_scene
 
         scene = get_scene(spec.arg, seed=seed)
+        if sim_process:
+            from agent.camera.sim.process import SimProcessCamera
+
+            return SimProcessCamera(scene, width=width, height=height, luma_width=luma_width,
+                                    fps=fps, realtime=realtime, loop=loop, seed=seed)
+        from agent.camera.sim import SimCamera
+
         return SimCamera(scene, width=width, height=height, luma_width=luma_width, fps=fps,
                          realtime=realtime, loop=loop, seed=seed)
     if spec.kind == "file":

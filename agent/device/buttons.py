@@ -9,12 +9,13 @@ Three layers, so that the timing rules are testable without threads or real time
   callbacks on its own thread; they only feed the classifier and pass events to ``on_event``, which
   must only enqueue (``queue.Queue.put``). The daemon loop calls ``tick(now)`` between frames.
 * :class:`StatusLed` shows the device state with one gpiozero ``LED``.
-* :class:`SimulatedPress` drives the mock pins in simulated mode, so ``doorward press`` (through
-  the control socket, agent/runtime/control_socket.py) goes down the real button path.
+* :class:`SimulatedPress` drives the simulated pins (agent/device/sim_pins.py, or gpiozero's
+  mock pins) in simulated mode, so ``doorward press`` (through the control socket,
+  agent/runtime/control_socket.py) goes down the real button path.
 
 Wiring in the daemon (the loop owns all state)::
 
-    factory = make_pin_factory(cfg.gpio.pin_factory)          # "mock" in simulated mode
+    factory = make_pin_factory(cfg.gpio.pin_factory)          # "sim" in simulated mode
     inbox: queue.Queue[object] = queue.Queue()
     buttons = DoorbellButtons(17, 27, pin_factory=factory, on_event=inbox.put)
     led = StatusLed(22, pin_factory=factory)
@@ -34,17 +35,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from gpiozero import LED, Button, Device, GPIOZeroError
-from gpiozero.pins.mock import MockFactory
-
+from agent.device.sim_pins import SimulatedPins
 from agent.errors import DoorwardError
 
 log = logging.getLogger(__name__)
@@ -255,6 +254,14 @@ class DoorbellButtons:
 
 
 def _open_button(label: str, key: str, pin: int | str, pin_factory: Any) -> Any:
+    if isinstance(pin_factory, SimulatedPins):
+        try:
+            return pin_factory.button(pin)
+        except ValueError as err:
+            raise DoorwardError(f"cannot use GPIO pin {pin!r} for the {label} button: {err}; "
+                                f"set [gpio] {key} to a free GPIO pin") from err
+    from gpiozero import Button, GPIOZeroError  # only with real or gpiozero's mock pins
+
     try:
         return Button(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
     except GPIOZeroError as err:
@@ -280,11 +287,7 @@ class StatusLed:
     ERROR_BLINK_S = 1.0
 
     def __init__(self, pin: int | str, *, pin_factory: Any) -> None:
-        try:
-            self._led = LED(pin, pin_factory=pin_factory)
-        except GPIOZeroError as err:
-            raise DoorwardError(f"cannot use GPIO pin {pin!r} for the status LED: {err}; "
-                                "set [gpio] led_pin to a free GPIO pin") from err
+        self._led = open_output("the status LED", "led_pin", pin, pin_factory, led=True)
         self._off_at: float | None = None
         self.pattern = "idle"
 
@@ -330,29 +333,73 @@ class StatusLed:
         self._off_at = None
 
 
-_NO_GPIO_FIX = ('use a simulated source, which uses mock pins, or set [gpio] pin_factory = "mock"')
+def open_output(label: str, key: str, pin: int | str, pin_factory: Any, *,
+                 led: bool, fix: str = "a free GPIO pin") -> Any:
+    """gpiozero's ``LED`` (``led``) or ``OutputDevice`` (off) on ``pin``, or a simulated output;
+    a pin that cannot be used is a DoorwardError naming the config key."""
+    try:
+        if isinstance(pin_factory, SimulatedPins):
+            return pin_factory.output(pin)
+        from gpiozero import LED, GPIOZeroError, OutputDevice  # only with gpiozero's pins
+    except ValueError as err:
+        raise DoorwardError(f"cannot use GPIO pin {pin!r} for {label}: {err}; "
+                            f"set [gpio] {key} to {fix}") from err
+    try:
+        if led:
+            return LED(pin, pin_factory=pin_factory)
+        return OutputDevice(pin, initial_value=False, pin_factory=pin_factory)
+    except GPIOZeroError as err:
+        raise DoorwardError(f"cannot use GPIO pin {pin!r} for {label}: {err}; "
+                            f"set [gpio] {key} to {fix}") from err
+
+
+def simulated_pins(pin_factory: Any) -> bool:
+    """True for pins that ``doorward press`` can drive: ours (SimulatedPins) or gpiozero's
+    ``MockFactory`` (without importing gpiozero when it is not loaded)."""
+    if isinstance(pin_factory, SimulatedPins):
+        return True
+    if "gpiozero.pins.mock" not in sys.modules:
+        return False
+    from gpiozero.pins.mock import MockFactory
+
+    return isinstance(pin_factory, MockFactory)
+
+
+_NO_GPIO_FIX = ('use a simulated source, which uses simulated pins, or set [gpio] pin_factory = '
+                '"mock"')
 
 
 def make_pin_factory(name: str | None, *, work_dir: os.PathLike[str] | str | None = None) -> Any:
     """The gpiozero pin factory to pass to every device.
 
-    ``"mock"``: a fresh ``MockFactory`` (simulated mode, tests). ``None``: gpiozero's default (on a
+    ``"sim"``: fresh :class:`~agent.device.sim_pins.SimulatedPins` (simulated sources: no
+    gpiozero). ``"mock"``: a fresh gpiozero ``MockFactory`` (tests of the gpiozero adapter, or
+    ``[gpio] pin_factory = "mock"``). ``None``: gpiozero's default (on a
     Pi: lgpio, then RPi.GPIO, pigpio, native; ``GPIOZERO_PIN_FACTORY`` is honoured). Any other
     name: that gpiozero factory (``lgpio``, ``rpigpio``, ``pigpio``, ``native``). Failures raise
     :class:`DoorwardError` naming the fix. Before lgpio can load, ``LG_WD`` is set if unset (see
     :func:`ensure_lgpio_work_dir`; ``work_dir`` is the last resort, e.g. the data directory).
     """
+    if name == "sim":
+        return SimulatedPins()
     if name == "mock":
+        from gpiozero.pins.mock import MockFactory
+
         return MockFactory()
     if name in (None, "lgpio"):
         ensure_lgpio_work_dir(os.environ, work_dir)
     if name is None:
         return _default_factory()
+    from importlib.metadata import entry_points  # 1-3 MB of modules (email's parser): not on
+    # the simulated path
+
     factories = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
     ep = factories.get(name, factories.get(name.lower()))
     if ep is None:
         raise DoorwardError(f"unknown [gpio] pin_factory = {name!r}: use one of "
                             f"{', '.join(sorted(factories))}, or leave it unset for the default")
+    from gpiozero import GPIOZeroError
+
     try:
         return ep.load()()
     except (GPIOZeroError, ImportError, OSError, RuntimeError) as err:
@@ -384,6 +431,8 @@ def ensure_lgpio_work_dir(environ: MutableMapping[str, str],
 
 
 def _default_factory() -> Any:
+    from gpiozero import Device, GPIOZeroError
+
     # gpiozero warns once per factory it falls back from; collect them to explain a failure.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -411,7 +460,7 @@ class SimulatedPress:
     MIN_HOLD_S = 0.1
 
     def __init__(self, pin_factory: Any, *, ring_pin: int | str, setup_pin: int | str) -> None:
-        if not isinstance(pin_factory, MockFactory):
+        if not simulated_pins(pin_factory):
             raise DoorwardError("simulated button presses need mock pins: use a simulated source "
                                 'or set [gpio] pin_factory = "mock"')
         self._pins: dict[str, Any] = {"ring": pin_factory.pin(ring_pin),

@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gpiozero import GPIOZeroError, OutputDevice
-
 from agent.errors import DoorwardError
 
 log = logging.getLogger(__name__)
@@ -31,11 +29,10 @@ class IrLight:
         if not on_below_lux < off_above_lux:
             raise DoorwardError(f"IR LED: on_below_lux {on_below_lux:g} must be lower than "
                                 f"off_above_lux {off_above_lux:g}")
-        try:
-            self._out = OutputDevice(pin, initial_value=False, pin_factory=pin_factory)
-        except GPIOZeroError as err:
-            raise DoorwardError(f"cannot use GPIO pin {pin!r} for the IR LED: {err}; set [gpio] "
-                                "ir_led_pin to a free GPIO pin, or -1 for none") from err
+        from agent.device.buttons import open_output
+
+        self._out = open_output("the IR LED", "ir_led_pin", pin, pin_factory, led=False,
+                                 fix="a free GPIO pin, or -1 for none")
         self.on_below_lux, self.off_above_lux = on_below_lux, off_above_lux
         self.lit = False
         self.last_lux: float | None = None

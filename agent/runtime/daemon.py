@@ -39,7 +39,7 @@ log = logging.getLogger("doorward")
 class Gpio:
     buttons: DoorbellButtons
     led: StatusLed
-    sim_press: Presser | None  # mock pins only: `doorward press` and scripted rings
+    sim_press: Presser | None  # simulated or mock pins only: `doorward press`, scripted rings
     ir: IrLight | None = None  # [gpio] ir_led_pin, switched by LoopTick
 
 

@@ -159,13 +159,13 @@ def _open_file(path: str) -> None:
 
 def check_gpio(cfg: Config, spec_text: str,
                make_factory: Callable[[str | None], Any] | None = None) -> Check:
-    """The pin factory ``doorward run`` would use ([gpio] pin_factory; mock for simulated
-    sources; else gpiozero's default) can be created."""
+    """The pin factory ``doorward run`` would use ([gpio] pin_factory; simulated pins for
+    simulated sources; else gpiozero's default) can be created."""
     try:
         simulated = parse_source(spec_text).simulated
     except DoorwardError:
         simulated = True
-    name = cfg.gpio.pin_factory or ("mock" if simulated else None)
+    name = cfg.gpio.pin_factory or ("sim" if simulated else None)
     from agent.device.buttons import make_pin_factory
 
     try:
@@ -177,7 +177,8 @@ def check_gpio(cfg: Config, spec_text: str,
     close = getattr(factory, "close", None)
     if callable(close):
         close()
-    what = "mock pins (simulated source)" if name == "mock" else kind
+    what = {"sim": "simulated pins (simulated source)", "mock": "mock pins (gpiozero's)"}.get(
+        name or "", kind)
     return Check("gpio", PASS, f"pin factory {what}")
 
 

@@ -24,7 +24,7 @@ def test_doctor_passes_a_simulated_setup(tmp_path: Path) -> None:
                    check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"^PASS  camera +simulated scene sim:porch$", res.stdout, re.M)
-    assert re.search(r"^PASS  gpio +pin factory mock pins", res.stdout, re.M)
+    assert re.search(r"^PASS  gpio +pin factory simulated pins", res.stdout, re.M)
     assert "0 failure(s)" in res.stdout or "all checks passed" in res.stdout
 
 

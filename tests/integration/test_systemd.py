@@ -82,7 +82,8 @@ def test_unit_keeps_the_camera_and_gpio_reachable() -> None:
     for device in ("video4linux", "media", "dma_heap", "gpiochip"):
         assert f"DeviceAllow=char-{device} rw" in settings
     for setting in ("Type=notify", "NotifyAccess=main", "SupplementaryGroups=video gpio",
-                    "Environment=LG_WD=%t/doorward", "Restart=on-failure", "User=doorward"):
+                    "Environment=LG_WD=%t/doorward", "Restart=on-failure", "User=doorward",
+                    "Environment=PYTHONOPTIMIZE=2"):
         assert setting in settings
     assert any(s.startswith("WatchdogSec=") for s in settings)
     families = next(s for s in settings if s.startswith("RestrictAddressFamilies="))

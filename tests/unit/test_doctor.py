@@ -106,7 +106,7 @@ def test_gpio_mock_for_simulated_and_failure_names_the_fix() -> None:
         return Factory()
 
     assert doctor.check_gpio(Config(), "sim:porch", make).status == PASS
-    assert asked == ["mock"] and Factory.closed
+    assert asked == ["sim"] and Factory.closed
     doctor.check_gpio(Config(), "picamera2", make)
     assert asked[-1] is None  # gpiozero's default on real hardware
     doctor.check_gpio(Config(gpio=GpioConfig(pin_factory="lgpio")), "picamera2", make)
@@ -117,7 +117,7 @@ def test_gpio_mock_for_simulated_and_failure_names_the_fix() -> None:
 
     check = doctor.check_gpio(Config(), "picamera2", broken)
     assert check.status == FAIL and "no GPIO here" in check.summary and check.fix
-    assert doctor.check_gpio(Config(), "sim:porch").status == PASS  # the real MockFactory
+    assert doctor.check_gpio(Config(), "sim:porch").status == PASS  # the real SimulatedPins
 
 
 def floors(ledger_at: float) -> list[ClockFloor]:

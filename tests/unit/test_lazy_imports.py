@@ -16,6 +16,17 @@ def test_the_daemon_modules_import_neither_boto3_nor_paho() -> None:
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_the_daemon_modules_leave_out_what_a_sim_or_file_run_never_uses() -> None:
+    # gpiozero (real pins only), the renderer (a child process renders), importlib.metadata
+    # (named pin factories only), the Pi camera's modules and uplink's in-memory test twins
+    code = ("import sys, agent.app, agent.cli; agent.cli.build_parser(); "
+            "print(sorted(m for m in ('gpiozero', 'agent.camera.sim.render', 'importlib.metadata', "
+            "'agent.camera.picam', 'agent.recording.picam_encoder', 'uplink.loopback_mqtt', "
+            "'uplink.memory_store') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_the_paho_free_and_boto3_free_halves_are_re_exported() -> None:
     from uplink import mqtt, mqtt_types, objectstore, s3
 

@@ -9,11 +9,27 @@ Usage::
         for frame in cam.frames():
             ...
 
-``--source sim:NAME`` maps to ``SimCamera(get_scene(NAME))``; ``porch`` runs forever.
+``--source sim:NAME`` maps to ``SimCamera(get_scene(NAME))`` (``doorward run``: to
+``agent.camera.sim.process.SimProcessCamera``, the renderer in a child process); ``porch`` runs
+forever. ``SimCamera`` (the renderer) is imported on first use, so that the daemon, which only
+needs the scene's script, does not load the renderer's modules.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from agent.camera.sim.library import get_scene, scene_names
 from agent.camera.sim.scene import GroundTruthEvent, Ring, Scene
-from agent.camera.sim.source import SimCamera
+
+if TYPE_CHECKING:
+    from agent.camera.sim.source import SimCamera
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SimCamera":
+        from agent.camera.sim.source import SimCamera
+
+        return SimCamera
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["GroundTruthEvent", "Ring", "Scene", "SimCamera", "get_scene", "scene_names"]

@@ -31,10 +31,9 @@ from agent.camera.sim.backdrop import i420_planes, paint
 from agent.camera.sim.effects import IR_LUT, Branch, Grain, illuminator, soft_patch
 from agent.camera.sim.exposure import SubjectExposure
 from agent.camera.sim.lights import LightPainter
-from agent.camera.sim.scene import Cloud, Headlight, Scene
+from agent.camera.sim.scene import Cloud, Headlight, Scene, check_size
 from agent.camera.sim.sensor import SensorNoise
 from agent.camera.sim.sprites import draw, shapes
-from agent.errors import CameraError
 
 #: Chroma noise pools come in these sigmas (DN) only: a dusk ramp must not build a pool per frame.
 _UV_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -94,15 +93,7 @@ class SceneRenderer:
         # an average of 4 pixels per output pixel, as a camera's lores scaler gives.
         self._luma_step = max(1, width // luma_width // 2)
 
-    @staticmethod
-    def check_size(width: int, height: int, luma_width: int) -> None:
-        """Raise CameraError unless the sizes can be rendered (I420 needs even sizes)."""
-        if width % 2 or height % 2 or width < 64 or height < 64:
-            raise CameraError(
-                f"sim camera size {width}x{height} is not allowed: use even sizes >= 64"
-            )
-        if not 16 <= luma_width <= width:
-            raise CameraError(f"sim luma_width {luma_width} is not allowed: use 16..{width}")
+    check_size = staticmethod(check_size)
 
     def _cloud_size(self, c: Cloud) -> tuple[int, int]:
         side = round(2 * c.radius * self.width)

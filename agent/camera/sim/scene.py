@@ -20,6 +20,7 @@ from agent.camera.sim.actors import Actor
 from agent.camera.sim.lights import CarSweep, Flicker, PorchLight
 from agent.camera.sim.sensor import Sensor
 from agent.camera.sim.sprites import visible
+from agent.errors import CameraError
 
 #: Ground-truth kinds a scene may contain.
 EVENT_KINDS = ("visitor", "passerby", "parcel", "cat")
@@ -266,3 +267,13 @@ def visible_frames(actor: Actor, fps: float, until: float) -> tuple[int, int] | 
         return None
     last = next(i for i in range(last_i, first - 1, -1) if visible(actor, i / fps))
     return first, last
+
+
+def check_size(width: int, height: int, luma_width: int) -> None:
+    """Raise CameraError unless a scene can be rendered at these sizes (I420 needs even sizes)."""
+    if width % 2 or height % 2 or width < 64 or height < 64:
+        raise CameraError(
+            f"sim camera size {width}x{height} is not allowed: use even sizes >= 64"
+        )
+    if not 16 <= luma_width <= width:
+        raise CameraError(f"sim luma_width {luma_width} is not allowed: use 16..{width}")

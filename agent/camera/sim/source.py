@@ -131,7 +131,7 @@ class SimCamera:
         """Yield frames from the start of the scene until it ends or :meth:`close` is called."""
         if self._renderer is None:
             raise CameraError(f"{self.name} is not open: call open() or use it in a with block")
-        renderer, period = self._renderer, 1.0 / self.fps
+        period = 1.0 / self.fps
         n, index, start = self.scene_frames, 0, self._clock()
         while not self._closed:
             if self.live:
@@ -146,12 +146,22 @@ class SimCamera:
                     self._dropped += skip
             if n is not None and index >= n and not self.loop:
                 return
-            t_scene = (index % n if n is not None else index) / self.fps
-            started = time.thread_time()
-            main, luma = renderer.render(t_scene, index)
-            if self._codec is not None:  # what the recorder and a decoder make of it
-                self._codec.apply(main)
-                luma = renderer.luma_of(main[: self.height])
-            self._render_cpu_s += time.thread_time() - started
-            yield Frame(index=index, t=index / self.fps, main=main, luma=luma)
+            yield self.render_frame(index)
             index += 1
+
+    def render_frame(self, index: int) -> Frame:
+        """Frame ``index`` of the scene (it repeats past the scene's end), unpaced. The codec
+        round trip, when on, needs the frames asked for in increasing order, as :meth:`frames`
+        asks for them; the simulator's child process (agent.camera.sim.process) calls this."""
+        renderer = self._renderer
+        if renderer is None:
+            raise CameraError(f"{self.name} is not open: call open() or use it in a with block")
+        n = self.scene_frames
+        t_scene = (index % n if n is not None else index) / self.fps
+        started = time.thread_time()
+        main, luma = renderer.render(t_scene, index)
+        if self._codec is not None:  # what the recorder and a decoder make of it
+            self._codec.apply(main)
+            luma = renderer.luma_of(main[: self.height])
+        self._render_cpu_s += time.thread_time() - started
+        return Frame(index=index, t=index / self.fps, main=main, luma=luma)
