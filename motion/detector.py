@@ -594,17 +594,23 @@ def _regions(
         )
         for i in keep[:_MAX_BOXES]
     )
-    return int(area[keep].sum()), boxes, _brighter(labels, keep[:_MAX_BOXES], area, resid)
+    return int(area[keep].sum()), boxes, _brighter(labels, keep[:_MAX_BOXES], stats, resid)
 
 
 def _brighter(
-    labels: np.ndarray, keep: np.ndarray, area: np.ndarray, resid: np.ndarray
+    labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, resid: np.ndarray
 ) -> tuple[float, ...]:
     """For each region in ``keep``, the fraction of its pixels with a positive residual.
 
     Why: a light moving over the scene (a headlight cone, its glare) only adds light, so every
     pixel it covers is brighter than the background; a person or a car in daylight is darker than
-    the background somewhere. Counted with one bincount over the brighter pixels' labels.
+    the background somewhere. Counted inside each region's box: a quarter of the cost of a
+    bincount over the whole image.
     """
-    up = np.bincount(labels[resid > 0], minlength=area.size)
-    return tuple(float(up[i] / area[i]) for i in keep)
+    up = resid > 0
+    out = []
+    for i in keep:
+        x, y, w, h = stats[i, :4]
+        inside = labels[y : y + h, x : x + w] == i
+        out.append(int(np.count_nonzero(inside & up[y : y + h, x : x + w])) / int(stats[i, 4]))
+    return tuple(out)
