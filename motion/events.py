@@ -5,7 +5,7 @@ Feed it one call per analysed frame, with the frame's timestamp and the detector
     tracker = EventTracker(EventParams(min_motion_s=0.4, gap_s=0.1, post_roll_s=5.0))
     for frame in frames:
         r = detector.update(frame.luma, frame.t)
-        for ev in tracker.update(frame.t, r.motion, r.area, r.lit, r.boxes):
+        for ev in tracker.update(frame.t, r.motion, r.area, r.lit, r.boxes, r.brighter):
             handle(ev)            # EventStarted -> open a clip with pre-roll; EventEnded -> seal it
     for ev in tracker.finish(last_t):  # source ended: close what is open (reason "stopped")
         handle(ev)
@@ -44,15 +44,19 @@ Rules:
   has no floor: the detector has not yet seen the foliage sway, and a branch's first swing shows
   as a little "motion" inside a wider band of leaves changing brightness (a tenth to a third of
   it), growing as it swings, where a visitor stepping in is most of what changes.
-- A headlight cone is held back: a run whose first motion frame is a single region (``boxes``,
-  the detector's) of at least ``sudden_area`` at the left or right edge, about all of what changed
-  brightness (``lit``), where the previous update saw nothing moving, starts no event for
-  ``sudden_hold_s``, unless two or more regions move on two updates in a row (someone beside the
-  beam). A cone sweeping the porch enters at the side as one region of ~1 % of the picture in a
-  single frame and crosses in 2.5-3.5 s; someone walking in grows from a sliver, and a visitor
-  arriving with the beam shows as a second region. People on real footage who appeared at once
-  did so mid-frame, at the top or bottom, or inside a wider change. Callers that pass no ``boxes``
-  get no hold.
+- A headlight cone is held back: a run whose first motion frame shows at least ``sudden_area``
+  moving at once, about all of what changed brightness (``lit``), where the previous update saw
+  nothing moving, and every moving region only brightened (``brighter``, the detector's fraction
+  of a region's pixels brighter than the background, at least ``light_brighter``), starts no event
+  for ``sudden_hold_s`` from that frame, unless two or more regions move on two updates in a row
+  (someone beside the beam) or a region not all brighter moves on two updates in a row (an object
+  darker than the background somewhere). Light only adds: a relit surface is brighter at every
+  pixel, wherever the cone first lands; a person walking in grows from a sliver, and in daylight
+  or at dusk is darker than the background somewhere. The hold outlasts breaks in the run: a
+  cone leaving the porch flickers below ``min_area`` and shows again as a shrinking region.
+  Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
+  the left or right edge (a cone entering at the side), the run's hold ending with the run;
+  ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
 - Callers that pass no ``lit`` get neither short path nor the light rule. The values were chosen on
   the simulated scenes (seeds 0-47, then 0-127 for the start-up rule and the floor) and checked on
   seeds not seen before (BENCHMARKS.md).
@@ -108,10 +112,12 @@ class EventParams:
         ``lit_area_ratio`` 0 turns this off).
     lit_floor_after_s: before this long after the first update, ``lit_floor`` does not apply: any
         brightness change counts (0..600; 0 = the floor always applies).
-    sudden_area, sudden_hold_s: a run that appears as one region of at least ``sudden_area``
-        (0..1; 0 = off) at the left or right edge out of a still picture starts no event for
-        ``sudden_hold_s`` (0..600) unless a second region moves beside it (a headlight cone, not a
-        visitor).
+    sudden_area, sudden_hold_s: a run that appears at once as at least ``sudden_area`` (0..1;
+        0 = off) of moving light out of a still picture starts no event for ``sudden_hold_s``
+        (0..600) unless a second region, or something darker than the background, moves (a
+        headlight cone, not a visitor).
+    light_brighter: a moving region counts as light when at least this fraction of its pixels is
+        brighter than the background (0..1; 0 = tell a cone by its position at the frame's side).
     """
 
     min_motion_s: float = 0.4
@@ -127,6 +133,7 @@ class EventParams:
     lit_floor_after_s: float = 5.0
     sudden_area: float = 0.005
     sudden_hold_s: float = 4.0
+    light_brighter: float = 0.95
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -137,7 +144,10 @@ class EventParams:
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
-        for name in ("fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area"):
+        for name in (
+            "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
+            "light_brighter",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value!r} is out of range: allowed 0..1 (a fraction)")
@@ -207,6 +217,7 @@ class _State:
     last_area: float = 0.0  # the previous update's moving area
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     multi: int = 0  # how many updates in a row showed two or more moving regions
+    dark: int = 0  # how many updates in a row showed a moving region not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
     first_t: float | None = None  # the first update's time
     last_t: float = -math.inf
@@ -238,24 +249,28 @@ class EventTracker:
 
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
-        boxes: Sequence[Box] | None = None,
+        boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
-        ``boxes`` its moving regions; without ``lit`` no event starts early and none is held
-        back for sweeping light; without ``boxes`` no headlight cone is held back."""
+        ``boxes`` its moving regions and ``brighter`` how much of each is brighter than the
+        background; without ``lit`` no event starts early and none is held back for sweeping
+        light; without ``boxes`` no headlight cone is held back."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
         if s.first_t is None:
             s.first_t = t
+        light = p.light_brighter > 0 and brighter is not None
         appeared = (
             boxes is not None and lit is not None and s.last_area == 0.0
-            and self._cone(area, lit, boxes)
+            and self._cone(area, lit, boxes, brighter if light else None)
         )
         s.multi = s.multi + 1 if boxes is not None and len(boxes) >= 2 else 0
-        if s.multi >= 2:
-            s.held_until = -math.inf  # a second object: not only a light cone
+        s.dark = s.dark + 1 if light and brighter and min(brighter) < p.light_brighter else 0
+        if s.multi >= 2 or s.dark >= 2:
+            # A second object, or something darker than the background: not only a light cone.
+            s.held_until = -math.inf
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         if motion and s.open is None and lit is not None and self._light_sweep(t, area, lit):
@@ -266,7 +281,8 @@ class EventTracker:
             s.clear_since = None
             if s.run_start is not None and t - s.run_last > p.gap_s:
                 s.run_start = None
-                s.held_until = -math.inf
+                if not light:
+                    s.held_until = -math.inf
             return out
         if s.run_start is None:
             s.run_start = t
@@ -367,11 +383,18 @@ class EventTracker:
         # measurement: then only the short paths are closed, as they always were.
         return floor < lit < 1.0 and area < p.lit_area_ratio * lit
 
-    def _cone(self, area: float, lit: float, boxes: Sequence[Box]) -> bool:
-        """A headlight cone's first frame: one region of at least ``sudden_area`` at the left or
-        right edge, about all of what changed brightness."""
+    def _cone(
+        self, area: float, lit: float, boxes: Sequence[Box], brighter: Sequence[float] | None
+    ) -> bool:
+        """A headlight cone's first frame: at least ``sudden_area`` moving, about all of what
+        changed brightness, and every region only brightened (given ``brighter``) or, without it,
+        one region at the left or right edge."""
         p = self.params
-        if len(boxes) != 1 or not 0 < p.sudden_area <= area or lit > _CONE_LIT_RATIO * area:
+        if not 0 < p.sudden_area <= area or lit > _CONE_LIT_RATIO * area:
+            return False
+        if brighter is not None:
+            return len(brighter) >= 1 and min(brighter) >= p.light_brighter
+        if len(boxes) != 1:
             return False
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE

@@ -393,3 +393,44 @@ def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_co
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.01)
     assert any(tr.update((90 + i) / 15, True, a, a) for i, a in enumerate(cone[:3]))
+
+
+def _lit_run(
+    areas: list[float], boxes: list[tuple[tuple[float, float, float, float], ...]],
+    brighter: list[tuple[float, ...]], params: EventParams | None = None,
+) -> list[int]:
+    """Like ``_regions_run``, with each region's ``brighter`` fraction from the detector."""
+    tr = EventTracker(params or EventParams())
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.01, (), ())
+    out: list[Event] = []
+    for i, (a, b, f) in enumerate(zip(areas, boxes, brighter, strict=True)):
+        out += tr.update((90 + i) / 15, a >= 0.0015, a, a, b, f)
+    return _started_at(out)
+
+
+def test_light_that_only_brightens_is_held_back_wherever_it_appears() -> None:
+    cone = [0.008 + 0.001 * i for i in range(45)]
+    lit = [(1.0,)] * 45
+    # Mid-frame (a car turning in lights the lawn first), every pixel brighter: held.
+    assert _lit_run(cone, [(_MID,)] * 45, lit) == []
+    # The same region darker than the background in places is an object: it starts at once.
+    assert _lit_run(cone, [(_MID,)] * 45, [(0.6,)] * 45) == [1]
+    # An object darker than the background showing up inside the held run (two updates running)
+    # releases the hold, as a second region does.
+    assert _lit_run(cone, [(_MID,)] * 45, lit[:5] + [(0.6,)] * 40) == [6]
+    assert _lit_run(cone, [(_MID,)] * 45, [*lit[:5], (0.6,), *lit[:39]]) == []
+    # light_brighter=0 restores the rule by position: mid-frame is not held.
+    assert _lit_run(cone, [(_MID,)] * 45, lit, EventParams(light_brighter=0.0)) == [1]
+
+
+def test_the_hold_outlasts_a_break_in_the_run_while_the_cone_leaves() -> None:
+    # A cone leaving the porch flickers below min_area for a few frames, then shows again as a
+    # shrinking region: still the same light, still held (sudden_hold_s from its first frame).
+    # (A speck below min_area just before it means it does not appear out of a still picture.)
+    grow = [0.008 + 0.001 * i for i in range(20)]
+    areas = grow + [0.0] * 3 + [0.001] + [0.03 - 0.001 * i for i in range(20)]
+    boxes = [(_CONE,)] * 20 + [()] * 3 + [(_CONE,)] * 21
+    lit = [(1.0,)] * 20 + [()] * 3 + [(1.0,)] * 21
+    assert _lit_run(areas, boxes, lit) == []
+    assert _lit_run(areas, boxes, lit, EventParams(light_brighter=0.0)) == [24]
