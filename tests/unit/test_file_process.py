@@ -74,10 +74,21 @@ def test_realtime_paces_at_the_file_timestamps(video: Path) -> None:
 
 
 def test_run_decodes_in_a_child_and_analyze_in_process(video: Path) -> None:
-    spec = parse_source(f"file:{video}")
-    kw = {"width": 1280, "height": 720, "fps": 15.0, "luma_width": 320, "realtime": False}
-    assert isinstance(make_source(spec, child_source=True, **kw), FileProcessCamera)
-    assert isinstance(make_source(spec, **kw), FileCamera)
+    code = textwrap.dedent(f"""
+        import sys
+        from agent.camera.sources import make_source, parse_source
+        cam = make_source(parse_source({f"file:{video}"!r}), width=1280, height=720, fps=15.0,
+                          luma_width=160, realtime=False, child_source=True)
+        with cam:
+            next(iter(cam.frames()))
+        print(type(cam).__name__, "agent.camera.file" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["FileProcessCamera", "False"]  # no decoder in the daemon
+    in_process = make_source(parse_source(f"file:{video}"), width=1280, height=720, fps=15.0,
+                             luma_width=320, realtime=False)
+    assert isinstance(in_process, FileCamera)  # analyze, tests and tools decode in-process
 
 
 def test_missing_unreadable_and_corrupt_files(tmp_path: Path) -> None:
