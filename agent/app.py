@@ -84,8 +84,8 @@ class RunOptions:
     exit_at_eof: bool = False
     broker: str | None = None
     drain_timeout_s: float | None = None
-    # a sim: scene rendered by a child process (``doorward run``), not in the daemon (tests)
-    sim_process: bool = False
+    # sim: and file: frames made by a child process (``doorward run``), not in the daemon (tests)
+    child_source: bool = False
 
 
 def build_detector(cfg: Config) -> MotionDetector:
@@ -108,11 +108,11 @@ def build_tracker(cfg: Config) -> EventTracker:
 
 
 def build_camera(cfg: Config, spec: SourceSpec, *, realtime: bool, loop: bool,
-                 sim_process: bool = False) -> Camera:
+                 child_source: bool = False) -> Camera:
     c = cfg.camera
     return make_source(spec, width=c.width, height=c.height, fps=c.fps,
                        luma_width=c.luma_width, realtime=realtime, loop=loop,
-                       sim_process=sim_process,
+                       child_source=child_source,
                        pi_settings=pi_settings(cfg) if spec.kind == "picamera2" else None)
 
 
@@ -283,7 +283,7 @@ def build(cfg: Config, opts: RunOptions, *, camera: Camera | None = None,
     try:
         camera = stack.enter_context(camera or build_camera(
             cfg, spec, realtime=opts.realtime, loop=spec.kind == "sim" and not opts.exit_at_eof,
-            sim_process=opts.sim_process))
+            child_source=opts.child_source))
         return _wire(cfg, opts, local, camera, inbox, stack, mqtt=build_mqtt(
             cfg, opts.broker, device.identity.device_id, inbox, mqtt),
             object_store=object_store, pin_factory=pin_factory, clock=clock,

@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        realtime=args.realtime, exit_at_eof=args.exit_at_eof,
                                        broker=args.broker,
                                        drain_timeout_s=args.drain_timeout,
-                                       sim_process=True))
+                                       child_source=True))
         if args.command == "analyze":
             from agent.tools.analyze import analyze
 

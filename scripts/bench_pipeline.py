@@ -11,9 +11,10 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
   ``--source file:PATH`` runs a file instead (``--realtime --exit-at-eof``, to its end), and
   ``--source file`` the 40 s ``visit`` rendered once into bench-out/ (as ``analyze`` uses); a file
   run skips the x264-alone comparison. Peak RSS is ``ru_maxrss`` of the daemon (``os.wait4``);
-  a ``sim:`` source renders in a child process of the daemon, whose peak (VmHWM, read just before
-  the daemon is stopped) is given apart, with the sum. The daemon runs with ``PYTHONOPTIMIZE=2``
-  as the systemd unit runs it (``--optimize 0`` for plain ``python``).
+  a ``sim:`` source renders, and a ``file:`` source decodes, in a child process of the daemon
+  (agent/camera/child.py), whose peak (VmHWM, read just before the daemon is stopped) is given
+  apart (``simulator_peak_rss_mb``, for both), with the sum. The daemon runs with
+  ``PYTHONOPTIMIZE=2`` as the systemd unit runs it (``--optimize 0`` for plain ``python``).
   Before the run the page cache of the shared libraries is evicted (see _evict_library_cache;
   ``--keep-cache`` skips it); the end-of-run RSS is also given split into anonymous memory and
   mapped library pages.
@@ -26,9 +27,13 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
   ISP makes the frames; ``ratio_with_simulator`` keeps it in). Since the renderer runs in a child
   process, ``process_cpu_s`` no longer holds it: ``source_cpu_s`` is only the daemon's reading of
   the child's frames, and the child's own CPU (``simulator_cpu_s``) is added for
-  ``ratio_with_simulator`` and ``simulator_cpu_per_video_s``. ``ratio_vs_x264_alone`` divides
-  by the same frames encoded in this
-  process instead (back to back, not paced at 15 fps), ``ratio_with_startup`` by the whole run.
+  ``ratio_with_simulator`` and ``simulator_cpu_per_video_s``. A ``file:`` source is counted the
+  same way: decoding the file is not the daemon's own work either (on a Pi the ISP makes the
+  frames), so its child's CPU is ``simulator_cpu_s`` and the daemon's reading of its frames
+  ``source_cpu_s``; before it ran in a child, ``ratio`` held the file's decoding (no
+  ``source_cpu_s``), so file ratios before 2026-12-04 are not comparable.
+  ``ratio_vs_x264_alone`` divides by the same frames encoded in this process instead (back to
+  back, not paced at 15 fps), ``ratio_with_startup`` by the whole run.
 """
 
 from __future__ import annotations

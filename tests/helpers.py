@@ -56,6 +56,15 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
         time.sleep(interval)
 
 
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
 def ffprobe(path: Path) -> dict[str, Any]:
     """codec, decoded frame count and duration of a media file, read by the real ffprobe."""
     exe = shutil.which("ffprobe")

@@ -84,6 +84,7 @@ class FileCamera:
         luma_width: int | None = 320,
         realtime: bool = False,
         want_main: bool = True,
+        paced_decoder: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -92,6 +93,9 @@ class FileCamera:
         self._luma_width = luma_width
         self._realtime = realtime
         self._want_main = want_main
+        # the decoder's threading as for a paced file (default: ``realtime``); the decoder child
+        # of ``doorward run`` (agent/camera/file_process.py) is paced by its parent, not itself
+        self._paced_decoder = realtime if paced_decoder is None else paced_decoder
         self._clock = clock
         self._sleep = sleep
         self._container: Any = None
@@ -150,8 +154,14 @@ class FileCamera:
             y = frame.to_ndarray(format="gray")[: self.height, : self.width]
         if self._luma_width is None:  # full resolution: the detector downscales once, itself
             return y
-        lh = max(2, round(self.height * self._luma_width / self.width) // 2 * 2)
-        return cv2.resize(y, (self._luma_width, lh), interpolation=cv2.INTER_AREA)
+        return cv2.resize(y, self.luma_shape()[::-1], interpolation=cv2.INTER_AREA)
+
+    def luma_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the frames' luma images, once open."""
+        if self._luma_width is None:
+            return self.height, self.width
+        return max(2, round(self.height * self._luma_width / self.width) // 2 * 2), \
+            self._luma_width
 
     def frames(self) -> Iterator[Frame]:
         if self._container is None:
@@ -160,7 +170,7 @@ class FileCamera:
         start: float | None = None
         wall0 = self._clock()
         # Decoding runs a frame or two ahead on its own thread, overlapping the consumer's work.
-        decoded = Prefetcher(decoded_frames(self._container, stream, paced=self._realtime),
+        decoded = Prefetcher(decoded_frames(self._container, stream, paced=self._paced_decoder),
                              depth=2, name="file-decode")
         self._decoded = decoded
         try:

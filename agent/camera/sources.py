@@ -7,6 +7,7 @@ when it is asked for.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,12 @@ def preflight(spec: SourceSpec) -> None:
         from agent.camera.sim import get_scene
 
         get_scene(spec.arg)  # CameraError naming the known scenes
-    elif spec.kind in ("file", "v4l2"):
+    elif spec.kind == "file":
+        path = Path(spec.arg)
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise CameraError(f"source {spec}: {spec.arg} does not exist or is not a readable "
+                              "file: check the path")
+    elif spec.kind == "v4l2":
         if not Path(spec.arg).exists():
             raise CameraError(f"source {spec}: {spec.arg} does not exist")
     else:
@@ -79,16 +85,17 @@ def preflight(spec: SourceSpec) -> None:
 
 def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_width: int,
                 realtime: bool, loop: bool = False, seed: int = 0,
-                pi_settings: Any = None, sim_process: bool = False) -> Camera:
+                pi_settings: Any = None, child_source: bool = False) -> Camera:
     """Build (not open) the camera for ``spec``. ``realtime`` paces sim and file sources;
     ``pi_settings`` (agent.camera.picam.PiSettings) applies to the Pi camera only;
-    ``sim_process`` renders a ``sim:`` scene in a child process (``doorward run``: the daemon's
-    memory is then what a Pi's would be) instead of in this one (tests, tools)."""
+    ``child_source`` renders a ``sim:`` scene or decodes a ``file:`` in a child process
+    (``doorward run``: the daemon's memory is then what a Pi's would be, where the ISP makes the
+    frames) instead of in this one (tests, tools, ``doorward analyze``)."""
     if spec.kind == "sim":
         from agent.camera.sim import get_scene
 
         scene = get_scene(spec.arg, seed=seed)
-        if sim_process:
+        if child_source:
             from agent.camera.sim.process import SimProcessCamera
 
             return SimProcessCamera(scene, width=width, height=height, luma_width=luma_width,
@@ -98,6 +105,10 @@ def make_source(spec: SourceSpec, *, width: int, height: int, fps: float, luma_w
         return SimCamera(scene, width=width, height=height, luma_width=luma_width, fps=fps,
                          realtime=realtime, loop=loop, seed=seed)
     if spec.kind == "file":
+        if child_source:
+            from agent.camera.file_process import FileProcessCamera
+
+            return FileProcessCamera(spec.arg, luma_width=luma_width, realtime=realtime)
         from agent.camera.file import FileCamera
 
         return FileCamera(spec.arg, luma_width=luma_width, realtime=realtime)

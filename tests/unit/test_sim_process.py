@@ -17,6 +17,7 @@ from agent.camera.sim import SimCamera, get_scene
 from agent.camera.sim.process import SimProcessCamera
 from agent.camera.sources import make_source, parse_source
 from agent.errors import CameraError
+from tests.helpers import process_gone as gone
 from tests.helpers import wait_for
 
 W, H, LUMA_W = 320, 180, 160  # small frames keep the tests fast
@@ -31,15 +32,6 @@ def hashes(cam: SimCamera | SimProcessCamera, count: int) -> list[str]:
             if len(out) == count:
                 break
     return out
-
-
-def gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie waiting for its reaper counts as exited)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in status
 
 
 @pytest.mark.parametrize("name", ["porch", "dusk_visit"])  # dusk_visit: the codec round trip
@@ -69,7 +61,7 @@ def test_the_daemon_source_renders_in_a_child_without_the_renderer_modules() -> 
         import sys
         from agent.camera.sources import make_source, parse_source
         cam = make_source(parse_source("sim:porch"), width=320, height=180, fps=15.0,
-                          luma_width=160, realtime=False, sim_process=True)
+                          luma_width=160, realtime=False, child_source=True)
         with cam:
             next(iter(cam.frames()))
         print(sorted(m for m in sys.modules if m.startswith("agent.camera.sim.")))
