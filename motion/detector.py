@@ -26,7 +26,10 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    seen): shot noise in bright patches, compression blocks at a low bitrate and leaves shimmering
    in place need a larger change than a quiet pixel, and the ghost a long-standing visitor leaves
    in the background fades with their floor. The flicker map (5.) learns from the global
-   threshold, so the floor does not hide foliage from it.
+   threshold, so the floor does not hide foliage from it. Where the floor is known low (the
+   pixel has shown nothing but sensor noise and no toggling) changes are found at ``detect_k``
+   (4) times the noise instead: a dim visitor at dusk is a blob of 4-5 sigmas, and the opening,
+   ``persist`` and ``min_region`` are what remove noise specks.
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
@@ -40,8 +43,8 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    different under IR), keeping what it knew as a slowly fading floor.
 8. While the flicker map is still learning (5 s after the first frame and after a light switch's
    re-learning) motion needs ``settle_area_factor`` times ``min_area``. Each result also carries
-   ``lit``, the fraction of the picture whose brightness changed, moving or not: the event tracker
-   decides early only on motion in a steady picture (:mod:`motion.events`).
+   ``lit``, the fraction of the picture whose brightness changed, moving or not: the event
+   tracker decides early only on motion in a steady picture (:mod:`motion.events`).
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ class DetectorParams:
         no false motion where the floor is known; the flicker map fed the lower threshold marks
         noise as foliage, and then hides the visitor.
     lit_raw: ``lit`` and the light-switch test count brightness changed beyond the global
-        threshold, not beyond the per-pixel floor (see ``MotionDetector._brightened``).
+        threshold, not beyond the per-pixel floor (see ``MotionDetector._brightened``). Off by
+        default: on, it ended the false events of nuisance_10min's gusts in rain (seeds 128-143:
+        6 -> 0) but broke the event tracker's headlight hold, which expects ``lit`` about
+        ``area`` on a cone's first frame (dark_nuisance_10min seeds 0-3: 7 -> 21 false events).
     """
 
     work_width: int = 160
@@ -142,7 +148,7 @@ class DetectorParams:
     local_k: float = 4.0
     local_alpha: float = 0.02
     detect_k: float = 4.0
-    lit_raw: bool = True
+    lit_raw: bool = False
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -469,8 +475,9 @@ class MotionDetector:
         self, intensity: np.ndarray, absr: np.ndarray, thr: float, thr_map: float | np.ndarray,
         geo: _Geometry,
     ) -> np.ndarray:
-        """The mask ``lit`` and the light-switch test count: brightness changed beyond the global
-        threshold (``noise_k``), whatever the per-pixel floor or ``detect_k`` make of it.
+        """The mask ``lit`` and the light-switch test count: with ``lit_raw``, brightness changed
+        beyond the global threshold (``noise_k``), whatever the per-pixel floor or ``detect_k``
+        make of it; without, what changed beyond the per-pixel threshold (``intensity``).
 
         ``lit`` tells light on the move from an object by how much of the picture brightened
         around the motion; rain and leaves lifting the floor are part of that picture. Counted
