@@ -26,7 +26,10 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    seen): shot noise in bright patches, compression blocks at a low bitrate and leaves shimmering
    in place need a larger change than a quiet pixel, and the ghost a long-standing visitor leaves
    in the background fades with their floor. The flicker map (5.) learns from the global
-   threshold, so the floor does not hide foliage from it.
+   threshold, so the floor does not hide foliage from it. Where the floor is known low (the
+   pixel has shown nothing but sensor noise and no toggling) changes are found at ``detect_k``
+   (4) times the noise instead: a dim visitor at dusk is a blob of 4-5 sigmas, and the opening,
+   ``persist`` and ``min_region`` are what remove noise specks.
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
@@ -40,8 +43,8 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    different under IR), keeping what it knew as a slowly fading floor.
 8. While the flicker map is still learning (5 s after the first frame and after a light switch's
    re-learning) motion needs ``settle_area_factor`` times ``min_area``. Each result also carries
-   ``lit``, the fraction of the picture whose brightness changed, moving or not: the event tracker
-   decides early only on motion in a steady picture (:mod:`motion.events`).
+   ``lit``, the fraction of the picture whose brightness changed, moving or not: the event
+   tracker decides early only on motion in a steady picture (:mod:`motion.events`).
 """
 
 from __future__ import annotations
@@ -106,6 +109,18 @@ class DetectorParams:
         and leaves that shimmer in place need a larger change than the global threshold.
     local_alpha: weight of a new frame in that per-pixel mean per 1/15 s (where motion was seen,
         a tenth of it, so someone standing still does not raise their own floor).
+    detect_k: the threshold that finds changes is ``detect_k`` times the noise (0 = ``noise_k``),
+        still raised by the per-pixel floor; the flicker map, ``lit`` and the light-switch test
+        keep ``noise_k``. A dim visitor at dusk is a coherent blob of 4-5 noise sigmas: at
+        ``noise_k`` 5 only fragments of them pass, and they are seen seconds late. Noise is what
+        the floor, the opening, ``persist`` and ``min_region`` remove, so detecting lower costs
+        no false motion where the floor is known; the flicker map fed the lower threshold marks
+        noise as foliage, and then hides the visitor.
+    lit_raw: ``lit`` and the light-switch test count brightness changed beyond the global
+        threshold, not beyond the per-pixel floor (see ``MotionDetector._brightened``). Off by
+        default: on, it ended the false events of nuisance_10min's gusts in rain (seeds 128-143:
+        6 -> 0) but broke the event tracker's headlight hold, which expects ``lit`` about
+        ``area`` on a cone's first frame (dark_nuisance_10min seeds 0-3: 7 -> 21 false events).
     """
 
     work_width: int = 160
@@ -132,6 +147,8 @@ class DetectorParams:
     settle_area_factor: float = 2.0
     local_k: float = 4.0
     local_alpha: float = 0.02
+    detect_k: float = 4.0
+    lit_raw: bool = False
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -153,6 +170,8 @@ class DetectorParams:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}={v} must be within 0..1")
+        if not 0.0 <= self.detect_k <= 50.0:
+            raise ValueError(f"detect_k={self.detect_k} must be within 0..50 (0 = noise_k)")
         if not 0.0 <= self.local_k <= 50.0:
             raise ValueError(f"local_k={self.local_k} must be within 0..50")
         if not 1.0 <= self.settle_area_factor <= 100.0:
@@ -311,7 +330,7 @@ class MotionDetector:
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
         thr = self._threshold()
         absr = np.abs(resid)
-        thr_map = self._local_threshold(thr)
+        thr_map = self._local_threshold(thr, self._threshold(p.detect_k))
 
         intensity, structure, confirmed = self._evidence(cur, pred, absr, thr, thr_map)
         if not geo.everything:
@@ -319,7 +338,8 @@ class MotionDetector:
         # The next lighting fit skips whatever changed now (people, shadows, beams).
         self._moving = cv2.dilate(intensity, _KERNEL3)
         warming = t - self._t0 < p.warmup_s
-        relearning = self._light_switch(intensity, geo, t, warming)
+        relearning = self._light_switch(self._brightened(intensity, absr, thr, thr_map, geo),
+                                        geo, t, warming)
 
         busy = self._flickering(structure, t, dt)
         structure = confirmed
@@ -376,9 +396,11 @@ class MotionDetector:
         quiet = idx[self._moving.ravel()[idx] == 0]
         return quiet if quiet.size >= _MIN_FIT_SAMPLES else idx
 
-    def _threshold(self) -> float:
+    def _threshold(self, k: float = 0.0) -> float:
+        """``k`` (default ``noise_k``) times the noise, within the grey-level bounds."""
         p = self.params
-        return float(min(max(p.noise_k * self._noise, p.min_threshold), p.max_threshold))
+        k = k if k > 0 else p.noise_k
+        return float(min(max(k * self._noise, p.min_threshold), p.max_threshold))
 
     def _evidence(
         self, cur: np.ndarray, pred: np.ndarray, absr: np.ndarray, thr: float,
@@ -403,20 +425,42 @@ class MotionDetector:
         _, dense = cv2.threshold(cv2.blur(struct, (3, 3)), 84, 255, cv2.THRESH_BINARY)
         struct = cv2.bitwise_and(struct, dense)
         if not isinstance(thr_map, np.ndarray):
-            _, intensity = cv2.threshold(absr, thr_map, 255.0, cv2.THRESH_BINARY)
-            return intensity.astype(np.uint8), struct, struct
+            if thr_map == thr:
+                _, intensity = cv2.threshold(absr, thr_map, 255.0, cv2.THRESH_BINARY)
+                return intensity.astype(np.uint8), struct, struct
+            thr_map = np.full_like(absr, thr_map)
         intensity = cv2.compare(absr, thr_map, cv2.CMP_GT)
         local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
-        return intensity, struct, cv2.bitwise_and(struct, local)
+        if p.detect_k <= 0 or p.detect_k >= p.noise_k:
+            return intensity, struct, cv2.bitwise_and(struct, local)
+        # Detecting below the flicker map's threshold: the confirming structure gets its own
+        # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
+        _, dense = cv2.threshold(cv2.blur(local, (3, 3)), 84, 255, cv2.THRESH_BINARY)
+        return intensity, struct, cv2.bitwise_and(local, dense)
 
-    def _local_threshold(self, thr: float) -> float | np.ndarray:
+    def _local_threshold(self, thr: float, low: float) -> float | np.ndarray:
         """The threshold per pixel: the global one, raised where a pixel's own residual is
-        usually large (``local_k`` times its mean absolute residual); the scalar if that is off."""
+        usually large (``local_k`` times its mean absolute residual); the scalar if that is off.
+
+        Where the floor is known low (``local_k`` times the pixel's mean residual below ``low``,
+        the ``detect_k`` threshold) it is ``low``: the pixel has shown nothing but sensor noise.
+        Anywhere it has shown more (leaves, a branch's reach, codec blocks), the usual rule.
+        """
         k = self.params.local_k
         if k <= 0 or self._mad is None:
-            return thr
-        out: np.ndarray = cv2.max(self._mad * np.float32(k), thr)
+            return min(thr, low)
+        floor = self._mad * np.float32(k)
+        out: np.ndarray = cv2.max(floor, thr)
+        if low < thr:
+            quiet = floor <= low
+            if self._flicker is not None:  # and no structure toggling there lately
+                quiet &= self._flicker <= self._QUIET_TOGGLES * 255.0 / _REF_FPS
+            out[quiet] = low
         return out
+
+    #: toggles per second under which a pixel counts as quiet for ``detect_k`` (a fifth of the
+    #: rate the flicker map ignores at the default ``flicker_limit``).
+    _QUIET_TOGGLES = 0.2
 
     def _learn_noise(
         self, absr: np.ndarray, near: np.ndarray | None, thr: float, t: float, dt: float
@@ -434,6 +478,25 @@ class MotionDetector:
             return
         cv2.accumulateWeighted(clipped, mad, a * 0.1, near)
         cv2.accumulateWeighted(clipped, mad, a, cv2.bitwise_not(near))
+
+    def _brightened(
+        self, intensity: np.ndarray, absr: np.ndarray, thr: float, thr_map: float | np.ndarray,
+        geo: _Geometry,
+    ) -> np.ndarray:
+        """The mask ``lit`` and the light-switch test count: with ``lit_raw``, brightness changed
+        beyond the global threshold (``noise_k``), whatever the per-pixel floor or ``detect_k``
+        make of it; without, what changed beyond the per-pixel threshold (``intensity``).
+
+        ``lit`` tells light on the move from an object by how much of the picture brightened
+        around the motion; rain and leaves lifting the floor are part of that picture. Counted
+        above the floor, a gust in rain lit 1-2 % instead of 4-5 %, below ``lit_floor``, and the
+        branch it swung started events (nuisance_10min, seeds 128-143).
+        """
+        if not self.params.lit_raw or (not isinstance(thr_map, np.ndarray) and thr_map == thr):
+            return intensity
+        _, bright = cv2.threshold(absr, thr, 255.0, cv2.THRESH_BINARY)
+        out = bright.astype(np.uint8)
+        return out if geo.everything else cv2.bitwise_and(out, geo.watched)
 
     def _light_switch(self, intensity: np.ndarray, geo: _Geometry, t: float, warming: bool) -> bool:
         """Detect a sudden frame-wide change; True while re-learning after one.
