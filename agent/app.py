@@ -368,7 +368,13 @@ def run(cfg: Config, opts: RunOptions) -> int:
     # cyclic collector's sight, its full passes stop rescanning them (~30 ms each, issue 19).
     gc.collect()
     gc.freeze()
-    return daemon.run()
+    try:
+        return daemon.run()
+    finally:
+        # Back in the collector's sight for the interpreter's last collection, which finalises
+        # what only a cycle holds: a SQLite connection left to it kept its -wal file (and a
+        # damaged outbox was then read through the WAL's page 1, unnoticed: test_redelivery_cli).
+        gc.unfreeze()
 
 
 __all__ = ["Daemon", "RunOptions", "build", "build_camera", "build_detector",

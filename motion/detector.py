@@ -197,7 +197,10 @@ class MotionResult:
     only when it is low. brighter: for each of ``boxes``, the fraction of its pixels brighter than
     the background predicts: light falling on a surface brightens every pixel it covers (1.0); an
     object in front of the background is darker than it somewhere, except a lone bright one (an
-    IR-lit visitor on a dark lawn).
+    IR-lit visitor on a dark lawn). lit_raw: as ``lit``, but counted beyond the global threshold
+    whatever each pixel's own floor: rain and leaves the floor has learnt to ignore still count
+    as brightness changing around the motion (the tracker's light rule reads it; its headlight
+    test reads ``lit``, which the floor keeps close to a cone's own area).
     """
 
     t: float
@@ -208,6 +211,7 @@ class MotionResult:
     threshold: float
     lit: float = 1.0
     brighter: tuple[float, ...] = ()
+    lit_raw: float = 1.0
 
 
 class _Geometry:
@@ -374,9 +378,20 @@ class MotionDetector:
         # events. At start-up they stay allowed: on the simulated scenes, waiting there too made
         # every visit in the first seconds 0.2-0.4 s later, to avoid one false event in 3.3 h.
         lit = 1.0 if relit else self._prev_frac
+        lit_raw = 1.0 if relit else self._lit_raw(absr, thr, intensity, thr_map, geo)
         return MotionResult(
-            t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter
+            t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw
         )
+
+    def _lit_raw(
+        self, absr: np.ndarray, thr: float, intensity: np.ndarray, thr_map: float | np.ndarray,
+        geo: _Geometry,
+    ) -> float:
+        """The fraction of the watched area changed beyond the global threshold (``lit_raw``);
+        the same as ``lit`` when there is no per-pixel floor."""
+        if not isinstance(thr_map, np.ndarray) and thr_map == thr:
+            return self._prev_frac
+        return int(np.count_nonzero(self._brightened_raw(absr, thr, geo))) / geo.watched_px
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -494,6 +509,11 @@ class MotionDetector:
         """
         if not self.params.lit_raw or (not isinstance(thr_map, np.ndarray) and thr_map == thr):
             return intensity
+        return self._brightened_raw(absr, thr, geo)
+
+    @staticmethod
+    def _brightened_raw(absr: np.ndarray, thr: float, geo: _Geometry) -> np.ndarray:
+        """The watched pixels whose residual is beyond the global threshold ``thr``."""
         _, bright = cv2.threshold(absr, thr, 255.0, cv2.THRESH_BINARY)
         out = bright.astype(np.uint8)
         return out if geo.everything else cv2.bitwise_and(out, geo.watched)

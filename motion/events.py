@@ -250,12 +250,15 @@ class EventTracker:
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
         boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
+        lit_raw: float | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
         ``boxes`` its moving regions and ``brighter`` how much of each is brighter than the
         background; without ``lit`` no event starts early and none is held back for sweeping
-        light; without ``boxes`` no headlight cone is held back."""
+        light; without ``boxes`` no headlight cone is held back. ``lit_raw`` (the detector's, the
+        brightness change the per-pixel floor does not hide) is what the light rule weighs when
+        given; ``lit`` otherwise."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
@@ -273,7 +276,10 @@ class EventTracker:
             s.held_until = -math.inf
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
-        if motion and s.open is None and lit is not None and self._light_sweep(t, area, lit):
+        sweep_lit = lit if lit_raw is None or lit is None else lit_raw
+        if motion and s.open is None and sweep_lit is not None and self._light_sweep(
+            t, area, sweep_lit
+        ):
             motion = False  # it may continue an open event, never start one
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path

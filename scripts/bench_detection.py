@@ -102,7 +102,8 @@ def run_scene(
             rep.frames += 1
             if r.suppressed:
                 rep.suppressed_frames[r.suppressed] = rep.suppressed_frames.get(r.suppressed, 0) + 1
-            _collect(tracker.update(t, r.motion, r.area, r.lit, r.boxes, r.brighter), opened, rep)
+            _collect(tracker.update(t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw),
+                     opened, rep)
     _collect(tracker.finish(t), opened, rep)
     rep.elapsed_s = time.perf_counter() - start
     _score(rep, ev_params.post_roll_s)
