@@ -5,10 +5,11 @@ while a clip
 is recorded; the uploads lane hands them to :meth:`SegmentUploader.upload`, which PUTs the bytes as
 ``<base>.live-NNNN.age`` and then the device-signed progress record listing every segment so far
 (:mod:`uplink.clip_progress`). What has been sent of each clip is kept in ``device.sqlite``
-(setting ``live:<clip_id>``: the upload day and the last progress record), so a retry after a
-crash re-sends the same bytes to the same keys. When the whole clip is uploaded with its manifest,
-:meth:`SegmentUploader.retire` deletes the segments and the record: the bucket then holds the clip
-as any other. A revocation of ``clips`` queues a job that deletes them all
+(setting ``live:<clip_id>``: the upload day, the last progress record and the segment being sent),
+so a retry after a crash re-sends the same bytes to the same keys, and a segment stored just before
+a crash or a revocation is still deleted with the rest. When the whole clip is uploaded with its
+manifest, :meth:`SegmentUploader.retire` deletes the segments and the record: the bucket then
+holds the clip as any other. A revocation of ``clips`` queues a job that deletes them all
 (:meth:`SegmentUploader.withdraw_all`), each clip recorded as ``withdrawn`` in the ledger.
 
 Wiring (agent.delivery.uploader.ClipUploader, on the uploads lane's thread)::
@@ -104,6 +105,9 @@ class SegmentUploader:
         seg = segment_key(base, n)
         sha = hashlib.sha256(data).hexdigest()
         progress(None)
+        # named before it is sent: a crash or a revocation between this PUT and the record below
+        # must not leave a segment in the bucket that no retire or withdrawal knows of
+        self.db.set_setting(LIVE_SETTING + clip_id, json.dumps({**state, "pending": seg}))
         self.store.put_bytes(seg, data)
         record = extended_progress(previous, device_id=self.device_id, clip_id=clip_id, key=seg,
                                    size=len(data), sha256=sha, recipients=list(job.recipients),
@@ -123,7 +127,8 @@ class SegmentUploader:
         state = json.loads(raw)
         record = _progress_of(state, self.key)
         segs = [s.key for s in record.segments] if record is not None else []
-        return [*segs, progress_key(self._base(clip_id, state))]
+        pending = [state["pending"]] if state.get("pending") not in (None, *segs) else []
+        return [*segs, *pending, progress_key(self._base(clip_id, state))]
 
     def retire(self, clip_id: str) -> list[str]:
         """Delete what was sent of ``clip_id`` while it was recorded (after its whole upload);

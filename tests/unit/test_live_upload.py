@@ -194,3 +194,48 @@ def test_a_segment_that_does_not_continue_the_run_is_superseded(tmp_path: Path,
     up = uploader(bucket, db, Ed25519PrivateKey.generate())
     assert up.upload(spec(path, 3, 200, 100), lambda s: None) == Superseded("c0ffee")
     assert bucket.objects == {}
+
+
+class DiesAfterSegment(Bucket):
+    """The device dies (or the bucket fails) after a segment is stored, before its record."""
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> PutResult:
+        if key.endswith(".progress.jws") and any(".live-0002" in k for k in self.objects):
+            raise ConnectionError("power lost")
+        return super().put_bytes(key, data, content_type)
+
+
+def test_a_segment_stored_before_a_crash_is_retired_with_the_rest(tmp_path: Path,
+                                                                  db: DeviceDB) -> None:
+    """Killed between a segment's PUT and its record: the whole clip's upload must still delete
+    that segment (it was left in the bucket for good, outside every record)."""
+    key, bucket = Ed25519PrivateKey.generate(), DiesAfterSegment()
+    path = tmp_path / "c.mp4.age.partial"
+    path.write_bytes(b"v" * 300)
+    up = uploader(bucket, db, key)
+    up.upload(spec(path, 1, 0, 100), lambda s: None)
+    with pytest.raises(ConnectionError):
+        up.upload(spec(path, 2, 100, 100), lambda s: None)
+    assert any(".live-0002" in k for k in bucket.objects)
+    after_restart = uploader(bucket, db, key)
+    after_restart.retire("c0ffee")
+    assert bucket.objects == {}
+
+
+def test_a_revoke_between_segment_and_record_withdraws_the_segment(tmp_path: Path,
+                                                                   db: DeviceDB) -> None:
+    """Consent revoked after the first segment's PUT: the withdrawal must delete it, though no
+    record names it (it stayed in the bucket after the revocation)."""
+    bucket, path = Bucket(), tmp_path / "c.mp4.age.partial"
+    path.write_bytes(b"y" * 100)
+    up = uploader(bucket, db, Ed25519PrivateKey.generate())
+
+    def revoked_after_put(state: object) -> None:
+        if bucket.objects:
+            raise RuntimeError("consent revoked")
+
+    with pytest.raises(RuntimeError):
+        up.upload(spec(path, 1, 0, 100), revoked_after_put)
+    assert bucket.objects  # the segment went before the revocation was seen
+    withdrawn = up.withdraw_all()
+    assert bucket.objects == {} and [c for c, _ in withdrawn] == ["c0ffee"]
