@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,24 @@ def process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return "\nState:\tZ" in status
+
+
+def assert_child_ends_with_parent(code: str, what: str) -> None:
+    """Run ``code`` in a parent Python process that starts a child and prints the child's pid;
+    SIGKILL the parent (no cleanup runs) and wait for the child to exit on its own."""
+    root = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert not process_gone(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        wait_for(lambda: process_gone(child), timeout=20, what=what)
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def ffprobe(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 
@@ -80,6 +80,34 @@ class Camera(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class OpensInWith:
+    """``with source:`` for a camera: ``open()`` on entry (returning the camera), ``close()`` on
+    exit. Cameras inherit it rather than each writing the same two methods::
+
+        class MyCamera(OpensInWith):
+            def open(self) -> None: ...
+            def close(self) -> None: ...
+    """
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def i420_luma(main: np.ndarray) -> np.ndarray:

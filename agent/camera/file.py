@@ -21,14 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import av
 import cv2
 import numpy as np
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, OpensInWith
 from agent.camera.h264 import slices_in_packet
 from agent.camera.prefetch import Prefetcher
 from agent.errors import CameraError
@@ -72,7 +71,7 @@ def decoded_frames(container: Any, stream: Any, *, paced: bool = False) -> Itera
         yield from stream.decode(packet)
 
 
-class FileCamera:
+class FileCamera(OpensInWith):
     """A video file as a :class:`~agent.camera.base.Camera`."""
 
     live = False
@@ -139,13 +138,6 @@ class FileCamera:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> FileCamera:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def _luma(self, frame: Any) -> np.ndarray:
         if frame.format.name in _LUMA_FIRST:

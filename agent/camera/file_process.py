@@ -26,16 +26,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, OpensInWith
 from agent.camera.child import ChildSource, SourceInfo, serve_main
 from agent.errors import CameraError
 
 
-class FileProcessCamera:
+class FileProcessCamera(OpensInWith):
     """A video file as a :class:`~agent.camera.base.Camera`, decoded by a child process; the
     same frames as :class:`~agent.camera.file.FileCamera` (``luma_width=None``: full size)."""
 
@@ -99,13 +98,6 @@ class FileProcessCamera:
         if not self._iterating:
             self._child.stop()
 
-    def __enter__(self) -> FileProcessCamera:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def frames(self) -> Iterator[Frame]:
         """Yield the file's frames until it ends or :meth:`close` is called."""

@@ -29,12 +29,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
 
-from agent.camera.base import Frame, frames_missed
+from agent.camera.base import Frame, OpensInWith, frames_missed
 from agent.errors import CameraError
 from motion import Polygon, PrivacyMasker
 
@@ -111,7 +110,7 @@ def i420_view(buf: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.concatenate([p.reshape(-1) for p in planes]).reshape(height * 3 // 2, width)
 
 
-class PiCamera:
+class PiCamera(OpensInWith):
     """The Pi camera module as a :class:`~agent.camera.base.Camera` (lores 320x240 for analysis).
 
     ``frame_timeout_s``, ``max_reopens`` and ``recover_within_s`` bound stall recovery;
@@ -168,13 +167,6 @@ class PiCamera:
         self._stopped = True
         self._teardown()
 
-    def __enter__(self) -> PiCamera:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # the hardware encoder hook
 

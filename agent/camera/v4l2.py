@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
 
-from agent.camera.base import Frame, frames_missed
+from agent.camera.base import Frame, OpensInWith, frames_missed
 from agent.errors import CameraError
 
 
-class V4L2Camera:
+class V4L2Camera(OpensInWith):
     """A V4L2 device as a :class:`~agent.camera.base.Camera`."""
 
     live = True
@@ -63,13 +62,6 @@ class V4L2Camera:
             self._cap.release()
             self._cap = None
 
-    def __enter__(self) -> V4L2Camera:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def frames(self) -> Iterator[Frame]:
         if self._cap is None:

@@ -18,7 +18,7 @@ from agent.camera.file import FileCamera
 from agent.camera.file_process import FileProcessCamera
 from agent.camera.sources import make_source, parse_source, preflight
 from agent.errors import CameraError
-from tests.helpers import process_gone, wait_for
+from tests.helpers import assert_child_ends_with_parent, process_gone
 from tests.unit.test_sources import _write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,18 +115,7 @@ def test_the_child_exits_when_the_parent_is_killed(video: Path) -> None:
         print(cam.decoder_pid, flush=True)
         time.sleep(600)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
-        assert not process_gone(child)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        wait_for(lambda: process_gone(child), timeout=20, what="the decoder child to exit")
-    finally:
-        parent.kill()
-        parent.wait()
+    assert_child_ends_with_parent(code, "the decoder child to exit")
 
 
 def test_a_child_that_dies_is_an_error_naming_how(video: Path) -> None:

@@ -17,8 +17,8 @@ from agent.camera.sim import SimCamera, get_scene
 from agent.camera.sim.process import SimProcessCamera
 from agent.camera.sources import make_source, parse_source
 from agent.errors import CameraError
+from tests.helpers import assert_child_ends_with_parent
 from tests.helpers import process_gone as gone
-from tests.helpers import wait_for
 
 W, H, LUMA_W = 320, 180, 160  # small frames keep the tests fast
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,18 +89,7 @@ def test_the_child_exits_when_the_parent_is_killed() -> None:
         print(cam.simulator_pid, flush=True)
         time.sleep(600)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
-        assert not gone(child)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        wait_for(lambda: gone(child), timeout=20, what="the simulator child to exit")
-    finally:
-        parent.kill()
-        parent.wait()
+    assert_child_ends_with_parent(code, "the simulator child to exit")
 
 
 def test_an_error_in_the_child_is_raised_in_the_parent() -> None:

@@ -26,11 +26,10 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
 import numpy as np
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, OpensInWith
 from agent.camera.child import ChildSource, SourceInfo, serve_main
 from agent.camera.sim.scene import Scene, check_size
 from agent.errors import CameraError
@@ -41,7 +40,7 @@ def luma_shape(width: int, height: int, luma_width: int) -> tuple[int, int]:
     return max(1, round(luma_width * height / width)), luma_width
 
 
-class SimProcessCamera:
+class SimProcessCamera(OpensInWith):
     """A simulated camera ``sim:<scene>`` whose frames a child process renders; the same
     arguments and frames as :class:`~agent.camera.sim.source.SimCamera` (``scene`` must be a
     built-in scene: the child builds it again from its name and ``seed``)."""
@@ -118,17 +117,6 @@ class SimProcessCamera:
         if not self._iterating:
             self._child.stop()
 
-    def __enter__(self) -> SimProcessCamera:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames from the start of the scene until it ends or :meth:`close` is called."""

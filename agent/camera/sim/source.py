@@ -18,16 +18,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
-from agent.camera.base import Frame
+from agent.camera.base import Frame, OpensInWith
 from agent.camera.sim.codec import CodecRoundTrip, scaled_kbps
 from agent.camera.sim.render import SceneRenderer
 from agent.camera.sim.scene import Scene
 from agent.errors import CameraError
 
 
-class SimCamera:
+class SimCamera(OpensInWith):
     """A simulated camera named ``sim:<scene>``; ``seed`` varies the textures and the noise.
 
     ``codec_kbps``: pass every frame through libx264 at this bitrate and back (kbit/s; 0: never);
@@ -115,17 +114,6 @@ class SimCamera:
         """Stop :meth:`frames` after the frame in hand; the camera can be opened again."""
         self._closed = True
 
-    def __enter__(self) -> SimCamera:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames from the start of the scene until it ends or :meth:`close` is called."""
