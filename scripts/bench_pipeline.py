@@ -26,10 +26,10 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
   together once a second), less the simulated camera's rendering (``source_cpu_s``: on a Pi the
   ISP makes the frames; ``ratio_with_simulator`` keeps it in). Since the renderer runs in a child
   process, ``process_cpu_s`` no longer holds it: ``source_cpu_s`` is only the daemon's reading of
-  the child's frames, and the child's own CPU (``simulator_cpu_s``) is added for
+  the child's frames, and the child's own CPU (``source_child_cpu_s``) is added for
   ``ratio_with_simulator`` and ``simulator_cpu_per_video_s``. A ``file:`` source is counted the
   same way: decoding the file is not the daemon's own work either (on a Pi the ISP makes the
-  frames), so its child's CPU is ``simulator_cpu_s`` and the daemon's reading of its frames
+  frames), so its child's CPU is ``source_child_cpu_s`` and the daemon's reading of its frames
   ``source_cpu_s``; before it ran in a child, ``ratio`` held the file's decoding (no
   ``source_cpu_s``), so file ratios before 2026-12-04 are not comparable.
   ``ratio_vs_x264_alone`` divides by the same frames encoded in this process instead (back to
@@ -189,8 +189,8 @@ def _daemon_run(seconds: float, data: Path, source: str, optimize: int) -> dict[
             "run_source_cpu_s": (end_doc.get("source_cpu_s", 0.0)
                                  - steady_doc.get("source_cpu_s", 0.0)),
             # the renderer's child process (not in process_cpu_s, so not subtracted from it)
-            "run_simulator_cpu_s": (end_doc.get("simulator_cpu_s", 0.0)
-                                    - steady_doc.get("simulator_cpu_s", 0.0))}
+            "run_child_cpu_s": (end_doc.get("source_child_cpu_s", 0.0)
+                                    - steady_doc.get("source_child_cpu_s", 0.0))}
 
 
 WARMUP_FRAMES = 45
@@ -305,9 +305,9 @@ def bench_run(seconds: float, keep_cache: bool, source: str,
         # simulator's rendering (a camera's ISP on a Pi) is counted apart, as in scripts/bench idle
         "ratio": round((d["run_process_cpu_s"] - d["run_source_cpu_s"])
                        / d["run_encoder_cpu_s"], 2),
-        "ratio_with_simulator": round((d["run_process_cpu_s"] + d["run_simulator_cpu_s"])
+        "ratio_with_simulator": round((d["run_process_cpu_s"] + d["run_child_cpu_s"])
                                       / d["run_encoder_cpu_s"], 2),
-        "simulator_cpu_per_video_s": round((d["run_source_cpu_s"] + d["run_simulator_cpu_s"])
+        "simulator_cpu_per_video_s": round((d["run_source_cpu_s"] + d["run_child_cpu_s"])
                                            / (d["steady_frames"] / 15), 3),
         "ratio_vs_x264_alone": round(steady_per_s / x264_per_s, 2),
         "ratio_with_startup": round(d["cpu_s"] / x264_cpu, 2),

@@ -74,9 +74,8 @@ class FileProcessCamera(OpensInWith):
         return self._child.read_cpu_s
 
     @property
-    def simulator_cpu_s(self) -> float:
-        """The child's CPU seconds so far (decoding: a camera's ISP on a Pi). Named as the
-        simulator's, so that status.json and ``scripts/bench run`` count both alike."""
+    def source_child_cpu_s(self) -> float:
+        """The child's CPU seconds so far (decoding: a camera's ISP on a Pi)."""
         return self._child.child_cpu_s
 
     @property

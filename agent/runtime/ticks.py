@@ -47,9 +47,9 @@ def cpu_json(encoder: VideoEncoder, camera: Camera) -> dict[str, float]:
     source_cpu_s = getattr(camera, "source_cpu_s", None)
     if source_cpu_s is not None:
         doc["source_cpu_s"] = round(float(source_cpu_s), 3)
-    simulator_cpu_s = getattr(camera, "simulator_cpu_s", None)  # a renderer in a child process
-    if simulator_cpu_s is not None:
-        doc["simulator_cpu_s"] = round(float(simulator_cpu_s), 3)
+    child_cpu_s = getattr(camera, "source_child_cpu_s", None)  # a renderer or decoder's process
+    if child_cpu_s is not None:
+        doc["source_child_cpu_s"] = round(float(child_cpu_s), 3)
     return doc
 
 

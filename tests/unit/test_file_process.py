@@ -43,7 +43,7 @@ def test_frames_match_the_in_process_file_camera(video: Path, luma_width: int | 
     assert hashes(there) == hashes(FileCamera(video, luma_width=luma_width))
     assert len(hashes(FileCamera(video))) == 24
     assert there.decoder_pid is None  # the with block ended the child
-    assert there.simulator_cpu_s > 0 and there.source_cpu_s > 0
+    assert there.source_child_cpu_s > 0 and there.source_cpu_s > 0
     assert (there.fps, there.width, there.height) == (10.0, 320, 240)
 
 

@@ -41,7 +41,7 @@ def test_frames_match_the_in_process_renderer(name: str) -> None:
                              seed=5)
     assert hashes(there, 24) == hashes(here, 24)
     assert there.simulator_pid is None  # the with block ended the child
-    assert there.simulator_cpu_s > 0
+    assert there.source_child_cpu_s > 0
 
 
 def test_a_finite_scene_ends_and_close_ends_the_child() -> None:

@@ -89,7 +89,7 @@ class SimProcessCamera(OpensInWith):
         return self._child.read_cpu_s
 
     @property
-    def simulator_cpu_s(self) -> float:
+    def source_child_cpu_s(self) -> float:
         """The child's CPU seconds so far (painting and rendering: a camera's ISP on a Pi)."""
         return self._child.child_cpu_s
 
