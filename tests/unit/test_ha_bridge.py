@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -428,3 +429,19 @@ def test_a_bridge_without_a_device_says_how_to_add_one(tmp_path: Path) -> None:
 
 def test_device_topic_names_are_the_devices() -> None:
     assert topic_for(DEVICE, "event") == f"doorward/{DEVICE}/events"
+
+
+def test_stop_returns_only_once_the_item_in_hand_is_done(rig: Rig) -> None:
+    """A stop that timed out its join left the worker running on after the bridge "stopped"
+    (it once logged to a closed stream after its test ended)."""
+    running = rig.start()
+    bridge, finished = running.bridge, threading.Event()
+
+    def slow_item() -> None:  # a picture being fetched from a slow bucket
+        threading.Event().wait(1.0)
+        finished.set()
+
+    bridge.inbox.put(("call", slow_item))
+    bridge.stop(timeout=0.05)
+    assert finished.is_set()
+    assert bridge._thread is not None and not bridge._thread.is_alive()

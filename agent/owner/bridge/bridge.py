@@ -105,10 +105,17 @@ class HaBridge:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Say ``offline`` on the bridge's availability (a clean stop sends no will), stop."""
+        """Say ``offline`` on the bridge's availability (a clean stop sends no will), stop.
+        Returns once the worker has ended: an item it is handling (a picture being fetched and
+        opened) is finished first, bounded by the store's own timeouts, so nothing runs on after
+        the bridge says it stopped."""
         self.inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("bridge: still handling an item after %.0f s; waiting for it to end",
+                            timeout)
+                self._thread.join()
         if self.ha.is_connected:
             try:
                 self.ha.wait_published(self.ha.publish(self.availability, OFFLINE.encode(),
