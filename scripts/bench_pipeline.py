@@ -15,6 +15,12 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
   (agent/camera/child.py), whose peak (VmHWM, read just before the daemon is stopped) is given
   apart (``simulator_peak_rss_mb``, for both), with the sum. The daemon runs with
   ``PYTHONOPTIMIZE=2`` as the systemd unit runs it (``--optimize 0`` for plain ``python``).
+  First the bytecode the daemon loads is compiled as ``scripts/install-pi`` compiles it
+  (``compileall -o 2`` over the standard library, the venv and the project: see
+  :func:`compile_as_installed`); without it, a machine with ``PYTHONDONTWRITEBYTECODE`` set (this
+  one) compiles every module from source at each start, and the compiler's freed memory stays in
+  the daemon's heap: 6 MB of peak RSS that no Pi has (``--from-source`` measures that state).
+  ``--broker`` runs the daemon against a Mosquitto on loopback, as a device always runs.
   Before the run the page cache of the shared libraries is evicted (see _evict_library_cache;
   ``--keep-cache`` skips it); the end-of-run RSS is also given split into anonymous memory and
   mapped library pages.
@@ -39,6 +45,7 @@ run: `doorward run --source sim:porch --realtime` at 1280x720 15 fps for 60 s of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,8 +53,10 @@ import resource
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +75,21 @@ def machine() -> str:
         pass
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
            f"Python {platform.python_version()}"
+
+
+def compile_as_installed(optimize: int) -> dict[str, object]:
+    """Write the ``.pyc`` files (``.opt-2.pyc`` for ``optimize`` 2) the daemon will load, for the
+    standard library, this venv's packages and the project, as ``scripts/install-pi`` does on a
+    Pi; returns what was done for the report. Files that do not compile (tests written for other
+    Pythons in some packages) are left to import time, as there."""
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+    paths |= {str(ROOT / pkg) for pkg in ("agent", "motion", "uplink")}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "-o", str(optimize),
+                    *sorted(paths)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+    return {"bytecode": f"compiled as installed (compileall -o {optimize})",
+            "compile_s": round(time.monotonic() - started, 1)}
 
 
 def rendered_visit() -> Path:
@@ -128,9 +152,11 @@ def bench_analyze(repeat: int) -> dict[str, object]:
     return res
 
 
-def _daemon_run(seconds: float, data: Path, source: str, optimize: int) -> dict[str, float]:
+def _daemon_run(seconds: float, data: Path, source: str, optimize: int,
+                broker: str | None = None) -> dict[str, float]:
     is_file = source.startswith("file:")
     cmd = [DOORWARD, "run", "--source", source, "--realtime", "--data-dir", str(data)]
+    cmd += ["--broker", broker] if broker else []
     env = {**os.environ, "PYTHONOPTIMIZE": str(optimize)} if optimize else None
     proc = subprocess.Popen(cmd + (["--exit-at-eof"] if is_file else []),
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -281,13 +307,15 @@ def _evict_library_cache() -> int:
     return count
 
 
-def bench_run(seconds: float, keep_cache: bool, source: str,
-              optimize: int = 2) -> dict[str, object]:
+def bench_run(seconds: float, keep_cache: bool, source: str, optimize: int = 2,
+              from_source: bool = False, broker: bool = False) -> dict[str, object]:
     if source == "file":
         source = f"file:{rendered_visit()}"
+    compiled = {"bytecode": "from source if not cached"} if from_source \
+        else compile_as_installed(optimize)
     evicted = 0 if keep_cache else _evict_library_cache()
-    with tempfile.TemporaryDirectory() as tmp:
-        d = _daemon_run(seconds, Path(tmp) / "data", source, optimize)
+    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp), broker) as url:
+        d = _daemon_run(seconds, Path(tmp) / "data", source, optimize, url)
     video_s = d["frames"] / 15
     is_file = source.startswith("file:")
     x264_cpu = float("nan") if is_file else _encode_alone(int(d["frames"]))
@@ -295,7 +323,7 @@ def bench_run(seconds: float, keep_cache: bool, source: str,
     steady_per_s = d["steady_cpu_s"] / (d["steady_frames"] / 15)
     res = {
         "source": source, "cache": "warm (kept)" if keep_cache else "cold (evicted)",
-        "python_optimize": optimize,
+        "python_optimize": optimize, **compiled, "broker": bool(broker),
         "video_s": round(video_s, 1), "frames": int(d["frames"]), "dropped": int(d["dropped"]),
         "events": int(d["events"]),
         "daemon_cpu_per_video_s": round(steady_per_s, 3),
@@ -328,6 +356,22 @@ def bench_run(seconds: float, keep_cache: bool, source: str,
     return res
 
 
+@contextlib.contextmanager
+def _broker(tmp: Path, wanted: bool) -> Iterator[str | None]:
+    """A Mosquitto on loopback for the run (tests/servers.py), or None."""
+    if not wanted:
+        yield None
+        return
+    from tests.servers import Mosquitto
+
+    mosq = Mosquitto(tmp / "mosquitto")
+    mosq.start()
+    try:
+        yield mosq.url
+    finally:
+        mosq.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["analyze", "run"])
@@ -341,11 +385,17 @@ def main() -> int:
     ap.add_argument("--source", default="sim:porch",
                     help="run: sim:SCENE, file:PATH, or file (the 40 s visit, rendered once into "
                          "bench-out/)")
+    ap.add_argument("--from-source", action="store_true",
+                    help="run: do not compile the bytecode first (each start compiles what has "
+                         "no .pyc, as with PYTHONDONTWRITEBYTECODE; no Pi install runs so)")
+    ap.add_argument("--broker", action="store_true",
+                    help="run: against a Mosquitto on loopback (as a device runs)")
     args = ap.parse_args()
     if args.what == "analyze":
         res = bench_analyze(args.repeat)
     else:
-        res = bench_run(args.seconds, args.keep_cache, args.source, args.optimize)
+        res = bench_run(args.seconds, args.keep_cache, args.source, args.optimize,
+                        args.from_source, args.broker)
     print(json.dumps({"bench": args.what, "machine": machine(), **res}, indent=2))
     return 0 if res["pass"] else 1
 

@@ -17,7 +17,8 @@ least the retention window) are split into halves; the second half's maximum may
 first half's by at most: RSS 6 MB (the daemon's, and apart the simulator's child process,
 ``sim_rss_mb``), file descriptors 2, threads 1, databases 256 KiB. The store must stay within
 max_bytes plus one clip (a clip just sealed, before eviction), the data directory within that
-plus 8 MB of databases and keys. The daemon runs with PYTHONOPTIMIZE=2, as its unit does.
+plus 8 MB of databases and keys. The daemon runs with PYTHONOPTIMIZE=2, as its unit does, on
+bytecode compiled first as `scripts/install-pi` compiles it (scripts/bench_pipeline.py).
 Dropped frames are reported.
 """
 
@@ -39,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_pipeline import DOORWARD, machine  # noqa: E402
+from scripts.bench_pipeline import DOORWARD, compile_as_installed, machine  # noqa: E402
 
 MAX_BYTES = 30_000_000
 RETENTION_DAYS = 0.01
@@ -212,7 +213,7 @@ def main() -> int:
     if warmup is None:
         warmup = max(args.minutes / 3, min(RETENTION_DAYS * 1440, args.minutes / 2))
     print(json.dumps({"bench": "soak", "machine": machine(), "minutes": args.minutes,
-                      "warmup_min": round(warmup, 1)}), flush=True)
+                      "warmup_min": round(warmup, 1), **compile_as_installed(2)}), flush=True)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         res = soak(args.minutes, args.interval_s, warmup, not args.no_broker, args.keep)
