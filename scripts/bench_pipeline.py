@@ -83,6 +83,8 @@ def compile_as_installed(optimize: int) -> dict[str, object]:
     Pi; returns what was done for the report. Files that do not compile (tests written for other
     Pythons in some packages) are left to import time, as there."""
     paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+    # a venv with --system-site-packages (the Pi's) also loads apt's dist-packages
+    paths |= {p for p in sys.path if p.endswith(("-packages", "-packages/")) and Path(p).is_dir()}
     paths |= {str(ROOT / pkg) for pkg in ("agent", "motion", "uplink")}
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "-o", str(optimize),
@@ -324,6 +326,7 @@ def bench_run(seconds: float, keep_cache: bool, source: str, optimize: int = 2,
     res = {
         "source": source, "cache": "warm (kept)" if keep_cache else "cold (evicted)",
         "python_optimize": optimize, **compiled, "broker": bool(broker),
+        "packages": packages(),
         "video_s": round(video_s, 1), "frames": int(d["frames"]), "dropped": int(d["dropped"]),
         "events": int(d["events"]),
         "daemon_cpu_per_video_s": round(steady_per_s, 3),
@@ -356,12 +359,25 @@ def bench_run(seconds: float, keep_cache: bool, source: str, optimize: int = 2,
     return res
 
 
+def packages() -> str:
+    """The versions that set most of the memory: they differ between a fresh pip install and a
+    Pi's apt packages (``--pi-packages``)."""
+    import av
+    import cv2
+    import numpy
+
+    where = "apt" if "dist-packages" in str(cv2.__file__) else "pip"
+    return f"OpenCV {cv2.__version__} ({where}), NumPy {numpy.__version__}, PyAV {av.__version__}"
+
+
 @contextlib.contextmanager
 def _broker(tmp: Path, wanted: bool) -> Iterator[str | None]:
     """A Mosquitto on loopback for the run (tests/servers.py), or None."""
     if not wanted:
         yield None
         return
+    if str(ROOT) not in sys.path:  # tests/servers.py, when run as scripts/bench_pipeline.py
+        sys.path.insert(0, str(ROOT))
     from tests.servers import Mosquitto
 
     mosq = Mosquitto(tmp / "mosquitto")
@@ -390,6 +406,9 @@ def main() -> int:
                          "no .pyc, as with PYTHONDONTWRITEBYTECODE; no Pi install runs so)")
     ap.add_argument("--broker", action="store_true",
                     help="run: against a Mosquitto on loopback (as a device runs)")
+    ap.add_argument("--pi-packages", action="store_true",
+                    help="run: with the Pi's package versions (scripts/pi-pins.txt: apt's OpenCV, "
+                         "NumPy and cryptography in .venv-pi; scripts/bench picks that Python)")
     args = ap.parse_args()
     if args.what == "analyze":
         res = bench_analyze(args.repeat)

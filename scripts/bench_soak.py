@@ -40,7 +40,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_pipeline import DOORWARD, compile_as_installed, machine  # noqa: E402
+from scripts.bench_pipeline import (  # noqa: E402
+    DOORWARD,
+    compile_as_installed,
+    machine,
+    packages,
+)
 
 MAX_BYTES = 30_000_000
 RETENTION_DAYS = 0.01
@@ -204,6 +209,9 @@ def main() -> int:
                     help="minutes left out of the growth check (default: a third of the run, "
                          "at least the 14.4 min retention window when the run is long enough)")
     ap.add_argument("--no-broker", action="store_true", help="run without Mosquitto")
+    ap.add_argument("--pi-packages", action="store_true",
+                    help="with the Pi's package versions (.venv-pi, which scripts/bench "
+                         "picks)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the data dir and log here instead of a temporary directory")
     args = ap.parse_args()
@@ -213,7 +221,8 @@ def main() -> int:
     if warmup is None:
         warmup = max(args.minutes / 3, min(RETENTION_DAYS * 1440, args.minutes / 2))
     print(json.dumps({"bench": "soak", "machine": machine(), "minutes": args.minutes,
-                      "warmup_min": round(warmup, 1), **compile_as_installed(2)}), flush=True)
+                      "warmup_min": round(warmup, 1), "packages": packages(),
+                      **compile_as_installed(2)}), flush=True)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         res = soak(args.minutes, args.interval_s, warmup, not args.no_broker, args.keep)
