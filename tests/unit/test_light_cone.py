@@ -173,3 +173,26 @@ def test_a_visitor_splitting_off_a_held_cone_still_releases_it_in_time() -> None
     for params in (EventParams(), EventParams(multi_keep=0.0)):
         started = _replay(_VISITOR, params)
         assert started and started[0] - 16.0 <= 0.4, (params.multi_keep, started)
+
+
+def test_glare_flickering_from_place_to_place_beside_a_held_cone_does_not_release_it() -> None:
+    # headlights#10 at 72.33 s: a held cone crossing the porch; a sliver of floor glare shows
+    # below it on two frames running, each time somewhere else.
+    cone: list[Frame] = [
+        (71.07 + i / FPS, 0.0063 * 1.25**i, 0.007 * 1.25**i, 0.006 * 1.25**i,
+         ((0.93 - 0.01 * i, 0.31, 0.07 + 0.01 * i, 0.14 + 0.03 * i),), (1.0,))
+        for i in range(10)
+    ]
+    glare: list[Frame] = [
+        (72.33, 0.0997, 0.118, 0.116, ((0.50, 0.30, 0.28, 0.70), (0.51, 0.58, 0.02, 0.07)),
+         (1.0, 1.0)),
+        (72.40, 0.0961, 0.116, 0.115, ((0.45, 0.30, 0.26, 0.70), (0.43, 0.79, 0.02, 0.07)),
+         (1.0, 1.0)),
+    ]
+    crossing: list[Frame] = [
+        (72.47 + i / FPS, 0.095, 0.117, 0.115, ((0.39 - 0.06 * i, 0.30, 0.26, 0.70),), (1.0,))
+        for i in range(6)
+    ]
+    frames = [*cone, *glare, *crossing]
+    assert _replay(frames) == []
+    assert _replay(frames, EventParams(multi_keep=0.0)) != []
