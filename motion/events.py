@@ -45,9 +45,10 @@ Rules:
   as a little "motion" inside a wider band of leaves changing brightness (a tenth to a third of
   it), growing as it swings, where a visitor stepping in is most of what changes.
 - A headlight cone is held back: a run whose first motion frame shows at least ``sudden_area``
-  moving at once, about all of what changed brightness (``lit``), where the previous update saw
-  nothing moving, and every moving region only brightened (``brighter``, the detector's fraction
-  of a region's pixels brighter than the background, at least ``light_brighter``), starts no event
+  moving at once, about all of what changed brightness (``lit`` at most ``cone_lit_ratio`` times
+  the moving area), where the previous update saw nothing moving, and every moving region only
+  brightened (``brighter``, the detector's fraction of a region's pixels brighter than the
+  background, at least ``light_brighter``), starts no event
   for ``sudden_hold_s`` from that frame, unless two or more regions move on two updates in a row
   (someone beside the beam) or a region not all brighter moves on two updates in a row (an object
   darker than the background somewhere). Light only adds: a relit surface is brighter at every
@@ -90,7 +91,6 @@ from dataclasses import dataclass, field
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to the left or right border touches it
-_CONE_LIT_RATIO = 1.5  # a cone's first frame: what changed brightness is what "moves"
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,11 @@ class EventParams:
         holds or grows as they walk up; the cone's glare splits off as a second region that
         shrinks and vanishes or shows somewhere else on the next frame, or comes back with the
         cone out of a still picture after a break.
+    cone_lit_ratio: a cone's first frame changes brightness (``lit``) over at most this many
+        times its moving area (1..10; 1.5 = the rule before 2026-12-05). A headlight cone, or a
+        branch lit by the porch lamp swinging in a gust, moves about all of what brightens (1.0
+        to 1.8 times on the simulated scenes); a car driving in with its lights on (2.2-2.3 on
+        real footage) is not held.
     """
 
     min_motion_s: float = 0.4
@@ -148,6 +153,7 @@ class EventParams:
     sudden_hold_s: float = 4.0
     light_brighter: float = 0.95
     multi_keep: float = 0.8
+    cone_lit_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -158,6 +164,9 @@ class EventParams:
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
+        ratio = self.cone_lit_ratio
+        if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
+            raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep",
@@ -426,7 +435,7 @@ class EventTracker:
         changed brightness, and every region only brightened (given ``brighter``) or, without it,
         one region at the left or right edge."""
         p = self.params
-        if not 0 < p.sudden_area <= area or lit > _CONE_LIT_RATIO * area:
+        if not 0 < p.sudden_area <= area or lit > p.cone_lit_ratio * area:
             return False
         if brighter is not None:
             return len(brighter) >= 1 and min(brighter) >= p.light_brighter
