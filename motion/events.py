@@ -45,15 +45,21 @@ Rules:
   as a little "motion" inside a wider band of leaves changing brightness (a tenth to a third of
   it), growing as it swings, where a visitor stepping in is most of what changes.
 - A headlight cone is held back: a run whose first motion frame shows at least ``sudden_area``
-  moving at once, about all of what changed brightness (``lit``), where the previous update saw
-  nothing moving, and every moving region only brightened (``brighter``, the detector's fraction
-  of a region's pixels brighter than the background, at least ``light_brighter``), starts no event
+  moving at once, about all of what changed brightness (``lit`` at most ``cone_lit_ratio`` times
+  the moving area), where the previous update saw nothing moving, and every moving region only
+  brightened (``brighter``, the detector's fraction of a region's pixels brighter than the
+  background, at least ``light_brighter``), starts no event
   for ``sudden_hold_s`` from that frame, unless two or more regions move on two updates in a row
   (someone beside the beam) or a region not all brighter moves on two updates in a row (an object
   darker than the background somewhere). Light only adds: a relit surface is brighter at every
   pixel, wherever the cone first lands; a person walking in grows from a sliver, and in daylight
   or at dusk is darker than the background somewhere. The hold outlasts breaks in the run: a
   cone leaving the porch flickers below ``min_area`` and shows again as a shrinking region.
+  With ``multi_keep`` the "two regions" release counts only updates on which the regions but the
+  largest did not shrink or jump, after an update that saw motion: the cone's glare splits off
+  as a second region that shrinks and vanishes within a few frames, flickers from place to
+  place, or comes back with the cone out of a still picture; a visitor beside the beam stays
+  where they were and holds or grows as they walk up.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -85,7 +91,6 @@ from dataclasses import dataclass, field
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to the left or right border touches it
-_CONE_LIT_RATIO = 1.5  # a cone's first frame: what changed brightness is what "moves"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,19 @@ class EventParams:
         headlight cone, not a visitor).
     light_brighter: a moving region counts as light when at least this fraction of its pixels is
         brighter than the background (0..1; 0 = tell a cone by its position at the frame's side).
+    multi_keep: the "two or more regions" release of a held cone counts an update only if the
+        boxes of all regions but the largest cover at least this fraction of what they covered
+        on the previous update and overlap one of them (when there were any), and that update
+        saw something moving; an update that fails leaves the count where it was (0..1; 0 =
+        every update with two regions counts). A visitor beside the beam stays in place and
+        holds or grows as they walk up; the cone's glare splits off as a second region that
+        shrinks and vanishes or shows somewhere else on the next frame, or comes back with the
+        cone out of a still picture after a break.
+    cone_lit_ratio: a cone's first frame changes brightness (``lit``) over at most this many
+        times its moving area (1..10; 1.5 = the rule before 2026-12-05). A headlight cone, or a
+        branch lit by the porch lamp swinging in a gust, moves about all of what brightens (1.0
+        to 1.8 times on the simulated scenes); a car driving in with its lights on (2.2-2.3 on
+        real footage) is not held.
     """
 
     min_motion_s: float = 0.4
@@ -134,6 +152,8 @@ class EventParams:
     sudden_area: float = 0.005
     sudden_hold_s: float = 4.0
     light_brighter: float = 0.95
+    multi_keep: float = 0.8
+    cone_lit_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -144,9 +164,12 @@ class EventParams:
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
+        ratio = self.cone_lit_ratio
+        if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
+            raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
-            "light_brighter",
+            "light_brighter", "multi_keep",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
@@ -156,6 +179,21 @@ class EventParams:
                 f"max_clip_s={self.max_clip_s} must be greater than "
                 f"min_motion_s={self.min_motion_s}"
             )
+
+
+def _kept(now: Sequence[Box], before: Sequence[Box], keep: float) -> bool:
+    """Whether the boxes ``now`` cover at least ``keep`` of the area of the boxes ``before`` and
+    one of them overlaps one of those (True when there were none before)."""
+    if not before:
+        return True
+    area = sum(w * h for _, _, w, h in now)
+    if area < keep * sum(w * h for _, _, w, h in before):
+        return False
+    return any(
+        x < bx + bw and bx < x + w and y < by + bh and by < y + h
+        for x, y, w, h in now
+        for bx, by, bw, bh in before
+    )
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -216,7 +254,8 @@ class _State:
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
-    multi: int = 0  # how many updates in a row showed two or more moving regions
+    multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
+    second: tuple[Box, ...] = ()  # the previous update's boxes of all regions but the largest
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
     first_t: float | None = None  # the first update's time
@@ -269,7 +308,7 @@ class EventTracker:
             boxes is not None and lit is not None and s.last_area == 0.0
             and self._cone(area, lit, boxes, brighter if light else None)
         )
-        s.multi = s.multi + 1 if boxes is not None and len(boxes) >= 2 else 0
+        s.multi = self._count_multi(boxes)
         s.dark = s.dark + 1 if light and brighter and min(brighter) < p.light_brighter else 0
         if s.multi >= 2 or s.dark >= 2:
             # A second object, or something darker than the background: not only a light cone.
@@ -396,7 +435,7 @@ class EventTracker:
         changed brightness, and every region only brightened (given ``brighter``) or, without it,
         one region at the left or right edge."""
         p = self.params
-        if not 0 < p.sudden_area <= area or lit > _CONE_LIT_RATIO * area:
+        if not 0 < p.sudden_area <= area or lit > p.cone_lit_ratio * area:
             return False
         if brighter is not None:
             return len(brighter) >= 1 and min(brighter) >= p.light_brighter
@@ -404,6 +443,21 @@ class EventTracker:
             return False
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE
+
+    def _count_multi(self, boxes: Sequence[Box] | None) -> int:
+        """The updates in a row with two or more moving regions, this one included; call before
+        ``last_area`` moves on. With ``multi_keep`` an update counts only if the regions but the
+        largest kept that fraction of their box area and overlap where they were, and the
+        update before saw motion: glare that splits off a cone (shrinking for a few frames,
+        flickering from place to place, or back with the cone after a break) never makes the
+        two that release the hold; a visitor stepping in beside the beam does."""
+        s, p = self._s, self.params
+        prev, s.second = s.second, tuple(boxes[1:]) if boxes else ()
+        if boxes is None or len(boxes) < 2:
+            return 0
+        if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
+            return s.multi
+        return s.multi + 1
 
     def _growing(self, area: float, lit: float) -> bool:
         """The growth path: the moving area grew twice in a row to ``fast_area``, in a steady
