@@ -868,7 +868,10 @@ def test_a_segment_that_never_reached_the_bucket_is_withdrawn_cleanly(
     rig.store.put_bytes = down  # type: ignore[method-assign]
     rig.step()
     setting = f"live:{CLIP_ID}"
-    assert json.loads(rig.db.get_setting(setting, "")) == {"day": "2026-01-02", "progress": None}
+    state = json.loads(rig.db.get_setting(setting, ""))
+    assert state["day"] == "2026-01-02" and state["progress"] is None
+    # the segment is named before its PUT, so the withdrawal deletes it if the PUT did land
+    assert state["pending"].endswith("/2026/01/02/c0ffee0001.live-0001.age")
     rig.revoke(["clips"])
     rig.delivery.purge(["clips"], "consent revoked")
     rig.skew_s = 3000
