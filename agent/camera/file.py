@@ -138,7 +138,6 @@ class FileCamera(OpensInWith):
             self._container.close()
             self._container = None
 
-
     def _luma(self, frame: Any) -> np.ndarray:
         if frame.format.name in _LUMA_FIRST:
             y = _plane_view(frame.planes[0], self.height, self.width)

@@ -97,7 +97,6 @@ class FileProcessCamera(OpensInWith):
         if not self._iterating:
             self._child.stop()
 
-
     def frames(self) -> Iterator[Frame]:
         """Yield the file's frames until it ends or :meth:`close` is called."""
         if not self._child.running:

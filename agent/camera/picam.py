@@ -167,7 +167,6 @@ class PiCamera(OpensInWith):
         self._stopped = True
         self._teardown()
 
-
     # the hardware encoder hook
 
     def attach_encoder(self, encoder: AttachedEncoder,

@@ -62,7 +62,6 @@ class V4L2Camera(OpensInWith):
             self._cap.release()
             self._cap = None
 
-
     def frames(self) -> Iterator[Frame]:
         if self._cap is None:
             self.open()

@@ -117,7 +117,6 @@ class SimProcessCamera(OpensInWith):
         if not self._iterating:
             self._child.stop()
 
-
     def frames(self) -> Iterator[Frame]:
         """Yield frames from the start of the scene until it ends or :meth:`close` is called."""
         if not self._child.running:

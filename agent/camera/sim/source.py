@@ -114,7 +114,6 @@ class SimCamera(OpensInWith):
         """Stop :meth:`frames` after the frame in hand; the camera can be opened again."""
         self._closed = True
 
-
     def frames(self) -> Iterator[Frame]:
         """Yield frames from the start of the scene until it ends or :meth:`close` is called."""
         if self._renderer is None:
