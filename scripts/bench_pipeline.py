@@ -361,7 +361,7 @@ def bench_run(seconds: float, keep_cache: bool, source: str, optimize: int = 2,
 
 def packages() -> str:
     """The versions that set most of the memory: they differ between a fresh pip install and a
-    Pi's apt packages (``--pi-packages``)."""
+    Pi's (``--pi-packages``)."""
     import av
     import cv2
     import numpy
@@ -407,8 +407,8 @@ def main() -> int:
     ap.add_argument("--broker", action="store_true",
                     help="run: against a Mosquitto on loopback (as a device runs)")
     ap.add_argument("--pi-packages", action="store_true",
-                    help="run: with the Pi's package versions (scripts/pi-pins.txt: apt's OpenCV, "
-                         "NumPy and cryptography in .venv-pi; scripts/bench picks that Python)")
+                    help="run: with the Pi's package versions (scripts/pi-pins.txt, in .venv-pi: "
+                         "apt's NumPy and cryptography; scripts/bench picks that Python)")
     args = ap.parse_args()
     if args.what == "analyze":
         res = bench_analyze(args.repeat)
