@@ -60,6 +60,11 @@ Rules:
   as a second region that shrinks and vanishes within a few frames, flickers from place to
   place, or comes back with the cone out of a still picture; a visitor beside the beam stays
   where they were and holds or grows as they walk up.
+  "Where the previous update saw nothing moving" covers (``sudden_jump``) a sliver of at most
+  a quarter of the first frame's area: a cone swinging in shows one below ``min_area`` first.
+  With ``away_release`` the hold also ends when the regions jump far from where the light was
+  and stay there two updates (someone stepping in elsewhere as the cone leaves, in the same run
+  of motion), and their run starts where they appeared.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -91,6 +96,7 @@ from dataclasses import dataclass, field
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to the left or right border touches it
+_AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,18 @@ class EventParams:
         branch lit by the porch lamp swinging in a gust, moves about all of what brightens (1.0
         to 1.8 times on the simulated scenes); a car driving in with its lights on (2.2-2.3 on
         real footage) is not held.
+    sudden_jump: "out of a still picture" also covers a previous update whose moving area was at
+        most this fraction of the cone's first frame (0..1; 0 = the previous update saw nothing
+        moving, the rule before 2026-12-05). A cone swinging in can show a sliver below
+        ``min_area`` one frame and most of its beam the next (0.13 % then 1.06 %,
+        headlights#12); a visitor grows by a fraction of their size a frame.
+    away_release: a held cone's hold also ends when the moving regions show up away from all of
+        the previous update's (beyond twice a region's width and height from its box) and stay
+        at that new place (boxes overlapping the update before) for this many updates in a row;
+        the run's onset is then the update they showed up on (0..100; 0 = off). The light
+        leaves, someone steps in elsewhere, all brighter under the IR lamp: they stay where they
+        appeared and grow; a cone sliding or shrinking in steps stays near where it was, and
+        glare that flickers from place to place jumps again on the next update.
     """
 
     min_motion_s: float = 0.4
@@ -154,6 +172,8 @@ class EventParams:
     light_brighter: float = 0.95
     multi_keep: float = 0.8
     cone_lit_ratio: float = 2.0
+    sudden_jump: float = 0.25
+    away_release: int = 2
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -164,12 +184,15 @@ class EventParams:
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
+        away = self.away_release  # a count; a whole float (from a command line) is accepted
+        if not isinstance(away, int | float) or away != int(away) or not 0 <= away <= 100:
+            raise ValueError(f"away_release={self.away_release!r} is out of range: allowed 0..100")
         ratio = self.cone_lit_ratio
         if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
             raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
-            "light_brighter", "multi_keep",
+            "light_brighter", "multi_keep", "sudden_jump",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
@@ -189,10 +212,17 @@ def _kept(now: Sequence[Box], before: Sequence[Box], keep: float) -> bool:
     area = sum(w * h for _, _, w, h in now)
     if area < keep * sum(w * h for _, _, w, h in before):
         return False
+    return _overlap(now, before)
+
+
+def _overlap(a: Sequence[Box], b: Sequence[Box], grow: float = 0.0) -> bool:
+    """Whether a box of ``a`` overlaps a box of ``b``, each box of ``b`` first widened by
+    ``grow`` times its own width and height on every side."""
     return any(
-        x < bx + bw and bx < x + w and y < by + bh and by < y + h
-        for x, y, w, h in now
-        for bx, by, bw, bh in before
+        x < bx + bw * (1 + grow) and bx - bw * grow < x + w
+        and y < by + bh * (1 + grow) and by - bh * grow < y + h
+        for x, y, w, h in a
+        for bx, by, bw, bh in b
     )
 
 
@@ -256,6 +286,9 @@ class _State:
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
     second: tuple[Box, ...] = ()  # the previous update's boxes of all regions but the largest
+    away: int = 0  # updates in a row at a place the update before the first of them had no region
+    prev_boxes: tuple[Box, ...] = ()  # the previous update's boxes
+    away_t: float = -math.inf  # when the regions last showed up away from the regions before
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
     first_t: float | None = None  # the first update's time
@@ -305,13 +338,18 @@ class EventTracker:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         appeared = (
-            boxes is not None and lit is not None and s.last_area == 0.0
+            boxes is not None and lit is not None and s.last_area <= p.sudden_jump * area
             and self._cone(area, lit, boxes, brighter if light else None)
         )
         s.multi = self._count_multi(boxes)
         s.dark = s.dark + 1 if light and brighter and min(brighter) < p.light_brighter else 0
-        if s.multi >= 2 or s.dark >= 2:
-            # A second object, or something darker than the background: not only a light cone.
+        s.away = self._count_away(boxes, t)
+        if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
+            # Someone stepped in away from the light: their run, not the cone's, is the onset.
+            s.run_start = max(s.run_start, s.away_t)
+        if s.multi >= 2 or s.dark >= 2 or 0 < p.away_release <= s.away:
+            # A second object, something darker than the background, or something that appeared
+            # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
@@ -458,6 +496,24 @@ class EventTracker:
         if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
+
+    def _count_away(self, boxes: Sequence[Box] | None, t: float) -> int:
+        """The updates in a row whose regions are where the first of them appeared, away from
+        every region of the update before it (beyond the region's own size): 1 on the update
+        that jumps, then +1 on each update whose regions overlap the previous update's; 0 on an
+        update without regions, or near the regions before."""
+        s = self._s
+        prev, s.prev_boxes = s.prev_boxes, tuple(boxes) if boxes else ()
+        if not s.prev_boxes or not prev:
+            return 0
+        if s.away and _overlap(s.prev_boxes, prev):
+            return s.away + 1  # staying where it appeared
+        # Away means beyond a region's own size from every region before: a cone sliding or
+        # shrinking in steps stays that near, someone stepping in across the picture does not.
+        if _overlap(s.prev_boxes, prev, _AWAY_GROW):
+            return 0
+        s.away_t = t
+        return 1
 
     def _growing(self, area: float, lit: float) -> bool:
         """The growth path: the moving area grew twice in a row to ``fast_area``, in a steady

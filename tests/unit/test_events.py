@@ -138,6 +138,9 @@ def test_time_going_backwards_is_an_error() -> None:
         ("post_roll_s", 1e9),
         ("merge_gap_s", float("nan")),
         ("max_clip_s", 0.5),
+        ("sudden_jump", 1.5),
+        ("away_release", 1.5),
+        ("away_release", 101),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
@@ -433,7 +436,55 @@ def test_the_hold_outlasts_a_break_in_the_run_while_the_cone_leaves() -> None:
     boxes = [(_CONE,)] * 20 + [()] * 3 + [(_CONE,)] * 21
     lit = [(1.0,)] * 20 + [()] * 3 + [(1.0,)] * 21
     assert _lit_run(areas, boxes, lit) == []
-    assert _lit_run(areas, boxes, lit, EventParams(light_brighter=0.0)) == [24]
+    by_side = EventParams(light_brighter=0.0, sudden_jump=0.0)
+    assert _lit_run(areas, boxes, lit, by_side) == [24]
+    # With sudden_jump the speck (a thirtieth of the region after it) no longer hides the cone's
+    # return: it is held again from that frame.
+    assert _lit_run(areas, boxes, lit, EventParams(light_brighter=0.0)) == []
+
+
+def test_a_cone_whose_first_frame_follows_a_sliver_is_held_back() -> None:
+    # headlights#12 at 136.6 s: a sliver below min_area (0.13 %), then 1.06 % of the picture at
+    # once, all brighter, about all of what changed: a cone swinging in, held as out of a still
+    # picture. sudden_jump=0 (the rule before) needed a frame with nothing moving before it.
+    areas = [0.0013] + [0.0106 + 0.001 * i for i in range(44)]
+    boxes, lit = [(_MID,)] * 45, [(1.0,)] * 45
+    assert _lit_run(areas, boxes, lit) == []
+    assert _lit_run(areas, boxes, lit, EventParams(sudden_jump=0.0)) == [1]
+    # An IR-lit visitor, all brighter too, grows by a fraction of their size a frame: not held.
+    visitor = [0.001, 0.0017, 0.0024, 0.0042, 0.0068, 0.011, 0.0176, 0.035]
+    assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8) == [3]
+
+
+_RIGHT = (0.91, 0.31, 0.09, 0.23)  # a held cone leaving at the right edge
+_LEFT = (0.0, 0.33, 0.02, 0.1)  # someone stepping in at the left edge
+
+
+def test_a_region_that_appears_away_from_the_held_light_and_stays_releases_the_hold() -> None:
+    # dark_nuisance_10min#6 at 376.8 s: a held cone shrinks out at the right; an IR-lit visitor
+    # (all brighter) steps in at the left edge in the same run of motion and grows where they
+    # appeared. They start an event, from the frame they appeared, not 4 s after the cone.
+    cone = [0.02 - 0.001 * i for i in range(10)]
+    visitor = [0.0015 + 0.0005 * i for i in range(60)]
+    boxes = [(_RIGHT,)] * 10 + [(_LEFT,)] * 60
+    lit = [(1.0,)] * 70
+    tr = EventTracker()
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.01, (), ())
+    out: list[Event] = []
+    for i, (a, b, f) in enumerate(zip(cone + visitor, boxes, lit, strict=True)):
+        out += tr.update((90 + i) / 15, True, a, a, b, f)
+    started = [e for e in out if isinstance(e, EventStarted)]
+    assert len(started) == 1 and started[0].onset_t == pytest.approx(100 / 15)
+    assert started[0].t < 110 / 15
+    # away_release=0 (the rule before): held sudden_hold_s (4 s) from the cone's first frame.
+    assert _lit_run(cone + visitor, boxes, lit, EventParams(away_release=0)) == [60]
+    # Glare flickering from place to place jumps again on the next update: still held.
+    flicker = [(_RIGHT,), (_LEFT,)] * 30
+    assert _lit_run([0.01] * 60, flicker, lit[:60]) == []
+    # A cone sliding across the porch stays within its own size of where it was: still held.
+    slide = [((0.1 + 0.02 * i, 0.3, 0.09, 0.2),) for i in range(40)]
+    assert _lit_run([0.01] * 40, slide, [(1.0,)] * 40) == []
 
 
 def test_the_light_rule_weighs_the_brightness_change_the_noise_floor_hides() -> None:
