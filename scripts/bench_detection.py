@@ -36,12 +36,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.camera.sim import SimCamera, get_scene, scene_names
-from motion import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # scripts.bench_stress, when run as scripts/bench_detection.py
+
+from agent.camera.sim import SimCamera, get_scene, scene_names  # noqa: E402
+from motion import (  # noqa: E402
     DetectorParams,
     EventEnded,
     EventParams,
@@ -49,7 +53,7 @@ from motion import (
     EventTracker,
     MotionDetector,
 )
-from scripts.bench_stress import Stress
+from scripts.bench_stress import Stress  # noqa: E402
 
 RECALL_TARGET = 0.97
 FALSE_PER_HOUR_TARGET = 1.0
