@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.servers import MOSQUITTO_MISSING, Mosquitto, mosquitto_path
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """Every test leaves the root logger as it found it. The CLI's ``main()``, run in-process,
+    installs a handler on the ``sys.stderr`` of the moment: under ``capsys`` a stream closed when
+    the test ends, so a later test's threads (a bridge worker, once) logged to a closed file."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _broker(directory: Path, *, tls: bool) -> Iterator[Mosquitto]:

@@ -13,15 +13,6 @@ import pytest
 from agent.logs import priority, setup_logging, under_journald
 
 
-@pytest.fixture(autouse=True)
-def restore_root() -> object:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield None
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def emit(capsys: pytest.CaptureFixture[str], *, journal: bool, fmt: str = "text") -> list[str]:
     setup_logging("debug", fmt, journal=journal)
     log = logging.getLogger("doorward.test")
