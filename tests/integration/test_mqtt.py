@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -362,31 +361,3 @@ def test_events_of_a_clean_session(mosquitto: Mosquitto) -> None:
     assert [(e.connected, e.error) for e in events] == [(True, None), (False, None)], events
     assert "stopped" in events[-1].reason
 
-
-def test_stop_survives_paho_ending_its_thread_before_the_join(mosquitto: Mosquitto,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
-    """paho-mqtt 2.x's loop_stop reads its thread handle twice; the thread, ending on our
-    disconnect, clears it in between (eclipse-paho/paho.mqtt.python#872). It failed the owner's
-    ``forget`` once in CI with ``'NoneType' object has no attribute 'join'``. Here the thread is
-    made to win that race every time."""
-    import paho.mqtt.client as paho_client
-
-    client = MqttClient(plain(mosquitto, "racer"), on_message=lambda m: None)
-    client.start()
-    assert client.wait_connected(TIMEOUT), client.last_error
-    real = threading.current_thread
-
-    def after_the_thread_ends() -> threading.Thread:
-        for t in threading.enumerate():
-            if t.name.startswith("paho-mqtt-client-racer"):
-                t.join(TIMEOUT)
-        return real()
-
-    # paho's own view of the threading module: the race widened there only
-    fake = types.SimpleNamespace(**{**vars(threading), "current_thread": after_the_thread_ends})
-    monkeypatch.setattr(paho_client, "threading", fake)
-    client.stop()
-    monkeypatch.undo()
-    assert not client.is_connected
-    assert not [t for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-racer")]
