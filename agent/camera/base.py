@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -82,20 +83,23 @@ class Camera(Protocol):
     ) -> None: ...
 
 
-class OpensInWith:
+class OpensInWith(ABC):
     """``with source:`` for a camera: ``open()`` on entry (returning the camera), ``close()`` on
-    exit. Cameras inherit it rather than each writing the same two methods::
+    exit. Cameras inherit it rather than each writing the same two methods; a subclass that
+    lacks either cannot be instantiated::
 
         class MyCamera(OpensInWith):
             def open(self) -> None: ...
             def close(self) -> None: ...
     """
 
+    @abstractmethod
     def open(self) -> None:
-        raise NotImplementedError
+        """Acquire the device, file or child process."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release what :meth:`open` acquired."""
 
     def __enter__(self) -> Self:
         self.open()
