@@ -341,16 +341,7 @@ class EventTracker:
             boxes is not None and lit is not None and s.last_area <= p.sudden_jump * area
             and self._cone(area, lit, boxes, brighter if light else None)
         )
-        s.multi = self._count_multi(boxes)
-        s.dark = s.dark + 1 if light and brighter and min(brighter) < p.light_brighter else 0
-        s.away = self._count_away(boxes, t)
-        if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
-            # Someone stepped in away from the light: their run, not the cone's, is the onset.
-            s.run_start = max(s.run_start, s.away_t)
-        if s.multi >= 2 or s.dark >= 2 or 0 < p.away_release <= s.away:
-            # A second object, something darker than the background, or something that appeared
-            # away from the light and stayed: not only a light cone.
-            s.held_until = -math.inf
+        self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
@@ -481,6 +472,23 @@ class EventTracker:
             return False
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE
+
+    def _release_hold(
+        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
+    ) -> None:
+        """Count this update toward the ways a held cone's hold ends, and end it when one is met;
+        ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
+        s, p = self._s, self.params
+        s.multi = self._count_multi(boxes)
+        s.dark = s.dark + 1 if brighter and min(brighter) < p.light_brighter else 0
+        s.away = self._count_away(boxes, t)
+        if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
+            # Someone stepped in away from the light: their run, not the cone's, is the onset.
+            s.run_start = max(s.run_start, s.away_t)
+        if s.multi >= 2 or s.dark >= 2 or 0 < p.away_release <= s.away:
+            # A second object, something darker than the background, or something that appeared
+            # away from the light and stayed: not only a light cone.
+            s.held_until = -math.inf
 
     def _count_multi(self, boxes: Sequence[Box] | None) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
