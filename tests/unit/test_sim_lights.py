@@ -116,6 +116,11 @@ def test_new_scenes_are_in_the_library_finite_and_randomised_by_seed() -> None:
         for name in ("dusk_visit", "ir_night_visit"):
             (event,) = get_scene(name, seed=seed).events
             assert event.start > 5.0 and event.end < 55.0  # arrives and leaves inside the scene
+    # The strong gust of the 10-minute dark scene comes at a different time in each seed, inside
+    # the scene (a detector must not learn one minute of it).
+    gusts = [get_scene("dark_nuisance_10min", seed=seed).weather.wind[-1] for seed in range(8)]
+    assert all(0.0 < t0 < t1 <= 600.0 and deg == 7.0 for t0, t1, deg in gusts)
+    assert len({round(t0) for t0, _, _ in gusts}) == 8
 
 
 @pytest.mark.parametrize("name", ["dusk_visit", "ir_night_visit", "headlights_visit"])
