@@ -65,6 +65,14 @@ Rules:
   With ``away_release`` the hold also ends when the regions jump far from where the light was
   and stay there two updates (someone stepping in elsewhere as the cone leaves, in the same run
   of motion), and their run starts where they appeared.
+  With ``inner_light`` a run whose first motion frame shows only regions that brightened, none
+  near a border, is held too, whatever its size: a cone swinging in from the street grows from
+  a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
+  ``dark_keep`` the "not all brighter" release counts only dark regions that hold their place:
+  a cone moving on leaves a dark sliver behind that shrinks or jumps.
+- Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
+  ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
+  as scattered fragments for under a second.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -154,6 +162,23 @@ class EventParams:
         leaves, someone steps in elsewhere, all brighter under the IR lamp: they stay where they
         appeared and grow; a cone sliding or shrinking in steps stays near where it was, and
         glare that flickers from place to place jumps again on the next update.
+    inner_light: a run whose first motion frame shows only regions that brightened (at least
+        ``light_brighter``) and that stay at least this far (a fraction of the picture's width
+        and height) from every border is held as a cone is, whatever its size and ``lit`` (0..1;
+        0 = off, the rule before 2026-12-05). A cone swinging in from a car on the street grows
+        from a sliver in the middle of the picture, and a branch under the porch lamp swinging
+        in a gust brightens where it moves; someone walking into view under the IR lamp enters
+        at a border, and at dusk or by day is darker than the background somewhere.
+    dark_keep: the "not all brighter" release of a held cone counts an update only if the boxes
+        of its regions not all brighter cover at least this fraction of what they covered on the
+        previous update and overlap one of them; an update that fails leaves the count where it
+        was (0..1; 0 = every such update counts, the rule before 2026-12-05). A cone moving on
+        leaves a sliver darker than the background it lit, which shrinks or shows elsewhere the
+        next frame; someone darker than the background stays where they were and grows.
+    relit_motion_s: while the detector re-learns the scene after a light switch (``lit`` = 1.0,
+        about 6 s after the IR lamp comes on), motion must persist this long to start an event
+        (0..10; 0 or at most ``min_motion_s`` = the rule before 2026-12-05). Foliage it has not
+        yet learnt under the new light shows as a few scattered fragments for 0.6-0.8 s.
     """
 
     min_motion_s: float = 0.4
@@ -174,6 +199,9 @@ class EventParams:
     cone_lit_ratio: float = 2.0
     sudden_jump: float = 0.25
     away_release: int = 2
+    inner_light: float = 0.01
+    dark_keep: float = 0.8
+    relit_motion_s: float = 1.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -184,6 +212,7 @@ class EventParams:
         _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
+        _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
         away = self.away_release  # a count; a whole float (from a command line) is accepted
         if not isinstance(away, int | float) or away != int(away) or not 0 <= away <= 100:
             raise ValueError(f"away_release={self.away_release!r} is out of range: allowed 0..100")
@@ -192,7 +221,7 @@ class EventParams:
             raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
-            "light_brighter", "multi_keep", "sudden_jump",
+            "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
@@ -290,6 +319,7 @@ class _State:
     prev_boxes: tuple[Box, ...] = ()  # the previous update's boxes
     away_t: float = -math.inf  # when the regions last showed up away from the regions before
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
+    dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
     first_t: float | None = None  # the first update's time
     last_t: float = -math.inf
@@ -337,9 +367,12 @@ class EventTracker:
         if s.first_t is None:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
-        appeared = (
-            boxes is not None and lit is not None and s.last_area <= p.sudden_jump * area
-            and self._cone(area, lit, boxes, brighter if light else None)
+        appeared = boxes is not None and lit is not None and (
+            (
+                s.last_area <= p.sudden_jump * area
+                and self._cone(area, lit, boxes, brighter if light else None)
+            )
+            or self._inner_light(boxes, brighter if light else None)
         )
         self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
@@ -349,6 +382,7 @@ class EventTracker:
             t, area, sweep_lit
         ):
             motion = False  # it may continue an open event, never start one
+        relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
         if not motion:
@@ -378,7 +412,7 @@ class EventTracker:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
                 self._motion(o, t, area)
             return out
-        if persisted and t >= s.held_until:
+        if persisted and t >= s.held_until and not self._relit_short(t + frame_s, relit):
             out.append(self._start(t, s.run_start, "motion"))
             assert s.open is not None
             self._motion(s.open, t, area)
@@ -473,6 +507,23 @@ class EventTracker:
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE
 
+    def _relit_short(self, t_end: float, relit: bool) -> bool:
+        """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
+        frame where the detector re-learns after a light switch (then it starts no event)."""
+        s, p = self._s, self.params
+        assert s.run_start is not None
+        return relit and t_end - s.run_start + 1e-9 < p.relit_motion_s
+
+    def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
+        """Light appearing inside the picture (``inner_light``): every region only brightened
+        and none near a border. Someone walking into view crosses a border first."""
+        p, m = self.params, self.params.inner_light
+        if m <= 0 or not brighter or len(brighter) != len(boxes):
+            return False
+        return min(brighter) >= p.light_brighter and all(
+            x >= m and y >= m and x + w <= 1.0 - m and y + h <= 1.0 - m for x, y, w, h in boxes
+        )
+
     def _release_hold(
         self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
     ) -> None:
@@ -480,7 +531,7 @@ class EventTracker:
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
         s.multi = self._count_multi(boxes)
-        s.dark = s.dark + 1 if brighter and min(brighter) < p.light_brighter else 0
+        s.dark = self._count_dark(boxes, brighter)
         s.away = self._count_away(boxes, t)
         if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
@@ -504,6 +555,22 @@ class EventTracker:
         if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
+
+    def _count_dark(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> int:
+        """The updates in a row with a moving region not all brighter, this one included. With
+        ``dark_keep`` an update counts only if those regions kept that fraction of their box
+        area and overlap where they were: the dark sliver a cone leaves behind as it moves on
+        shrinks or jumps; someone darker than the background holds or grows."""
+        s, p = self._s, self.params
+        dark = tuple(
+            b for b, f in zip(boxes or (), brighter or (), strict=False) if f < p.light_brighter
+        )
+        prev, s.dark_boxes = s.dark_boxes, dark
+        if not dark:
+            return 0
+        if p.dark_keep > 0 and s.dark and not _kept(dark, prev, p.dark_keep):
+            return s.dark
+        return s.dark + 1
 
     def _count_away(self, boxes: Sequence[Box] | None, t: float) -> int:
         """The updates in a row whose regions are where the first of them appeared, away from

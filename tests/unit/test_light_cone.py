@@ -209,4 +209,40 @@ def test_a_branch_flashing_under_the_porch_lamp_in_a_gust_is_held_like_a_cone() 
     ]
     frames += [(388.33 + i / FPS, 0.0, 0.008 - 0.001 * i, 0.03, (), ()) for i in range(8)]
     assert _replay(frames) == []
-    assert _replay(frames, EventParams(cone_lit_ratio=1.5)) != []
+    # The rules before: a cone's first frame at most 1.5x lit, and no light held mid-frame
+    # whatever its lit (inner_light, which holds this branch on its own too).
+    assert _replay(frames, EventParams(cone_lit_ratio=1.5, inner_light=0.0)) != []
+    assert _replay(frames, EventParams(cone_lit_ratio=1.5)) == []
+
+
+def test_a_dark_sliver_left_behind_by_a_moving_cone_does_not_release_its_hold() -> None:
+    # dark_nuisance_10min#10 at 479.53 s: a cone appears at once (1.1 %, all brighter, held) and
+    # sweeps left; 0.9 s in, a sliver darker than the background shows at the right, where the
+    # light was, then a third of its size lower down, then nothing: not someone in the picture.
+    cone = [
+        (479.53 + i / FPS, 0.011 + 0.006 * i, 0.012 + 0.007 * i, 0.016 + 0.007 * i,
+         ((0.91 - 0.01 * i, 0.31, 0.09 + 0.01 * i, 0.25 + 0.03 * i),), (1.0,))
+        for i in range(13)
+    ]
+    sliver: list[Frame] = [
+        (cone[-1][0] + (1 + i) / FPS, 0.09, 0.10, 0.10,
+         ((0.72 - 0.02 * i, 0.31, 0.25, 0.69), box), (1.0, 0.0))
+        for i, box in enumerate(((0.95, 0.57, 0.05, 0.11), (0.96, 0.63, 0.019, 0.044)))
+    ]
+
+    def after(t0: float) -> list[Frame]:
+        return [
+            (t0 + (1 + i) / FPS, 0.1, 0.11, 0.11, ((0.7 - 0.03 * i, 0.31, 0.3, 0.69),), (1.0,))
+            for i in range(20)
+        ]
+
+    frames = [*cone, *sliver, *after(sliver[-1][0])]
+    assert _replay(frames) == []
+    assert _replay(frames, EventParams(dark_keep=0.0)) != []  # the rule before: released
+    # Someone darker than the background beside the beam holds their place and grows: released.
+    person: list[Frame] = [
+        (cone[-1][0] + (1 + i) / FPS, 0.09, 0.10, 0.10,
+         ((0.72 - 0.02 * i, 0.31, 0.25, 0.69), (0.95, 0.55, 0.05, 0.11 + 0.01 * i)), (1.0, 0.2))
+        for i in range(4)
+    ]
+    assert _replay([*cone, *person, *after(person[-1][0])]) != []
