@@ -202,6 +202,7 @@ class EventParams:
     inner_light: float = 0.01
     dark_keep: float = 0.8
     relit_motion_s: float = 1.0
+    multi_light: int = 3
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -213,9 +214,10 @@ class EventParams:
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
-        away = self.away_release  # a count; a whole float (from a command line) is accepted
-        if not isinstance(away, int | float) or away != int(away) or not 0 <= away <= 100:
-            raise ValueError(f"away_release={self.away_release!r} is out of range: allowed 0..100")
+        for name in ("away_release", "multi_light"):
+            n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
+            if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
+                raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
         ratio = self.cone_lit_ratio
         if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
             raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
@@ -515,10 +517,11 @@ class EventTracker:
         return relit and t_end - s.run_start + 1e-9 < p.relit_motion_s
 
     def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
-        """Light appearing inside the picture (``inner_light``): every region only brightened
-        and none near a border. Someone walking into view crosses a border first."""
+        """Light inside the picture (``inner_light``): every region only brightened (all of
+        ``brighter``) and none of ``boxes`` near a border. Someone walking into view crosses a
+        border first."""
         p, m = self.params, self.params.inner_light
-        if m <= 0 or not brighter or len(brighter) != len(boxes):
+        if m <= 0 or not brighter or not boxes:
             return False
         return min(brighter) >= p.light_brighter and all(
             x >= m and y >= m and x + w <= 1.0 - m and y + h <= 1.0 - m for x, y, w, h in boxes
@@ -536,7 +539,9 @@ class EventTracker:
         if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
             s.run_start = max(s.run_start, s.away_t)
-        if s.multi >= 2 or s.dark >= 2 or 0 < p.away_release <= s.away:
+        multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
+                                                               brighter) else 2
+        if s.multi >= multi_need or s.dark >= 2 or 0 < p.away_release <= s.away:
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf

@@ -141,6 +141,10 @@ def test_time_going_backwards_is_an_error() -> None:
         ("sudden_jump", 1.5),
         ("away_release", 1.5),
         ("away_release", 101),
+        ("inner_light", 1.5),
+        ("dark_keep", -0.1),
+        ("relit_motion_s", 11.0),
+        ("multi_light", 2.5),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:

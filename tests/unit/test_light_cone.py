@@ -195,7 +195,7 @@ def test_glare_flickering_from_place_to_place_beside_a_held_cone_does_not_releas
     ]
     frames = [*cone, *glare, *crossing]
     assert _replay(frames) == []
-    assert _replay(frames, EventParams(multi_keep=0.0)) != []
+    assert _replay(frames, EventParams(multi_keep=0.0, multi_light=0)) != []
 
 
 def test_a_branch_flashing_under_the_porch_lamp_in_a_gust_is_held_like_a_cone() -> None:
@@ -246,3 +246,27 @@ def test_a_dark_sliver_left_behind_by_a_moving_cone_does_not_release_its_hold() 
         for i in range(4)
     ]
     assert _replay([*cone, *person, *after(person[-1][0])]) != []
+
+
+def test_glare_growing_beside_a_held_cone_for_two_frames_does_not_release_it() -> None:
+    # dark_nuisance_10min#12 at 209.07 s: a held cone grows down the porch; its glare on the
+    # wall splits off above it, all brighter, and grows with it for two frames, then merges
+    # back. Two counted updates were the "second object" release; inside the picture and all
+    # brighter it takes three (multi_light).
+    cone: list[Frame] = [
+        (208.93 + i / FPS, 0.007, 0.008, 0.008, ((0.66 + 0.01 * i, 0.30, 0.062, 0.15),), (1.0,))
+        for i in range(2)
+    ]
+    split: list[Frame] = [
+        (209.07, 0.069, 0.094, 0.09, ((0.75, 0.46, 0.25, 0.54), (0.71, 0.30, 0.069, 0.111)),
+         (1.0, 1.0)),
+        (209.13, 0.068, 0.086, 0.08, ((0.79, 0.49, 0.21, 0.51), (0.74, 0.30, 0.056, 0.178)),
+         (1.0, 1.0)),
+    ]
+    merged: list[Frame] = [
+        (209.20 + i / FPS, 0.06 - 0.005 * i, 0.07, 0.07, ((0.82, 0.35, 0.17, 0.6),), (1.0,))
+        for i in range(8)
+    ]
+    frames = [*cone, *split, *merged]
+    assert _replay(frames) == []
+    assert _replay(frames, EventParams(multi_light=0)) != []  # the rule before: released
