@@ -134,7 +134,9 @@ class EventParams:
     sudden_area, sudden_hold_s: a run that appears at once as at least ``sudden_area`` (0..1;
         0 = off) of moving light out of a still picture starts no event for ``sudden_hold_s``
         (0..600) unless a second region, or something darker than the background, moves (a
-        headlight cone, not a visitor).
+        headlight cone, not a visitor). 0.004 since 2026-12-05 (was 0.005): cones swinging in at
+        0.44-0.46 % at once (dark_nuisance_10min#8 201.1 s, #13 271.5 s); the IR-lit visitors of
+        the simulated scenes show 0.15-0.23 % on their first motion frame.
     light_brighter: a moving region counts as light when at least this fraction of its pixels is
         brighter than the background (0..1; 0 = tell a cone by its position at the frame's side).
     multi_keep: the "two or more regions" release of a held cone counts an update only if the
@@ -179,6 +181,13 @@ class EventParams:
         about 6 s after the IR lamp comes on), motion must persist this long to start an event
         (0..10; 0 or at most ``min_motion_s`` = the rule before 2026-12-05). Foliage it has not
         yet learnt under the new light shows as a few scattered fragments for 0.6-0.8 s.
+    multi_light: when every moving region only brightened and the regions but the largest are
+        away from the borders (``inner_light``), the "two or more regions" release of a held
+        cone needs this many counted updates in a row, not two (0..100; 0 or 2 = two, the rule
+        before 2026-12-05). A cone's glare on the wall can split off and grow with the cone for
+        two or three frames before it merges back or fades (3 cleared three false events of
+        dark_nuisance_10min seeds 0-15, 4 one more); an IR-lit visitor splitting off a cone at
+        the border where they walk in still releases it after two.
     """
 
     min_motion_s: float = 0.4
@@ -192,7 +201,7 @@ class EventParams:
     lit_floor: float = 0.04
     lit_area_ratio: float = 0.2
     lit_floor_after_s: float = 5.0
-    sudden_area: float = 0.005
+    sudden_area: float = 0.004
     sudden_hold_s: float = 4.0
     light_brighter: float = 0.95
     multi_keep: float = 0.8
@@ -202,7 +211,7 @@ class EventParams:
     inner_light: float = 0.01
     dark_keep: float = 0.8
     relit_motion_s: float = 1.0
-    multi_light: int = 3
+    multi_light: int = 4
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
