@@ -388,13 +388,7 @@ class EventTracker:
         if s.first_t is None:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
-        appeared = boxes is not None and lit is not None and (
-            (
-                s.last_area <= p.sudden_jump * area
-                and self._cone(area, lit, boxes, brighter if light else None)
-            )
-            or self._inner_light(boxes, brighter if light else None)
-        )
+        appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
@@ -513,6 +507,21 @@ class EventTracker:
         # lit = 1.0 is the detector's "learning the scene again after a light switch", not a
         # measurement: then only the short paths are closed, as they always were.
         return floor < lit < 1.0 and area < p.lit_area_ratio * lit
+
+    def _appeared(
+        self, area: float, lit: float | None, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None,
+    ) -> bool:
+        """Whether a run starting on this update is held as light: a cone's first frame out of a
+        still picture (or after a sliver, ``sudden_jump``), or light inside the picture
+        (``inner_light``). Call before ``last_area`` moves on; ``brighter`` None when the light
+        rule is off."""
+        s, p = self._s, self.params
+        if boxes is None or lit is None:
+            return False
+        if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
+            return True
+        return self._inner_light(boxes, brighter)
 
     def _cone(
         self, area: float, lit: float, boxes: Sequence[Box], brighter: Sequence[float] | None
