@@ -661,8 +661,9 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
     r -= offset
     gain = 1.0
     for _ in range(2):
-        sigma = 1.4826 * _median(np.abs(r))
-        inl = np.abs(r) <= max(3.0 * sigma, 1.0)
+        dev = np.abs(r)
+        sigma = 1.4826 * _median(dev)
+        inl = dev <= max(3.0 * sigma, 1.0)
         bi, ci = b[inl], c[inl]
         n = bi.size
         if n < 16:
@@ -674,7 +675,7 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
             gain = min(max(float(np.dot(bc, ci - mc)) / var, 0.25), 4.0)
         offset = mc - gain * mb
         r = c - (gain * b + offset)
-    return gain, offset, 1.4826 * _median(np.abs(r))
+    return gain, offset, 1.4826 * _median(np.abs(r), scratch=True)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -683,10 +684,15 @@ def _mean(x: np.ndarray) -> float:
     return float(np.float32(float(x.sum()) / x.size))
 
 
-def _median(x: np.ndarray) -> float:
-    """Median (upper middle element) via partition: ~2x faster than np.median on small arrays."""
+def _median(x: np.ndarray, scratch: bool = False) -> float:
+    """Median (upper middle element) via partition: ~2x faster than np.median on small arrays.
+    ``scratch``: ``x`` is not needed afterwards, partition it in place (no copy)."""
+    if not x.size:
+        return 0.0
     k = x.size // 2
-    return float(np.partition(x, k)[k]) if x.size else 0.0
+    part = x if scratch else x.copy()
+    part.partition(k)  # the method: np.partition's wrapper costs a microsecond a call here
+    return float(part[k])
 
 
 def _dense(mask: np.ndarray) -> np.ndarray:
