@@ -236,6 +236,7 @@ class _Geometry:
         zone = polygon_mask(zones, ww, wh) if zones else np.ones((wh, ww), bool)
         watched = zone & ~private
         self.watched = watched.astype(np.uint8) * 255
+        self.empty = np.zeros((wh, ww), np.uint8)  # shared, never written: "nothing changed"
         self.watched_px = max(1, int(np.count_nonzero(watched)))
         self.everything = bool(watched.all())  # no zones or masks: nothing to cut out
         # Lighting is global: fit it on every non-private pixel (a zone must not bias it), sampled
@@ -330,39 +331,33 @@ class MotionDetector:
 
         gain, offset, sigma = _fit_light(cur, bg, self._fit_sample(geo))
         pred = bg * gain + offset
-        resid = cur - pred
+        absr = cv2.absdiff(cur, pred)  # np.abs(cur - pred) to the bit (the sign is rarely needed)
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
         thr = self._threshold()
-        absr = np.abs(resid)
         thr_map = self._local_threshold(thr, self._threshold(p.detect_k))
 
-        intensity, structure, confirmed = self._evidence(cur, pred, absr, thr, thr_map)
+        intensity, structure, struct_mag = self._evidence(cur, pred, absr, thr, thr_map)
         if not geo.everything:
             intensity = cv2.bitwise_and(intensity, geo.watched)
+        # Most frames of a quiet scene have no changed pixel at all: then nothing below can be
+        # set (dilations and ANDs of an empty mask), and those steps are skipped.
+        seen = cv2.countNonZero(intensity)
         # The next lighting fit skips whatever changed now (people, shadows, beams).
-        self._moving = cv2.dilate(intensity, _KERNEL3)
+        self._moving = cv2.dilate(intensity, _KERNEL3) if seen else geo.empty
         warming = t - self._t0 < p.warmup_s
-        relearning = self._light_switch(self._brightened(intensity, absr, thr, thr_map, geo),
-                                        geo, t, warming)
+        relearning = self._light_switch(
+            self._brightened(intensity, seen, absr, thr, thr_map, geo), geo, t, warming)
 
-        busy = self._flickering(structure, t, dt)
-        structure = confirmed
-        if not relearning:
-            # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
-            # under a swaying branch does not become motion either.
-            structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy))
-        grown = cv2.dilate(structure, self._k_structure)
-        raw = changed = cv2.bitwise_and(intensity, grown)
-        if p.open_ksize > 1:
-            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
-        if p.persist:
-            # The previous frame vouches with its mask before the opening: someone stepping in at
-            # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
-            prev = self._prev_changed if self._prev_changed is not None else raw
-            self._prev_changed = raw
-            changed = cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5))
+        busy = self._flickering(structure, t, dt, mask=seen > 0)
+        if seen:
+            confirmed = self._confirmed(structure, struct_mag, thr, thr_map)
+            changed, structure = self._changed(intensity, confirmed, busy, relearning, geo.empty)
+        else:
+            changed = geo.empty
+            if p.persist:
+                self._prev_changed = geo.empty
         area_px, boxes, brighter = _regions(
-            changed, structure, geo.min_region_px, p.min_structure, resid
+            changed, structure, geo.min_region_px, p.min_structure, cur, pred
         )
 
         near = self._learn(cur, changed, dt, fast=warming or relearning)
@@ -383,6 +378,35 @@ class MotionDetector:
             t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw
         )
 
+    def _changed(
+        self, intensity: np.ndarray, confirmed: np.ndarray, busy: np.ndarray | None,
+        relearning: bool, empty: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The changed mask (before regions) and the structure that confirms it: ``intensity``
+        where confirmed structure (not foliage's, unless re-learning) is near, opened, and vouched
+        for by the previous frame (``persist``)."""
+        p = self.params
+        structure = confirmed
+        if not relearning and busy is not None:
+            # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
+            # under a swaying branch does not become motion either.
+            structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy))
+        grown = cv2.dilate(structure, self._k_structure)
+        raw = changed = cv2.bitwise_and(intensity, grown)
+        if not p.persist:
+            if p.open_ksize > 1:
+                changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
+            return changed, structure
+        # The previous frame vouches with its mask before the opening: someone stepping in at
+        # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
+        prev = self._prev_changed if self._prev_changed is not None else raw
+        self._prev_changed = raw if cv2.countNonZero(raw) else empty
+        if prev is empty or self._prev_changed is empty:  # the AND below is empty
+            return empty, structure
+        if p.open_ksize > 1:
+            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
+        return cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5)), structure
+
     def _lit_raw(
         self, absr: np.ndarray, thr: float, intensity: np.ndarray, thr_map: float | np.ndarray,
         geo: _Geometry,
@@ -391,7 +415,7 @@ class MotionDetector:
         the same as ``lit`` when there is no per-pixel floor."""
         if not isinstance(thr_map, np.ndarray) and thr_map == thr:
             return self._prev_frac
-        return int(np.count_nonzero(self._brightened_raw(absr, thr, geo))) / geo.watched_px
+        return self._brightened_raw(absr, thr, geo) / geo.watched_px
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -406,9 +430,10 @@ class MotionDetector:
         the fit never recovered: minutes of false motion.
         """
         idx = geo.sample_idx
-        if self._moving is None or self._moving.shape != geo.watched.shape:
-            return idx
-        quiet = idx[self._moving.ravel()[idx] == 0]
+        moving = self._moving
+        if moving is None or moving is geo.empty or moving.shape != geo.empty.shape:
+            return idx  # (geo.empty: nothing moved, every sample pixel is quiet)
+        quiet = idx[moving.ravel()[idx] == 0]
         return quiet if quiet.size >= _MIN_FIT_SAMPLES else idx
 
     def _threshold(self, k: float = 0.0) -> float:
@@ -421,9 +446,9 @@ class MotionDetector:
         self, cur: np.ndarray, pred: np.ndarray, absr: np.ndarray, thr: float,
         thr_map: float | np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint8 masks (0/255): intensity changed beyond ``thr_map`` (the per-pixel threshold);
-        local structure changed beyond the global ``thr`` (what the flicker map learns from);
-        and beyond ``thr_map`` (what confirms a change).
+        """uint8 masks (0/255): intensity changed beyond ``thr_map`` (the per-pixel threshold) and
+        local structure changed beyond the global ``thr`` (what the flicker map learns from); and
+        the structure residual itself, for :meth:`_confirmed`.
 
         Structure: the frame against the prediction scaled by the local brightness ratio (box means
         over ``structure_ksize``). Light and shadow multiply a neighbourhood evenly, so that ratio
@@ -431,27 +456,42 @@ class MotionDetector:
         """
         p = self.params
         ks = (p.structure_ksize, p.structure_ksize)
-        ratio = (cv2.blur(cur, ks) + 1.0) / (cv2.blur(pred, ks) + 1.0)
-        structure = np.abs(cur - ratio * pred)
-        _, st = cv2.threshold(structure, p.structure_factor * thr, 255.0, cv2.THRESH_BINARY)
-        struct = st.astype(np.uint8)
+        # In place, and cv2.absdiff for np.abs(cur - ratio * pred): the same float32 operations
+        # in the same order, without five temporary arrays.
+        ratio: np.ndarray = cv2.blur(cur, ks)
+        ratio += 1.0
+        below: np.ndarray = cv2.blur(pred, ks)
+        below += 1.0
+        ratio /= below
+        ratio *= pred
+        structure = cv2.absdiff(cur, ratio)
+        struct = _above(structure, p.structure_factor * thr)
         # Drop isolated specks (raindrops, noise): keep pixels with >= 3 of 9 neighbours set, which
         # keeps thin edges and the sliver of someone entering at the border.
-        _, dense = cv2.threshold(cv2.blur(struct, (3, 3)), 84, 255, cv2.THRESH_BINARY)
-        struct = cv2.bitwise_and(struct, dense)
+        struct = cv2.bitwise_and(struct, _dense(struct))
         if not isinstance(thr_map, np.ndarray):
             if thr_map == thr:
-                _, intensity = cv2.threshold(absr, thr_map, 255.0, cv2.THRESH_BINARY)
-                return intensity.astype(np.uint8), struct, struct
+                return _above(absr, thr_map), struct, structure
             thr_map = np.full_like(absr, thr_map)
-        intensity = cv2.compare(absr, thr_map, cv2.CMP_GT)
+        return _above(absr, thr_map), struct, structure
+
+    def _confirmed(
+        self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray
+    ) -> np.ndarray:
+        """The structure mask (0/255) that confirms a change: local structure (``structure``,
+        from :meth:`_evidence`) changed beyond ``thr_map``; ``struct`` (beyond the global
+        threshold) when that is the same."""
+        p = self.params
+        if not isinstance(thr_map, np.ndarray):
+            if thr_map == thr:
+                return struct
+            thr_map = np.full_like(structure, thr_map)
         local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
         if p.detect_k <= 0 or p.detect_k >= p.noise_k:
-            return intensity, struct, cv2.bitwise_and(struct, local)
+            return cv2.bitwise_and(struct, local)
         # Detecting below the flicker map's threshold: the confirming structure gets its own
         # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
-        _, dense = cv2.threshold(cv2.blur(local, (3, 3)), 84, 255, cv2.THRESH_BINARY)
-        return intensity, struct, cv2.bitwise_and(local, dense)
+        return cv2.bitwise_and(local, _dense(local))
 
     def _local_threshold(self, thr: float, low: float) -> float | np.ndarray:
         """The threshold per pixel: the global one, raised where a pixel's own residual is
@@ -495,10 +535,11 @@ class MotionDetector:
         cv2.accumulateWeighted(clipped, mad, a, cv2.bitwise_not(near))
 
     def _brightened(
-        self, intensity: np.ndarray, absr: np.ndarray, thr: float, thr_map: float | np.ndarray,
-        geo: _Geometry,
-    ) -> np.ndarray:
-        """The mask ``lit`` and the light-switch test count: with ``lit_raw``, brightness changed
+        self, intensity: np.ndarray, seen: int, absr: np.ndarray, thr: float,
+        thr_map: float | np.ndarray, geo: _Geometry,
+    ) -> int:
+        """The pixels ``lit`` and the light-switch test count (``seen``, the count of
+        ``intensity``, when that is the mask): with ``lit_raw``, brightness changed
         beyond the global threshold (``noise_k``), whatever the per-pixel floor or ``detect_k``
         make of it; without, what changed beyond the per-pixel threshold (``intensity``).
 
@@ -508,23 +549,23 @@ class MotionDetector:
         branch it swung started events (nuisance_10min, seeds 128-143).
         """
         if not self.params.lit_raw or (not isinstance(thr_map, np.ndarray) and thr_map == thr):
-            return intensity
+            return seen
         return self._brightened_raw(absr, thr, geo)
 
     @staticmethod
-    def _brightened_raw(absr: np.ndarray, thr: float, geo: _Geometry) -> np.ndarray:
-        """The watched pixels whose residual is beyond the global threshold ``thr``."""
-        _, bright = cv2.threshold(absr, thr, 255.0, cv2.THRESH_BINARY)
-        out = bright.astype(np.uint8)
-        return out if geo.everything else cv2.bitwise_and(out, geo.watched)
+    def _brightened_raw(absr: np.ndarray, thr: float, geo: _Geometry) -> int:
+        """How many watched pixels have a residual beyond the global threshold ``thr``."""
+        bright = _above(absr, thr)
+        return cv2.countNonZero(bright if geo.everything else cv2.bitwise_and(bright, geo.watched))
 
-    def _light_switch(self, intensity: np.ndarray, geo: _Geometry, t: float, warming: bool) -> bool:
-        """Detect a sudden frame-wide change; True while re-learning after one.
+    def _light_switch(self, lit_px: int, geo: _Geometry, t: float, warming: bool) -> bool:
+        """Detect a sudden frame-wide change (``lit_px`` of the watched pixels changed
+        brightness); True while re-learning after one.
 
         A light switch is sudden and large; a person walking up grows over several frames.
         """
         lsf = self.params.light_switch_fraction
-        frac = int(np.count_nonzero(intensity)) / geo.watched_px
+        frac = lit_px / geo.watched_px
         jump, self._prev_frac = frac - self._prev_frac, frac
         if not warming and frac > lsf and jump > lsf / 2:
             self._relearn_until = t + self.params.light_relearn_s
@@ -548,8 +589,11 @@ class MotionDetector:
         self._flicker_t0 = t0
         self._flicker_window = _RESTART_WINDOW_S
 
-    def _flickering(self, structure: np.ndarray, t: float, dt: float) -> np.ndarray:
-        """Learn the flicker map from ``structure`` and return the mask (0/255) of busy pixels."""
+    def _flickering(
+        self, structure: np.ndarray, t: float, dt: float, mask: bool
+    ) -> np.ndarray | None:
+        """Learn the flicker map from ``structure`` and return the mask (0/255) of busy pixels
+        (None unless ``mask``: a frame with no changed pixel has no use for it)."""
         p = self.params
         assert self._flicker is not None and self._prev_struct is not None
         toggled = cv2.bitwise_xor(structure, self._prev_struct)
@@ -568,12 +612,14 @@ class MotionDetector:
                 self._flicker_floor = None
             else:
                 floor *= 1.0 - slow
-                rate = np.maximum(rate, floor)
+                if mask:
+                    rate = np.maximum(rate, floor)
+        if not mask:
+            return None
         # The map holds 255 x toggles per frame; the limit is per second. Neighbours of flickering
         # pixels count as busy too: in a gust a branch sways a little further than before.
         limit = p.flicker_limit * 255.0 * max(dt, 1e-3)
-        _, busy = cv2.threshold(rate, limit, 255.0, cv2.THRESH_BINARY)
-        return cv2.dilate(busy.astype(np.uint8), self._k_flicker)
+        return cv2.dilate(_above(rate, limit), self._k_flicker)
 
     def _learn(
         self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool
@@ -615,8 +661,9 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
     r -= offset
     gain = 1.0
     for _ in range(2):
-        sigma = 1.4826 * _median(np.abs(r))
-        inl = np.abs(r) <= max(3.0 * sigma, 1.0)
+        dev = np.abs(r)
+        sigma = 1.4826 * _median(dev)
+        inl = dev <= max(3.0 * sigma, 1.0)
         bi, ci = b[inl], c[inl]
         n = bi.size
         if n < 16:
@@ -628,7 +675,7 @@ def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float,
             gain = min(max(float(np.dot(bc, ci - mc)) / var, 0.25), 4.0)
         offset = mc - gain * mb
         r = c - (gain * b + offset)
-    return gain, offset, 1.4826 * _median(np.abs(r))
+    return gain, offset, 1.4826 * _median(np.abs(r), scratch=True)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -637,23 +684,45 @@ def _mean(x: np.ndarray) -> float:
     return float(np.float32(float(x.sum()) / x.size))
 
 
-def _median(x: np.ndarray) -> float:
-    """Median (upper middle element) via partition: ~2x faster than np.median on small arrays."""
+def _median(x: np.ndarray, scratch: bool = False) -> float:
+    """Median (upper middle element) via partition: ~2x faster than np.median on small arrays.
+    ``scratch``: ``x`` is not needed afterwards, partition it in place (no copy)."""
+    if not x.size:
+        return 0.0
     k = x.size // 2
-    return float(np.partition(x, k)[k]) if x.size else 0.0
+    part = x if scratch else x.copy()
+    part.partition(k)  # the method: np.partition's wrapper costs a microsecond a call here
+    return float(part[k])
+
+
+def _dense(mask: np.ndarray) -> np.ndarray:
+    """Pixels (0/255) with at least 3 of their 9 neighbours set in ``mask`` (0/255)."""
+    return _above(cv2.blur(mask, (3, 3)), 84)
+
+
+def _above(src: np.ndarray, value: float | np.ndarray) -> np.ndarray:
+    """The mask (uint8 0/255) of ``src > value``, ``value`` a number or an array like ``src``.
+
+    For a number, the same mask as ``cv2.threshold(src, value, 255, THRESH_BINARY)`` to the
+    bit (both compare with ``value`` rounded to ``src``'s type) in one call, without the float
+    image and its conversion to uint8.
+    """
+    out: np.ndarray = cv2.compare(src, value, cv2.CMP_GT)  # type: ignore[arg-type]
+    return out  # (OpenCV's stubs omit the number form of compare)
 
 
 def _regions(
-    mask: np.ndarray, structure: np.ndarray, min_px: int, min_structure: float, resid: np.ndarray
+    mask: np.ndarray, structure: np.ndarray, min_px: int, min_structure: float, cur: np.ndarray,
+    pred: np.ndarray,
 ) -> tuple[int, tuple[tuple[float, float, float, float], ...], tuple[float, ...]]:
     """Changed pixels in regions that count, the regions' relative boxes (largest first), and
-    the fraction of each one's pixels that ``resid`` (frame minus predicted background) shows
-    brighter.
+    the fraction of each one's pixels that the frame ``cur`` shows brighter than the predicted
+    background ``pred``.
 
     A region counts with at least ``min_px`` pixels of which at least ``min_structure`` show changed
     structure.
     """
-    if not mask.any():
+    if not cv2.countNonZero(mask):
         return 0, (), ()
     # BBDT is ~3x faster than the default algorithm choice on these small masks.
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
@@ -677,6 +746,7 @@ def _regions(
         )
         for i in keep[:_MAX_BOXES]
     )
+    resid = cur - pred
     return int(area[keep].sum()), boxes, _brighter(labels, keep[:_MAX_BOXES], stats, resid)
 
 

@@ -133,10 +133,18 @@ class PressClassifier:
     def tick(self, now: float) -> list[ButtonEvent]:
         """Confirm edges stable for long enough; detect a SETUP hold reaching reset."""
         events: list[ButtonEvent] = []
+        if self.idle:  # called every frame: most of them with both buttons up and no edge pending
+            return events
         for name in BUTTONS:
             events.extend(self._settle(name, self._levels[name], now))
         events.sort(key=lambda ev: ev.t)
         return events
+
+    @property
+    def idle(self) -> bool:
+        """Both buttons up with no edge pending: :meth:`tick` has nothing to confirm."""
+        return all(level.pending_press is None and level.down_since is None
+                   for level in self._levels.values())
 
     def _name(self, button: str) -> ButtonName:
         if button == "ring":
@@ -480,6 +488,8 @@ class SimulatedPress:
         return release_at
 
     def tick(self, now: float) -> None:
+        if not self._release_at:  # every frame, nearly always with nothing held
+            return
         for button, due in list(self._release_at.items()):
             if now >= due:
                 del self._release_at[button]

@@ -194,12 +194,10 @@ class DeviceController:
         if self.buttons is not None:
             self.buttons.tick(now)
         self._connection_events()
-        for _ in range(MAX_INBOX_PER_TICK):
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            self._dispatch(item, now)
+        # qsize() first: this runs every frame, nearly always on an empty inbox, and get_nowait()
+        # says so by raising. Only this thread takes items, so what qsize() counts is there.
+        for _ in range(min(self.inbox.qsize(), MAX_INBOX_PER_TICK)):
+            self._dispatch(self.inbox.get_nowait(), now)
         if self._window_was_open and not self.window.is_open(now):
             log.info("pairing window closed: %s", self.window.close_reason)
             self._window_was_open = False
@@ -231,11 +229,8 @@ class DeviceController:
     def _connection_events(self) -> None:
         if self.mqtt is None:
             return
-        while True:
-            try:
-                ev = self.mqtt.events.get_nowait()
-            except queue.Empty:
-                return
+        while self.mqtt.events.qsize():  # (as the inbox in tick(): only this thread takes)
+            ev = self.mqtt.events.get_nowait()
             self.hooks.on_connection(ev)
             if ev.connected and ev.error is None:
                 log.info("connected to the broker (MQTT %s)", self.mqtt.protocol)
