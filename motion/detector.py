@@ -29,7 +29,10 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    threshold, so the floor does not hide foliage from it. Where the floor is known low (the
    pixel has shown nothing but sensor noise and no toggling) changes are found at ``detect_k``
    (4) times the noise instead: a dim visitor at dusk is a blob of 4-5 sigmas, and the opening,
-   ``persist`` and ``min_region`` are what remove noise specks.
+   ``persist`` and ``min_region`` are what remove noise specks. In a dim, noisy picture pixels
+   darker than the background confirm their change at ``dark_confirm`` (0.45) times the
+   threshold instead of ``structure_factor`` (0.6): a dark coat on a dark lawn is nearly
+   uniform, and the structure test otherwise takes all but its edges for a shadow.
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
@@ -62,6 +65,8 @@ _REF_FPS = 15.0  # per-frame rates below are given for this frame rate and scale
 _MAX_BOXES = 8
 _RESTART_WINDOW_S = 5.0  # see MotionDetector._restart_flicker
 _MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the light fit
+_DARK_CONFIRM_LIT = 0.04  # ``lit`` (previous frame) up to which ``dark_confirm`` applies
+_DARK_CONFIRM_NOISE = 2.0  # noise (grey levels, working image) from which ``dark_confirm`` applies
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,17 @@ class DetectorParams:
         default: on, it ended the false events of nuisance_10min's gusts in rain (seeds 128-143:
         6 -> 0) but broke the event tracker's headlight hold, which expects ``lit`` about
         ``area`` on a cone's first frame (dark_nuisance_10min seeds 0-3: 7 -> 21 false events).
+    dark_confirm: where a pixel is darker than the background, its structure change confirms
+        it beyond ``dark_confirm`` times its threshold instead of ``structure_factor`` times
+        (0, or >= ``structure_factor``, = off), in a dim picture (noise >= 2 grey levels in the
+        working image; daylight ~1.2, dusk 2.3-3.7) whose previous frame had at most 4 % ``lit``.
+        Only the confirming mask of the per-pixel-floor path changes; the flicker map still
+        learns at ``structure_factor``. A dark coat on a dark lawn is nearly uniform, so the
+        structure test takes it for a shadow except at its edges; 0.45 saw dusk visitors
+        seconds earlier (porch_light_visit#14 3.1 -> 0.5 s; BENCHMARKS.md, issue 18).
+        Lowering ``structure_factor`` itself fed the flicker map more noise toggles and hid
+        dusk passers-by (seconds late); lowering it for brighter pixels too let headlight
+        cones through.
     """
 
     work_width: int = 160
@@ -149,6 +165,7 @@ class DetectorParams:
     local_alpha: float = 0.02
     detect_k: float = 4.0
     lit_raw: bool = False
+    dark_confirm: float = 0.45
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -170,6 +187,11 @@ class DetectorParams:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}={v} must be within 0..1")
+        if not 0.0 <= self.dark_confirm <= 10.0:
+            raise ValueError(
+                f"dark_confirm={self.dark_confirm} must be within 0..10 (0 = off; it acts only "
+                f"below structure_factor={self.structure_factor})"
+            )
         if not 0.0 <= self.detect_k <= 50.0:
             raise ValueError(f"detect_k={self.detect_k} must be within 0..50 (0 = noise_k)")
         if not 0.0 <= self.local_k <= 50.0:
@@ -487,11 +509,34 @@ class MotionDetector:
                 return struct
             thr_map = np.full_like(structure, thr_map)
         local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
+        if self._dark_picture() and 0 < p.dark_confirm < p.structure_factor:
+            local = cv2.bitwise_or(local, self._dark_confirmed(cur, pred, structure, thr_map))
         if p.detect_k <= 0 or p.detect_k >= p.noise_k:
             return cv2.bitwise_and(struct, local)
         # Detecting below the flicker map's threshold: the confirming structure gets its own
         # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
         return cv2.bitwise_and(local, _dense(local))
+
+    def _dark_picture(self) -> bool:
+        """Whether ``dark_confirm`` applies: a noisy (dim) picture, steady on the previous
+        frame. By day the noise is ~1.2 grey levels and a dark branch swinging a little beyond
+        its learnt reach would pass the lower structure test too; at dusk it is 2.3-3.7."""
+        return self._noise >= _DARK_CONFIRM_NOISE and self._prev_frac <= _DARK_CONFIRM_LIT
+
+    def _dark_confirmed(
+        self, cur: np.ndarray, pred: np.ndarray, structure: np.ndarray, thr_map: np.ndarray
+    ) -> np.ndarray:
+        """uint8 mask (0/255) of pixels darker than the background whose structure changed
+        beyond ``dark_confirm`` (not ``structure_factor``) times their threshold.
+
+        Why: a dim visitor at dusk is a dark, nearly uniform coat on a dark lawn; inside the
+        structure box the brightness ratio explains most of it, as it would a shadow, and only
+        its edges show changed structure at 2-3 noise sigmas (porch_light_visit#14: 5-40 of
+        100-200 changed pixels confirmed for 3 s). Only darker pixels, and only in a steady
+        picture (the caller checks ``lit``): light on the move (cones, a lamp, glare) brightens.
+        """
+        low = cv2.compare(structure, thr_map * np.float32(self.params.dark_confirm), cv2.CMP_GT)
+        return cv2.bitwise_and(low, cv2.compare(cur, pred, cv2.CMP_LT))
 
     def _local_threshold(self, thr: float, low: float) -> float | np.ndarray:
         """The threshold per pixel: the global one, raised where a pixel's own residual is
