@@ -359,6 +359,7 @@ class MotionDetector:
         thr_map = self._local_threshold(thr, self._threshold(p.detect_k))
 
         intensity, structure, struct_mag = self._evidence(cur, pred, absr, thr, thr_map)
+        dark = self._dark_picture()  # before _light_switch moves _prev_frac to this frame
         if not geo.everything:
             intensity = cv2.bitwise_and(intensity, geo.watched)
         # Most frames of a quiet scene have no changed pixel at all: then nothing below can be
@@ -372,7 +373,8 @@ class MotionDetector:
 
         busy = self._flickering(structure, t, dt, mask=seen > 0)
         if seen:
-            confirmed = self._confirmed(structure, struct_mag, thr, thr_map)
+            confirmed = self._confirmed(
+                structure, struct_mag, thr, thr_map, (cur, pred) if dark else None)
             changed, structure = self._changed(intensity, confirmed, busy, relearning, geo.empty)
         else:
             changed = geo.empty
@@ -498,19 +500,21 @@ class MotionDetector:
         return _above(absr, thr_map), struct, structure
 
     def _confirmed(
-        self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray
+        self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray,
+        dark: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The structure mask (0/255) that confirms a change: local structure (``structure``,
         from :meth:`_evidence`) changed beyond ``thr_map``; ``struct`` (beyond the global
-        threshold) when that is the same."""
+        threshold) when that is the same. ``dark`` (the frame and its prediction) when
+        :meth:`_dark_picture` held before this frame: darker pixels confirm at ``dark_confirm``."""
         p = self.params
         if not isinstance(thr_map, np.ndarray):
             if thr_map == thr:
                 return struct
             thr_map = np.full_like(structure, thr_map)
         local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
-        if self._dark_picture() and 0 < p.dark_confirm < p.structure_factor:
-            local = cv2.bitwise_or(local, self._dark_confirmed(cur, pred, structure, thr_map))
+        if dark is not None and 0 < p.dark_confirm < p.structure_factor:
+            local = cv2.bitwise_or(local, self._dark_confirmed(*dark, structure, thr_map))
         if p.detect_k <= 0 or p.detect_k >= p.noise_k:
             return cv2.bitwise_and(struct, local)
         # Detecting below the flicker map's threshold: the confirming structure gets its own
