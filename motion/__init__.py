@@ -3,7 +3,8 @@
 Nothing here does I/O, reads a clock or imports another Doorward package.
 """  # noqa: E501 (the lead's summary line, kept verbatim)
 
-from motion.detector import DetectorParams, MotionDetector, MotionResult
+from motion.detector import MotionDetector, MotionResult
+from motion.detector_params import DetectorParams
 from motion.events import Event, EventEnded, EventParams, EventStarted, EventTracker
 from motion.zones import (
     Polygon,

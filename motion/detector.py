@@ -59,149 +59,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from motion.detector_params import DetectorParams
+from motion.light_fit import fit_light
+from motion.masks import above, dense, regions
 from motion.zones import Polygon, polygon_mask
 
 _REF_FPS = 15.0  # per-frame rates below are given for this frame rate and scaled by elapsed time
-_MAX_BOXES = 8
 _RESTART_WINDOW_S = 5.0  # see MotionDetector._restart_flicker
 _MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the light fit
 _DARK_CONFIRM_LIT = 0.04  # ``lit`` (previous frame) up to which ``dark_confirm`` applies
 _DARK_CONFIRM_NOISE = 2.0  # noise (grey levels, working image) from which ``dark_confirm`` applies
-
-
-@dataclass(frozen=True)
-class DetectorParams:
-    """Detector tuning. Grey levels are 0..255 units of the blurred working image.
-
-    work_width: pixels; frames are downscaled to this width (height keeps the aspect) before
-    analysis.
-    blur_ksize: odd Gaussian kernel size in working pixels (1 = no blur); averages sensor noise
-    away.
-    background_alpha: weight of a new frame in the running background per 1/15 s (time constant
-        ~ 1 / (15 * alpha) seconds); scaled by elapsed time so it means the same at any frame rate.
-    moving_alpha_factor: the background learns this much slower where motion was seen, so a person
-        is not absorbed while walking (a parcel left behind still fades in after a while).
-    noise_k: threshold = noise_k * estimated noise (robust sigma of the residual).
-    min_threshold, max_threshold: grey-level bounds of the threshold.
-    noise_alpha: smoothing weight of the noise estimate per 1/15 s.
-    structure_ksize: odd box size (working pixels) of the local mean removed for the structure test.
-    structure_factor: the structure residual must exceed structure_factor * threshold.
-    open_ksize: square kernel (working pixels) of the morphological opening that removes specks and
-        thin rain streaks from the changed mask (1 = none).
-    min_structure: fraction of a region's pixels that must show changed structure; a region lit
-        by a headlight or shaded by a cloud, with a raindrop or two inside, does not count.
-    min_region: fraction of the watched area a connected region needs to count (drops insects,
-        rain).
-    min_area: fraction of the watched area that must change (summed over regions) for motion=True.
-    flicker_tau_s: seconds; time constant of the flicker map (a running rate of toggles).
-    flicker_limit: toggles per second above which a pixel is ignored (while it keeps flickering).
-    flicker_grow: square size (working pixels) by which busy pixels are grown (a gust sways a
-        branch a little further than before).
-    persist: a changed pixel counts only if a change was also seen near it in the previous frame,
-        before that frame's opening (random specks such as raindrops do not persist; someone
-        stepping in at the edge, a sliver the opening removed, does).
-    light_switch_fraction: when more than this fraction of the watched pixels changes brightness
-        (beyond what the global gain/offset explains) and more than half of that appeared since
-        the previous frame, it is a light switch (e.g. the IR illuminator coming on).
-    light_relearn_s: seconds of fast re-learning (and suppression) after a light switch.
-    warmup_s: seconds after the first frame (or reset) while the background and noise settle.
-    settle_area_factor: for ``_RESTART_WINDOW_S`` after the first frame, and after a light
-        switch's re-learning, the flicker map is still learning which pixels are foliage; motion
-        then needs this many times ``min_area`` (a twig the map does not know yet is small, a
-        person is not).
-    local_k: a pixel's threshold is at least ``local_k`` times its own mean absolute residual
-        (0 = off): the noise floor per pixel, so bright (shot-noise) patches, compression blocks
-        and leaves that shimmer in place need a larger change than the global threshold.
-    local_alpha: weight of a new frame in that per-pixel mean per 1/15 s (where motion was seen,
-        a tenth of it, so someone standing still does not raise their own floor).
-    detect_k: the threshold that finds changes is ``detect_k`` times the noise (0 = ``noise_k``),
-        still raised by the per-pixel floor; the flicker map, ``lit`` and the light-switch test
-        keep ``noise_k``. A dim visitor at dusk is a coherent blob of 4-5 noise sigmas: at
-        ``noise_k`` 5 only fragments of them pass, and they are seen seconds late. Noise is what
-        the floor, the opening, ``persist`` and ``min_region`` remove, so detecting lower costs
-        no false motion where the floor is known; the flicker map fed the lower threshold marks
-        noise as foliage, and then hides the visitor.
-    lit_raw: ``lit`` and the light-switch test count brightness changed beyond the global
-        threshold, not beyond the per-pixel floor (see ``MotionDetector._brightened``). Off by
-        default: on, it ended the false events of nuisance_10min's gusts in rain (seeds 128-143:
-        6 -> 0) but broke the event tracker's headlight hold, which expects ``lit`` about
-        ``area`` on a cone's first frame (dark_nuisance_10min seeds 0-3: 7 -> 21 false events).
-    dark_confirm: where a pixel is darker than the background, its structure change confirms
-        it beyond ``dark_confirm`` times its threshold instead of ``structure_factor`` times
-        (0, or >= ``structure_factor``, = off), in a dim picture (noise >= 2 grey levels in the
-        working image; daylight ~1.2, dusk 2.3-3.7) whose previous frame had at most 4 % ``lit``.
-        Only the confirming mask of the per-pixel-floor path changes; the flicker map still
-        learns at ``structure_factor``. A dark coat on a dark lawn is nearly uniform, so the
-        structure test takes it for a shadow except at its edges; 0.45 saw dusk visitors
-        seconds earlier (porch_light_visit#14 3.1 -> 0.5 s; BENCHMARKS.md, issue 18).
-        Lowering ``structure_factor`` itself fed the flicker map more noise toggles and hid
-        dusk passers-by (seconds late); lowering it for brighter pixels too let headlight
-        cones through.
-    """
-
-    work_width: int = 160
-    blur_ksize: int = 5
-    background_alpha: float = 0.05
-    moving_alpha_factor: float = 0.2
-    noise_k: float = 5.0
-    min_threshold: float = 6.0
-    max_threshold: float = 40.0
-    noise_alpha: float = 0.05
-    structure_ksize: int = 7
-    structure_factor: float = 0.6
-    open_ksize: int = 3
-    min_structure: float = 0.3
-    persist: bool = True
-    min_region: float = 0.0008
-    min_area: float = 0.0015
-    flicker_tau_s: float = 30.0
-    flicker_limit: float = 1.0
-    flicker_grow: int = 5
-    light_switch_fraction: float = 0.4
-    light_relearn_s: float = 1.0
-    warmup_s: float = 0.3
-    settle_area_factor: float = 2.0
-    local_k: float = 4.0
-    local_alpha: float = 0.02
-    detect_k: float = 4.0
-    lit_raw: bool = False
-    dark_confirm: float = 0.45
-
-    def __post_init__(self) -> None:
-        if not 16 <= self.work_width <= 1920:
-            raise ValueError(f"work_width={self.work_width} must be within 16..1920 pixels")
-        for name in ("blur_ksize", "structure_ksize"):
-            v = getattr(self, name)
-            if v < 1 or v % 2 == 0:
-                raise ValueError(f"{name}={v} must be an odd number >= 1")
-        for name in (
-            "background_alpha",
-            "moving_alpha_factor",
-            "noise_alpha",
-            "min_region",
-            "min_area",
-            "light_switch_fraction",
-            "min_structure",
-            "local_alpha",
-        ):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name}={v} must be within 0..1")
-        if not 0.0 <= self.dark_confirm <= 10.0:
-            raise ValueError(
-                f"dark_confirm={self.dark_confirm} must be within 0..10 (0 = off; it acts only "
-                f"below structure_factor={self.structure_factor})"
-            )
-        if not 0.0 <= self.detect_k <= 50.0:
-            raise ValueError(f"detect_k={self.detect_k} must be within 0..50 (0 = noise_k)")
-        if not 0.0 <= self.local_k <= 50.0:
-            raise ValueError(f"local_k={self.local_k} must be within 0..50")
-        if not 1.0 <= self.settle_area_factor <= 100.0:
-            raise ValueError(f"settle_area_factor={self.settle_area_factor} must be within 1..100")
-        if not 0 < self.min_threshold <= self.max_threshold:
-            raise ValueError(
-                f"thresholds min={self.min_threshold} max={self.max_threshold}: need 0 < min <= max"
-            )
 
 
 @dataclass(frozen=True)
@@ -351,7 +218,7 @@ class MotionDetector:
         dt = min(max(t - self._last_t, 0.0), 1.0)
         self._last_t = t
 
-        gain, offset, sigma = _fit_light(cur, bg, self._fit_sample(geo))
+        gain, offset, sigma = fit_light(cur, bg, self._fit_sample(geo))
         pred = bg * gain + offset
         absr = cv2.absdiff(cur, pred)  # np.abs(cur - pred) to the bit (the sign is rarely needed)
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
@@ -380,7 +247,7 @@ class MotionDetector:
             changed = geo.empty
             if p.persist:
                 self._prev_changed = geo.empty
-        area_px, boxes, brighter = _regions(
+        area_px, boxes, brighter = regions(
             changed, structure, geo.min_region_px, p.min_structure, cur, pred
         )
 
@@ -489,15 +356,15 @@ class MotionDetector:
         ratio /= below
         ratio *= pred
         structure = cv2.absdiff(cur, ratio)
-        struct = _above(structure, p.structure_factor * thr)
+        struct = above(structure, p.structure_factor * thr)
         # Drop isolated specks (raindrops, noise): keep pixels with >= 3 of 9 neighbours set, which
         # keeps thin edges and the sliver of someone entering at the border.
-        struct = cv2.bitwise_and(struct, _dense(struct))
+        struct = cv2.bitwise_and(struct, dense(struct))
         if not isinstance(thr_map, np.ndarray):
             if thr_map == thr:
-                return _above(absr, thr_map), struct, structure
+                return above(absr, thr_map), struct, structure
             thr_map = np.full_like(absr, thr_map)
-        return _above(absr, thr_map), struct, structure
+        return above(absr, thr_map), struct, structure
 
     def _confirmed(
         self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray,
@@ -519,7 +386,7 @@ class MotionDetector:
             return cv2.bitwise_and(struct, local)
         # Detecting below the flicker map's threshold: the confirming structure gets its own
         # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
-        return cv2.bitwise_and(local, _dense(local))
+        return cv2.bitwise_and(local, dense(local))
 
     def _dark_picture(self) -> bool:
         """Whether ``dark_confirm`` applies: a noisy (dim) picture, steady on the previous
@@ -604,7 +471,7 @@ class MotionDetector:
     @staticmethod
     def _brightened_raw(absr: np.ndarray, thr: float, geo: _Geometry) -> int:
         """How many watched pixels have a residual beyond the global threshold ``thr``."""
-        bright = _above(absr, thr)
+        bright = above(absr, thr)
         return cv2.countNonZero(bright if geo.everything else cv2.bitwise_and(bright, geo.watched))
 
     def _light_switch(self, lit_px: int, geo: _Geometry, t: float, warming: bool) -> bool:
@@ -668,7 +535,7 @@ class MotionDetector:
         # The map holds 255 x toggles per frame; the limit is per second. Neighbours of flickering
         # pixels count as busy too: in a gust a branch sways a little further than before.
         limit = p.flicker_limit * 255.0 * max(dt, 1e-3)
-        return cv2.dilate(_above(rate, limit), self._k_flicker)
+        return cv2.dilate(above(rate, limit), self._k_flicker)
 
     def _learn(
         self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool
@@ -693,126 +560,3 @@ class MotionDetector:
 def _rate(per_frame: float, dt: float) -> float:
     """Convert a per-1/15-s blending weight into the weight for ``dt`` seconds."""
     return float(1.0 - (1.0 - per_frame) ** (dt * _REF_FPS))
-
-
-def _fit_light(cur: np.ndarray, bg: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
-    """Robust fit of ``cur ~ gain * bg + offset`` on sampled pixels; returns gain, offset, noise
-    sigma.
-
-    Start from the median difference (robust while less than half the sample moves), keep the pixels
-    within 3 sigma (sigma = 1.4826 * median absolute deviation), solve least squares on them, and
-    repeat once from that fit. The final sigma is the residual's robust spread: the noise level.
-    """
-    c = cur.ravel()[idx]
-    b = bg.ravel()[idx]
-    r = c - b
-    offset = _median(r)
-    r -= offset
-    gain = 1.0
-    for _ in range(2):
-        dev = np.abs(r)
-        sigma = 1.4826 * _median(dev)
-        inl = dev <= max(3.0 * sigma, 1.0)
-        bi, ci = b[inl], c[inl]
-        n = bi.size
-        if n < 16:
-            break
-        mb, mc = _mean(bi), _mean(ci)
-        bc = bi - mb
-        var = float(np.dot(bc, bc))
-        if var > n * 4.0:  # enough spread of brightness to estimate a gain
-            gain = min(max(float(np.dot(bc, ci - mc)) / var, 0.25), 4.0)
-        offset = mc - gain * mb
-        r = c - (gain * b + offset)
-    return gain, offset, 1.4826 * _median(np.abs(r), scratch=True)
-
-
-def _mean(x: np.ndarray) -> float:
-    """``float(x.mean())`` of a float32 array, to the bit, without ``mean()``'s Python overhead
-    (a float32 sum divided in float64 and rounded to float32, as numpy does)."""
-    return float(np.float32(float(x.sum()) / x.size))
-
-
-def _median(x: np.ndarray, scratch: bool = False) -> float:
-    """Median (upper middle element) via partition: ~2x faster than np.median on small arrays.
-    ``scratch``: ``x`` is not needed afterwards, partition it in place (no copy)."""
-    if not x.size:
-        return 0.0
-    k = x.size // 2
-    part = x if scratch else x.copy()
-    part.partition(k)  # the method: np.partition's wrapper costs a microsecond a call here
-    return float(part[k])
-
-
-def _dense(mask: np.ndarray) -> np.ndarray:
-    """Pixels (0/255) with at least 3 of their 9 neighbours set in ``mask`` (0/255)."""
-    return _above(cv2.blur(mask, (3, 3)), 84)
-
-
-def _above(src: np.ndarray, value: float | np.ndarray) -> np.ndarray:
-    """The mask (uint8 0/255) of ``src > value``, ``value`` a number or an array like ``src``.
-
-    For a number, the same mask as ``cv2.threshold(src, value, 255, THRESH_BINARY)`` to the
-    bit (both compare with ``value`` rounded to ``src``'s type) in one call, without the float
-    image and its conversion to uint8.
-    """
-    out: np.ndarray = cv2.compare(src, value, cv2.CMP_GT)  # type: ignore[arg-type]
-    return out  # (OpenCV's stubs omit the number form of compare)
-
-
-def _regions(
-    mask: np.ndarray, structure: np.ndarray, min_px: int, min_structure: float, cur: np.ndarray,
-    pred: np.ndarray,
-) -> tuple[int, tuple[tuple[float, float, float, float], ...], tuple[float, ...]]:
-    """Changed pixels in regions that count, the regions' relative boxes (largest first), and
-    the fraction of each one's pixels that the frame ``cur`` shows brighter than the predicted
-    background ``pred``.
-
-    A region counts with at least ``min_px`` pixels of which at least ``min_structure`` show changed
-    structure.
-    """
-    if not cv2.countNonZero(mask):
-        return 0, (), ()
-    # BBDT is ~3x faster than the default algorithm choice on these small masks.
-    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        mask, 8, cv2.CV_32S, cv2.CCL_BBDT
-    )
-    struct_px = np.bincount(labels[structure > 0], minlength=n)
-    area = stats[:, cv2.CC_STAT_AREA]
-    ok = (area >= min_px) & (struct_px >= min_structure * area)
-    ok[0] = False  # the background label
-    keep = np.flatnonzero(ok)
-    if keep.size == 0:
-        return 0, (), ()
-    keep = keep[np.argsort(-area[keep], kind="stable")]
-    h, w = mask.shape
-    boxes = tuple(
-        (
-            float(stats[i, cv2.CC_STAT_LEFT] / w),
-            float(stats[i, cv2.CC_STAT_TOP] / h),
-            float(stats[i, cv2.CC_STAT_WIDTH] / w),
-            float(stats[i, cv2.CC_STAT_HEIGHT] / h),
-        )
-        for i in keep[:_MAX_BOXES]
-    )
-    resid = cur - pred
-    return int(area[keep].sum()), boxes, _brighter(labels, keep[:_MAX_BOXES], stats, resid)
-
-
-def _brighter(
-    labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, resid: np.ndarray
-) -> tuple[float, ...]:
-    """For each region in ``keep``, the fraction of its pixels with a positive residual.
-
-    Why: a light moving over the scene (a headlight cone, its glare) only adds light, so every
-    pixel it covers is brighter than the background; a person or a car in daylight is darker than
-    the background somewhere. Counted inside each region's box: a quarter of the cost of a
-    bincount over the whole image.
-    """
-    up = resid > 0
-    out = []
-    for i in keep:
-        x, y, w, h = stats[i, :4]
-        inside = labels[y : y + h, x : x + w] == i
-        out.append(int(np.count_nonzero(inside & up[y : y + h, x : x + w])) / int(stats[i, 4]))
-    return tuple(out)
