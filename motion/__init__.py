@@ -5,7 +5,8 @@ Nothing here does I/O, reads a clock or imports another Doorward package.
 
 from motion.detector import MotionDetector, MotionResult
 from motion.detector_params import DetectorParams
-from motion.events import Event, EventEnded, EventParams, EventStarted, EventTracker
+from motion.event_params import EventParams
+from motion.events import Event, EventEnded, EventStarted, EventTracker
 from motion.zones import (
     Polygon,
     PrivacyMasker,

@@ -1,0 +1,162 @@
+"""The event tracker's settings: :class:`EventParams`, a frozen dataclass checked when made.
+
+Use ``EventParams(min_motion_s=0.4, post_roll_s=5.0, ...)`` and hand it to
+:class:`motion.events.EventTracker`; ``doorward`` builds it from ``[motion]`` and ``[recording]``
+(agent/config.py), the benchmarks from ``--ev k=v``. :mod:`motion.events` says how the rules
+combine; each field's docstring says what it does and which value turns it off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventParams:
+    """Event timing, all in seconds.
+
+    min_motion_s: motion must persist this long before an event starts (0..10).
+    post_roll_s: the event ends this long after the last motion (0..600).
+    merge_gap_s: within this gap after the last motion, any motion continues the event at once;
+    later
+        in the post-roll it must persist ``min_motion_s`` (0..3600; effectively capped at
+        post_roll_s).
+    max_clip_s: events are split at this length (1..86400, and more than min_motion_s).
+    gap_s: a run of motion survives stillness this short, and an update counts for at most this
+        long (0..1; 0 = every update of a run must report motion; 0.1 forgives one missed frame at
+        15 fps).
+    fast_motion_s: the short persistence for clear motion (0..10; 0 = no short path, and no
+        growth path either).
+    fast_area: the moving fraction of the watched area that clear motion needs (0..1).
+    fast_max_lit: the most of the picture that may change brightness in each frame of a run that
+        takes the short path (0..1).
+    lit_floor, lit_area_ratio: while more than ``lit_floor`` of the picture changes brightness,
+        motion smaller than ``lit_area_ratio`` times that fraction starts no event (0..1 each;
+        ``lit_area_ratio`` 0 turns this off).
+    lit_floor_after_s: before this long after the first update, ``lit_floor`` does not apply: any
+        brightness change counts (0..600; 0 = the floor always applies).
+    sudden_area, sudden_hold_s: a run that appears at once as at least ``sudden_area`` (0..1;
+        0 = off) of moving light out of a still picture starts no event for ``sudden_hold_s``
+        (0..600) unless a second region, or something darker than the background, moves (a
+        headlight cone, not a visitor). 0.004 since 2026-12-05 (was 0.005): cones swinging in at
+        0.44-0.46 % at once (dark_nuisance_10min#8 201.1 s, #13 271.5 s); the IR-lit visitors of
+        the simulated scenes show 0.15-0.23 % on their first motion frame.
+    light_brighter: a moving region counts as light when at least this fraction of its pixels is
+        brighter than the background (0..1; 0 = tell a cone by its position at the frame's side).
+    multi_keep: the "two or more regions" release of a held cone counts an update only if the
+        boxes of all regions but the largest cover at least this fraction of what they covered
+        on the previous update and overlap one of them (when there were any), and that update
+        saw something moving; an update that fails leaves the count where it was (0..1; 0 =
+        every update with two regions counts). A visitor beside the beam stays in place and
+        holds or grows as they walk up; the cone's glare splits off as a second region that
+        shrinks and vanishes or shows somewhere else on the next frame, or comes back with the
+        cone out of a still picture after a break.
+    cone_lit_ratio: a cone's first frame changes brightness (``lit``) over at most this many
+        times its moving area (1..10; 1.5 = the rule before 2026-12-05). A headlight cone, or a
+        branch lit by the porch lamp swinging in a gust, moves about all of what brightens (1.0
+        to 1.8 times on the simulated scenes); a car driving in with its lights on (2.2-2.3 on
+        real footage) is not held.
+    sudden_jump: "out of a still picture" also covers a previous update whose moving area was at
+        most this fraction of the cone's first frame (0..1; 0 = the previous update saw nothing
+        moving, the rule before 2026-12-05). A cone swinging in can show a sliver below
+        ``min_area`` one frame and most of its beam the next (0.13 % then 1.06 %,
+        headlights#12); a visitor grows by a fraction of their size a frame.
+    away_release: a held cone's hold also ends when the moving regions show up away from all of
+        the previous update's (beyond twice a region's width and height from its box) and stay
+        at that new place (boxes overlapping the update before) for this many updates in a row;
+        the run's onset is then the update they showed up on (0..100; 0 = off). The light
+        leaves, someone steps in elsewhere, all brighter under the IR lamp: they stay where they
+        appeared and grow; a cone sliding or shrinking in steps stays near where it was, and
+        glare that flickers from place to place jumps again on the next update.
+    inner_light: a run whose first motion frame shows only regions that brightened (at least
+        ``light_brighter``) and that stay at least this far (a fraction of the picture's width
+        and height) from every border is held as a cone is, whatever its size and ``lit`` (0..1;
+        0 = off, the rule before 2026-12-05). A cone swinging in from a car on the street grows
+        from a sliver in the middle of the picture, and a branch under the porch lamp swinging
+        in a gust brightens where it moves; someone walking into view under the IR lamp enters
+        at a border, and at dusk or by day is darker than the background somewhere.
+    dark_keep: the "not all brighter" release of a held cone counts an update only if the boxes
+        of its regions not all brighter cover at least this fraction of what they covered on the
+        previous update and overlap one of them; an update that fails leaves the count where it
+        was (0..1; 0 = every such update counts, the rule before 2026-12-05). A cone moving on
+        leaves a sliver darker than the background it lit, which shrinks or shows elsewhere the
+        next frame; someone darker than the background stays where they were and grows.
+    relit_motion_s: while the detector re-learns the scene after a light switch (``lit`` = 1.0,
+        about 6 s after the IR lamp comes on), motion must persist this long to start an event
+        (0..10; 0 or at most ``min_motion_s`` = the rule before 2026-12-05). Foliage it has not
+        yet learnt under the new light shows as a few scattered fragments for 0.6-0.8 s.
+    multi_light: when every moving region only brightened and the regions but the largest are
+        away from the borders (``inner_light``), the "two or more regions" release of a held
+        cone needs this many counted updates in a row, not two (0..100; 0 or 2 = two, the rule
+        before 2026-12-05). A cone's glare on the wall can split off and grow with the cone for
+        two or three frames before it merges back or fades (3 cleared three false events of
+        dark_nuisance_10min seeds 0-15, 4 one more); an IR-lit visitor splitting off a cone at
+        the border where they walk in still releases it after two.
+    small_area, small_lit_floor: motion smaller than ``small_area`` (0..1; 0 = off, the rule
+        before 2026-12-05) is weighed by the light rule from ``small_lit_floor`` (0..1) instead of
+        ``lit_floor``: a branch the flicker map does not know yet flashes 0.15-0.17 % "moving"
+        inside 2-2.4 % changing brightness (dark_nuisance_10min#11 11.0 and 46.8 s, and the one
+        false event of nuisance_10min seeds 0-11); someone stepping in is most of what changes.
+    """
+
+    min_motion_s: float = 0.4
+    post_roll_s: float = 5.0
+    merge_gap_s: float = 2.0
+    max_clip_s: float = 120.0
+    gap_s: float = 0.1
+    fast_motion_s: float = 0.13
+    fast_area: float = 0.0035
+    fast_max_lit: float = 0.1
+    lit_floor: float = 0.04
+    lit_area_ratio: float = 0.2
+    lit_floor_after_s: float = 5.0
+    sudden_area: float = 0.004
+    sudden_hold_s: float = 4.0
+    light_brighter: float = 0.95
+    multi_keep: float = 0.8
+    cone_lit_ratio: float = 2.0
+    sudden_jump: float = 0.25
+    away_release: int = 2
+    inner_light: float = 0.01
+    dark_keep: float = 0.8
+    relit_motion_s: float = 1.0
+    multi_light: int = 4
+    small_area: float = 0.003
+    small_lit_floor: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
+        _check_range("post_roll_s", self.post_roll_s, 0.0, 600.0)
+        _check_range("merge_gap_s", self.merge_gap_s, 0.0, 3600.0)
+        _check_range("max_clip_s", self.max_clip_s, 1.0, 86400.0)
+        _check_range("gap_s", self.gap_s, 0.0, 1.0)
+        _check_range("fast_motion_s", self.fast_motion_s, 0.0, 10.0)
+        _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
+        _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
+        _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
+        for name in ("away_release", "multi_light"):
+            n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
+            if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
+                raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
+        ratio = self.cone_lit_ratio
+        if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
+            raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
+        for name in (
+            "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
+            "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
+            "small_area", "small_lit_floor",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value!r} is out of range: allowed 0..1 (a fraction)")
+        if self.max_clip_s <= self.min_motion_s:
+            raise ValueError(
+                f"max_clip_s={self.max_clip_s} must be greater than "
+                f"min_motion_s={self.min_motion_s}"
+            )
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is out of range: allowed {low}..{high} seconds")
