@@ -560,3 +560,32 @@ def test_a_tiny_flash_inside_a_little_changing_light_starts_no_event() -> None:
     # Motion over small_area keeps the 4 % floor.
     _, events = _late_run([0.004] * 8, [0.025] * 8)
     assert _started_at(events) == [5]
+
+
+def _edge_run(areas: list[float], box: tuple[float, float, float, float], lit: float = 0.004,
+              edge_grow: int = 2) -> list[int]:
+    """Still frames for 6 s, then one frame per area with one region at ``box``: the frames (from
+    the first of them, 0) on which an event started."""
+    tr = EventTracker(EventParams(edge_grow=edge_grow))
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.001)
+    out: list[Event] = []
+    for i, a in enumerate(areas):
+        out += tr.update((90 + i) / 15, a >= 0.0015, a, lit, [box] if a else [], [0.0] if a else [])
+    return _started_at(out)
+
+
+def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None:
+    # Someone as bright as the dim lawn stepping in at the left: a sliver under min_area, then
+    # 0.2 % and growing, all under fast_area (0.35 %), with little of the picture changing.
+    walk_in = [0.0008, 0.002, 0.0022, 0.0024, 0.0026, 0.0028, 0.003]
+    at_left = (0.0, 0.4, 0.03, 0.08)
+    assert _edge_run(walk_in, at_left) == [1]  # the second growth: the first motion frame
+    assert _edge_run(walk_in, at_left, edge_grow=3) == [2]
+    assert _edge_run(walk_in, at_left, edge_grow=0) == [6]  # off: min_motion_s, as before
+    assert _edge_run(walk_in, (0.5, 0.4, 0.03, 0.08)) == [6]  # mid-picture: foliage, a cone
+    assert _edge_run(walk_in, at_left, lit=0.015) == [6]  # brightness changing across the picture
+    flicker = [0.002, 0.0018, 0.0021, 0.0019, 0.0022, 0.002]  # at once, then no steady growth
+    assert _edge_run(flicker, at_left) == [5]
+    with pytest.raises(ValueError, match="edge_grow"):
+        EventParams(edge_grow=-1)
