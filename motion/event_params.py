@@ -104,7 +104,9 @@ class EventParams:
         event at once, whatever its size (0..100 updates, 0 = off, the rule before 2026-12-06;
         0..1). Someone walking into a dim picture as bright as the lawn enters at a border as a
         sliver under ``fast_area`` that grows a little every frame; sensor noise and foliage
-        flicker in place, a cone sweeps light over more of the picture.
+        flicker in place, a cone sweeps light over more of the picture. 2 since 2026-12-06: a
+        sliver, then more of it, is the first motion frame of most dim visitors (3 was no safer
+        on the simulated scenes and waited a frame more).
     """
 
     min_motion_s: float = 0.4
@@ -131,7 +133,7 @@ class EventParams:
     multi_light: int = 4
     small_area: float = 0.003
     small_lit_floor: float = 0.02
-    edge_grow: int = 0
+    edge_grow: int = 2
     edge_grow_lit: float = 0.01
 
     def __post_init__(self) -> None:

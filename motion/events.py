@@ -32,11 +32,11 @@ Rules:
   updates (the first of them may still be below ``min_area``) to at least ``fast_area``, with at
   most ``fast_max_lit`` lit. This is someone stepping in slowly at the edge, e.g. in rain under a
   swaying branch, where the short path waited a frame.
-- With ``edge_grow`` (off by default), small motion growing in at a border starts one at once: a
-  motion frame whose moving area grew on each of the last ``edge_grow`` updates, whatever its
-  size, with a region at a border and at most ``edge_grow_lit`` of the picture changing
-  brightness. Someone as bright as a dim lawn enters as a sliver under ``fast_area`` that grows a
-  little every frame, and waited ``min_motion_s``; noise and foliage flicker in place.
+- Small motion growing in at a border starts one at once: a motion frame whose moving area grew
+  on each of the last ``edge_grow`` (2) updates, whatever its size, with a region at a border and
+  at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
+  lawn enters as a sliver under ``fast_area`` that grows a little every frame, and waited
+  ``min_motion_s``; noise and foliage flicker in place.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light

@@ -384,10 +384,10 @@ _EDGE_IN = (0.0, 0.3, 0.03, 0.2)  # someone stepping in at the left border
 
 def _regions_run(
     areas: list[float], boxes: list[tuple[tuple[float, float, float, float], ...]],
-    lit_ratio: float = 1.0,
+    lit_ratio: float = 1.0, params: EventParams | None = None,
 ) -> list[int]:
     """Still frames for 6 s, then one frame per (area, boxes), lit = ``lit_ratio`` x area."""
-    tr = EventTracker()
+    tr = EventTracker(params or EventParams())
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.01, ())
     out: list[Event] = []
@@ -407,7 +407,9 @@ def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_co
     # Not held: appearing mid-frame, or inside a wider brightness change, or growing from a sliver.
     assert _regions_run(cone, [(_MID,)] * 45) == [1]
     assert _regions_run(cone, [(_CONE,)] * 45, lit_ratio=3.0) == [1]
-    assert _regions_run([0.001, 0.002, 0.004, 0.006], [(_CONE,)] * 4) == [2]
+    sliver = [0.001, 0.002, 0.004, 0.006]  # at the border: edge_grow starts it on frame 1
+    assert _regions_run(sliver, [(_CONE,)] * 4) == [1]
+    assert _regions_run(sliver, [(_CONE,)] * 4, params=EventParams(edge_grow=0)) == [2]
     # Callers that pass no boxes are not held either.
     tr = EventTracker()
     for i in range(90):
@@ -473,7 +475,9 @@ def test_a_cone_whose_first_frame_follows_a_sliver_is_held_back() -> None:
     # sliver mid-frame it is held as light appearing inside the picture (inner_light: a cone
     # swinging in from the street grows just like this, dark_nuisance_10min#5 at 303.3 s).
     visitor = [0.001, 0.0017, 0.0024, 0.0042, 0.0068, 0.011, 0.0176, 0.035]
-    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [3]
+    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [1]  # edge_grow: at a border
+    no_edge = EventParams(edge_grow=0)
+    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8, no_edge) == [3]
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8) == []
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8, EventParams(inner_light=0.0)) == [3]
 
