@@ -98,6 +98,15 @@ class EventParams:
         ``lit_floor``: a branch the flicker map does not know yet flashes 0.15-0.17 % "moving"
         inside 2-2.4 % changing brightness (dark_nuisance_10min#11 11.0 and 46.8 s, and the one
         false event of nuisance_10min seeds 0-11); someone stepping in is most of what changes.
+    edge_grow, edge_grow_lit: a motion frame whose moving area grew on each of the last
+        ``edge_grow`` updates (the first of them may be below ``min_area``), with a region at a
+        border of the picture and at most ``edge_grow_lit`` of it changing brightness, starts an
+        event at once, whatever its size (0..100 updates, 0 = off, the rule before 2026-12-06;
+        0..1). Someone walking into a dim picture as bright as the lawn enters at a border as a
+        sliver under ``fast_area`` that grows a little every frame; sensor noise and foliage
+        flicker in place, a cone sweeps light over more of the picture. 2 since 2026-12-06: a
+        sliver, then more of it, is the first motion frame of most dim visitors (3 was no safer
+        on the simulated scenes and waited a frame more).
     """
 
     min_motion_s: float = 0.4
@@ -124,6 +133,8 @@ class EventParams:
     multi_light: int = 4
     small_area: float = 0.003
     small_lit_floor: float = 0.02
+    edge_grow: int = 2
+    edge_grow_lit: float = 0.01
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -135,7 +146,7 @@ class EventParams:
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
-        for name in ("away_release", "multi_light"):
+        for name in ("away_release", "multi_light", "edge_grow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
@@ -145,7 +156,7 @@ class EventParams:
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
-            "small_area", "small_lit_floor",
+            "small_area", "small_lit_floor", "edge_grow_lit",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -32,6 +32,11 @@ Rules:
   updates (the first of them may still be below ``min_area``) to at least ``fast_area``, with at
   most ``fast_max_lit`` lit. This is someone stepping in slowly at the edge, e.g. in rain under a
   swaying branch, where the short path waited a frame.
+- Small motion growing in at a border starts one at once: a motion frame whose moving area grew
+  on each of the last ``edge_grow`` (2) updates, whatever its size, with a region at a border and
+  at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
+  lawn enters as a sliver under ``fast_area`` that grows a little every frame, and waited
+  ``min_motion_s``; noise and foliage flicker in place.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -107,7 +112,7 @@ from dataclasses import dataclass, field
 from motion.event_params import EventParams
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
-_EDGE = 0.01  # a box this close to the left or right border touches it
+_EDGE = 0.01  # a box this close to a border of the picture touches it
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 
 
@@ -120,6 +125,12 @@ def _kept(now: Sequence[Box], before: Sequence[Box], keep: float) -> bool:
     if area < keep * sum(w * h for _, _, w, h in before):
         return False
     return _overlap(now, before)
+
+
+def _at_border(box: Box) -> bool:
+    """Whether ``box`` is within ``_EDGE`` of a border of the picture."""
+    x, y, w, h = box
+    return min(x, y) <= _EDGE or max(x + w, y + h) >= 1 - _EDGE
 
 
 def _overlap(a: Sequence[Box], b: Sequence[Box], grow: float = 0.0) -> bool:
@@ -273,7 +284,7 @@ class EventTracker:
             grew
             and s.clear_since is not None
             and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-        ) or self._growing(area, lit)
+        ) or self._growing(area, lit) or self._edge_growing(lit, boxes)
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -487,6 +498,19 @@ class EventTracker:
             and 0 < p.fast_area <= area
             and s.grow_steps >= 2
             and lit <= p.fast_max_lit
+        )
+
+    def _edge_growing(self, lit: float, boxes: Sequence[Box] | None) -> bool:
+        """The edge growth path (``edge_grow``): the moving area grew on each of the last
+        ``edge_grow`` updates, a region touches a border, and little of the picture changes
+        brightness. Someone stepping into a steady dim picture; noise and foliage do not grow
+        steadily from a border, and headlights light more of the picture."""
+        s, p = self._s, self.params
+        return (
+            0 < p.edge_grow <= s.grow_steps
+            and lit <= p.edge_grow_lit
+            and boxes is not None
+            and any(_at_border(b) for b in boxes)
         )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:

@@ -384,10 +384,10 @@ _EDGE_IN = (0.0, 0.3, 0.03, 0.2)  # someone stepping in at the left border
 
 def _regions_run(
     areas: list[float], boxes: list[tuple[tuple[float, float, float, float], ...]],
-    lit_ratio: float = 1.0,
+    lit_ratio: float = 1.0, params: EventParams | None = None,
 ) -> list[int]:
     """Still frames for 6 s, then one frame per (area, boxes), lit = ``lit_ratio`` x area."""
-    tr = EventTracker()
+    tr = EventTracker(params or EventParams())
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.01, ())
     out: list[Event] = []
@@ -407,7 +407,9 @@ def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_co
     # Not held: appearing mid-frame, or inside a wider brightness change, or growing from a sliver.
     assert _regions_run(cone, [(_MID,)] * 45) == [1]
     assert _regions_run(cone, [(_CONE,)] * 45, lit_ratio=3.0) == [1]
-    assert _regions_run([0.001, 0.002, 0.004, 0.006], [(_CONE,)] * 4) == [2]
+    sliver = [0.001, 0.002, 0.004, 0.006]  # at the border: edge_grow starts it on frame 1
+    assert _regions_run(sliver, [(_CONE,)] * 4) == [1]
+    assert _regions_run(sliver, [(_CONE,)] * 4, params=EventParams(edge_grow=0)) == [2]
     # Callers that pass no boxes are not held either.
     tr = EventTracker()
     for i in range(90):
@@ -473,7 +475,9 @@ def test_a_cone_whose_first_frame_follows_a_sliver_is_held_back() -> None:
     # sliver mid-frame it is held as light appearing inside the picture (inner_light: a cone
     # swinging in from the street grows just like this, dark_nuisance_10min#5 at 303.3 s).
     visitor = [0.001, 0.0017, 0.0024, 0.0042, 0.0068, 0.011, 0.0176, 0.035]
-    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [3]
+    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [1]  # edge_grow: at a border
+    no_edge = EventParams(edge_grow=0)
+    assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8, no_edge) == [3]
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8) == []
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8, EventParams(inner_light=0.0)) == [3]
 
@@ -560,3 +564,32 @@ def test_a_tiny_flash_inside_a_little_changing_light_starts_no_event() -> None:
     # Motion over small_area keeps the 4 % floor.
     _, events = _late_run([0.004] * 8, [0.025] * 8)
     assert _started_at(events) == [5]
+
+
+def _edge_run(areas: list[float], box: tuple[float, float, float, float], lit: float = 0.004,
+              edge_grow: int = 2) -> list[int]:
+    """Still frames for 6 s, then one frame per area with one region at ``box``: the frames (from
+    the first of them, 0) on which an event started."""
+    tr = EventTracker(EventParams(edge_grow=edge_grow))
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.001)
+    out: list[Event] = []
+    for i, a in enumerate(areas):
+        out += tr.update((90 + i) / 15, a >= 0.0015, a, lit, [box] if a else [], [0.0] if a else [])
+    return _started_at(out)
+
+
+def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None:
+    # Someone as bright as the dim lawn stepping in at the left: a sliver under min_area, then
+    # 0.2 % and growing, all under fast_area (0.35 %), with little of the picture changing.
+    walk_in = [0.0008, 0.002, 0.0022, 0.0024, 0.0026, 0.0028, 0.003]
+    at_left = (0.0, 0.4, 0.03, 0.08)
+    assert _edge_run(walk_in, at_left) == [1]  # the second growth: the first motion frame
+    assert _edge_run(walk_in, at_left, edge_grow=3) == [2]
+    assert _edge_run(walk_in, at_left, edge_grow=0) == [6]  # off: min_motion_s, as before
+    assert _edge_run(walk_in, (0.5, 0.4, 0.03, 0.08)) == [6]  # mid-picture: foliage, a cone
+    assert _edge_run(walk_in, at_left, lit=0.015) == [6]  # brightness changing across the picture
+    flicker = [0.002, 0.0018, 0.0021, 0.0019, 0.0022, 0.002]  # at once, then no steady growth
+    assert _edge_run(flicker, at_left) == [5]
+    with pytest.raises(ValueError, match="edge_grow"):
+        EventParams(edge_grow=-1)
