@@ -85,14 +85,27 @@ def _ledger(data: Path) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def _live_state(world: World) -> str:
+    """The live dialog's status line (what the socket last said: asking, live, an error, ended),
+    the player's ready and network states, its buffered ranges and error, and the browser's log:
+    a failure then says whether the device answered or the player stalled."""
+    page = world.js(
+        "const v = document.getElementById('live-video');"
+        "return [document.getElementById('live-status').textContent, v.readyState,"
+        " v.networkState, v.buffered.length, v.error && v.error.message]")
+    return f"page {page}, browser log {world.chrome.get_log('browser')}"
+
+
 def test_the_live_button_plays_and_closing_stops_the_session(world: World) -> None:
     assert world.js("return MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.42C01E\"')"), \
         "this Chromium cannot play H.264 in Media Source Extensions: install Debian's chromium"
     world.js("document.querySelector('#devices .live-button').click()")
-    wait_for(lambda: world.js("const v = document.getElementById('live-video');"
-                              "return v.readyState >= 2 && v.currentTime > 0"),
-             timeout=20, what="live video to start playing: "
-             + str(world.js("return document.getElementById('live-status').textContent")))
+    try:
+        wait_for(lambda: world.js("const v = document.getElementById('live-video');"
+                                  "return v.readyState >= 2 && v.currentTime > 0"),
+                 timeout=20, what="live video to start playing")
+    except AssertionError as e:  # the page's state when it gave up, not when it was clicked
+        raise AssertionError(f"{e}: {_live_state(world)}") from e
     first = world.js("return document.getElementById('live-video').currentTime")
     wait_for(lambda: world.js("return document.getElementById('live-video').currentTime") > first
              + 1.0, timeout=10, what="currentTime to advance")
