@@ -4,13 +4,13 @@ Usage (from a checkout, with the project's venv; ``--realtime`` paces the simula
 
     PYTHONPATH=$PWD nice -n 10 python scripts/profile_loop.py --frames 600 [--realtime]
 
-Wires the daemon as ``doorward run --source sim:porch`` does (``agent.app.build``, OpenCV on one
-thread, the collector frozen after start-up), wraps the loop's parts in ``time.thread_time()``
-counters and runs until ``--frames``. Figures are milliseconds of CPU per frame between frame 45
-and the last: ``process_ms`` (every thread), ``render_ms`` (the simulator, a camera's ISP),
-``encoder_ms`` (``X264Encoder.cpu_s``: libx264's threads and the loop's time in encode()), one
-line per wrapped part (loop thread only, nested parts counted in their callers too) and
-``ratio``, what ``scripts/bench run`` reports as ``ratio``: (process - render) / encoder. Unlike
+Wires the daemon as ``doorward run --source sim:porch`` (or ``--source``) does (``agent.app.build``,
+OpenCV on one thread, the collector frozen after start-up), wraps the loop's parts in
+``time.thread_time()`` counters and runs until ``--frames``. Figures are milliseconds of CPU per
+frame between frame 45 and the last: ``process_ms`` (every thread), ``render_ms`` (the simulator, a
+camera's ISP), ``encoder_ms`` (``X264Encoder.cpu_s``: libx264's threads and the loop's time in
+encode()), one line per wrapped part (loop thread only, nested parts counted in their callers too)
+and ``ratio``, what ``scripts/bench run`` reports as ``ratio``: (process - render) / encoder. Unlike
 a profiler it adds about a microsecond per wrapped call, so the ratio is the daemon's own.
 """
 
@@ -88,6 +88,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--realtime", action="store_true", help="pace the simulator at 15 fps")
+    ap.add_argument("--source", default="sim:porch",
+                    help="sim:SCENE or file:PATH (scripts/bench run renders its 40 s visit to "
+                         "bench-out/visit-720p.mp4)")
     args = ap.parse_args()
     if args.frames <= WARMUP_FRAMES:
         raise SystemExit(f"--frames must be more than {WARMUP_FRAMES} (the warm-up)")
@@ -98,8 +101,10 @@ def main() -> int:
     disable_transparent_hugepages()
     cv2.setNumThreads(1)
     data = tempfile.mkdtemp(prefix="doorward-profile-")
-    daemon = build(Config(), RunOptions(data_dir=data, source="sim:porch",
-                                        realtime=args.realtime))
+    daemon = build(Config(), RunOptions(data_dir=data, source=args.source,
+                                        realtime=args.realtime,
+                                        # a file is decoded in a child, as `doorward run` does
+                                        child_source=args.source.startswith("file:")))
     enc = daemon.encoder
     assert isinstance(enc, encoder_mod.X264Encoder)
 
