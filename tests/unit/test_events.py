@@ -666,3 +666,52 @@ def test_relit_motion_that_stays_where_it_first_showed_starts_no_event() -> None
     for params in (EventParams(), EventParams(relit_spread=0.0)):
         assert _started_at(_relit_run(walker, params)) == [14]
 
+
+#: dark_nuisance_10min#222 from 56.33 s: a headlight cone swings in at the left border, all
+#: brighter, and leaves darker slivers inside its beam (area, lit, boxes, brighter).
+_CONE_GHOST: list[tuple[float, float, tuple[tuple[float, float, float, float], ...],
+                        tuple[float, ...]]] = [
+    (0.0, 0.009, (), ()),
+    (0.0094, 0.0094, ((0.0, 0.311, 0.088, 0.2),), (1.0,)),
+    (0.0106, 0.0106, ((0.0, 0.311, 0.088, 0.222),), (1.0,)),
+    (0.0119, 0.0119, ((0.0, 0.311, 0.094, 0.233),), (1.0,)),
+    (0.0134, 0.0135, ((0.0, 0.311, 0.1, 0.256),), (1.0,)),
+    (0.0158, 0.016, ((0.0, 0.311, 0.106, 0.289),), (1.0,)),
+    (0.0197, 0.0199, ((0.0, 0.311, 0.119, 0.333),), (1.0,)),
+    (0.0244, 0.025, ((0.0, 0.311, 0.131, 0.378),), (1.0,)),
+    (0.0308, 0.0322, ((0.0, 0.311, 0.144, 0.433),), (1.0,)),
+    (0.0399, 0.0423, ((0.0, 0.311, 0.156, 0.533),), (1.0,)),
+    (0.0508, 0.0574, ((0.0, 0.311, 0.169, 0.644),), (1.0,)),
+    (0.0643, 0.0708, ((0.0, 0.311, 0.188, 0.689), (0.006, 0.356, 0.038, 0.067)), (1.0, 0.0)),
+    (0.0749, 0.0858, ((0.0, 0.3, 0.206, 0.7),), (1.0,)),
+    (0.0873, 0.1, ((0.0, 0.311, 0.225, 0.689),), (1.0,)),
+    (0.0998, 0.1128, ((0.0, 0.311, 0.231, 0.689), (0.0, 0.467, 0.019, 0.056)), (1.0, 0.0)),
+    (0.1086, 0.1266, ((0.0, 0.311, 0.231, 0.689), (0.0, 0.5, 0.031, 0.056)), (1.0, 0.0)),
+    (0.1161, 0.1388, ((0.0, 0.378, 0.25, 0.622), (0.025, 0.511, 0.05, 0.044)), (1.0, 0.0)),
+    (0.1211, 0.1457, ((0.0, 0.411, 0.275, 0.589),), (1.0,)),
+]
+
+
+def _cone_run(frames: list[tuple[float, float, tuple[tuple[float, float, float, float], ...],
+                                 tuple[float, ...]]],
+              params: EventParams) -> list[Event]:
+    """Still frames past the start-up stretch, then ``frames`` (lit_raw = lit)."""
+    tr = EventTracker(params)
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.001, (), (), 0.001)
+    out: list[Event] = []
+    for i, (area, lit, boxes, brighter) in enumerate(frames):
+        out += tr.update((90 + i) / 15, area > 0, area, lit, boxes, brighter, lit)
+    return out
+
+
+def test_dark_slivers_where_a_held_cone_has_been_do_not_release_it() -> None:
+    # dark_nuisance_10min#222 57.27-57.33 s: two dark slivers in a row inside the held cone's
+    # beam released it (a false event); they are the light's ghost (light_ghost).
+    assert _cone_run(_CONE_GHOST, EventParams()) == []
+    events = _cone_run(_CONE_GHOST, EventParams(light_ghost=0.0))  # the rule before
+    assert _started_at(events) == [15]
+    # Something darker than the background away from where the light has been still does.
+    away = [(a, lit, (boxes[0], (0.6, 0.45, 0.03, 0.08)), (1.0, 0.0)) if i >= 12 else
+            (a, lit, boxes, brighter) for i, (a, lit, boxes, brighter) in enumerate(_CONE_GHOST)]
+    assert _started_at(_cone_run(away, EventParams())) == [13]
