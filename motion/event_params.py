@@ -112,9 +112,9 @@ class EventParams:
         width and height) beyond the extent of all its regions over its first half of
         ``relit_motion_s`` (0..1; 0 = off, the rule before 2026-12-06). Foliage the detector has
         not learnt under the new light flickers in place for over a second as fragments that
-        come and go inside the patch where they first showed (dark_nuisance_10min#210 290.3 s,
-        #222 298.9 s, 1.0-1.4 s of it after the IR lamp came on); someone walking in moves on
-        or grows out of where they first showed within half a second.
+        come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
+        #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
+        moves on or grows out of where they first showed within half a second.
     light_ghost: while a cone is held, the releases ("two or more regions", "not all brighter")
         leave out every region but the largest that is not all brighter (``light_brighter``) and
         overlaps a place the held light's largest region has been since the hold began, that

@@ -492,11 +492,12 @@ class EventTracker:
         s, p = self._s, self.params
         if p.light_ghost <= 0 or t >= s.held_until or not boxes or brighter is None:
             return boxes, brighter
-        keep = [i for i, f in enumerate(brighter) if i == 0 or f >= p.light_brighter
+        keep = [i for i in range(len(boxes)) if i == 0 or i >= len(brighter)
+                or brighter[i] >= p.light_brighter
                 or not _overlap((boxes[i],), s.footprint, p.light_ghost)]
         if brighter and brighter[0] >= p.light_brighter:
             s.footprint += (boxes[0],)
-        return [boxes[i] for i in keep], [brighter[i] for i in keep]
+        return [boxes[i] for i in keep], [brighter[i] for i in keep if i < len(brighter)]
 
     def _count_multi(self, boxes: Sequence[Box] | None) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
