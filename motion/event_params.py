@@ -115,15 +115,6 @@ class EventParams:
         come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
         #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
         moves on or grows out of where they first showed within half a second.
-    light_ghost: while a cone is held, the releases ("two or more regions", "not all brighter")
-        leave out every region but the largest that is not all brighter (``light_brighter``) and
-        overlaps a place the held light's largest region has been since the hold began, that
-        place widened by this many times its width and height on every side (0..10; 0 = off, the
-        rule before 2026-12-06). Where a cone lands the detector learns some of its light; as
-        the cone moves on, that place shows darker than the background for a few frames, a
-        sliver inside or just beside the beam (dark_nuisance_10min#11 38.1 s, #222 57.3 s). A
-        visitor beside the beam at night is lit by the IR lamp (all brighter), and one darker
-        than the background away from where the light has been still releases the hold.
     """
 
     min_motion_s: float = 0.4
@@ -153,7 +144,6 @@ class EventParams:
     edge_grow: int = 2
     edge_grow_lit: float = 0.01
     relit_spread: float = 0.01
-    light_ghost: float = 0.25
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -165,9 +155,6 @@ class EventParams:
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
-        ghost = self.light_ghost
-        if not isinstance(ghost, int | float) or not 0.0 <= ghost <= 10.0:
-            raise ValueError(f"light_ghost={ghost!r} is out of range: allowed 0..10")
         for name in ("away_release", "multi_light", "edge_grow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:

@@ -76,10 +76,7 @@ Rules:
   near a border, is held too, whatever its size: a cone swinging in from the street grows from
   a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
   ``dark_keep`` the "not all brighter" release counts only dark regions that hold their place:
-  a cone moving on leaves a dark sliver behind that shrinks or jumps. With ``light_ghost`` no
-  release counts a region not all brighter where the held light's largest region has been
-  during the hold: the detector learns some of a cone's light where it lands, and as the cone
-  moves on that place shows darker than the background for a few frames.
+  a cone moving on leaves a dark sliver behind that shrinks or jumps.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
@@ -211,7 +208,6 @@ class _State:
     dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
     early: Box | None = None  # the extent of the run's regions over its first moments
-    footprint: tuple[Box, ...] = ()  # where a held light's largest region has been
     first_t: float | None = None  # the first update's time
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
@@ -281,7 +277,6 @@ class EventTracker:
             s.run_start = t
             if appeared:
                 s.held_until = t + p.sudden_hold_s
-                s.footprint = tuple(boxes[:1]) if boxes else ()
             s.early = None
         s.run_last = t
         self._note_early(t, boxes)
@@ -466,7 +461,6 @@ class EventTracker:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        boxes, brighter = self._not_ghosts(t, boxes, brighter)
         s.multi = self._count_multi(boxes)
         s.dark = self._count_dark(boxes, brighter)
         s.away = self._count_away(boxes, t)
@@ -479,25 +473,6 @@ class EventTracker:
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
-
-    def _not_ghosts(
-        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
-    ) -> tuple[Sequence[Box] | None, Sequence[float] | None]:
-        """While a light is held (``light_ghost``): ``boxes`` and ``brighter`` without the regions
-        but the largest that are not all brighter and overlap a place the held light's largest
-        region has been (widened by ``light_ghost`` times its size); then note where the light
-        is. Where a cone lands the detector learns some of its light, and as it moves on that
-        place shows darker than the background for a few frames: the light's ghost, not an
-        object."""
-        s, p = self._s, self.params
-        if p.light_ghost <= 0 or t >= s.held_until or not boxes or brighter is None:
-            return boxes, brighter
-        keep = [i for i in range(len(boxes)) if i == 0 or i >= len(brighter)
-                or brighter[i] >= p.light_brighter
-                or not _overlap((boxes[i],), s.footprint, p.light_ghost)]
-        if brighter and brighter[0] >= p.light_brighter:
-            s.footprint += (boxes[0],)
-        return [boxes[i] for i in keep], [brighter[i] for i in keep if i < len(brighter)]
 
     def _count_multi(self, boxes: Sequence[Box] | None) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
