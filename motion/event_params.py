@@ -107,6 +107,14 @@ class EventParams:
         flicker in place, a cone sweeps light over more of the picture. 2 since 2026-12-06: a
         sliver, then more of it, is the first motion frame of most dim visitors (3 was no safer
         on the simulated scenes and waited a frame more).
+    relit_spread: while the detector re-learns after a light switch (``lit`` = 1.0), a run also
+        starts no event until one of its regions reaches this far (a fraction of the picture's
+        width and height) beyond the extent of all its regions over its first half of
+        ``relit_motion_s`` (0..1; 0 = off, the rule before 2026-12-06). Foliage the detector has
+        not learnt under the new light flickers in place for over a second as fragments that
+        come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
+        #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
+        moves on or grows out of where they first showed within half a second.
     """
 
     min_motion_s: float = 0.4
@@ -135,6 +143,7 @@ class EventParams:
     small_lit_floor: float = 0.02
     edge_grow: int = 2
     edge_grow_lit: float = 0.01
+    relit_spread: float = 0.01
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -156,7 +165,7 @@ class EventParams:
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
-            "small_area", "small_lit_floor", "edge_grow_lit",
+            "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

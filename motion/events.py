@@ -79,7 +79,9 @@ Rules:
   a cone moving on leaves a dark sliver behind that shrinks or jumps.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
-  as scattered fragments for under a second.
+  as scattered fragments for under a second. With ``relit_spread`` it must also have reached
+  beyond the patch its regions showed in over their first half second: fragments of foliage
+  can flicker in that patch for longer, someone walking in moves on or grows out of it.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -205,6 +207,7 @@ class _State:
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
     dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
+    early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
@@ -274,7 +277,9 @@ class EventTracker:
             s.run_start = t
             if appeared:
                 s.held_until = t + p.sudden_hold_s
+            s.early = None
         s.run_last = t
+        self._note_early(t, boxes)
         if area < p.fast_area or lit > p.fast_max_lit:
             s.clear_since = None
         elif s.clear_since is None:
@@ -290,7 +295,7 @@ class EventTracker:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
                 self._motion(o, t, area)
             return out
-        if persisted and t >= s.held_until and not self._relit_short(t + frame_s, relit):
+        if persisted and t >= s.held_until and not self._relit_short(t + frame_s, relit, boxes):
             out.append(self._start(t, s.run_start, "motion"))
             assert s.open is not None
             self._motion(s.open, t, area)
@@ -402,12 +407,42 @@ class EventTracker:
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE
 
-    def _relit_short(self, t_end: float, relit: bool) -> bool:
+    def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
         """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
-        frame where the detector re-learns after a light switch (then it starts no event)."""
+        frame where the detector re-learns after a light switch (then it starts no event), or
+        (``relit_spread``) has not yet left the extent of its first moments."""
         s, p = self._s, self.params
         assert s.run_start is not None
-        return relit and t_end - s.run_start + 1e-9 < p.relit_motion_s
+        if not relit:
+            return False
+        return t_end - s.run_start + 1e-9 < p.relit_motion_s or not self._spread(boxes)
+
+    def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
+        """Widen ``early``, the extent of the run's regions over its first half of
+        ``relit_motion_s`` (with ``relit_spread``)."""
+        s, p = self._s, self.params
+        assert s.run_start is not None
+        if p.relit_spread <= 0 or not boxes or t - s.run_start >= p.relit_motion_s / 2:
+            return
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+        if s.early is not None:
+            ex, ey, ew, eh = s.early
+            x0, y0, x1, y1 = min(x0, ex), min(y0, ey), max(x1, ex + ew), max(y1, ey + eh)
+        s.early = (x0, y0, x1 - x0, y1 - y0)
+
+    def _spread(self, boxes: Sequence[Box] | None) -> bool:
+        """Whether a region of ``boxes`` reaches ``relit_spread`` beyond the run's early extent
+        (True when that rule is off or there is nothing to compare)."""
+        s, p = self._s, self.params
+        m = p.relit_spread
+        if m <= 0 or s.early is None or not boxes:
+            return True
+        ex, ey, ew, eh = s.early
+        return any(
+            x < ex - m or y < ey - m or x + w > ex + ew + m or y + h > ey + eh + m
+            for x, y, w, h in boxes
+        )
 
     def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
         """Light inside the picture (``inner_light``): every region only brightened (all of

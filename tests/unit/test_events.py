@@ -147,6 +147,7 @@ def test_time_going_backwards_is_an_error() -> None:
         ("multi_light", 2.5),
         ("small_area", -0.1),
         ("small_lit_floor", 2.0),
+        ("relit_spread", -0.01),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
@@ -593,3 +594,75 @@ def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None
     assert _edge_run(flicker, at_left) == [5]
     with pytest.raises(ValueError, match="edge_grow"):
         EventParams(edge_grow=-1)
+
+
+#: dark_nuisance_10min#210 from 290.27 s, 1.3 s after the IR lamp came on, the detector
+#: re-learning (lit = 1.0): (area, boxes, brighter) of foliage it has not learnt under the new
+#: light, fragments that come and go in one patch for a second.
+_RELIT_FOLIAGE: list[tuple[float, tuple[tuple[float, float, float, float], ...],
+                           tuple[float, ...]]] = [
+    (0.0035, ((0.29, 0.21, 0.06, 0.06), (0.28, 0.26, 0.04, 0.04)),
+     (0.00, 1.00)),
+    (0.0069, ((0.28, 0.21, 0.07, 0.12), (0.22, 0.31, 0.03, 0.07), (0.17, 0.31, 0.03, 0.03)),
+     (0.51, 1.00, 0.00)),
+    (0.0082, ((0.28, 0.21, 0.07, 0.13), (0.21, 0.31, 0.04, 0.08), (0.26, 0.36, 0.03, 0.04)),
+     (0.51, 1.00, 0.00)),
+    (0.0123, ((0.28, 0.20, 0.07, 0.14), (0.13, 0.28, 0.06, 0.10), (0.21, 0.31, 0.04, 0.08),
+              (0.14, 0.13, 0.03, 0.03), (0.26, 0.36, 0.03, 0.03)),
+     (0.45, 0.54, 1.00, 0.00, 0.00)),
+    (0.0131, ((0.24, 0.20, 0.11, 0.14), (0.21, 0.30, 0.04, 0.09), (0.14, 0.31, 0.06, 0.07),
+              (0.14, 0.12, 0.03, 0.04)),
+     (0.36, 1.00, 0.47, 0.00)),
+    (0.0133, ((0.24, 0.20, 0.11, 0.16), (0.21, 0.30, 0.04, 0.09), (0.14, 0.31, 0.06, 0.07),
+              (0.14, 0.12, 0.03, 0.04)),
+     (0.39, 1.00, 0.41, 0.00)),
+    (0.0112, ((0.28, 0.21, 0.07, 0.14), (0.21, 0.30, 0.04, 0.09), (0.14, 0.31, 0.06, 0.07),
+              (0.14, 0.13, 0.03, 0.03)),
+     (0.49, 1.00, 0.41, 0.00)),
+    (0.0112, ((0.28, 0.20, 0.07, 0.16), (0.21, 0.30, 0.04, 0.09), (0.14, 0.31, 0.05, 0.07),
+              (0.14, 0.13, 0.03, 0.03)),
+     (0.48, 1.00, 0.50, 0.00)),
+    (0.0112, ((0.28, 0.20, 0.07, 0.16), (0.21, 0.30, 0.04, 0.09), (0.14, 0.31, 0.05, 0.07),
+              (0.14, 0.13, 0.03, 0.03)),
+     (0.48, 1.00, 0.50, 0.00)),
+    (0.0093, ((0.28, 0.21, 0.07, 0.14), (0.21, 0.30, 0.04, 0.09), (0.16, 0.31, 0.03, 0.03)),
+     (0.50, 1.00, 0.00)),
+    (0.0077, ((0.28, 0.21, 0.07, 0.14), (0.14, 0.31, 0.05, 0.07)),
+     (0.51, 0.50)),
+    (0.0086, ((0.27, 0.20, 0.07, 0.16), (0.16, 0.31, 0.03, 0.04), (0.14, 0.13, 0.03, 0.03)),
+     (0.52, 0.00, 0.00)),
+    (0.0054, ((0.28, 0.21, 0.07, 0.13),),
+     (0.51,)),
+    (0.0061, ((0.27, 0.20, 0.07, 0.14),),
+     (0.50,)),
+    (0.0042, ((0.28, 0.21, 0.07, 0.11),),
+     (0.49,)),
+]
+
+
+def _relit_run(frames: list[tuple[float, tuple[tuple[float, float, float, float], ...],
+                                  tuple[float, ...]]],
+               params: EventParams) -> list[Event]:
+    """Still frames past the start-up stretch, then ``frames`` while the detector re-learns."""
+    tr = EventTracker(params)
+    for i in range(90):
+        tr.update(i / 15, False, 0.0, 0.01, (), (), 0.01)
+    out: list[Event] = []
+    for i, (area, boxes, brighter) in enumerate(frames):
+        out += tr.update((90 + i) / 15, True, area, 1.0, boxes, brighter, 1.0)
+    out += tr.update((90 + len(frames)) / 15, False, 0.0, 1.0, (), (), 1.0)
+    return out
+
+
+def test_relit_motion_that_stays_where_it_first_showed_starts_no_event() -> None:
+    # dark_nuisance_10min#210 290.27-291.20 s: fragments past relit_motion_s (1 s), all inside
+    # the patch they showed in over their first half second: no event (relit_spread).
+    assert _relit_run(_RELIT_FOLIAGE, EventParams()) == []
+    events = _relit_run(_RELIT_FOLIAGE, EventParams(relit_spread=0.0))  # the rule before
+    assert _started_at(events) == [14]  # the 15th frame: relit_motion_s
+    # Someone walking in from the left at the same time moves on from where they showed.
+    walker = [(0.002 + 0.0004 * i, ((0.01 * i, 0.25, 0.03, 0.12 + 0.003 * i),), (1.0,))
+              for i in range(16)]
+    for params in (EventParams(), EventParams(relit_spread=0.0)):
+        assert _started_at(_relit_run(walker, params)) == [14]
+
