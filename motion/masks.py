@@ -14,20 +14,22 @@ import numpy as np
 MAX_BOXES = 8  # the regions a MotionResult reports (largest first)
 
 
-def dense(mask: np.ndarray) -> np.ndarray:
-    """Pixels (0/255) with at least 3 of their 9 neighbours set in ``mask`` (0/255)."""
-    return above(cv2.blur(mask, (3, 3)), 84)
+def dense(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Pixels (0/255) with at least 3 of their 9 neighbours set in ``mask`` (0/255); written to
+    ``out`` (uint8, ``mask``'s shape, not ``mask`` itself) when given."""
+    return above(cv2.blur(mask, (3, 3), dst=out), 84, out)
 
 
-def above(src: np.ndarray, value: float | np.ndarray) -> np.ndarray:
-    """The mask (uint8 0/255) of ``src > value``, ``value`` a number or an array like ``src``.
+def above(src: np.ndarray, value: float | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The mask (uint8 0/255) of ``src > value``, ``value`` a number or an array like ``src``;
+    written to ``out`` (uint8, ``src``'s shape; ``src`` itself if that is uint8) when given.
 
     For a number, the same mask as ``cv2.threshold(src, value, 255, THRESH_BINARY)`` to the
     bit (both compare with ``value`` rounded to ``src``'s type) in one call, without the float
     image and its conversion to uint8.
     """
-    out: np.ndarray = cv2.compare(src, value, cv2.CMP_GT)  # type: ignore[arg-type]
-    return out  # (OpenCV's stubs omit the number form of compare)
+    res: np.ndarray = cv2.compare(src, value, cv2.CMP_GT, dst=out)  # type: ignore[arg-type]
+    return res  # (OpenCV's stubs omit the number form of compare)
 
 
 def regions(
@@ -65,24 +67,25 @@ def regions(
         )
         for i in keep[:MAX_BOXES]
     )
-    resid = cur - pred
-    return int(area[keep].sum()), boxes, _brighter(labels, keep[:MAX_BOXES], stats, resid)
+    return int(area[keep].sum()), boxes, _brighter(labels, keep[:MAX_BOXES], stats, cur, pred)
 
 
 def _brighter(
-    labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, resid: np.ndarray
+    labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, cur: np.ndarray, pred: np.ndarray
 ) -> tuple[float, ...]:
     """For each region in ``keep``, the fraction of its pixels with a positive residual.
 
     Why: a light moving over the scene (a headlight cone, its glare) only adds light, so every
     pixel it covers is brighter than the background; a person or a car in daylight is darker than
     the background somewhere. Counted inside each region's box: a quarter of the cost of a
-    bincount over the whole image.
+    bincount over the whole image, and ``cur > pred`` there is ``cur - pred > 0`` to the bit (a
+    float difference is positive exactly when the first is larger) without the residual image.
     """
-    up = resid > 0
     out = []
     for i in keep:
         x, y, w, h = stats[i, :4]
-        inside = labels[y : y + h, x : x + w] == i
-        out.append(int(np.count_nonzero(inside & up[y : y + h, x : x + w])) / int(stats[i, 4]))
+        box = slice(y, y + h), slice(x, x + w)
+        inside = labels[box] == i
+        inside &= cur[box] > pred[box]
+        out.append(int(np.count_nonzero(inside)) / int(stats[i, 4]))
     return tuple(out)
