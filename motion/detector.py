@@ -53,6 +53,7 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,8 @@ _RESTART_WINDOW_S = 5.0  # see MotionDetector._restart_flicker
 _MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the light fit
 _DARK_CONFIRM_LIT = 0.04  # ``lit`` (previous frame) up to which ``dark_confirm`` applies
 _DARK_CONFIRM_NOISE = 2.0  # noise (grey levels, working image) from which ``dark_confirm`` applies
+# the word whose low byte is every step-th pixel of a row (see _Geometry._sampled)
+_WORDS: dict[int, type[np.unsignedinteger]] = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,67 @@ class _Geometry:
         self.sample_idx = np.flatnonzero(sample & ~private)
         self.min_region_px = max(2, math.ceil(p.min_region * self.watched_px))
         self.min_area_px = max(1, math.ceil(p.min_area * self.watched_px))
+        self.buf = _Scratch((wh, ww))
+        self._strided: np.ndarray | None = None  # the strided sample, when it must be resized
 
     def downscale(self, luma: np.ndarray) -> np.ndarray:
+        """The frame at the working size in float32, in ``buf.small`` (overwritten each call)."""
         src = luma[:: self.step, :: self.step] if self.step > 1 else luma
-        if (src.shape[1], src.shape[0]) == self.size:
-            return src.astype(np.float32)
-        small = cv2.resize(src, self.size, interpolation=cv2.INTER_AREA)
-        return small.astype(np.float32)
+        if (src.shape[1], src.shape[0]) != self.size:
+            if not src.flags.c_contiguous:  # OpenCV would copy it into a new array anyway
+                src = self._sampled(luma, src)
+            src = cv2.resize(src, self.size, dst=self.buf.small8, interpolation=cv2.INTER_AREA)
+        np.copyto(self.buf.small, src)  # uint8 to float32: exact, as astype
+        return self.buf.small
+
+    def _sampled(self, luma: np.ndarray, src: np.ndarray) -> np.ndarray:
+        """``src`` (``luma[::step, ::step]``) copied into a buffer kept for the next frame.
+
+        Every ``step``-th byte of a row is the low byte of a ``step``-byte word (little-endian),
+        so the words' truncation to uint8 is the same sample, in one vectorised pass (4x:
+        11 us a 720p frame against 42-67 us for the strided copy, more in the daemon's loop).
+        """
+        if self._strided is None or self._strided.shape != src.shape:
+            self._strided = np.empty(src.shape, np.uint8)
+        word = _WORDS.get(self.step)
+        if (word is not None and sys.byteorder == "little" and luma.strides[1] == 1
+                and luma.shape[1] % self.step == 0):
+            np.copyto(self._strided, luma[:: self.step].view(word), casting="unsafe")
+        else:
+            np.copyto(self._strided, src)
+        return self._strided
+
+
+class _Scratch:
+    """The per-frame images of one working size, made once and written again every frame.
+
+    Why: at 160x90 each OpenCV or NumPy call costs mostly its overhead, a new output array among
+    it; and the loop touches the same memory every frame instead of whatever the allocator
+    hands out, in a process where x264 runs between frames. Each buffer holds one value a frame
+    (see where it is written); the masks the detector keeps from one frame to the next
+    (``_prev_struct``, ``_prev_changed``) alternate between two.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        def f32() -> np.ndarray:
+            return np.empty(shape, np.float32)
+
+        def u8() -> np.ndarray:
+            return np.empty(shape, np.uint8)
+
+        self.small8, self.small, self.cur, self.pred = u8(), f32(), f32(), f32()
+        self.absr, self.floor, self.thr_map, self.ratio = f32(), f32(), f32(), f32()
+        self.below, self.clipped = f32(), f32()
+        self.quiet, self.quiet2 = np.empty(shape, bool), np.empty(shape, bool)
+        self.intensity, self.moving, self.bright, self.toggled = u8(), u8(), u8(), u8()
+        self.busy, self.dense, self.local, self.low, self.darker = u8(), u8(), u8(), u8(), u8()
+        self.grown, self.opened, self.near, self.far, self.flick = u8(), u8(), u8(), u8(), u8()
+        self.structs = (u8(), u8())
+        self.raws = (u8(), u8())
+
+    def other(self, pair: tuple[np.ndarray, np.ndarray], held: np.ndarray | None) -> np.ndarray:
+        """The one of ``pair`` that is not ``held`` (kept from the previous frame)."""
+        return pair[1] if pair[0] is held else pair[0]
 
 
 _KERNEL3 = np.ones((3, 3), np.uint8)
@@ -202,12 +259,13 @@ class MotionDetector:
         if geo is None or geo.shape != luma.shape:
             geo = self._geo = _Geometry(luma.shape, p, self._zones, self._masks)
             self._bg = None
+        buf = geo.buf
         cur = geo.downscale(luma)
         if p.blur_ksize > 1:
-            cur = cv2.GaussianBlur(cur, (p.blur_ksize, p.blur_ksize), 0)
+            cur = cv2.GaussianBlur(cur, (p.blur_ksize, p.blur_ksize), 0, dst=buf.cur)
         bg = self._bg
         if bg is None or self._flicker is None or self._prev_struct is None:
-            self._bg = cur
+            self._bg = cur.copy()
             self._flicker = np.zeros_like(cur)
             self._prev_struct = np.zeros(cur.shape, np.uint8)
             self._mad = np.zeros_like(cur)
@@ -219,30 +277,33 @@ class MotionDetector:
         self._last_t = t
 
         gain, offset, sigma = fit_light(cur, bg, self._fit_sample(geo))
-        pred = bg * gain + offset
-        absr = cv2.absdiff(cur, pred)  # np.abs(cur - pred) to the bit (the sign is rarely needed)
+        pred = np.multiply(bg, gain, out=buf.pred)  # bg * gain + offset, in place
+        pred += offset
+        absr = cv2.absdiff(cur, pred, dst=buf.absr)  # np.abs(cur - pred) to the bit
         self._noise += _rate(p.noise_alpha, dt) * (sigma - self._noise)
         thr = self._threshold()
-        thr_map = self._local_threshold(thr, self._threshold(p.detect_k))
+        thr_map = self._local_threshold(thr, self._threshold(p.detect_k), buf)
 
-        intensity, structure, struct_mag = self._evidence(cur, pred, absr, thr, thr_map)
+        intensity, structure, struct_mag = self._evidence(cur, pred, absr, thr, thr_map, buf)
         dark = self._dark_picture()  # before _light_switch moves _prev_frac to this frame
         if not geo.everything:
-            intensity = cv2.bitwise_and(intensity, geo.watched)
+            intensity = cv2.bitwise_and(intensity, geo.watched, dst=intensity)
         # Most frames of a quiet scene have no changed pixel at all: then nothing below can be
         # set (dilations and ANDs of an empty mask), and those steps are skipped.
         seen = cv2.countNonZero(intensity)
-        # The next lighting fit skips whatever changed now (people, shadows, beams).
-        self._moving = cv2.dilate(intensity, _KERNEL3) if seen else geo.empty
+        # The next lighting fit skips whatever changed now (people, shadows, beams); the last
+        # one is read (_fit_sample) before this is written.
+        self._moving = cv2.dilate(intensity, _KERNEL3, dst=buf.moving) if seen else geo.empty
         warming = t - self._t0 < p.warmup_s
+        raw_px = self._raw_count(absr, thr, thr_map, geo)
         relearning = self._light_switch(
-            self._brightened(intensity, seen, absr, thr, thr_map, geo), geo, t, warming)
+            raw_px if p.lit_raw and raw_px is not None else seen, geo, t, warming)
 
-        busy = self._flickering(structure, t, dt, mask=seen > 0)
+        busy = self._flickering(structure, t, dt, buf, mask=seen > 0)
         if seen:
             confirmed = self._confirmed(
-                structure, struct_mag, thr, thr_map, (cur, pred) if dark else None)
-            changed, structure = self._changed(intensity, confirmed, busy, relearning, geo.empty)
+                structure, struct_mag, thr, thr_map, buf, (cur, pred) if dark else None)
+            changed, structure = self._changed(intensity, confirmed, busy, relearning, geo)
         else:
             changed = geo.empty
             if p.persist:
@@ -251,9 +312,9 @@ class MotionDetector:
             changed, structure, geo.min_region_px, p.min_structure, cur, pred
         )
 
-        near = self._learn(cur, changed, dt, fast=warming or relearning)
+        near = self._learn(cur, changed, dt, geo, fast=warming or relearning)
         if not relearning:
-            self._learn_noise(absr, near, thr, t, dt)
+            self._learn_noise(absr, near, thr, t, dt, buf)
         suppressed = "warming-up" if warming else "light-change" if relearning else None
         # Learning the scene: just started, or learning anew after a light switch.
         relit = t < self._flicker_t0 + self._flicker_window
@@ -264,29 +325,30 @@ class MotionDetector:
         # events. At start-up they stay allowed: on the simulated scenes, waiting there too made
         # every visit in the first seconds 0.2-0.4 s later, to avoid one false event in 3.3 h.
         lit = 1.0 if relit else self._prev_frac
-        lit_raw = 1.0 if relit else self._lit_raw(absr, thr, intensity, thr_map, geo)
+        lit_raw = 1.0 if relit else self._prev_frac if raw_px is None else raw_px / geo.watched_px
         return MotionResult(
             t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw
         )
 
     def _changed(
         self, intensity: np.ndarray, confirmed: np.ndarray, busy: np.ndarray | None,
-        relearning: bool, empty: np.ndarray,
+        relearning: bool, geo: _Geometry,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The changed mask (before regions) and the structure that confirms it: ``intensity``
         where confirmed structure (not foliage's, unless re-learning) is near, opened, and vouched
         for by the previous frame (``persist``)."""
-        p = self.params
-        structure = confirmed
+        p, buf, empty = self.params, geo.buf, geo.empty
+        structure = confirmed  # (may be _prev_struct now: never written below)
         if not relearning and busy is not None:
             # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
             # under a swaying branch does not become motion either.
-            structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy))
-        grown = cv2.dilate(structure, self._k_structure)
-        raw = changed = cv2.bitwise_and(intensity, grown)
+            structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy, dst=busy), dst=busy)
+        grown = cv2.dilate(structure, self._k_structure, dst=buf.grown)
+        raw = buf.other(buf.raws, self._prev_changed)
+        raw = changed = cv2.bitwise_and(intensity, grown, dst=raw)
         if not p.persist:
             if p.open_ksize > 1:
-                changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
+                changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open, dst=buf.opened)
             return changed, structure
         # The previous frame vouches with its mask before the opening: someone stepping in at
         # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
@@ -295,18 +357,9 @@ class MotionDetector:
         if prev is empty or self._prev_changed is empty:  # the AND below is empty
             return empty, structure
         if p.open_ksize > 1:
-            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
-        return cv2.bitwise_and(changed, cv2.dilate(prev, _KERNEL5)), structure
-
-    def _lit_raw(
-        self, absr: np.ndarray, thr: float, intensity: np.ndarray, thr_map: float | np.ndarray,
-        geo: _Geometry,
-    ) -> float:
-        """The fraction of the watched area changed beyond the global threshold (``lit_raw``);
-        the same as ``lit`` when there is no per-pixel floor."""
-        if not isinstance(thr_map, np.ndarray) and thr_map == thr:
-            return self._prev_frac
-        return self._brightened_raw(absr, thr, geo) / geo.watched_px
+            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open, dst=buf.opened)
+        vouched = cv2.dilate(prev, _KERNEL5, dst=buf.grown)
+        return cv2.bitwise_and(changed, vouched, dst=buf.opened), structure
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -335,7 +388,7 @@ class MotionDetector:
 
     def _evidence(
         self, cur: np.ndarray, pred: np.ndarray, absr: np.ndarray, thr: float,
-        thr_map: float | np.ndarray,
+        thr_map: float | np.ndarray, buf: _Scratch,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """uint8 masks (0/255): intensity changed beyond ``thr_map`` (the per-pixel threshold) and
         local structure changed beyond the global ``thr`` (what the flicker map learns from); and
@@ -349,26 +402,28 @@ class MotionDetector:
         ks = (p.structure_ksize, p.structure_ksize)
         # In place, and cv2.absdiff for np.abs(cur - ratio * pred): the same float32 operations
         # in the same order, without five temporary arrays.
-        ratio: np.ndarray = cv2.blur(cur, ks)
+        ratio: np.ndarray = cv2.blur(cur, ks, dst=buf.ratio)
         ratio += 1.0
-        below: np.ndarray = cv2.blur(pred, ks)
+        below: np.ndarray = cv2.blur(pred, ks, dst=buf.below)
         below += 1.0
         ratio /= below
         ratio *= pred
-        structure = cv2.absdiff(cur, ratio)
-        struct = above(structure, p.structure_factor * thr)
+        structure = cv2.absdiff(cur, ratio, dst=ratio)
+        # The flicker map keeps this mask as the previous frame's: write the other one.
+        struct = buf.other(buf.structs, self._prev_struct)
+        struct = above(structure, p.structure_factor * thr, struct)
         # Drop isolated specks (raindrops, noise): keep pixels with >= 3 of 9 neighbours set, which
         # keeps thin edges and the sliver of someone entering at the border.
-        struct = cv2.bitwise_and(struct, dense(struct))
+        struct = cv2.bitwise_and(struct, dense(struct, buf.dense), dst=struct)
         if not isinstance(thr_map, np.ndarray):
             if thr_map == thr:
-                return above(absr, thr_map), struct, structure
+                return above(absr, thr_map, buf.intensity), struct, structure
             thr_map = np.full_like(absr, thr_map)
-        return above(absr, thr_map), struct, structure
+        return above(absr, thr_map, buf.intensity), struct, structure
 
     def _confirmed(
         self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray,
-        dark: tuple[np.ndarray, np.ndarray] | None = None,
+        buf: _Scratch, dark: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The structure mask (0/255) that confirms a change: local structure (``structure``,
         from :meth:`_evidence`) changed beyond ``thr_map``; ``struct`` (beyond the global
@@ -379,14 +434,16 @@ class MotionDetector:
             if thr_map == thr:
                 return struct
             thr_map = np.full_like(structure, thr_map)
-        local = cv2.compare(structure, thr_map * np.float32(p.structure_factor), cv2.CMP_GT)
+        scaled = np.multiply(thr_map, np.float32(p.structure_factor), out=buf.below)
+        local = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.local)
         if dark is not None and 0 < p.dark_confirm < p.structure_factor:
-            local = cv2.bitwise_or(local, self._dark_confirmed(*dark, structure, thr_map))
+            low = self._dark_confirmed(*dark, structure, thr_map, buf)
+            local = cv2.bitwise_or(local, low, dst=local)
         if p.detect_k <= 0 or p.detect_k >= p.noise_k:
-            return cv2.bitwise_and(struct, local)
+            return cv2.bitwise_and(struct, local, dst=local)
         # Detecting below the flicker map's threshold: the confirming structure gets its own
         # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
-        return cv2.bitwise_and(local, dense(local))
+        return cv2.bitwise_and(local, dense(local, buf.dense), dst=local)
 
     def _dark_picture(self) -> bool:
         """Whether ``dark_confirm`` applies: a noisy (dim) picture, steady on the previous
@@ -395,7 +452,8 @@ class MotionDetector:
         return self._noise >= _DARK_CONFIRM_NOISE and self._prev_frac <= _DARK_CONFIRM_LIT
 
     def _dark_confirmed(
-        self, cur: np.ndarray, pred: np.ndarray, structure: np.ndarray, thr_map: np.ndarray
+        self, cur: np.ndarray, pred: np.ndarray, structure: np.ndarray, thr_map: np.ndarray,
+        buf: _Scratch,
     ) -> np.ndarray:
         """uint8 mask (0/255) of pixels darker than the background whose structure changed
         beyond ``dark_confirm`` (not ``structure_factor``) times their threshold.
@@ -406,10 +464,11 @@ class MotionDetector:
         100-200 changed pixels confirmed for 3 s). Only darker pixels, and only in a steady
         picture (the caller checks ``lit``): light on the move (cones, a lamp, glare) brightens.
         """
-        low = cv2.compare(structure, thr_map * np.float32(self.params.dark_confirm), cv2.CMP_GT)
-        return cv2.bitwise_and(low, cv2.compare(cur, pred, cv2.CMP_LT))
+        scaled = np.multiply(thr_map, np.float32(self.params.dark_confirm), out=buf.below)
+        low = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.low)
+        return cv2.bitwise_and(low, cv2.compare(cur, pred, cv2.CMP_LT, dst=buf.darker), dst=low)
 
-    def _local_threshold(self, thr: float, low: float) -> float | np.ndarray:
+    def _local_threshold(self, thr: float, low: float, buf: _Scratch) -> float | np.ndarray:
         """The threshold per pixel: the global one, raised where a pixel's own residual is
         usually large (``local_k`` times its mean absolute residual); the scalar if that is off.
 
@@ -420,13 +479,14 @@ class MotionDetector:
         k = self.params.local_k
         if k <= 0 or self._mad is None:
             return min(thr, low)
-        floor = self._mad * np.float32(k)
-        out: np.ndarray = cv2.max(floor, thr)
+        floor = np.multiply(self._mad, np.float32(k), out=buf.floor)
+        out: np.ndarray = cv2.max(floor, thr, dst=buf.thr_map)
         if low < thr:
-            quiet = floor <= low
+            quiet = np.less_equal(floor, low, out=buf.quiet)
             if self._flicker is not None:  # and no structure toggling there lately
-                quiet &= self._flicker <= self._QUIET_TOGGLES * 255.0 / _REF_FPS
-            out[quiet] = low
+                quiet &= np.less_equal(
+                    self._flicker, self._QUIET_TOGGLES * 255.0 / _REF_FPS, out=buf.quiet2)
+            np.copyto(out, low, where=quiet)
         return out
 
     #: toggles per second under which a pixel counts as quiet for ``detect_k`` (a fifth of the
@@ -434,7 +494,8 @@ class MotionDetector:
     _QUIET_TOGGLES = 0.2
 
     def _learn_noise(
-        self, absr: np.ndarray, near: np.ndarray | None, thr: float, t: float, dt: float
+        self, absr: np.ndarray, near: tuple[np.ndarray, np.ndarray] | None, thr: float, t: float,
+        dt: float, buf: _Scratch,
     ) -> None:
         """Update the per-pixel mean absolute residual (a running mean since start while that
         is shorter than its time constant). Residuals are clipped at 3x the global threshold, and
@@ -443,36 +504,32 @@ class MotionDetector:
         if p.local_k <= 0 or mad is None:
             return
         a = max(_rate(p.local_alpha, dt), min(0.5, dt / max(t - self._mad_t0, dt)))
-        clipped = cv2.min(absr, 3.0 * thr)
+        clipped = cv2.min(absr, 3.0 * thr, dst=buf.clipped)
         if near is None:
             cv2.accumulateWeighted(clipped, mad, a)
             return
-        cv2.accumulateWeighted(clipped, mad, a * 0.1, near)
-        cv2.accumulateWeighted(clipped, mad, a, cv2.bitwise_not(near))
+        cv2.accumulateWeighted(clipped, mad, a * 0.1, near[0])
+        cv2.accumulateWeighted(clipped, mad, a, near[1])
 
-    def _brightened(
-        self, intensity: np.ndarray, seen: int, absr: np.ndarray, thr: float,
-        thr_map: float | np.ndarray, geo: _Geometry,
-    ) -> int:
-        """The pixels ``lit`` and the light-switch test count (``seen``, the count of
-        ``intensity``, when that is the mask): with ``lit_raw``, brightness changed
-        beyond the global threshold (``noise_k``), whatever the per-pixel floor or ``detect_k``
-        make of it; without, what changed beyond the per-pixel threshold (``intensity``).
+    def _raw_count(
+        self, absr: np.ndarray, thr: float, thr_map: float | np.ndarray, geo: _Geometry
+    ) -> int | None:
+        """How many watched pixels have a residual beyond the global threshold ``thr``: brightness
+        changed, whatever the per-pixel floor or ``detect_k`` make of it (None when the
+        threshold is ``thr`` everywhere: then it is the count of the changed mask).
 
-        ``lit`` tells light on the move from an object by how much of the picture brightened
-        around the motion; rain and leaves lifting the floor are part of that picture. Counted
-        above the floor, a gust in rain lit 1-2 % instead of 4-5 %, below ``lit_floor``, and the
-        branch it swung started events (nuisance_10min, seeds 128-143).
+        ``lit_raw`` reports it; with ``DetectorParams.lit_raw`` the light-switch test and
+        ``lit`` count it too. ``lit`` tells light on the move from an object by how much of the
+        picture brightened around the motion; rain and leaves lifting the floor are part of that
+        picture. Counted above the floor, a gust in rain lit 1-2 % instead of 4-5 %, below
+        ``lit_floor``, and the branch it swung started events (nuisance_10min, seeds 128-143).
         """
-        if not self.params.lit_raw or (not isinstance(thr_map, np.ndarray) and thr_map == thr):
-            return seen
-        return self._brightened_raw(absr, thr, geo)
-
-    @staticmethod
-    def _brightened_raw(absr: np.ndarray, thr: float, geo: _Geometry) -> int:
-        """How many watched pixels have a residual beyond the global threshold ``thr``."""
-        bright = above(absr, thr)
-        return cv2.countNonZero(bright if geo.everything else cv2.bitwise_and(bright, geo.watched))
+        if not isinstance(thr_map, np.ndarray) and thr_map == thr:
+            return None
+        bright = above(absr, thr, geo.buf.bright)
+        if not geo.everything:
+            bright = cv2.bitwise_and(bright, geo.watched, dst=bright)
+        return cv2.countNonZero(bright)
 
     def _light_switch(self, lit_px: int, geo: _Geometry, t: float, warming: bool) -> bool:
         """Detect a sudden frame-wide change (``lit_px`` of the watched pixels changed
@@ -506,13 +563,13 @@ class MotionDetector:
         self._flicker_window = _RESTART_WINDOW_S
 
     def _flickering(
-        self, structure: np.ndarray, t: float, dt: float, mask: bool
+        self, structure: np.ndarray, t: float, dt: float, buf: _Scratch, mask: bool
     ) -> np.ndarray | None:
         """Learn the flicker map from ``structure`` and return the mask (0/255) of busy pixels
         (None unless ``mask``: a frame with no changed pixel has no use for it)."""
         p = self.params
         assert self._flicker is not None and self._prev_struct is not None
-        toggled = cv2.bitwise_xor(structure, self._prev_struct)
+        toggled = cv2.bitwise_xor(structure, self._prev_struct, dst=buf.toggled)
         self._prev_struct = structure
         # A running mean over flicker_tau_s, or over the time since start (or since a light switch,
         # then over at least _flicker_window) while that is shorter, so foliage swaying from the
@@ -535,24 +592,25 @@ class MotionDetector:
         # The map holds 255 x toggles per frame; the limit is per second. Neighbours of flickering
         # pixels count as busy too: in a gust a branch sways a little further than before.
         limit = p.flicker_limit * 255.0 * max(dt, 1e-3)
-        return cv2.dilate(above(rate, limit), self._k_flicker)
+        return cv2.dilate(above(rate, limit, buf.flick), self._k_flicker, dst=buf.busy)
 
     def _learn(
-        self, cur: np.ndarray, moving: np.ndarray, dt: float, fast: bool
-    ) -> np.ndarray | None:
-        """Update the background, slower under motion; returns the mask near motion (None if
-        there was none, or while learning fast)."""
+        self, cur: np.ndarray, moving: np.ndarray, dt: float, geo: _Geometry, fast: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Update the background, slower under motion; returns the mask near motion and its
+        inverse (None if there was none, or while learning fast)."""
         p, bg = self.params, self._bg
         assert bg is not None
         if fast:
             cv2.accumulateWeighted(cur, bg, _rate(0.5, dt))
             return None
         a = _rate(p.background_alpha, dt)
-        if moving.any():
-            near = cv2.dilate(moving, _KERNEL3)
+        if moving is not geo.empty and cv2.countNonZero(moving):
+            near = cv2.dilate(moving, _KERNEL3, dst=geo.buf.near)
+            far = cv2.bitwise_not(near, dst=geo.buf.far)
             cv2.accumulateWeighted(cur, bg, a * p.moving_alpha_factor, near)
-            cv2.accumulateWeighted(cur, bg, a, cv2.bitwise_not(near))
-            return near
+            cv2.accumulateWeighted(cur, bg, a, far)
+            return near, far
         cv2.accumulateWeighted(cur, bg, a)
         return None
 
