@@ -21,6 +21,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -29,8 +30,8 @@ import numpy as np
 FOOTAGE = Path(__file__).resolve().parent.parent / "tests" / "data" / "footage"
 
 
-def probe_file(path: Path, events: list[list[object]], every_s: float, width: int,
-               hog: cv2.HOGDescriptor) -> dict[str, object]:
+def probe_file(path: Path, events: list[tuple[float, float, str]], every_s: float,
+               width: int, hog: Any) -> dict[str, object]:  # cv2.HOGDescriptor (4.x only)
     """The detector's hits on one file, sampled every ``every_s`` seconds."""
     inside, outside = [0, 0], [0, 0]
     first: dict[int, float | None] = {i: None for i in range(len(events))}
@@ -49,13 +50,13 @@ def probe_file(path: Path, events: list[list[object]], every_s: float, width: in
             rects, _ = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
             cpu.append(time.thread_time() - started)
             hit = len(rects) > 0
-            during = [i for i, (a, b, _) in enumerate(events) if float(a) <= t <= float(b)]  # type: ignore[arg-type]
+            during = [i for i, (a, b, _) in enumerate(events) if a <= t <= b]
             tally = inside if during else outside
             tally[0] += hit
             tally[1] += 1
             for i in during:
                 if hit and first[i] is None:
-                    first[i] = round(t - float(events[i][0]), 1)  # type: ignore[arg-type]
+                    first[i] = round(t - events[i][0], 1)
     return {"kinds": [e[2] for e in events], "event_frames_with_person": inside,
             "idle_frames_with_person": outside, "first_person_s": first,
             "cpu_ms_per_frame": round(1e3 * statistics.median(cpu), 1) if cpu else None}
@@ -73,9 +74,11 @@ def main() -> int:
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
     ann = json.loads((FOOTAGE / "annotations.json").read_text())
-    out = {name: {"split": f["split"], **probe_file(FOOTAGE / name, f["events"], args.every_s,
-                                                  args.width, hog)}
-           for name, f in ann["files"].items()}
+    out = {}
+    for name, f in ann["files"].items():
+        events = [(float(a), float(b), str(kind)) for a, b, kind in f["events"]]
+        out[name] = {"split": f["split"],
+                     **probe_file(FOOTAGE / name, events, args.every_s, args.width, hog)}
     print(json.dumps({"opencv": cv2.__version__, "numpy": np.__version__, **out}, indent=1))
     return 0
 
