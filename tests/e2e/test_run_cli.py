@@ -19,6 +19,7 @@ from tests.helpers import (
     doorward,
     doorward_json,
     ffprobe,
+    plain_mp4,
     wait_for,
 )
 
@@ -70,7 +71,7 @@ def test_run_records_sealed_clips_covering_each_event(scene: str, tmp_path: Path
     for clip in clips:
         assert not clip["truncated"]
         assert Path(clip["path"]).is_absolute() and clip["path"].endswith(".age")
-        assert b"ftyp" not in Path(clip["path"]).read_bytes()  # sealed: no plaintext box on disk
+        assert not plain_mp4(Path(clip["path"]).read_bytes())  # sealed: no plaintext box on disk
         check_clip_plays(clip, identity, tmp_path)
         snap = tmp_path / f"{clip['id']}.jpg"
         assert age_decrypt(identity, Path(clip["snapshot_path"]), snap).returncode == 0
