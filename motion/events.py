@@ -85,6 +85,11 @@ Rules:
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
+- Where small motion came and went before (``haunt_s``, 60 s), small motion waits: an update
+  whose largest region is small and centred where motion showed 2-60 s ago without an event
+  takes no short path, and its run must persist ``haunt_motion_s`` (0.6 s). A branch in a gust
+  flashes specks at the same few places, then swings a little further and grows for a few
+  frames; someone walking in outgrows such a place, or enters where nothing flickered.
 - Callers that pass no ``lit`` get neither short path nor the light rule. The values were chosen on
   the simulated scenes (seeds 0-47, then 0-127 for the start-up rule and the floor) and checked on
   seeds not seen before (BENCHMARKS.md).
@@ -116,6 +121,8 @@ from motion.event_params import EventParams
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to a border of the picture touches it
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
+_HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
+_HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
 
 
 def _kept(now: Sequence[Box], before: Sequence[Box], keep: float) -> bool:
@@ -133,6 +140,15 @@ def _at_border(box: Box) -> bool:
     """Whether ``box`` is within ``_EDGE`` of a border of the picture."""
     x, y, w, h = box
     return min(x, y) <= _EDGE or max(x + w, y + h) >= 1 - _EDGE
+
+
+def _centred_in(box: Box, place: Box) -> bool:
+    """Whether the centre of ``box`` lies inside ``place`` widened by its own width and height on
+    every side."""
+    x, y, w, h = box
+    px, py, pw, ph = place
+    cx, cy = x + w / 2, y + h / 2
+    return px - pw <= cx <= px + 2 * pw and py - ph <= cy <= py + 2 * ph
 
 
 def _overlap(a: Sequence[Box], b: Sequence[Box], grow: float = 0.0) -> bool:
@@ -209,6 +225,8 @@ class _State:
     grow_steps: int = 0  # how many updates in a row the moving area grew
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
+    pending: list[tuple[float, Box]] = field(default_factory=list)  # small motion, no event yet
+    haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
 
@@ -256,6 +274,7 @@ class EventTracker:
         light = p.light_brighter > 0 and brighter is not None
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
+        haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
@@ -285,11 +304,14 @@ class EventTracker:
         elif s.clear_since is None:
             s.clear_since = t
         # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
-        persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
-            grew
-            and s.clear_since is not None
-            and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-        ) or self._growing(area, lit) or self._edge_growing(lit, boxes)
+        if haunted:  # where small motion came and went before: no short path, maybe a longer wait
+            persisted = t - s.run_start + frame_s + 1e-9 >= max(p.min_motion_s, p.haunt_motion_s)
+        else:
+            persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
+                grew
+                and s.clear_since is not None
+                and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
+            ) or self._growing(area, lit) or self._edge_growing(lit, boxes)
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -444,6 +466,38 @@ class EventTracker:
             for x, y, w, h in boxes
         )
 
+    def _haunted(self, t: float, boxes: Sequence[Box] | None) -> bool:
+        """Remember where small motion shows while no event is open (``haunt_s``), and say
+        whether the largest region of ``boxes`` is small and centred in a place remembered so:
+        one that showed motion at least ``_HAUNT_SETTLE_S`` ago with no event starting since."""
+        s, p = self._s, self.params
+        if p.haunt_s <= 0:
+            return False
+        while s.pending and t - s.pending[0][0] >= _HAUNT_SETTLE_S:
+            self._remember(*s.pending.pop(0))
+        s.haunts = [(seen, place) for seen, place in s.haunts if t - seen <= p.haunt_s]
+        small = [b for b in boxes or () if b[2] * b[3] <= p.haunt_box]
+        if s.open is None and small and len(s.pending) < 4 * _HAUNT_MAX:
+            s.pending.extend((t, b) for b in small)
+        # The largest region decides: a branch's piece swinging further than before is often
+        # joined by a speck somewhere new; a visitor soon outgrows what flickers beside them.
+        if not boxes:
+            return False
+        return boxes[0][2] * boxes[0][3] <= p.haunt_box and any(
+            _centred_in(boxes[0], place) for _, place in s.haunts
+        )
+
+    def _remember(self, seen: float, box: Box) -> None:
+        """Add a place to ``haunts``, or refresh the one it is centred in."""
+        s = self._s
+        for i, (_, place) in enumerate(s.haunts):
+            if _centred_in(box, place):
+                s.haunts[i] = (seen, place)
+                return
+        s.haunts.append((seen, box))
+        if len(s.haunts) > _HAUNT_MAX:
+            s.haunts.remove(min(s.haunts))
+
     def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
         """Light inside the picture (``inner_light``): every region only brightened (all of
         ``brighter``) and none of ``boxes`` near a border. Someone walking into view crosses a
@@ -550,6 +604,7 @@ class EventTracker:
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s
+        s.pending.clear()  # what showed before the start was this event's, not a haunt's
         s.open = _Open(s.next_id, onset, t)
         s.next_id += 1
         return EventStarted(s.open.event_id, t, onset, reason)

@@ -148,6 +148,9 @@ def test_time_going_backwards_is_an_error() -> None:
         ("small_area", -0.1),
         ("small_lit_floor", 2.0),
         ("relit_spread", -0.01),
+        ("haunt_s", -1.0),
+        ("haunt_motion_s", 11.0),
+        ("haunt_box", 1.5),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
@@ -666,3 +669,81 @@ def test_relit_motion_that_stays_where_it_first_showed_starts_no_event() -> None
     for params in (EventParams(), EventParams(relit_spread=0.0)):
         assert _started_at(_relit_run(walker, params)) == [14]
 
+
+
+# nuisance_10min#2 under --stress dim=0.45,noise=6,row=1.5,crf=32, 164.87-168.47 s: a branch in
+# the gust flashes a speck at one place, then a little further and grows on the growth path.
+# (t, motion, area, lit, boxes, brighter, lit_raw), as the detector reported them.
+_GUST_BRANCH: list[tuple[float, bool, float, float, tuple[tuple[float, float, float, float], ...],
+                         tuple[float, ...], float]] = [
+    (164.8667, False, 0.00083, 0.00333, ((0.20625, 0.36667, 0.01875, 0.04444),), (0.0,), 0.01451),
+    (168.1333, False, 0.00139, 0.00451, ((0.19375, 0.37778, 0.03125, 0.05556),), (0.0,), 0.01653),
+    (168.2000, True, 0.00424, 0.00583, ((0.19375, 0.36667, 0.025, 0.14444),
+                                        (0.29375, 0.36667, 0.025, 0.04444)), (0.0, 0.0), 0.01667),
+    (168.2667, True, 0.00424, 0.00632, ((0.19375, 0.36667, 0.025, 0.14444),
+                                        (0.29375, 0.36667, 0.025, 0.04444)), (0.0, 0.0), 0.01681),
+    (168.3333, True, 0.00299, 0.00590, ((0.19375, 0.36667, 0.025, 0.08889),
+                                        (0.29375, 0.36667, 0.025, 0.04444)), (0.0, 0.0), 0.01632),
+    (168.4000, True, 0.00167, 0.00444, ((0.19375, 0.37778, 0.03125, 0.05556),), (0.0,), 0.01493),
+    (168.4667, False, 0.00111, 0.00292, ((0.2, 0.37778, 0.025, 0.04444),), (0.0,), 0.01167),
+]
+
+
+def _gust_run(params: EventParams, frames: list[tuple[float, bool, float, float,
+                                                         tuple[tuple[float, float, float, float],
+                                                               ...],
+                                                         tuple[float, ...], float]]
+              ) -> list[Event]:
+    """Still frames from 160 s (past the start-up stretch), with ``frames`` at their times."""
+    tr = EventTracker(params)
+    out: list[Event] = []
+    tr.update(0.0, False, 0.0, 0.0, (), (), 0.0)
+    t, pending = 160.0, list(frames)
+    while pending or t < 170.0:
+        if pending and pending[0][0] <= t + 1e-6:
+            out += tr.update(*pending.pop(0))
+        else:
+            out += tr.update(t, False, 0.0, 0.002, (), (), 0.01)
+        t += 1 / 15
+    return out
+
+
+def test_growth_where_small_motion_came_and_went_before_starts_no_event_at_once() -> None:
+    assert _gust_run(EventParams(), _GUST_BRANCH) == []
+    started = [e for e in _gust_run(EventParams(haunt_s=0.0), _GUST_BRANCH)  # the rule before
+               if isinstance(e, EventStarted)]
+    assert [round(e.t, 2) for e in started] == [168.2]  # the growth path, the first motion frame
+
+
+def test_motion_in_a_haunted_place_still_starts_an_event_once_it_persists() -> None:
+    # The same branch moving on for haunt_motion_s (0.6 s): an event, only later.
+    steady = [(168.2 + i / 15, True, 0.00424, 0.006, ((0.19375, 0.36667, 0.025, 0.14444),),
+               (0.0,), 0.0167) for i in range(12)]
+    started = [e for e in _gust_run(EventParams(), _GUST_BRANCH[:2] + steady)
+               if isinstance(e, EventStarted)]
+    assert len(started) == 1 and started[0].onset_t == pytest.approx(168.2, abs=1e-3)
+    assert started[0].t - started[0].onset_t == pytest.approx(0.6 - 1 / 15, abs=0.01)
+
+
+def test_a_visitor_growing_out_of_a_haunted_place_starts_at_once() -> None:
+    # Someone walking in at the same place, outgrowing haunt_box on their second frame: one
+    # frame later than without the rule, on the growth path (not after haunt_motion_s).
+    walker = [(168.2 + i / 15, True, 0.004 * (i + 1), 0.006,
+               ((0.19375 - 0.01 * i, 0.36667, 0.025 + 0.02 * i, 0.14444 + 0.05 * i),),
+               (0.0,), 0.0167) for i in range(6)]
+    for params, at in ((EventParams(), 168.27), (EventParams(haunt_s=0.0), 168.2)):
+        started = [e for e in _gust_run(params, _GUST_BRANCH[:2] + walker)
+                   if isinstance(e, EventStarted)]
+        assert [round(e.t, 2) for e in started] == [at]
+
+
+def test_a_visitors_own_first_slivers_do_not_haunt_their_place() -> None:
+    # A sliver flickers at the edge for a second before someone grows in there: their run is
+    # not held back by it (a place counts 2 s after it showed, with no event since).
+    sliver = [(166.8 + i / 15, False, 0.0008, 0.004, ((0.0, 0.4, 0.02, 0.04),), (0.0,), 0.01)
+              for i in range(0, 15, 3)]
+    walker = [(168.0 + i / 15, True, 0.002 * (i + 1), 0.004,
+               ((0.0, 0.4, 0.02 + 0.003 * i, 0.04 + 0.01 * i),), (0.0,), 0.01) for i in range(6)]
+    started = [e for e in _gust_run(EventParams(), sliver + walker)
+               if isinstance(e, EventStarted)]
+    assert [round(e.t, 2) for e in started] == [168.07]
