@@ -37,6 +37,17 @@ Rules:
   at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
   lawn enters as a sliver under ``fast_area`` that grows a little every frame, and waited
   ``min_motion_s``; noise and foliage flicker in place.
+- A dim sliver holding its place at a border starts one at once (``dim_keep``): regions, moving
+  or still below ``min_area``, on ``dim_keep`` (2) updates in a row, each overlapping the update
+  before's and covering at least 0.8 of its area, one of them within ``dim_keep_edge`` (2 %) of
+  a border, with at most ``edge_grow_lit`` (1 %) of the picture changing brightness; one update
+  without regions (within ``gap_s``) leaves the streak waiting. Someone at dusk as bright as the
+  lawn shows first as a sliver at the border under ``min_area`` (2-4 noise sigmas, most pixels
+  removed as specks), the same sliver or more of it on the next update, and motion a frame or
+  two later; noise specks and twigs do not stay in place at a border on two updates in a steady
+  picture. Such a run is not held as light inside the picture (``inner_light``) either: a visitor
+  under the porch lamp is brighter than the dark lawn everywhere, and two pixels in from the
+  border on the first motion frame.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -115,6 +126,7 @@ from motion.event_params import EventParams
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to a border of the picture touches it
+_KEEP_AREA = 0.8  # for dim_keep, regions hold their place: this much of the area, overlapping
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 
 
@@ -209,6 +221,11 @@ class _State:
     grow_steps: int = 0  # how many updates in a row the moving area grew
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
+    keep_n: int = 0  # updates in a row with regions that held their place (dim_keep)
+    keep_t: float = 0.0  # the first of them
+    keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for dim_keep
+    keep_last: float = -math.inf  # the latest update of that streak
+    keep_edge: bool = False  # whether a region of that streak touched a border
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
 
@@ -254,15 +271,23 @@ class EventTracker:
         if s.first_t is None:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
+        kept = self._dim_kept(t, area, lit, boxes)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
-        if motion and s.open is None and sweep_lit is not None and self._light_sweep(
+        if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
             t, area, sweep_lit
         ):
-            motion = False  # it may continue an open event, never start one
+            motion = kept = False  # it may continue an open event, never start one
+        if kept and s.open is None and not motion:
+            motion = True
+            if s.run_start is None:
+                s.run_start = s.keep_t
+                if appeared:
+                    s.held_until = t + p.sudden_hold_s
+                s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
@@ -289,7 +314,7 @@ class EventTracker:
             grew
             and s.clear_since is not None
             and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-        ) or self._growing(area, lit) or self._edge_growing(lit, boxes)
+        ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -389,6 +414,8 @@ class EventTracker:
             return False
         if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
             return True
+        if 0 < p.dim_keep <= s.keep_n and s.keep_edge:
+            return False  # it grew out of a sliver at a border: someone walking in (dim_keep)
         return self._inner_light(boxes, brighter)
 
     def _cone(
@@ -547,6 +574,35 @@ class EventTracker:
             and boxes is not None
             and any(_at_border(b) for b in boxes)
         )
+
+    def _dim_kept(
+        self, t: float, area: float, lit: float | None, boxes: Sequence[Box] | None
+    ) -> bool:
+        """Count this update toward ``dim_keep`` and say whether the rule is met: regions, moving
+        or below ``min_area``, on ``dim_keep`` updates in a row, each holding the place of the
+        update's before (:func:`_kept`), one of them within ``dim_keep_edge`` of a border, with
+        at most ``edge_grow_lit`` of the picture changing brightness. An update without regions
+        within ``gap_s`` of the streak's latest leaves the streak as it is. Call before
+        :meth:`_appeared`."""
+        s, p = self._s, self.params
+        if p.dim_keep <= 0:
+            return False
+        steady = lit is not None and lit <= p.edge_grow_lit
+        if not boxes and s.keep_n and steady and t - s.keep_last <= p.gap_s:
+            return False  # one missed update: the streak waits for the next
+        prev, s.keep_boxes = s.keep_boxes, tuple(boxes) if boxes else ()
+        if not boxes or area <= 0 or not steady:
+            s.keep_n = 0
+            return False
+        s.keep_last = t
+        m = p.dim_keep_edge
+        edge = any(min(x, y) <= m or max(x + w, y + h) >= 1 - m for x, y, w, h in boxes)
+        if s.keep_n and _kept(boxes, prev, _KEEP_AREA):
+            s.keep_n += 1
+            s.keep_edge = s.keep_edge or edge
+        else:
+            s.keep_n, s.keep_t, s.keep_edge = 1, t, edge
+        return s.keep_n >= p.dim_keep and s.keep_edge
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s
