@@ -115,19 +115,21 @@ class EventParams:
         come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
         #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
         moves on or grows out of where they first showed within half a second.
-    dim_keep, dim_keep_edge: regions, moving or still below ``min_area``, on ``dim_keep`` updates
-        in a row (0..100; 0 = off, the rule before 2026-12-06), each holding the place of the
-        update before's (overlapping, at least 0.8 of its area; one update without regions within
-        ``gap_s`` waits), one of them within ``dim_keep_edge`` (0..1, a fraction of the picture's
-        width and height) of a border, with at most ``edge_grow_lit`` of the picture changing
-        brightness, start an event at once, from the first of them; such a run is not held by
-        ``inner_light``. A dim visitor enters as a sliver at the border that the detector passes
-        below ``min_area`` for a frame or two before motion (dusk_visit#5 19.67 s: sliver at
-        +0.47 and +0.53 s, motion at +0.60 s), and under the porch lamp is brighter than the lawn
-        everywhere and two pixels in from the border, so ``inner_light`` held it as a cone
-        (porch_light_visit#11 10.6 s: 1.13 s -> 0.73 s). Specks of noise and foliage do not hold
-        a place at a border for two updates in a steady picture; anywhere in the picture (no
-        border) the same rule started 4 false events on 3 seeds of dark_nuisance_10min.
+    edge_keep, edge_keep_margin: regions, moving or still below ``min_area``, on ``edge_keep``
+        updates in a row (0..100; 0 = off, the rule before 2026-12-06), each holding the place of
+        the update before's (overlapping, at least 0.8 of its area; an update without regions
+        within ``gap_s`` of the last waits), one of them within ``edge_keep_margin`` (0..1, a
+        fraction of the picture's width and height) of a border, with at most ``edge_grow_lit``
+        of the picture changing brightness, start an event at once, from the first of them; such
+        a run is not held by ``inner_light``. A dim visitor enters as a sliver at the border that
+        the detector passes below ``min_area`` for a frame or two before motion (dusk_visit#5,
+        ground truth 19.67 s: slivers at +0.47 and +0.53 s, motion at +0.60 s); under the porch
+        lamp they are brighter than the lawn everywhere and two pixels in from the border, so
+        ``inner_light`` held them as a cone (porch_light_visit#11: 1.13 s -> 0.73 s). By day it
+        starts most visitors a frame earlier too. Specks of noise and foliage do not hold a place
+        at a border on two updates in a steady picture: no false event added on the simulated
+        scenes (BENCHMARKS.md); the same rule anywhere in the picture (no border) started 4 on
+        3 seeds of dark_nuisance_10min, and 3 updates was no safer there and a frame slower.
     """
 
     min_motion_s: float = 0.4
@@ -157,8 +159,8 @@ class EventParams:
     edge_grow: int = 2
     edge_grow_lit: float = 0.01
     relit_spread: float = 0.01
-    dim_keep: int = 0
-    dim_keep_edge: float = 0.02
+    edge_keep: int = 2
+    edge_keep_margin: float = 0.02
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -170,7 +172,7 @@ class EventParams:
         _check_range("lit_floor_after_s", self.lit_floor_after_s, 0.0, 600.0)
         _check_range("sudden_hold_s", self.sudden_hold_s, 0.0, 600.0)
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
-        for name in ("away_release", "multi_light", "edge_grow", "dim_keep"):
+        for name in ("away_release", "multi_light", "edge_grow", "edge_keep"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
@@ -180,7 +182,7 @@ class EventParams:
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
-            "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "dim_keep_edge",
+            "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "edge_keep_margin",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

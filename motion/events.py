@@ -37,17 +37,17 @@ Rules:
   at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
   lawn enters as a sliver under ``fast_area`` that grows a little every frame, and waited
   ``min_motion_s``; noise and foliage flicker in place.
-- A dim sliver holding its place at a border starts one at once (``dim_keep``): regions, moving
-  or still below ``min_area``, on ``dim_keep`` (2) updates in a row, each overlapping the update
-  before's and covering at least 0.8 of its area, one of them within ``dim_keep_edge`` (2 %) of
-  a border, with at most ``edge_grow_lit`` (1 %) of the picture changing brightness; one update
-  without regions (within ``gap_s``) leaves the streak waiting. Someone at dusk as bright as the
-  lawn shows first as a sliver at the border under ``min_area`` (2-4 noise sigmas, most pixels
-  removed as specks), the same sliver or more of it on the next update, and motion a frame or
-  two later; noise specks and twigs do not stay in place at a border on two updates in a steady
-  picture. Such a run is not held as light inside the picture (``inner_light``) either: a visitor
-  under the porch lamp is brighter than the dark lawn everywhere, and two pixels in from the
-  border on the first motion frame.
+- A sliver holding its place at a border starts one at once (``edge_keep``): regions, moving or
+  still below ``min_area``, on ``edge_keep`` (2) updates in a row, each overlapping the update
+  before's and covering at least 0.8 of its area, one of them within ``edge_keep_margin`` (2 %)
+  of a border, with at most ``edge_grow_lit`` (1 %) of the picture changing brightness; one
+  update without regions (within ``gap_s``) leaves the streak waiting. Someone at dusk as bright
+  as the lawn shows first as a sliver at the border under ``min_area`` (2-4 noise sigmas, most
+  pixels removed as specks), the same sliver or more of it on the next update, and motion a frame
+  or two later; noise specks and twigs do not stay in place at a border on two updates in a
+  steady picture. Such a run is not held as light inside the picture (``inner_light``) either: a
+  visitor under the porch lamp is brighter than the dark lawn everywhere, and two pixels in from
+  the border on the first motion frame.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -126,7 +126,7 @@ from motion.event_params import EventParams
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to a border of the picture touches it
-_KEEP_AREA = 0.8  # for dim_keep, regions hold their place: this much of the area, overlapping
+_KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 
 
@@ -221,9 +221,9 @@ class _State:
     grow_steps: int = 0  # how many updates in a row the moving area grew
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
-    keep_n: int = 0  # updates in a row with regions that held their place (dim_keep)
+    keep_n: int = 0  # updates in a row with regions that held their place (edge_keep)
     keep_t: float = 0.0  # the first of them
-    keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for dim_keep
+    keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for edge_keep
     keep_last: float = -math.inf  # the latest update of that streak
     keep_edge: bool = False  # whether a region of that streak touched a border
     last_t: float = -math.inf
@@ -271,7 +271,7 @@ class EventTracker:
         if s.first_t is None:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
-        kept = self._dim_kept(t, area, lit, boxes)
+        kept = self._edge_kept(t, area, lit, boxes)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
@@ -414,8 +414,8 @@ class EventTracker:
             return False
         if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
             return True
-        if 0 < p.dim_keep <= s.keep_n and s.keep_edge:
-            return False  # it grew out of a sliver at a border: someone walking in (dim_keep)
+        if 0 < p.edge_keep <= s.keep_n and s.keep_edge:
+            return False  # it grew out of a sliver at a border: someone walking in (edge_keep)
         return self._inner_light(boxes, brighter)
 
     def _cone(
@@ -575,17 +575,17 @@ class EventTracker:
             and any(_at_border(b) for b in boxes)
         )
 
-    def _dim_kept(
+    def _edge_kept(
         self, t: float, area: float, lit: float | None, boxes: Sequence[Box] | None
     ) -> bool:
-        """Count this update toward ``dim_keep`` and say whether the rule is met: regions, moving
-        or below ``min_area``, on ``dim_keep`` updates in a row, each holding the place of the
-        update's before (:func:`_kept`), one of them within ``dim_keep_edge`` of a border, with
+        """Count this update toward ``edge_keep`` and say whether the rule is met: regions, moving
+        or below ``min_area``, on ``edge_keep`` updates in a row, each holding the place of the
+        update's before (:func:`_kept`), one of them within ``edge_keep_margin`` of a border, with
         at most ``edge_grow_lit`` of the picture changing brightness. An update without regions
         within ``gap_s`` of the streak's latest leaves the streak as it is. Call before
         :meth:`_appeared`."""
         s, p = self._s, self.params
-        if p.dim_keep <= 0:
+        if p.edge_keep <= 0:
             return False
         steady = lit is not None and lit <= p.edge_grow_lit
         if not boxes and s.keep_n and steady and t - s.keep_last <= p.gap_s:
@@ -595,14 +595,14 @@ class EventTracker:
             s.keep_n = 0
             return False
         s.keep_last = t
-        m = p.dim_keep_edge
+        m = p.edge_keep_margin
         edge = any(min(x, y) <= m or max(x + w, y + h) >= 1 - m for x, y, w, h in boxes)
         if s.keep_n and _kept(boxes, prev, _KEEP_AREA):
             s.keep_n += 1
             s.keep_edge = s.keep_edge or edge
         else:
             s.keep_n, s.keep_t, s.keep_edge = 1, t, edge
-        return s.keep_n >= p.dim_keep and s.keep_edge
+        return s.keep_n >= p.edge_keep and s.keep_edge
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s

@@ -410,7 +410,8 @@ def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_co
     assert _regions_run(cone, [(_CONE,)] * 45, lit_ratio=3.0) == [1]
     sliver = [0.001, 0.002, 0.004, 0.006]  # at the border: edge_grow starts it on frame 1
     assert _regions_run(sliver, [(_CONE,)] * 4) == [1]
-    assert _regions_run(sliver, [(_CONE,)] * 4, params=EventParams(edge_grow=0)) == [2]
+    no_edge = EventParams(edge_grow=0, edge_keep=0)  # (edge_keep: it holds its place at the border)
+    assert _regions_run(sliver, [(_CONE,)] * 4, params=no_edge) == [2]
     # Callers that pass no boxes are not held either.
     tr = EventTracker()
     for i in range(90):
@@ -477,7 +478,7 @@ def test_a_cone_whose_first_frame_follows_a_sliver_is_held_back() -> None:
     # swinging in from the street grows just like this, dark_nuisance_10min#5 at 303.3 s).
     visitor = [0.001, 0.0017, 0.0024, 0.0042, 0.0068, 0.011, 0.0176, 0.035]
     assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [1]  # edge_grow: at a border
-    no_edge = EventParams(edge_grow=0)
+    no_edge = EventParams(edge_grow=0, edge_keep=0)  # (edge_keep: it holds its place there)
     assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8, no_edge) == [3]
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8) == []
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8, EventParams(inner_light=0.0)) == [3]
@@ -568,10 +569,10 @@ def test_a_tiny_flash_inside_a_little_changing_light_starts_no_event() -> None:
 
 
 def _edge_run(areas: list[float], box: tuple[float, float, float, float], lit: float = 0.004,
-              edge_grow: int = 2) -> list[int]:
+              edge_grow: int = 2, edge_keep: int = 0) -> list[int]:
     """Still frames for 6 s, then one frame per area with one region at ``box``: the frames (from
-    the first of them, 0) on which an event started."""
-    tr = EventTracker(EventParams(edge_grow=edge_grow))
+    the first of them, 0) on which an event started (``edge_keep`` off unless given)."""
+    tr = EventTracker(EventParams(edge_grow=edge_grow, edge_keep=edge_keep))
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.001)
     out: list[Event] = []
@@ -592,6 +593,10 @@ def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None
     assert _edge_run(walk_in, at_left, lit=0.015) == [6]  # brightness changing across the picture
     flicker = [0.002, 0.0018, 0.0021, 0.0019, 0.0022, 0.002]  # at once, then no steady growth
     assert _edge_run(flicker, at_left) == [5]
+    # edge_keep: the same region at the border on two updates starts it on the second.
+    assert _edge_run(walk_in, at_left, edge_grow=0, edge_keep=2) == [1]
+    assert _edge_run(flicker, at_left, edge_keep=2) == [1]
+    assert _edge_run(flicker, (0.5, 0.4, 0.03, 0.08), edge_keep=2) == [5]
     with pytest.raises(ValueError, match="edge_grow"):
         EventParams(edge_grow=-1)
 
@@ -723,7 +728,7 @@ def _shift(frames: list[_Frame], dx: float) -> list[_Frame]:
 
 
 def test_a_dim_sliver_holding_its_place_at_a_border_starts_an_event() -> None:
-    on, off = EventParams(dim_keep=2), EventParams(dim_keep=0)
+    on, off = EventParams(edge_keep=2), EventParams(edge_keep=0)
     # dusk_visit#5: a sliver below min_area at the left border, then more of it in the same place:
     # the second sliver starts the event (0.53 s after ground truth), not the next frame's motion.
     assert [(round(e.t * 15), round(e.onset_t * 15)) for e in _replay(_DUSK_VISIT_5, on)] == [
@@ -744,10 +749,10 @@ def test_a_porch_lit_visitor_growing_out_of_a_border_sliver_is_not_held_as_light
     # everywhere (brighter 1.0) and two pixels in from the border on the first motion frame:
     # inner_light held it as a cone swinging in until a darker region released it (frame 176,
     # 1.13 s after ground truth). Grown out of a sliver at the border, it starts at frame 170.
-    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(dim_keep=2))] == [
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(edge_keep=2))] == [
         170]
-    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(dim_keep=0))] == [
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(edge_keep=0))] == [
         176]
     # The same light mid-picture is still held (inner_light).
     mid = _shift(_PORCH_LIGHT_VISIT_11, 0.4)
-    assert [round(e.t * 15) for e in _replay(mid[:5], EventParams(dim_keep=2))] == []
+    assert [round(e.t * 15) for e in _replay(mid[:5], EventParams(edge_keep=2))] == []
