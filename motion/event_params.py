@@ -130,6 +130,13 @@ class EventParams:
         at a border on two updates in a steady picture: no false event added on the simulated
         scenes (BENCHMARKS.md); the same rule anywhere in the picture (no border) started 4 on
         3 seeds of dark_nuisance_10min, and 3 updates was no safer there and a frame slower.
+    edge_jump: a motion frame whose moving area is at least this (0..1; 0 = off, the rule before
+        2026-12-06), out of an update with nothing moving, with a region at a border, a region
+        darker than the background somewhere (``brighter`` under ``light_brighter``) and at most
+        ``edge_grow_lit`` of the picture changing brightness, starts an event at once. A dim
+        visitor's first motion frame is often a whole slab of them at the border (0.33 %,
+        porch_light_visit#14 at 9.40 s); ``edge_grow`` waits for it to grow on the next. Off: a
+        one-frame rule, measured on fewer nuisance hours than the two-update rules (BENCHMARKS.md).
     """
 
     min_motion_s: float = 0.4
@@ -161,6 +168,7 @@ class EventParams:
     relit_spread: float = 0.01
     edge_keep: int = 2
     edge_keep_margin: float = 0.02
+    edge_jump: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -183,6 +191,7 @@ class EventParams:
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "edge_keep_margin",
+            "edge_jump",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -48,6 +48,9 @@ Rules:
   steady picture. Such a run is not held as light inside the picture (``inner_light``) either: a
   visitor under the porch lamp is brighter than the dark lawn everywhere, and two pixels in from
   the border on the first motion frame.
+- With ``edge_jump`` a region of at least that size at a border, out of an update with nothing
+  moving, darker than the background somewhere, with at most ``edge_grow_lit`` of the picture
+  changing brightness, starts one on its first frame.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -272,6 +275,7 @@ class EventTracker:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         kept = self._edge_kept(t, area, lit, boxes)
+        jump = motion and self._edge_jump(area, lit, boxes, brighter)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
         grew, s.last_area = area > s.last_area, area
@@ -314,7 +318,7 @@ class EventTracker:
             grew
             and s.clear_since is not None
             and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-        ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept
+        ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept or jump
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -603,6 +607,25 @@ class EventTracker:
         else:
             s.keep_n, s.keep_t, s.keep_edge = 1, t, edge
         return s.keep_n >= p.edge_keep and s.keep_edge
+
+    def _edge_jump(
+        self, area: float, lit: float | None, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None,
+    ) -> bool:
+        """The edge jump (``edge_jump``): at least that much moving out of a still update, at a
+        border, darker than the background somewhere, little of the picture changing brightness.
+        Call before ``last_area`` moves on."""
+        s, p = self._s, self.params
+        return (
+            0 < p.edge_jump <= area
+            and s.last_area <= 0
+            and lit is not None
+            and lit <= p.edge_grow_lit
+            and bool(boxes)
+            and bool(brighter)
+            and min(brighter or (1.0,)) < p.light_brighter
+            and any(_at_border(b) for b in boxes or ())
+        )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s

@@ -756,3 +756,24 @@ def test_a_porch_lit_visitor_growing_out_of_a_border_sliver_is_not_held_as_light
     # The same light mid-picture is still held (inner_light).
     mid = _shift(_PORCH_LIGHT_VISIT_11, 0.4)
     assert [round(e.t * 15) for e in _replay(mid[:5], EventParams(edge_keep=2))] == []
+
+
+_PORCH_LIGHT_VISIT_14: list[_Frame] = [  # ground truth from frame 133 (8.87 s)
+    (140, False, 0.0, 0.0042, (), (), 0.0033),
+    (141, True, 0.00326, 0.0044, ((0.0, 0.3889, 0.0437, 0.1333),), (0.0,), 0.0037),
+    (142, True, 0.00472, 0.0060, ((0.0, 0.3778, 0.0563, 0.1444),), (0.0,), 0.0048),
+]
+
+
+def test_edge_jump_starts_a_dark_slab_at_a_border_on_its_first_frame() -> None:
+    on, off = EventParams(edge_jump=0.0015), EventParams()
+    # porch_light_visit#14: the visitor's first motion frame, 0.33 % at the left border.
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, on)] == [141]
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, off)] == [142]
+    # Not mid-picture, not light (all brighter), not inside a wider brightness change.
+    assert [round(e.t * 15) for e in _replay(_shift(_PORCH_LIGHT_VISIT_14, 0.4), on)] != [141]
+    lamp = [(i, m, a, lit, b, (1.0,) * len(br), raw)
+            for i, m, a, lit, b, br, raw in _PORCH_LIGHT_VISIT_14]
+    assert [round(e.t * 15) for e in _replay(lamp, on)] != [141]
+    wide = [(i, m, a, 0.02, b, br, 0.02) for i, m, a, _, b, br, _ in _PORCH_LIGHT_VISIT_14]
+    assert [round(e.t * 15) for e in _replay(wide, on)] != [141]
