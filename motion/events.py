@@ -45,9 +45,9 @@ Rules:
   as the lawn shows first as a sliver at the border under ``min_area`` (2-4 noise sigmas, most
   pixels removed as specks), the same sliver or more of it on the next update, and motion a frame
   or two later; noise specks and twigs do not stay in place at a border on two updates in a
-  steady picture. Such a run is not held as light inside the picture (``inner_light``) either: a
-  visitor under the porch lamp is brighter than the dark lawn everywhere, and two pixels in from
-  the border on the first motion frame.
+  steady picture. Such a run is not held as light inside the picture (``inner_light``) either,
+  and one held so is released when it becomes one: a visitor under the porch lamp is brighter
+  than the dark lawn everywhere, and a few pixels in from the border on the first motion frame.
 - With ``edge_jump`` a region of at least that size at a border, out of an update with nothing
   moving, darker than the background somewhere, with at most ``edge_grow_lit`` of the picture
   changing brightness, starts one on its first frame.
@@ -229,6 +229,8 @@ class _State:
     keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for edge_keep
     keep_last: float = -math.inf  # the latest update of that streak
     keep_edge: bool = False  # whether a region of that streak touched a border
+    inner_now: bool = False  # this update's run would be held as light inside the picture
+    inner_held: bool = False  # the run is held as light inside the picture (not a cone)
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
 
@@ -291,6 +293,7 @@ class EventTracker:
                 s.run_start = s.keep_t
                 if appeared:
                     s.held_until = t + p.sudden_hold_s
+                    s.inner_held = s.inner_now
                 s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
@@ -306,7 +309,10 @@ class EventTracker:
             s.run_start = t
             if appeared:
                 s.held_until = t + p.sudden_hold_s
+                s.inner_held = s.inner_now
             s.early = None
+        if kept and s.inner_held:
+            s.held_until = -math.inf  # held as light inside the picture, now kept at a border
         s.run_last = t
         self._note_early(t, boxes)
         if area < p.fast_area or lit > p.fast_max_lit:
@@ -416,11 +422,13 @@ class EventTracker:
         s, p = self._s, self.params
         if boxes is None or lit is None:
             return False
+        s.inner_now = False
         if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
             return True
         if 0 < p.edge_keep <= s.keep_n and s.keep_edge:
             return False  # it grew out of a sliver at a border: someone walking in (edge_keep)
-        return self._inner_light(boxes, brighter)
+        s.inner_now = self._inner_light(boxes, brighter)
+        return s.inner_now
 
     def _cone(
         self, area: float, lit: float, boxes: Sequence[Box], brighter: Sequence[float] | None

@@ -777,3 +777,29 @@ def test_edge_jump_starts_a_dark_slab_at_a_border_on_its_first_frame() -> None:
     assert [round(e.t * 15) for e in _replay(lamp, on)] != [141]
     wide = [(i, m, a, 0.02, b, br, 0.02) for i, m, a, _, b, br, _ in _PORCH_LIGHT_VISIT_14]
     assert [round(e.t * 15) for e in _replay(wide, on)] != [141]
+
+
+_DUSK_PASSERBY_201: list[_Frame] = [  # ground truth from frame 366 (24.4 s)
+    (372, False, 0.00083, 0.0024, ((0.0, 0.3889, 0.0187, 0.0444),), (0.0,), 0.0017),
+    (373, False, 0.0, 0.0028, (), (), 0.0012),
+    (374, False, 0.0, 0.0031, (), (), 0.0019),
+    (375, True, 0.00187, 0.0048,
+     ((0.0187, 0.1778, 0.0187, 0.0556), (0.0375, 0.3333, 0.0187, 0.0444)), (1.0, 1.0), 0.0035),
+    (376, True, 0.00174, 0.0049, ((0.0187, 0.1778, 0.0312, 0.0667),), (1.0,), 0.0037),
+    (377, False, 0.00083, 0.0033, ((0.0312, 0.1889, 0.0187, 0.0444),), (1.0,), 0.0024),
+    (378, True, 0.00229, 0.0037,
+     ((0.0625, 0.3111, 0.025, 0.0556), (0.0563, 0.4556, 0.0187, 0.0556)), (1.0, 0.0), 0.0029),
+    (379, True, 0.00368, 0.0047,
+     ((0.0437, 0.4444, 0.0375, 0.0667), (0.0688, 0.3222, 0.0312, 0.0444)), (0.0, 1.0), 0.0041),
+]
+
+
+def test_a_run_held_as_inner_light_is_released_once_it_holds_its_place_at_a_border() -> None:
+    # dusk_passerby#201: the first motion frame shows two brightened regions three pixels in from
+    # the border (held by inner_light as a cone swinging in); on the next the head holds its place
+    # at the border: released and started there (0.67 s), not when a darker region showed twice
+    # (frame 379, 0.87 s).
+    assert [round(e.t * 15) for e in _replay(_DUSK_PASSERBY_201, EventParams(edge_keep=2))] == [
+        376]
+    assert [round(e.t * 15) for e in _replay(_DUSK_PASSERBY_201, EventParams(edge_keep=0))] == [
+        379]
