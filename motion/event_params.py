@@ -118,20 +118,23 @@ class EventParams:
     edge_keep, edge_keep_margin: regions, moving or still below ``min_area``, on ``edge_keep``
         updates in a row (0..100; 0 = off, the rule before 2026-12-06), each holding the place of
         the update before's (overlapping, at least 0.8 of its area; an update without regions
-        within ``gap_s`` of the last waits), one of them within ``edge_keep_margin`` (0..1, a
-        fraction of the picture's width and height) of a border, with at most ``edge_grow_lit``
-        of the picture changing brightness, start an event at once, from the first of them. Such
-        a run is not held by ``inner_light``, and a run held by it is released on becoming one.
-        A dim visitor enters as a sliver at the border that the detector passes below
-        ``min_area`` for a frame or two before motion (dusk_visit#5, ground truth 19.67 s: slivers
-        at +0.47 and +0.53 s, motion at +0.60 s; dusk_passerby#217 5.2 s: slivers from +0.47 s,
-        motion only at +1.93 s); under the porch lamp they are brighter than the lawn everywhere
-        and a few pixels in from the border, so ``inner_light`` held them as a cone
-        (porch_light_visit#11: 1.13 s -> 0.73 s; #201 3.20 s -> 0.33 s). By day it starts most
-        visitors a frame earlier too. Specks of noise and foliage do not hold a place at a border
-        on two updates in a steady picture: no false event added or removed on the simulated
-        scenes (BENCHMARKS.md); the same rule anywhere in the picture (no border) started 4 on 3
-        seeds of dark_nuisance_10min, and 3 updates was no safer there and a frame slower.
+        within ``gap_s`` of the last waits), one of them within ``edge_keep_margin`` of a border
+        (0..1, a fraction of the picture's width and height; 0.03 is five pixels of the 160-pixel
+        working image, 0.02 missed porch_light_visit#212's sliver), with at most
+        ``edge_grow_lit`` of the picture changing brightness, start an event at once, from the
+        first of them. Such a run is not held by ``inner_light``; a run held by it is released
+        when such a streak began on its first frame (a cone leaving at the border later holds
+        its place there too as it shrinks: dark_nuisance_10min#5 216.1 s, #14 262.5 s). A dim
+        visitor enters as a sliver at the border that the detector passes below ``min_area`` for
+        a frame or two before motion (dusk_visit#5, ground truth 19.67 s: slivers at +0.47 and
+        +0.53 s, motion at +0.60 s; dusk_passerby#217 5.2 s: slivers from +0.47 s, motion only
+        at +1.93 s); under the porch lamp they are brighter than the lawn everywhere and a few
+        pixels in from the border, so ``inner_light`` held them as a cone (porch_light_visit#11:
+        1.13 s -> 0.73 s; #201 3.20 s -> 0.33 s). By day it starts most visitors a frame earlier
+        too. Specks of noise and foliage do not hold a place at a border on two updates in a
+        steady picture: no false event added or removed on the simulated scenes (BENCHMARKS.md);
+        the same rule anywhere in the picture (no border) started 4 on 3 seeds of
+        dark_nuisance_10min, and 3 updates was no safer there and a frame slower.
     edge_jump: a motion frame whose moving area is at least this (0..1; 0 = off, the rule before
         2026-12-06), out of an update with nothing moving, with a region at a border, a region
         darker than the background somewhere (``brighter`` under ``light_brighter``) and at most
@@ -169,7 +172,7 @@ class EventParams:
     edge_grow_lit: float = 0.01
     relit_spread: float = 0.01
     edge_keep: int = 2
-    edge_keep_margin: float = 0.02
+    edge_keep_margin: float = 0.03
     edge_jump: float = 0.0
 
     def __post_init__(self) -> None:

@@ -39,15 +39,16 @@ Rules:
   ``min_motion_s``; noise and foliage flicker in place.
 - A sliver holding its place at a border starts one at once (``edge_keep``): regions, moving or
   still below ``min_area``, on ``edge_keep`` (2) updates in a row, each overlapping the update
-  before's and covering at least 0.8 of its area, one of them within ``edge_keep_margin`` (2 %)
+  before's and covering at least 0.8 of its area, one of them within ``edge_keep_margin`` (3 %)
   of a border, with at most ``edge_grow_lit`` (1 %) of the picture changing brightness; one
   update without regions (within ``gap_s``) leaves the streak waiting. Someone at dusk as bright
   as the lawn shows first as a sliver at the border under ``min_area`` (2-4 noise sigmas, most
   pixels removed as specks), the same sliver or more of it on the next update, and motion a frame
   or two later; noise specks and twigs do not stay in place at a border on two updates in a
   steady picture. Such a run is not held as light inside the picture (``inner_light``) either,
-  and one held so is released when it becomes one: a visitor under the porch lamp is brighter
-  than the dark lawn everywhere, and a few pixels in from the border on the first motion frame.
+  and one held so is released when such a streak began on its first frame: a visitor under the
+  porch lamp is brighter than the dark lawn everywhere, and a few pixels in from the border on
+  the first motion frame (a cone leaving at the border holds its place there only later).
 - With ``edge_jump`` a region of at least that size at a border, out of an update with nothing
   moving, darker than the background somewhere, with at most ``edge_grow_lit`` of the picture
   changing brightness, starts one on its first frame.
@@ -311,8 +312,10 @@ class EventTracker:
                 s.held_until = t + p.sudden_hold_s
                 s.inner_held = s.inner_now
             s.early = None
-        if kept and s.inner_held:
-            s.held_until = -math.inf  # held as light inside the picture, now kept at a border
+        if kept and s.inner_held and s.keep_t <= s.run_start:
+            # Held as light inside the picture, but kept at a border from the run's first frame
+            # on (a cone leaving at the border later holds its place there too as it shrinks).
+            s.held_until = -math.inf
         s.run_last = t
         self._note_early(t, boxes)
         if area < p.fast_area or lit > p.fast_max_lit:

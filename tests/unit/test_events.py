@@ -803,3 +803,26 @@ def test_a_run_held_as_inner_light_is_released_once_it_holds_its_place_at_a_bord
         376]
     assert [round(e.t * 15) for e in _replay(_DUSK_PASSERBY_201, EventParams(edge_keep=0))] == [
         379]
+
+
+_CONE_LEAVING_LEFT: list[_Frame] = [  # dark_nuisance_10min#14 from 261.93 s: no visitor
+    (3929, False, 0.00000, 0.0509, (), (), 0.0499),
+    (3930, False, 0.00000, 0.0358, (), (), 0.0347),
+    (3931, True, 0.00882, 0.0272, ((0.05, 0.2889, 0.1187, 0.1556),), (1.0,), 0.0252),
+    (3932, True, 0.01681, 0.0182, ((0.0, 0.2889, 0.1437, 0.3),), (1.0,), 0.0174),
+    (3933, True, 0.01264, 0.0132, ((0.0, 0.3, 0.1313, 0.2222),), (1.0,), 0.0123),
+    (3934, True, 0.00931, 0.0095, ((0.0, 0.3, 0.1062, 0.1778),), (1.0,), 0.0093),
+    (3935, True, 0.00701, 0.0081, ((0.0, 0.3, 0.0875, 0.1556),), (1.0,), 0.0072),
+    (3936, True, 0.00472, 0.0060, ((0.0, 0.3111, 0.0625, 0.1222),), (1.0,), 0.0060),
+    (3937, True, 0.00382, 0.0043, ((0.0, 0.3, 0.0625, 0.1111),), (1.0,), 0.0035),
+    (3938, True, 0.00229, 0.0026, ((0.0, 0.3222, 0.0375, 0.0778),), (1.0,), 0.0026),
+    (3939, False, 0.00000, 0.0003, (), (), 0.0006),
+]
+
+
+def test_a_held_cone_that_leaves_at_a_border_is_not_released_by_holding_its_place_there() -> None:
+    # A cone swinging in mid-picture (held as inner light) slides out at the left border and
+    # shrinks there in place for half a second: the edge_keep streak begins after the run's first
+    # frame, so the hold stays (this started a false event before the rule asked for that).
+    assert _replay(_CONE_LEAVING_LEFT, EventParams(edge_keep=2)) == []
+    assert _replay(_CONE_LEAVING_LEFT, EventParams(edge_keep=0)) == []
