@@ -132,6 +132,38 @@ class EventParams:
         0-15, the dark ones 0-15 and 200-219) nor any visitor's under it; 30-120 s and 0.5-0.8
         s gave the same. Someone walking in outgrows such a place within a frame or two, or
         enters where nothing flickered.
+    edge_keep, edge_keep_margin: regions, moving or still below ``min_area``, on ``edge_keep``
+        updates in a row (0..100; 0 = off, the rule before 2026-12-06), each holding the place of
+        the update before's (overlapping, at least 0.8 of its area; an update without regions
+        within ``gap_s`` of the last waits), one of them within ``edge_keep_margin`` of a border
+        (0..1, a fraction of the picture's width and height; 0.03 is five pixels of the 160-pixel
+        working image, 0.02 missed porch_light_visit#212's sliver), with at most
+        ``edge_grow_lit`` of the picture changing brightness, start an event at once, from the
+        first of them. Such a run is not held by ``inner_light``; a run held by it is released
+        when such a streak began on its first frame (a cone leaving at the border later holds
+        its place there too as it shrinks: dark_nuisance_10min#5 216.1 s, #14 262.5 s). A dim
+        visitor enters as a sliver at the border that the detector passes below ``min_area`` for
+        a frame or two before motion (dusk_visit#5, ground truth 19.67 s: slivers at +0.47 and
+        +0.53 s, motion at +0.60 s; dusk_passerby#217 5.2 s: slivers from +0.47 s, motion only
+        at +1.93 s); under the porch lamp they are brighter than the lawn everywhere and a few
+        pixels in from the border, so ``inner_light`` held them as a cone (porch_light_visit#11:
+        1.13 s -> 0.73 s; #201 3.20 s -> 0.33 s). By day it starts most visitors a frame earlier
+        too. Specks of noise and foliage do not hold a place at a border on two updates in a
+        steady picture: no false event added or removed on the simulated scenes (BENCHMARKS.md);
+        the same rule anywhere in the picture (no border) started 4 on 3 seeds of
+        dark_nuisance_10min, and 3 updates was no safer there and a frame slower. The border
+        is the left, right or bottom one, and the region there must hold its place (overlap one
+        of the update before's): a speck at the top of a dim, noisy picture held its place for
+        two updates (``nuisance_10min#0`` and ``#12`` 153 s under ``--stress
+        dim=0.45,noise=6,row=1.5,crf=32``), and a cone's glare showing at the border beside the
+        cone released its hold (``dark_nuisance_10min#31`` 268.1 s); no visitor moved.
+    edge_jump: a motion frame whose moving area is at least this (0..1; 0 = off, the rule before
+        2026-12-06), out of an update with nothing moving, with a region at a border, a region
+        darker than the background somewhere (``brighter`` under ``light_brighter``) and at most
+        ``edge_grow_lit`` of the picture changing brightness, starts an event at once. A dim
+        visitor's first motion frame is often a whole slab of them at the border (0.33 %,
+        porch_light_visit#14 at 9.40 s); ``edge_grow`` waits for it to grow on the next. Off: a
+        one-frame rule, measured on fewer nuisance hours than the two-update rules (BENCHMARKS.md).
     """
 
     min_motion_s: float = 0.4
@@ -164,6 +196,9 @@ class EventParams:
     haunt_s: float = 60.0
     haunt_motion_s: float = 0.6
     haunt_box: float = 0.006
+    edge_keep: int = 2
+    edge_keep_margin: float = 0.03
+    edge_jump: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -177,7 +212,7 @@ class EventParams:
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
         _check_range("haunt_s", self.haunt_s, 0.0, 3600.0)
         _check_range("haunt_motion_s", self.haunt_motion_s, 0.0, 10.0)
-        for name in ("away_release", "multi_light", "edge_grow"):
+        for name in ("away_release", "multi_light", "edge_grow", "edge_keep"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
@@ -188,6 +223,7 @@ class EventParams:
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
+            "edge_keep_margin", "edge_jump",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

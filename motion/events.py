@@ -37,6 +37,22 @@ Rules:
   at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
   lawn enters as a sliver under ``fast_area`` that grows a little every frame, and waited
   ``min_motion_s``; noise and foliage flicker in place.
+- A sliver holding its place at a border starts one at once (``edge_keep``): regions, moving or
+  still below ``min_area``, on ``edge_keep`` (2) updates in a row, each overlapping the update
+  before's and covering at least 0.8 of its area, one of them holding its place within
+  ``edge_keep_margin`` (3 %) of the left, right or bottom border, with at most ``edge_grow_lit``
+  (1 %) of the picture changing brightness; one update without regions (within ``gap_s``) leaves the
+  streak waiting. Someone at dusk as bright as the lawn shows first as a sliver at the border under
+  ``min_area`` (2-4 noise sigmas, most pixels removed as specks), the same sliver or more of it on
+  the next update, and motion a frame or two later; noise specks and twigs do not stay in place at a
+  border on two updates in a steady picture. Such a run is not held as light inside the picture
+  (``inner_light``) either, and one held so is released when such a streak began on its first frame:
+  a visitor under the porch lamp is brighter than the dark lawn everywhere, and a few pixels in from
+  the border on the first motion frame (a cone leaving at the border holds its place there only
+  later).
+- With ``edge_jump`` a region of at least that size at a border, out of an update with nothing
+  moving, darker than the background somewhere, with at most ``edge_grow_lit`` of the picture
+  changing brightness, starts one on its first frame.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -120,6 +136,7 @@ from motion.event_params import EventParams
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to a border of the picture touches it
+_KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
@@ -227,6 +244,13 @@ class _State:
     first_t: float | None = None  # the first update's time
     pending: list[tuple[float, Box]] = field(default_factory=list)  # small motion, no event yet
     haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s
+    keep_n: int = 0  # updates in a row with regions that held their place (edge_keep)
+    keep_t: float = 0.0  # the first of them
+    keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for edge_keep
+    keep_last: float = -math.inf  # the latest update of that streak
+    keep_edge: bool = False  # whether a region of that streak touched a border
+    inner_now: bool = False  # this update's run would be held as light inside the picture
+    inner_held: bool = False  # the run is held as light inside the picture (not a cone)
     last_t: float = -math.inf
     open: _Open | None = field(default=None)
 
@@ -272,16 +296,26 @@ class EventTracker:
         if s.first_t is None:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
+        kept = self._edge_kept(t, area, lit, boxes)
+        jump = motion and self._edge_jump(area, lit, boxes, brighter)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None)
         haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
-        if motion and s.open is None and sweep_lit is not None and self._light_sweep(
+        if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
             t, area, sweep_lit
         ):
-            motion = False  # it may continue an open event, never start one
+            motion = kept = False  # it may continue an open event, never start one
+        if kept and s.open is None and not motion:
+            motion = True
+            if s.run_start is None:
+                s.run_start = s.keep_t
+                if appeared:
+                    s.held_until = t + p.sudden_hold_s
+                    s.inner_held = s.inner_now
+                s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
@@ -296,7 +330,12 @@ class EventTracker:
             s.run_start = t
             if appeared:
                 s.held_until = t + p.sudden_hold_s
+                s.inner_held = s.inner_now
             s.early = None
+        if kept and s.inner_held and s.keep_t <= s.run_start:
+            # Held as light inside the picture, but kept at a border from the run's first frame
+            # on (a cone leaving at the border later holds its place there too as it shrinks).
+            s.held_until = -math.inf
         s.run_last = t
         self._note_early(t, boxes)
         if area < p.fast_area or lit > p.fast_max_lit:
@@ -311,7 +350,7 @@ class EventTracker:
                 grew
                 and s.clear_since is not None
                 and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-            ) or self._growing(area, lit) or self._edge_growing(lit, boxes)
+            ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept or jump
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -409,9 +448,13 @@ class EventTracker:
         s, p = self._s, self.params
         if boxes is None or lit is None:
             return False
+        s.inner_now = False
         if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
             return True
-        return self._inner_light(boxes, brighter)
+        if 0 < p.edge_keep <= s.keep_n and s.keep_edge:
+            return False  # it grew out of a sliver at a border: someone walking in (edge_keep)
+        s.inner_now = self._inner_light(boxes, brighter)
+        return s.inner_now
 
     def _cone(
         self, area: float, lit: float, boxes: Sequence[Box], brighter: Sequence[float] | None
@@ -600,6 +643,58 @@ class EventTracker:
             and lit <= p.edge_grow_lit
             and boxes is not None
             and any(_at_border(b) for b in boxes)
+        )
+
+    def _edge_kept(
+        self, t: float, area: float, lit: float | None, boxes: Sequence[Box] | None
+    ) -> bool:
+        """Count this update toward ``edge_keep`` and say whether the rule is met: regions, moving
+        or below ``min_area``, on ``edge_keep`` updates in a row, each holding the place of the
+        update's before (:func:`_kept`), one of them within ``edge_keep_margin`` of a border, with
+        at most ``edge_grow_lit`` of the picture changing brightness. An update without regions
+        within ``gap_s`` of the streak's latest leaves the streak as it is. Call before
+        :meth:`_appeared`."""
+        s, p = self._s, self.params
+        if p.edge_keep <= 0:
+            return False
+        steady = lit is not None and lit <= p.edge_grow_lit
+        if not boxes and s.keep_n and steady and t - s.keep_last <= p.gap_s:
+            return False  # one missed update: the streak waits for the next
+        prev, s.keep_boxes = s.keep_boxes, tuple(boxes) if boxes else ()
+        if not boxes or area <= 0 or not steady:
+            s.keep_n = 0
+            return False
+        s.keep_last = t
+        m = p.edge_keep_margin
+        # A region at the left, right or bottom border that holds its place: someone walking in
+        # at a doorstep enters there; glare or a twig that shows up at the top of the picture,
+        # or beside light moving elsewhere, does not count.
+        held = [b for b in boxes if _overlap((b,), prev)] if prev else list(boxes)
+        edge = any(x <= m or x + w >= 1 - m or y + h >= 1 - m for x, y, w, h in held)
+        if s.keep_n and _kept(boxes, prev, _KEEP_AREA):
+            s.keep_n += 1
+            s.keep_edge = s.keep_edge or edge
+        else:
+            s.keep_n, s.keep_t, s.keep_edge = 1, t, edge
+        return s.keep_n >= p.edge_keep and s.keep_edge
+
+    def _edge_jump(
+        self, area: float, lit: float | None, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None,
+    ) -> bool:
+        """The edge jump (``edge_jump``): at least that much moving out of a still update, at a
+        border, darker than the background somewhere, little of the picture changing brightness.
+        Call before ``last_area`` moves on."""
+        s, p = self._s, self.params
+        return (
+            0 < p.edge_jump <= area
+            and s.last_area <= 0
+            and lit is not None
+            and lit <= p.edge_grow_lit
+            and bool(boxes)
+            and bool(brighter)
+            and min(brighter or (1.0,)) < p.light_brighter
+            and any(_at_border(b) for b in boxes or ())
         )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:

@@ -413,7 +413,8 @@ def test_a_single_region_appearing_at_the_side_at_full_size_is_held_back_as_a_co
     assert _regions_run(cone, [(_CONE,)] * 45, lit_ratio=3.0) == [1]
     sliver = [0.001, 0.002, 0.004, 0.006]  # at the border: edge_grow starts it on frame 1
     assert _regions_run(sliver, [(_CONE,)] * 4) == [1]
-    assert _regions_run(sliver, [(_CONE,)] * 4, params=EventParams(edge_grow=0)) == [2]
+    no_edge = EventParams(edge_grow=0, edge_keep=0)  # (edge_keep: it holds its place at the border)
+    assert _regions_run(sliver, [(_CONE,)] * 4, params=no_edge) == [2]
     # Callers that pass no boxes are not held either.
     tr = EventTracker()
     for i in range(90):
@@ -480,7 +481,7 @@ def test_a_cone_whose_first_frame_follows_a_sliver_is_held_back() -> None:
     # swinging in from the street grows just like this, dark_nuisance_10min#5 at 303.3 s).
     visitor = [0.001, 0.0017, 0.0024, 0.0042, 0.0068, 0.011, 0.0176, 0.035]
     assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8) == [1]  # edge_grow: at a border
-    no_edge = EventParams(edge_grow=0)
+    no_edge = EventParams(edge_grow=0, edge_keep=0)  # (edge_keep: it holds its place there)
     assert _lit_run(visitor, [(_EDGE_IN,)] * 8, [(1.0,)] * 8, no_edge) == [3]
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8) == []
     assert _lit_run(visitor, [(_MID,)] * 8, [(1.0,)] * 8, EventParams(inner_light=0.0)) == [3]
@@ -571,10 +572,10 @@ def test_a_tiny_flash_inside_a_little_changing_light_starts_no_event() -> None:
 
 
 def _edge_run(areas: list[float], box: tuple[float, float, float, float], lit: float = 0.004,
-              edge_grow: int = 2) -> list[int]:
+              edge_grow: int = 2, edge_keep: int = 0) -> list[int]:
     """Still frames for 6 s, then one frame per area with one region at ``box``: the frames (from
-    the first of them, 0) on which an event started."""
-    tr = EventTracker(EventParams(edge_grow=edge_grow))
+    the first of them, 0) on which an event started (``edge_keep`` off unless given)."""
+    tr = EventTracker(EventParams(edge_grow=edge_grow, edge_keep=edge_keep))
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.001)
     out: list[Event] = []
@@ -595,6 +596,10 @@ def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None
     assert _edge_run(walk_in, at_left, lit=0.015) == [6]  # brightness changing across the picture
     flicker = [0.002, 0.0018, 0.0021, 0.0019, 0.0022, 0.002]  # at once, then no steady growth
     assert _edge_run(flicker, at_left) == [5]
+    # edge_keep: the same region at the border on two updates starts it on the second.
+    assert _edge_run(walk_in, at_left, edge_grow=0, edge_keep=2) == [1]
+    assert _edge_run(flicker, at_left, edge_keep=2) == [1]
+    assert _edge_run(flicker, (0.5, 0.4, 0.03, 0.08), edge_keep=2) == [5]
     with pytest.raises(ValueError, match="edge_grow"):
         EventParams(edge_grow=-1)
 
@@ -747,3 +752,211 @@ def test_a_visitors_own_first_slivers_do_not_haunt_their_place() -> None:
     started = [e for e in _gust_run(EventParams(), sliver + walker)
                if isinstance(e, EventStarted)]
     assert [round(e.t, 2) for e in started] == [168.07]
+# Real detector output (DetectorParams defaults, bench_detection's 640x360 render), frame index at
+# 15 fps: (frame, motion, area, lit, boxes, brighter, lit_raw).
+_Frame = tuple[
+    int, bool, float, float, tuple[tuple[float, float, float, float], ...], tuple[float, ...], float
+]
+_DUSK_VISIT_5: list[_Frame] = [  # ground truth from frame 295 (19.67 s)
+    (302, False, 0.00083, 0.0017, ((0.0, 0.3889, 0.0187, 0.0444),), (0.0,), 0.0009),
+    (303, False, 0.00139, 0.0028, ((0.0, 0.3889, 0.025, 0.0556),), (0.0,), 0.0016),
+    (304, True, 0.00368, 0.0047,
+     ((0.0, 0.3889, 0.0437, 0.0667), (0.0187, 0.1556, 0.0187, 0.0556)), (0.0, 1.0), 0.0034),
+]
+_DUSK_VISIT_6: list[_Frame] = [  # ground truth from frame 305 (20.33 s)
+    (311, False, 0.00125, 0.0027, ((0.0063, 0.5444, 0.025, 0.0556),), (1.0,), 0.0011),
+    (312, False, 0.0, 0.0032, (), (), 0.0017),
+    (313, True, 0.00215, 0.0051,
+     ((0.025, 0.5556, 0.0312, 0.0444), (0.0187, 0.4556, 0.0187, 0.0444)), (1.0, 0.0), 0.0036),
+    (314, True, 0.00542, 0.0072, ((0.0, 0.1556, 0.0375, 0.0778), (0.025, 0.5444, 0.0312, 0.0556),
+                                  (0.0, 0.3889, 0.0312, 0.0444)), (1.0, 1.0, 0.0), 0.0051),
+]
+_PORCH_LIGHT_VISIT_11: list[_Frame] = [  # ground truth from frame 159 (10.6 s)
+    (169, False, 0.00118, 0.0024, ((0.0125, 0.1778, 0.0312, 0.0444),), (1.0,), 0.0015),
+    (170, True, 0.00153, 0.0045, ((0.0187, 0.1667, 0.0312, 0.0556),), (1.0,), 0.0019),
+    (171, True, 0.00264, 0.0045,
+     ((0.0187, 0.1667, 0.0375, 0.0556), (0.05, 0.5778, 0.0187, 0.0444)), (1.0, 1.0), 0.0022),
+    (172, True, 0.00167, 0.0040,
+     ((0.0312, 0.1778, 0.0187, 0.0444), (0.0688, 0.3889, 0.0187, 0.0444)), (1.0, 0.0), 0.0026),
+    (173, True, 0.00243, 0.0043,
+     ((0.05, 0.5667, 0.025, 0.0667), (0.0688, 0.3889, 0.025, 0.0444)), (1.0, 0.0), 0.0026),
+    (174, True, 0.00208, 0.0042, ((0.05, 0.3889, 0.0437, 0.0667),), (0.0,), 0.0022),
+    (175, False, 0.0, 0.0050, (), (), 0.0024),
+    (176, True, 0.00181, 0.0056, ((0.075, 0.1667, 0.0312, 0.0667),), (1.0,), 0.0040),
+]
+
+
+def _replay(frames: list[_Frame], params: EventParams) -> list[EventStarted]:
+    """Feed a quiet dim picture for 10 s, then ``frames``; the events started."""
+    tr = EventTracker(params)
+    first = frames[0][0]
+    for i in range(first - 150, first):
+        tr.update(i / 15, False, 0.0, 0.001, (), (), 0.0005)
+    out: list[Event] = []
+    for i, m, a, lit, boxes, br, raw in frames:
+        out += tr.update(i / 15, m, a, lit, boxes, br, raw)
+    return [e for e in out if isinstance(e, EventStarted)]
+
+
+def _shift(frames: list[_Frame], dx: float) -> list[_Frame]:
+    """The same frames with every box moved right by ``dx``."""
+    return [
+        (i, m, a, lit, tuple((x + dx, y, w, h) for x, y, w, h in b), br, raw)
+        for i, m, a, lit, b, br, raw in frames
+    ]
+
+
+def test_a_dim_sliver_holding_its_place_at_a_border_starts_an_event() -> None:
+    on, off = EventParams(edge_keep=2), EventParams(edge_keep=0)
+    # dusk_visit#5: a sliver below min_area at the left border, then more of it in the same place:
+    # the second sliver starts the event (0.53 s after ground truth), not the next frame's motion.
+    assert [(round(e.t * 15), round(e.onset_t * 15)) for e in _replay(_DUSK_VISIT_5, on)] == [
+        (303, 302)]
+    assert [round(e.t * 15) for e in _replay(_DUSK_VISIT_5, off)] == [304]
+    # dusk_visit#6: the sliver misses one update (gap_s), then shows in the same place.
+    assert [round(e.t * 15) for e in _replay(_DUSK_VISIT_6, on)] == [313]
+    assert [round(e.t * 15) for e in _replay(_DUSK_VISIT_6, off)] == [314]
+    # Mid-picture (a twig, noise, a cone's glare) the same regions start nothing early.
+    assert _replay(_shift(_DUSK_VISIT_5, 0.4)[:2], on) == []
+    # Inside a wider brightness change (more than edge_grow_lit) neither.
+    bright = [(i, m, a, 0.02, b, br, 0.02) for i, m, a, _, b, br, _ in _DUSK_VISIT_5[:2]]
+    assert _replay(bright, on) == []
+
+
+def test_a_porch_lit_visitor_growing_out_of_a_border_sliver_is_not_held_as_light() -> None:
+    # porch_light_visit#11: lit by the porch lamp, the visitor is brighter than the dark lawn
+    # everywhere (brighter 1.0) and two pixels in from the border on the first motion frame:
+    # inner_light held it as a cone swinging in until a darker region released it (frame 176,
+    # 1.13 s after ground truth). Grown out of a sliver at the border, it starts at frame 170.
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(edge_keep=2))] == [
+        170]
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_11, EventParams(edge_keep=0))] == [
+        176]
+    # The same light mid-picture is still held (inner_light).
+    mid = _shift(_PORCH_LIGHT_VISIT_11, 0.4)
+    assert [round(e.t * 15) for e in _replay(mid[:5], EventParams(edge_keep=2))] == []
+
+
+_PORCH_LIGHT_VISIT_14: list[_Frame] = [  # ground truth from frame 133 (8.87 s)
+    (140, False, 0.0, 0.0042, (), (), 0.0033),
+    (141, True, 0.00326, 0.0044, ((0.0, 0.3889, 0.0437, 0.1333),), (0.0,), 0.0037),
+    (142, True, 0.00472, 0.0060, ((0.0, 0.3778, 0.0563, 0.1444),), (0.0,), 0.0048),
+]
+
+
+def test_edge_jump_starts_a_dark_slab_at_a_border_on_its_first_frame() -> None:
+    on, off = EventParams(edge_jump=0.0015), EventParams()
+    # porch_light_visit#14: the visitor's first motion frame, 0.33 % at the left border.
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, on)] == [141]
+    assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, off)] == [142]
+    # Not mid-picture, not light (all brighter), not inside a wider brightness change.
+    assert [round(e.t * 15) for e in _replay(_shift(_PORCH_LIGHT_VISIT_14, 0.4), on)] != [141]
+    lamp = [(i, m, a, lit, b, (1.0,) * len(br), raw)
+            for i, m, a, lit, b, br, raw in _PORCH_LIGHT_VISIT_14]
+    assert [round(e.t * 15) for e in _replay(lamp, on)] != [141]
+    wide = [(i, m, a, 0.02, b, br, 0.02) for i, m, a, _, b, br, _ in _PORCH_LIGHT_VISIT_14]
+    assert [round(e.t * 15) for e in _replay(wide, on)] != [141]
+
+
+_DUSK_PASSERBY_201: list[_Frame] = [  # ground truth from frame 366 (24.4 s)
+    (372, False, 0.00083, 0.0024, ((0.0, 0.3889, 0.0187, 0.0444),), (0.0,), 0.0017),
+    (373, False, 0.0, 0.0028, (), (), 0.0012),
+    (374, False, 0.0, 0.0031, (), (), 0.0019),
+    (375, True, 0.00187, 0.0048,
+     ((0.0187, 0.1778, 0.0187, 0.0556), (0.0375, 0.3333, 0.0187, 0.0444)), (1.0, 1.0), 0.0035),
+    (376, True, 0.00174, 0.0049, ((0.0187, 0.1778, 0.0312, 0.0667),), (1.0,), 0.0037),
+    (377, False, 0.00083, 0.0033, ((0.0312, 0.1889, 0.0187, 0.0444),), (1.0,), 0.0024),
+    (378, True, 0.00229, 0.0037,
+     ((0.0625, 0.3111, 0.025, 0.0556), (0.0563, 0.4556, 0.0187, 0.0556)), (1.0, 0.0), 0.0029),
+    (379, True, 0.00368, 0.0047,
+     ((0.0437, 0.4444, 0.0375, 0.0667), (0.0688, 0.3222, 0.0312, 0.0444)), (0.0, 1.0), 0.0041),
+]
+
+
+def test_a_run_held_as_inner_light_is_released_once_it_holds_its_place_at_a_border() -> None:
+    # dusk_passerby#201: the first motion frame shows two brightened regions three pixels in from
+    # the border (held by inner_light as a cone swinging in); on the next the head holds its place
+    # at the border: released and started there (0.67 s), not when a darker region showed twice
+    # (frame 379, 0.87 s).
+    assert [round(e.t * 15) for e in _replay(_DUSK_PASSERBY_201, EventParams(edge_keep=2))] == [
+        376]
+    assert [round(e.t * 15) for e in _replay(_DUSK_PASSERBY_201, EventParams(edge_keep=0))] == [
+        379]
+
+
+_CONE_LEAVING_LEFT: list[_Frame] = [  # dark_nuisance_10min#14 from 261.93 s: no visitor
+    (3929, False, 0.00000, 0.0509, (), (), 0.0499),
+    (3930, False, 0.00000, 0.0358, (), (), 0.0347),
+    (3931, True, 0.00882, 0.0272, ((0.05, 0.2889, 0.1187, 0.1556),), (1.0,), 0.0252),
+    (3932, True, 0.01681, 0.0182, ((0.0, 0.2889, 0.1437, 0.3),), (1.0,), 0.0174),
+    (3933, True, 0.01264, 0.0132, ((0.0, 0.3, 0.1313, 0.2222),), (1.0,), 0.0123),
+    (3934, True, 0.00931, 0.0095, ((0.0, 0.3, 0.1062, 0.1778),), (1.0,), 0.0093),
+    (3935, True, 0.00701, 0.0081, ((0.0, 0.3, 0.0875, 0.1556),), (1.0,), 0.0072),
+    (3936, True, 0.00472, 0.0060, ((0.0, 0.3111, 0.0625, 0.1222),), (1.0,), 0.0060),
+    (3937, True, 0.00382, 0.0043, ((0.0, 0.3, 0.0625, 0.1111),), (1.0,), 0.0035),
+    (3938, True, 0.00229, 0.0026, ((0.0, 0.3222, 0.0375, 0.0778),), (1.0,), 0.0026),
+    (3939, False, 0.00000, 0.0003, (), (), 0.0006),
+]
+
+
+def test_a_held_cone_that_leaves_at_a_border_is_not_released_by_holding_its_place_there() -> None:
+    # A cone swinging in mid-picture (held as inner light) slides out at the left border and
+    # shrinks there in place for half a second: the edge_keep streak begins after the run's first
+    # frame, so the hold stays (this started a false event before the rule asked for that).
+    assert _replay(_CONE_LEAVING_LEFT, EventParams(edge_keep=2)) == []
+    assert _replay(_CONE_LEAVING_LEFT, EventParams(edge_keep=0)) == []
+
+
+_Row = tuple[float, bool, float, float, tuple[tuple[float, float, float, float], ...],
+             tuple[float, ...], float]
+
+# nuisance_10min#0 under --stress dim=0.45,noise=6,row=1.5,crf=32, 153.13-153.20 s: a speck at
+# the top of the picture, all brighter, holding its place for two updates.
+_TOP_SPECK: list[_Row] = [
+    (153.1333, False, 0.00083, 0.00201, ((0.04375, 0.0, 0.025, 0.03333),), (1.0,), 0.00903),
+    (153.2000, False, 0.00083, 0.00222, ((0.04375, 0.0, 0.025, 0.03333),), (1.0,), 0.00840),
+]
+
+# dark_nuisance_10min#31 267.87-268.47 s: a headlight cone growing in from a sliver beside the
+# right border (held as light inside the picture); at 268.13 s its glare shows at the border.
+_CONE_GLARE_AT_BORDER: list[_Row] = [
+    (267.8667, False, 0.00083, 0.00118, ((0.925, 0.31111, 0.01875, 0.04444),), (1.0,), 0.00069),
+    (267.9333, False, 0.00083, 0.00097, ((0.925, 0.31111, 0.01875, 0.04444),), (1.0,), 0.00083),
+    (268.0000, True, 0.00187, 0.00208, ((0.9125, 0.3, 0.03125, 0.06667),), (1.0,), 0.00160),
+    (268.0667, True, 0.00326, 0.00396, ((0.9, 0.3, 0.05, 0.08889),), (1.0,), 0.00306),
+    (268.1333, True, 0.00632, 0.00757, ((0.88125, 0.3, 0.06875, 0.11111),
+                                        (0.975, 0.54444, 0.025, 0.06667)), (1.0, 1.0), 0.00604),
+    (268.2000, True, 0.00778, 0.01542, ((0.86875, 0.3, 0.08125, 0.15556),), (1.0,), 0.01306),
+    (268.2667, True, 0.01514, 0.03549, ((0.85, 0.27778, 0.1, 0.27778),), (1.0,), 0.03333),
+    (268.3333, True, 0.03674, 0.05208, ((0.825, 0.27778, 0.175, 0.6),), (1.0,), 0.04889),
+]
+
+
+def _after_still(rows: list[_Row], params: EventParams) -> list[Event]:
+    """Still frames for 20 s before ``rows`` (past the start-up stretch), then ``rows``, then
+    still frames again for 1 s."""
+    tr = EventTracker(params)
+    start = rows[0][0] - 20.0
+    out: list[Event] = []
+    for i in range(300):
+        out += tr.update(start + i / 15, False, 0.0, 0.001, (), (), 0.001)
+    for row in rows:
+        out += tr.update(*row)
+    for i in range(1, 16):
+        out += tr.update(rows[-1][0] + i / 15, False, 0.0, 0.001, (), (), 0.001)
+    return out
+
+
+def test_a_speck_holding_its_place_at_the_top_border_starts_no_event() -> None:
+    # Someone walking in at a doorstep enters at the sides or the bottom of the picture.
+    assert _after_still(_TOP_SPECK, EventParams()) == []
+    moved_down = [(t, m, a, lit, ((x, 0.97, w, h),), br, lr)
+                  for t, m, a, lit, ((x, _, w, h),), br, lr in _TOP_SPECK]
+    assert [type(e) for e in _after_still(moved_down, EventParams())][:1] == [EventStarted]
+
+
+def test_glare_beside_a_held_cone_at_the_border_does_not_release_it() -> None:
+    # The glare region at the border is new on its update (it holds no place), so the streak of
+    # the cone's own regions beside the border does not count as a sliver kept at the border.
+    assert [e for e in _after_still(_CONE_GLARE_AT_BORDER, EventParams())
+            if isinstance(e, EventStarted)] == []
