@@ -115,6 +115,15 @@ class EventParams:
         come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
         #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
         moves on or grows out of where they first showed within half a second.
+    same_light: the "two or more regions" release of a held cone does not count an update on
+        which every region but the largest has a mean residual (``MotionResult.residual``, how
+        much the frame lifts the background there) from ``same_light`` to 1/``same_light`` times
+        the largest's, which brightened; such an update leaves the count where it was (0..1;
+        0 = off, the rule before 2026-12-06). A piece of the beam that splits off as the cone
+        sweeps lifts the surface as much as the beam (0.96-0.98 times, dark_nuisance_10min#202
+        184.73 s); a visitor beside the beam, lit by it or by the IR lamp, is lifted by their
+        own amount (0.20-0.75 times on the two updates that release it in headlights_visit
+        seeds 0-15).
     """
 
     min_motion_s: float = 0.4
@@ -144,6 +153,7 @@ class EventParams:
     edge_grow: int = 2
     edge_grow_lit: float = 0.01
     relit_spread: float = 0.01
+    same_light: float = 0.8
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -165,7 +175,7 @@ class EventParams:
         for name in (
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
-            "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread",
+            "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "same_light",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -239,7 +239,7 @@ class EventTracker:
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
         boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
-        lit_raw: float | None = None,
+        lit_raw: float | None = None, residual: Sequence[float] | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
@@ -247,7 +247,8 @@ class EventTracker:
         background; without ``lit`` no event starts early and none is held back for sweeping
         light; without ``boxes`` no headlight cone is held back. ``lit_raw`` (the detector's, the
         brightness change the per-pixel floor does not hide) is what the light rule weighs when
-        given; ``lit`` otherwise."""
+        given; ``lit`` otherwise. ``residual`` (the detector's mean residual per box) lets the
+        ``same_light`` rule tell a held cone's own pieces from a second object."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
@@ -255,7 +256,7 @@ class EventTracker:
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
-        self._release_hold(t, boxes, brighter if light else None)
+        self._release_hold(t, boxes, brighter if light else None, residual)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
@@ -456,12 +457,13 @@ class EventTracker:
         )
 
     def _release_hold(
-        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
+        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
+        residual: Sequence[float] | None = None,
     ) -> None:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        s.multi = self._count_multi(boxes)
+        s.multi = self._count_multi(boxes, residual)
         s.dark = self._count_dark(boxes, brighter)
         s.away = self._count_away(boxes, t)
         if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
@@ -474,20 +476,37 @@ class EventTracker:
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
 
-    def _count_multi(self, boxes: Sequence[Box] | None) -> int:
+    def _count_multi(
+        self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None
+    ) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
         ``last_area`` moves on. With ``multi_keep`` an update counts only if the regions but the
         largest kept that fraction of their box area and overlap where they were, and the
         update before saw motion: glare that splits off a cone (shrinking for a few frames,
         flickering from place to place, or back with the cone after a break) never makes the
-        two that release the hold; a visitor stepping in beside the beam does."""
+        two that release the hold; a visitor stepping in beside the beam does. With
+        ``same_light`` an update whose regions but the largest all lift the background about as
+        much as the largest does (``residual``) leaves the count where it was too: pieces of the
+        same beam, not a second object."""
         s, p = self._s, self.params
         prev, s.second = s.second, tuple(boxes[1:]) if boxes else ()
         if boxes is None or len(boxes) < 2:
             return 0
+        if self._same_light(residual, len(boxes)):
+            return s.multi
         if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
+
+    def _same_light(self, residual: Sequence[float] | None, n: int) -> bool:
+        """Whether every region but the largest has a mean residual within ``same_light`` of the
+        largest's, which brightened (a ratio from ``same_light`` to its inverse); False when the
+        rule is off or the caller passed no ``residual`` for the ``n`` regions."""
+        m = self.params.same_light
+        if m <= 0 or residual is None or len(residual) != n or residual[0] <= 0:
+            return False
+        r0 = residual[0]
+        return all(m * r0 <= r <= r0 / m for r in residual[1:])
 
     def _count_dark(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> int:
         """The updates in a row with a moving region not all brighter, this one included. With
