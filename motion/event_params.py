@@ -123,7 +123,10 @@ class EventParams:
         sweeps lifts the surface as much as the beam (0.96-0.98 times, dark_nuisance_10min#202
         184.73 s); a visitor beside the beam, lit by it or by the IR lamp, is lifted by their
         own amount (0.20-0.75 times on the two updates that release it in headlights_visit
-        seeds 0-15).
+        seeds 0-15). The "not all brighter" release likewise skips a region lifted that much
+        (the largest itself when it brightened): a cone 95 % brighter but lifted 69 grey levels
+        (dark_nuisance_10min#206 31.13 s) is light; someone darker than the background lowers
+        it (-15 to -70 grey levels on every such release in the cached dark scenes).
     """
 
     min_motion_s: float = 0.4

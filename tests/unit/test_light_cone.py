@@ -341,3 +341,38 @@ def test_a_visitor_beside_a_held_cone_lifted_by_their_own_amount_still_releases_
     ]
     assert _replay_lit(frames) == [17.27]
     assert _replay_lit(frames, EventParams(same_light=0.0)) == [17.27]
+
+
+def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself() -> None:
+    # dark_nuisance_10min#206 at 30.67 s: a cone swings in at the left edge (held) and grows;
+    # on two frames 5 % of its pixels are not brighter (0.946, 0.949 < light_brighter), yet it
+    # is lifted 65-69 grey levels as a whole: the same light, not something darker than the
+    # background. Released by those two frames, it was a false event.
+    cone: list[LitFrame] = [
+        (30.67, 0.0140, 0.015, 0.031, ((0.0, 0.278, 0.094, 0.311),), (1.0,), (45.5,)),
+        (30.73, 0.0157, 0.016, 0.032, ((0.0, 0.278, 0.094, 0.333),), (1.0,), (48.1,)),
+        (30.80, 0.0186, 0.019, 0.036, ((0.0, 0.278, 0.106, 0.356),), (1.0,), (50.8,)),
+        (30.87, 0.0233, 0.025, 0.039, ((0.0, 0.278, 0.113, 0.422),), (1.0,), (54.6,)),
+        (30.93, 0.0314, 0.035, 0.044, ((0.0, 0.278, 0.131, 0.522),), (1.0,), (58.4,)),
+        (31.00, 0.0417, 0.050, 0.059, ((0.0, 0.278, 0.138, 0.656),), (1.0,), (64.5,)),
+        (31.07, 0.0575, 0.066, 0.072, ((0.0, 0.289, 0.15, 0.711),), (0.9457,), (64.7,)),
+        (31.13, 0.0687, 0.083, 0.088, ((0.0, 0.3, 0.156, 0.7),), (0.9494,), (69.3,)),
+        (31.20, 0.0810, 0.099, 0.104, ((0.0, 0.278, 0.206, 0.722), (0.0, 0.456, 0.019, 0.078)),
+         (1.0, 0.0), (74.3, -7.6)),
+    ]
+    on: list[LitFrame] = [
+        (31.27 + i / FPS, 0.10, 0.12, 0.13, ((0.01 * i, 0.278, 0.24, 0.72),), (1.0,), (72.0,))
+        for i in range(10)
+    ]
+    assert _replay_lit([*cone, *on]) == []
+    assert _replay_lit([*cone, *on], EventParams(same_light=0.0)) != []  # the rule before
+    # Someone darker than the background beside the lit cone (lowered 20 grey levels where the
+    # cone lifts 70) holds their place: released as before.
+    person: list[LitFrame] = [
+        (31.27 + i / FPS, 0.10, 0.12, 0.13,
+         ((0.01 * i, 0.278, 0.24, 0.72), (0.6, 0.5, 0.05, 0.11 + 0.01 * i)), (1.0, 0.2),
+         (72.0, -20.0))
+        for i in range(4)
+    ]
+    later = [(t + 4 / FPS, *rest) for t, *rest in on]
+    assert _replay_lit([*cone, *person, *later]) != []
