@@ -76,7 +76,11 @@ Rules:
   near a border, is held too, whatever its size: a cone swinging in from the street grows from
   a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
   ``dark_keep`` the "not all brighter" release counts only dark regions that hold their place:
-  a cone moving on leaves a dark sliver behind that shrinks or jumps.
+  a cone moving on leaves a dark sliver behind that shrinks or jumps. With ``same_light``
+  neither release counts a region lifted about as much as the largest one (``residual``, the
+  detector's mean residual per region): a piece of the beam splitting off, or the beam itself a
+  few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
+  by their own amount.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
