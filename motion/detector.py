@@ -92,7 +92,9 @@ class MotionResult:
     IR-lit visitor on a dark lawn). lit_raw: as ``lit``, but counted beyond the global threshold
     whatever each pixel's own floor: rain and leaves the floor has learnt to ignore still count
     as brightness changing around the motion (the tracker's light rule reads it; its headlight
-    test reads ``lit``, which the floor keeps close to a cone's own area).
+    test reads ``lit``, which the floor keeps close to a cone's own area). residual: for each of
+    ``boxes``, the mean of ``frame - predicted background`` over its pixels, in grey levels
+    (positive: brighter); the tracker's ``same_light`` rule compares a held cone's pieces by it.
     """
 
     t: float
@@ -104,6 +106,7 @@ class MotionResult:
     lit: float = 1.0
     brighter: tuple[float, ...] = ()
     lit_raw: float = 1.0
+    residual: tuple[float, ...] = ()
 
 
 class _Geometry:
@@ -308,7 +311,7 @@ class MotionDetector:
             changed = geo.empty
             if p.persist:
                 self._prev_changed = geo.empty
-        area_px, boxes, brighter = regions(
+        area_px, boxes, brighter, residual = regions(
             changed, structure, geo.min_region_px, p.min_structure, cur, pred
         )
 
@@ -327,7 +330,8 @@ class MotionDetector:
         lit = 1.0 if relit else self._prev_frac
         lit_raw = 1.0 if relit else self._prev_frac if raw_px is None else raw_px / geo.watched_px
         return MotionResult(
-            t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw
+            t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw,
+            residual,
         )
 
     def _changed(

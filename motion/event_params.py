@@ -164,6 +164,18 @@ class EventParams:
         visitor's first motion frame is often a whole slab of them at the border (0.33 %,
         porch_light_visit#14 at 9.40 s); ``edge_grow`` waits for it to grow on the next. Off: a
         one-frame rule, measured on fewer nuisance hours than the two-update rules (BENCHMARKS.md).
+    same_light: the "two or more regions" release of a held cone does not count an update on
+        which every region but the largest has a mean residual (``MotionResult.residual``, how
+        much the frame lifts the background there) from ``same_light`` to 1/``same_light`` times
+        the largest's, which brightened; such an update leaves the count where it was (0..1;
+        0 = off, the rule before 2026-12-06). A piece of the beam that splits off as the cone
+        sweeps lifts the surface as much as the beam (0.96-0.98 times, dark_nuisance_10min#202
+        184.73 s); a visitor beside the beam, lit by it or by the IR lamp, is lifted by their
+        own amount (0.20-0.75 times on the two updates that release it in headlights_visit
+        seeds 0-15). The "not all brighter" release likewise skips a region lifted that much
+        (the largest itself when it brightened): a cone 95 % brighter but lifted 69 grey levels
+        (dark_nuisance_10min#206 31.13 s) is light; someone darker than the background lowers
+        it (-15 to -70 grey levels on every such release in the cached dark scenes).
     """
 
     min_motion_s: float = 0.4
@@ -199,6 +211,7 @@ class EventParams:
     edge_keep: int = 2
     edge_keep_margin: float = 0.03
     edge_jump: float = 0.0
+    same_light: float = 0.8
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -223,7 +236,7 @@ class EventParams:
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
-            "edge_keep_margin", "edge_jump",
+            "edge_keep_margin", "edge_jump", "same_light",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -92,7 +92,11 @@ Rules:
   near a border, is held too, whatever its size: a cone swinging in from the street grows from
   a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
   ``dark_keep`` the "not all brighter" release counts only dark regions that hold their place:
-  a cone moving on leaves a dark sliver behind that shrinks or jumps.
+  a cone moving on leaves a dark sliver behind that shrinks or jumps. With ``same_light``
+  neither release counts a region lifted about as much as the largest one (``residual``, the
+  detector's mean residual per region): a piece of the beam splitting off, or the beam itself a
+  few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
+  by their own amount.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
@@ -281,7 +285,7 @@ class EventTracker:
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
         boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
-        lit_raw: float | None = None,
+        lit_raw: float | None = None, residual: Sequence[float] | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
@@ -289,7 +293,8 @@ class EventTracker:
         background; without ``lit`` no event starts early and none is held back for sweeping
         light; without ``boxes`` no headlight cone is held back. ``lit_raw`` (the detector's, the
         brightness change the per-pixel floor does not hide) is what the light rule weighs when
-        given; ``lit`` otherwise."""
+        given; ``lit`` otherwise. ``residual`` (the detector's mean residual per box) lets the
+        ``same_light`` rule tell a held cone's own pieces from a second object."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
@@ -299,7 +304,7 @@ class EventTracker:
         kept = self._edge_kept(t, area, lit, boxes)
         jump = motion and self._edge_jump(area, lit, boxes, brighter)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
-        self._release_hold(t, boxes, brighter if light else None)
+        self._release_hold(t, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
         s.grow_steps = s.grow_steps + 1 if grew else 0
@@ -553,13 +558,14 @@ class EventTracker:
         )
 
     def _release_hold(
-        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
+        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
+        residual: Sequence[float] | None = None,
     ) -> None:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        s.multi = self._count_multi(boxes)
-        s.dark = self._count_dark(boxes, brighter)
+        s.multi = self._count_multi(boxes, residual)
+        s.dark = self._count_dark(boxes, brighter, residual)
         s.away = self._count_away(boxes, t)
         if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
@@ -571,29 +577,66 @@ class EventTracker:
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
 
-    def _count_multi(self, boxes: Sequence[Box] | None) -> int:
+    def _count_multi(
+        self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None
+    ) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
         ``last_area`` moves on. With ``multi_keep`` an update counts only if the regions but the
         largest kept that fraction of their box area and overlap where they were, and the
         update before saw motion: glare that splits off a cone (shrinking for a few frames,
         flickering from place to place, or back with the cone after a break) never makes the
-        two that release the hold; a visitor stepping in beside the beam does."""
+        two that release the hold; a visitor stepping in beside the beam does. With
+        ``same_light`` an update whose regions but the largest all lift the background about as
+        much as the largest does (``residual``) leaves the count where it was too: pieces of the
+        same beam, not a second object."""
         s, p = self._s, self.params
         prev, s.second = s.second, tuple(boxes[1:]) if boxes else ()
         if boxes is None or len(boxes) < 2:
             return 0
+        if self._same_light(residual, len(boxes)):
+            return s.multi
         if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
 
-    def _count_dark(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> int:
+    def _light_band(
+        self, residual: Sequence[float] | None, n: int
+    ) -> tuple[float, float] | None:
+        """The mean residuals of regions lifted as much as the largest one, which brightened:
+        ``same_light`` to 1/``same_light`` times its own; None when the rule is off, the largest
+        did not brighten or the caller passed no ``residual`` for the ``n`` regions."""
+        m = self.params.same_light
+        if m <= 0 or residual is None or n == 0 or len(residual) != n or residual[0] <= 0:
+            return None
+        return m * residual[0], residual[0] / m
+
+    def _same_light(self, residual: Sequence[float] | None, n: int) -> bool:
+        """Whether every region but the largest is lifted as much as the largest (a light band)."""
+        band = self._light_band(residual, n)
+        return band is not None and residual is not None and all(
+            band[0] <= r <= band[1] for r in residual[1:]
+        )
+
+    def _count_dark(
+        self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
+        residual: Sequence[float] | None = None,
+    ) -> int:
         """The updates in a row with a moving region not all brighter, this one included. With
         ``dark_keep`` an update counts only if those regions kept that fraction of their box
         area and overlap where they were: the dark sliver a cone leaves behind as it moves on
-        shrinks or jumps; someone darker than the background holds or grows."""
+        shrinks or jumps; someone darker than the background holds or grows. With
+        ``same_light`` a region lifted as much as the largest one (``residual``, the largest
+        itself included when it brightened) is that light, whatever its few darker pixels: a
+        cone's region at 0.949 brighter lifted 69 grey levels (dark_nuisance_10min#206 31.1 s)
+        is no object darker than the background."""
         s, p = self._s, self.params
+        band = self._light_band(residual, len(boxes or ()))
+        lifts = residual if band is not None and residual is not None else ()
+        lo, hi = band if band is not None else (math.inf, -math.inf)  # (an empty band)
         dark = tuple(
-            b for b, f in zip(boxes or (), brighter or (), strict=False) if f < p.light_brighter
+            b for b, f, r in zip(boxes or (), brighter or (), lifts or [0.0] * len(boxes or ()),
+                                 strict=False)
+            if f < p.light_brighter and not lo <= r <= hi
         )
         prev, s.dark_boxes = s.dark_boxes, dark
         if not dark:

@@ -35,17 +35,19 @@ def above(src: np.ndarray, value: float | np.ndarray, out: np.ndarray | None = N
 def regions(
     mask: np.ndarray, structure: np.ndarray, min_px: int, min_structure: float, cur: np.ndarray,
     pred: np.ndarray,
-) -> tuple[int, tuple[tuple[float, float, float, float], ...], tuple[float, ...]]:
-    """Changed pixels in regions that count, the regions' relative boxes (largest first), and
-    the fraction of each one's pixels that the frame ``cur`` shows brighter than the predicted
-    background ``pred``.
+) -> tuple[
+    int, tuple[tuple[float, float, float, float], ...], tuple[float, ...], tuple[float, ...]
+]:
+    """Changed pixels in regions that count, the regions' relative boxes (largest first), the
+    fraction of each one's pixels that the frame ``cur`` shows brighter than the predicted
+    background ``pred``, and each one's mean residual ``cur - pred`` (grey levels).
 
     A region counts with at least ``min_px`` pixels of which at least ``min_structure`` show changed
     structure.
     """
     x0, y0, bw, bh = cv2.boundingRect(mask)  # of the set pixels
     if not bw:
-        return 0, (), ()
+        return 0, (), (), ()
     # Labelled inside the set pixels' bounding box only (a quarter of the frame in visit), from an
     # even corner: BBDT labels 2x2 blocks in raster order, so on the same block grid the regions
     # are numbered as in the whole mask (the order of equal-sized ones stays the same).
@@ -63,7 +65,7 @@ def regions(
     area = stats[:, cv2.CC_STAT_AREA].tolist()
     ok = [i for i in range(1, n) if area[i] >= min_px and struct_px[i] >= min_structure * area[i]]
     if not ok:  # (label 0 is the background)
-        return 0, (), ()
+        return 0, (), (), ()
     keep = np.array(sorted(ok, key=lambda i: -area[i])[:MAX_BOXES], np.intp)
     h, w = mask.shape
     # Python ints: the same correctly rounded quotients as NumPy's, without its scalar overhead.
@@ -71,24 +73,35 @@ def regions(
         ((x + x0) / w, (y + y0) / h, cw / w, ch / h) for x, y, cw, ch in stats[keep, :4].tolist()
     )
     total = sum(area[i] for i in ok)
-    return total, boxes, _brighter(labels, keep, stats, cur[crop], pred[crop])
+    brighter, residual = _brighter(labels, keep, stats, cur[crop], pred[crop])
+    return total, boxes, brighter, residual
 
 
 def _brighter(
     labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, cur: np.ndarray, pred: np.ndarray
-) -> tuple[float, ...]:
-    """For each region in ``keep``, the fraction of its pixels with a positive residual.
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """For each region in ``keep``, the fraction of its pixels with a positive residual, and
+    its mean residual.
 
     Why: a light moving over the scene (a headlight cone, its glare) only adds light, so every
     pixel it covers is brighter than the background; a person or a car in daylight is darker than
     the background somewhere. Counted inside each region's box: a quarter of the cost of a
     bincount over the whole image, and ``cur > pred`` there is ``cur - pred > 0`` to the bit (a
     float difference is positive exactly when the first is larger) without the residual image.
+
+    The mean residual (the region's mean of ``cur`` minus its mean of ``pred``, each summed in
+    double precision by ``cv2.mean`` with the region as mask, no residual image) tells a piece of
+    the same light from something else beside it (see ``EventParams.same_light``): a cone's glare
+    or a split-off piece of its beam lifts the surface about as much as the beam does, a person
+    lit by it or by the IR lamp by their own amount.
     """
-    out = []
+    out, res = [], []
     for i, (x, y, w, h, area) in zip(keep.tolist(), stats[keep, :5].tolist(), strict=True):
         box = slice(y, y + h), slice(x, x + w)
         inside = labels[box] == i
-        inside &= cur[box] > pred[box]
+        c, p = cur[box], pred[box]
+        region = inside.view(np.uint8)  # (a view: the mask cv2.mean wants, no copy)
+        res.append(cv2.mean(c, mask=region)[0] - cv2.mean(p, mask=region)[0])
+        inside &= c > p
         out.append(int(np.count_nonzero(inside)) / area)
-    return tuple(out)
+    return tuple(out), tuple(res)

@@ -106,7 +106,8 @@ def run_scene(
             rep.frames += 1
             if r.suppressed:
                 rep.suppressed_frames[r.suppressed] = rep.suppressed_frames.get(r.suppressed, 0) + 1
-            _collect(tracker.update(t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw),
+            _collect(tracker.update(t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw,
+                                    r.residual),
                      opened, rep)
     _collect(tracker.finish(t), opened, rep)
     rep.elapsed_s = time.perf_counter() - start

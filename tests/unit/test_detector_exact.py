@@ -32,7 +32,8 @@ def test_sampled_downscale_is_the_strided_one(shape: tuple[int, int], padded: bo
 
 def _regions_whole(mask: np.ndarray, structure: np.ndarray, min_px: int, min_structure: float,
                    cur: np.ndarray, pred: np.ndarray) -> tuple[object, ...]:
-    """regions() as it was: labelled over the whole mask, the residual image for ``brighter``."""
+    """regions() as it was: labelled over the whole mask, the residual image for ``brighter``
+    (and the mean residual over each region, in double precision)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
     struct_px = np.bincount(labels[structure > 0], minlength=n)
@@ -41,7 +42,7 @@ def _regions_whole(mask: np.ndarray, structure: np.ndarray, min_px: int, min_str
     ok[0] = False
     keep = np.flatnonzero(ok)
     if keep.size == 0:
-        return 0, (), ()
+        return 0, (), (), ()
     keep = keep[np.argsort(-area[keep], kind="stable")]
     h, w = mask.shape
     boxes = tuple((float(stats[i, 0] / w), float(stats[i, 1] / h), float(stats[i, 2] / w),
@@ -49,7 +50,9 @@ def _regions_whole(mask: np.ndarray, structure: np.ndarray, min_px: int, min_str
     up = (cur - pred) > 0
     brighter = tuple(int(np.count_nonzero((labels == i) & up)) / int(stats[i, 4])
                      for i in keep[:8])
-    return int(area[keep].sum()), boxes, brighter
+    residual = tuple(float(np.mean((cur - pred)[labels == i], dtype=np.float64))
+                     for i in keep[:8])
+    return int(area[keep].sum()), boxes, brighter, residual
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -65,8 +68,10 @@ def test_regions_in_their_bounding_box_are_the_whole_masks(seed: int) -> None:
     structure = np.where(rng.random((h, w)) < 0.6, 255, 0).astype(np.uint8)
     cur = rng.normal(100, 5, (h, w)).astype(np.float32)
     pred = rng.normal(100, 5, (h, w)).astype(np.float32)
-    assert regions(mask, structure, 4, 0.3, cur, pred) == _regions_whole(
+    got, want = regions(mask, structure, 4, 0.3, cur, pred), _regions_whole(
         mask, structure, 4, 0.3, cur, pred)
+    assert got[:3] == want[:3]
+    assert np.allclose(got[3], want[3], rtol=1e-9, atol=1e-9)
 
 
 def test_buffers_reused_across_frames_give_what_fresh_ones_give() -> None:

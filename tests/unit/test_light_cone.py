@@ -271,3 +271,108 @@ def test_glare_growing_beside_a_held_cone_for_two_frames_does_not_release_it() -
     frames = [*cone, *split, *merged]
     assert _replay(frames) == []
     assert _replay(frames, EventParams(multi_light=0)) != []  # the rule before: released
+
+
+# Per update: t, area, lit, lit_raw, boxes, brighter, residual (MotionResult.residual, the mean
+# of frame - predicted background over each region).
+LitFrame = tuple[
+    float, float, float, float, tuple[Box, ...], tuple[float, ...], tuple[float, ...]
+]
+
+
+def _replay_lit(frames: list[LitFrame], params: EventParams | None = None) -> list[float]:
+    """As ``_replay``, with each region's mean residual passed on."""
+    tracker = EventTracker(params or EventParams())
+    t0 = frames[0][0]
+    still: list[LitFrame] = [(t0 - 6.0 + i / FPS, 0.0, 0.0, 0.0, (), (), ()) for i in range(90)]
+    return [
+        ev.t
+        for t, area, lit, raw, boxes, brighter, residual in still + frames
+        for ev in tracker.update(t, area > 0, area, lit, boxes, brighter, raw, residual)
+        if isinstance(ev, EventStarted)
+    ]
+
+
+def test_a_piece_of_the_beam_splitting_off_a_held_cone_does_not_release_it() -> None:
+    # dark_nuisance_10min#202 at 184.20 s: a cone swings in at the left edge (0.9 % at once, all
+    # brighter: held) and grows down the porch; its lower end splits off at the bottom border
+    # for two frames, lifted as much as the beam (41.9 and 43.8 grey levels against 43.6 and
+    # 44.9), then the light leaves. Released, it was a false event.
+    cone: list[LitFrame] = [
+        (184.20, 0.0092, 0.010, 0.010, ((0.0, 0.289, 0.087, 0.211),), (1.0,), (32.9,)),
+        (184.27, 0.0107, 0.011, 0.011, ((0.0, 0.289, 0.094, 0.233),), (1.0,), (34.6,)),
+        (184.33, 0.0124, 0.013, 0.014, ((0.0, 0.289, 0.1, 0.278),), (1.0,), (36.9,)),
+        (184.40, 0.0153, 0.016, 0.016, ((0.0, 0.289, 0.113, 0.322),), (1.0,), (40.4,)),
+        (184.47, 0.0200, 0.021, 0.022, ((0.0, 0.289, 0.131, 0.367),), (1.0,), (41.8,)),
+        (184.53, 0.0245, 0.030, 0.031, ((0.0, 0.289, 0.144, 0.4),), (1.0,), (44.3,)),
+        (184.60, 0.0330, 0.045, 0.044, ((0.0, 0.289, 0.163, 0.578),), (1.0,), (43.4,)),
+        (184.67, 0.0408, 0.059, 0.058, ((0.0, 0.289, 0.181, 0.7),), (1.0,), (42.3,)),
+        (184.73, 0.0424, 0.072, 0.071, ((0.0, 0.289, 0.206, 0.589), (0.0, 0.889, 0.081, 0.111)),
+         (1.0, 1.0), (43.6, 41.9)),
+        (184.80, 0.0490, 0.084, 0.082, ((0.025, 0.289, 0.206, 0.578), (0.0, 0.867, 0.113, 0.133)),
+         (1.0, 1.0), (44.9, 43.8)),
+    ]
+    gone: list[LitFrame] = [
+        (184.87 + i / FPS, 0.0, 0.09, 0.09, (), (), ()) for i in range(20)
+    ]
+    assert _replay_lit([*cone, *gone]) == []
+    assert _replay_lit([*cone, *gone], EventParams(same_light=0.0)) != []  # the rule before
+    # Without residuals (a caller that does not pass them) the rule is off.
+    no_res = [(t, a, lit, raw, b, br, ()) for t, a, lit, raw, b, br, _ in [*cone, *gone]]
+    assert _replay_lit(no_res) != []
+
+
+def test_a_visitor_beside_a_held_cone_lifted_by_their_own_amount_still_releases_it() -> None:
+    # headlights_visit#0 at 16.87 s: a cone enters at the right edge (held); the visitor (GT
+    # 17.0 s) shows at the left border at 17.20 s, lifted 28-29 grey levels against the beam's
+    # 49-56 (0.53-0.57 times): released on their second update, as before the rule.
+    frames: list[LitFrame] = [
+        (16.87, 0.0060, 0.006, 0.006, ((0.925, 0.289, 0.075, 0.144),), (1.0,), (33.5,)),
+        (16.93, 0.0058, 0.006, 0.006, ((0.925, 0.3, 0.075, 0.144),), (1.0,), (36.3,)),
+        (17.00, 0.0073, 0.008, 0.007, ((0.919, 0.289, 0.081, 0.167),), (1.0,), (36.7,)),
+        (17.07, 0.0086, 0.009, 0.008, ((0.906, 0.289, 0.094, 0.178),), (1.0,), (37.0,)),
+        (17.13, 0.0103, 0.012, 0.011, ((0.9, 0.289, 0.1, 0.211),), (1.0,), (43.0,)),
+        (17.20, 0.0137, 0.014, 0.014, ((0.887, 0.289, 0.113, 0.233), (0.0, 0.367, 0.019, 0.067)),
+         (1.0, 1.0), (49.4, 28.1)),
+        (17.27, 0.0172, 0.018, 0.017, ((0.875, 0.289, 0.125, 0.267), (0.0, 0.378, 0.025, 0.056)),
+         (1.0, 1.0), (55.5, 29.2)),
+        (17.33, 0.0215, 0.024, 0.022, ((0.863, 0.289, 0.138, 0.311), (0.0, 0.378, 0.025, 0.056)),
+         (1.0, 1.0), (63.6, 36.3)),
+    ]
+    assert _replay_lit(frames) == [17.27]
+    assert _replay_lit(frames, EventParams(same_light=0.0)) == [17.27]
+
+
+def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself() -> None:
+    # dark_nuisance_10min#206 at 30.67 s: a cone swings in at the left edge (held) and grows;
+    # on two frames 5 % of its pixels are not brighter (0.946, 0.949 < light_brighter), yet it
+    # is lifted 65-69 grey levels as a whole: the same light, not something darker than the
+    # background. Released by those two frames, it was a false event.
+    cone: list[LitFrame] = [
+        (30.67, 0.0140, 0.015, 0.031, ((0.0, 0.278, 0.094, 0.311),), (1.0,), (45.5,)),
+        (30.73, 0.0157, 0.016, 0.032, ((0.0, 0.278, 0.094, 0.333),), (1.0,), (48.1,)),
+        (30.80, 0.0186, 0.019, 0.036, ((0.0, 0.278, 0.106, 0.356),), (1.0,), (50.8,)),
+        (30.87, 0.0233, 0.025, 0.039, ((0.0, 0.278, 0.113, 0.422),), (1.0,), (54.6,)),
+        (30.93, 0.0314, 0.035, 0.044, ((0.0, 0.278, 0.131, 0.522),), (1.0,), (58.4,)),
+        (31.00, 0.0417, 0.050, 0.059, ((0.0, 0.278, 0.138, 0.656),), (1.0,), (64.5,)),
+        (31.07, 0.0575, 0.066, 0.072, ((0.0, 0.289, 0.15, 0.711),), (0.9457,), (64.7,)),
+        (31.13, 0.0687, 0.083, 0.088, ((0.0, 0.3, 0.156, 0.7),), (0.9494,), (69.3,)),
+        (31.20, 0.0810, 0.099, 0.104, ((0.0, 0.278, 0.206, 0.722), (0.0, 0.456, 0.019, 0.078)),
+         (1.0, 0.0), (74.3, -7.6)),
+    ]
+    on: list[LitFrame] = [
+        (31.27 + i / FPS, 0.10, 0.12, 0.13, ((0.01 * i, 0.278, 0.24, 0.72),), (1.0,), (72.0,))
+        for i in range(10)
+    ]
+    assert _replay_lit([*cone, *on]) == []
+    assert _replay_lit([*cone, *on], EventParams(same_light=0.0)) != []  # the rule before
+    # Someone darker than the background beside the lit cone (lowered 20 grey levels where the
+    # cone lifts 70) holds their place: released as before.
+    person: list[LitFrame] = [
+        (31.27 + i / FPS, 0.10, 0.12, 0.13,
+         ((0.01 * i, 0.278, 0.24, 0.72), (0.6, 0.5, 0.05, 0.11 + 0.01 * i)), (1.0, 0.2),
+         (72.0, -20.0))
+        for i in range(4)
+    ]
+    later = [(t + 4 / FPS, *rest) for t, *rest in on]
+    assert _replay_lit([*cone, *person, *later]) != []
