@@ -133,6 +133,7 @@ Events never overlap: each EventEnded comes before the next EventStarted, and ``
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -246,13 +247,13 @@ class _State:
     grow_steps: int = 0  # how many updates in a row the moving area grew
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
-    pending: list[tuple[float, Box]] = field(default_factory=list)  # small motion, no event yet
+    pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
     haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s
     keep_n: int = 0  # updates in a row with regions that held their place (edge_keep)
     keep_t: float = 0.0  # the first of them
     keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for edge_keep
     keep_last: float = -math.inf  # the latest update of that streak
-    keep_edge: bool = False  # whether a region of that streak touched a border
+    keep_edge: bool = False  # whether a region of that streak held its place at a border
     inner_now: bool = False  # this update's run would be held as light inside the picture
     inner_held: bool = False  # the run is held as light inside the picture (not a cone)
     last_t: float = -math.inf
@@ -522,7 +523,7 @@ class EventTracker:
         if p.haunt_s <= 0:
             return False
         while s.pending and t - s.pending[0][0] >= _HAUNT_SETTLE_S:
-            self._remember(*s.pending.pop(0))
+            self._remember(*s.pending.popleft())
         s.haunts = [(seen, place) for seen, place in s.haunts if t - seen <= p.haunt_s]
         small = [b for b in boxes or () if b[2] * b[3] <= p.haunt_box]
         if s.open is None and small and len(s.pending) < 4 * _HAUNT_MAX:
@@ -631,12 +632,11 @@ class EventTracker:
         is no object darker than the background."""
         s, p = self._s, self.params
         band = self._light_band(residual, len(boxes or ()))
-        lifts = residual if band is not None and residual is not None else ()
         lo, hi = band if band is not None else (math.inf, -math.inf)  # (an empty band)
+        lifts = residual if band is not None and residual is not None else ()
         dark = tuple(
-            b for b, f, r in zip(boxes or (), brighter or (), lifts or [0.0] * len(boxes or ()),
-                                 strict=False)
-            if f < p.light_brighter and not lo <= r <= hi
+            b for i, (b, f) in enumerate(zip(boxes or (), brighter or (), strict=False))
+            if f < p.light_brighter and not (lifts and lo <= lifts[i] <= hi)
         )
         prev, s.dark_boxes = s.dark_boxes, dark
         if not dark:
@@ -693,10 +693,10 @@ class EventTracker:
     ) -> bool:
         """Count this update toward ``edge_keep`` and say whether the rule is met: regions, moving
         or below ``min_area``, on ``edge_keep`` updates in a row, each holding the place of the
-        update's before (:func:`_kept`), one of them within ``edge_keep_margin`` of a border, with
-        at most ``edge_grow_lit`` of the picture changing brightness. An update without regions
-        within ``gap_s`` of the streak's latest leaves the streak as it is. Call before
-        :meth:`_appeared`."""
+        update's before (:func:`_kept`), one of them holding its own place within
+        ``edge_keep_margin`` of the left, right or bottom border, with at most ``edge_grow_lit``
+        of the picture changing brightness. An update without regions within ``gap_s`` of the
+        streak's latest leaves the streak as it is. Call before :meth:`_appeared`."""
         s, p = self._s, self.params
         if p.edge_keep <= 0:
             return False

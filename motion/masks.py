@@ -73,11 +73,11 @@ def regions(
         ((x + x0) / w, (y + y0) / h, cw / w, ch / h) for x, y, cw, ch in stats[keep, :4].tolist()
     )
     total = sum(area[i] for i in ok)
-    brighter, residual = _brighter(labels, keep, stats, cur[crop], pred[crop])
+    brighter, residual = _brightness_in(labels, keep, stats, cur[crop], pred[crop])
     return total, boxes, brighter, residual
 
 
-def _brighter(
+def _brightness_in(
     labels: np.ndarray, keep: np.ndarray, stats: np.ndarray, cur: np.ndarray, pred: np.ndarray
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """For each region in ``keep``, the fraction of its pixels with a positive residual, and
