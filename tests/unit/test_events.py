@@ -151,6 +151,11 @@ def test_time_going_backwards_is_an_error() -> None:
         ("haunt_s", -1.0),
         ("haunt_motion_s", 11.0),
         ("haunt_box", 1.5),
+        ("edge_keep", 2.5),
+        ("edge_keep", -1),
+        ("edge_keep_margin", 1.5),
+        ("edge_jump", -0.1),
+        ("same_light", 1.5),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
