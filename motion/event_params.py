@@ -176,6 +176,17 @@ class EventParams:
         (the largest itself when it brightened): a cone 95 % brighter but lifted 69 grey levels
         (dark_nuisance_10min#206 31.13 s) is light; someone darker than the background lowers
         it (-15 to -70 grey levels on every such release in the cached dark scenes).
+    beam_shade: neither release of a held cone counts a region darker than the background
+        predicts by at most this fraction of the largest region's lift (``residual``; the
+        largest brightened); an update whose other regions are all such shade, or lifted as the
+        light is (``same_light``), leaves the count where it was (0..1; 0 = off, the rule before
+        2026-12-06). H.264 at a low bit rate rings dark around a bright beam's edges, and where
+        the beam has just been the background learnt a little of it: specks 10-17 grey levels
+        below it beside a beam lifted 70-127 (0.09-0.17 times) released the hold on 12 of the
+        14 false events of ``headlights`` under ``--stress crf=32`` (seeds 0-9: 5 -> 0) and
+        ``--stress noise=5,row=1.5,crf=32`` (seeds 0-15: 9 -> 2; BENCHMARKS.md). Someone darker than the background beside the
+        beam lowers it by their own amount: 0.31-1.08 times the beam's lift on every release by
+        a visitor in the cached dark scenes, lowered or lifted.
     """
 
     min_motion_s: float = 0.4
@@ -212,6 +223,7 @@ class EventParams:
     edge_keep_margin: float = 0.03
     edge_jump: float = 0.0
     same_light: float = 0.8
+    beam_shade: float = 0.2
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -236,7 +248,7 @@ class EventParams:
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
-            "edge_keep_margin", "edge_jump", "same_light",
+            "edge_keep_margin", "edge_jump", "same_light", "beam_shade",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -96,7 +96,8 @@ Rules:
   neither release counts a region lifted about as much as the largest one (``residual``, the
   detector's mean residual per region): a piece of the beam splitting off, or the beam itself a
   few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
-  by their own amount.
+  by their own amount. With ``beam_shade`` neither counts a region darker than the background by
+  a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
@@ -612,11 +613,22 @@ class EventTracker:
         return m * residual[0], residual[0] / m
 
     def _same_light(self, residual: Sequence[float] | None, n: int) -> bool:
-        """Whether every region but the largest is lifted as much as the largest (a light band)."""
+        """Whether every region but the largest is lifted as much as the largest (a light band)
+        or is its shade (:meth:`_shade`)."""
         band = self._light_band(residual, n)
         return band is not None and residual is not None and all(
-            band[0] <= r <= band[1] for r in residual[1:]
+            band[0] <= r <= band[1] or self._shade(r, residual[0]) for r in residual[1:]
         )
+
+    def _shade(self, r: float, lift: float) -> bool:
+        """Whether a region with mean residual ``r`` beside a largest region lifted ``lift``
+        (which brightened) is that light's shade (``beam_shade``): darker than the background
+        predicts by at most ``beam_shade`` times the lift. H.264 at a low bit rate rings dark
+        around a bright beam's edges, and where the beam just was the background learnt a little
+        of it; someone darker than the background beside the beam lowers it by their own amount,
+        not by a tenth of the beam's."""
+        m = self.params.beam_shade
+        return m > 0 and lift > 0 and -m * lift <= r < 0
 
     def _count_dark(
         self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
@@ -636,7 +648,8 @@ class EventTracker:
         lifts = residual if band is not None and residual is not None else ()
         dark = tuple(
             b for i, (b, f) in enumerate(zip(boxes or (), brighter or (), strict=False))
-            if f < p.light_brighter and not (lifts and lo <= lifts[i] <= hi)
+            if f < p.light_brighter
+            and not (lifts and (lo <= lifts[i] <= hi or self._shade(lifts[i], lifts[0])))
         )
         prev, s.dark_boxes = s.dark_boxes, dark
         if not dark:
