@@ -98,6 +98,8 @@ Rules:
   few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
   by their own amount. With ``beam_shade`` neither counts a region darker than the background by
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
+  With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
+  holds the run that follows all the same.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
@@ -314,6 +316,11 @@ class EventTracker:
         if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
             t, area, sweep_lit
         ):
+            if appeared and s.run_start is None and p.swept_hold:
+                # A cone's first frame that the light rule hid: the run it grows into, a frame
+                # or two later and no longer "out of a still picture", is the same cone.
+                s.held_until = t + p.sudden_hold_s
+                s.inner_held = s.inner_now
             motion = kept = False  # it may continue an open event, never start one
         if kept and s.open is None and not motion:
             motion = True

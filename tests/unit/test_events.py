@@ -157,6 +157,7 @@ def test_time_going_backwards_is_an_error() -> None:
         ("edge_jump", -0.1),
         ("same_light", 1.5),
         ("beam_shade", -0.2),
+        ("swept_hold", 2),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:

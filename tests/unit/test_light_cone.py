@@ -426,3 +426,25 @@ def test_dark_codec_ringing_beside_a_held_cone_does_not_release_it() -> None:
         for i, (t, a, lit, raw, b, br, res) in enumerate(frames[-6:-3])
     ]
     assert _replay_lit([*frames[:-6], *person]) != []
+
+
+def test_a_cone_whose_first_frames_the_light_rule_hid_is_held_all_the_same() -> None:
+    # dark_nuisance_10min#0 under --stress crf=32 at 486.73 s: a cone swings in at the right
+    # edge, all brighter, out of a still picture. The low bit rate lifts lit_raw to 4 % across
+    # the picture, so the light rule hides its first two frames (0.65 % and 0.76 % moving, under
+    # a fifth of it); the run then starts on its third, no longer out of a still picture, was
+    # not held, and grew into a false event at once.
+    frames: list[LitFrame] = [
+        (486.60, 0.0000, 0.0009, 0.0320, (), (), ()),
+        (486.67, 0.0000, 0.0115, 0.0402, (), (), ()),
+        (486.73, 0.0065, 0.0098, 0.0401, ((0.925, 0.322, 0.075, 0.144),), (1.0,), (31.9,)),
+        (486.80, 0.0076, 0.0097, 0.0402, ((0.919, 0.311, 0.081, 0.167),), (1.0,), (32.9,)),
+        (486.87, 0.0088, 0.0108, 0.0411, ((0.912, 0.311, 0.087, 0.189),), (1.0,), (38.2,)),
+        (486.93, 0.0112, 0.0125, 0.0425, ((0.9, 0.311, 0.1, 0.211),), (1.0,), (41.4,)),
+        (487.00, 0.0145, 0.0180, 0.0396, ((0.887, 0.311, 0.113, 0.244),), (1.0,), (48.3,)),
+        (487.07, 0.0186, 0.0212, 0.0410, ((0.869, 0.311, 0.131, 0.289),), (1.0,), (53.4,)),
+        (487.13, 0.0237, 0.0267, 0.0379, ((0.856, 0.311, 0.144, 0.344),), (1.0,), (61.0,)),
+        (487.20, 0.0333, 0.0421, 0.0511, ((0.838, 0.3, 0.163, 0.433),), (1.0,), (65.9,)),
+    ]
+    assert _replay_lit(frames) == []
+    assert _replay_lit(frames, EventParams(swept_hold=False)) == [486.87]  # the rule before
