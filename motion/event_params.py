@@ -176,6 +176,21 @@ class EventParams:
         (the largest itself when it brightened): a cone 95 % brighter but lifted 69 grey levels
         (dark_nuisance_10min#206 31.13 s) is light; someone darker than the background lowers
         it (-15 to -70 grey levels on every such release in the cached dark scenes).
+    away_late: the ``away_release`` counts only regions that showed up away from the regions
+        before after the hold began, not on the update that began it (1 = on; 0 = off, the rule
+        before 2026-12-06). A cone swinging in at the border out of an update that saw only a
+        speck elsewhere (a leaf's flicker, below ``min_area``) "jumped away" from that speck on
+        its own first frame and stayed there two updates, which released its own hold at once
+        (dark_nuisance_10min#23 431.5 s); someone stepping in away from the light does so while
+        the light is already held.
+    relit_cone: while the detector re-learns the scene after a light switch (``lit`` = 1.0, a
+        flag, not a measurement), the cone test skips its ``cone_lit_ratio`` check (1 = on; 0 =
+        off, the rule before 2026-12-06): a cone swinging in during the ~6 s after the IR lamp
+        came on, at least ``sudden_area`` at once out of a still picture and every region only
+        brighter, is held as any cone is. Without it such a cone moved on past ``relit_spread``
+        and ``relit_motion_s`` and started an event (dark_nuisance_10min#23 305.7 s, 3.3 s after
+        the IR switch). Someone walking in then is darker than the background somewhere, or
+        enters at a border as a sliver, or releases the hold as beside any cone.
     """
 
     min_motion_s: float = 0.4
@@ -212,6 +227,8 @@ class EventParams:
     edge_keep_margin: float = 0.03
     edge_jump: float = 0.0
     same_light: float = 0.8
+    away_late: int = 1
+    relit_cone: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -229,6 +246,9 @@ class EventParams:
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
+        for name in ("away_late", "relit_cone"):
+            if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
+                raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio
         if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
             raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")

@@ -87,7 +87,9 @@ Rules:
   a quarter of the first frame's area: a cone swinging in shows one below ``min_area`` first.
   With ``away_release`` the hold also ends when the regions jump far from where the light was
   and stay there two updates (someone stepping in elsewhere as the cone leaves, in the same run
-  of motion), and their run starts where they appeared.
+  of motion), and their run starts where they appeared. With ``away_late`` that jump must come
+  after the hold began: a cone's own first frame, out of an update that saw only a speck
+  elsewhere, is no one stepping in away from the light.
   With ``inner_light`` a run whose first motion frame shows only regions that brightened, none
   near a border, is held too, whatever its size: a cone swinging in from the street grows from
   a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
@@ -97,7 +99,8 @@ Rules:
   detector's mean residual per region): a piece of the beam splitting off, or the beam itself a
   few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
   by their own amount.
-- Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
+- Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
+  its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
   beyond the patch its regions showed in over their first half second: fragments of foliage
@@ -237,6 +240,7 @@ class _State:
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
+    held_t: float = -math.inf  # when that hold began
     multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
     second: tuple[Box, ...] = ()  # the previous update's boxes of all regions but the largest
     away: int = 0  # updates in a row at a place the update before the first of them had no region
@@ -319,7 +323,7 @@ class EventTracker:
             if s.run_start is None:
                 s.run_start = s.keep_t
                 if appeared:
-                    s.held_until = t + p.sudden_hold_s
+                    s.held_until, s.held_t = t + p.sudden_hold_s, t
                     s.inner_held = s.inner_now
                 s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
@@ -335,7 +339,7 @@ class EventTracker:
         if s.run_start is None:
             s.run_start = t
             if appeared:
-                s.held_until = t + p.sudden_hold_s
+                s.held_until, s.held_t = t + p.sudden_hold_s, t
                 s.inner_held = s.inner_now
             s.early = None
         if kept and s.inner_held and s.keep_t <= s.run_start:
@@ -469,7 +473,8 @@ class EventTracker:
         changed brightness, and every region only brightened (given ``brighter``) or, without it,
         one region at the left or right edge."""
         p = self.params
-        if not 0 < p.sudden_area <= area or lit > p.cone_lit_ratio * area:
+        relit = p.relit_cone and lit >= 1.0  # re-learning: lit is no measurement
+        if not 0 < p.sudden_area <= area or (lit > p.cone_lit_ratio * area and not relit):
             return False
         if brighter is not None:
             return len(brighter) >= 1 and min(brighter) >= p.light_brighter
@@ -568,12 +573,15 @@ class EventTracker:
         s.multi = self._count_multi(boxes, residual)
         s.dark = self._count_dark(boxes, brighter, residual)
         s.away = self._count_away(boxes, t)
-        if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
+        # With away_late, the cone's own first frame is no jump away from the light: the light
+        # was not there yet.
+        away = 0 < p.away_release <= s.away and not (p.away_late and s.away_t <= s.held_t)
+        if away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
             s.run_start = max(s.run_start, s.away_t)
         multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
                                                                brighter) else 2
-        if s.multi >= multi_need or s.dark >= 2 or 0 < p.away_release <= s.away:
+        if s.multi >= multi_need or s.dark >= 2 or away:
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf

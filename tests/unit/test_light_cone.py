@@ -280,15 +280,17 @@ LitFrame = tuple[
 ]
 
 
-def _replay_lit(frames: list[LitFrame], params: EventParams | None = None) -> list[float]:
-    """As ``_replay``, with each region's mean residual passed on."""
+def _replay_lit(frames: list[LitFrame], params: EventParams | None = None,
+                min_area: float = 0.0) -> list[float]:
+    """As ``_replay``, with each region's mean residual passed on; an update with regions is a
+    motion frame if its area is over ``min_area`` (the detector's, for specks below it)."""
     tracker = EventTracker(params or EventParams())
     t0 = frames[0][0]
     still: list[LitFrame] = [(t0 - 6.0 + i / FPS, 0.0, 0.0, 0.0, (), (), ()) for i in range(90)]
     return [
         ev.t
         for t, area, lit, raw, boxes, brighter, residual in still + frames
-        for ev in tracker.update(t, area > 0, area, lit, boxes, brighter, raw, residual)
+        for ev in tracker.update(t, area > min_area, area, lit, boxes, brighter, raw, residual)
         if isinstance(ev, EventStarted)
     ]
 
@@ -376,3 +378,74 @@ def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself(
     ]
     later = [(t + 4 / FPS, *rest) for t, *rest in on]
     assert _replay_lit([*cone, *person, *later]) != []
+
+
+def test_a_cone_swinging_in_beside_a_speck_does_not_release_its_own_hold() -> None:
+    # dark_nuisance_10min#23 at 431.47 s: a leaf's speck (below min_area) shows mid-picture; on
+    # the next update a cone swings in at the left border (1.1 % at once, all brighter: held).
+    # It is away from the speck and stays there: the away release took the cone's own first
+    # frame for someone stepping in elsewhere, a false event (away_late).
+    frames: list[LitFrame] = [
+        (431.40, 0.0, 0.011, 0.042, (), (), ()),
+        (431.47, 0.0008, 0.019, 0.051, ((0.206, 0.422, 0.019, 0.044),), (1.0,), (26.9,)),
+        (431.53, 0.0111, 0.019, 0.053, ((0.0, 0.289, 0.094, 0.244),), (1.0,), (54.3,)),
+        (431.60, 0.0134, 0.019, 0.050, ((0.0, 0.289, 0.1, 0.267), (0.206, 0.422, 0.019, 0.044)),
+         (1.0, 1.0), (53.5, 28.6)),
+        (431.67, 0.0152, 0.019, 0.051, ((0.0, 0.289, 0.106, 0.3), (0.206, 0.422, 0.019, 0.044)),
+         (1.0, 1.0), (59.2, 27.4)),
+        (431.73, 0.0169, 0.019, 0.050, ((0.0, 0.289, 0.113, 0.333),), (1.0,), (64.8,)),
+        (431.80, 0.0217, 0.023, 0.050, ((0.0, 0.289, 0.125, 0.411),), (1.0,), (70.8,)),
+    ]
+    sweep: list[LitFrame] = [
+        (431.87 + i / FPS, 0.03, 0.04, 0.06, ((0.02 * i, 0.289, 0.15, 0.5),), (1.0,), (75.0,))
+        for i in range(20)
+    ]
+    speck = 0.0015  # the detector's min_area: the speck is no motion
+    assert _replay_lit([*frames, *sweep], min_area=speck) == []
+    # The rule before: released on the cone's second update.
+    assert _replay_lit([*frames, *sweep], EventParams(away_late=0), speck) == [431.60]
+    # Someone stepping in away from the light while it is held still releases it, on their
+    # second update, and their run starts where they appeared.
+    person: list[LitFrame] = [
+        (431.87 + i / FPS, 0.01 + 0.002 * i, 0.04, 0.06, ((0.5, 0.55, 0.04 + 0.005 * i, 0.2),),
+         (1.0,), (40.0,))
+        for i in range(8)
+    ]
+    started = _replay_lit([*frames, *person], min_area=speck)
+    assert started and started[0] - 431.87 <= 0.2, started
+
+
+# dark_nuisance_10min#23 at 305.67 s, 3.3 s after the IR lamp came on (the detector re-learns:
+# lit = 1.0): a cone swings in at the right border, 0.76 % at once, all brighter, and sweeps
+# left, growing; it moves on past relit_spread, so after relit_motion_s it was an event.
+_RELIT_CONE: list[LitFrame] = [
+    (305.60, 0.0, 1.0, 1.0, (), (), ()),
+    (305.67, 0.0076, 1.0, 1.0, ((0.919, 0.311, 0.081, 0.178),), (1.0,), (48.9,)),
+    (305.73, 0.0091, 1.0, 1.0, ((0.906, 0.311, 0.094, 0.2),), (1.0,), (47.3,)),
+    (305.80, 0.0106, 1.0, 1.0, ((0.9, 0.311, 0.1, 0.222),), (1.0,), (51.4,)),
+    (305.87, 0.0126, 1.0, 1.0, ((0.894, 0.311, 0.106, 0.256),), (1.0,), (57.6,)),
+    (305.93, 0.0159, 1.0, 1.0, ((0.881, 0.311, 0.119, 0.289),), (1.0,), (64.1,)),
+    (306.00, 0.0216, 1.0, 1.0, ((0.863, 0.311, 0.138, 0.344),), (1.0,), (71.0,)),
+    (306.07, 0.0274, 1.0, 1.0, ((0.85, 0.311, 0.15, 0.422),), (1.0,), (80.4,)),
+    (306.13, 0.0362, 1.0, 1.0, ((0.831, 0.3, 0.169, 0.522),), (1.0,), (85.4,)),
+    (306.20, 0.0510, 1.0, 1.0, ((0.812, 0.3, 0.188, 0.656),), (1.0,), (83.7,)),
+    (306.27, 0.0586, 1.0, 1.0, ((0.794, 0.311, 0.206, 0.689),), (1.0,), (79.3,)),
+    (306.33, 0.0731, 1.0, 1.0, ((0.769, 0.311, 0.231, 0.689),), (1.0,), (81.6,)),
+    (306.40, 0.0819, 1.0, 1.0, ((0.744, 0.311, 0.256, 0.689),), (1.0,), (87.8,)),
+    (306.47, 0.0967, 1.0, 1.0, ((0.719, 0.311, 0.281, 0.689),), (1.0,), (91.7,)),
+    (306.53, 0.0997, 1.0, 1.0, ((0.688, 0.3, 0.312, 0.7),), (1.0,), (96.5,)),
+    (306.60, 0.0908, 1.0, 1.0, ((0.662, 0.3, 0.287, 0.7),), (1.0,), (103.7,)),
+    (306.67, 0.0947, 1.0, 1.0, ((0.631, 0.3, 0.3, 0.7),), (1.0,), (104.5,)),
+]
+
+
+def test_a_cone_while_the_detector_relearns_after_the_ir_switch_is_held() -> None:
+    on: list[LitFrame] = [
+        (306.73 + i / FPS, 0.09, 1.0, 1.0, ((0.6 - 0.03 * i, 0.3, 0.3, 0.7),), (1.0,), (100.0,))
+        for i in range(20)
+    ]
+    assert _replay_lit([*_RELIT_CONE, *on]) == []
+    assert _replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [306.60]  # before
+    # Someone darker than the background somewhere, at the same size at once: not held.
+    person = [(t, a, lit, raw, b, (0.6,), (-20.0,)) for t, a, lit, raw, b, _, _ in _RELIT_CONE]
+    assert _replay_lit(person) == [306.60]
