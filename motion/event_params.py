@@ -92,7 +92,12 @@ class EventParams:
         before 2026-12-05). A cone's glare on the wall can split off and grow with the cone for
         two or three frames before it merges back or fades (3 cleared three false events of
         dark_nuisance_10min seeds 0-15, 4 one more); an IR-lit visitor splitting off a cone at
-        the border where they walk in still releases it after two.
+        the border where they walk in still releases it after two. 6 since 2026-12-06: glare
+        beside the beam, lifted by its own amount (``same_light`` does not hold it), showed on
+        four counted updates (dark_nuisance_10min#16 412.1 s, a steady spot above the street;
+        #20 274.2 s, the street lit beside the cone, moving with it); no visitor in the cached
+        dark scenes was released by a region inside the picture (every one split off at the
+        border they walked in at), so 6 costs none of them anything.
     small_area, small_lit_floor: motion smaller than ``small_area`` (0..1; 0 = off, the rule
         before 2026-12-05) is weighed by the light rule from ``small_lit_floor`` (0..1) instead of
         ``lit_floor``: a branch the flicker map does not know yet flashes 0.15-0.17 % "moving"
@@ -214,7 +219,7 @@ class EventParams:
     inner_light: float = 0.01
     dark_keep: float = 0.8
     relit_motion_s: float = 1.0
-    multi_light: int = 4
+    multi_light: int = 6
     small_area: float = 0.003
     small_lit_floor: float = 0.02
     edge_grow: int = 2
