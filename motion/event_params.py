@@ -196,6 +196,13 @@ class EventParams:
         and ``relit_motion_s`` and started an event (dark_nuisance_10min#23 305.7 s, 3.3 s after
         the IR switch). Someone walking in then is darker than the background somewhere, or
         enters at a border as a sliver, or releases the hold as beside any cone.
+    fast_box: the fast and the growth paths take an update with two or more regions only if the
+        largest region's box grew or moved, not only the moving area as a whole (1 = on; 0 = off,
+        the rule before 2026-12-06; one region's growth is its own). A branch at the start of a gust
+        shows darker than the background at one place, and the next update the same box with a speck
+        beside it: the area grew by the speck (dark_nuisance_10min#19 57.7 s, a false event);
+        someone walking in grows or moves (a passer-by fragmented under the porch lamp keeps the
+        largest piece's size but moves).
     """
 
     min_motion_s: float = 0.4
@@ -234,6 +241,7 @@ class EventParams:
     same_light: float = 0.8
     away_late: int = 1
     relit_cone: int = 1
+    fast_box: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -251,7 +259,7 @@ class EventParams:
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
-        for name in ("away_late", "relit_cone"):
+        for name in ("away_late", "relit_cone", "fast_box"):
             if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio

@@ -31,7 +31,9 @@ Rules:
 - Growing motion starts one at once: a motion frame whose moving area grew on each of the last two
   updates (the first of them may still be below ``min_area``) to at least ``fast_area``, with at
   most ``fast_max_lit`` lit. This is someone stepping in slowly at the edge, e.g. in rain under a
-  swaying branch, where the short path waited a frame.
+  swaying branch, where the short path waited a frame. With ``fast_box`` both paths take an update
+  with two or more regions only if the largest region itself grew or moved: a branch at the start of
+  a gust holds its box while a speck beside it adds to the moving area.
 - Small motion growing in at a border starts one at once: a motion frame whose moving area grew
   on each of the last ``edge_grow`` (2) updates, whatever its size, with a region at a border and
   at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
@@ -239,6 +241,7 @@ class _State:
     run_last: float = -math.inf  # latest motion frame of that run
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
+    last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     held_t: float = -math.inf  # when that hold began
     multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
@@ -312,6 +315,13 @@ class EventTracker:
         self._release_hold(t, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
+        # With fast_box, growth with two or more regions counts only if the largest region itself
+        # grew or moved, not only specks beside it (one region's growth is its own).
+        big: Box | None = boxes[0] if boxes else None
+        last, s.last_box = s.last_box, big
+        box_grew = big is None or last is None or len(boxes or ()) < 2 or (
+            big[2] * big[3] > last[2] * last[3] or big[:2] != last[:2]
+        )
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
         if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
@@ -358,9 +368,12 @@ class EventTracker:
         else:
             persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
                 grew
+                and (box_grew or not p.fast_box)
                 and s.clear_since is not None
                 and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-            ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept or jump
+            ) or (self._growing(area, lit) and (box_grew or not p.fast_box)) or self._edge_growing(
+                lit, boxes
+            ) or kept or jump
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pytest
 
 from motion import EventParams, EventStarted, EventTracker, MotionDetector, MotionResult
 from motion.events import Box
@@ -485,3 +486,33 @@ def test_glare_beside_a_cone_held_as_light_for_four_frames_does_not_release_it()
     speck = 0.0015  # the detector's min_area
     assert _replay_lit([*frames, *gone], min_area=speck) == []
     assert _replay_lit([*frames, *gone], EventParams(multi_light=4), speck) == [274.20]  # before
+
+
+def test_a_branch_whose_motion_grows_only_by_a_speck_beside_it_takes_no_short_path() -> None:
+    # dark_nuisance_10min#19 at 57.53 s, the gust's first seconds: a branch shows darker than
+    # the background mid-picture (0.40 %), the same box on the next update with a speck beside
+    # it (the moving area grew to 0.49 %), then still the same place, gone after 0.27 s. The
+    # growth was the speck's, not the region's: no short path (fast_box); it was a false event.
+    frames: list[LitFrame] = [
+        (57.40, 0.0, 0.006, 0.022, (), (), ()),
+        (57.47, 0.0, 0.009, 0.024, (), (), ()),
+        (57.53, 0.0008, 0.013, 0.027, ((0.125, 0.367, 0.019, 0.044),), (0.0,), (-12.6,)),
+        (57.60, 0.0, 0.011, 0.026, (), (), ()),
+        (57.67, 0.0040, 0.011, 0.026, ((0.2, 0.367, 0.056, 0.111),), (0.0,), (-20.3,)),
+        (57.73, 0.0049, 0.009, 0.025, ((0.2, 0.367, 0.056, 0.111), (0.119, 0.367, 0.025, 0.044)),
+         (0.0, 0.0), (-20.2, -12.4)),
+        (57.80, 0.0041, 0.008, 0.023, ((0.194, 0.367, 0.062, 0.111),), (0.0,), (-19.4,)),
+        (57.87, 0.0040, 0.006, 0.021, ((0.194, 0.367, 0.062, 0.111),), (0.0,), (-20.0,)),
+    ]
+    gone: list[LitFrame] = [(57.93 + i / FPS, 0.0, 0.004, 0.015, (), (), ()) for i in range(10)]
+    speck = 0.0015  # the detector's min_area
+    assert _replay_lit([*frames, *gone], min_area=speck) == []
+    assert _replay_lit([*frames, *gone], EventParams(fast_box=0), speck) == [57.73]  # before
+    # Someone stepping in mid-picture (from behind a bush) grows or moves as they go: the short
+    # path as before.
+    walker: list[LitFrame] = [
+        (57.67 + i / FPS, 0.0040 + 0.001 * i, 0.011, 0.026, ((0.2 + 0.01 * i, 0.367, 0.056,
+                                                             0.111),), (0.0,), (-20.0,))
+        for i in range(4)
+    ]
+    assert _replay_lit(walker, min_area=speck) == [pytest.approx(57.73, abs=0.01)]
