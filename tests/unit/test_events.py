@@ -156,6 +156,9 @@ def test_time_going_backwards_is_an_error() -> None:
         ("edge_keep_margin", 1.5),
         ("edge_jump", -0.1),
         ("same_light", 1.5),
+        ("away_late", 2),
+        ("relit_cone", 0.5),
+        ("fast_box", -1),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
