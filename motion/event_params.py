@@ -92,7 +92,12 @@ class EventParams:
         before 2026-12-05). A cone's glare on the wall can split off and grow with the cone for
         two or three frames before it merges back or fades (3 cleared three false events of
         dark_nuisance_10min seeds 0-15, 4 one more); an IR-lit visitor splitting off a cone at
-        the border where they walk in still releases it after two.
+        the border where they walk in still releases it after two. 6 since 2026-12-06: glare
+        beside the beam, lifted by its own amount (``same_light`` does not hold it), showed on
+        four counted updates (dark_nuisance_10min#16 412.1 s, a steady spot above the street;
+        #20 274.2 s, the street lit beside the cone, moving with it); no visitor in the cached
+        dark scenes was released by a region inside the picture (every one split off at the
+        border they walked in at), so 6 costs none of them anything.
     small_area, small_lit_floor: motion smaller than ``small_area`` (0..1; 0 = off, the rule
         before 2026-12-05) is weighed by the light rule from ``small_lit_floor`` (0..1) instead of
         ``lit_floor``: a branch the flicker map does not know yet flashes 0.15-0.17 % "moving"
@@ -188,12 +193,34 @@ class EventParams:
         background beside the beam lowers it by their own amount: 0.31-1.08 times the beam's
         lift on every release by a visitor in the cached dark scenes, lowered or lifted.
     swept_hold: a cone's first frame that the light rule (``lit_floor``) keeps from starting a
-        run still holds the run that follows for ``sudden_hold_s`` (False = the rule before
-        2026-12-06). At a low bit rate H.264 lifts ``lit_raw`` over the whole dark picture to
+        run still holds the run that follows for ``sudden_hold_s`` (1 = on; 0 = off, the rule
+        before 2026-12-06). At a low bit rate H.264 lifts ``lit_raw`` over the whole dark picture to
         4 %, so a cone swinging in at 0.65 % counts as light on the move for its first frames;
         its run then starts a frame or two later, no longer "out of a still picture", and grew
         into an event at once (``dark_nuisance_10min`` under ``--stress crf=32``, seeds 0-3:
         6 -> 4 false events with ``beam_shade``; no event moved without the stress).
+    away_late: the ``away_release`` counts only regions that showed up away from the regions
+        before after the hold began, not on the update that began it (1 = on; 0 = off, the rule
+        before 2026-12-06). A cone swinging in at the border out of an update that saw only a
+        speck elsewhere (a leaf's flicker, below ``min_area``) "jumped away" from that speck on
+        its own first frame and stayed there two updates, which released its own hold at once
+        (dark_nuisance_10min#23 431.5 s); someone stepping in away from the light does so while
+        the light is already held.
+    relit_cone: while the detector re-learns the scene after a light switch (``lit`` = 1.0, a
+        flag, not a measurement), the cone test skips its ``cone_lit_ratio`` check (1 = on; 0 =
+        off, the rule before 2026-12-06): a cone swinging in during the ~6 s after the IR lamp
+        came on, at least ``sudden_area`` at once out of a still picture and every region only
+        brighter, is held as any cone is. Without it such a cone moved on past ``relit_spread``
+        and ``relit_motion_s`` and started an event (dark_nuisance_10min#23 305.7 s, 3.3 s after
+        the IR switch). Someone walking in then is darker than the background somewhere, or
+        enters at a border as a sliver, or releases the hold as beside any cone.
+    fast_box: the fast and the growth paths take an update with two or more regions only if the
+        largest region's box grew or moved, not only the moving area as a whole (1 = on; 0 = off,
+        the rule before 2026-12-06; one region's growth is its own). A branch at the start of a gust
+        shows darker than the background at one place, and the next update the same box with a speck
+        beside it: the area grew by the speck (dark_nuisance_10min#19 57.7 s, a false event);
+        someone walking in grows or moves (a passer-by fragmented under the porch lamp keeps the
+        largest piece's size but moves).
     """
 
     min_motion_s: float = 0.4
@@ -217,7 +244,7 @@ class EventParams:
     inner_light: float = 0.01
     dark_keep: float = 0.8
     relit_motion_s: float = 1.0
-    multi_light: int = 4
+    multi_light: int = 6
     small_area: float = 0.003
     small_lit_floor: float = 0.02
     edge_grow: int = 2
@@ -231,7 +258,10 @@ class EventParams:
     edge_jump: float = 0.0
     same_light: float = 0.8
     beam_shade: float = 0.2
-    swept_hold: bool = True
+    swept_hold: int = 1
+    away_late: int = 1
+    relit_cone: int = 1
+    fast_box: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -249,11 +279,10 @@ class EventParams:
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
+        for name in ("away_late", "relit_cone", "fast_box", "swept_hold"):
+            if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
+                raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio
-        if self.swept_hold not in (True, False):  # (1 and 0 from a command line count too)
-            raise ValueError(
-                f"swept_hold={self.swept_hold!r} is out of range: allowed true or false"
-            )
         if not isinstance(ratio, int | float) or not 1.0 <= ratio <= 10.0:
             raise ValueError(f"cone_lit_ratio={ratio!r} is out of range: allowed 1..10")
         for name in (

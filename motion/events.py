@@ -31,7 +31,9 @@ Rules:
 - Growing motion starts one at once: a motion frame whose moving area grew on each of the last two
   updates (the first of them may still be below ``min_area``) to at least ``fast_area``, with at
   most ``fast_max_lit`` lit. This is someone stepping in slowly at the edge, e.g. in rain under a
-  swaying branch, where the short path waited a frame.
+  swaying branch, where the short path waited a frame. With ``fast_box`` both paths take an update
+  with two or more regions only if the largest region itself grew or moved: a branch at the start of
+  a gust holds its box while a speck beside it adds to the moving area.
 - Small motion growing in at a border starts one at once: a motion frame whose moving area grew
   on each of the last ``edge_grow`` (2) updates, whatever its size, with a region at a border and
   at most ``edge_grow_lit`` (1 %) of the picture changing brightness. Someone as bright as a dim
@@ -87,7 +89,9 @@ Rules:
   a quarter of the first frame's area: a cone swinging in shows one below ``min_area`` first.
   With ``away_release`` the hold also ends when the regions jump far from where the light was
   and stay there two updates (someone stepping in elsewhere as the cone leaves, in the same run
-  of motion), and their run starts where they appeared.
+  of motion), and their run starts where they appeared. With ``away_late`` that jump must come
+  after the hold began: a cone's own first frame, out of an update that saw only a speck
+  elsewhere, is no one stepping in away from the light.
   With ``inner_light`` a run whose first motion frame shows only regions that brightened, none
   near a border, is held too, whatever its size: a cone swinging in from the street grows from
   a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
@@ -100,7 +104,8 @@ Rules:
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
   holds the run that follows all the same.
-- Right after a light switch, while the detector re-learns (``lit`` = 1.0), a run must persist
+- Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
+  its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
   beyond the patch its regions showed in over their first half second: fragments of foliage
@@ -239,7 +244,9 @@ class _State:
     run_last: float = -math.inf  # latest motion frame of that run
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
+    last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
+    held_t: float = -math.inf  # when that hold began
     multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
     second: tuple[Box, ...] = ()  # the previous update's boxes of all regions but the largest
     away: int = 0  # updates in a row at a place the update before the first of them had no region
@@ -311,6 +318,13 @@ class EventTracker:
         self._release_hold(t, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
+        # With fast_box, growth with two or more regions counts only if the largest region itself
+        # grew or moved, not only specks beside it (one region's growth is its own).
+        big: Box | None = boxes[0] if boxes else None
+        last, s.last_box = s.last_box, big
+        box_grew = big is None or last is None or len(boxes or ()) < 2 or (
+            big[2] * big[3] > last[2] * last[3] or big[:2] != last[:2]
+        )
         s.grow_steps = s.grow_steps + 1 if grew else 0
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
         if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
@@ -327,7 +341,7 @@ class EventTracker:
             if s.run_start is None:
                 s.run_start = s.keep_t
                 if appeared:
-                    s.held_until = t + p.sudden_hold_s
+                    s.held_until, s.held_t = t + p.sudden_hold_s, t
                     s.inner_held = s.inner_now
                 s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
@@ -343,7 +357,7 @@ class EventTracker:
         if s.run_start is None:
             s.run_start = t
             if appeared:
-                s.held_until = t + p.sudden_hold_s
+                s.held_until, s.held_t = t + p.sudden_hold_s, t
                 s.inner_held = s.inner_now
             s.early = None
         if kept and s.inner_held and s.keep_t <= s.run_start:
@@ -362,9 +376,12 @@ class EventTracker:
         else:
             persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
                 grew
+                and (box_grew or not p.fast_box)
                 and s.clear_since is not None
                 and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-            ) or self._growing(area, lit) or self._edge_growing(lit, boxes) or kept or jump
+            ) or (self._growing(area, lit) and (box_grew or not p.fast_box)) or self._edge_growing(
+                lit, boxes
+            ) or kept or jump
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -477,7 +494,8 @@ class EventTracker:
         changed brightness, and every region only brightened (given ``brighter``) or, without it,
         one region at the left or right edge."""
         p = self.params
-        if not 0 < p.sudden_area <= area or lit > p.cone_lit_ratio * area:
+        relit = p.relit_cone and lit >= 1.0  # re-learning: lit is no measurement
+        if not 0 < p.sudden_area <= area or (lit > p.cone_lit_ratio * area and not relit):
             return False
         if brighter is not None:
             return len(brighter) >= 1 and min(brighter) >= p.light_brighter
@@ -576,12 +594,15 @@ class EventTracker:
         s.multi = self._count_multi(boxes, residual)
         s.dark = self._count_dark(boxes, brighter, residual)
         s.away = self._count_away(boxes, t)
-        if 0 < p.away_release <= s.away and t < s.held_until and s.run_start is not None:
+        # With away_late, the cone's own first frame is no jump away from the light: the light
+        # was not there yet.
+        away = 0 < p.away_release <= s.away and not (p.away_late and s.away_t <= s.held_t)
+        if away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
             s.run_start = max(s.run_start, s.away_t)
         multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
                                                                brighter) else 2
-        if s.multi >= multi_need or s.dark >= 2 or 0 < p.away_release <= s.away:
+        if s.multi >= multi_need or s.dark >= 2 or away:
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf

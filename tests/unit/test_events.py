@@ -158,6 +158,9 @@ def test_time_going_backwards_is_an_error() -> None:
         ("same_light", 1.5),
         ("beam_shade", -0.2),
         ("swept_hold", 2),
+        ("away_late", 2),
+        ("relit_cone", 0.5),
+        ("fast_box", -1),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
