@@ -333,7 +333,7 @@ class EventTracker:
             if appeared and s.run_start is None and p.swept_hold:
                 # A cone's first frame that the light rule hid: the run it grows into, a frame
                 # or two later and no longer "out of a still picture", is the same cone.
-                s.held_until = t + p.sudden_hold_s
+                s.held_until, s.held_t = t + p.sudden_hold_s, t
                 s.inner_held = s.inner_now
             motion = kept = False  # it may continue an open event, never start one
         if kept and s.open is None and not motion:
