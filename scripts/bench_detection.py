@@ -203,10 +203,13 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _overrides(text: str) -> dict[str, float]:
+    """``k=v,...`` as keyword arguments; whole numbers stay ints (a width such as
+    ``edge_cluster=8`` must be one)."""
     out: dict[str, float] = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        out[key] = float(value)
+        number = float(value)
+        out[key] = int(number) if number.is_integer() else number
     return out
 
 
