@@ -318,8 +318,10 @@ class MotionDetector:
         if seen:
             confirmed = self._confirmed(
                 structure, struct_mag, thr, thr_map, buf, (cur, pred) if dark else None)
+            # edge_cluster looks only at a steady frame (the count of changes is already known)
+            steady = seen <= _EDGE_CLUSTER_LIT * geo.watched_px
             changed, structure = self._changed(
-                intensity, confirmed, busy, relearning, geo, (cur, pred))
+                intensity, confirmed, busy, relearning, geo, (cur, pred) if steady else None)
         else:
             changed = geo.empty
             if p.persist:
@@ -379,19 +381,20 @@ class MotionDetector:
         changed = cv2.bitwise_and(changed, vouched, dst=buf.opened)
         if geo.edge is None or relearning or light is None:
             return changed, structure
-        return self._edge_cluster(intensity, raw, prev, changed, structure, geo, light)
+        return self._edge_cluster(raw, prev, changed, structure, geo, light)
 
     def _edge_cluster(
-        self, intensity: np.ndarray, raw: np.ndarray, prev: np.ndarray, changed: np.ndarray,
-        structure: np.ndarray, geo: _Geometry, light: tuple[np.ndarray, np.ndarray],
+        self, raw: np.ndarray, prev: np.ndarray, changed: np.ndarray, structure: np.ndarray,
+        geo: _Geometry, light: tuple[np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
         """``changed`` and ``structure`` with the clusters of ``raw`` (this frame's changes
         before the opening) in the border strip (``DetectorParams.edge_cluster``) that ``prev``
-        (the previous frame's) vouches for, in a frame with at most ``_EDGE_CLUSTER_LIT`` of the
-        picture changed, when at least ``_EDGE_DARKER`` of the clusters' pixels are darker than
-        the background (``light``: the frame and its prediction). A headlight cone swinging in
-        at the border only brightens (dark_nuisance_10min#2, #3: three false events without
-        this test); the event tracker holds it as light if its first frame shows it whole.
+        (the previous frame's) vouches for, when at least ``_EDGE_DARKER`` of the clusters'
+        pixels are darker than the background (``light``: the frame and its prediction, which
+        the caller passes only for a frame with at most ``_EDGE_CLUSTER_LIT`` of it changed).
+        A headlight cone swinging in at the border only brightens (dark_nuisance_10min#2, #3:
+        three false events without this test); the event tracker holds it as light if its first
+        frame shows it whole.
 
         Why: a dim visitor walking in shows as fragments of 2-3 pixels a side, each of which the
         opening removes, for a frame or three after 20-40 of their pixels changed. Closed into
@@ -401,8 +404,6 @@ class MotionDetector:
         assert edge is not None
         near = cv2.bitwise_and(raw, edge, dst=buf.edge)
         if cv2.countNonZero(near) < geo.min_region_px:
-            return changed, structure
-        if cv2.countNonZero(intensity) > _EDGE_CLUSTER_LIT * geo.watched_px:
             return changed, structure
         cluster = cv2.morphologyEx(near, cv2.MORPH_CLOSE, _KERNEL5, dst=buf.edge)
         vouched = cv2.dilate(prev, _KERNEL9, dst=buf.edge_near)

@@ -322,7 +322,7 @@ class EventTracker:
         # grew or moved, not only specks beside it (one region's growth is its own).
         big: Box | None = boxes[0] if boxes else None
         last, s.last_box = s.last_box, big
-        box_grew = big is None or last is None or len(boxes or ()) < 2 or (
+        box_grew = not p.fast_box or big is None or last is None or len(boxes or ()) < 2 or (
             big[2] * big[3] > last[2] * last[3] or big[:2] != last[:2]
         )
         s.grow_steps = s.grow_steps + 1 if grew else 0
@@ -376,10 +376,10 @@ class EventTracker:
         else:
             persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
                 grew
-                and (box_grew or not p.fast_box)
+                and box_grew
                 and s.clear_since is not None
                 and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-            ) or (self._growing(area, lit) and (box_grew or not p.fast_box)) or self._edge_growing(
+            ) or (self._growing(area, lit) and box_grew) or self._edge_growing(
                 lit, boxes
             ) or kept or jump
         o = s.open
