@@ -103,7 +103,11 @@ Rules:
   by their own amount. With ``beam_shade`` neither counts a region darker than the background by
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
-  holds the run that follows all the same.
+  holds the run that follows all the same. With ``lit_lead`` a first frame under
+  ``sudden_area`` is a cone's too when the update before changed brightness over at least that
+  much of the picture with nothing moving: a car's light brightens a band before any of it is
+  motion, and then shows as a sliver at the border; a visitor's sliver changes less before it
+  shows.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
   its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
@@ -244,6 +248,7 @@ class _State:
     run_last: float = -math.inf  # latest motion frame of that run
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
+    last_lit: float = 0.0  # the previous update's ``lit`` (0 when unknown or re-learning)
     last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     held_t: float = -math.inf  # when that hold began
@@ -318,6 +323,7 @@ class EventTracker:
         self._release_hold(t, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, s.last_area = area > s.last_area, area
+        s.last_lit = lit if lit is not None and lit < 1.0 else 0.0
         # With fast_box, growth with two or more regions counts only if the largest region itself
         # grew or moved, not only specks beside it (one region's growth is its own).
         big: Box | None = boxes[0] if boxes else None
@@ -482,6 +488,8 @@ class EventTracker:
         s.inner_now = False
         if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
             return True
+        if self._lit_lead(area, lit, brighter):
+            return True
         if 0 < p.edge_keep <= s.keep_n and s.keep_edge:
             return False  # it grew out of a sliver at a border: someone walking in (edge_keep)
         s.inner_now = self._inner_light(boxes, brighter)
@@ -503,6 +511,17 @@ class EventTracker:
             return False
         x, _, w, _ = boxes[0]
         return x <= _EDGE or x + w >= 1.0 - _EDGE
+
+    def _lit_lead(self, area: float, lit: float, brighter: Sequence[float] | None) -> bool:
+        """A cone's first frame under ``sudden_area`` that the light announced (``lit_lead``):
+        the update before changed brightness over at least ``lit_lead`` of the picture with
+        nothing moving, and every region now only brightened, about all of what changed."""
+        s, p = self._s, self.params
+        return (
+            0 < p.lit_lead <= s.last_lit and s.last_area == 0 and area > 0
+            and brighter is not None and len(brighter) >= 1
+            and min(brighter) >= p.light_brighter and lit <= p.cone_lit_ratio * area
+        )
 
     def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
         """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a

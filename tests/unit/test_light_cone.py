@@ -586,3 +586,42 @@ def test_a_branch_whose_motion_grows_only_by_a_speck_beside_it_takes_no_short_pa
         for i in range(4)
     ]
     assert _replay_lit(walker, min_area=speck) == [pytest.approx(57.73, abs=0.01)]
+
+
+def test_a_cone_sliver_that_the_light_announced_is_held_like_a_cone() -> None:
+    # dark_nuisance_10min#19 at 207.60 s: a car's light reaches the right border. The update
+    # before the first region changes brightness over 0.34 % of the picture with nothing moving;
+    # then a sliver at the border, all brighter, 0.37 % (under sudden_area, so no cone's first
+    # frame), holding its place on the next update: edge_keep took it for someone walking in and
+    # started a false event at 207.80 s. The light came first: it is held as a cone (lit_lead).
+    frames: list[LitFrame] = [
+        (207.47, 0.0, 0.0000, 0.0010, (), (), ()),
+        (207.53, 0.0, 0.0001, 0.0006, (), (), ()),
+        (207.60, 0.0, 0.0034, 0.0028, (), (), ()),
+        (207.67, 0.0037, 0.0045, 0.0037, ((0.944, 0.356, 0.056, 0.1),), (1.0,), (24.3,)),
+        (207.73, 0.0, 0.0042, 0.0040, (), (), ()),
+        (207.80, 0.0054, 0.0057, 0.0050, ((0.919, 0.344, 0.081, 0.144),), (1.0,), (25.5,)),
+        (207.87, 0.0069, 0.0071, 0.0060, ((0.912, 0.344, 0.087, 0.167),), (1.0,), (24.9,)),
+        (207.93, 0.0083, 0.0085, 0.0078, ((0.906, 0.344, 0.094, 0.189),), (1.0,), (28.2,)),
+        (208.00, 0.0073, 0.0128, 0.0120, ((0.887, 0.344, 0.106, 0.111),), (1.0,), (31.3,)),
+        (208.07, 0.0133, 0.0156, 0.0148, ((0.875, 0.333, 0.125, 0.256),), (1.0,), (34.4,)),
+        (208.13, 0.0214, 0.0309, 0.0290, ((0.863, 0.311, 0.138, 0.322),), (1.0,), (41.9,)),
+        (208.20, 0.0299, 0.0373, 0.0358, ((0.825, 0.311, 0.175, 0.389),), (1.0,), (41.3,)),
+    ]
+    speck = 0.0015  # the detector's min_area
+    assert _replay_lit(frames, min_area=speck) == []
+    assert _replay_lit(frames, EventParams(lit_lead=0.0), speck) == [207.80]  # the rule before
+
+
+def test_a_dusk_visitor_whose_sliver_changed_a_little_light_first_still_starts_at_once() -> None:
+    # dusk_visit#27 at 17.80 s: the most light any visitor's sliver changed the update before
+    # its first region, over the cached dim and dark scenes (0.22 %, against 0.34-0.43 % for
+    # the three cones lit_lead holds): the event starts on the second frame as before.
+    frames: list[LitFrame] = [
+        (17.80, 0.0, 0.0022, 0.0012, (), (), ()),
+        (17.87, 0.0025, 0.0026, 0.0023, ((0.0, 0.244, 0.019, 0.133),), (1.0,), (20.3,)),
+        (17.93, 0.0042, 0.0060, 0.0050, ((0.0, 0.244, 0.031, 0.178),), (0.85,), (14.8,)),
+        (18.00, 0.0103, 0.0096, 0.0083, ((0.0, 0.233, 0.031, 0.4),), (0.45,), (-1.0,)),
+    ]
+    speck = 0.0015
+    assert _replay_lit(frames, min_area=speck) == [17.93]
