@@ -322,16 +322,7 @@ class EventTracker:
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
-        grew, s.last_area = area > s.last_area, area
-        s.last_lit = lit if lit is not None and lit < 1.0 else 0.0
-        # With fast_box, growth with two or more regions counts only if the largest region itself
-        # grew or moved, not only specks beside it (one region's growth is its own).
-        big: Box | None = boxes[0] if boxes else None
-        last, s.last_box = s.last_box, big
-        box_grew = not p.fast_box or big is None or last is None or len(boxes or ()) < 2 or (
-            big[2] * big[3] > last[2] * last[3] or big[:2] != last[:2]
-        )
-        s.grow_steps = s.grow_steps + 1 if grew else 0
+        grew, box_grew = self._grew(area, lit, boxes)
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
         if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
             t, area, sweep_lit
@@ -339,16 +330,14 @@ class EventTracker:
             if appeared and s.run_start is None and p.swept_hold:
                 # A cone's first frame that the light rule hid: the run it grows into, a frame
                 # or two later and no longer "out of a still picture", is the same cone.
-                s.held_until, s.held_t = t + p.sudden_hold_s, t
-                s.inner_held = s.inner_now
+                self._hold(t)
             motion = kept = False  # it may continue an open event, never start one
         if kept and s.open is None and not motion:
             motion = True
             if s.run_start is None:
                 s.run_start = s.keep_t
                 if appeared:
-                    s.held_until, s.held_t = t + p.sudden_hold_s, t
-                    s.inner_held = s.inner_now
+                    self._hold(t)
                 s.early = None
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
@@ -363,8 +352,7 @@ class EventTracker:
         if s.run_start is None:
             s.run_start = t
             if appeared:
-                s.held_until, s.held_t = t + p.sudden_hold_s, t
-                s.inner_held = s.inner_now
+                self._hold(t)
             s.early = None
         if kept and s.inner_held and s.keep_t <= s.run_start:
             # Held as light inside the picture, but kept at a border from the run's first frame
@@ -372,22 +360,9 @@ class EventTracker:
             s.held_until = -math.inf
         s.run_last = t
         self._note_early(t, boxes)
-        if area < p.fast_area or lit > p.fast_max_lit:
-            s.clear_since = None
-        elif s.clear_since is None:
-            s.clear_since = t
-        # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
-        if haunted:  # where small motion came and went before: no short path, maybe a longer wait
-            persisted = t - s.run_start + frame_s + 1e-9 >= max(p.min_motion_s, p.haunt_motion_s)
-        else:
-            persisted = t - s.run_start + frame_s + 1e-9 >= p.min_motion_s or (
-                grew
-                and box_grew
-                and s.clear_since is not None
-                and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
-            ) or (self._growing(area, lit) and box_grew) or self._edge_growing(
-                lit, boxes
-            ) or kept or jump
+        # Where small motion came and went before: no short path, maybe a longer wait.
+        persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
+                                    box_grew) or (not haunted and (kept or jump))
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -457,6 +432,55 @@ class EventTracker:
                 s.run_start = t
             return out
         return []
+
+    def _grew(
+        self, area: float, lit: float | None, boxes: Sequence[Box] | None
+    ) -> tuple[bool, bool]:
+        """``(grew, box_grew)``: whether the moving area grew since the previous update, and
+        (``fast_box``) whether, with two or more regions, the largest region itself grew or
+        moved, not only specks beside it (one region's growth is its own). Moves the previous
+        update's area, lit and largest box on to this one's; call after ``_appeared``."""
+        s, p = self._s, self.params
+        grew, s.last_area = area > s.last_area, area
+        s.last_lit = lit if lit is not None and lit < 1.0 else 0.0
+        big: Box | None = boxes[0] if boxes else None
+        last, s.last_box = s.last_box, big
+        box_grew = not p.fast_box or big is None or last is None or len(boxes or ()) < 2 or (
+            big[2] * big[3] > last[2] * last[3] or big[:2] != last[:2]
+        )
+        s.grow_steps = s.grow_steps + 1 if grew else 0
+        return grew, box_grew
+
+    def _hold(self, t: float) -> None:
+        """Hold the run beginning now as light for ``sudden_hold_s``."""
+        s = self._s
+        s.held_until, s.held_t = t + self.params.sudden_hold_s, t
+        s.inner_held = s.inner_now
+
+    def _persisted(
+        self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
+        haunted: bool, fast_grew: bool, box_grew: bool,
+    ) -> bool:
+        """Whether the run, this motion frame included, may start an event by how long it has
+        lasted or how it grows (the rules of the module docstring; ``edge_keep`` and
+        ``edge_jump`` are the caller's): ``min_motion_s``, the fast path (``fast_grew``: the
+        area and, with ``fast_box``, the largest box grew), steady growth, growth at a border;
+        where small motion came and went before (``haunted``) only ``haunt_motion_s``."""
+        s, p = self._s, self.params
+        assert s.run_start is not None
+        if area < p.fast_area or lit > p.fast_max_lit:
+            s.clear_since = None
+        elif s.clear_since is None:
+            s.clear_since = t
+        # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
+        lasted = t - s.run_start + frame_s + 1e-9
+        if haunted:
+            return lasted >= max(p.min_motion_s, p.haunt_motion_s)
+        return lasted >= p.min_motion_s or (
+            fast_grew
+            and s.clear_since is not None
+            and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
+        ) or (self._growing(area, lit) and box_grew) or self._edge_growing(lit, boxes)
 
     def _light_sweep(self, t: float, area: float, lit: float) -> bool:
         """Motion that is small next to the brightness change around it: light on the move.
