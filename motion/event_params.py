@@ -231,6 +231,17 @@ class EventParams:
         ``dark_nuisance_10min`` over the issue's 45 seeds (8 -> 5). A visitor's own sliver
         changes less before it shows: at most 0.22 % over the cached dim and dark scenes, seeds
         0-36 (dusk_visit#27 17.80 s); no visitor's event moved there.
+    regrow, regrow_low: a held cone's hold also ends when its moving area, having fallen to at
+        most ``regrow_low`` (0..1) of the largest it reached since the hold began (the low is the
+        larger of two updates' areas, so a region dropping out for one update has not shrunk),
+        grows again on ``regrow`` updates in a row (0..100; 0 = off, the rule before
+        2026-12-06). A cone leaving at a border only shrinks; someone walking in just where it
+        leaves merges with it into one all-brighter region under IR, which no other release
+        sees: they waited out the hold (headlights_visit#253 1.80 s, #17 1.67 s late; with the
+        rule 0.40 s and 0.53 s). No other event moved over 402 cached scene runs (the dim
+        scenes and headlights_visit seeds 0-36, ir_night_visit and headlights 0-15,
+        ``dark_nuisance_10min`` on the issue's 45 seeds, the old scenes 0-15, and under
+        ``--stress crf=32`` the dark scenes 0-3 and ``headlights`` 0-7).
     """
 
     min_motion_s: float = 0.4
@@ -273,6 +284,8 @@ class EventParams:
     relit_cone: int = 1
     fast_box: int = 1
     lit_lead: float = 0.003
+    regrow: int = 3
+    regrow_low: float = 0.25
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -286,7 +299,7 @@ class EventParams:
         _check_range("relit_motion_s", self.relit_motion_s, 0.0, 10.0)
         _check_range("haunt_s", self.haunt_s, 0.0, 3600.0)
         _check_range("haunt_motion_s", self.haunt_motion_s, 0.0, 10.0)
-        for name in ("away_release", "multi_light", "edge_grow", "edge_keep"):
+        for name in ("away_release", "multi_light", "edge_grow", "edge_keep", "regrow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
@@ -300,7 +313,7 @@ class EventParams:
             "fast_area", "fast_max_lit", "lit_floor", "lit_area_ratio", "sudden_area",
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
-            "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead",
+            "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead", "regrow_low",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -108,6 +108,9 @@ Rules:
   much of the picture with nothing moving: a car's light brightens a band before any of it is
   motion, and then shows as a sliver at the border; a visitor's sliver changes less before it
   shows.
+  With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
+  largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
+  someone walking in where it leaves merges with it into one all-brighter region.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
   its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
@@ -249,6 +252,9 @@ class _State:
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
     last_lit: float = 0.0  # the previous update's ``lit`` (0 when unknown or re-learning)
+    hold_peak: float = 0.0  # the largest moving area since the hold began (regrow)
+    hold_low: float = 0.0  # the smallest since that peak
+    regrow_n: int = 0  # updates in a row the area grew again after falling under regrow_low
     last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     held_t: float = -math.inf  # when that hold began
@@ -320,7 +326,7 @@ class EventTracker:
         kept = self._edge_kept(t, area, lit, boxes)
         jump = motion and self._edge_jump(area, lit, boxes, brighter)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
-        self._release_hold(t, boxes, brighter if light else None, residual)
+        self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, box_grew = self._grew(area, lit, boxes)
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
@@ -456,6 +462,8 @@ class EventTracker:
         s = self._s
         s.held_until, s.held_t = t + self.params.sudden_hold_s, t
         s.inner_held = s.inner_now
+        s.hold_peak = s.hold_low = s.last_area
+        s.regrow_n = 0
 
     def _persisted(
         self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
@@ -628,8 +636,8 @@ class EventTracker:
         )
 
     def _release_hold(
-        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
-        residual: Sequence[float] | None = None,
+        self, t: float, area: float, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None, residual: Sequence[float] | None = None,
     ) -> None:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
@@ -645,10 +653,30 @@ class EventTracker:
             s.run_start = max(s.run_start, s.away_t)
         multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
                                                                brighter) else 2
-        if s.multi >= multi_need or s.dark >= 2 or away:
+        if s.multi >= multi_need or s.dark >= 2 or away or self._regrown(t, area):
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
+
+    def _regrown(self, t: float, area: float) -> bool:
+        """Count this update toward ``regrow`` while a hold lasts, and say whether it is met:
+        the moving area grew on ``regrow`` updates in a row after falling to at most
+        ``regrow_low`` of the largest it reached since the hold began. Call before
+        ``last_area`` moves on."""
+        s, p = self._s, self.params
+        if p.regrow <= 0 or t >= s.held_until:
+            return False
+        # The low is the larger of two updates' areas: a region that drops out for one update
+        # (the beam fragmenting) has not shrunk.
+        low = max(area, s.last_area)
+        if area > s.hold_peak:
+            s.hold_peak = s.hold_low = area
+            s.regrow_n = 0
+        else:
+            s.hold_low = min(s.hold_low, low)
+            grew = area > s.last_area and s.hold_low <= p.regrow_low * s.hold_peak
+            s.regrow_n = s.regrow_n + 1 if grew else 0
+        return s.regrow_n >= p.regrow
 
     def _count_multi(
         self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None
