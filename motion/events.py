@@ -111,6 +111,11 @@ Rules:
   With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
   largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
   someone walking in where it leaves merges with it into one all-brighter region.
+- Something dark growing in at a border starts one at once (``dark_entry``): every moving region
+  darker than the background, one at a border, the moving area grown on the last two updates,
+  whatever the light does. A porch lamp switching on as someone walks in changes a sixth of
+  the picture's brightness for most of a second, which hid them from the light rule; light
+  only adds, so what grows in dark is an object.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
   its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
@@ -156,6 +161,8 @@ from motion.event_params import EventParams
 
 Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
 _EDGE = 0.01  # a box this close to a border of the picture touches it
+_DARK_BRIGHTER = 0.05  # dark_entry: a region "darker than the background" has at most this
+# fraction of its pixels brighter than the background predicts
 _KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
@@ -329,9 +336,10 @@ class EventTracker:
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, box_grew = self._grew(area, lit, boxes)
+        entering = self._dark_entry(boxes, brighter)
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
-        if (motion or kept) and s.open is None and sweep_lit is not None and self._light_sweep(
-            t, area, sweep_lit
+        if (motion or kept) and s.open is None and sweep_lit is not None and not entering and (
+            self._light_sweep(t, area, sweep_lit)
         ):
             if appeared and s.run_start is None and p.swept_hold:
                 # A cone's first frame that the light rule hid: the run it grows into, a frame
@@ -368,7 +376,7 @@ class EventTracker:
         self._note_early(t, boxes)
         # Where small motion came and went before: no short path, maybe a longer wait.
         persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
-                                    box_grew) or (not haunted and (kept or jump))
+                                    box_grew) or (not haunted and (kept or jump or entering))
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -456,6 +464,17 @@ class EventTracker:
         )
         s.grow_steps = s.grow_steps + 1 if grew else 0
         return grew, box_grew
+
+    def _dark_entry(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> bool:
+        """``dark_entry``: every moving region darker than the background (at most
+        ``_DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
+        the last two updates."""
+        p = self.params
+        return bool(
+            p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
+            and self._s.grow_steps >= 2 and max(brighter) <= _DARK_BRIGHTER
+            and any(_at_border(b) for b in boxes)
+        )
 
     def _hold(self, t: float) -> None:
         """Hold the run beginning now as light for ``sudden_hold_s``."""

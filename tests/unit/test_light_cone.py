@@ -685,3 +685,38 @@ def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -
         (177.60, 0.0757, 0.0916, 0.0897, ((0.531, 0.311, 0.194, 0.689),), (1.0,), (54.0,)),
     ]
     assert _replay_lit(frames) == []
+
+
+_LAMP_ON: list[LitFrame] = [
+    # dark_nuisance_10min#263 from 181.87 s: the porch lamp switches on as a visitor walks in at
+    # the left border (ground truth 181.87 s). A sixth of the picture changes brightness; the
+    # visitor is a dark silhouette growing at the border.
+    (181.87, 0.0000, 0.0001, 0.0000, (), (), ()),
+    (181.93, 0.0000, 0.0198, 0.0104, (), (), ()),
+    (182.00, 0.0000, 0.0972, 0.0734, (), (), ()),
+    (182.07, 0.0031, 0.1494, 0.1234, ((0.0, 0.411, 0.025, 0.111), (0.0, 0.233, 0.013, 0.067)),
+     (0.0, 0.0), (-26.2, -14.4)),
+    (182.13, 0.0037, 0.1883, 0.1569, ((0.0, 0.378, 0.031, 0.133),), (0.0,), (-26.8,)),
+    (182.20, 0.0039, 0.1809, 0.1526, ((0.0, 0.378, 0.044, 0.133),), (0.0,), (-23.9,)),
+]
+
+
+def test_a_visitor_walking_in_as_the_porch_lamp_switches_on_starts_at_once() -> None:
+    # The light rule took the visitor for light on the move (0.3 % moving inside 15-19 %
+    # changing brightness) until the lamp settled: 1.07 s late. Light only adds; what grows in
+    # dark at a border is an object (dark_entry).
+    speck = 0.0015  # the detector's min_area
+    assert _replay_lit(_LAMP_ON, min_area=speck) == [182.13]
+    assert _replay_lit(_LAMP_ON, EventParams(dark_entry=0), speck) == []  # the rule before
+
+
+def test_glare_growing_in_at_a_border_as_a_lamp_switches_on_starts_nothing() -> None:
+    # The same frames with every region brighter than the background (the lamp's own glare)
+    # or holding its size (a shadow the new light casts): light on the move, as before.
+    glare = [(t, a, lit, raw, b, tuple(1.0 for _ in br), tuple(-r for r in res))
+             for t, a, lit, raw, b, br, res in _LAMP_ON]
+    speck = 0.0015
+    assert _replay_lit(glare, min_area=speck) == []
+    shadow = [(t, 0.0037 if b else 0.0, lit, raw, b[:1], br[:1], res[:1])
+              for t, a, lit, raw, b, br, res in _LAMP_ON]
+    assert _replay_lit(shadow, min_area=speck) == []
