@@ -52,9 +52,9 @@ Rules:
   a visitor under the porch lamp is brighter than the dark lawn everywhere, and a few pixels in from
   the border on the first motion frame (a cone leaving at the border holds its place there only
   later).
-- With ``edge_jump`` a region of at least that size at a border, out of an update with nothing
-  moving, darker than the background somewhere, with at most ``edge_grow_lit`` of the picture
-  changing brightness, starts one on its first frame.
+- With ``edge_jump`` (0.2 %) a region of at least that size at a border, out of an update
+  with nothing moving, darker than the background somewhere, with at most ``edge_grow_lit`` of
+  the picture changing brightness, starts one on its first frame.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -262,6 +262,7 @@ class _State:
     hold_peak: float = 0.0  # the largest moving area since the hold began (regrow)
     hold_low: float = 0.0  # the smallest since that peak
     regrow_n: int = 0  # updates in a row the area grew again after falling under regrow_low
+    hold_lift: float = 0.0  # the largest region's highest mean residual since the hold began
     last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
     held_t: float = -math.inf  # when that hold began
@@ -482,7 +483,7 @@ class EventTracker:
         s.held_until, s.held_t = t + self.params.sudden_hold_s, t
         s.inner_held = s.inner_now
         s.hold_peak = s.hold_low = s.last_area
-        s.regrow_n = 0
+        s.regrow_n, s.hold_lift = 0, 0.0
 
     def _persisted(
         self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
@@ -672,19 +673,23 @@ class EventTracker:
             s.run_start = max(s.run_start, s.away_t)
         multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
                                                                brighter) else 2
-        if s.multi >= multi_need or s.dark >= 2 or away or self._regrown(t, area):
+        regrown = self._regrown(t, area, residual)
+        if s.multi >= multi_need or s.dark >= 2 or away or regrown:
             # A second object, something darker than the background, or something that appeared
             # away from the light and stayed: not only a light cone.
             s.held_until = -math.inf
 
-    def _regrown(self, t: float, area: float) -> bool:
+    def _regrown(self, t: float, area: float, residual: Sequence[float] | None) -> bool:
         """Count this update toward ``regrow`` while a hold lasts, and say whether it is met:
         the moving area grew on ``regrow`` updates in a row after falling to at most
-        ``regrow_low`` of the largest it reached since the hold began. Call before
-        ``last_area`` moves on."""
+        ``regrow_low`` of the largest it reached since the hold began, and the largest region
+        now is lifted at most ``regrow_lift`` times the most the held light was (``residual``;
+        without it, never). Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        if p.regrow <= 0 or t >= s.held_until:
+        if p.regrow <= 0 or t >= s.held_until or not residual:
             return False
+        lift = residual[0]
+        s.hold_lift = max(s.hold_lift, lift)
         # The low is the larger of two updates' areas: a region that drops out for one update
         # (the beam fragmenting) has not shrunk.
         low = max(area, s.last_area)
@@ -695,7 +700,7 @@ class EventTracker:
             s.hold_low = min(s.hold_low, low)
             grew = area > s.last_area and s.hold_low <= p.regrow_low * s.hold_peak
             s.regrow_n = s.regrow_n + 1 if grew else 0
-        return s.regrow_n >= p.regrow
+        return s.regrow_n >= p.regrow and lift <= p.regrow_lift * s.hold_lift
 
     def _count_multi(
         self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None

@@ -582,10 +582,13 @@ def test_a_tiny_flash_inside_a_little_changing_light_starts_no_event() -> None:
 
 
 def _edge_run(areas: list[float], box: tuple[float, float, float, float], lit: float = 0.004,
-              edge_grow: int = 2, edge_keep: int = 0) -> list[int]:
-    """Still frames for 6 s, then one frame per area with one region at ``box``: the frames (from
-    the first of them, 0) on which an event started (``edge_keep`` off unless given)."""
-    tr = EventTracker(EventParams(edge_grow=edge_grow, edge_keep=edge_keep))
+              edge_grow: int = 2, edge_keep: int = 0, dark_entry: int = 0,
+              edge_jump: float = 0.0) -> list[int]:
+    """Still frames for 6 s, then one frame per area with one region at ``box``, darker than
+    the background: the frames (from the first of them, 0) on which an event started
+    (``edge_keep``, ``dark_entry`` and ``edge_jump`` off unless given)."""
+    tr = EventTracker(EventParams(edge_grow=edge_grow, edge_keep=edge_keep,
+                                  dark_entry=dark_entry, edge_jump=edge_jump))
     for i in range(90):
         tr.update(i / 15, False, 0.0, 0.001)
     out: list[Event] = []
@@ -610,6 +613,15 @@ def test_a_small_region_growing_in_at_a_border_starts_an_event_at_once() -> None
     assert _edge_run(walk_in, at_left, edge_grow=0, edge_keep=2) == [1]
     assert _edge_run(flicker, at_left, edge_keep=2) == [1]
     assert _edge_run(flicker, (0.5, 0.4, 0.03, 0.08), edge_keep=2) == [5]
+    # dark_entry: a dark region grown on two updates at a border starts it whatever the light
+    # does (light only adds); not mid-picture, not without growing.
+    assert _edge_run(walk_in, at_left, edge_grow=0, dark_entry=1) == [1]
+    assert _edge_run(walk_in, at_left, lit=0.15, dark_entry=1) == [1]
+    assert _edge_run(walk_in, (0.5, 0.4, 0.03, 0.08), dark_entry=1) == [6]
+    assert _edge_run(flicker, at_left, edge_grow=0, lit=0.15, dark_entry=1) == []
+    # edge_jump (on by default): 0.2 % dark at the border out of a still update, at once.
+    assert _edge_run(flicker, at_left, edge_jump=0.002) == [0]
+    assert _edge_run(flicker, (0.5, 0.4, 0.03, 0.08), edge_jump=0.002) == [5]
     with pytest.raises(ValueError, match="edge_grow"):
         EventParams(edge_grow=-1)
 
@@ -761,7 +773,8 @@ def test_a_visitors_own_first_slivers_do_not_haunt_their_place() -> None:
                ((0.0, 0.4, 0.02 + 0.003 * i, 0.04 + 0.01 * i),), (0.0,), 0.01) for i in range(6)]
     started = [e for e in _gust_run(EventParams(), sliver + walker)
                if isinstance(e, EventStarted)]
-    assert [round(e.t, 2) for e in started] == [168.07]
+    # (edge_jump: their first frame, 0.2 % at the border out of a still update, starts it.)
+    assert [round(e.t, 2) for e in started] == [168.0]
 # Real detector output (DetectorParams defaults, bench_detection's 640x360 render), frame index at
 # 15 fps: (frame, motion, area, lit, boxes, brighter, lit_raw).
 _Frame = tuple[
@@ -855,7 +868,7 @@ _PORCH_LIGHT_VISIT_14: list[_Frame] = [  # ground truth from frame 133 (8.87 s)
 
 
 def test_edge_jump_starts_a_dark_slab_at_a_border_on_its_first_frame() -> None:
-    on, off = EventParams(edge_jump=0.0015), EventParams()
+    on, off = EventParams(), EventParams(edge_jump=0.0)  # on by default since 2026-12-06
     # porch_light_visit#14: the visitor's first motion frame, 0.33 % at the left border.
     assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, on)] == [141]
     assert [round(e.t * 15) for e in _replay(_PORCH_LIGHT_VISIT_14, off)] == [142]

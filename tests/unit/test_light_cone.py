@@ -657,6 +657,11 @@ def test_a_visitor_walking_in_where_a_held_cone_leaves_releases_it() -> None:
     ]
     assert _replay_lit(frames) == [19.80]
     assert _replay_lit(frames, EventParams(regrow=0)) == []  # the rule before: held to 22.73 s
+    # A second car's cone growing in as the first leaves is lifted as light is (regrow_lift):
+    # the same areas, the regrowing region lifted 110 grey levels, stay held.
+    second = [(t, a, lit, raw, b, br, (110.0,) * len(res)) if t >= 19.67 else
+              (t, a, lit, raw, b, br, res) for t, a, lit, raw, b, br, res in frames]
+    assert _replay_lit(second) == []
 
 
 def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -> None:
