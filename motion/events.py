@@ -105,9 +105,9 @@ Rules:
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
   holds the run that follows all the same. With ``lit_lead`` a first frame under
   ``sudden_area`` is a cone's too when the update before changed brightness over at least that
-  much of the picture with nothing moving: a car's light brightens a band before any of it is
-  motion, and then shows as a sliver at the border; a visitor's sliver changes less before it
-  shows.
+  much of the picture more than the update before it, with nothing moving: a car's light
+  brightens a band at once before any of it is motion, and then shows as a sliver at the
+  border; a visitor's sliver changes less, and gradually, before it shows.
   With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
   largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
   someone walking in where it leaves merges with it into one all-brighter region.
@@ -259,6 +259,7 @@ class _State:
     clear_since: float | None = None  # start of the run's latest stretch of clear motion
     last_area: float = 0.0  # the previous update's moving area
     last_lit: float = 0.0  # the previous update's ``lit`` (0 when unknown or re-learning)
+    lit_before: float = 0.0  # the ``lit`` of the update before that
     hold_peak: float = 0.0  # the largest moving area since the hold began (regrow)
     hold_low: float = 0.0  # the smallest since that peak
     regrow_n: int = 0  # updates in a row the area grew again after falling under regrow_low
@@ -457,7 +458,7 @@ class EventTracker:
         update's area, lit and largest box on to this one's; call after ``_appeared``."""
         s, p = self._s, self.params
         grew, s.last_area = area > s.last_area, area
-        s.last_lit = lit if lit is not None and lit < 1.0 else 0.0
+        s.lit_before, s.last_lit = s.last_lit, lit if lit is not None and lit < 1.0 else 0.0
         big: Box | None = boxes[0] if boxes else None
         last, s.last_box = s.last_box, big
         box_grew = not p.fast_box or big is None or last is None or len(boxes or ()) < 2 or (
@@ -566,11 +567,12 @@ class EventTracker:
 
     def _lit_lead(self, area: float, lit: float, brighter: Sequence[float] | None) -> bool:
         """A cone's first frame under ``sudden_area`` that the light announced (``lit_lead``):
-        the update before changed brightness over at least ``lit_lead`` of the picture with
-        nothing moving, and every region now only brightened, about all of what changed."""
+        on the update before, with nothing moving, the brightness change rose by at least
+        ``lit_lead`` of the picture at once, and every region now only brightened, about all of
+        what changed."""
         s, p = self._s, self.params
         return (
-            0 < p.lit_lead <= s.last_lit and s.last_area == 0 and area > 0
+            0 < p.lit_lead <= s.last_lit - s.lit_before and s.last_area == 0 and area > 0
             and brighter is not None and len(brighter) >= 1
             and min(brighter) >= p.light_brighter and lit <= p.cone_lit_ratio * area
         )
