@@ -161,6 +161,12 @@ def test_time_going_backwards_is_an_error() -> None:
         ("away_late", 2),
         ("relit_cone", 0.5),
         ("fast_box", -1),
+        ("lit_lead", 1.5),
+        ("regrow", 2.5),
+        ("regrow", -1),
+        ("regrow_low", -0.25),
+        ("regrow_lift", 1.5),
+        ("dark_entry", 2),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
