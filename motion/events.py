@@ -677,8 +677,9 @@ class EventTracker:
                                                                brighter) else 2
         regrown = self._regrown(t, area, residual)
         if s.multi >= multi_need or s.dark >= 2 or away or regrown:
-            # A second object, something darker than the background, or something that appeared
-            # away from the light and stayed: not only a light cone.
+            # A second object, something darker than the background, something that appeared
+            # away from the light and stayed, or a region growing again where the light left:
+            # not only a light cone.
             s.held_until = -math.inf
 
     def _regrown(self, t: float, area: float, residual: Sequence[float] | None) -> bool:
@@ -688,7 +689,10 @@ class EventTracker:
         now is lifted at most ``regrow_lift`` times the most the held light was (``residual``;
         without it, never). Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        if p.regrow <= 0 or t >= s.held_until or not residual:
+        if p.regrow <= 0 or t >= s.held_until:
+            return False
+        if not residual:  # nothing moving (or no residual given): no growth to count
+            s.regrow_n = 0
             return False
         lift = residual[0]
         s.hold_lift = max(s.hold_lift, lift)
