@@ -27,6 +27,7 @@ NEW = (
     "dusk_passerby",
     "porch_light_visit",
     "dark_nuisance_10min",
+    "lamp_visit",
 )
 
 

@@ -191,6 +191,29 @@ def random_gust(seed: int) -> tuple[float, float, float]:
     return (t0, t0 + 60.0, 7.0)
 
 
+def lamp_visit(seed: int) -> Scene:
+    rng = np.random.default_rng([seed, 38])
+    guest = random_visitor(rng, 8.0, 14.0)
+    on = guest.start + float(rng.uniform(-0.3, 0.8))  # a quick sensor: as they come into view
+    off = guest.end + float(rng.uniform(6.0, 10.0))
+    return Scene(
+        "lamp_visit",
+        "Dusk falling into night: a visitor walks up and a quick motion-sensing porch lamp "
+        "switches on just as they come into view (from 0.3 s before to 0.8 s after), so a "
+        "sixth of the picture brightens while they walk in; they ring and leave, and the lamp "
+        "switches off again with nobody there.",
+        55.0,
+        actors=(guest,),
+        lighting=Lighting(
+            ambient=((0.0, float(rng.uniform(0.3, 0.45))),),
+            porch_light=PorchLight(((on, True), (off, False)),
+                                   strength=float(rng.uniform(0.8, 1.5))),
+        ),
+        sensor=doorbell_sensor(rng),
+        seed=seed,
+    )
+
+
 def dusk_passerby(seed: int) -> Scene:
     rng = np.random.default_rng([seed, 35])
     level = float(rng.uniform(0.4, 0.5))

@@ -22,6 +22,7 @@ from agent.camera.sim.dark_scenes import (
     headlights,
     headlights_visit,
     ir_night_visit,
+    lamp_visit,
     porch_light_visit,
 )
 from agent.camera.sim.scene import Cloud, Headlight, Lighting, Scene, Weather
@@ -264,6 +265,7 @@ _BUILDERS: dict[str, Callable[[int], Scene]] = {
     "dusk_passerby": dusk_passerby,
     "porch_light_visit": porch_light_visit,
     "dark_nuisance_10min": dark_nuisance_10min,
+    "lamp_visit": lamp_visit,
 }
 
 
