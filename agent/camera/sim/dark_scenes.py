@@ -196,12 +196,26 @@ def lamp_visit(seed: int) -> Scene:
     guest = random_visitor(rng, 8.0, 14.0)
     on = guest.start + float(rng.uniform(-0.3, 0.8))  # a quick sensor: as they come into view
     off = guest.end + float(rng.uniform(6.0, 10.0))
-    return Scene(
+    return _lamp_scene(
         "lamp_visit",
         "Dusk falling into night: a visitor walks up and a quick motion-sensing porch lamp "
         "switches on just as they come into view (from 0.3 s before to 0.8 s after), so a "
         "sixth of the picture brightens while they walk in; they ring and leave, and the lamp "
         "switches off again with nobody there.",
+        rng, guest, (on, off), seed,
+    )
+
+
+def _lamp_scene(
+    name: str, about: str, rng: Rng, guest: Actor, on_off: tuple[float, float], seed: int
+) -> Scene:
+    """55 s at late dusk (30-45 % of daylight) with ``guest`` and a porch lamp switched on and
+    off at ``on_off``; draws the light level, the lamp's strength and the sensor from ``rng``,
+    in that order."""
+    on, off = on_off
+    return Scene(
+        name,
+        about,
         55.0,
         actors=(guest,),
         lighting=Lighting(
@@ -241,17 +255,9 @@ def porch_light_visit(seed: int) -> Scene:
     guest = random_visitor(rng, 8.0, 14.0)
     on = guest.start + float(rng.uniform(1.0, 3.0))  # its motion sensor sees them coming
     off = guest.end + float(rng.uniform(6.0, 10.0))  # and times out after they have gone
-    return Scene(
+    return _lamp_scene(
         "porch_light_visit",
         "Late dusk: a visitor walks up, the porch light's own motion sensor switches it on, they "
         "ring and leave, and the light switches off again with nobody there.",
-        55.0,
-        actors=(guest,),
-        lighting=Lighting(
-            ambient=((0.0, float(rng.uniform(0.3, 0.45))),),
-            porch_light=PorchLight(((on, True), (off, False)),
-                                   strength=float(rng.uniform(0.8, 1.5))),
-        ),
-        sensor=doorbell_sensor(rng),
-        seed=seed,
+        rng, guest, (on, off), seed,
     )
