@@ -351,10 +351,7 @@ class EventTracker:
         if kept and s.open is None and not motion:
             motion = True
             if s.run_start is None:
-                s.run_start = s.keep_t
-                if appeared:
-                    self._hold(t)
-                s.early = None
+                self._begin_run(t, s.keep_t, appeared)
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
@@ -366,17 +363,15 @@ class EventTracker:
                     s.held_until = -math.inf
             return out
         if s.run_start is None:
-            s.run_start = t
-            if appeared:
-                self._hold(t)
-            s.early = None
+            self._begin_run(t, t, appeared)
+        assert s.run_start is not None
         if kept and s.inner_held and s.keep_t <= s.run_start:
             # Held as light inside the picture, but kept at a border from the run's first frame
             # on (a cone leaving at the border later holds its place there too as it shrinks).
             s.held_until = -math.inf
         s.run_last = t
         self._note_early(t, boxes)
-        # Where small motion came and went before: no short path, maybe a longer wait.
+        # Where small motion came and went before (haunted) none of the at-once paths apply.
         persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
                                     box_grew) or (not haunted and (kept or jump or entering))
         o = s.open
@@ -477,6 +472,15 @@ class EventTracker:
             and self._s.grow_steps >= 2 and max(brighter) <= _DARK_BRIGHTER
             and any(_at_border(b) for b in boxes)
         )
+
+    def _begin_run(self, t: float, onset: float, appeared: bool) -> None:
+        """A run of motion begins at ``onset`` (seen at ``t``); held as light if it
+        ``appeared`` so (:meth:`_appeared`)."""
+        s = self._s
+        s.run_start = onset
+        if appeared:
+            self._hold(t)
+        s.early = None
 
     def _hold(self, t: float) -> None:
         """Hold the run beginning now as light for ``sudden_hold_s``."""
