@@ -32,17 +32,23 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
    ``persist`` and ``min_region`` are what remove noise specks. In a dim, noisy picture pixels
    darker than the background confirm their change at ``dark_confirm`` (0.45) times the
    threshold instead of ``structure_factor`` (0.6): a dark coat on a dark lawn is nearly
-   uniform, and the structure test otherwise takes all but its edges for a shadow.
+   uniform, and the structure test otherwise takes all but its edges for a shadow. "Dim" is
+   noise of 2 grey levels or more; the picture must be steady (at most 4 % changed brightness
+   on the previous frame) or only brightening (``lit_dimmed``: a porch lamp coming on).
 5. A decaying "flicker" map counts how often each pixel switches between changed and unchanged;
    pixels that keep toggling (swaying foliage) are ignored while they do. Something crossing the
    frame switches a pixel on and off once, and a person standing still keeps it on, so neither is
    suppressed.
 6. Morphological opening removes rain streaks and speckle; connected regions smaller than
-   ``min_region`` are dropped; ``area`` is the changed fraction of the watched area (zones minus
-   masks). In a strip ``edge_cluster`` pixels wide along the left, right and bottom border the
-   changes before the opening are closed into clusters instead, where the previous frame changed
-   nearby, in a frame with at most 1 % changed and a tenth of the cluster darker than the
-   background: a dim visitor walking in is fragments the opening removes one by one.
+   ``min_region`` or with changed structure on less than ``min_structure`` of their pixels are
+   dropped. In a dim picture a region nine tenths darker than the background needs only
+   ``dark_structure`` (a uniform coat's structure changes only at its outline), unless it
+   touches foliage the flicker map knows or light is leaving part of the picture (over 0.6 % of
+   it changed to darker: a lamp going off). ``area`` is the changed fraction of the watched area
+   (zones minus masks). In a strip ``edge_cluster`` pixels wide along the left, right and bottom
+   border the changes before the opening are closed into clusters instead, where the previous
+   frame changed nearby, in a frame with at most 1 % changed and a tenth of the cluster darker
+   than the background: a dim visitor walking in is fragments the opening removes one by one.
 7. If most of the frame changes at once and evenly (a light switch the fit cannot explain), the
    background is re-learnt quickly for ``light_relearn_s`` and results are
    ``suppressed="light-change"``. The flicker map then re-learns quickly too (foliage looks
@@ -74,6 +80,9 @@ _MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the
 _DARK_CONFIRM_LIT = 0.04  # ``lit`` (previous frame) up to which ``dark_confirm`` applies
 _DARK_CONFIRM_NOISE = 2.0  # noise (grey levels, working image) from which ``dark_confirm`` applies
 _EDGE_CLUSTER_LIT = 0.01  # changed fraction of the picture up to which ``edge_cluster`` applies
+# dark_structure and lit_dimmed: the fraction of the picture changed to darker beyond which light
+# is leaving part of it (a porch lamp going off: 0.9-3 %; a visitor walking in: 0.2-0.6 %)
+_DIMMING = 0.006
 _EDGE_DARKER = 0.1  # fraction of an ``edge_cluster`` cluster's pixels that must be darker
 # the word whose low byte is every step-th pixel of a row (see _Geometry._sampled)
 _WORDS: dict[int, type[np.unsignedinteger]] = {2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -254,6 +263,7 @@ class MotionDetector:
         self._mad: np.ndarray | None = None  # per-pixel mean absolute residual (noise floor)
         self._mad_t0 = 0.0
         self._prev_frac = 0.0
+        self._prev_dim = 0.0  # the fraction of the picture changed and darker (see _dimmed)
         self._noise = self.params.min_threshold / self.params.noise_k
         self._t0 = 0.0
         self._last_t = 0.0
@@ -301,6 +311,8 @@ class MotionDetector:
 
         intensity, structure, struct_mag = self._evidence(cur, pred, absr, thr, thr_map, buf)
         dark = self._dark_picture()  # before _light_switch moves _prev_frac to this frame
+        # dark_structure: not while light leaves part of the picture (a lamp going off)
+        dark_regions = dark and self._prev_dim <= _DIMMING
         if not geo.everything:
             intensity = cv2.bitwise_and(intensity, geo.watched, dst=intensity)
         # Most frames of a quiet scene have no changed pixel at all: then nothing below can be
@@ -313,6 +325,7 @@ class MotionDetector:
         raw_px = self._raw_count(absr, thr, thr_map, geo)
         relearning = self._light_switch(
             raw_px if p.lit_raw and raw_px is not None else seen, geo, t, warming)
+        self._prev_dim = self._dimmed(intensity, cur, pred, seen, geo)
 
         busy = self._flickering(structure, t, dt, buf, mask=seen > 0)
         if seen:
@@ -327,7 +340,8 @@ class MotionDetector:
             if p.persist:
                 self._prev_changed = geo.empty
         area_px, boxes, brighter, residual = regions(
-            changed, structure, geo.min_region_px, p.min_structure, cur, pred
+            changed, structure, geo.min_region_px, p.min_structure, cur, pred,
+            p.dark_structure if dark_regions else 0.0, busy,
         )
 
         near = self._learn(cur, changed, dt, geo, fast=warming or relearning)
@@ -361,7 +375,9 @@ class MotionDetector:
         if not relearning and busy is not None:
             # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
             # under a swaying branch does not become motion either.
-            structure = cv2.bitwise_and(structure, cv2.bitwise_not(busy, dst=busy), dst=busy)
+            # (into buf.flick, spent once busy was grown from it: busy is kept for regions)
+            not_busy = cv2.bitwise_not(busy, dst=buf.flick)
+            structure = cv2.bitwise_and(structure, not_busy, dst=not_busy)
         grown = cv2.dilate(structure, self._k_structure, dst=buf.grown)
         raw = buf.other(buf.raws, self._prev_changed)
         raw = changed = cv2.bitwise_and(intensity, grown, dst=raw)
@@ -503,10 +519,27 @@ class MotionDetector:
         return cv2.bitwise_and(local, dense(local, buf.dense), dst=local)
 
     def _dark_picture(self) -> bool:
-        """Whether ``dark_confirm`` applies: a noisy (dim) picture, steady on the previous
-        frame. By day the noise is ~1.2 grey levels and a dark branch swinging a little beyond
-        its learnt reach would pass the lower structure test too; at dusk it is 2.3-3.7."""
-        return self._noise >= _DARK_CONFIRM_NOISE and self._prev_frac <= _DARK_CONFIRM_LIT
+        """Whether ``dark_confirm`` and ``dark_structure`` apply: a noisy (dim) picture, steady
+        on the previous frame or only brightening there (``lit_dimmed``). By day the noise is
+        ~1.2 grey levels and a dark branch swinging a little beyond its learnt reach would pass
+        the lower structure test too; at dusk it is 2.3-3.7."""
+        if self._noise < _DARK_CONFIRM_NOISE:
+            return False
+        lit, dim, share = self._prev_frac, self._prev_dim, self.params.lit_dimmed
+        return lit <= _DARK_CONFIRM_LIT or (share > 0 and dim <= min(share * lit, _DIMMING))
+
+    def _dimmed(
+        self, intensity: np.ndarray, cur: np.ndarray, pred: np.ndarray, seen: int, geo: _Geometry
+    ) -> float:
+        """The fraction of the watched picture whose brightness changed (``intensity``, ``seen``
+        pixels) to darker than the background; 0 by day, or with ``dark_structure`` and
+        ``lit_dimmed`` off (then nothing reads it)."""
+        p = self.params
+        if not seen or self._noise < _DARK_CONFIRM_NOISE or (
+                p.dark_structure <= 0 and p.lit_dimmed <= 0):
+            return 0.0
+        darker = cv2.compare(cur, pred, cv2.CMP_LT, dst=geo.buf.darker)
+        return cv2.countNonZero(cv2.bitwise_and(darker, intensity, dst=darker)) / geo.watched_px
 
     def _dark_confirmed(
         self, cur: np.ndarray, pred: np.ndarray, structure: np.ndarray, thr_map: np.ndarray,

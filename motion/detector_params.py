@@ -89,6 +89,28 @@ class DetectorParams:
         ``min_region`` removed every fragment for 1-3 frames (0.07-0.2 s) after 20-40 of their
         pixels already changed; noise specks on a quiet floor do not gather 12 pixels in a strip
         on two frames running.
+    dark_structure: in the pictures where ``dark_confirm`` applies (dim and steady), a region
+        of which at least 90 % of the pixels are darker than the background counts with changed
+        structure on ``dark_structure`` of its pixels instead of ``min_structure`` (0 = off; it
+        acts only below ``min_structure``). A dark coat on a dark path is uniform inside, so its
+        structure changes only along its outline: lamp_visit#0's visitor was 78 changed pixels
+        of which 13 were structure; without the rule their event started 0.67 s later. Light
+        only adds, so a lamp's pool or a cone is never a darker region; light leaving is, so the
+        rule is off while more than 0.6 % of the picture changed to darker on the previous
+        frame (a porch lamp going off: 0.9-3 %; dark_nuisance_10min#201 made a false event
+        without this). A branch's shadowed side is darker too: a region touching pixels the
+        flicker map knows as foliage gets no help (dark_nuisance_10min#36, in a gust).
+    lit_dimmed: ``dark_confirm`` and ``dark_structure`` stay on while more than 4 % of the
+        picture changes brightness if at most ``lit_dimmed`` of the pixels that changed are
+        darker than the background (0 = off, the rule before 2026-12-06): a lamp coming on only
+        brightens, so whatever is darker than the background then is an object. A motion-sensing
+        porch lamp switches on as the visitor walks in (lamp_visit): 6-15 % of the picture
+        brightens for half a second, 4-13 % of the changed pixels darker (the visitor), and
+        without it the visitor's first 0.5 s were lost. A cone sweeping on also only brightens;
+        a lamp going off, or light leaving a surface the background had learnt lit, darkens
+        (ratios of 8 and more), and there the rules stay off as before; so they do when more
+        than 0.6 % of the picture changed to darker (a lamp going off under a passing cone,
+        dark_nuisance_10min#34: a false event without this).
     """
 
     work_width: int = 160
@@ -119,6 +141,8 @@ class DetectorParams:
     lit_raw: bool = False
     dark_confirm: float = 0.45
     edge_cluster: int = 8
+    dark_structure: float = 0.15
+    lit_dimmed: float = 0.15
 
     def __post_init__(self) -> None:
         if not 16 <= self.work_width <= 1920:
@@ -145,6 +169,13 @@ class DetectorParams:
                 f"dark_confirm={self.dark_confirm} must be within 0..10 (0 = off; it acts only "
                 f"below structure_factor={self.structure_factor})"
             )
+        if not 0.0 <= self.dark_structure <= 1.0:
+            raise ValueError(
+                f"dark_structure={self.dark_structure} must be within 0..1 (0 = off; it acts "
+                f"only below min_structure={self.min_structure})"
+            )
+        if not 0.0 <= self.lit_dimmed <= 1.0:
+            raise ValueError(f"lit_dimmed={self.lit_dimmed} must be within 0..1 (0 = off)")
         if not 0 <= self.edge_cluster <= 64:
             raise ValueError(f"edge_cluster={self.edge_cluster} must be within 0..64 pixels")
         if not 0.0 <= self.detect_k <= 50.0:
