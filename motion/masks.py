@@ -90,7 +90,8 @@ def _dark_regions(
 ) -> list[int]:
     """``ok`` and, in label order, the regions of at least ``min_px`` pixels with changed structure
     on less than ``need[0]`` but at least ``need[1]`` of them, at least ``DARK_REGION`` of whose
-    pixels are darker than the background (``cur < pred``).
+    pixels are darker than the background (``cur < pred``) and none in ``busy`` (0/255, the
+    flicker map's foliage, when given).
 
     Why: a dark coat in a dim picture is nearly uniform; its structure changes only along its
     outline, a sixth of a 9x9-pixel region (lamp_visit#0: 78 changed pixels, 13 of them
