@@ -218,6 +218,7 @@ class _Scratch:
         self.structs = (u8(), u8())
         self.edge, self.edge_near, self.edge_struct = u8(), u8(), u8()
         self.raws = (u8(), u8())
+        self.dimmed = u8()
 
     def other(self, pair: tuple[np.ndarray, np.ndarray], held: np.ndarray | None) -> np.ndarray:
         """The one of ``pair`` that is not ``held`` (kept from the previous frame)."""
@@ -325,12 +326,16 @@ class MotionDetector:
         raw_px = self._raw_count(absr, thr, thr_map, geo)
         relearning = self._light_switch(
             raw_px if p.lit_raw and raw_px is not None else seen, geo, t, warming)
-        self._prev_dim = self._dimmed(intensity, cur, pred, seen, geo)
+        # Darker than the background, in a dim picture with changes: what _dimmed counts and
+        # dark_confirm confirms (one comparison for both).
+        darker = cv2.compare(cur, pred, cv2.CMP_LT, dst=buf.darker) if seen and (
+            self._noise >= _DARK_CONFIRM_NOISE) else None
+        self._prev_dim = self._dimmed(intensity, darker, geo)
 
         busy = self._flickering(structure, t, dt, buf, mask=seen > 0)
         if seen:
             confirmed = self._confirmed(
-                structure, struct_mag, thr, thr_map, buf, (cur, pred) if dark else None)
+                structure, struct_mag, thr, thr_map, buf, darker if dark else None)
             # edge_cluster looks only at a steady frame (the count of changes is already known)
             steady = seen <= _EDGE_CLUSTER_LIT * geo.watched_px
             changed, structure = self._changed(
@@ -496,12 +501,13 @@ class MotionDetector:
 
     def _confirmed(
         self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray,
-        buf: _Scratch, dark: tuple[np.ndarray, np.ndarray] | None = None,
+        buf: _Scratch, darker: np.ndarray | None = None,
     ) -> np.ndarray:
         """The structure mask (0/255) that confirms a change: local structure (``structure``,
         from :meth:`_evidence`) changed beyond ``thr_map``; ``struct`` (beyond the global
-        threshold) when that is the same. ``dark`` (the frame and its prediction) when
-        :meth:`_dark_picture` held before this frame: darker pixels confirm at ``dark_confirm``."""
+        threshold) when that is the same. ``darker`` (the mask of pixels darker than the
+        background) when :meth:`_dark_picture` held before this frame: they confirm at
+        ``dark_confirm``."""
         p = self.params
         if not isinstance(thr_map, np.ndarray):
             if thr_map == thr:
@@ -509,8 +515,8 @@ class MotionDetector:
             thr_map = np.full_like(structure, thr_map)
         scaled = np.multiply(thr_map, np.float32(p.structure_factor), out=buf.below)
         local = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.local)
-        if dark is not None and 0 < p.dark_confirm < p.structure_factor:
-            low = self._dark_confirmed(*dark, structure, thr_map, buf)
+        if darker is not None and 0 < p.dark_confirm < p.structure_factor:
+            low = self._dark_confirmed(darker, structure, thr_map, buf)
             local = cv2.bitwise_or(local, low, dst=local)
         if p.detect_k <= 0 or p.detect_k >= p.noise_k:
             return cv2.bitwise_and(struct, local, dst=local)
@@ -529,21 +535,19 @@ class MotionDetector:
         return lit <= _DARK_CONFIRM_LIT or (share > 0 and dim <= min(share * lit, _DIMMING))
 
     def _dimmed(
-        self, intensity: np.ndarray, cur: np.ndarray, pred: np.ndarray, seen: int, geo: _Geometry
+        self, intensity: np.ndarray, darker: np.ndarray | None, geo: _Geometry
     ) -> float:
-        """The fraction of the watched picture whose brightness changed (``intensity``, ``seen``
-        pixels) to darker than the background; 0 by day, or with ``dark_structure`` and
-        ``lit_dimmed`` off (then nothing reads it)."""
+        """The fraction of the watched picture whose brightness changed (``intensity``) to
+        darker than the background (``darker``, None by day or with nothing changed: 0), or 0
+        with ``dark_structure`` and ``lit_dimmed`` off (then nothing reads it)."""
         p = self.params
-        if not seen or self._noise < _DARK_CONFIRM_NOISE or (
-                p.dark_structure <= 0 and p.lit_dimmed <= 0):
+        if darker is None or (p.dark_structure <= 0 and p.lit_dimmed <= 0):
             return 0.0
-        darker = cv2.compare(cur, pred, cv2.CMP_LT, dst=geo.buf.darker)
-        return cv2.countNonZero(cv2.bitwise_and(darker, intensity, dst=darker)) / geo.watched_px
+        dimmed = cv2.bitwise_and(darker, intensity, dst=geo.buf.dimmed)
+        return cv2.countNonZero(dimmed) / geo.watched_px
 
     def _dark_confirmed(
-        self, cur: np.ndarray, pred: np.ndarray, structure: np.ndarray, thr_map: np.ndarray,
-        buf: _Scratch,
+        self, darker: np.ndarray, structure: np.ndarray, thr_map: np.ndarray, buf: _Scratch
     ) -> np.ndarray:
         """uint8 mask (0/255) of pixels darker than the background whose structure changed
         beyond ``dark_confirm`` (not ``structure_factor``) times their threshold.
@@ -556,7 +560,7 @@ class MotionDetector:
         """
         scaled = np.multiply(thr_map, np.float32(self.params.dark_confirm), out=buf.below)
         low = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.low)
-        return cv2.bitwise_and(low, cv2.compare(cur, pred, cv2.CMP_LT, dst=buf.darker), dst=low)
+        return cv2.bitwise_and(low, darker, dst=low)
 
     def _local_threshold(self, thr: float, low: float, buf: _Scratch) -> float | np.ndarray:
         """The threshold per pixel: the global one, raised where a pixel's own residual is
