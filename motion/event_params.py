@@ -264,6 +264,14 @@ class EventParams:
         brightens what it reaches. Over 414 cached scene runs the rule moved one other event
         (cat#6, 0.40 -> 0.20 s) and started no new one; no update outside a visit showed a dark
         region growing in at a border while more than 4 % of the picture changed brightness.
+    dark_lead: ``dark_entry`` also when only the largest moving region is darker than the
+        background and at a border, the others brighter (1 = on; 0 = off: ``dark_entry``
+        alone, as before). Under a porch lamp that has just come on, a visitor walking in is two
+        regions: dark legs at the border and a head or chest the lamp lights, brighter than the
+        background. ``dark_entry`` waited for every region to be darker, and the light rule hid
+        the visitor until the lamp settled (lamp_visit#0 1.67 s late; with the rule 0.67 s).
+        The largest region decides, so a cone's dark ringing beside its beam (smaller than the
+        beam) does not.
     """
 
     min_motion_s: float = 0.4
@@ -310,6 +318,7 @@ class EventParams:
     regrow_low: float = 0.25
     regrow_lift: float = 0.5
     dark_entry: int = 1
+    dark_lead: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -327,7 +336,8 @@ class EventParams:
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
-        for name in ("away_late", "relit_cone", "fast_box", "swept_hold", "dark_entry"):
+        for name in ("away_late", "relit_cone", "fast_box", "swept_hold", "dark_entry",
+                     "dark_lead"):
             if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio

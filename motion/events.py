@@ -465,13 +465,15 @@ class EventTracker:
     def _dark_entry(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> bool:
         """``dark_entry``: every moving region darker than the background (at most
         ``_DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
-        the last two updates."""
+        the last two updates; with ``dark_lead``, the largest region alone darker, at a border,
+        whatever the others are (a visitor's lamp-lit head above their dark legs)."""
         p = self.params
-        return bool(
-            p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
-            and self._s.grow_steps >= 2 and max(brighter) <= _DARK_BRIGHTER
-            and any(_at_border(b) for b in boxes)
-        )
+        if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
+                and self._s.grow_steps >= 2):
+            return False
+        if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
+            return True
+        return bool(p.dark_lead) and brighter[0] <= _DARK_BRIGHTER and _at_border(boxes[0])
 
     def _begin_run(self, t: float, onset: float, appeared: bool) -> None:
         """A run of motion begins at ``onset`` (seen at ``t``); held as light if it

@@ -741,3 +741,46 @@ def test_glare_growing_in_at_a_border_as_a_lamp_switches_on_starts_nothing() -> 
     shadow = [(t, 0.0037 if b else 0.0, lit, raw, b[:1], br[:1], res[:1])
               for t, a, lit, raw, b, br, res in _LAMP_ON]
     assert _replay_lit(shadow, min_area=speck) == []
+
+
+_LAMP_LIT_HEAD: list[LitFrame] = [
+    # lamp_visit#0 from 8.87 s: the porch lamp comes on as a visitor walks in at the left border
+    # (ground truth 8.53 s). Their legs are dark against the path; their head, in the lamp's
+    # light, is a second region brighter than the background. 8-10 % of the picture changes.
+    (8.87, 0.0000, 0.0069, 0.0042, (), (), ()),
+    (8.93, 0.0008, 0.0471, 0.0363, ((0.019, 0.567, 0.019, 0.044),), (1.0,), (15.6,)),
+    (9.00, 0.0008, 0.0928, 0.0790, ((0.0, 0.4, 0.019, 0.044),), (0.0,), (-17.7,)),
+    (9.07, 0.0008, 0.0956, 0.0797, ((0.0, 0.4, 0.025, 0.033),), (0.0,), (-16.2,)),
+    (9.13, 0.0033, 0.0874, 0.0740, ((0.0, 0.389, 0.044, 0.056), (0.019, 0.156, 0.025, 0.056)),
+     (0.0, 1.0), (-19.4, 22.8)),
+    (9.20, 0.0038, 0.0797, 0.0690, ((0.006, 0.389, 0.05, 0.044), (0.019, 0.156, 0.031, 0.056)),
+     (0.0, 1.0), (-18.0, 22.6)),
+    (9.27, 0.0041, 0.0606, 0.0578, ((0.006, 0.389, 0.044, 0.056), (0.019, 0.156, 0.031, 0.067)),
+     (0.0, 1.0), (-18.2, 24.3)),
+]
+
+
+def test_a_visitor_whose_head_the_lamp_lights_walking_in_starts_at_once() -> None:
+    # dark_entry needed every region darker; the lit head kept the light rule hiding the
+    # visitor until the lamp settled (an event at 10.20 s). The largest region, dark and
+    # growing at the border, decides (dark_lead).
+    speck = 0.0015
+    assert _replay_lit(_LAMP_LIT_HEAD, min_area=speck) == [9.20]
+    assert _replay_lit(_LAMP_LIT_HEAD, EventParams(dark_lead=0), speck) == []  # the rule before
+
+
+def test_a_bright_region_leading_a_dark_one_as_a_lamp_comes_on_starts_nothing() -> None:
+    # The same frames with the regions' order swapped (the brighter one largest: the lamp's
+    # glare, a cone's beam with dark ringing beside it), or the dark one mid-picture: light on
+    # the move, as before.
+    def swapped(f: LitFrame) -> LitFrame:
+        t, a, lit, raw, b, br, res = f
+        return (t, a, lit, raw, b[::-1], br[::-1], res[::-1]) if len(b) == 2 else f
+
+    def inside(f: LitFrame) -> LitFrame:
+        t, a, lit, raw, b, br, res = f
+        return (t, a, lit, raw, tuple((x + 0.3, y, w, h) for x, y, w, h in b), br, res)
+
+    speck = 0.0015
+    assert _replay_lit([swapped(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []
+    assert _replay_lit([inside(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []
