@@ -109,6 +109,10 @@ class MotionResult:
     test reads ``lit``, which the floor keeps close to a cone's own area). residual: for each of
     ``boxes``, the mean of ``frame - predicted background`` over its pixels, in grey levels
     (positive: brighter); the tracker's ``same_light`` rule compares a held cone's pieces by it.
+    dimmed: the fraction of the watched area whose brightness changed to darker than the
+    background predicts, in a dim picture (``dark_confirm``'s, noise of 2 grey levels and more;
+    0 by day): near ``lit`` with nothing moving, light is leaving (a porch lamp switching off);
+    the tracker's ``light_left`` rule reads it.
     """
 
     t: float
@@ -121,6 +125,7 @@ class MotionResult:
     brighter: tuple[float, ...] = ()
     lit_raw: float = 1.0
     residual: tuple[float, ...] = ()
+    dimmed: float = 0.0
 
 
 class _Geometry:
@@ -365,7 +370,7 @@ class MotionDetector:
         lit_raw = 1.0 if relit else self._prev_frac if raw_px is None else raw_px / geo.watched_px
         return MotionResult(
             t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw,
-            residual,
+            residual, self._prev_dim,
         )
 
     def _changed(

@@ -287,6 +287,8 @@ class _State:
     inner_now: bool = False  # this update's run would be held as light inside the picture
     inner_held: bool = False  # the run is held as light inside the picture (not a cone)
     last_t: float = -math.inf
+    left_t: float = -math.inf  # the latest update where light left the picture (light_left)
+    left_run: bool = False  # the current run began in the dark just after (light_left)
     open: _Open | None = field(default=None)
 
 
@@ -317,6 +319,7 @@ class EventTracker:
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
         boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
         lit_raw: float | None = None, residual: Sequence[float] | None = None,
+        dimmed: float | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
@@ -325,7 +328,8 @@ class EventTracker:
         light; without ``boxes`` no headlight cone is held back. ``lit_raw`` (the detector's, the
         brightness change the per-pixel floor does not hide) is what the light rule weighs when
         given; ``lit`` otherwise. ``residual`` (the detector's mean residual per box) lets the
-        ``same_light`` rule tell a held cone's own pieces from a second object."""
+        ``same_light`` rule tell a held cone's own pieces from a second object. ``dimmed`` (the
+        detector's, how much of the picture changed to darker) is what ``light_left`` reads."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
@@ -339,6 +343,8 @@ class EventTracker:
         haunted = self._haunted(t, boxes)
         grew, box_grew = self._grew(area, lit, boxes)
         entering = self._dark_entry(boxes, brighter)
+        if self._after_light_left(t, area, dimmed, brighter):
+            kept = jump = entering = False
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
         if (motion or kept) and s.open is None and sweep_lit is not None and not entering and (
             self._light_sweep(t, area, sweep_lit)
@@ -374,6 +380,8 @@ class EventTracker:
         # Where small motion came and went before (haunted) none of the at-once paths apply.
         persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
                                     box_grew) or (not haunted and (kept or jump or entering))
+        if persisted and s.left_run and t - s.run_start + frame_s + 1e-9 < p.left_motion_s:
+            persisted = False  # what light leaving left behind lasts under left_motion_s
         o = s.open
         if o is not None:
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
@@ -474,6 +482,24 @@ class EventTracker:
         if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
             return True
         return bool(p.dark_lead) and brighter[0] <= _DARK_BRIGHTER and _at_border(boxes[0])
+
+    def _after_light_left(
+        self, t: float, area: float, dimmed: float | None, brighter: Sequence[float] | None
+    ) -> bool:
+        """``light_left``: note an update where the picture darkened with nothing moving, and
+        say whether this one comes within ``light_left_s`` of the latest such, with every moving
+        region darker than the background (light leaving a surface the background had learnt
+        lit). A run that begins so is marked (``left_run``) until it ends."""
+        s, p = self._s, self.params
+        if p.light_left <= 0 or dimmed is None:
+            return False
+        if dimmed >= p.light_left and area <= p.lit_area_ratio * dimmed:
+            s.left_t = t
+        left = bool(t - s.left_t <= p.light_left_s and brighter
+                    and max(brighter) <= _DARK_BRIGHTER)
+        if s.run_start is None:
+            s.left_run = left
+        return s.left_run
 
     def _begin_run(self, t: float, onset: float, appeared: bool) -> None:
         """A run of motion begins at ``onset`` (seen at ``t``); held as light if it

@@ -107,7 +107,7 @@ def run_scene(
             if r.suppressed:
                 rep.suppressed_frames[r.suppressed] = rep.suppressed_frames.get(r.suppressed, 0) + 1
             _collect(tracker.update(t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw,
-                                    r.residual),
+                                    r.residual, r.dimmed),
                      opened, rep)
     _collect(tracker.finish(t), opened, rep)
     rep.elapsed_s = time.perf_counter() - start

@@ -94,7 +94,7 @@ class Pipeline:
         self.stats.last_frame_at = time.time()
         self._handle(self.tracker.update(
             frame.t, result.motion, result.area, result.lit, result.boxes, result.brighter,
-            result.lit_raw, result.residual,
+            result.lit_raw, result.residual, result.dimmed,
         ))
         if self._open is not None and result.motion:
             self._open.peak_area = max(self._open.peak_area, result.area)

@@ -45,7 +45,7 @@ def analyze(cfg: Config, path: str) -> dict[str, Any]:
             last_t = frame.t
             transitions = tracker.update(
                 frame.t, result.motion, result.area, result.lit, result.boxes, result.brighter,
-                result.lit_raw, result.residual,
+                result.lit_raw, result.residual, result.dimmed,
             )
             if open_id is not None and result.motion:
                 peaks[open_id] = max(peaks.get(open_id, 0.0), result.area)

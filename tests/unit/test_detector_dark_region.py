@@ -108,7 +108,7 @@ def lamp_visit_start(
                 return None
             r = det.update(frame.luma, frame.t)
             events = tracker.update(frame.t, r.motion, r.area, r.lit, r.boxes, r.brighter,
-                                    r.lit_raw, r.residual)
+                                    r.lit_raw, r.residual, r.dimmed)
             if any(isinstance(e, EventStarted) for e in events):
                 return frame.t
     return None

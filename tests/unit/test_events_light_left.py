@@ -1,0 +1,102 @@
+"""Issue 18: a porch lamp switching off (``EventParams.light_left``). The picture darkens with
+nothing moving; where the lamp's light was brightest (its fixture, the wall beside it), the last
+of the change lingers as a dark region at the border for a fraction of a second to a second,
+which the at-once paths took for someone stepping in. Recorded from the built-in
+``lamp_visit#13``, where it was a false event; a visitor walking in just after the lamp went off
+still starts one, ``left_motion_s`` later."""
+
+from __future__ import annotations
+
+import pytest
+
+from motion import EventParams, EventStarted, EventTracker
+
+#: (t, area, lit, lit_raw, boxes, brighter, residual, dimmed) per update
+Frame = tuple[float, float, float, float, tuple[tuple[float, float, float, float], ...],
+              tuple[float, ...], tuple[float, ...], float]
+
+#: lamp_visit#13 from 41.87 s, 8.8 s after the visitor left: the lamp switches off, 14 % of the
+#: picture darkening, and 0.4 s after it settled a dark region lingers at the right border.
+LAMP_OFF: list[Frame] = [
+    (41.87, 0.0000, 0.0063, 0.0019, (), (), (), 0.0060),
+    (41.93, 0.0065, 0.0548, 0.0259, ((0.894, 0.1, 0.044, 0.156), (0.906, 0.244, 0.037, 0.089)),
+     (0.0, 0.0), (-13.1, -14.0), 0.0540),
+    (42.00, 0.0000, 0.1371, 0.1042, (), (), (), 0.1342),
+    (42.07, 0.0000, 0.1418, 0.1117, (), (), (), 0.1418),
+    (42.13, 0.0000, 0.1340, 0.1086, (), (), (), 0.1340),
+    (42.20, 0.0000, 0.1134, 0.0958, (), (), (), 0.1134),
+    (42.27, 0.0000, 0.0974, 0.0870, (), (), (), 0.0974),
+    (42.33, 0.0000, 0.0780, 0.0766, (), (), (), 0.0780),
+    (42.40, 0.0000, 0.0538, 0.0653, (), (), (), 0.0538),
+    (42.47, 0.0000, 0.0379, 0.0559, (), (), (), 0.0378),
+    (42.53, 0.0000, 0.0200, 0.0447, (), (), (), 0.0200),
+    (42.60, 0.0000, 0.0136, 0.0328, (), (), (), 0.0136),
+    (42.67, 0.0000, 0.0110, 0.0254, (), (), (), 0.0110),
+    (42.73, 0.0000, 0.0095, 0.0192, (), (), (), 0.0095),
+    (42.80, 0.0000, 0.0098, 0.0176, (), (), (), 0.0098),
+    (42.87, 0.0065, 0.0093, 0.0123, ((0.906, 0.244, 0.069, 0.133),), (0.0,), (-18.0,), 0.0093),
+    (42.93, 0.0013, 0.0085, 0.0109, ((0.944, 0.233, 0.025, 0.067),), (0.0,), (-17.9,), 0.0085),
+    (43.00, 0.0017, 0.0068, 0.0085, ((0.95, 0.244, 0.031, 0.078),), (0.0,), (-17.8,), 0.0065),
+    (43.07, 0.0019, 0.0067, 0.0076, ((0.95, 0.233, 0.031, 0.089),), (0.0,), (-18.4,), 0.0067),
+    (43.13, 0.0018, 0.0042, 0.0035, ((0.95, 0.244, 0.031, 0.078),), (0.0,), (-18.3,), 0.0042),
+    (43.20, 0.0000, 0.0027, 0.0034, (), (), (), 0.0027),
+]
+SPECK = 0.0015  # the detector's min_area: an update with less is no motion frame
+FPS = 15
+
+
+def started(frames: list[Frame], params: EventParams | None = None) -> list[float]:
+    """Replay ``frames`` after 6 still seconds; the times events started."""
+    tracker = EventTracker(params or EventParams())
+    t0 = frames[0][0]
+    still: list[Frame] = [(t0 - 6.0 + i / FPS, 0.0, 0.0, 0.0, (), (), (), 0.0) for i in range(90)]
+    return [
+        ev.t
+        for t, area, lit, raw, boxes, brighter, residual, dimmed in still + frames
+        for ev in tracker.update(t, area > SPECK, area, lit, boxes, brighter, raw, residual,
+                                 dimmed)
+        if isinstance(ev, EventStarted)
+    ]
+
+
+def walking_in(after: list[Frame], n: int) -> list[Frame]:
+    """``after``, then someone dark walking in at the left border, growing, for ``n`` updates."""
+    t = after[-1][0]
+    return after + [
+        (t + (i + 1) / FPS, 0.002 + 0.0004 * i, 0.004, 0.004,
+         ((0.0, 0.4, 0.03 + 0.005 * i, 0.1),), (0.0,), (-20.0,), 0.002)
+        for i in range(n)
+    ]
+
+
+def test_what_a_lamp_switching_off_leaves_behind_starts_nothing() -> None:
+    assert started(LAMP_OFF) == []
+    assert started(LAMP_OFF, EventParams(light_left=0.0)) == [43.0]  # the rule before
+
+
+def test_a_visitor_walking_in_just_after_the_lamp_went_off_still_starts_one() -> None:
+    # Within light_left_s of the lamp going off: left_motion_s after their first frame.
+    pause = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001) for i in range(1, 8)]
+    frames = walking_in(LAMP_OFF + pause, 30)
+    first = pause[-1][0] + 1 / FPS
+    (start,) = started(frames)
+    assert 1.5 - 2 / FPS <= start - first < 1.5  # its updates, first included, span 1.5 s
+    # Without the rule, sooner; 4 s after the lamp, at once with it too.
+    assert started(frames, EventParams(light_left=0.0)) != started(frames)
+    wait = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001) for i in range(1, 60)]
+    (start,) = started(walking_in(LAMP_OFF + wait, 30))
+    assert start - (wait[-1][0] + 1 / FPS) <= 0.2
+
+
+def test_a_lamp_switching_on_is_not_light_leaving() -> None:
+    # The same frames with the picture brightening (dimmed near 0): the old rules apply.
+    on = [(t, a, lit, raw, b, br, res, 0.1 * lit * 0.05) for t, a, lit, raw, b, br, res, _ in
+          LAMP_OFF]
+    assert started(on) == started(on, EventParams(light_left=0.0)) == [43.0]
+
+
+def test_light_left_is_checked() -> None:
+    with pytest.raises(ValueError, match="light_left"):
+        EventParams(light_left=1.5)
+    with pytest.raises(ValueError, match="left_motion_s"):
+        EventParams(left_motion_s=-1.0)
