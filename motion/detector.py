@@ -111,8 +111,9 @@ class MotionResult:
     (positive: brighter); the tracker's ``same_light`` rule compares a held cone's pieces by it.
     dimmed: the fraction of the watched area whose brightness changed to darker than the
     background predicts, in a dim picture (``dark_confirm``'s, noise of 2 grey levels and more;
-    0 by day): near ``lit`` with nothing moving, light is leaving (a porch lamp switching off);
-    the tracker's ``light_left`` rule reads it.
+    0 by day, and 0 with ``dark_structure`` and ``lit_dimmed`` both off): near ``lit`` with
+    nothing moving, light is leaving (a porch lamp switching off); the tracker's ``light_left``
+    rule reads it.
     """
 
     t: float
