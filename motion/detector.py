@@ -111,9 +111,8 @@ class MotionResult:
     (positive: brighter); the tracker's ``same_light`` rule compares a held cone's pieces by it.
     dimmed: the fraction of the watched area whose brightness changed to darker than the
     background predicts, in a dim picture (``dark_confirm``'s, noise of 2 grey levels and more;
-    0 by day, and 0 with ``dark_structure`` and ``lit_dimmed`` both off): near ``lit`` with
-    nothing moving, light is leaving (a porch lamp switching off); the tracker's ``light_left``
-    rule reads it.
+    0 by day): near ``lit`` with nothing moving, light is leaving (a porch lamp switching off);
+    the tracker's ``light_left`` rule reads it.
     """
 
     t: float
@@ -544,10 +543,10 @@ class MotionDetector:
         self, intensity: np.ndarray, darker: np.ndarray | None, geo: _Geometry
     ) -> float:
         """The fraction of the watched picture whose brightness changed (``intensity``) to
-        darker than the background (``darker``, None by day or with nothing changed: 0), or 0
-        with ``dark_structure`` and ``lit_dimmed`` off (then nothing reads it)."""
-        p = self.params
-        if darker is None or (p.dark_structure <= 0 and p.lit_dimmed <= 0):
+        darker than the background (``darker``, None by day or with nothing changed: 0).
+        ``dark_structure``, ``lit_dimmed`` and the tracker's ``light_left`` (as
+        ``MotionResult.dimmed``) read it."""
+        if darker is None:
             return 0.0
         dimmed = cv2.bitwise_and(darker, intensity, dst=geo.buf.dimmed)
         return cv2.countNonZero(dimmed) / geo.watched_px
