@@ -272,6 +272,19 @@ class EventParams:
         the visitor until the lamp settled (lamp_visit#0 1.67 s late; with the rule 0.67 s).
         The largest region decides, so a cone's dark ringing beside its beam (smaller than the
         beam) does not.
+    lit_head: ``dark_entry`` also when a darker region at a border has a brighter one standing
+        on it: in the same columns, its bottom edge at most the dark region's height above the
+        dark one's top (1 = on; 0 = off, the rule before 2026-12-06). A visitor under a lamp
+        that has just come on, their head and chest lit and larger than their dark legs, so
+        ``dark_lead`` does not apply (lamp_visit#3 1.00 -> 0.40 s, #34 0.60 -> 0.33 s). A lit
+        region below or beside a dark one (light on the floor, a cone's dark ringing at its
+        side) does not count.
+    dark_reach: ``dark_entry``'s growth also counts when the dark regions at a border reach
+        further into the picture on two updates in a row, whatever their area did (1 = on;
+        0 = off, the area alone as before 2026-12-06). A small visitor far down the path is
+        one to three regions of a few pixels whose area comes and goes with the noise while
+        their front edge advances (lamp_visit#17 1.13 -> 0.73 s, #0 0.67 -> 0.60 s). A dark
+        region drawing back to the border does not count.
     light_left, light_left_s, left_motion_s: a porch lamp switching off. An update where at
         least ``light_left`` of the picture changed to darker (``MotionResult.dimmed``) with
         little moving (under ``lit_area_ratio`` of that) is light leaving; a run that begins
@@ -336,6 +349,8 @@ class EventParams:
     regrow_lift: float = 0.5
     dark_entry: int = 1
     dark_lead: int = 1
+    lit_head: int = 1
+    dark_reach: int = 1
     light_left: float = 0.04
     light_left_s: float = 3.0
     left_motion_s: float = 1.5
@@ -359,7 +374,7 @@ class EventParams:
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
         for name in ("away_late", "relit_cone", "fast_box", "swept_hold", "dark_entry",
-                     "dark_lead"):
+                     "dark_lead", "lit_head", "dark_reach"):
             if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio

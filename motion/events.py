@@ -115,7 +115,10 @@ Rules:
   darker than the background, one at a border, the moving area grown on the last two updates,
   whatever the light does. A porch lamp switching on as someone walks in changes a sixth of
   the picture's brightness for most of a second, which hid them from the light rule; light
-  only adds, so what grows in dark is an object.
+  only adds, so what grows in dark is an object. Growing counts also as the dark regions' front
+  edge advancing from the border (``dark_reach``: a small visitor's area comes and goes with the
+  noise), and the lamp may light the visitor's head and chest: the largest region dark
+  (``dark_lead``), or a brighter region standing on the dark one (``lit_head``) will do.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
   its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
@@ -184,6 +187,24 @@ def _at_border(box: Box) -> bool:
     """Whether ``box`` is within ``_EDGE`` of a border of the picture."""
     x, y, w, h = box
     return min(x, y) <= _EDGE or max(x + w, y + h) >= 1 - _EDGE
+
+
+def _reach(box: Box) -> float:
+    """How far ``box`` reaches into the picture from the nearest border it touches."""
+    x, y, w, h = box
+    return max(x + w if x <= _EDGE else 0.0, 1 - x if x + w >= 1 - _EDGE else 0.0,
+               y + h if y <= _EDGE else 0.0, 1 - y if y + h >= 1 - _EDGE else 0.0)
+
+
+def _lit_above(dark: Box, boxes: Sequence[Box], brighter: Sequence[float]) -> bool:
+    """Whether a brighter region (every pixel brighter than the background) stands on ``dark``:
+    it shares columns with it and its bottom edge is within ``dark``'s height above its top, or
+    below it by less than half that (a lamp-lit head and chest over dark legs)."""
+    x, y, w, h = dark
+    return any(
+        f >= 1 - _DARK_BRIGHTER and bx < x + w and x < bx + bw and by + bh / 2 < y
+        and y - h <= by + bh <= y + h / 2
+        for (bx, by, bw, bh), f in zip(boxes, brighter, strict=True))
 
 
 def _centred_in(box: Box, place: Box) -> bool:
@@ -275,6 +296,8 @@ class _State:
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
     dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
+    reach: float = 0.0  # how far a dark region at a border reached in, the previous update
+    reach_steps: int = 0  # how many updates in a row that reach grew (dark_reach)
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
@@ -473,15 +496,35 @@ class EventTracker:
     def _dark_entry(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> bool:
         """``dark_entry``: every moving region darker than the background (at most
         ``_DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
-        the last two updates; with ``dark_lead``, the largest region alone darker, at a border,
-        whatever the others are (a visitor's lamp-lit head above their dark legs)."""
+        the last two updates (or, ``dark_reach``, the dark regions at a border reached further
+        in); with ``dark_lead``, the largest region alone darker, at a border, whatever the
+        others are (a visitor's lamp-lit head above their dark legs); with ``lit_head``, a dark
+        region at a border with a brighter one standing on it (their lit head and chest the
+        larger)."""
         p = self.params
         if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
-                and self._s.grow_steps >= 2):
+                and (self._s.grow_steps >= 2 or self._reached(boxes, brighter) >= 2)):
             return False
         if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
             return True
-        return bool(p.dark_lead) and brighter[0] <= _DARK_BRIGHTER and _at_border(boxes[0])
+        if p.dark_lead and brighter[0] <= _DARK_BRIGHTER and _at_border(boxes[0]):
+            return True
+        return bool(p.lit_head) and any(
+            f <= _DARK_BRIGHTER and _at_border(b) and _lit_above(b, boxes, brighter)
+            for b, f in zip(boxes, brighter, strict=True))
+
+    def _reached(self, boxes: Sequence[Box], brighter: Sequence[float]) -> int:
+        """``dark_reach``: how many updates in a row the dark regions at a border reached
+        further into the picture (from the border each touches), whatever the area did: a
+        small visitor walking in is one to three regions whose area comes and goes with the
+        noise while their front edge advances. 0 with the rule off."""
+        s = self._s
+        reach = max((_reach(b) for b, f in zip(boxes, brighter, strict=True)
+                     if f <= _DARK_BRIGHTER and _at_border(b)), default=0.0)
+        s.reach_steps = s.reach_steps + 1 if reach > s.reach > 0 or (reach and not s.reach) \
+            else 0
+        s.reach = reach
+        return s.reach_steps if self.params.dark_reach else 0
 
     def _after_light_left(
         self, t: float, area: float, dimmed: float | None, brighter: Sequence[float] | None

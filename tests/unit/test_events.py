@@ -168,6 +168,8 @@ def test_time_going_backwards_is_an_error() -> None:
         ("regrow_lift", 1.5),
         ("dark_entry", 2),
         ("dark_lead", 0.5),
+        ("lit_head", 3),
+        ("dark_reach", -1),
     ],
 )
 def test_params_are_validated_naming_the_field(field: str, value: float) -> None:
