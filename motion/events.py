@@ -365,6 +365,7 @@ class EventTracker:
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, box_grew = self._grew(area, lit, boxes)
+        self._track_reach(boxes, brighter)
         entering = self._dark_entry(boxes, brighter)
         if self._after_light_left(t, area, dimmed, brighter):
             kept = jump = entering = False
@@ -503,7 +504,7 @@ class EventTracker:
         larger)."""
         p = self.params
         if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
-                and (self._s.grow_steps >= 2 or self._reached(boxes, brighter) >= 2)):
+                and (self._s.grow_steps >= 2 or (p.dark_reach and self._s.reach_steps >= 2))):
             return False
         if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
             return True
@@ -513,18 +514,19 @@ class EventTracker:
             f <= _DARK_BRIGHTER and _at_border(b) and _lit_above(b, boxes, brighter)
             for b, f in zip(boxes, brighter, strict=True))
 
-    def _reached(self, boxes: Sequence[Box], brighter: Sequence[float]) -> int:
-        """``dark_reach``: how many updates in a row the dark regions at a border reached
-        further into the picture (from the border each touches), whatever the area did: a
-        small visitor walking in is one to three regions whose area comes and goes with the
-        noise while their front edge advances. 0 with the rule off."""
+    def _track_reach(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> None:
+        """``dark_reach``: count the updates in a row on which the dark regions at a border
+        reached further into the picture (from the border each touches), whatever the area
+        did: a small visitor walking in is one to three regions whose area comes and goes with
+        the noise while their front edge advances. Called on every update: one without such a
+        region ends the count."""
         s = self._s
-        reach = max((_reach(b) for b, f in zip(boxes, brighter, strict=True)
-                     if f <= _DARK_BRIGHTER and _at_border(b)), default=0.0)
-        s.reach_steps = s.reach_steps + 1 if reach > s.reach > 0 or (reach and not s.reach) \
-            else 0
+        reach = 0.0
+        if boxes and brighter is not None and len(brighter) == len(boxes):
+            reach = max((_reach(b) for b, f in zip(boxes, brighter, strict=True)
+                         if f <= _DARK_BRIGHTER and _at_border(b)), default=0.0)
+        s.reach_steps = s.reach_steps + 1 if reach > s.reach else 0
         s.reach = reach
-        return s.reach_steps if self.params.dark_reach else 0
 
     def _after_light_left(
         self, t: float, area: float, dimmed: float | None, brighter: Sequence[float] | None

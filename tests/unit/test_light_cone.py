@@ -873,3 +873,15 @@ def test_a_dark_region_withdrawing_to_a_border_or_inside_the_picture_starts_noth
     speck = 0.0015
     assert _replay_lit(withdrawing, min_area=speck) == []
     assert _replay_lit(inside, min_area=speck) == []
+
+
+def test_dark_reach_counts_only_updates_in_a_row() -> None:
+    # A dark speck at the border, a second of nothing, then a dark region reaching a little
+    # further: two sightings, not an advance over two updates in a row (a stale reach from
+    # the first sighting made the second one start an event at once).
+    speck = 0.0015
+    lamp = 0.05  # brightness changing around them: only the at-once paths could start one
+    first: LitFrame = (20.0, 0.0020, lamp, lamp, ((0.0, 0.4, 0.03, 0.05),), (0.0,), (-15.0,))
+    quiet: list[LitFrame] = [(20.0 + i / FPS, 0.0, lamp, lamp, (), (), ()) for i in range(1, 16)]
+    again: LitFrame = (21.07, 0.0020, lamp, lamp, ((0.0, 0.4, 0.05, 0.05),), (0.0,), (-15.0,))
+    assert _replay_lit([first, *quiet, again], min_area=speck) == []
