@@ -272,19 +272,24 @@ class EventParams:
         the visitor until the lamp settled (lamp_visit#0 1.67 s late; with the rule 0.67 s).
         The largest region decides, so a cone's dark ringing beside its beam (smaller than the
         beam) does not.
-    lit_head: ``dark_entry`` also when a darker region at a border has a brighter one standing
-        on it: in the same columns, its bottom edge at most the dark region's height above the
-        dark one's top (1 = on; 0 = off, the rule before 2026-12-06). A visitor under a lamp
-        that has just come on, their head and chest lit and larger than their dark legs, so
-        ``dark_lead`` does not apply (lamp_visit#3 1.00 -> 0.40 s, #34 0.60 -> 0.33 s). A lit
-        region below or beside a dark one (light on the floor, a cone's dark ringing at its
-        side) does not count.
-    dark_reach: ``dark_entry``'s growth also counts when the dark regions at a border reach
-        further into the picture on two updates in a row, whatever their area did (1 = on;
-        0 = off, the area alone as before 2026-12-06). A small visitor far down the path is
-        one to three regions of a few pixels whose area comes and goes with the noise while
-        their front edge advances (lamp_visit#17 1.13 -> 0.73 s, #0 0.67 -> 0.60 s). A dark
-        region drawing back to the border does not count.
+    lit_head: ``dark_entry`` also when a darker region at a border has a lit one (every pixel
+        but ``_DARK_BRIGHTER`` brighter) standing on it: in the same columns, its bottom edge
+        above the dark one's top by at most the dark one's height, the dark one at least twice
+        as tall as wide and the lit one at most three times as wide as it (1 = on; 0 = off,
+        the rule before 2026-12-06). A visitor under a lamp that has just come on, their head
+        and chest lit and larger than their dark legs, so ``dark_lead`` does not apply
+        (lamp_visit#3 1.00 -> 0.40 s, #34 0.60 -> 0.33 s). A lit region below, beside or over
+        a dark one, a beam above a flat dark strip (a codec's ringing) or above a post does
+        not count.
+    dark_reach: ``dark_entry``'s growth also counts when, at some border, a dark region reached
+        further into the picture than the one it overlaps at the previous update, on two
+        updates in a row (a region's first update at a border counts one, as growth from
+        nothing does), whatever the area did (1 = on; 0 = off, the area alone as before
+        2026-12-06). A small visitor far down the path is one to three regions of a few pixels
+        whose area comes and goes with the noise while their front edge advances
+        (lamp_visit#17 1.13 -> 0.73 s, #0 0.67 -> 0.60 s). Each border counts on its own; a
+        region drawing back, one at another place or border, or more than ``gap_s`` between
+        updates restarts the count.
     light_left, light_left_s, left_motion_s: a porch lamp switching off. An update where at
         least ``light_left`` of the picture changed to darker (``MotionResult.dimmed``) with
         little moving (under ``lit_area_ratio`` of that) is light leaving; a run that begins

@@ -115,10 +115,11 @@ Rules:
   darker than the background, one at a border, the moving area grown on the last two updates,
   whatever the light does. A porch lamp switching on as someone walks in changes a sixth of
   the picture's brightness for most of a second, which hid them from the light rule; light
-  only adds, so what grows in dark is an object. Growing counts also as the dark regions' front
-  edge advancing from the border (``dark_reach``: a small visitor's area comes and goes with the
-  noise), and the lamp may light the visitor's head and chest: the largest region dark
-  (``dark_lead``), or a brighter region standing on the dark one (``lit_head``) will do.
+  only adds, so what grows in dark is an object. Growing counts also as a dark region's front
+  edge advancing from its border on two updates in a row (``dark_reach``: a small visitor's
+  area comes and goes with the noise), and the lamp may light the visitor's head and chest: the
+  largest region dark (``dark_lead``), or a lit region standing on a dark one at the border,
+  shaped as a head and chest over legs (``lit_head``), will do.
 - Right after a light switch, while the detector re-learns (``lit`` = 1.0), the cone test skips
   its ``lit`` check (``relit_cone``: 1.0 then is a flag, not a measurement), and a run must persist
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
@@ -189,21 +190,30 @@ def _at_border(box: Box) -> bool:
     return min(x, y) <= _EDGE or max(x + w, y + h) >= 1 - _EDGE
 
 
-def _reach(box: Box) -> float:
-    """How far ``box`` reaches into the picture from the nearest border it touches."""
+def _reach(box: Box, side: int) -> float:
+    """How far ``box`` reaches into the picture from border ``side`` (0 left, 1 right, 2 top,
+    3 bottom), 0 if it does not touch that border."""
     x, y, w, h = box
-    return max(x + w if x <= _EDGE else 0.0, 1 - x if x + w >= 1 - _EDGE else 0.0,
-               y + h if y <= _EDGE else 0.0, 1 - y if y + h >= 1 - _EDGE else 0.0)
+    if side == 0:
+        return x + w if x <= _EDGE else 0.0
+    if side == 1:
+        return 1 - x if x + w >= 1 - _EDGE else 0.0
+    if side == 2:
+        return y + h if y <= _EDGE else 0.0
+    return 1 - y if y + h >= 1 - _EDGE else 0.0
 
 
 def _lit_above(dark: Box, boxes: Sequence[Box], brighter: Sequence[float]) -> bool:
-    """Whether a brighter region (every pixel brighter than the background) stands on ``dark``:
-    it shares columns with it and its bottom edge is within ``dark``'s height above its top, or
-    below it by less than half that (a lamp-lit head and chest over dark legs)."""
+    """Whether a lit region (at least ``1 - _DARK_BRIGHTER`` of its pixels brighter than the
+    background) stands on ``dark``: it shares columns with it and its bottom edge is above
+    ``dark``'s top by at most ``dark``'s height (the unlit waist between them). ``dark`` must
+    be at least twice as tall as wide (relative to the picture: legs, not the flat strip of a
+    codec's ringing along a beam's edge) and the lit region at most three times as wide (a
+    head and chest, not a beam)."""
     x, y, w, h = dark
-    return any(
-        f >= 1 - _DARK_BRIGHTER and bx < x + w and x < bx + bw and by + bh / 2 < y
-        and y - h <= by + bh <= y + h / 2
+    return h >= 2 * w and any(
+        f >= 1 - _DARK_BRIGHTER and bx < x + w and x < bx + bw and bw <= 3 * w
+        and y - h <= by + bh <= y
         for (bx, by, bw, bh), f in zip(boxes, brighter, strict=True))
 
 
@@ -296,8 +306,11 @@ class _State:
     dark: int = 0  # how many updates in a row showed a moving region not all brighter
     dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
     grow_steps: int = 0  # how many updates in a row the moving area grew
-    reach: float = 0.0  # how far a dark region at a border reached in, the previous update
-    reach_steps: int = 0  # how many updates in a row that reach grew (dark_reach)
+    # dark_reach, per border (0 left, 1 right, 2 top, 3 bottom): the dark region there at the
+    # previous update, how far it reached in, and on how many updates in a row that grew
+    reaches: dict[int, tuple[Box, float, int]] = field(default_factory=dict)
+    reach_t: float = -math.inf  # when reaches was last written
+    reach_steps: int = 0  # the largest count of reaches
     early: Box | None = None  # the extent of the run's regions over its first moments
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
@@ -365,7 +378,7 @@ class EventTracker:
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         grew, box_grew = self._grew(area, lit, boxes)
-        self._track_reach(boxes, brighter)
+        self._track_reach(t, boxes, brighter)
         entering = self._dark_entry(boxes, brighter)
         if self._after_light_left(t, area, dimmed, brighter):
             kept = jump = entering = False
@@ -497,11 +510,11 @@ class EventTracker:
     def _dark_entry(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> bool:
         """``dark_entry``: every moving region darker than the background (at most
         ``_DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
-        the last two updates (or, ``dark_reach``, the dark regions at a border reached further
-        in); with ``dark_lead``, the largest region alone darker, at a border, whatever the
-        others are (a visitor's lamp-lit head above their dark legs); with ``lit_head``, a dark
-        region at a border with a brighter one standing on it (their lit head and chest the
-        larger)."""
+        the last two updates (or, ``dark_reach``, a dark region at a border reached further in on
+        them, :meth:`_track_reach`); with ``dark_lead``, the largest region alone darker, at a
+        border, whatever the others are (a visitor's lamp-lit head above their dark legs); with
+        ``lit_head``, a dark region at a border with a lit one standing on it
+        (:func:`_lit_above`), whichever is the larger."""
         p = self.params
         if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
                 and (self._s.grow_steps >= 2 or (p.dark_reach and self._s.reach_steps >= 2))):
@@ -514,19 +527,37 @@ class EventTracker:
             f <= _DARK_BRIGHTER and _at_border(b) and _lit_above(b, boxes, brighter)
             for b, f in zip(boxes, brighter, strict=True))
 
-    def _track_reach(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> None:
-        """``dark_reach``: count the updates in a row on which the dark regions at a border
-        reached further into the picture (from the border each touches), whatever the area
-        did: a small visitor walking in is one to three regions whose area comes and goes with
-        the noise while their front edge advances. Called on every update: one without such a
-        region ends the count."""
+    def _track_reach(
+        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None
+    ) -> None:
+        """``dark_reach``: per border, count the updates in a row on which a dark region there
+        reached further into the picture than the one it overlaps at the previous update (its
+        first update counts one, as growth from nothing does), whatever the area did: a small
+        visitor walking in is one to three regions whose area comes and goes with the noise
+        while their front edge advances. Called on every update; one without such a region at
+        a border, or more than ``gap_s`` after the previous update, ends that border's count."""
         s = self._s
-        reach = 0.0
+        before = s.reaches if t - s.reach_t <= self.params.gap_s else {}
+        dark: list[Box] = []
         if boxes and brighter is not None and len(brighter) == len(boxes):
-            reach = max((_reach(b) for b, f in zip(boxes, brighter, strict=True)
-                         if f <= _DARK_BRIGHTER and _at_border(b)), default=0.0)
-        s.reach_steps = s.reach_steps + 1 if reach > s.reach else 0
-        s.reach = reach
+            dark = [b for b, f in zip(boxes, brighter, strict=True)
+                    if f <= _DARK_BRIGHTER and _at_border(b)]
+        now: dict[int, tuple[Box, float, int]] = {}
+        for side in range(4):
+            here = [(r, b) for b in dark if (r := _reach(b, side)) > 0]
+            if not here:
+                continue
+            last = before.get(side)
+            if last is not None:
+                cont = [(r, b) for r, b in here if _overlap((b,), (last[0],))]
+                if cont:
+                    r, b = max(cont)
+                    now[side] = (b, r, last[2] + 1 if r > last[1] else 0)
+                    continue
+            r, b = max(here)
+            now[side] = (b, r, 1)
+        s.reaches, s.reach_t = now, t
+        s.reach_steps = max((n for _, _, n in now.values()), default=0)
 
     def _after_light_left(
         self, t: float, area: float, dimmed: float | None, brighter: Sequence[float] | None
