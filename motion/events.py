@@ -517,7 +517,7 @@ class EventTracker:
         (:func:`_lit_above`), whichever is the larger."""
         p = self.params
         if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
-                and (self._s.grow_steps >= 2 or (p.dark_reach and self._s.reach_steps >= 2))):
+                and (self._s.grow_steps >= 2 or self._s.reach_steps >= 2)):
             return False
         if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
             return True
@@ -538,10 +538,17 @@ class EventTracker:
         a border, or more than ``gap_s`` after the previous update, ends that border's count."""
         s = self._s
         before = s.reaches if t - s.reach_t <= self.params.gap_s else {}
+        s.reach_t = t
         dark: list[Box] = []
-        if boxes and brighter is not None and len(brighter) == len(boxes):
+        if self.params.dark_reach and boxes and brighter is not None and (
+                len(brighter) == len(boxes)):
             dark = [b for b, f in zip(boxes, brighter, strict=True)
                     if f <= _DARK_BRIGHTER and _at_border(b)]
+        if not dark:  # most updates: nothing moving, or nothing dark at a border
+            if s.reaches:
+                s.reaches = {}
+            s.reach_steps = 0
+            return
         now: dict[int, tuple[Box, float, int]] = {}
         for side in range(4):
             here = [(r, b) for b in dark if (r := _reach(b, side)) > 0]
@@ -556,7 +563,7 @@ class EventTracker:
                     continue
             r, b = max(here)
             now[side] = (b, r, 1)
-        s.reaches, s.reach_t = now, t
+        s.reaches = now
         s.reach_steps = max((n for _, _, n in now.values()), default=0)
 
     def _after_light_left(
