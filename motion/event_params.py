@@ -272,8 +272,8 @@ class EventParams:
         the visitor until the lamp settled (lamp_visit#0 1.67 s late; with the rule 0.67 s).
         The largest region decides, so a cone's dark ringing beside its beam (smaller than the
         beam) does not.
-    lit_head: ``dark_entry`` also when a darker region at a border has a lit one (every pixel
-        but ``_DARK_BRIGHTER`` brighter) standing on it: in the same columns, its bottom edge
+    lit_head: ``dark_entry`` also when a darker region at a border has a lit one (at least
+        95 % of its pixels brighter) standing on it: in the same columns, its bottom edge
         above the dark one's top by at most the dark one's height, the dark one at least twice
         as tall as wide and the lit one at most three times as wide as it (1 = on; 0 = off,
         the rule before 2026-12-06). A visitor under a lamp that has just come on, their head
