@@ -10,11 +10,13 @@ event before the lamp settles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from motion import EventParams
 from motion.events import Box
+from tests.unit.test_detector import FPS
 from tests.unit.test_light_cone import LitFrame, _replay_lit
 
-FPS = 15
 SPECK = 0.0015  # the detector's min_area: an update with less moving is not a motion frame
 
 _LAMP_LIT_CHEST: list[LitFrame] = [
@@ -35,13 +37,13 @@ _LAMP_LIT_CHEST: list[LitFrame] = [
 ]
 
 
-def _with_lit(frames: list[LitFrame], place: object) -> list[LitFrame]:
+def _with_lit(frames: list[LitFrame], place: Callable[[Box, Box], Box]) -> list[LitFrame]:
     """``frames`` with each lit region's box replaced by ``place(lit_box, dark_box)`` (the dark
     region being the first dark one of the frame, when there is one)."""
     out: list[LitFrame] = []
     for t, a, lit, raw, boxes, brighter, res in frames:
         dark = next((b for b, f in zip(boxes, brighter, strict=True) if f <= 0.05), None)
-        moved = tuple(place(b, dark) if f >= 0.95 and dark is not None else b  # type: ignore[operator]
+        moved = tuple(place(b, dark) if f >= 0.95 and dark is not None else b
                       for b, f in zip(boxes, brighter, strict=True))
         out.append((t, a, lit, raw, moved, brighter, res))
     return out
@@ -97,13 +99,15 @@ def test_a_beam_above_a_dark_strip_at_the_bottom_border_starts_nothing() -> None
                        (40.0, -15.0)))
     assert _replay_lit(frames, min_area=SPECK) == []
     # Nor a beam many times wider than a tall dark region under it (a post in its shade).
-    post = [(t, a, lit, raw, ((0.30, 0.45, 0.25, 0.3), (0.40, 0.78, 0.04, 0.22)), br, res)
-            for t, a, lit, raw, _, br, res in frames[1:]]
+    post: list[LitFrame] = [
+        (t, a, lit, raw, ((0.30, 0.45, 0.25, 0.3), (0.40, 0.78, 0.04, 0.22)), br, res)
+        for t, a, lit, raw, _, br, res in frames[1:]]
     assert _replay_lit(frames[:1] + post, min_area=SPECK) == []
     # A beam as narrow as legs above a strip as tall as them would be a figure (the check
     # above is the shapes, not the place).
-    legs = [(t, a, lit, raw, ((0.40, 0.55, 0.04, 0.2), (0.40, 0.78, 0.04, 0.22)), br, res)
-            for t, a, lit, raw, _, br, res in frames[1:]]
+    legs: list[LitFrame] = [
+        (t, a, lit, raw, ((0.40, 0.55, 0.04, 0.2), (0.40, 0.78, 0.04, 0.22)), br, res)
+        for t, a, lit, raw, _, br, res in frames[1:]]
     assert _replay_lit(frames[:1] + legs, min_area=SPECK) == [40.0 + 2 / FPS]
 
 
@@ -124,8 +128,8 @@ _LAMP_SMALL_VISITOR: list[LitFrame] = [
 ]
 
 
-def _boxes_mapped(frames: list[LitFrame], f: object) -> list[LitFrame]:
-    return [(t, a, lit, raw, tuple(f(b) for b in boxes), br, res)  # type: ignore[operator]
+def _boxes_mapped(frames: list[LitFrame], f: Callable[[Box], Box]) -> list[LitFrame]:
+    return [(t, a, lit, raw, tuple(f(b) for b in boxes), br, res)
             for t, a, lit, raw, boxes, br, res in frames]
 
 
@@ -166,7 +170,7 @@ def test_a_dark_region_withdrawing_at_a_border_or_advancing_inside_starts_nothin
     inside = _boxes_mapped(_LAMP_SMALL_VISITOR, lambda b: (b[0] + 0.3, b[1], b[2], b[3]))
     assert _replay_lit(inside, min_area=SPECK) == []
     # Nor does a lit region advancing from the border (a cone's edge): it is no dark region.
-    lit = [(t, a, lt, raw, b[:1], (1.0,) if b else (), (15.0,) if b else ())
+    lit: list[LitFrame] = [(t, a, lt, raw, b[:1], (1.0,) if b else (), (15.0,) if b else ())
            for t, a, lt, raw, b, _, _ in _LAMP_SMALL_VISITOR]
     assert _replay_lit(lit, min_area=SPECK) == []
 
