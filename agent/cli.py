@@ -146,11 +146,30 @@ def build_parser(*, owner_side: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+# Flags whose value is a base64url key: one key in 64 begins with "-", which argparse takes for
+# an option ("expected one argument"), so their next word is glued on as --flag=KEY.
+_KEY_FLAGS = ("--public-key", "--device-key")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line as ``main`` does: a key flag's value may begin with ``-``."""
+    words = list(argv)
+    glued: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] in _KEY_FLAGS and i + 1 < len(words):
+            glued.append(f"{words[i]}={words[i + 1]}")
+            i += 2
+        else:
+            glued.append(words[i])
+            i += 1
     # `run` is the daemon: its peak RSS is the device's budget (BENCHMARKS.md, issue 19). The
     # subcommand is always the first word (no option comes before it at the top level).
-    args = build_parser(owner_side=argv[:1] != ["run"]).parse_args(argv)
+    return build_parser(owner_side=glued[:1] != ["run"]).parse_args(glued)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     from agent.config import config_path, load_config
     from agent.logs import setup_logging
     from agent.tools import clips_cli as commands
