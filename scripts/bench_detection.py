@@ -130,9 +130,10 @@ def detector_rows(
     """The detector's result for every frame of scene ``name``/``seed``.
 
     With ``cache`` (a directory), the results are kept in a file named by a digest of every
-    input: the scene, seed, size, stress, the DetectorParams and the source of the detector,
-    the simulator and the stress filter, so an edit to any of them renders anew and a stale
-    file is never read. Tuning EventParams then replays the tracker only (``--cache``)."""
+    input: the scene (its whole value, not only its name and seed), size, stress, the
+    DetectorParams and the source of the detector, the renderer and the stress filter, so an
+    edit to any of them renders anew and a stale file is never read. Tuning EventParams then
+    replays the tracker only (``--cache``)."""
     path = cache / f"{_cache_key(name, size, det_params, seed, stress)}.pickle" if cache else None
     if path is not None and path.exists():
         with path.open("rb") as f:
@@ -156,19 +157,22 @@ def detector_rows(
     return rows
 
 
-# What the detector's output depends on besides its arguments: a change here renders anew.
+# What the detector's output depends on besides the scene's value and the arguments: a change
+# here renders anew. The scene builders (library, dark_scenes, cast) are not listed: what they
+# build is keyed by its repr, so adding or editing one scene keeps every other scene's file.
 _CACHE_SOURCES = ("motion/detector.py", "motion/detector_params.py", "motion/masks.py",
-                  "motion/light_fit.py", "motion/zones.py", "agent/camera/sim",
-                  "scripts/bench_stress.py")
+                  "motion/light_fit.py", "motion/zones.py", "scripts/bench_stress.py",
+                  *(f"agent/camera/sim/{m}.py" for m in (
+                      "actors", "backdrop", "codec", "effects", "exposure", "lights", "process",
+                      "render", "scene", "sensor", "source", "sprites")))
 
 
 def _cache_key(name: str, size: tuple[int, int], det_params: DetectorParams, seed: int,
                stress: str | None) -> str:
-    h = hashlib.sha256(repr((name, seed, size, stress, det_params)).encode())
+    scene = get_scene(name, seed=seed)
+    h = hashlib.sha256(repr((scene, size, stress, det_params)).encode())
     for rel in _CACHE_SOURCES:
-        top = ROOT / rel
-        for path in sorted(top.rglob("*.py")) if top.is_dir() else [top]:
-            h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+        h.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes())
     return f"{name}-{seed}-{h.hexdigest()[:16]}"
 
 

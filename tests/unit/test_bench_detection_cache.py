@@ -41,7 +41,7 @@ def test_the_key_changes_with_every_input_the_detector_output_depends_on(
     src.mkdir()
     (src / "detector.py").write_text("x = 1\n")
     monkeypatch.setattr(bench, "ROOT", tmp_path)
-    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion",))
+    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion/detector.py",))
     base = ("visit", SIZE, DetectorParams(), 0, None)
     key = bench._cache_key(*base)
     assert bench._cache_key(*base) == key
