@@ -28,6 +28,7 @@ NEW = (
     "porch_light_visit",
     "dark_nuisance_10min",
     "lamp_visit",
+    "ir_switch_visit",
 )
 
 
@@ -108,6 +109,11 @@ def test_new_scenes_are_in_the_library_finite_and_randomised_by_seed() -> None:
         first = get_scene("headlights_visit", seed=seed).lighting.sweeps[0]
         assert abs(first.t0 - visit.start) < 3.0  # the car passes as the visitor arrives
         assert len(get_scene("dark_nuisance_10min", seed=seed).events) <= 2
+    for seed in range(8):  # the camera switches to IR just before the visitor comes into view
+        scene = get_scene("ir_switch_visit", seed=seed)
+        ((ir_at, on),) = scene.lighting.ir
+        (visit,) = scene.events
+        assert on and not scene.lighting.ir_initially and 0.0 < visit.start - ir_at < 6.0
         porch = get_scene("porch_light_visit", seed=seed)
         (visit,) = porch.events
         assert porch.lighting.porch_light is not None

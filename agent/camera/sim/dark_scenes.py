@@ -206,6 +206,28 @@ def lamp_visit(seed: int) -> Scene:
     )
 
 
+def ir_switch_visit(seed: int) -> Scene:
+    rng = np.random.default_rng([seed, 39])
+    guest = random_visitor(rng, 12.0, 20.0)
+    ir_at = guest.start - float(rng.uniform(0.0, 5.0))
+    level = float(rng.uniform(0.25, 0.35))
+    return Scene(
+        "ir_switch_visit",
+        "Nightfall on a cheap sensor: the camera switches to its IR illuminator (the picture "
+        "turns grey and the detector learns it anew for a few seconds) 0-5 s before a visitor "
+        "comes into view; they walk up, ring and leave.",
+        55.0,
+        actors=(guest,),
+        lighting=Lighting(
+            ambient=((0.0, level), (55.0, level * float(rng.uniform(0.85, 1.0)))),
+            ir=((ir_at, True),),
+            ir_falloff=float(rng.uniform(0.45, 0.7)),
+        ),
+        sensor=doorbell_sensor(rng),
+        seed=seed,
+    )
+
+
 def _lamp_scene(
     name: str, about: str, rng: Rng, guest: Actor, on_off: tuple[float, float], seed: int
 ) -> Scene:

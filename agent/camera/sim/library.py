@@ -22,6 +22,7 @@ from agent.camera.sim.dark_scenes import (
     headlights,
     headlights_visit,
     ir_night_visit,
+    ir_switch_visit,
     lamp_visit,
     porch_light_visit,
 )
@@ -266,6 +267,7 @@ _BUILDERS: dict[str, Callable[[int], Scene]] = {
     "porch_light_visit": porch_light_visit,
     "dark_nuisance_10min": dark_nuisance_10min,
     "lamp_visit": lamp_visit,
+    "ir_switch_visit": ir_switch_visit,
 }
 
 
