@@ -290,6 +290,21 @@ class EventParams:
         (lamp_visit#17 1.13 -> 0.73 s, #0 0.67 -> 0.60 s). Each border counts on its own; a
         region drawing back, one at another place or border, or more than ``gap_s`` between
         updates restarts the count.
+    relit_reach: while the detector re-learns after a light switch (``lit`` = 1.0), a run whose
+        first region touched a border and whose largest region has since reached this much
+        further in from it (a fraction of the picture's width or height) starts an event at
+        once, without the ``relit_motion_s`` wait (0..1; 0 = off, the rule before 2026-12-06).
+        The largest region must stay beside the previous update's and within ``_ENTRY_GAP``
+        of the deepest point reached, so a region elsewhere does not count (a visitor's head
+        and legs take turns as the largest). Someone walking in just after the camera switches
+        to IR is bright, fragmentary and cut off while the background is learnt anew; waiting
+        ``relit_motion_s`` on their broken runs made them 1.1-6.1 s late (``ir_switch_visit``,
+        seeds 0-36: p50 1.13, p95 4.11 s -> 0.40, 0.67 s). Foliage re-learnt under the new
+        light flickers in place, and a cone leaving at a border shrinks from it: over 69 IR
+        switches in dark_nuisance_10min (seeds 0-36, 200-223, 300-303, 310-313; 0-3 also under
+        H.264 at CRF 32) no event was added, and the one region that came near was a cone
+        leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s: an event at
+        0.01 or less; hence 0.02).
     light_left, light_left_s, left_motion_s: a porch lamp switching off. An update where at
         least ``light_left`` of the picture changed to darker (``MotionResult.dimmed``) with
         little moving (under ``lit_area_ratio`` of that) is light leaving; a run that begins
@@ -359,6 +374,7 @@ class EventParams:
     light_left: float = 0.04
     light_left_s: float = 3.0
     left_motion_s: float = 1.5
+    relit_reach: float = 0.02
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -390,7 +406,7 @@ class EventParams:
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
             "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead", "regrow_low",
-            "regrow_lift", "light_left",
+            "regrow_lift", "light_left", "relit_reach",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

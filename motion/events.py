@@ -125,7 +125,9 @@ Rules:
   ``relit_motion_s`` (1 s) to start an event: foliage not yet learnt under the new light shows
   as scattered fragments for under a second. With ``relit_spread`` it must also have reached
   beyond the patch its regions showed in over their first half second: fragments of foliage
-  can flicker in that patch for longer, someone walking in moves on or grows out of it.
+  can flicker in that patch for longer, someone walking in moves on or grows out of it. A run
+  that began at a border and whose largest region reached ``relit_reach`` further in from it
+  starts at once (someone walking in as the camera switches to IR).
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -170,6 +172,7 @@ _DARK_BRIGHTER = 0.05  # dark_entry: a region "darker than the background" has a
 _KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
+_ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
 
 
@@ -201,6 +204,19 @@ def _reach(box: Box, side: int) -> float:
     if side == 2:
         return y + h if y <= _EDGE else 0.0
     return 1 - y if y + h >= 1 - _EDGE else 0.0
+
+
+def _depth(box: Box, side: int) -> float:
+    """How far into the picture ``box``'s far edge lies from border ``side`` (0 left, 1 right,
+    2 top, 3 bottom), whether it touches that border or not."""
+    x, y, w, h = box
+    return (x + w, 1 - x, y + h, 1 - y)[side]
+
+
+def _size(box: Box, side: int) -> float:
+    """``box``'s extent across border ``side``: its width for the left and right, its height
+    for the top and bottom."""
+    return box[2] if side < 2 else box[3]
 
 
 def _lit_above(dark: Box, boxes: Sequence[Box], brighter: Sequence[float]) -> bool:
@@ -312,6 +328,12 @@ class _State:
     reach_t: float = -math.inf  # when reaches was last written
     reach_steps: int = 0  # the largest count of reaches
     early: Box | None = None  # the extent of the run's regions over its first moments
+    # relit_reach: per border, how far the run's largest region reached in when it was first
+    # seen at that border, and how much further it reaches now (0 when not at a border now)
+    entry_reach: dict[int, float] | None = None
+    entry_deep: dict[int, float] = field(default_factory=dict)  # the deepest reached since
+    entry_box: Box | None = None  # the previous update's largest region (relit_reach)
+    entry_far: float = 0.0
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
     haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s
@@ -414,9 +436,13 @@ class EventTracker:
             s.held_until = -math.inf
         s.run_last = t
         self._note_early(t, boxes)
+        if relit:
+            self._note_entry(boxes)
         # Where small motion came and went before (haunted) none of the at-once paths apply.
+        entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
         persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
-                                    box_grew) or (not haunted and (kept or jump or entering))
+                                    box_grew) or (not haunted and (kept or jump or entering
+                                                                   or entered))
         if persisted and s.left_run and t - s.run_start + frame_s + 1e-9 < p.left_motion_s:
             persisted = False  # what light leaving left behind lasts under left_motion_s
         o = s.open
@@ -589,6 +615,7 @@ class EventTracker:
         ``appeared`` so (:meth:`_appeared`)."""
         s = self._s
         s.run_start = onset
+        s.entry_reach, s.entry_far, s.entry_box = None, 0.0, None
         if appeared:
             self._hold(t)
         s.early = None
@@ -695,12 +722,38 @@ class EventTracker:
     def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
         """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
         frame where the detector re-learns after a light switch (then it starts no event), or
-        (``relit_spread``) has not yet left the extent of its first moments."""
+        (``relit_spread``) has not yet left the extent of its first moments; never once it
+        walked in from a border (``relit_reach``)."""
         s, p = self._s, self.params
         assert s.run_start is not None
-        if not relit:
+        if not relit or 0 < p.relit_reach <= s.entry_far:
             return False
         return t_end - s.run_start + 1e-9 < p.relit_motion_s or not self._spread(boxes)
+
+    def _note_entry(self, boxes: Sequence[Box] | None) -> None:
+        """``relit_reach``: how much further into the picture the run's largest region has
+        reached, from the border its first region (while re-learning) touched, than that
+        first region did (``entry_far``); called on the run's updates while re-learning. The borders stop counting for the rest of the run once the largest
+        region is not beside the previous update's (within its own size) or its near edge lies
+        over ``_ENTRY_GAP`` beyond the deepest point reached (a region elsewhere, not the one
+        walking in: a visitor's head and legs take turns as the largest); 0 for a run that
+        began away from the borders."""
+        s = self._s
+        if self.params.relit_reach <= 0 or not boxes:
+            return
+        big, last = boxes[0], s.entry_box
+        s.entry_box = big
+        if s.entry_reach is None:
+            s.entry_reach = {side: r for side in range(4) if (r := _reach(big, side)) > 0}
+            s.entry_deep = dict(s.entry_reach)
+        elif last is None or not _overlap((big,), (last,), grow=1.0):
+            s.entry_deep = {}
+        for side in list(s.entry_deep):
+            if _depth(big, side) - _size(big, side) > s.entry_deep[side] + _ENTRY_GAP:
+                del s.entry_deep[side]
+            else:
+                s.entry_deep[side] = max(s.entry_deep[side], _depth(big, side))
+        s.entry_far = max((d - s.entry_reach[k] for k, d in s.entry_deep.items()), default=0.0)
 
     def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
         """Widen ``early``, the extent of the run's regions over its first half of
