@@ -733,11 +733,12 @@ class EventTracker:
     def _note_entry(self, boxes: Sequence[Box] | None) -> None:
         """``relit_reach``: how much further into the picture the run's largest region has
         reached, from the border its first region (while re-learning) touched, than that
-        first region did (``entry_far``); called on the run's updates while re-learning. The borders stop counting for the rest of the run once the largest
-        region is not beside the previous update's (within its own size) or its near edge lies
-        over ``_ENTRY_GAP`` beyond the deepest point reached (a region elsewhere, not the one
-        walking in: a visitor's head and legs take turns as the largest); 0 for a run that
-        began away from the borders."""
+        first region did (``entry_far``); called on the run's updates while re-learning. The
+        borders stop counting for the rest of the run once the largest region is not beside
+        the previous update's (within its own size) or its near edge lies over ``_ENTRY_GAP``
+        beyond the deepest point reached (a region elsewhere, not the one walking in: a
+        visitor's head and legs take turns as the largest); 0 for a run that began away from
+        the borders."""
         s = self._s
         if self.params.relit_reach <= 0 or not boxes:
             return
