@@ -305,6 +305,16 @@ class EventParams:
         H.264 at CRF 32) no event was added, and the one region that came near was a cone
         leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s: an event at
         0.01 or less; hence 0.02).
+    inner_speck: a region other than the largest whose box lies inside the largest one's
+        box, at most this fraction of the picture, is no second object for the releases of a
+        held cone ("two or more regions", "not all brighter"), provided the largest
+        brightened (0..1; 0 = off, the rule before 2026-12-06). H.264 at a low bit rate rings
+        dark inside a bright beam: a 0.08 % speck 17 grey levels under the background, inside
+        the beam's box for two frames, released a cone lifting 70 (dark_nuisance_10min#1
+        536.7 s under CRF 32; ``beam_shade`` covers 14 there). Someone in the beam is larger
+        (a person far down the path is 0.3 %) and walks in across its edge; two visitors of
+        headlights_visit 0-36 (#14, #26) released their cone one frame later, still within
+        0.27 s.
     light_left, light_left_s, left_motion_s: a porch lamp switching off. An update where at
         least ``light_left`` of the picture changed to darker (``MotionResult.dimmed``) with
         little moving (under ``lit_area_ratio`` of that) is light leaving; a run that begins
@@ -375,6 +385,7 @@ class EventParams:
     light_left_s: float = 3.0
     left_motion_s: float = 1.5
     relit_reach: float = 0.02
+    inner_speck: float = 0.002
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -406,7 +417,7 @@ class EventParams:
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
             "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead", "regrow_low",
-            "regrow_lift", "light_left", "relit_reach",
+            "regrow_lift", "light_left", "relit_reach", "inner_speck",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

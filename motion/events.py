@@ -102,6 +102,7 @@ Rules:
   few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
   by their own amount. With ``beam_shade`` neither counts a region darker than the background by
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
+  With ``inner_speck`` neither counts a speck inside the beam's own box: that ringing inside it.
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
   holds the run that follows all the same. With ``lit_lead`` a first frame under
   ``sudden_area`` is a cone's too when the update before changed brightness over at least that
@@ -895,9 +896,22 @@ class EventTracker:
             return 0
         if self._same_light(residual, len(boxes)):
             return s.multi
+        lit = residual is not None and len(residual) == len(boxes) and residual[0] > 0
+        if all(self._speck_in_light(b, boxes[0], lit) for b in boxes[1:]):
+            return s.multi
         if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
+
+    def _speck_in_light(self, box: Box, big: Box, lit: bool) -> bool:
+        """``inner_speck``: whether ``box`` (not the largest region) is a speck inside the box
+        ``big`` of the largest region, and that one brightened (``lit``)."""
+        m = self.params.inner_speck
+        if m <= 0 or not lit or box[2] * box[3] > m:
+            return False
+        x, y, w, h = box
+        bx, by, bw, bh = big
+        return bx <= x and by <= y and x + w <= bx + bw and y + h <= by + bh
 
     def _light_band(
         self, residual: Sequence[float] | None, n: int
@@ -948,6 +962,8 @@ class EventTracker:
             b for i, (b, f) in enumerate(zip(boxes or (), brighter or (), strict=False))
             if f < p.light_brighter
             and not (lifts and (lo <= lifts[i] <= hi or self._shade(lifts[i], lifts[0])))
+            and not (i > 0 and boxes and brighter
+                     and self._speck_in_light(b, boxes[0], brighter[0] >= p.light_brighter))
         )
         prev, s.dark_boxes = s.dark_boxes, dark
         if not dark:
