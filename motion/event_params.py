@@ -119,7 +119,10 @@ class EventParams:
         not learnt under the new light flickers in place for over a second as fragments that
         come and go inside the patch where they first showed (dark_nuisance_10min#13 290.1 s,
         #210 290.3 s, #222 298.9 s, 1.0-1.4 s after the IR lamp came on); someone walking in
-        moves on or grows out of where they first showed within half a second.
+        moves on or grows out of where they first showed within half a second. 0.02 since
+        2026-12-06 (0.01 before): under H.264 at CRF 32 a bush's fragments wandered 0.006 past
+        their patch (dark_nuisance_10min#3 311.9 s, a false event); no visitor moved, on any
+        cached scene, ``ir_switch_visit`` included (they start by ``relit_reach`` first).
     haunt_s, haunt_motion_s, haunt_box: a place where small motion showed without starting an
         event is remembered for ``haunt_s`` (0..3600; 0 = off, the rule before 2026-12-06); an
         update whose largest region is small (its box at most ``haunt_box`` of the picture,
@@ -360,7 +363,7 @@ class EventParams:
     small_lit_floor: float = 0.02
     edge_grow: int = 2
     edge_grow_lit: float = 0.01
-    relit_spread: float = 0.01
+    relit_spread: float = 0.02
     haunt_s: float = 60.0
     haunt_motion_s: float = 0.6
     haunt_box: float = 0.006
