@@ -329,11 +329,13 @@ class _State:
     reach_t: float = -math.inf  # when reaches was last written
     reach_steps: int = 0  # the largest count of reaches
     early: Box | None = None  # the extent of the run's regions over its first moments
-    # relit_reach: per border, how far the run's largest region reached in when it was first
-    # seen at that border, and how much further it reaches now (0 when not at a border now)
+    # relit_reach: per border the run's first region (while re-learning) touched, how far it
+    # reached in (None: not seen yet); the deepest point reached from each since, while the
+    # largest region stayed the one walking in; the previous update's largest region; and how
+    # much deeper than at first the run has reached
     entry_reach: dict[int, float] | None = None
-    entry_deep: dict[int, float] = field(default_factory=dict)  # the deepest reached since
-    entry_box: Box | None = None  # the previous update's largest region (relit_reach)
+    entry_deep: dict[int, float] = field(default_factory=dict)
+    entry_box: Box | None = None
     entry_far: float = 0.0
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
