@@ -10,6 +10,12 @@ Feed it one call per analysed frame, with the frame's timestamp and the detector
     for ev in tracker.finish(last_t):  # source ended: close what is open (reason "stopped")
         handle(ev)
 
+Where it lives: the tracker and its rules for starting on motion here; the rules about light
+(cones held back and released, light sweeping the picture, haunted places, the waits after a
+light switch) in :mod:`motion.light_hold`, a mixin of :class:`EventTracker`; the box geometry
+they share in :mod:`motion.boxes`; the state in :mod:`motion.tracker_state`; the messages in
+:mod:`motion.event_messages` (re-exported here and by ``motion``).
+
 Rules:
 
 - An event starts once a run of motion has persisted ``min_motion_s``: from the run's first motion
@@ -160,205 +166,25 @@ Events never overlap: each EventEnded comes before the next EventStarted, and ``
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from motion.boxes import DARK_BRIGHTER, Box, at_border, holds_place, lit_above, overlaps, reach_in
+from motion.event_messages import Event, EventEnded, EventStarted
 from motion.event_params import EventParams
+from motion.light_hold import LightHold
+from motion.tracker_state import OpenEvent, TrackerState
 
-Box = tuple[float, float, float, float]  # relative (x, y, w, h), as in MotionResult.boxes
-_EDGE = 0.01  # a box this close to a border of the picture touches it
-_DARK_BRIGHTER = 0.05  # dark_entry: a region "darker than the background" has at most this
-# fraction of its pixels brighter than the background predicts
 _KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
-_AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
-_HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
-_ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
-_HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
+
+__all__ = ["Event", "EventEnded", "EventStarted", "EventTracker"]
 
 
-def _kept(now: Sequence[Box], before: Sequence[Box], keep: float) -> bool:
-    """Whether the boxes ``now`` cover at least ``keep`` of the area of the boxes ``before`` and
-    one of them overlaps one of those (True when there were none before)."""
-    if not before:
-        return True
-    area = sum(w * h for _, _, w, h in now)
-    if area < keep * sum(w * h for _, _, w, h in before):
-        return False
-    return _overlap(now, before)
-
-
-def _at_border(box: Box) -> bool:
-    """Whether ``box`` is within ``_EDGE`` of a border of the picture."""
-    x, y, w, h = box
-    return min(x, y) <= _EDGE or max(x + w, y + h) >= 1 - _EDGE
-
-
-def _reach(box: Box, side: int) -> float:
-    """How far ``box`` reaches into the picture from border ``side`` (0 left, 1 right, 2 top,
-    3 bottom), 0 if it does not touch that border."""
-    x, y, w, h = box
-    if side == 0:
-        return x + w if x <= _EDGE else 0.0
-    if side == 1:
-        return 1 - x if x + w >= 1 - _EDGE else 0.0
-    if side == 2:
-        return y + h if y <= _EDGE else 0.0
-    return 1 - y if y + h >= 1 - _EDGE else 0.0
-
-
-def _depth(box: Box, side: int) -> float:
-    """How far into the picture ``box``'s far edge lies from border ``side`` (0 left, 1 right,
-    2 top, 3 bottom), whether it touches that border or not."""
-    x, y, w, h = box
-    return (x + w, 1 - x, y + h, 1 - y)[side]
-
-
-def _size(box: Box, side: int) -> float:
-    """``box``'s extent across border ``side``: its width for the left and right, its height
-    for the top and bottom."""
-    return box[2] if side < 2 else box[3]
-
-
-def _lit_above(dark: Box, boxes: Sequence[Box], brighter: Sequence[float]) -> bool:
-    """Whether a lit region (at least ``1 - _DARK_BRIGHTER`` of its pixels brighter than the
-    background) stands on ``dark``: it shares columns with it and its bottom edge is above
-    ``dark``'s top by at most ``dark``'s height (the unlit waist between them). ``dark`` must
-    be at least twice as tall as wide (relative to the picture: legs, not the flat strip of a
-    codec's ringing along a beam's edge) and the lit region at most three times as wide (a
-    head and chest, not a beam)."""
-    x, y, w, h = dark
-    return h >= 2 * w and any(
-        f >= 1 - _DARK_BRIGHTER and bx < x + w and x < bx + bw and bw <= 3 * w
-        and y - h <= by + bh <= y
-        for (bx, by, bw, bh), f in zip(boxes, brighter, strict=True))
-
-
-def _centred_in(box: Box, place: Box) -> bool:
-    """Whether the centre of ``box`` lies inside ``place`` widened by its own width and height on
-    every side."""
-    x, y, w, h = box
-    px, py, pw, ph = place
-    cx, cy = x + w / 2, y + h / 2
-    return px - pw <= cx <= px + 2 * pw and py - ph <= cy <= py + 2 * ph
-
-
-def _overlap(a: Sequence[Box], b: Sequence[Box], grow: float = 0.0) -> bool:
-    """Whether a box of ``a`` overlaps a box of ``b``, each box of ``b`` first widened by
-    ``grow`` times its own width and height on every side."""
-    return any(
-        x < bx + bw * (1 + grow) and bx - bw * grow < x + w
-        and y < by + bh * (1 + grow) and by - bh * grow < y + h
-        for x, y, w, h in a
-        for bx, by, bw, bh in b
-    )
-
-
-@dataclass(frozen=True)
-class EventStarted:
-    """An event began. ``t``: when decided; ``onset_t``: first motion of the run (or the ring time).
-
-    reason: "motion", "continued" (after a max-length split) or the trigger's reason (e.g. "ring").
-    """
-
-    event_id: int
-    t: float
-    onset_t: float
-    reason: str
-
-
-@dataclass(frozen=True)
-class EventEnded:
-    """An event ended. ``t``: when decided; ``last_motion_t``: the last moment of motion.
-
-    reason: "still" (post-roll elapsed), "max-length" (split at max_clip_s) or "stopped" (finish()).
-    ``peak_area``/``peak_t``: the largest motion area seen during the event and when (for the
-    snapshot).
-    """
-
-    event_id: int
-    t: float
-    last_motion_t: float
-    reason: str
-    peak_area: float = 0.0
-    peak_t: float = 0.0
-
-
-Event = EventStarted | EventEnded
-
-
-@dataclass
-class _Open:
-    event_id: int
-    start_t: float  # onset of this event (or of the continuation), for max_clip_s
-    last_motion_t: float
-    peak_area: float = 0.0
-    peak_t: float = 0.0
-
-    def ended(self, t: float, reason: str) -> EventEnded:
-        return EventEnded(self.event_id, t, self.last_motion_t, reason, self.peak_area, self.peak_t)
-
-
-@dataclass
-class _State:
-    next_id: int = 1
-    run_start: float | None = None  # first frame of the current motion run
-    run_last: float = -math.inf  # latest motion frame of that run
-    clear_since: float | None = None  # start of the run's latest stretch of clear motion
-    last_area: float = 0.0  # the previous update's moving area
-    last_lit: float = 0.0  # the previous update's ``lit`` (0 when unknown or re-learning)
-    lit_before: float = 0.0  # the ``lit`` of the update before that
-    hold_peak: float = 0.0  # the largest moving area since the hold began (regrow)
-    hold_low: float = 0.0  # the smallest since that peak
-    regrow_n: int = 0  # updates in a row the area grew again after falling under regrow_low
-    hold_lift: float = 0.0  # the largest region's highest mean residual since the hold began
-    last_box: Box | None = None  # the previous update's largest region's box
-    held_until: float = -math.inf  # a run that appeared at full size starts nothing before this
-    held_t: float = -math.inf  # when that hold began
-    multi: int = 0  # how many updates in a row showed two or more moving regions (that count)
-    second: tuple[Box, ...] = ()  # the previous update's boxes of all regions but the largest
-    away: int = 0  # updates in a row at a place the update before the first of them had no region
-    prev_boxes: tuple[Box, ...] = ()  # the previous update's boxes
-    away_t: float = -math.inf  # when the regions last showed up away from the regions before
-    dark: int = 0  # how many updates in a row showed a moving region not all brighter
-    dark_boxes: tuple[Box, ...] = ()  # the previous update's boxes of regions not all brighter
-    grow_steps: int = 0  # how many updates in a row the moving area grew
-    # dark_reach, per border (0 left, 1 right, 2 top, 3 bottom): the dark region there at the
-    # previous update, how far it reached in, and on how many updates in a row that grew
-    reaches: dict[int, tuple[Box, float, int]] = field(default_factory=dict)
-    reach_t: float = -math.inf  # when reaches was last written
-    reach_steps: int = 0  # the largest count of reaches
-    early: Box | None = None  # the extent of the run's regions over its first moments
-    # relit_reach: per border the run's first region (while re-learning) touched, how far it
-    # reached in (None: not seen yet); the deepest point reached from each since, while the
-    # largest region stayed the one walking in; the previous update's largest region; and how
-    # much deeper than at first the run has reached
-    entry_reach: dict[int, float] | None = None
-    entry_deep: dict[int, float] = field(default_factory=dict)
-    entry_box: Box | None = None
-    entry_far: float = 0.0
-    first_t: float | None = None  # the first update's time
-    pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
-    haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s
-    keep_n: int = 0  # updates in a row with regions that held their place (edge_keep)
-    keep_t: float = 0.0  # the first of them
-    keep_boxes: tuple[Box, ...] = ()  # the previous update's boxes, for edge_keep
-    keep_last: float = -math.inf  # the latest update of that streak
-    keep_edge: bool = False  # whether a region of that streak held its place at a border
-    inner_now: bool = False  # this update's run would be held as light inside the picture
-    inner_held: bool = False  # the run is held as light inside the picture (not a cone)
-    last_t: float = -math.inf
-    left_t: float = -math.inf  # the latest update where light left the picture (light_left)
-    left_run: bool = False  # the current run began in the dark just after (light_left)
-    open: _Open | None = field(default=None)
-
-
-class EventTracker:
+class EventTracker(LightHold):
     """The event state machine. Pure: time comes in as arguments; one instance per camera."""
 
     def __init__(self, params: EventParams = EventParams()) -> None:
         self.params = params
-        self._s = _State()
+        self._s = TrackerState()
 
     @property
     def active(self) -> bool:
@@ -484,7 +310,7 @@ class EventTracker:
 
     def reset(self) -> None:
         """Forget everything (ids restart at 1)."""
-        self._s = _State()
+        self._s = TrackerState()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -538,22 +364,22 @@ class EventTracker:
 
     def _dark_entry(self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None) -> bool:
         """``dark_entry``: every moving region darker than the background (at most
-        ``_DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
+        ``DARK_BRIGHTER`` of its pixels brighter), one at a border, and the moving area grew on
         the last two updates (or, ``dark_reach``, a dark region at a border reached further in on
         them, :meth:`_track_reach`); with ``dark_lead``, the largest region alone darker, at a
         border, whatever the others are (a visitor's lamp-lit head above their dark legs); with
         ``lit_head``, a dark region at a border with a lit one standing on it
-        (:func:`_lit_above`), whichever is the larger."""
+        (:func:`lit_above`), whichever is the larger."""
         p = self.params
         if not (p.dark_entry and boxes and brighter is not None and len(brighter) == len(boxes)
                 and (self._s.grow_steps >= 2 or self._s.reach_steps >= 2)):
             return False
-        if max(brighter) <= _DARK_BRIGHTER and any(_at_border(b) for b in boxes):
+        if max(brighter) <= DARK_BRIGHTER and any(at_border(b) for b in boxes):
             return True
-        if p.dark_lead and brighter[0] <= _DARK_BRIGHTER and _at_border(boxes[0]):
+        if p.dark_lead and brighter[0] <= DARK_BRIGHTER and at_border(boxes[0]):
             return True
         return bool(p.lit_head) and any(
-            f <= _DARK_BRIGHTER and _at_border(b) and _lit_above(b, boxes, brighter)
+            f <= DARK_BRIGHTER and at_border(b) and lit_above(b, boxes, brighter)
             for b, f in zip(boxes, brighter, strict=True))
 
     def _track_reach(
@@ -572,7 +398,7 @@ class EventTracker:
         if self.params.dark_reach and boxes and brighter is not None and (
                 len(brighter) == len(boxes)):
             dark = [b for b, f in zip(boxes, brighter, strict=True)
-                    if f <= _DARK_BRIGHTER and _at_border(b)]
+                    if f <= DARK_BRIGHTER and at_border(b)]
         if not dark:  # most updates: nothing moving, or nothing dark at a border
             if s.reaches:
                 s.reaches = {}
@@ -580,12 +406,12 @@ class EventTracker:
             return
         now: dict[int, tuple[Box, float, int]] = {}
         for side in range(4):
-            here = [(r, b) for b in dark if (r := _reach(b, side)) > 0]
+            here = [(r, b) for b in dark if (r := reach_in(b, side)) > 0]
             if not here:
                 continue
             last = before.get(side)
             if last is not None:
-                cont = [(r, b) for r, b in here if _overlap((b,), (last[0],))]
+                cont = [(r, b) for r, b in here if overlaps((b,), (last[0],))]
                 if cont:
                     r, b = max(cont)
                     now[side] = (b, r, last[2] + 1 if r > last[1] else 0)
@@ -608,7 +434,7 @@ class EventTracker:
         if dimmed >= p.light_left and area <= p.lit_area_ratio * dimmed:
             s.left_t = t
         left = bool(t - s.left_t <= p.light_left_s and brighter
-                    and max(brighter) <= _DARK_BRIGHTER)
+                    and max(brighter) <= DARK_BRIGHTER)
         if s.run_start is None:
             s.left_run = left
         return s.left_run
@@ -622,14 +448,6 @@ class EventTracker:
         if appeared:
             self._hold(t)
         s.early = None
-
-    def _hold(self, t: float) -> None:
-        """Hold the run beginning now as light for ``sudden_hold_s``."""
-        s = self._s
-        s.held_until, s.held_t = t + self.params.sudden_hold_s, t
-        s.inner_held = s.inner_now
-        s.hold_peak = s.hold_low = s.last_area
-        s.regrow_n, s.hold_lift = 0, 0.0
 
     def _persisted(
         self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
@@ -656,342 +474,6 @@ class EventTracker:
             and 0 < p.fast_motion_s <= t - s.clear_since + frame_s + 1e-9
         ) or (self._growing(area, lit) and box_grew) or self._edge_growing(lit, boxes)
 
-    def _light_sweep(self, t: float, area: float, lit: float) -> bool:
-        """Motion that is small next to the brightness change around it: light on the move.
-
-        Headlights sweeping the porch at night light a third of the picture and leave a few
-        percent of it "moving" for half a second; a visitor moves most of what changes. In the
-        first seconds the same holds for foliage the detector has not seen sway yet.
-        """
-        p, s = self.params, self._s
-        assert s.first_t is not None
-        floor = p.lit_floor if t - s.first_t >= p.lit_floor_after_s else 0.0
-        if floor > 0 and area < p.small_area:
-            floor = min(floor, p.small_lit_floor)  # a twig's flash is small next to little light
-        # lit = 1.0 is the detector's "learning the scene again after a light switch", not a
-        # measurement: then only the short paths are closed, as they always were.
-        return floor < lit < 1.0 and area < p.lit_area_ratio * lit
-
-    def _appeared(
-        self, area: float, lit: float | None, boxes: Sequence[Box] | None,
-        brighter: Sequence[float] | None,
-    ) -> bool:
-        """Whether a run starting on this update is held as light: a cone's first frame out of a
-        still picture (or after a sliver, ``sudden_jump``), or light inside the picture
-        (``inner_light``). Call before ``last_area`` moves on; ``brighter`` None when the light
-        rule is off."""
-        s, p = self._s, self.params
-        if boxes is None or lit is None:
-            return False
-        s.inner_now = False
-        if s.last_area <= p.sudden_jump * area and self._cone(area, lit, boxes, brighter):
-            return True
-        if self._lit_lead(area, lit, brighter):
-            return True
-        if 0 < p.edge_keep <= s.keep_n and s.keep_edge:
-            return False  # it grew out of a sliver at a border: someone walking in (edge_keep)
-        s.inner_now = self._inner_light(boxes, brighter)
-        return s.inner_now
-
-    def _cone(
-        self, area: float, lit: float, boxes: Sequence[Box], brighter: Sequence[float] | None
-    ) -> bool:
-        """A headlight cone's first frame: at least ``sudden_area`` moving, about all of what
-        changed brightness, and every region only brightened (given ``brighter``) or, without it,
-        one region at the left or right edge."""
-        p = self.params
-        relit = p.relit_cone and lit >= 1.0  # re-learning: lit is no measurement
-        if not 0 < p.sudden_area <= area or (lit > p.cone_lit_ratio * area and not relit):
-            return False
-        if brighter is not None:
-            return len(brighter) >= 1 and min(brighter) >= p.light_brighter
-        if len(boxes) != 1:
-            return False
-        x, _, w, _ = boxes[0]
-        return x <= _EDGE or x + w >= 1.0 - _EDGE
-
-    def _lit_lead(self, area: float, lit: float, brighter: Sequence[float] | None) -> bool:
-        """A cone's first frame under ``sudden_area`` that the light announced (``lit_lead``):
-        on the update before, with nothing moving, the brightness change rose by at least
-        ``lit_lead`` of the picture at once, and every region now only brightened, about all of
-        what changed."""
-        s, p = self._s, self.params
-        return (
-            0 < p.lit_lead <= s.last_lit - s.lit_before and s.last_area == 0 and area > 0
-            and brighter is not None and len(brighter) >= 1
-            and min(brighter) >= p.light_brighter and lit <= p.cone_lit_ratio * area
-        )
-
-    def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
-        """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
-        frame where the detector re-learns after a light switch (then it starts no event), or
-        (``relit_spread``) has not yet left the extent of its first moments; never once it
-        walked in from a border (``relit_reach``)."""
-        s, p = self._s, self.params
-        assert s.run_start is not None
-        if not relit or 0 < p.relit_reach <= s.entry_far:
-            return False
-        return t_end - s.run_start + 1e-9 < p.relit_motion_s or not self._spread(boxes)
-
-    def _note_entry(self, boxes: Sequence[Box] | None) -> None:
-        """``relit_reach``: how much further into the picture the run's largest region has
-        reached, from the border its first region (while re-learning) touched, than that
-        first region did (``entry_far``); called on the run's updates while re-learning. The
-        borders stop counting for the rest of the run once the largest region is not beside
-        the previous update's (within its own size) or its near edge lies over ``_ENTRY_GAP``
-        beyond the deepest point reached (a region elsewhere, not the one walking in: a
-        visitor's head and legs take turns as the largest); 0 for a run that began away from
-        the borders."""
-        s = self._s
-        if self.params.relit_reach <= 0 or not boxes:
-            return
-        big, last = boxes[0], s.entry_box
-        s.entry_box = big
-        if s.entry_reach is None:
-            s.entry_reach = {side: r for side in range(4) if (r := _reach(big, side)) > 0}
-            s.entry_deep = dict(s.entry_reach)
-        elif last is None or not _overlap((big,), (last,), grow=1.0):
-            s.entry_deep = {}
-        for side in list(s.entry_deep):
-            if _depth(big, side) - _size(big, side) > s.entry_deep[side] + _ENTRY_GAP:
-                del s.entry_deep[side]
-            else:
-                s.entry_deep[side] = max(s.entry_deep[side], _depth(big, side))
-        s.entry_far = max((d - s.entry_reach[k] for k, d in s.entry_deep.items()), default=0.0)
-
-    def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
-        """Widen ``early``, the extent of the run's regions over its first half of
-        ``relit_motion_s`` (with ``relit_spread``)."""
-        s, p = self._s, self.params
-        assert s.run_start is not None
-        if p.relit_spread <= 0 or not boxes or t - s.run_start >= p.relit_motion_s / 2:
-            return
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-        if s.early is not None:
-            ex, ey, ew, eh = s.early
-            x0, y0, x1, y1 = min(x0, ex), min(y0, ey), max(x1, ex + ew), max(y1, ey + eh)
-        s.early = (x0, y0, x1 - x0, y1 - y0)
-
-    def _spread(self, boxes: Sequence[Box] | None) -> bool:
-        """Whether a region of ``boxes`` reaches ``relit_spread`` beyond the run's early extent
-        (True when that rule is off or there is nothing to compare)."""
-        s, p = self._s, self.params
-        m = p.relit_spread
-        if m <= 0 or s.early is None or not boxes:
-            return True
-        ex, ey, ew, eh = s.early
-        return any(
-            x < ex - m or y < ey - m or x + w > ex + ew + m or y + h > ey + eh + m
-            for x, y, w, h in boxes
-        )
-
-    def _haunted(self, t: float, boxes: Sequence[Box] | None) -> bool:
-        """Remember where small motion shows while no event is open (``haunt_s``), and say
-        whether the largest region of ``boxes`` is small and centred in a place remembered so:
-        one that showed motion at least ``_HAUNT_SETTLE_S`` ago with no event starting since."""
-        s, p = self._s, self.params
-        if p.haunt_s <= 0:
-            return False
-        while s.pending and t - s.pending[0][0] >= _HAUNT_SETTLE_S:
-            self._remember(*s.pending.popleft())
-        s.haunts = [(seen, place) for seen, place in s.haunts if t - seen <= p.haunt_s]
-        small = [b for b in boxes or () if b[2] * b[3] <= p.haunt_box]
-        if s.open is None and small and len(s.pending) < 4 * _HAUNT_MAX:
-            s.pending.extend((t, b) for b in small)
-        # The largest region decides: a branch's piece swinging further than before is often
-        # joined by a speck somewhere new; a visitor soon outgrows what flickers beside them.
-        if not boxes:
-            return False
-        return boxes[0][2] * boxes[0][3] <= p.haunt_box and any(
-            _centred_in(boxes[0], place) for _, place in s.haunts
-        )
-
-    def _remember(self, seen: float, box: Box) -> None:
-        """Add a place to ``haunts``, or refresh the one it is centred in."""
-        s = self._s
-        for i, (_, place) in enumerate(s.haunts):
-            if _centred_in(box, place):
-                s.haunts[i] = (seen, place)
-                return
-        s.haunts.append((seen, box))
-        if len(s.haunts) > _HAUNT_MAX:
-            s.haunts.remove(min(s.haunts))
-
-    def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
-        """Light inside the picture (``inner_light``): every region only brightened (all of
-        ``brighter``) and none of ``boxes`` near a border. Someone walking into view crosses a
-        border first."""
-        p, m = self.params, self.params.inner_light
-        if m <= 0 or not brighter or not boxes:
-            return False
-        return min(brighter) >= p.light_brighter and all(
-            x >= m and y >= m and x + w <= 1.0 - m and y + h <= 1.0 - m for x, y, w, h in boxes
-        )
-
-    def _release_hold(
-        self, t: float, area: float, boxes: Sequence[Box] | None,
-        brighter: Sequence[float] | None, residual: Sequence[float] | None = None,
-    ) -> None:
-        """Count this update toward the ways a held cone's hold ends, and end it when one is met;
-        ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
-        s, p = self._s, self.params
-        s.multi = self._count_multi(boxes, residual)
-        s.dark = self._count_dark(boxes, brighter, residual)
-        s.away = self._count_away(boxes, t)
-        # With away_late, the cone's own first frame is no jump away from the light: the light
-        # was not there yet.
-        away = 0 < p.away_release <= s.away and not (p.away_late and s.away_t <= s.held_t)
-        if away and t < s.held_until and s.run_start is not None:
-            # Someone stepped in away from the light: their run, not the cone's, is the onset.
-            s.run_start = max(s.run_start, s.away_t)
-        multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
-                                                               brighter) else 2
-        regrown = self._regrown(t, area, residual)
-        if s.multi >= multi_need or s.dark >= 2 or away or regrown:
-            # A second object, something darker than the background, something that appeared
-            # away from the light and stayed, or a region growing again where the light left:
-            # not only a light cone.
-            s.held_until = -math.inf
-
-    def _regrown(self, t: float, area: float, residual: Sequence[float] | None) -> bool:
-        """Count this update toward ``regrow`` while a hold lasts, and say whether it is met:
-        the moving area grew on ``regrow`` updates in a row after falling to at most
-        ``regrow_low`` of the largest it reached since the hold began, and the largest region
-        now is lifted at most ``regrow_lift`` times the most the held light was (``residual``;
-        without it, never). Call before ``last_area`` moves on."""
-        s, p = self._s, self.params
-        if p.regrow <= 0 or t >= s.held_until:
-            return False
-        if not residual:  # nothing moving (or no residual given): no growth to count
-            s.regrow_n = 0
-            return False
-        lift = residual[0]
-        s.hold_lift = max(s.hold_lift, lift)
-        # The low is the larger of two updates' areas: a region that drops out for one update
-        # (the beam fragmenting) has not shrunk.
-        low = max(area, s.last_area)
-        if area > s.hold_peak:
-            s.hold_peak = s.hold_low = area
-            s.regrow_n = 0
-        else:
-            s.hold_low = min(s.hold_low, low)
-            grew = area > s.last_area and s.hold_low <= p.regrow_low * s.hold_peak
-            s.regrow_n = s.regrow_n + 1 if grew else 0
-        return s.regrow_n >= p.regrow and lift <= p.regrow_lift * s.hold_lift
-
-    def _count_multi(
-        self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None
-    ) -> int:
-        """The updates in a row with two or more moving regions, this one included; call before
-        ``last_area`` moves on. With ``multi_keep`` an update counts only if the regions but the
-        largest kept that fraction of their box area and overlap where they were, and the
-        update before saw motion: glare that splits off a cone (shrinking for a few frames,
-        flickering from place to place, or back with the cone after a break) never makes the
-        two that release the hold; a visitor stepping in beside the beam does. With
-        ``same_light`` an update whose regions but the largest all lift the background about as
-        much as the largest does (``residual``) leaves the count where it was too: pieces of the
-        same beam, not a second object."""
-        s, p = self._s, self.params
-        prev, s.second = s.second, tuple(boxes[1:]) if boxes else ()
-        if boxes is None or len(boxes) < 2:
-            return 0
-        if self._same_light(residual, len(boxes)):
-            return s.multi
-        lit = residual is not None and len(residual) == len(boxes) and residual[0] > 0
-        if all(self._speck_in_light(b, boxes[0], lit) for b in boxes[1:]):
-            return s.multi
-        if p.multi_keep > 0 and (s.last_area == 0.0 or not _kept(s.second, prev, p.multi_keep)):
-            return s.multi
-        return s.multi + 1
-
-    def _speck_in_light(self, box: Box, big: Box, lit: bool) -> bool:
-        """``inner_speck``: whether ``box`` (not the largest region) is a speck inside the box
-        ``big`` of the largest region, and that one brightened (``lit``)."""
-        m = self.params.inner_speck
-        if m <= 0 or not lit or box[2] * box[3] > m:
-            return False
-        x, y, w, h = box
-        bx, by, bw, bh = big
-        return bx <= x and by <= y and x + w <= bx + bw and y + h <= by + bh
-
-    def _light_band(
-        self, residual: Sequence[float] | None, n: int
-    ) -> tuple[float, float] | None:
-        """The mean residuals of regions lifted as much as the largest one, which brightened:
-        ``same_light`` to 1/``same_light`` times its own; None when the rule is off, the largest
-        did not brighten or the caller passed no ``residual`` for the ``n`` regions."""
-        m = self.params.same_light
-        if m <= 0 or residual is None or n == 0 or len(residual) != n or residual[0] <= 0:
-            return None
-        return m * residual[0], residual[0] / m
-
-    def _same_light(self, residual: Sequence[float] | None, n: int) -> bool:
-        """Whether every region but the largest is lifted as much as the largest (a light band)
-        or is its shade (:meth:`_shade`)."""
-        band = self._light_band(residual, n)
-        return band is not None and residual is not None and all(
-            band[0] <= r <= band[1] or self._shade(r, residual[0]) for r in residual[1:]
-        )
-
-    def _shade(self, r: float, lift: float) -> bool:
-        """Whether a region with mean residual ``r`` beside a largest region lifted ``lift``
-        (which brightened) is that light's shade (``beam_shade``): darker than the background
-        predicts by at most ``beam_shade`` times the lift. H.264 at a low bit rate rings dark
-        around a bright beam's edges, and where the beam just was the background learnt a little
-        of it; someone darker than the background beside the beam lowers it by their own amount,
-        not by a tenth of the beam's."""
-        m = self.params.beam_shade
-        return m > 0 and lift > 0 and -m * lift <= r < 0
-
-    def _count_dark(
-        self, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
-        residual: Sequence[float] | None = None,
-    ) -> int:
-        """The updates in a row with a moving region not all brighter, this one included. With
-        ``dark_keep`` an update counts only if those regions kept that fraction of their box
-        area and overlap where they were: the dark sliver a cone leaves behind as it moves on
-        shrinks or jumps; someone darker than the background holds or grows. With
-        ``same_light`` a region lifted as much as the largest one (``residual``, the largest
-        itself included when it brightened) is that light, whatever its few darker pixels: a
-        cone's region at 0.949 brighter lifted 69 grey levels (dark_nuisance_10min#206 31.1 s)
-        is no object darker than the background."""
-        s, p = self._s, self.params
-        band = self._light_band(residual, len(boxes or ()))
-        lo, hi = band if band is not None else (math.inf, -math.inf)  # (an empty band)
-        lifts = residual if band is not None and residual is not None else ()
-        dark = tuple(
-            b for i, (b, f) in enumerate(zip(boxes or (), brighter or (), strict=False))
-            if f < p.light_brighter
-            and not (lifts and (lo <= lifts[i] <= hi or self._shade(lifts[i], lifts[0])))
-            and not (i > 0 and boxes and brighter
-                     and self._speck_in_light(b, boxes[0], brighter[0] >= p.light_brighter))
-        )
-        prev, s.dark_boxes = s.dark_boxes, dark
-        if not dark:
-            return 0
-        if p.dark_keep > 0 and s.dark and not _kept(dark, prev, p.dark_keep):
-            return s.dark
-        return s.dark + 1
-
-    def _count_away(self, boxes: Sequence[Box] | None, t: float) -> int:
-        """The updates in a row whose regions are where the first of them appeared, away from
-        every region of the update before it (beyond the region's own size): 1 on the update
-        that jumps, then +1 on each update whose regions overlap the previous update's; 0 on an
-        update without regions, or near the regions before."""
-        s = self._s
-        prev, s.prev_boxes = s.prev_boxes, tuple(boxes) if boxes else ()
-        if not s.prev_boxes or not prev:
-            return 0
-        if s.away and _overlap(s.prev_boxes, prev):
-            return s.away + 1  # staying where it appeared
-        # Away means beyond a region's own size from every region before: a cone sliding or
-        # shrinking in steps stays that near, someone stepping in across the picture does not.
-        if _overlap(s.prev_boxes, prev, _AWAY_GROW):
-            return 0
-        s.away_t = t
-        return 1
-
     def _growing(self, area: float, lit: float) -> bool:
         """The growth path: the moving area grew twice in a row to ``fast_area``, in a steady
         picture. (Foliage the detector has not learnt yet grows too as it swings: at start-up the
@@ -1014,7 +496,7 @@ class EventTracker:
             0 < p.edge_grow <= s.grow_steps
             and lit <= p.edge_grow_lit
             and boxes is not None
-            and any(_at_border(b) for b in boxes)
+            and any(at_border(b) for b in boxes)
         )
 
     def _edge_kept(
@@ -1022,7 +504,7 @@ class EventTracker:
     ) -> bool:
         """Count this update toward ``edge_keep`` and say whether the rule is met: regions, moving
         or below ``min_area``, on ``edge_keep`` updates in a row, each holding the place of the
-        update's before (:func:`_kept`), one of them holding its own place within
+        update's before (:func:`holds_place`), one of them holding its own place within
         ``edge_keep_margin`` of the left, right or bottom border, with at most ``edge_grow_lit``
         of the picture changing brightness. An update without regions within ``gap_s`` of the
         streak's latest leaves the streak as it is. Call before :meth:`_appeared`."""
@@ -1041,9 +523,9 @@ class EventTracker:
         # A region at the left, right or bottom border that holds its place: someone walking in
         # at a doorstep enters there; glare or a twig that shows up at the top of the picture,
         # or beside light moving elsewhere, does not count.
-        held = [b for b in boxes if _overlap((b,), prev)] if prev else list(boxes)
+        held = [b for b in boxes if overlaps((b,), prev)] if prev else list(boxes)
         edge = any(x <= m or x + w >= 1 - m or y + h >= 1 - m for x, y, w, h in held)
-        if s.keep_n and _kept(boxes, prev, _KEEP_AREA):
+        if s.keep_n and holds_place(boxes, prev, _KEEP_AREA):
             s.keep_n += 1
             s.keep_edge = s.keep_edge or edge
         else:
@@ -1066,18 +548,18 @@ class EventTracker:
             and bool(boxes)
             and bool(brighter)
             and min(brighter or (1.0,)) < p.light_brighter
-            and any(_at_border(b) for b in boxes or ())
+            and any(at_border(b) for b in boxes or ())
         )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:
         s = self._s
         s.pending.clear()  # what showed before the start was this event's, not a haunt's
-        s.open = _Open(s.next_id, onset, t)
+        s.open = OpenEvent(s.next_id, onset, t)
         s.next_id += 1
         return EventStarted(s.open.event_id, t, onset, reason)
 
     @staticmethod
-    def _motion(o: _Open, t: float, area: float) -> None:
+    def _motion(o: OpenEvent, t: float, area: float) -> None:
         o.last_motion_t = t
         if area > o.peak_area:
             o.peak_area = area

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from motion import EventParams
-from motion.events import Box
+from motion.boxes import Box
 from tests.unit.test_detector import FPS
 from tests.unit.test_light_cone import LitFrame, _replay_lit
 

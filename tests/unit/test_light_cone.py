@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from motion import EventParams, EventStarted, EventTracker, MotionDetector, MotionResult
-from motion.events import Box
+from motion.boxes import Box
 from tests.unit.test_detector import FPS, H, W, background, render, walk
 
 _NIGHT = 0.35  # the textured porch at night: 15..70 grey, so a 2.5x cone does not saturate
