@@ -86,6 +86,8 @@ Rules:
   pixel, wherever the cone first lands; a person walking in grows from a sliver, and in daylight
   or at dusk is darker than the background somewhere. The hold outlasts breaks in the run: a
   cone leaving the porch flickers below ``min_area`` and shows again as a shrinking region.
+  With ``rejoin_s`` a region back within 0.3 s where an unheld run just was is that run's
+  object come back, not a cone appearing: an IR-lit visitor dropping out for a few frames.
   With ``multi_keep`` the "two regions" release counts only updates on which the regions but the
   largest did not shrink or jump, after an update that saw motion: the cone's glare splits off
   as a second region that shrinks and vanishes within a few frames, flickers from place to
@@ -245,25 +247,26 @@ class EventTracker(LightHold):
         if kept and s.open is None and not motion:
             motion = True
             if s.run_start is None:
-                self._begin_run(t, s.keep_t, appeared)
+                self._begin_run(t, s.keep_t, appeared and not self._rejoins(t, boxes))
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
         if not motion:
             s.clear_since = None
             if s.run_start is not None and t - s.run_last > p.gap_s:
+                s.last_run = (s.run_last, s.run_boxes, s.held_until > s.run_last)
                 s.run_start = None
                 if not light:
                     s.held_until = -math.inf
             return out
         if s.run_start is None:
-            self._begin_run(t, t, appeared)
+            self._begin_run(t, t, appeared and not self._rejoins(t, boxes))
         assert s.run_start is not None
         if kept and s.inner_held and s.keep_t <= s.run_start:
             # Held as light inside the picture, but kept at a border from the run's first frame
             # on (a cone leaving at the border later holds its place there too as it shrinks).
             s.held_until = -math.inf
-        s.run_last = t
+        s.run_last, s.run_boxes = t, tuple(boxes or ())
         self._note_early(t, boxes)
         if relit:
             self._note_entry(boxes)
@@ -438,6 +441,16 @@ class EventTracker(LightHold):
         if s.run_start is None:
             s.left_run = left
         return s.left_run
+
+    def _rejoins(self, t: float, boxes: Sequence[Box] | None) -> bool:
+        """``rejoin_s``: whether a run beginning now with ``boxes`` continues the run before
+        (its largest region overlapping that run's last regions, within ``rejoin_s`` of its
+        last motion, that run not held), so it is not held as a cone appearing."""
+        s, p = self._s, self.params
+        lr = s.last_run
+        return bool(p.rejoin_s > 0 and lr is not None and boxes and lr[1]
+                    and t - lr[0] <= p.rejoin_s + 1e-9 and not lr[2]
+                    and overlaps(boxes[:1], lr[1]))
 
     def _begin_run(self, t: float, onset: float, appeared: bool) -> None:
         """A run of motion begins at ``onset`` (seen at ``t``); held as light if it

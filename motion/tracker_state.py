@@ -76,4 +76,7 @@ class TrackerState:
     last_t: float = -math.inf
     left_t: float = -math.inf  # the latest update where light left the picture (light_left)
     left_run: bool = False  # the current run began in the dark just after (light_left)
+    run_boxes: tuple[Box, ...] = ()  # the current run's regions at its latest motion frame
+    # rejoin_s: the run before's last motion time and regions, and whether it was held then
+    last_run: tuple[float, tuple[Box, ...], bool] | None = None
     open: OpenEvent | None = field(default=None)

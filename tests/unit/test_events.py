@@ -150,6 +150,7 @@ def test_time_going_backwards_is_an_error() -> None:
         ("relit_spread", -0.01),
         ("relit_reach", 1.5),
         ("inner_speck", -0.001),
+        ("rejoin_s", 11.0),
         ("haunt_s", -1.0),
         ("haunt_motion_s", 11.0),
         ("haunt_box", 1.5),

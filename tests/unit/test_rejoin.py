@@ -1,0 +1,43 @@
+"""``rejoin_s``: a region that drops out for a few frames and comes back where it was, at full
+size and all brighter, is the same thing come back, not a headlight cone appearing: it is not
+held as one unless what it continues was."""
+
+from __future__ import annotations
+
+from motion import EventParams
+from tests.unit.test_relit_reach import Frame, _started
+
+# ir_switch_visit#20: the IR lamp came on at 14.75 s; the visitor comes into view at 16.27 s,
+# lit by the illuminator, grows in at the left border for three frames, drops out for two while
+# the background is learnt anew, and comes back at 1.4 % of the picture where they were: held
+# as a cone for 4 s, they started an event at 18.67 s (2.40 s late).
+_DROP_OUT: list[Frame] = [
+    (16.4000, False, 0.0010, ((0.0, 0.3556, 0.0187, 0.0667),), (1.0,)),
+    (16.4667, False, 0.0019, ((0.0, 0.3222, 0.0187, 0.1111),), (1.0,)),
+    (16.5333, True, 0.0036, ((0.0, 0.2333, 0.0187, 0.2),), (1.0,)),
+    (16.6000, True, 0.0056, ((0.0, 0.2333, 0.0312, 0.2222),), (1.0,)),
+    (16.6667, True, 0.0089, ((0.0, 0.2222, 0.0375, 0.2444), (0.0, 0.5, 0.025, 0.0556)),
+     (1.0, 1.0)),
+    (16.7333, False, 0.0000, (), ()),
+    (16.8000, False, 0.0000, (), ()),
+    (16.8667, True, 0.0143, ((0.0, 0.1778, 0.0688, 0.3111),), (1.0,)),
+    (16.9333, True, 0.0176, ((0.0, 0.1778, 0.0813, 0.2889), (0.0312, 0.5667, 0.025, 0.0333)),
+     (1.0, 1.0)),
+    (17.0000, True, 0.0160, ((0.0, 0.1778, 0.0938, 0.2778),), (1.0,)),
+    (17.0667, True, 0.0186, ((0.0063, 0.1667, 0.1, 0.2778),), (1.0,)),
+]
+
+
+def test_a_visitor_back_after_dropping_out_is_not_held_as_a_cone() -> None:
+    # Back at 16.87 s and 0.02 further in from the border at 17.00 s (relit_reach): 0.73 s.
+    assert _started(_DROP_OUT) == [17.0]
+    assert _started(_DROP_OUT, EventParams(rejoin_s=0.0)) == []  # held (to 20.87 s)
+
+
+def test_coming_back_elsewhere_or_after_longer_is_a_new_appearance() -> None:
+    back = _DROP_OUT[7:]
+    elsewhere = [(t, m, a, tuple((x + 0.5, y, w, h) for x, y, w, h in b), f)
+                 for t, m, a, b, f in back]
+    assert _started([*_DROP_OUT[:7], *elsewhere]) == []  # held: it did not rejoin
+    later = [(t + 0.4, m, a, b, f) for t, m, a, b, f in back]
+    assert _started([*_DROP_OUT[:7], *later]) == []  # gone 0.6 s: held as before
