@@ -41,7 +41,7 @@ def test_the_key_changes_with_every_input_the_detector_output_depends_on(
     src.mkdir()
     (src / "detector.py").write_text("x = 1\n")
     monkeypatch.setattr(bench, "ROOT", tmp_path)
-    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion/detector.py",))
+    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion",))
     base = ("visit", SIZE, DetectorParams(), 0, None)
     key = bench._cache_key(*base)
     assert bench._cache_key(*base) == key
@@ -54,4 +54,21 @@ def test_the_key_changes_with_every_input_the_detector_output_depends_on(
     ]
     assert len({bench._cache_key(*o) for o in others} | {key}) == len(others) + 1
     (src / "detector.py").write_text("x = 2\n")  # an edit to the detector renders anew
+    assert bench._cache_key(*base) != key
+
+
+def test_a_new_module_counts_and_the_trackers_modules_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "motion"
+    src.mkdir()
+    (src / "detector.py").write_text("x = 1\n")
+    (src / "events.py").write_text("y = 1\n")
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion",))
+    base = ("visit", SIZE, DetectorParams(), 0, None)
+    key = bench._cache_key(*base)
+    (src / "events.py").write_text("y = 2\n")  # the tracker: tuning it keeps the cache
+    assert bench._cache_key(*base) == key
+    (src / "new_filter.py").write_text("z = 1\n")  # a module added later: renders anew
     assert bench._cache_key(*base) != key
