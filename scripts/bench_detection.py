@@ -133,7 +133,8 @@ def detector_rows(
     input: the scene (its whole value, not only its name and seed), size, stress, the
     DetectorParams and the source of the detector, the renderer and the stress filter, so an
     edit to any of them renders anew and a stale file is never read. Tuning EventParams then
-    replays the tracker only (``--cache``)."""
+    replays the tracker only (``--cache``). The files are pickles, which run code when read:
+    give a directory that only you write to."""
     path = cache / f"{_cache_key(name, size, det_params, seed, stress)}.pickle" if cache else None
     if path is not None and path.exists():
         with path.open("rb") as f:
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None,
                     help="keep the detector's output per scene and seed in this directory and "
                     "read it back while nothing it depends on changed: --ev tuning then "
-                    "replays the tracker only (e.g. bench-out/detector-cache)")
+                    "replays the tracker only (e.g. bench-out/detector-cache; pickles: a "
+                    "directory only you write to)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("-v", "--verbose", action="store_true", help="list detected events per scene")
     args = ap.parse_args(argv)
