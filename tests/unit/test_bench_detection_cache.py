@@ -34,17 +34,26 @@ def test_a_cached_run_scores_the_same_events_without_running_the_detector(
     assert fresh.suppressed_frames == again.suppressed_frames
 
 
-def test_the_key_changes_with_every_input_the_detector_output_depends_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def motion_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in ``motion/`` folder (a detector and a tracker module) as the cache's sources."""
     src = tmp_path / "motion"
     src.mkdir()
     (src / "detector.py").write_text("x = 1\n")
+    (src / "events.py").write_text("y = 1\n")
     monkeypatch.setattr(bench, "ROOT", tmp_path)
     monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion",))
-    base = ("visit", SIZE, DetectorParams(), 0, None)
-    key = bench._cache_key(*base)
-    assert bench._cache_key(*base) == key
+    return src
+
+
+BASE = ("visit", SIZE, DetectorParams(), 0, None)
+
+
+def test_the_key_changes_with_every_input_the_detector_output_depends_on(
+    motion_src: Path,
+) -> None:
+    key = bench._cache_key(*BASE)
+    assert bench._cache_key(*BASE) == key
     others = [
         ("passerby", SIZE, DetectorParams(), 0, None),
         ("visit", (640, 360), DetectorParams(), 0, None),
@@ -53,22 +62,13 @@ def test_the_key_changes_with_every_input_the_detector_output_depends_on(
         ("visit", SIZE, DetectorParams(), 0, "crf=32"),
     ]
     assert len({bench._cache_key(*o) for o in others} | {key}) == len(others) + 1
-    (src / "detector.py").write_text("x = 2\n")  # an edit to the detector renders anew
-    assert bench._cache_key(*base) != key
+    (motion_src / "detector.py").write_text("x = 2\n")  # an edit to the detector renders anew
+    assert bench._cache_key(*BASE) != key
 
 
-def test_a_new_module_counts_and_the_trackers_modules_do_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    src = tmp_path / "motion"
-    src.mkdir()
-    (src / "detector.py").write_text("x = 1\n")
-    (src / "events.py").write_text("y = 1\n")
-    monkeypatch.setattr(bench, "ROOT", tmp_path)
-    monkeypatch.setattr(bench, "_CACHE_SOURCES", ("motion",))
-    base = ("visit", SIZE, DetectorParams(), 0, None)
-    key = bench._cache_key(*base)
-    (src / "events.py").write_text("y = 2\n")  # the tracker: tuning it keeps the cache
-    assert bench._cache_key(*base) == key
-    (src / "new_filter.py").write_text("z = 1\n")  # a module added later: renders anew
-    assert bench._cache_key(*base) != key
+def test_a_new_module_counts_and_the_trackers_modules_do_not(motion_src: Path) -> None:
+    key = bench._cache_key(*BASE)
+    (motion_src / "events.py").write_text("y = 2\n")  # the tracker: tuning it keeps the cache
+    assert bench._cache_key(*BASE) == key
+    (motion_src / "new_filter.py").write_text("z = 1\n")  # a module added later: renders anew
+    assert bench._cache_key(*BASE) != key
