@@ -15,7 +15,7 @@ from collections.abc import Callable
 from motion import EventParams
 from motion.boxes import Box
 from tests.unit.test_detector import FPS
-from tests.unit.test_light_cone import LitFrame, _replay_lit
+from tests.unit.tracker_replay import LitFrame, replay_lit
 
 SPECK = 0.0015  # the detector's min_area: an update with less moving is not a motion frame
 
@@ -53,8 +53,8 @@ def test_a_visitor_whose_chest_the_lamp_lights_walking_in_starts_at_once() -> No
     # The lit chest is the largest region, so dark_lead does not apply; with a lit region
     # standing on the dark one at the border (lit_head) the visitor starts at once, not when the
     # lamp settles (14.20 s before the rule).
-    assert _replay_lit(_LAMP_LIT_CHEST, min_area=SPECK) == [13.60]
-    assert _replay_lit(_LAMP_LIT_CHEST, EventParams(lit_head=0), SPECK) == []  # the rule before
+    assert replay_lit(_LAMP_LIT_CHEST, min_area=SPECK) == [13.60]
+    assert replay_lit(_LAMP_LIT_CHEST, EventParams(lit_head=0), SPECK) == []  # the rule before
 
 
 def test_a_lit_region_not_standing_on_the_dark_one_starts_nothing() -> None:
@@ -77,14 +77,14 @@ def test_a_lit_region_not_standing_on_the_dark_one_starts_nothing() -> None:
         return (b[0], d[1] + d[3] / 4 - b[3], b[2], b[3])
 
     for place in (below, beside, other_columns, high, overlapping):
-        assert _replay_lit(_with_lit(_LAMP_LIT_CHEST, place), min_area=SPECK) == [], place
+        assert replay_lit(_with_lit(_LAMP_LIT_CHEST, place), min_area=SPECK) == [], place
     # A region only partly brighter is no lit head (what changed there is not only light).
     mixed = [(t, a, lit, raw, b, tuple(0.5 if f >= 0.95 else f for f in br), res)
              for t, a, lit, raw, b, br, res in _LAMP_LIT_CHEST]
-    assert _replay_lit(mixed, min_area=SPECK) == []
+    assert replay_lit(mixed, min_area=SPECK) == []
     inside = [(t, a, lit, raw, tuple((x + 0.3, y, w, h) for x, y, w, h in b), br, res)
               for t, a, lit, raw, b, br, res in _LAMP_LIT_CHEST]
-    assert _replay_lit(inside, min_area=SPECK) == []
+    assert replay_lit(inside, min_area=SPECK) == []
 
 
 def test_a_beam_above_a_dark_strip_at_the_bottom_border_starts_nothing() -> None:
@@ -97,18 +97,18 @@ def test_a_beam_above_a_dark_strip_at_the_bottom_border_starts_nothing() -> None
         beam = (0.35, 0.70, 0.05 * i + 0.1, 0.29 - 0.01 * i)
         frames.append((40.0 + i / FPS, 0.002 * i, 0.06, 0.05, (beam, strip), (1.0, 0.0),
                        (40.0, -15.0)))
-    assert _replay_lit(frames, min_area=SPECK) == []
+    assert replay_lit(frames, min_area=SPECK) == []
     # Nor a beam many times wider than a tall dark region under it (a post in its shade).
     post: list[LitFrame] = [
         (t, a, lit, raw, ((0.30, 0.45, 0.25, 0.3), (0.40, 0.78, 0.04, 0.22)), br, res)
         for t, a, lit, raw, _, br, res in frames[1:]]
-    assert _replay_lit(frames[:1] + post, min_area=SPECK) == []
+    assert replay_lit(frames[:1] + post, min_area=SPECK) == []
     # A beam as narrow as legs above a strip as tall as them would be a figure (the check
     # above is the shapes, not the place).
     legs: list[LitFrame] = [
         (t, a, lit, raw, ((0.40, 0.55, 0.04, 0.2), (0.40, 0.78, 0.04, 0.22)), br, res)
         for t, a, lit, raw, _, br, res in frames[1:]]
-    assert _replay_lit(frames[:1] + legs, min_area=SPECK) == [40.0 + 2 / FPS]
+    assert replay_lit(frames[:1] + legs, min_area=SPECK) == [40.0 + 2 / FPS]
 
 
 _LAMP_SMALL_VISITOR: list[LitFrame] = [
@@ -137,8 +137,8 @@ def test_a_small_dark_visitor_whose_front_edge_advances_from_a_border_starts_at_
     # Their area shrank on 14.73, so dark_entry's growth never counted two updates; the front
     # edge reaching further in from the border does (dark_reach). Before it, the light rule hid
     # them, and the event waited for min_motion_s (15.13 s).
-    assert _replay_lit(_LAMP_SMALL_VISITOR, min_area=SPECK) == [14.73]
-    assert _replay_lit(_LAMP_SMALL_VISITOR, EventParams(dark_reach=0), SPECK) == []
+    assert replay_lit(_LAMP_SMALL_VISITOR, min_area=SPECK) == [14.73]
+    assert replay_lit(_LAMP_SMALL_VISITOR, EventParams(dark_reach=0), SPECK) == []
 
 
 def test_dark_reach_holds_at_every_border_and_in_a_corner() -> None:
@@ -155,7 +155,7 @@ def test_dark_reach_holds_at_every_border_and_in_a_corner() -> None:
         return (b[0], 1.0 - b[3], b[2], b[3])
 
     for f in (right, bottom, corner):
-        assert _replay_lit(_boxes_mapped(_LAMP_SMALL_VISITOR, f), min_area=SPECK) == [14.73], f
+        assert replay_lit(_boxes_mapped(_LAMP_SMALL_VISITOR, f), min_area=SPECK) == [14.73], f
 
 
 def test_a_dark_region_withdrawing_at_a_border_or_advancing_inside_starts_nothing() -> None:
@@ -166,13 +166,13 @@ def test_a_dark_region_withdrawing_at_a_border_or_advancing_inside_starts_nothin
         (t, a, lit, raw, ((0.0, 0.389, w, 0.05),), (0.0,), (-15.0,))
         for (t, a, lit, raw, *_), w in zip(_LAMP_SMALL_VISITOR[4:], (0.075, 0.069, 0.062, 0.044),
                                            strict=True)]
-    assert _replay_lit(withdrawing, min_area=SPECK) == []
+    assert replay_lit(withdrawing, min_area=SPECK) == []
     inside = _boxes_mapped(_LAMP_SMALL_VISITOR, lambda b: (b[0] + 0.3, b[1], b[2], b[3]))
-    assert _replay_lit(inside, min_area=SPECK) == []
+    assert replay_lit(inside, min_area=SPECK) == []
     # Nor does a lit region advancing from the border (a cone's edge): it is no dark region.
     lit: list[LitFrame] = [(t, a, lt, raw, b[:1], (1.0,) if b else (), (15.0,) if b else ())
            for t, a, lt, raw, b, _, _ in _LAMP_SMALL_VISITOR]
-    assert _replay_lit(lit, min_area=SPECK) == []
+    assert replay_lit(lit, min_area=SPECK) == []
 
 
 def test_dark_reach_follows_one_region_on_updates_in_a_row() -> None:
@@ -183,19 +183,19 @@ def test_dark_reach_follows_one_region_on_updates_in_a_row() -> None:
     first: LitFrame = (20.0, 0.0020, lamp, lamp, ((0.0, 0.4, 0.03, 0.05),), (0.0,), (-15.0,))
     quiet: list[LitFrame] = [(20.0 + i / FPS, 0.0, lamp, lamp, (), (), ()) for i in range(1, 16)]
     again: LitFrame = (21.07, 0.0020, lamp, lamp, ((0.0, 0.4, 0.05, 0.05),), (0.0,), (-15.0,))
-    assert _replay_lit([first, *quiet, again], min_area=SPECK) == []
-    assert _replay_lit([first, again], min_area=SPECK) == []
+    assert replay_lit([first, *quiet, again], min_area=SPECK) == []
+    assert replay_lit([first, again], min_area=SPECK) == []
     elsewhere: LitFrame = (20.07, 0.0020, lamp, lamp, ((0.5, 0.94, 0.03, 0.06),), (0.0,),
                            (-15.0,))
-    assert _replay_lit([first, elsewhere], min_area=SPECK) == []
+    assert replay_lit([first, elsewhere], min_area=SPECK) == []
     # Nor does a region at the same border that is not the one seen before (no overlap), or
     # one that was brighter than the background until now (a cone's edge turning dark).
     apart: LitFrame = (20.07, 0.0020, lamp, lamp, ((0.0, 0.8, 0.05, 0.05),), (0.0,), (-15.0,))
-    assert _replay_lit([first, apart], min_area=SPECK) == []
+    assert replay_lit([first, apart], min_area=SPECK) == []
     edge = [(20.0 + i / FPS, 0.0020, lamp, lamp, ((0.0, 0.4, 0.02 + 0.01 * i, 0.05),),
              (1.0,), (15.0,)) for i in range(3)]
     turned: LitFrame = (20.2, 0.0020, lamp, lamp, ((0.0, 0.4, 0.06, 0.05),), (0.0,), (-15.0,))
-    assert _replay_lit([*edge, turned], min_area=SPECK) == []
+    assert replay_lit([*edge, turned], min_area=SPECK) == []
     # The same region advancing on the next update does start one.
     further: LitFrame = (20.07, 0.0020, lamp, lamp, ((0.0, 0.4, 0.05, 0.05),), (0.0,), (-15.0,))
-    assert _replay_lit([first, further], min_area=SPECK) == [20.07]
+    assert replay_lit([first, further], min_area=SPECK) == [20.07]

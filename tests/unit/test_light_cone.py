@@ -17,6 +17,7 @@ import pytest
 from motion import EventParams, EventStarted, EventTracker, MotionDetector, MotionResult
 from motion.boxes import Box
 from tests.unit.test_detector import FPS, H, W, background, render, walk
+from tests.unit.tracker_replay import LitFrame, replay_lit
 
 _NIGHT = 0.35  # the textured porch at night: 15..70 grey, so a 2.5x cone does not saturate
 
@@ -275,28 +276,6 @@ def test_glare_growing_beside_a_held_cone_for_two_frames_does_not_release_it() -
     assert _replay(frames, EventParams(multi_light=0)) != []  # the rule before: released
 
 
-# Per update: t, area, lit, lit_raw, boxes, brighter, residual (MotionResult.residual, the mean
-# of frame - predicted background over each region).
-LitFrame = tuple[
-    float, float, float, float, tuple[Box, ...], tuple[float, ...], tuple[float, ...]
-]
-
-
-def _replay_lit(frames: list[LitFrame], params: EventParams | None = None,
-                min_area: float = 0.0) -> list[float]:
-    """As ``_replay``, with each region's mean residual passed on; an update with regions is a
-    motion frame if its area is over ``min_area`` (the detector's, for specks below it)."""
-    tracker = EventTracker(params or EventParams())
-    t0 = frames[0][0]
-    still: list[LitFrame] = [(t0 - 6.0 + i / FPS, 0.0, 0.0, 0.0, (), (), ()) for i in range(90)]
-    return [
-        ev.t
-        for t, area, lit, raw, boxes, brighter, residual in still + frames
-        for ev in tracker.update(t, area > min_area, area, lit, boxes, brighter, raw, residual)
-        if isinstance(ev, EventStarted)
-    ]
-
-
 def test_a_piece_of_the_beam_splitting_off_a_held_cone_does_not_release_it() -> None:
     # dark_nuisance_10min#202 at 184.20 s: a cone swings in at the left edge (0.9 % at once, all
     # brighter: held) and grows down the porch; its lower end splits off at the bottom border
@@ -319,11 +298,11 @@ def test_a_piece_of_the_beam_splitting_off_a_held_cone_does_not_release_it() -> 
     gone: list[LitFrame] = [
         (184.87 + i / FPS, 0.0, 0.09, 0.09, (), (), ()) for i in range(20)
     ]
-    assert _replay_lit([*cone, *gone]) == []
-    assert _replay_lit([*cone, *gone], EventParams(same_light=0.0)) != []  # the rule before
+    assert replay_lit([*cone, *gone]) == []
+    assert replay_lit([*cone, *gone], EventParams(same_light=0.0)) != []  # the rule before
     # Without residuals (a caller that does not pass them) the rule is off.
     no_res = [(t, a, lit, raw, b, br, ()) for t, a, lit, raw, b, br, _ in [*cone, *gone]]
-    assert _replay_lit(no_res) != []
+    assert replay_lit(no_res) != []
 
 
 def test_a_visitor_beside_a_held_cone_lifted_by_their_own_amount_still_releases_it() -> None:
@@ -343,8 +322,8 @@ def test_a_visitor_beside_a_held_cone_lifted_by_their_own_amount_still_releases_
         (17.33, 0.0215, 0.024, 0.022, ((0.863, 0.289, 0.138, 0.311), (0.0, 0.378, 0.025, 0.056)),
          (1.0, 1.0), (63.6, 36.3)),
     ]
-    assert _replay_lit(frames) == [17.27]
-    assert _replay_lit(frames, EventParams(same_light=0.0)) == [17.27]
+    assert replay_lit(frames) == [17.27]
+    assert replay_lit(frames, EventParams(same_light=0.0)) == [17.27]
 
 
 def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself() -> None:
@@ -368,8 +347,8 @@ def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself(
         (31.27 + i / FPS, 0.10, 0.12, 0.13, ((0.01 * i, 0.278, 0.24, 0.72),), (1.0,), (72.0,))
         for i in range(10)
     ]
-    assert _replay_lit([*cone, *on]) == []
-    assert _replay_lit([*cone, *on], EventParams(same_light=0.0)) != []  # the rule before
+    assert replay_lit([*cone, *on]) == []
+    assert replay_lit([*cone, *on], EventParams(same_light=0.0)) != []  # the rule before
     # Someone darker than the background beside the lit cone (lowered 20 grey levels where the
     # cone lifts 70) holds their place: released as before.
     person: list[LitFrame] = [
@@ -379,7 +358,7 @@ def test_a_held_cone_a_few_pixels_short_of_all_brighter_does_not_release_itself(
         for i in range(4)
     ]
     later = [(t + 4 / FPS, *rest) for t, *rest in on]
-    assert _replay_lit([*cone, *person, *later]) != []
+    assert replay_lit([*cone, *person, *later]) != []
 
 
 def test_dark_codec_ringing_beside_a_held_cone_does_not_release_it() -> None:
@@ -419,8 +398,8 @@ def test_dark_codec_ringing_beside_a_held_cone_does_not_release_it() -> None:
         (50.33, 0.0917, 0.114, 0.117, ((0.3, 0.311, 0.25, 0.689),), (1.0,), (129.1,)),
         (50.40, 0.0931, 0.115, 0.117, ((0.25, 0.311, 0.25, 0.689),), (1.0,), (133.5,)),
     ]
-    assert _replay_lit(frames) == []
-    assert _replay_lit(frames, EventParams(beam_shade=0.0)) == [50.20]  # the rule before
+    assert replay_lit(frames) == []
+    assert replay_lit(frames, EventParams(beam_shade=0.0)) == [50.20]  # the rule before
     # Someone darker than the background beside the beam lowers it by their own amount (a third
     # of the beam's lift, the least of any release by a visitor in the cached dark scenes): that
     # still releases it.
@@ -429,7 +408,7 @@ def test_dark_codec_ringing_beside_a_held_cone_does_not_release_it() -> None:
          (*res[:1], -0.31 * res[0]))
         for i, (t, a, lit, raw, b, br, res) in enumerate(frames[-6:-3])
     ]
-    assert _replay_lit([*frames[:-6], *person]) != []
+    assert replay_lit([*frames[:-6], *person]) != []
 
 
 def test_a_cone_whose_first_frames_the_light_rule_hid_is_held_all_the_same() -> None:
@@ -450,8 +429,8 @@ def test_a_cone_whose_first_frames_the_light_rule_hid_is_held_all_the_same() -> 
         (487.13, 0.0237, 0.0267, 0.0379, ((0.856, 0.311, 0.144, 0.344),), (1.0,), (61.0,)),
         (487.20, 0.0333, 0.0421, 0.0511, ((0.838, 0.3, 0.163, 0.433),), (1.0,), (65.9,)),
     ]
-    assert _replay_lit(frames) == []
-    assert _replay_lit(frames, EventParams(swept_hold=0)) == [486.87]  # the rule before
+    assert replay_lit(frames) == []
+    assert replay_lit(frames, EventParams(swept_hold=0)) == [486.87]  # the rule before
 def test_a_cone_swinging_in_beside_a_speck_does_not_release_its_own_hold() -> None:
     # dark_nuisance_10min#23 at 431.47 s: a leaf's speck (below min_area) shows mid-picture; on
     # the next update a cone swings in at the left border (1.1 % at once, all brighter: held).
@@ -473,9 +452,9 @@ def test_a_cone_swinging_in_beside_a_speck_does_not_release_its_own_hold() -> No
         for i in range(20)
     ]
     speck = 0.0015  # the detector's min_area: the speck is no motion
-    assert _replay_lit([*frames, *sweep], min_area=speck) == []
+    assert replay_lit([*frames, *sweep], min_area=speck) == []
     # The rule before: released on the cone's second update.
-    assert _replay_lit([*frames, *sweep], EventParams(away_late=0), speck) == [431.60]
+    assert replay_lit([*frames, *sweep], EventParams(away_late=0), speck) == [431.60]
     # Someone stepping in away from the light while it is held still releases it, on their
     # second update, and their run starts where they appeared.
     person: list[LitFrame] = [
@@ -483,7 +462,7 @@ def test_a_cone_swinging_in_beside_a_speck_does_not_release_its_own_hold() -> No
          (1.0,), (40.0,))
         for i in range(8)
     ]
-    started = _replay_lit([*frames, *person], min_area=speck)
+    started = replay_lit([*frames, *person], min_area=speck)
     assert started and started[0] - 431.87 <= 0.2, started
 
 
@@ -516,17 +495,17 @@ def test_a_cone_while_the_detector_relearns_after_the_ir_switch_is_held() -> Non
         (306.73 + i / FPS, 0.09, 1.0, 1.0, ((0.6 - 0.03 * i, 0.3, 0.3, 0.7),), (1.0,), (100.0,))
         for i in range(20)
     ]
-    assert _replay_lit([*_RELIT_CONE, *on]) == []
+    assert replay_lit([*_RELIT_CONE, *on]) == []
     before = EventParams(relit_cone=0, relit_reach=0.0)
-    assert _replay_lit([*_RELIT_CONE, *on], before) == [306.60]
+    assert replay_lit([*_RELIT_CONE, *on], before) == [306.60]
     # Unheld, its sweep in from the border would start an event at once (relit_reach): the
     # hold is what keeps a cone from it.
-    assert _replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [305.87]
+    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [305.87]
     # Someone darker than the background somewhere, at the same size at once: not held, and
     # walking in from the border, at once (after relit_motion_s before relit_reach).
     person = [(t, a, lit, raw, b, (0.6,), (-20.0,)) for t, a, lit, raw, b, _, _ in _RELIT_CONE]
-    assert _replay_lit(person) == [305.87]
-    assert _replay_lit(person, EventParams(relit_reach=0.0)) == [306.60]
+    assert replay_lit(person) == [305.87]
+    assert replay_lit(person, EventParams(relit_reach=0.0)) == [306.60]
 
 
 def test_glare_beside_a_cone_held_as_light_for_four_frames_does_not_release_it() -> None:
@@ -560,8 +539,8 @@ def test_glare_beside_a_cone_held_as_light_for_four_frames_does_not_release_it()
     ]
     gone: list[LitFrame] = [(274.40 + i / FPS, 0.0, 0.11, 0.11, (), (), ()) for i in range(20)]
     speck = 0.0015  # the detector's min_area
-    assert _replay_lit([*frames, *gone], min_area=speck) == []
-    assert _replay_lit([*frames, *gone], EventParams(multi_light=4), speck) == [274.20]  # before
+    assert replay_lit([*frames, *gone], min_area=speck) == []
+    assert replay_lit([*frames, *gone], EventParams(multi_light=4), speck) == [274.20]  # before
 
 
 def test_a_branch_whose_motion_grows_only_by_a_speck_beside_it_takes_no_short_path() -> None:
@@ -582,8 +561,8 @@ def test_a_branch_whose_motion_grows_only_by_a_speck_beside_it_takes_no_short_pa
     ]
     gone: list[LitFrame] = [(57.93 + i / FPS, 0.0, 0.004, 0.015, (), (), ()) for i in range(10)]
     speck = 0.0015  # the detector's min_area
-    assert _replay_lit([*frames, *gone], min_area=speck) == []
-    assert _replay_lit([*frames, *gone], EventParams(fast_box=0), speck) == [57.73]  # before
+    assert replay_lit([*frames, *gone], min_area=speck) == []
+    assert replay_lit([*frames, *gone], EventParams(fast_box=0), speck) == [57.73]  # before
     # Someone stepping in mid-picture (from behind a bush) grows or moves as they go: the short
     # path as before.
     walker: list[LitFrame] = [
@@ -591,7 +570,7 @@ def test_a_branch_whose_motion_grows_only_by_a_speck_beside_it_takes_no_short_pa
                                                              0.111),), (0.0,), (-20.0,))
         for i in range(4)
     ]
-    assert _replay_lit(walker, min_area=speck) == [pytest.approx(57.73, abs=0.01)]
+    assert replay_lit(walker, min_area=speck) == [pytest.approx(57.73, abs=0.01)]
 
 
 def test_a_cone_sliver_that_the_light_announced_is_held_like_a_cone() -> None:
@@ -615,8 +594,8 @@ def test_a_cone_sliver_that_the_light_announced_is_held_like_a_cone() -> None:
         (208.20, 0.0299, 0.0373, 0.0358, ((0.825, 0.311, 0.175, 0.389),), (1.0,), (41.3,)),
     ]
     speck = 0.0015  # the detector's min_area
-    assert _replay_lit(frames, min_area=speck) == []
-    assert _replay_lit(frames, EventParams(lit_lead=0.0), speck) == [207.80]  # the rule before
+    assert replay_lit(frames, min_area=speck) == []
+    assert replay_lit(frames, EventParams(lit_lead=0.0), speck) == [207.80]  # the rule before
 
 
 def test_a_dusk_visitor_whose_sliver_changed_a_little_light_first_still_starts_at_once() -> None:
@@ -630,7 +609,7 @@ def test_a_dusk_visitor_whose_sliver_changed_a_little_light_first_still_starts_a
         (18.00, 0.0103, 0.0096, 0.0083, ((0.0, 0.233, 0.031, 0.4),), (0.45,), (-1.0,)),
     ]
     speck = 0.0015
-    assert _replay_lit(frames, min_area=speck) == [17.93]
+    assert replay_lit(frames, min_area=speck) == [17.93]
 
 
 def test_an_ir_lit_visitor_under_heavy_noise_is_no_announced_cone() -> None:
@@ -646,7 +625,7 @@ def test_an_ir_lit_visitor_under_heavy_noise_is_no_announced_cone() -> None:
         (13.13, 0.0019, 0.0037, 0.0041, ((0.0, 0.322, 0.019, 0.1),), (1.0,), (31.3,)),
         (13.20, 0.0047, 0.0053, 0.0047, ((0.0, 0.233, 0.025, 0.2),), (1.0,), (41.0,)),
     ]
-    assert _replay_lit(frames, min_area=0.0015) == [13.20]
+    assert replay_lit(frames, min_area=0.0015) == [13.20]
 
 
 def test_a_visitor_walking_in_where_a_held_cone_leaves_releases_it() -> None:
@@ -677,13 +656,13 @@ def test_a_visitor_walking_in_where_a_held_cone_leaves_releases_it() -> None:
          (1.0, 1.0), (50.4, 25.3)),
         (19.80, 0.0153, 0.0159, 0.0155, ((0.0, 0.2, 0.075, 0.411),), (1.0,), (46.8,)),
     ]
-    assert _replay_lit(frames) == [19.80]
-    assert _replay_lit(frames, EventParams(regrow=0)) == []  # the rule before: held to 22.73 s
+    assert replay_lit(frames) == [19.80]
+    assert replay_lit(frames, EventParams(regrow=0)) == []  # the rule before: held to 22.73 s
     # A second car's cone growing in as the first leaves is lifted as light is (regrow_lift):
     # the same areas, the regrowing region lifted 110 grey levels, stay held.
     second = [(t, a, lit, raw, b, br, (110.0,) * len(res)) if t >= 19.67 else
               (t, a, lit, raw, b, br, res) for t, a, lit, raw, b, br, res in frames]
-    assert _replay_lit(second) == []
+    assert replay_lit(second) == []
 
 
 def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -> None:
@@ -711,7 +690,7 @@ def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -
         (177.53, 0.0707, 0.0902, 0.0887, ((0.481, 0.311, 0.219, 0.689),), (1.0,), (52.0,)),
         (177.60, 0.0757, 0.0916, 0.0897, ((0.531, 0.311, 0.194, 0.689),), (1.0,), (54.0,)),
     ]
-    assert _replay_lit(frames) == []
+    assert replay_lit(frames) == []
 
 
 _LAMP_ON: list[LitFrame] = [
@@ -733,8 +712,8 @@ def test_a_visitor_walking_in_as_the_porch_lamp_switches_on_starts_at_once() -> 
     # changing brightness) until the lamp settled: 1.07 s late. Light only adds; what grows in
     # dark at a border is an object (dark_entry).
     speck = 0.0015  # the detector's min_area
-    assert _replay_lit(_LAMP_ON, min_area=speck) == [182.13]
-    assert _replay_lit(_LAMP_ON, EventParams(dark_entry=0), speck) == []  # the rule before
+    assert replay_lit(_LAMP_ON, min_area=speck) == [182.13]
+    assert replay_lit(_LAMP_ON, EventParams(dark_entry=0), speck) == []  # the rule before
 
 
 def test_glare_growing_in_at_a_border_as_a_lamp_switches_on_starts_nothing() -> None:
@@ -746,11 +725,11 @@ def test_glare_growing_in_at_a_border_as_a_lamp_switches_on_starts_nothing() -> 
     glare = [(t, a, lit, raw, b, tuple(1.0 for _ in br), tuple(-r for r in res))
              for t, a, lit, raw, b, br, res in _LAMP_ON]
     speck = 0.0015
-    assert _replay_lit(glare, min_area=speck) == []
+    assert replay_lit(glare, min_area=speck) == []
     place = _LAMP_ON[-1][4][:1]
     shadow = [(t, 0.0037 if b else 0.0, lit, raw, place if b else (), br[:1], res[:1])
               for t, a, lit, raw, b, br, res in _LAMP_ON]
-    assert _replay_lit(shadow, min_area=speck) == []
+    assert replay_lit(shadow, min_area=speck) == []
 
 
 _LAMP_LIT_HEAD: list[LitFrame] = [
@@ -776,9 +755,9 @@ def test_a_visitor_whose_head_the_lamp_lights_walking_in_starts_at_once() -> Non
     # growing at the border, decides (dark_lead); from its first motion frame, as the legs'
     # front edge advanced on the two updates before (dark_reach).
     speck = 0.0015
-    assert _replay_lit(_LAMP_LIT_HEAD, min_area=speck) == [9.13]
-    assert _replay_lit(_LAMP_LIT_HEAD, EventParams(dark_reach=0), speck) == [9.20]
-    assert _replay_lit(_LAMP_LIT_HEAD, EventParams(dark_lead=0), speck) == []  # the rule before
+    assert replay_lit(_LAMP_LIT_HEAD, min_area=speck) == [9.13]
+    assert replay_lit(_LAMP_LIT_HEAD, EventParams(dark_reach=0), speck) == [9.20]
+    assert replay_lit(_LAMP_LIT_HEAD, EventParams(dark_lead=0), speck) == []  # the rule before
 
 
 def test_a_bright_region_leading_a_dark_one_as_a_lamp_comes_on_starts_nothing() -> None:
@@ -794,5 +773,5 @@ def test_a_bright_region_leading_a_dark_one_as_a_lamp_comes_on_starts_nothing() 
         return (t, a, lit, raw, tuple((x + 0.3, y, w, h) for x, y, w, h in b), br, res)
 
     speck = 0.0015
-    assert _replay_lit([swapped(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []
-    assert _replay_lit([inside(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []
+    assert replay_lit([swapped(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []
+    assert replay_lit([inside(f) for f in _LAMP_LIT_HEAD], min_area=speck) == []

@@ -5,13 +5,13 @@ held as one unless what it continues was."""
 from __future__ import annotations
 
 from motion import EventParams
-from tests.unit.test_relit_reach import Frame, _started
+from tests.unit.tracker_replay import RelitFrame, started_relit
 
 # ir_switch_visit#20: the IR lamp came on at 14.75 s; the visitor comes into view at 16.27 s,
 # lit by the illuminator, grows in at the left border for three frames, drops out for two while
 # the background is learnt anew, and comes back at 1.4 % of the picture where they were: held
 # as a cone for 4 s, they started an event at 18.67 s (2.40 s late).
-_DROP_OUT: list[Frame] = [
+_DROP_OUT: list[RelitFrame] = [
     (16.4000, False, 0.0010, ((0.0, 0.3556, 0.0187, 0.0667),), (1.0,)),
     (16.4667, False, 0.0019, ((0.0, 0.3222, 0.0187, 0.1111),), (1.0,)),
     (16.5333, True, 0.0036, ((0.0, 0.2333, 0.0187, 0.2),), (1.0,)),
@@ -30,14 +30,14 @@ _DROP_OUT: list[Frame] = [
 
 def test_a_visitor_back_after_dropping_out_is_not_held_as_a_cone() -> None:
     # Back at 16.87 s and 0.02 further in from the border at 17.00 s (relit_reach): 0.73 s.
-    assert _started(_DROP_OUT) == [17.0]
-    assert _started(_DROP_OUT, EventParams(rejoin_s=0.0)) == []  # held (to 20.87 s)
+    assert started_relit(_DROP_OUT) == [17.0]
+    assert started_relit(_DROP_OUT, EventParams(rejoin_s=0.0)) == []  # held (to 20.87 s)
 
 
 def test_coming_back_elsewhere_or_after_longer_is_a_new_appearance() -> None:
     back = _DROP_OUT[7:]
     elsewhere = [(t, m, a, tuple((x + 0.5, y, w, h) for x, y, w, h in b), f)
                  for t, m, a, b, f in back]
-    assert _started([*_DROP_OUT[:7], *elsewhere]) == []  # held: it did not rejoin
+    assert started_relit([*_DROP_OUT[:7], *elsewhere]) == []  # held: it did not rejoin
     later = [(t + 0.4, m, a, b, f) for t, m, a, b, f in back]
-    assert _started([*_DROP_OUT[:7], *later]) == []  # gone 0.6 s: held as before
+    assert started_relit([*_DROP_OUT[:7], *later]) == []  # gone 0.6 s: held as before

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from motion import EventParams, EventStarted, EventTracker
-
-Box = tuple[float, float, float, float]
-# (t, motion, area, boxes, brighter), as the detector reported them; lit = 1.0 throughout
-Frame = tuple[float, bool, float, tuple[Box, ...], tuple[float, ...]]
+from motion import EventParams
+from tests.unit.tracker_replay import RelitFrame, started_relit
 
 # ir_switch_visit#2 (the built-in scene, 640x360): the camera switched to IR at 13.99 s; the
 # visitor comes into view at the left border at 18.80 s, lit by the illuminator (every pixel
 # brighter than the background), and grows in for over a second.
-_WALKING_IN: list[Frame] = [
+_WALKING_IN: list[RelitFrame] = [
     (18.9333, False, 0.0024, ((0.0, 0.2444, 0.0187, 0.1333),), (1.0,)),
     (19.0000, True, 0.0058, ((0.0, 0.2333, 0.025, 0.2556),), (1.0,)),
     (19.0667, True, 0.0078, ((0.0, 0.2, 0.0375, 0.2778),), (1.0,)),
@@ -35,25 +32,11 @@ _WALKING_IN: list[Frame] = [
 ]
 
 
-def _started(frames: list[Frame], params: EventParams | None = None) -> list[float]:
-    """Start times: a still picture up to 14 s (lit 1 %), the detector re-learning from then on
-    (lit = 1.0), then ``frames``."""
-    tr = EventTracker(params or EventParams())
-    t0 = frames[0][0]
-    for i in range(round(t0 * 15) - 1):
-        t = i / 15
-        tr.update(t, False, 0.0, 0.01 if t < 14.0 else 1.0, (), (), 0.01 if t < 14.0 else 1.0)
-    out = []
-    for t, motion, area, boxes, brighter in frames:  # on the 15 fps grid the tables round
-        out += tr.update(round(t * 15) / 15, motion, area, 1.0, boxes, brighter, 1.0)
-    return [round(e.t, 2) for e in out if isinstance(e, EventStarted)]
-
-
 def test_a_visitor_walking_in_as_the_camera_switches_to_ir_starts_within_half_a_second() -> None:
     # Reached 0.02 further in than at the run's first frame (19.00 s) at 19.20 s: 0.4 s after
     # they came into view. The rule before waited relit_motion_s, to 19.93 s (1.13 s).
-    assert _started(_WALKING_IN) == [19.2]
-    assert _started(_WALKING_IN, EventParams(relit_reach=0.0)) == [19.93]
+    assert started_relit(_WALKING_IN) == [19.2]
+    assert started_relit(_WALKING_IN, EventParams(relit_reach=0.0)) == [19.93]
 
 
 def test_a_region_elsewhere_taking_over_as_the_largest_is_no_walking_in() -> None:
@@ -61,20 +44,20 @@ def test_a_region_elsewhere_taking_over_as_the_largest_is_no_walking_in() -> Non
     # (foliage re-learnt under IR): the middle one lies far "in" from the left border, but it
     # is another region, so only relit_motion_s applies (its fragments move on, so relit_spread
     # lets it start then).
-    speck: list[Frame] = [(19.0 + i / 15, True, 0.004, ((0.0, 0.3, 0.03, 0.1),), (1.0,))
+    speck: list[RelitFrame] = [(19.0 + i / 15, True, 0.004, ((0.0, 0.3, 0.03, 0.1),), (1.0,))
                           for i in range(3)]
-    middle: list[Frame] = [
+    middle: list[RelitFrame] = [
         (19.2 + i / 15, True, 0.004, ((0.5 + 0.005 * i, 0.3, 0.03, 0.1), (0.0, 0.3, 0.02, 0.1)),
          (1.0, 1.0)) for i in range(20)]
-    started = _started([*speck, *middle])
+    started = started_relit([*speck, *middle])
     assert started == [pytest.approx(19.0 + 14 / 15, abs=0.01)]  # relit_motion_s, not at once
 
 
 def test_foliage_flickering_in_place_at_a_border_while_relearning_starts_nothing() -> None:
     # Leaves at the left border, re-learnt under the new light: the region's depth comes and
     # goes by 0.01 (under relit_reach) and it never leaves its patch (relit_spread).
-    leaves: list[Frame] = [
+    leaves: list[RelitFrame] = [
         (19.0 + i / 15, True, 0.003, ((0.0, 0.2, 0.03 + 0.01 * (i % 2), 0.1),), (1.0,))
         for i in range(30)]
-    assert _started(leaves) == []
-    assert _started(leaves, EventParams(relit_reach=0.01)) == [19.07]  # the bound matters
+    assert started_relit(leaves) == []
+    assert started_relit(leaves, EventParams(relit_reach=0.01)) == [19.07]  # the bound matters

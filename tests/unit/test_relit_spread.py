@@ -4,12 +4,12 @@ pixel or two within their patch starts no event while the detector re-learns."""
 from __future__ import annotations
 
 from motion import EventParams
-from tests.unit.test_relit_reach import Frame, _started
+from tests.unit.tracker_replay import RelitFrame, started_relit
 
 # dark_nuisance_10min#3 under --stress crf=32, 310.80-312.13 s: the IR lamp came on at 309.24 s;
 # leaves of the bush and the branch show as bright fragments that stay in their patch, but the
 # largest grew 0.006 past the patch of their first half second (0.01 then, an event at 312.07).
-_LEAVES: list[Frame] = [
+_LEAVES: list[RelitFrame] = [
     (310.80, False, 0.0015, ((0.256, 0.178, 0.037, 0.044),), (0.0,)),
     (310.87, False, 0.0026, ((0.256, 0.178, 0.062, 0.089),), (0.0,)),
     (310.93, True, 0.0076, ((0.25, 0.178, 0.069, 0.089), (0.125, 0.256, 0.031, 0.1),
@@ -47,5 +47,5 @@ _LEAVES: list[Frame] = [
 
 
 def test_leaves_wandering_a_pixel_past_their_patch_while_relearning_start_nothing() -> None:
-    assert _started(_LEAVES) == []
-    assert _started(_LEAVES, EventParams(relit_spread=0.01)) == [312.07]  # before
+    assert started_relit(_LEAVES) == []
+    assert started_relit(_LEAVES, EventParams(relit_spread=0.01)) == [312.07]  # before

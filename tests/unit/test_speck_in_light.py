@@ -5,7 +5,7 @@ someone in the beam is larger than a speck and still does."""
 from __future__ import annotations
 
 from motion import EventParams
-from tests.unit.test_light_cone import LitFrame, _replay_lit
+from tests.unit.tracker_replay import LitFrame, replay_lit
 
 # dark_nuisance_10min#1 under --stress crf=32 (H.264 at CRF 32), 536.53-537.73 s: a car's cone
 # swings in at the right border, all brighter, and sweeps left; at 537.27 and 537.33 a dark
@@ -38,8 +38,8 @@ _CONE_WITH_SPECK: list[LitFrame] = [
 
 
 def test_a_dark_speck_inside_a_held_cone_does_not_release_it() -> None:
-    assert _replay_lit(_CONE_WITH_SPECK) == []
-    assert _replay_lit(_CONE_WITH_SPECK, EventParams(inner_speck=0.0)) == [537.33]  # before
+    assert replay_lit(_CONE_WITH_SPECK) == []
+    assert replay_lit(_CONE_WITH_SPECK, EventParams(inner_speck=0.0)) == [537.33]  # before
 
 
 def _with_second(box: tuple[float, float, float, float]) -> list[LitFrame]:
@@ -51,6 +51,6 @@ def _with_second(box: tuple[float, float, float, float]) -> list[LitFrame]:
 
 def test_someone_in_the_beam_or_beside_it_still_releases_the_hold() -> None:
     # As large as a person far down the path (0.3 % of the picture), inside the cone's box.
-    assert _replay_lit(_with_second((0.90, 0.40, 0.05, 0.06))) == [537.33]
+    assert replay_lit(_with_second((0.90, 0.40, 0.05, 0.06))) == [537.33]
     # A speck as small, but outside the cone's box (the cone's pieces sit inside it).
-    assert _replay_lit(_with_second((0.70, 0.311, 0.025, 0.033))) == [537.33]
+    assert replay_lit(_with_second((0.70, 0.311, 0.025, 0.033))) == [537.33]
