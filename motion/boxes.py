@@ -35,13 +35,8 @@ def reach_in(box: Box, side: int) -> float:
     """How far ``box`` reaches into the picture from border ``side`` (0 left, 1 right, 2 top,
     3 bottom), 0 if it does not touch that border."""
     x, y, w, h = box
-    if side == 0:
-        return x + w if x <= EDGE else 0.0
-    if side == 1:
-        return 1 - x if x + w >= 1 - EDGE else 0.0
-    if side == 2:
-        return y + h if y <= EDGE else 0.0
-    return 1 - y if y + h >= 1 - EDGE else 0.0
+    touches = (x <= EDGE, x + w >= 1 - EDGE, y <= EDGE, y + h >= 1 - EDGE)[side]
+    return depth(box, side) if touches else 0.0
 
 
 def depth(box: Box, side: int) -> float:

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # scripts.bench_stress, when run as scripts/bench_detection.py
 
 from agent.camera.sim import SimCamera, get_scene, scene_names  # noqa: E402
+from agent.camera.sim.scene import Scene  # noqa: E402
 from motion import (  # noqa: E402
     DetectorParams,
     EventEnded,
@@ -101,7 +102,7 @@ def run_scene(
     label = name if seed == 0 else f"{name}#{seed}"
     rep = SceneReport(label, scene.duration_s, [(e.start, e.end, e.kind) for e in scene.events])
     start = time.perf_counter()
-    rows = detector_rows(name, size, det_params, seed, stress, cache)
+    rows = detector_rows(scene, size, det_params, stress, cache)
     tracker = EventTracker(ev_params)
     opened: dict[int, EventStarted] = {}
     t = 0.0
@@ -120,14 +121,13 @@ def run_scene(
 
 
 def detector_rows(
-    name: str,
+    scene: Scene,
     size: tuple[int, int],
     det_params: DetectorParams,
-    seed: int = 0,
     stress: str | None = None,
     cache: Path | None = None,
 ) -> list[MotionResult]:
-    """The detector's result for every frame of scene ``name``/``seed``.
+    """The detector's result for every frame of ``scene`` (``get_scene(name, seed=...)``).
 
     With ``cache`` (a directory), the results are kept in a file named by a digest of every
     input: the scene (its whole value, not only its name and seed), size, stress, the
@@ -135,17 +135,16 @@ def detector_rows(
     edit to any of them renders anew and a stale file is never read. Tuning EventParams then
     replays the tracker only (``--cache``). The files are pickles, which run code when read:
     give a directory that only you write to."""
-    path = cache / f"{_cache_key(name, size, det_params, seed, stress)}.pickle" if cache else None
+    path = cache / f"{_cache_key(scene, size, det_params, stress)}.pickle" if cache else None
     if path is not None and path.exists():
         with path.open("rb") as f:
             rows: list[MotionResult] = pickle.load(f)
         return rows
     det = MotionDetector(det_params)
     st = Stress.parse(stress)
-    rng = np.random.default_rng([seed, 18])
+    rng = np.random.default_rng([scene.seed, 18])
     rows = []
-    with SimCamera(get_scene(name, seed=seed), width=size[0], height=size[1],
-                   luma_width=320) as cam:
+    with SimCamera(scene, width=size[0], height=size[1], luma_width=320) as cam:
         for frame in cam.frames():
             luma = st.apply(frame.luma, rng) if st.active else frame.luma
             rows.append(det.update(luma, frame.t))
@@ -170,9 +169,8 @@ _CACHE_IGNORED = frozenset({
 })
 
 
-def _cache_key(name: str, size: tuple[int, int], det_params: DetectorParams, seed: int,
+def _cache_key(scene: Scene, size: tuple[int, int], det_params: DetectorParams,
                stress: str | None) -> str:
-    scene = get_scene(name, seed=seed)
     h = hashlib.sha256(repr((scene, size, stress, det_params)).encode())
     for rel in _CACHE_SOURCES:
         top = ROOT / rel
@@ -180,7 +178,7 @@ def _cache_key(name: str, size: tuple[int, int], det_params: DetectorParams, see
             key = path.relative_to(ROOT).as_posix()
             if key not in _CACHE_IGNORED:
                 h.update(key.encode() + b"\0" + path.read_bytes())
-    return f"{name}-{seed}-{h.hexdigest()[:16]}"
+    return f"{scene.name}-{scene.seed}-{h.hexdigest()[:16]}"
 
 
 def _collect(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import scripts.bench_detection as bench
+from agent.camera.sim import get_scene
 from motion import DetectorParams, EventParams
 
 SIZE = (320, 180)
@@ -49,11 +50,16 @@ def motion_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 BASE = ("visit", SIZE, DetectorParams(), 0, None)
 
 
+def _key(name: str, size: tuple[int, int], det: DetectorParams, seed: int,
+         stress: str | None) -> str:
+    return bench._cache_key(get_scene(name, seed=seed), size, det, stress)
+
+
 def test_the_key_changes_with_every_input_the_detector_output_depends_on(
     motion_src: Path,
 ) -> None:
-    key = bench._cache_key(*BASE)
-    assert bench._cache_key(*BASE) == key
+    key = _key(*BASE)
+    assert _key(*BASE) == key
     others = [
         ("passerby", SIZE, DetectorParams(), 0, None),
         ("visit", (640, 360), DetectorParams(), 0, None),
@@ -61,14 +67,14 @@ def test_the_key_changes_with_every_input_the_detector_output_depends_on(
         ("visit", SIZE, DetectorParams(), 1, None),
         ("visit", SIZE, DetectorParams(), 0, "crf=32"),
     ]
-    assert len({bench._cache_key(*o) for o in others} | {key}) == len(others) + 1
+    assert len({_key(*o) for o in others} | {key}) == len(others) + 1
     (motion_src / "detector.py").write_text("x = 2\n")  # an edit to the detector renders anew
-    assert bench._cache_key(*BASE) != key
+    assert _key(*BASE) != key
 
 
 def test_a_new_module_counts_and_the_trackers_modules_do_not(motion_src: Path) -> None:
-    key = bench._cache_key(*BASE)
+    key = _key(*BASE)
     (motion_src / "events.py").write_text("y = 2\n")  # the tracker: tuning it keeps the cache
-    assert bench._cache_key(*BASE) == key
+    assert _key(*BASE) == key
     (motion_src / "new_filter.py").write_text("z = 1\n")  # a module added later: renders anew
-    assert bench._cache_key(*BASE) != key
+    assert _key(*BASE) != key
