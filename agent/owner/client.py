@@ -275,19 +275,20 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
     """:func:`send_command`, then further replies to the same command while ``more(last)`` says
     one is due (a forget's bucket part), within the same ``timeout``. Returns every reply, the
     first at least (DoorwardError when none comes)."""
-    now = int(time.time())
     cmd_topic = device_topic(device.device_id, "cmd")
     jti = b64u(os.urandom(16))
-    claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
-              "exp": now + COMMAND_LIFETIME_S, "jti": jti,
-              "ctr": keyring.next_counter(device.device_id), "cmd": cmd, "topic": cmd_topic,
-              "args": args}
-    token = sign_jws(claims, keyring.key, kid=keyring.key_id)
     device_key = ed25519_public_from_raw(b64u_decode(device.public_key))
     deadline = time.monotonic() + timeout
     replies: list[dict[str, Any]] = []
     with _Session(broker, [device_topic(device.device_id, "resp")], timeout) as s:
-        s.publish(cmd_topic, token.encode("ascii"))
+        # Connected first, then the counter: nothing with a later counter is signed (by this or
+        # any other process on the owner dir) until the broker has this command.
+        with keyring.sending(device.device_id) as ctr:
+            now = int(time.time())
+            claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
+                      "exp": now + COMMAND_LIFETIME_S, "jti": jti, "ctr": ctr, "cmd": cmd,
+                      "topic": cmd_topic, "args": args}
+            s.publish(cmd_topic, sign_jws(claims, keyring.key, kid=keyring.key_id).encode())
         while (msg := s.next(deadline)) is not None:
             reply = _open_reply(msg.payload, device_key, keyring, jti)
             if reply is None:

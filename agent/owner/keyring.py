@@ -8,15 +8,23 @@ Usage::
 
     ring = OwnerKeyring.open(owner_dir)          # after `doorward owner init`
     ring.key_id, ring.recipient
-    ring.add_device(PairedDevice(...)); ring.next_counter(device_id)
+    ring.add_device(PairedDevice(...))
+    with ring.sending(device_id) as ctr:        # sign with ctr and publish inside the block
+        ...
+
+``devices.json`` is only changed under an exclusive ``flock`` on ``.devices.lock`` in the same
+directory, so the app, the CLI and the Home Assistant bridge can share one owner dir.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,8 @@ from uplink import (
 SIGNING_KEY = "signing.key"
 IDENTITY = "identity.txt"
 DEVICES = "devices.json"
+DEVICES_LOCK = ".devices.lock"
+LOCK_WAIT_S = 60.0  # longer than a command's publish can take (its broker timeout)
 
 
 def default_owner_dir() -> Path:
@@ -139,19 +149,65 @@ class OwnerKeyring:
                             "see `doorward owner show`")
 
     def add_device(self, device: PairedDevice) -> None:
+        with self._locked():
+            self._put(device)
+
+    def next_counter(self, device_id: str) -> int:
+        """The next command counter for ``device_id``, stored before it is used. To send a
+        command use :meth:`sending`, which also keeps the order of sending."""
+        with self._locked():
+            return self._next_counter(device_id)
+
+    @contextmanager
+    def sending(self, device_id: str) -> Iterator[int]:
+        """The next command counter for ``device_id``, with every other sender on this owner dir
+        (threads and processes) held off until the block ends: sign and publish inside it.
+
+        The device refuses a counter not above the last it accepted, so a command must reach the
+        broker before any command with a later counter is even signed; a counter taken before a
+        slow connection would otherwise be overtaken and refused as stale.
+        """
+        with self._locked():
+            yield self._next_counter(device_id)
+
+    def _next_counter(self, device_id: str) -> int:
+        # Counters only grow; starting from the clock in milliseconds keeps them growing even if
+        # devices.json is restored from an older backup.
+        device = self.device(device_id)
+        ctr = max(device.counter + 1, int(time.time() * 1000))
+        self._put(replace(device, counter=ctr))
+        return ctr
+
+    def _put(self, device: PairedDevice) -> None:
         others = [d for d in self.devices() if d.device_id != device.device_id]
         self._save([*others, device])
 
-    def next_counter(self, device_id: str) -> int:
-        """The next command counter for ``device_id``, stored before it is used.
-
-        Counters only grow; starting from the clock in milliseconds keeps them growing even if
-        devices.json is restored from an older backup.
-        """
-        device = self.device(device_id)
-        ctr = max(device.counter + 1, int(time.time() * 1000))
-        self.add_device(replace(device, counter=ctr))
-        return ctr
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive flock on .devices.lock: one read-modify-write of devices.json (and one
+        command's send) at a time. A new open file each time, so threads contend as well."""
+        path = self.dir / DEVICES_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise DoorwardError(f"cannot open {path} ({exc}): the owner dir must be writable "
+                                "by you") from exc
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise DoorwardError(
+                            f"another doorward owner command has held {path} for over "
+                            f"{LOCK_WAIT_S:.0f} s: is one stuck? (stop it, then try again)"
+                        ) from None
+                    time.sleep(0.005)
+            yield
+        finally:
+            os.close(fd)  # closing the file releases the lock
 
     def _save(self, devices: list[PairedDevice]) -> None:
         path = self.dir / DEVICES

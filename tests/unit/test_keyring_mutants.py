@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -199,6 +200,21 @@ def test_counter_only_grows_and_is_stored_before_use(tmp_path: Path) -> None:
     assert ring.device("dw-bbbbbbbbbbbbbbbb").counter == 0
     assert ring.next_counter("dw-bbbbbbbbbbbbbbbb") < ahead
     assert ring.device(DEV.device_id).counter == ahead + 1
+
+
+def test_sending_holds_off_every_other_sender_until_its_block_ends(tmp_path: Path) -> None:
+    ring = _ring(tmp_path)
+    ring.add_device(DEV)
+    other = OwnerKeyring.open(ring.dir)  # another process's keyring on the same owner dir
+    taken: list[int] = []
+    with ring.sending(DEV.device_id) as ctr:
+        waiter = threading.Thread(target=lambda: taken.append(other.next_counter(DEV.device_id)))
+        waiter.start()
+        waiter.join(0.3)  # long enough to take a counter were it not held off
+        assert waiter.is_alive() and taken == [], "a counter was handed out during a send"
+    waiter.join(10)
+    assert taken and taken[0] > ctr
+    assert stat.S_IMODE((ring.dir / ".devices.lock").stat().st_mode) == 0o600
 
 
 def test_describe(tmp_path: Path) -> None:
