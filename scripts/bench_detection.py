@@ -17,7 +17,9 @@ scene over the seeds. Exits 1 if a target is missed:
 ``--det``/``--ev`` override DetectorParams/EventParams fields while tuning; ``--cache DIR`` keeps
 the detector's output per scene and seed (keyed by every input, the detector's and simulator's
 source included), so a second run with other ``--ev`` settings replays the tracker only: 64 seeds
-in well under a minute instead of 8 (the fps column then counts the replay).
+in well under a minute instead of 8 (the fps column then counts the replay). ``--trace T0-T1``
+with one scene and seed prints its frames in that window, the detector's regions and the
+tracker's decisions (scripts/detection_trace.py), from the cache when one is given.
 
 Also reported, with no target: the detection onset (EventStarted.onset_t, the first motion frame
 of the run that started the event, - GT start), i.e. the latency minus the ``min_motion_s`` wait.
@@ -61,6 +63,7 @@ from motion import (  # noqa: E402
     MotionResult,
 )
 from scripts.bench_stress import Stress  # noqa: E402
+from scripts.detection_trace import trace_lines  # noqa: E402
 
 RECALL_TARGET = 0.97
 FALSE_PER_HOUR_TARGET = 1.0
@@ -313,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
                     "read it back while nothing it depends on changed: --ev tuning then "
                     "replays the tracker only (e.g. bench-out/detector-cache; pickles: a "
                     "directory only you write to)")
+    ap.add_argument("--trace", default=None, metavar="T0-T1",
+                    help="with one scene and one seed: print its frames between T0 and T1 s, "
+                    "the detector's regions and the tracker's decisions "
+                    "(scripts/detection_trace.py)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("-v", "--verbose", action="store_true", help="list detected events per scene")
     args = ap.parse_args(argv)
@@ -326,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ev_params = EventParams(min_motion_s=args.min_motion_s, **_overrides(args.ev))
     det_params = DetectorParams(**_overrides(args.det))
     Stress.parse(args.stress)  # reject a bad spec before starting
+    if args.trace is not None:
+        return _trace(args.trace, names, seeds, size, det_params, ev_params, args)
     jobs = [(n, size, det_params, ev_params, seed, args.stress, args.cache)
             for seed in seeds for n in names]
     if args.jobs > 1:
@@ -351,6 +360,25 @@ def main(argv: list[str] | None = None) -> int:
         if len(seeds) > 1:
             _print_per_scene(reports)
     return 0 if summary["ok"] else 1
+
+
+def _trace(window: str, names: list[str], seeds: list[int], size: tuple[int, int],
+           det_params: DetectorParams, ev_params: EventParams, args: argparse.Namespace) -> int:
+    """``--trace T0-T1``: one scene and seed, frame by frame (scripts/detection_trace.py)."""
+    if len(names) != 1 or len(seeds) != 1:
+        raise SystemExit(f"--trace needs one scene and one seed, not --scenes {args.scenes} "
+                         f"--seeds {args.seeds}: e.g. --scenes lamp_visit --seeds 3")
+    try:
+        t0, t1 = (float(v) for v in window.split("-", 1))
+    except ValueError:
+        raise SystemExit(f"--trace {window!r}: give seconds as T0-T1, e.g. 12.5-14") from None
+    scene = get_scene(names[0], seed=seeds[0])
+    rows = detector_rows(scene, size, det_params, args.stress, args.cache)
+    print(f"{scene.name}#{scene.seed}: ground truth "
+          + (", ".join(f"{e.kind} {e.start:.3f}-{e.end:.3f}" for e in scene.events) or "none"))
+    for line in trace_lines(rows, ev_params, t0, t1):
+        print(line)
+    return 0
 
 
 def _scene_doc(r: SceneReport) -> dict[str, Any]:
