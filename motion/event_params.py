@@ -306,8 +306,12 @@ class EventParams:
         light flickers in place, and a cone leaving at a border shrinks from it: over 69 IR
         switches in dark_nuisance_10min (seeds 0-36, 200-223, 300-303, 310-313; 0-3 also under
         H.264 at CRF 32) no event was added, and the one region that came near was a cone
-        leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s: an event at
-        0.01 or less; hence 0.02).
+        leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s). That region
+        reached 0.71 in from the bottom border on its first frame: the run's first region
+        counts only as a sliver, at most ``_ENTRY_SLIVER`` (0.1) in from its border, as
+        visitors' are (0.02-0.05). With it, 0.01 since 2026-12-07 (0.02 before, two working
+        pixels instead of four): ``ir_switch_visit`` 0-36 p95 0.67 -> 0.49 s, no event added
+        on the same 69 switches nor on any other cached scene.
     inner_speck: a region other than the largest whose box lies inside the largest one's
         box, at most this fraction of the picture, is no second object for the releases of a
         held cone ("two or more regions", "not all brighter"), provided the largest
@@ -396,7 +400,7 @@ class EventParams:
     light_left: float = 0.04
     light_left_s: float = 3.0
     left_motion_s: float = 1.5
-    relit_reach: float = 0.02
+    relit_reach: float = 0.01
     inner_speck: float = 0.002
     rejoin_s: float = 0.3
 

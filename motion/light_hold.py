@@ -27,6 +27,10 @@ _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened 
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
 _ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
+# relit_reach: a first region reaching further in than this from a border is no one's first
+# sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom border,
+# dark_nuisance_10min#214 317.3 s). Visitors' first regions reach 0.02-0.05 in.
+_ENTRY_SLIVER = 0.1
 
 
 class LightHold:
@@ -122,8 +126,9 @@ class LightHold:
 
     def _note_entry(self, boxes: Sequence[Box] | None) -> None:
         """``relit_reach``: how much further into the picture the run's largest region has
-        reached, from the border its first region (while re-learning) touched, than that
-        first region did (``entry_far``); called on the run's updates while re-learning. The
+        reached, from the border its first region (while re-learning) touched as a sliver (at
+        most ``_ENTRY_SLIVER`` in), than that first region did (``entry_far``); called on the
+        run's updates while re-learning. The
         borders stop counting for the rest of the run once the largest region is not beside
         the previous update's (within its own size) or its near edge lies over ``_ENTRY_GAP``
         beyond the deepest point reached (a region elsewhere, not the one walking in: a
@@ -135,7 +140,8 @@ class LightHold:
         big, last = boxes[0], s.entry_box
         s.entry_box = big
         if s.entry_reach is None:
-            s.entry_reach = {side: r for side in range(4) if (r := reach_in(big, side)) > 0}
+            s.entry_reach = {side: r for side in range(4)
+                             if 0 < (r := reach_in(big, side)) <= _ENTRY_SLIVER}
             s.entry_deep = dict(s.entry_reach)
         elif last is None or not overlaps((big,), (last,), grow=1.0):
             s.entry_deep = {}

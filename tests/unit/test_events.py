@@ -703,12 +703,13 @@ def test_relit_motion_that_stays_where_it_first_showed_starts_no_event() -> None
     events = _relit_run(_RELIT_FOLIAGE, EventParams(relit_spread=0.0))  # the rule before
     assert _started_at(events) == [14]  # the 15th frame: relit_motion_s
     # Someone walking in from the left at the same time moves on from where they showed: after
-    # relit_motion_s without relit_reach, at once when they reached 0.02 further in with it.
+    # relit_motion_s without relit_reach, at once when they reached 0.01 further in with it.
     walker = [(0.002 + 0.0004 * i, ((0.01 * i, 0.25, 0.03, 0.12 + 0.003 * i),), (1.0,))
               for i in range(16)]
     for params in (EventParams(relit_reach=0.0), EventParams(relit_spread=0.0, relit_reach=0.0)):
         assert _started_at(_relit_run(walker, params)) == [14]
-    assert _started_at(_relit_run(walker, EventParams())) == [2]
+    assert _started_at(_relit_run(walker, EventParams())) == [1]
+    assert _started_at(_relit_run(walker, EventParams(relit_reach=0.02))) == [2]
 
 
 

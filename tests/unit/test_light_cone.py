@@ -500,11 +500,11 @@ def test_a_cone_while_the_detector_relearns_after_the_ir_switch_is_held() -> Non
     assert replay_lit([*_RELIT_CONE, *on], before) == [306.60]
     # Unheld, its sweep in from the border would start an event at once (relit_reach): the
     # hold is what keeps a cone from it.
-    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [305.87]
+    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [305.73]
     # Someone darker than the background somewhere, at the same size at once: not held, and
     # walking in from the border, at once (after relit_motion_s before relit_reach).
     person = [(t, a, lit, raw, b, (0.6,), (-20.0,)) for t, a, lit, raw, b, _, _ in _RELIT_CONE]
-    assert replay_lit(person) == [305.87]
+    assert replay_lit(person) == [305.73]
     assert replay_lit(person, EventParams(relit_reach=0.0)) == [306.60]
 
 

@@ -28,16 +28,22 @@ _DROP_OUT: list[RelitFrame] = [
 ]
 
 
+# Since relit_reach is 0.01 this visitor starts at 16.60 s, before dropping out (0.0125 further
+# in): the tests of rejoin_s take relit_reach at 0.02, as it was when the rule was made.
+_REACH = EventParams(relit_reach=0.02)
+
+
 def test_a_visitor_back_after_dropping_out_is_not_held_as_a_cone() -> None:
     # Back at 16.87 s and 0.02 further in from the border at 17.00 s (relit_reach): 0.73 s.
-    assert started_relit(_DROP_OUT) == [17.0]
-    assert started_relit(_DROP_OUT, EventParams(rejoin_s=0.0)) == []  # held (to 20.87 s)
+    assert started_relit(_DROP_OUT, _REACH) == [17.0]
+    assert started_relit(_DROP_OUT, EventParams(relit_reach=0.02, rejoin_s=0.0)) == []  # held
+    assert started_relit(_DROP_OUT) == [16.6]  # today: before it dropped out
 
 
 def test_coming_back_elsewhere_or_after_longer_is_a_new_appearance() -> None:
     back = _DROP_OUT[7:]
     elsewhere = [(t, m, a, tuple((x + 0.5, y, w, h) for x, y, w, h in b), f)
                  for t, m, a, b, f in back]
-    assert started_relit([*_DROP_OUT[:7], *elsewhere]) == []  # held: it did not rejoin
+    assert started_relit([*_DROP_OUT[:7], *elsewhere], _REACH) == []  # held: no rejoining
     later = [(t + 0.4, m, a, b, f) for t, m, a, b, f in back]
-    assert started_relit([*_DROP_OUT[:7], *later]) == []  # gone 0.6 s: held as before
+    assert started_relit([*_DROP_OUT[:7], *later], _REACH) == []  # gone 0.6 s: held as before

@@ -33,10 +33,28 @@ _WALKING_IN: list[RelitFrame] = [
 
 
 def test_a_visitor_walking_in_as_the_camera_switches_to_ir_starts_within_half_a_second() -> None:
-    # Reached 0.02 further in than at the run's first frame (19.00 s) at 19.20 s: 0.4 s after
-    # they came into view. The rule before waited relit_motion_s, to 19.93 s (1.13 s).
-    assert started_relit(_WALKING_IN) == [19.2]
+    # Reached 0.01 further in than at the run's first frame (19.00 s) at 19.07 s: 0.27 s after
+    # they came into view (0.02 further in at 19.20 s, 0.4 s). The rule before waited
+    # relit_motion_s, to 19.93 s (1.13 s).
+    assert started_relit(_WALKING_IN) == [19.07]
+    assert started_relit(_WALKING_IN, EventParams(relit_reach=0.02)) == [19.2]
     assert started_relit(_WALKING_IN, EventParams(relit_reach=0.0)) == [19.93]
+
+
+def test_a_region_already_reaching_far_in_on_its_first_frame_is_no_one_walking_in() -> None:
+    # dark_nuisance_10min#214 317.27-317.47 s: a headlight cone shrinking off the bottom-right
+    # corner while the detector re-learns, 0.71 of the picture tall on its first frame, its top
+    # 0.011 higher two frames later. Walking in needs a first sliver (at most 0.1 in).
+    cone: list[RelitFrame] = [
+        (317.2667, True, 0.0510, ((0.75, 0.2889, 0.25, 0.7111),), (0.34,)),
+        (317.3333, True, 0.0637, ((0.7625, 0.2889, 0.2375, 0.7111),), (0.32,)),
+        (317.4000, True, 0.0292, ((0.7562, 0.2889, 0.2437, 0.3222),), (0.79,)),
+        (317.4667, True, 0.0249, ((0.8438, 0.2778, 0.1562, 0.3667),), (1.0,)),
+    ]
+    assert started_relit(cone) == []
+    sliver = [(t, m, a, ((x, y + 0.68, w, h - 0.68),), f) for t, m, a, ((x, y, w, h),), f
+              in cone[:1]]  # the same run had its first region been a sliver at the bottom
+    assert started_relit([*sliver, *cone[1:]]) == [317.33]
 
 
 def test_a_region_elsewhere_taking_over_as_the_largest_is_no_walking_in() -> None:
@@ -55,9 +73,10 @@ def test_a_region_elsewhere_taking_over_as_the_largest_is_no_walking_in() -> Non
 
 def test_foliage_flickering_in_place_at_a_border_while_relearning_starts_nothing() -> None:
     # Leaves at the left border, re-learnt under the new light: the region's depth comes and
-    # goes by 0.01 (under relit_reach) and it never leaves its patch (relit_spread).
+    # goes by one working pixel (1/160, under relit_reach) and it never leaves its patch
+    # (relit_spread).
     leaves: list[RelitFrame] = [
-        (19.0 + i / 15, True, 0.003, ((0.0, 0.2, 0.03 + 0.01 * (i % 2), 0.1),), (1.0,))
+        (19.0 + i / 15, True, 0.003, ((0.0, 0.2, 0.03 + (i % 2) / 160, 0.1),), (1.0,))
         for i in range(30)]
     assert started_relit(leaves) == []
-    assert started_relit(leaves, EventParams(relit_reach=0.01)) == [19.07]  # the bound matters
+    assert started_relit(leaves, EventParams(relit_reach=0.005)) == [19.07]  # the bound matters
