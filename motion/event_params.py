@@ -309,9 +309,9 @@ class EventParams:
         leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s). That region
         reached 0.71 in from the bottom border on its first frame: the run's first region
         counts only as a sliver, at most ``_ENTRY_SLIVER`` (0.1) in from its border, as
-        visitors' are (0.02-0.05). With it, 0.01 since 2026-12-07 (0.02 before, two working
-        pixels instead of four): ``ir_switch_visit`` 0-36 p95 0.67 -> 0.49 s, no event added
-        on the same 69 switches nor on any other cached scene.
+        visitors' are (a limit of 0.05 moves none). With it, 0.01 since 2026-12-07 (0.02
+        before, two working pixels instead of four): ``ir_switch_visit`` 0-36 p95 0.67 ->
+        0.49 s, no event added on the same 69 switches nor on any other cached scene.
     inner_speck: a region other than the largest whose box lies inside the largest one's
         box, at most this fraction of the picture, is no second object for the releases of a
         held cone ("two or more regions", "not all brighter"), provided the largest

@@ -29,7 +29,8 @@ _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sigh
 _ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
 # relit_reach: a first region reaching further in than this from a border is no one's first
 # sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom border,
-# dark_nuisance_10min#214 317.3 s). Visitors' first regions reach 0.02-0.05 in.
+# dark_nuisance_10min#214 317.3 s). On ir_switch_visit 0-36 a limit of 0.05 moves no visitor;
+# 0.03 does.
 _ENTRY_SLIVER = 0.1
 
 
@@ -128,12 +129,11 @@ class LightHold:
         """``relit_reach``: how much further into the picture the run's largest region has
         reached, from the border its first region (while re-learning) touched as a sliver (at
         most ``_ENTRY_SLIVER`` in), than that first region did (``entry_far``); called on the
-        run's updates while re-learning. The
-        borders stop counting for the rest of the run once the largest region is not beside
-        the previous update's (within its own size) or its near edge lies over ``_ENTRY_GAP``
-        beyond the deepest point reached (a region elsewhere, not the one walking in: a
-        visitor's head and legs take turns as the largest); 0 for a run that began away from
-        the borders."""
+        run's updates while re-learning. The borders stop counting for the rest of the run
+        once the largest region is not beside the previous update's (within its own size) or
+        its near edge lies over ``_ENTRY_GAP`` beyond the deepest point reached (a region
+        elsewhere, not the one walking in: a visitor's head and legs take turns as the
+        largest); 0 for a run that began away from the borders."""
         s = self._s
         if self.params.relit_reach <= 0 or not boxes:
             return
