@@ -169,12 +169,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from motion.boxes import DARK_BRIGHTER, Box, at_border, holds_place, lit_above, overlaps, reach_in
 from motion.event_messages import Event, EventEnded, EventStarted
 from motion.event_params import EventParams
 from motion.light_hold import LightHold
 from motion.tracker_state import OpenEvent, TrackerState
+
+if TYPE_CHECKING:  # the tracker runs without OpenCV; only the detector needs it
+    from motion.detector import MotionResult
 
 _KEEP_AREA = 0.8  # for edge_keep, regions hold their place: this much of the area, overlapping
 
@@ -203,6 +207,13 @@ class EventTracker(LightHold):
         """``(peak_area, peak_t)`` of the open event so far, or None."""
         o = self._s.open
         return (o.peak_area, o.peak_t) if o else None
+
+    def observe(self, result: MotionResult) -> list[Event]:
+        """:meth:`update` with every field of the detector's result for a frame: what the
+        daemon, ``doorward analyze`` and the benches call."""
+        r = result
+        return self.update(r.t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw,
+                           r.residual, r.dimmed)
 
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,

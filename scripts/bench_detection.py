@@ -114,9 +114,7 @@ def run_scene(
         rep.frames += 1
         if row.suppressed:
             rep.suppressed_frames[row.suppressed] = rep.suppressed_frames.get(row.suppressed, 0) + 1
-        _collect(tracker.update(t, row.motion, row.area, row.lit, row.boxes, row.brighter,
-                                row.lit_raw, row.residual, row.dimmed),
-                 opened, rep)
+        _collect(tracker.observe(row), opened, rep)
     _collect(tracker.finish(t), opened, rep)
     rep.elapsed_s = time.perf_counter() - start
     _score(rep, ev_params.post_roll_s)

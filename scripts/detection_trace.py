@@ -26,8 +26,7 @@ def trace_lines(rows: Sequence[MotionResult], params: EventParams, t0: float,
     tracker = EventTracker(params)
     lines = []
     for r in rows:
-        out = tracker.update(r.t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw,
-                             r.residual, r.dimmed)
+        out = tracker.observe(r)
         if r.t < t0 - 1e-9:
             continue
         if r.t > t1 + 1e-9:

@@ -92,10 +92,7 @@ class Pipeline:
         self.stats.frames += 1
         self.stats.last_frame_t = frame.t
         self.stats.last_frame_at = time.time()
-        self._handle(self.tracker.update(
-            frame.t, result.motion, result.area, result.lit, result.boxes, result.brighter,
-            result.lit_raw, result.residual, result.dimmed,
-        ))
+        self._handle(self.tracker.observe(result))
         if self._open is not None and result.motion:
             self._open.peak_area = max(self._open.peak_area, result.area)
             if self.recorder is not None and self.recorder.recording:

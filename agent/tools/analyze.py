@@ -43,10 +43,7 @@ def analyze(cfg: Config, path: str) -> dict[str, Any]:
             result = detector.update(frame.luma, frame.t)
             frames += 1
             last_t = frame.t
-            transitions = tracker.update(
-                frame.t, result.motion, result.area, result.lit, result.boxes, result.brighter,
-                result.lit_raw, result.residual, result.dimmed,
-            )
+            transitions = tracker.observe(result)
             if open_id is not None and result.motion:
                 peaks[open_id] = max(peaks.get(open_id, 0.0), result.area)
             for tr in transitions:
