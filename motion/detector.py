@@ -71,7 +71,7 @@ import numpy as np
 
 from motion.detector_params import DetectorParams
 from motion.light_fit import fit_light
-from motion.masks import above, dense, regions
+from motion.masks import above, dense, foliage_gap, regions
 from motion.zones import Polygon, polygon_mask
 
 _REF_FPS = 15.0  # per-frame rates below are given for this frame rate and scaled by elapsed time
@@ -112,7 +112,10 @@ class MotionResult:
     dimmed: the fraction of the watched area whose brightness changed to darker than the
     background predicts, in a dim picture (``dark_confirm``'s, noise of 2 grey levels and more;
     0 by day): near ``lit`` with nothing moving, light is leaving (a porch lamp switching off);
-    the tracker's ``light_left`` rule reads it.
+    the tracker's ``light_left`` rule reads it. foliage: how far the largest of ``boxes`` lies
+    from the foliage the flicker map knows (a fraction of the picture's width, in whole working
+    pixels; 0.0 touching it, 1.0 none within a tenth of the width or no region): the tracker's
+    ``foliage_gap`` rule reads it.
     """
 
     t: float
@@ -126,6 +129,7 @@ class MotionResult:
     lit_raw: float = 1.0
     residual: tuple[float, ...] = ()
     dimmed: float = 0.0
+    foliage: float = 1.0
 
 
 class _Geometry:
@@ -354,6 +358,7 @@ class MotionDetector:
             p.dark_structure if dark_regions else 0.0, busy,
         )
 
+        foliage = foliage_gap(busy, boxes[0]) if boxes and busy is not None else 1.0
         near = self._learn(cur, changed, dt, geo, fast=warming or relearning)
         if not relearning:
             self._learn_noise(absr, near, thr, t, dt, buf)
@@ -370,7 +375,7 @@ class MotionDetector:
         lit_raw = 1.0 if relit else self._prev_frac if raw_px is None else raw_px / geo.watched_px
         return MotionResult(
             t, motion, area_px / geo.watched_px, boxes, suppressed, thr, lit, brighter, lit_raw,
-            residual, self._prev_dim,
+            residual, self._prev_dim, foliage,
         )
 
     def _changed(

@@ -81,6 +81,40 @@ def regions(
     return total, boxes, brighter, residual
 
 
+FOLIAGE_REACH = 16  # working pixels: how far foliage_gap looks (a tenth of a 160-pixel width)
+
+
+def foliage_gap(busy: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """How many pixels ``box`` (relative, as :func:`regions` gives it) must grow by on every side
+    to touch a pixel of ``busy`` (0/255, the flicker map's foliage), as a fraction of the
+    picture's width: 0.0 on foliage, 1.0 when none lies within ``FOLIAGE_REACH`` pixels.
+
+    Why: in a gust a branch sways further than the flicker map has learnt, and the first new
+    patch it shows is a small dark region on or a few pixels from the foliage the map knows
+    (``dark_nuisance_10min``: 0-6 working pixels); the event tracker's ``foliage_gap`` reads it.
+    A binary search over a few counts of small windows: a distance transform of the whole
+    picture cost 25 times as much.
+    """
+    h, w = busy.shape
+    x0, y0 = round(box[0] * w), round(box[1] * h)  # whole pixels: round() recovers them exactly
+    rect = (x0, y0, x0 + max(1, round(box[2] * w)), y0 + max(1, round(box[3] * h)))
+    if not _busy_within(busy, rect, FOLIAGE_REACH):
+        return 1.0
+    lo, hi = -1, FOLIAGE_REACH  # none within lo pixels, some within hi
+    while hi - lo > 1:
+        r = (lo + hi) // 2
+        if _busy_within(busy, rect, r):
+            hi = r
+        else:
+            lo = r
+    return hi / int(w)
+
+
+def _busy_within(busy: np.ndarray, rect: tuple[int, int, int, int], r: int) -> bool:
+    x0, y0, x1, y1 = rect
+    return bool(cv2.countNonZero(busy[max(0, y0 - r):y1 + r, max(0, x0 - r):x1 + r]))
+
+
 DARK_REGION = 0.9  # fraction of a region's pixels darker than the background for dark_structure
 
 

@@ -4,10 +4,11 @@ event started (or did not): ``scripts/bench detection --scenes NAME --seeds N --
 
 Each line is one frame inside the window: its time, whether the detector called it motion (and
 why not, when it suppressed it), the moving area and the brightness change (``lit``, ``lit_raw``,
-``dimmed``), then each region as ``(x,y,w,h) brighter lift``: its box (fractions of the
-picture), the fraction of its pixels brighter than the background, and its mean residual in grey
-levels. ``START #id onset`` / ``END #id`` mark what the tracker emitted on that frame. The
-tracker runs from the scene's start, so its state at T0 is the real one.
+``dimmed``), how far the largest region lies from the foliage the flicker map knows (``fol``, a
+fraction of the picture's width), then each region as ``(x,y,w,h) brighter lift``: its box
+(fractions of the picture), the fraction of its pixels brighter than the background, and its
+mean residual in grey levels. ``START #id onset`` / ``END #id`` mark what the tracker emitted on
+that frame. The tracker runs from the scene's start, so its state at T0 is the real one.
 
 Used by :mod:`scripts.bench_detection`; :func:`trace_lines` is the whole of it.
 """
@@ -44,7 +45,7 @@ def _line(r: MotionResult) -> str:
             r.residual[i] if i < len(r.residual) else nan)
         for i, box in enumerate(r.boxes))
     return (f"{r.t:8.3f} {state:<12} area {r.area:.4f} lit {r.lit:.3f} raw {r.lit_raw:.3f} "
-            f"dim {r.dimmed:.2f}  {regions}")
+            f"dim {r.dimmed:.2f} fol {r.foliage:.3f}  {regions}")
 
 
 def _mark(e: EventStarted | EventEnded) -> str:
