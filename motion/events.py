@@ -145,6 +145,12 @@ Rules:
   takes no short path, and its run must persist ``haunt_motion_s`` (0.6 s). A branch in a gust
   flashes specks at the same few places, then swings a little further and grows for a few
   frames; someone walking in outgrows such a place, or enters where nothing flickered.
+- Small motion beside foliage waits too (``foliage_gap``, 6 working pixels): an update whose
+  largest region is small and lies on or beside the foliage the detector's flicker map knows
+  (``MotionResult.foliage``) takes no short path, and its run must persist ``foliage_motion_s``
+  (1 s). A gust swings a branch further than the map has learnt, and its first new patch shows
+  there for under a second, where nothing moved before; someone walking in beside a bush
+  outgrows it within a frame or two. Not while the detector re-learns after a light switch.
 - Callers that pass no ``lit`` get neither short path nor the light rule. The values were chosen on
   the simulated scenes (seeds 0-47, then 0-127 for the start-up rule and the floor) and checked on
   seeds not seen before (BENCHMARKS.md).
@@ -213,13 +219,13 @@ class EventTracker(LightHold):
         daemon, ``doorward analyze`` and the benches call."""
         r = result
         return self.update(r.t, r.motion, r.area, r.lit, r.boxes, r.brighter, r.lit_raw,
-                           r.residual, r.dimmed)
+                           r.residual, r.dimmed, r.foliage)
 
     def update(
         self, t: float, motion: bool, area: float = 0.0, lit: float | None = None,
         boxes: Sequence[Box] | None = None, brighter: Sequence[float] | None = None,
         lit_raw: float | None = None, residual: Sequence[float] | None = None,
-        dimmed: float | None = None,
+        dimmed: float | None = None, foliage: float | None = None,
     ) -> list[Event]:
         """Advance to time ``t`` with this frame's motion verdict; returns the events decided
         now. ``area`` and ``lit`` are the detector's (:class:`~motion.detector.MotionResult`),
@@ -229,7 +235,9 @@ class EventTracker(LightHold):
         brightness change the per-pixel floor does not hide) is what the light rule weighs when
         given; ``lit`` otherwise. ``residual`` (the detector's mean residual per box) lets the
         ``same_light`` rule tell a held cone's own pieces from a second object. ``dimmed`` (the
-        detector's, how much of the picture changed to darker) is what ``light_left`` reads."""
+        detector's, how much of the picture changed to darker) is what ``light_left`` reads;
+        ``foliage`` (the detector's, how far the largest box lies from foliage) what
+        ``foliage_gap`` reads."""
         s, p = self._s, self.params
         frame_s = min(t - s.last_t, p.gap_s)  # what this update stands for (checked below)
         out = self._advance(t)
@@ -241,6 +249,8 @@ class EventTracker(LightHold):
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
+        wait_s = max(p.haunt_motion_s if haunted else 0.0,
+                     p.foliage_motion_s if self._by_foliage(lit, boxes, foliage) else 0.0)
         grew, box_grew = self._grew(area, lit, boxes)
         self._track_reach(t, boxes, brighter)
         entering = self._dark_entry(boxes, brighter)
@@ -281,11 +291,12 @@ class EventTracker(LightHold):
         self._note_early(t, boxes)
         if relit:
             self._note_entry(boxes)
-        # Where small motion came and went before (haunted) none of the at-once paths apply.
+        # Where small motion came and went before (haunted), or a small region shows beside
+        # foliage, none of the at-once paths apply.
         entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
-        persisted = self._persisted(t, frame_s, area, lit, boxes, haunted, grew and box_grew,
-                                    box_grew) or (not haunted and (kept or jump or entering
-                                                                   or entered))
+        persisted = self._persisted(t, frame_s, area, lit, boxes, wait_s, grew and box_grew,
+                                    box_grew) or (not wait_s and (kept or jump or entering
+                                                                  or entered))
         if persisted and s.left_run and t - s.run_start + frame_s + 1e-9 < p.left_motion_s:
             persisted = False  # what light leaving left behind lasts under left_motion_s
         o = s.open
@@ -475,13 +486,14 @@ class EventTracker(LightHold):
 
     def _persisted(
         self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
-        haunted: bool, fast_grew: bool, box_grew: bool,
+        wait_s: float, fast_grew: bool, box_grew: bool,
     ) -> bool:
         """Whether the run, this motion frame included, may start an event by how long it has
         lasted or how it grows (the rules of the module docstring; ``edge_keep`` and
         ``edge_jump`` are the caller's): ``min_motion_s``, the fast path (``fast_grew``: the
         area and, with ``fast_box``, the largest box grew), steady growth, growth at a border;
-        where small motion came and went before (``haunted``) only ``haunt_motion_s``."""
+        where small motion came and went before or shows beside foliage (``wait_s`` above 0:
+        ``haunt_motion_s``, ``foliage_motion_s``) only lasting that long."""
         s, p = self._s, self.params
         assert s.run_start is not None
         if area < p.fast_area or lit > p.fast_max_lit:
@@ -490,8 +502,8 @@ class EventTracker(LightHold):
             s.clear_since = t
         # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
         lasted = t - s.run_start + frame_s + 1e-9
-        if haunted:
-            return lasted >= max(p.min_motion_s, p.haunt_motion_s)
+        if wait_s:
+            return lasted >= max(p.min_motion_s, wait_s)
         return lasted >= p.min_motion_s or (
             fast_grew
             and s.clear_since is not None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from motion.boxes import (
     EDGE,
     Box,
+    at_border,
     centred_in,
     depth,
     extent_across,
@@ -199,6 +200,21 @@ class LightHold:
         return boxes[0][2] * boxes[0][3] <= p.haunt_box and any(
             centred_in(boxes[0], place) for _, place in s.haunts
         )
+
+    def _by_foliage(
+        self, lit: float | None, boxes: Sequence[Box] | None, foliage: float | None
+    ) -> bool:
+        """``foliage_gap``: whether the largest region of ``boxes`` is small (its box at most
+        ``haunt_box`` of the picture), inside the picture (not at a border: someone walking in
+        crosses one first) and within ``foliage_gap`` of foliage the detector's flicker map
+        knows (``foliage``, the detector's gap for that region), in a picture the
+        detector has learnt (``lit`` under 1.0: while it re-learns after a light switch its
+        flicker map is learning afresh, and the ``relit_*`` rules apply)."""
+        p = self.params
+        if p.foliage_gap <= 0 or not boxes or foliage is None or lit is None or lit >= 1.0:
+            return False
+        _, _, w, h = boxes[0]
+        return w * h <= p.haunt_box and foliage <= p.foliage_gap and not at_border(boxes[0])
 
     def _remember(self, seen: float, box: Box) -> None:
         """Add a place to ``haunts``, or refresh the one it is centred in."""
