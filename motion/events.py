@@ -249,8 +249,9 @@ class EventTracker(LightHold):
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
-        wait_s = max(p.haunt_motion_s if haunted else 0.0,
-                     p.foliage_motion_s if self._by_foliage(lit, boxes, foliage) else 0.0)
+        waits = [w for w, on in ((p.haunt_motion_s, haunted),
+                                 (p.foliage_motion_s, self._by_foliage(lit, boxes, foliage))) if on]
+        wait_s = max(waits) if waits else None  # None: no wait, the short paths apply
         grew, box_grew = self._grew(area, lit, boxes)
         self._track_reach(t, boxes, brighter)
         entering = self._dark_entry(boxes, brighter)
@@ -295,8 +296,8 @@ class EventTracker(LightHold):
         # foliage, none of the at-once paths apply.
         entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
         persisted = self._persisted(t, frame_s, area, lit, boxes, wait_s, grew and box_grew,
-                                    box_grew) or (not wait_s and (kept or jump or entering
-                                                                  or entered))
+                                    box_grew) or (wait_s is None and (kept or jump or entering
+                                                                      or entered))
         if persisted and s.left_run and t - s.run_start + frame_s + 1e-9 < p.left_motion_s:
             persisted = False  # what light leaving left behind lasts under left_motion_s
         o = s.open
@@ -486,13 +487,13 @@ class EventTracker(LightHold):
 
     def _persisted(
         self, t: float, frame_s: float, area: float, lit: float, boxes: Sequence[Box] | None,
-        wait_s: float, fast_grew: bool, box_grew: bool,
+        wait_s: float | None, fast_grew: bool, box_grew: bool,
     ) -> bool:
         """Whether the run, this motion frame included, may start an event by how long it has
         lasted or how it grows (the rules of the module docstring; ``edge_keep`` and
         ``edge_jump`` are the caller's): ``min_motion_s``, the fast path (``fast_grew``: the
         area and, with ``fast_box``, the largest box grew), steady growth, growth at a border;
-        where small motion came and went before or shows beside foliage (``wait_s`` above 0:
+        where small motion came and went before or shows beside foliage (``wait_s`` given:
         ``haunt_motion_s``, ``foliage_motion_s``) only lasting that long."""
         s, p = self._s, self.params
         assert s.run_start is not None
@@ -502,7 +503,7 @@ class EventTracker(LightHold):
             s.clear_since = t
         # The tolerance keeps frame times like 3/15 - 0/15 = 0.19999... counting as 0.2 s.
         lasted = t - s.run_start + frame_s + 1e-9
-        if wait_s:
+        if wait_s is not None:
             return lasted >= max(p.min_motion_s, wait_s)
         return lasted >= p.min_motion_s or (
             fast_grew

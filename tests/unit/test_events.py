@@ -752,6 +752,7 @@ def _gust_run(params: EventParams, frames: list[tuple[float, bool, float, float,
 
 def test_growth_where_small_motion_came_and_went_before_starts_no_event_at_once() -> None:
     assert _gust_run(EventParams(), _GUST_BRANCH) == []
+    assert _gust_run(EventParams(haunt_motion_s=0.0), _GUST_BRANCH) == []  # no short path still
     started = [e for e in _gust_run(EventParams(haunt_s=0.0), _GUST_BRANCH)  # the rule before
                if isinstance(e, EventStarted)]
     assert [round(e.t, 2) for e in started] == [168.2]  # the growth path, the first motion frame
