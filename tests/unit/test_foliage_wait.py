@@ -46,6 +46,12 @@ _GUST: list[_Frame] = [
 ]
 
 
+def _held(frames: list[_Frame], n: int) -> list[_Frame]:
+    """``frames`` and then their last frame again on the next ``n`` updates: the patch stays."""
+    last = frames[-1]
+    return frames + [(last[0] + (i + 1) / FPS, *last[1:]) for i in range(n)]
+
+
 def _started(frames: list[_Frame], params: EventParams | None = None) -> list[float]:
     """Start times (rounded to 0.01 s): 10 s of a still dark picture, ``frames``, then 3 s
     still again."""
@@ -73,10 +79,8 @@ def test_the_same_patch_far_from_foliage_starts_as_before() -> None:
 
 def test_a_patch_beside_foliage_that_keeps_moving_starts_after_foliage_motion_s() -> None:
     # Something that stays: the last frame repeated for a second more.
-    last = _GUST[-1]
-    more = [(last[0] + (i + 1) / FPS, *last[1:]) for i in range(15)]
     p = EventParams()
-    started = _started(_GUST + more)
+    started = _started(_held(_GUST, 15))
     assert started == [pytest.approx(_GUST[0][0] + p.foliage_motion_s - 1 / FPS, abs=0.01)]
 
 
@@ -113,9 +117,7 @@ def test_someone_walking_in_at_a_border_beside_a_bush_starts_as_before() -> None
 def test_while_the_detector_relearns_after_a_light_switch_the_relit_rules_apply() -> None:
     # The gust's patch held for 1.5 s more, with lit = 1.0 (the detector re-learning):
     # relit_motion_s (1 s) starts it, as with the rule off; a foliage wait of 3 s would not.
-    last = _GUST[-1]
-    held = _GUST + [(last[0] + (i + 1) / FPS, *last[1:]) for i in range(22)]
-    relit: list[_Frame] = [(f[0], f[1], f[2], 1.0, 1.0, *f[5:]) for f in held]
+    relit: list[_Frame] = [(f[0], f[1], f[2], 1.0, 1.0, *f[5:]) for f in _held(_GUST, 22)]
     p = EventParams(foliage_motion_s=3.0, relit_spread=0.0)
     started = _started(relit, p)
     assert started == _started(relit, EventParams(foliage_gap=0.0, relit_spread=0.0))
