@@ -308,10 +308,13 @@ class EventParams:
         H.264 at CRF 32) no event was added, and the one region that came near was a cone
         leaving at the bottom border, 0.011 further in for a frame (#214 317.5 s). That region
         reached 0.71 in from the bottom border on its first frame: the run's first region
-        counts only as a sliver, at most ``_ENTRY_SLIVER`` (0.1) in from its border, as
-        visitors' are (a limit of 0.05 moves none). With it, 0.01 since 2026-12-07 (0.02
-        before, two working pixels instead of four): ``ir_switch_visit`` 0-36 p95 0.67 ->
-        0.49 s, no event added on the same 69 switches nor on any other cached scene.
+        counts only as a sliver, as visitors' are: at most 0.05 in from its border, or up to
+        0.1 in and three times as long along it (``_ENTRY_SLIVER``, ``_ENTRY_WIDE``,
+        ``_ENTRY_LONG``; until 2026-12-07 anything up to 0.1 in, and a beam coming in as a
+        blob 0.075 in and 0.13 along started at once, dark_nuisance_10min#301 321.6 s). With
+        it, 0.01 since 2026-12-07 (0.02 before, two working pixels instead of four):
+        ``ir_switch_visit`` 0-36 p95 0.67 -> 0.49 s, no event added on the same 69 switches
+        nor on any other cached scene.
     inner_speck: a region other than the largest whose box lies inside the largest one's
         box, at most this fraction of the picture, is no second object for the releases of a
         held cone ("two or more regions", "not all brighter"), provided the largest
@@ -367,6 +370,21 @@ class EventParams:
         out from behind a bush, start 0.07-0.27 s later (p95 0.47 -> 0.49 s). On
         dark_nuisance_10min 0.05 (8 pixels) delays visitors there too, at 0.03 #204's patch is
         beyond it, and 0.8-1.5 s gave the same events.
+    relit_lift: while the detector re-learns after a light switch (``lit`` = 1.0), a run that
+        has not started an event is held as light, once, when its largest region only
+        brightened (``light_brighter``) and is lifted at least this many grey levels
+        (``residual``) (0..255; 0 = off, the rule before 2026-12-07); while that hold lasts,
+        only regions at a border count toward its releases. A car's beam sweeping the porch
+        just after the IR lamp came on is no cone "out of a still picture" (it grows in while
+        the detector still calls the frames a light change, and the re-learnt picture shows
+        fragments beside it), so ``relit_cone`` missed it and it started by ``relit_motion_s``
+        or ``relit_reach``: dark_nuisance_10min#4 302.9 s, #27 320.8 s, #301 321.5 s, 3 of the
+        7 false events on its 69 tuning seeds; the beams were lifted 87-109 grey levels. Under
+        the IR lamp visitors were lifted at most 64 as the largest region (#202 320.1 s; 60
+        holds them) and 56 before their events started on ``ir_switch_visit`` 0-36; 70 to 100
+        gave the same events over every cached scene. Re-learning scatters fragments of
+        foliage over the picture, which released the hold at once (#27 321.7 s); someone
+        walking in meanwhile does so at a border.
     """
 
     min_motion_s: float = 0.4
@@ -424,6 +442,7 @@ class EventParams:
     rejoin_s: float = 0.3
     foliage_gap: float = 0.04
     foliage_motion_s: float = 1.0
+    relit_lift: float = 90.0
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -441,6 +460,7 @@ class EventParams:
         _check_range("left_motion_s", self.left_motion_s, 0.0, 10.0)
         _check_range("rejoin_s", self.rejoin_s, 0.0, 10.0)
         _check_range("foliage_motion_s", self.foliage_motion_s, 0.0, 10.0)
+        _check_range("relit_lift", self.relit_lift, 0.0, 255.0, "grey levels")
         for name in ("away_release", "multi_light", "edge_grow", "edge_keep", "regrow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
@@ -469,6 +489,8 @@ class EventParams:
             )
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
+def _check_range(
+    name: str, value: float, low: float, high: float, unit: str = "seconds"
+) -> None:
     if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} is out of range: allowed {low}..{high} seconds")
+        raise ValueError(f"{name}={value!r} is out of range: allowed {low}..{high} {unit}")

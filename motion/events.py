@@ -136,7 +136,10 @@ Rules:
   beyond the patch its regions showed in over their first half second: fragments of foliage
   can flicker in that patch for longer, someone walking in moves on or grows out of it. A run
   that began at a border and whose largest region reached ``relit_reach`` further in from it
-  starts at once (someone walking in as the camera switches to IR).
+  starts at once (someone walking in as the camera switches to IR). A run whose largest region
+  only brightened and is lifted as only a car's beam is (``relit_lift``, 90 grey levels) is
+  held as light, and only regions at a border release it: the beam grew in while the frames
+  still counted as a light change, and the re-learnt picture's fragments come and go beside it.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -292,6 +295,7 @@ class EventTracker(LightHold):
         self._note_early(t, boxes)
         if relit:
             self._note_entry(boxes)
+            self._hold_beam(t, boxes, brighter, residual)
         # Where small motion came and went before (haunted), or a small region shows beside
         # foliage, none of the at-once paths apply.
         entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
@@ -481,6 +485,7 @@ class EventTracker(LightHold):
         s = self._s
         s.run_start = onset
         s.entry_reach, s.entry_far, s.entry_box = None, 0.0, None
+        s.beam_held = False
         if appeared:
             self._hold(t)
         s.early = None

@@ -28,11 +28,23 @@ _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened 
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
 _ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
-# relit_reach: a first region reaching further in than this from a border is no one's first
-# sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom border,
-# dark_nuisance_10min#214 317.3 s). On ir_switch_visit 0-36 a limit of 0.05 moves no visitor;
-# 0.03 does.
-_ENTRY_SLIVER = 0.1
+# relit_reach: a first region reaching further in than _ENTRY_WIDE from a border is no one's
+# first sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom
+# border, dark_nuisance_10min#214 317.3 s). Beyond _ENTRY_SLIVER it counts only when it runs
+# along the border _ENTRY_LONG times as far as it reaches in, as someone's body does: a beam
+# comes in as a blob (#301 321.5 s: 0.075 in, 0.13 along; it counted until 2026-12-07), a
+# visitor back after dropping out as the upright slab they were (ir_switch_visit#20 16.9 s:
+# 0.069 in, 0.31 along). On ir_switch_visit 0-36 a plain 0.05 moves no visitor; 0.03 does.
+_ENTRY_SLIVER = 0.05
+_ENTRY_WIDE = 0.1
+_ENTRY_LONG = 3.0
+
+
+def _sliver(box: Box, side: int, reach: float) -> bool:
+    """Whether ``box``, reaching ``reach`` in from border ``side`` (0: not touching it), is
+    someone's first sliver there (``_ENTRY_SLIVER``, ``_ENTRY_WIDE``, ``_ENTRY_LONG``)."""
+    return 0 < reach <= _ENTRY_SLIVER or (
+        0 < reach <= _ENTRY_WIDE and (box[3] if side < 2 else box[2]) >= _ENTRY_LONG * reach)
 
 
 class LightHold:
@@ -115,6 +127,23 @@ class LightHold:
             and min(brighter) >= p.light_brighter and lit <= p.cone_lit_ratio * area
         )
 
+    def _hold_beam(
+        self, t: float, boxes: Sequence[Box] | None, brighter: Sequence[float] | None,
+        residual: Sequence[float] | None,
+    ) -> None:
+        """``relit_lift``: on an update while the detector re-learns, hold the run as light, once
+        and before it started an event, when its largest region only brightened and is lifted
+        at least ``relit_lift`` grey levels: a headlight beam. While that hold lasts only
+        regions at a border count toward its releases (:meth:`_release_hold`)."""
+        s, p = self._s, self.params
+        if s.open is not None or s.beam_held or t < s.held_until or p.relit_lift <= 0:
+            return
+        if not (boxes and brighter and residual) or brighter[0] < p.light_brighter:
+            return
+        if residual[0] >= p.relit_lift:
+            s.beam_held = True
+            self._hold(t)
+
     def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
         """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
         frame where the detector re-learns after a light switch (then it starts no event), or
@@ -142,7 +171,7 @@ class LightHold:
         s.entry_box = big
         if s.entry_reach is None:
             s.entry_reach = {side: r for side in range(4)
-                             if 0 < (r := reach_in(big, side)) <= _ENTRY_SLIVER}
+                             if _sliver(big, side, r := reach_in(big, side))}
             s.entry_deep = dict(s.entry_reach)
         elif last is None or not overlaps((big,), (last,), grow=1.0):
             s.entry_deep = {}
@@ -245,6 +274,10 @@ class LightHold:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
+        if s.beam_held and t < s.held_until and boxes:
+            # Re-learning scatters fragments of foliage over the picture for a second or two;
+            # someone walking in meanwhile does so at a border (relit_reach).
+            boxes, brighter, residual = self._at_borders(boxes, brighter, residual)
         s.multi = self._count_multi(boxes, residual)
         s.dark = self._count_dark(boxes, brighter, residual)
         s.away = self._count_away(boxes, t)
@@ -262,6 +295,20 @@ class LightHold:
             # away from the light and stayed, or a region growing again where the light left:
             # not only a light cone.
             s.held_until = -math.inf
+
+    @staticmethod
+    def _at_borders(
+        boxes: Sequence[Box], brighter: Sequence[float] | None, residual: Sequence[float] | None,
+    ) -> tuple[list[Box], list[float] | None, list[float] | None]:
+        """The largest region and the others at a border, with their ``brighter`` and
+        ``residual`` (None when not given one per box)."""
+        keep = [0] + [i for i, b in enumerate(boxes) if i and at_border(b)]
+
+        def pick(values: Sequence[float] | None) -> list[float] | None:
+            return None if values is None or len(values) != len(boxes) else [
+                values[i] for i in keep]
+
+        return [boxes[i] for i in keep], pick(brighter), pick(residual)
 
     def _regrown(self, t: float, area: float, residual: Sequence[float] | None) -> bool:
         """Count this update toward ``regrow`` while a hold lasts, and say whether it is met:

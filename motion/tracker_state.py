@@ -72,6 +72,7 @@ class TrackerState:
     keep_last: float = -math.inf  # the latest update of that streak
     keep_edge: bool = False  # whether a region of that streak held its place at a border
     inner_now: bool = False  # this update's run would be held as light inside the picture
+    beam_held: bool = False  # the run was held once as a lit beam while re-learning (relit_lift)
     inner_held: bool = False  # the run is held as light inside the picture (not a cone)
     last_t: float = -math.inf
     left_t: float = -math.inf  # the latest update where light left the picture (light_left)

@@ -496,16 +496,24 @@ def test_a_cone_while_the_detector_relearns_after_the_ir_switch_is_held() -> Non
         for i in range(20)
     ]
     assert replay_lit([*_RELIT_CONE, *on]) == []
-    before = EventParams(relit_cone=0, relit_reach=0.0)
+    before = EventParams(relit_cone=0, relit_reach=0.0, relit_lift=0.0)
     assert replay_lit([*_RELIT_CONE, *on], before) == [306.60]
-    # Unheld, its sweep in from the border would start an event at once (relit_reach): the
-    # hold is what keeps a cone from it.
-    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == [305.73]
-    # Someone darker than the background somewhere, at the same size at once: not held, and
-    # walking in from the border, at once (after relit_motion_s before relit_reach).
-    person = [(t, a, lit, raw, b, (0.6,), (-20.0,)) for t, a, lit, raw, b, _, _ in _RELIT_CONE]
-    assert replay_lit(person) == [305.73]
-    assert replay_lit(person, EventParams(relit_reach=0.0)) == [306.60]
+    # Unheld, it starts after relit_motion_s: a blob 0.08 in from the border and 0.18 along it
+    # on its first frame is no sliver walking in (relit_reach); it counted as one until
+    # 2026-12-07, and started at once (305.73). Lifted 90 grey levels from 306.47 s, it is
+    # held as a beam (relit_lift) too.
+    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0, relit_lift=0.0)) == [306.60]
+    assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == []
+    # Someone darker than the background somewhere, at the same size at once: not held. Upright
+    # at the border, three times as tall as they reach in, they walk in and start at once.
+    person: list[LitFrame] = [(t, a, lit, raw, b, (0.6,), (-20.0,))
+                              for t, a, lit, raw, b, _, _ in _RELIT_CONE]
+    upright: list[LitFrame] = [
+        (t, a, lit, raw, tuple((x, y, w, 3.2 * w) for x, y, w, _ in b), f, r)
+        for t, a, lit, raw, b, f, r in person]
+    assert replay_lit(upright) == [305.73]
+    assert replay_lit(upright, EventParams(relit_reach=0.0)) == [306.60]
+    assert replay_lit(person) == [306.60]
 
 
 def test_glare_beside_a_cone_held_as_light_for_four_frames_does_not_release_it() -> None:
