@@ -137,7 +137,7 @@ Rules:
   can flicker in that patch for longer, someone walking in moves on or grows out of it. A run
   that began at a border and whose largest region reached ``relit_reach`` further in from it
   starts at once (someone walking in as the camera switches to IR). A run whose largest region
-  only brightened and is lifted as only a car's beam is (``relit_lift``, 90 grey levels) is
+  only brightened and is lifted as only a car's beam is (``relit_lift``, 80 grey levels) is
   held as light, and only regions at a border release it: the beam grew in while the frames
   still counted as a light change, and the re-learnt picture's fragments come and go beside it.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at

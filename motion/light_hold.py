@@ -283,7 +283,10 @@ class LightHold:
         s.away = self._count_away(boxes, t)
         # With away_late, the cone's own first frame is no jump away from the light: the light
         # was not there yet.
-        away = 0 < p.away_release <= s.away and not (p.away_late and s.away_t <= s.held_t)
+        # A beam held while re-learning drops out for a frame and is back where it was, which
+        # would count as showing up away from the frame between.
+        away = 0 < p.away_release <= s.away and not (
+            p.away_late and s.away_t <= s.held_t) and not (s.beam_held and t < s.held_until)
         if away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
             s.run_start = max(s.run_start, s.away_t)

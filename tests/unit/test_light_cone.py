@@ -500,7 +500,7 @@ def test_a_cone_while_the_detector_relearns_after_the_ir_switch_is_held() -> Non
     assert replay_lit([*_RELIT_CONE, *on], before) == [306.60]
     # Unheld, it starts after relit_motion_s: a blob 0.08 in from the border and 0.18 along it
     # on its first frame is no sliver walking in (relit_reach); it counted as one until
-    # 2026-12-07, and started at once (305.73). Lifted 90 grey levels from 306.47 s, it is
+    # 2026-12-07, and started at once (305.73). Lifted 80 grey levels from 306.07 s, it is
     # held as a beam (relit_lift) too.
     assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0, relit_lift=0.0)) == [306.60]
     assert replay_lit([*_RELIT_CONE, *on], EventParams(relit_cone=0)) == []
