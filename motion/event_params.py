@@ -388,6 +388,20 @@ class EventParams:
         was not held before ``relit_motion_s`` was up. Re-learning scatters fragments of
         foliage over the picture, which released the hold at once (#27 321.7 s); someone
         walking in meanwhile does so at a border.
+    trail_reach, trail_gap_s: a motion frame starts an event at once when one of its small
+        regions (``haunt_box``) continues a trail that has come at least ``trail_reach`` (0..1, a
+        fraction of the picture's width; 0 = off, the rule before 2026-12-07) along its row:
+        regions, moving or below ``min_area``, each in the row of the one before, at most
+        0.03 + 0.25/s of the width further along, never back behind the furthest point by more
+        than 0.02, the next within ``trail_gap_s`` (0..10 s) of the last (motion/trail.py).
+        Someone far down the path at night is a region of a few working pixels at the edge of
+        ``min_area``: motion comes and goes, no run lasts ``min_motion_s``, and they started
+        2.8-3.3 s late (lamp_visit#32 11.5 s, 3.27 -> 2.34 s; #360 and #362, the sixteenth
+        hold-out, 3.33 -> 1.13 s and 3.13 -> 2.00 s). Foliage and noise flicker in place or
+        sway back and forth: over every cached scene (17.7 h of nuisance, and 5.2 h under the
+        stresses) 0.06 and 0.08 started no event; 0.05 started one on an unlearnt shrub's
+        speck wandering 0.05 to and fro at the start of a scene (dark_nuisance_10min#311
+        48.3 s). Only when no wait applies (``haunt_s``, ``foliage_gap``).
     """
 
     min_motion_s: float = 0.4
@@ -446,6 +460,8 @@ class EventParams:
     foliage_gap: float = 0.04
     foliage_motion_s: float = 1.0
     relit_lift: float = 80.0
+    trail_reach: float = 0.08
+    trail_gap_s: float = 0.6
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -463,6 +479,7 @@ class EventParams:
         _check_range("left_motion_s", self.left_motion_s, 0.0, 10.0)
         _check_range("rejoin_s", self.rejoin_s, 0.0, 10.0)
         _check_range("foliage_motion_s", self.foliage_motion_s, 0.0, 10.0)
+        _check_range("trail_gap_s", self.trail_gap_s, 0.0, 10.0)
         _check_range("relit_lift", self.relit_lift, 0.0, 255.0, "grey levels")
         for name in ("away_release", "multi_light", "edge_grow", "edge_keep", "regrow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
@@ -480,7 +497,7 @@ class EventParams:
             "light_brighter", "multi_keep", "sudden_jump", "inner_light", "dark_keep",
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
             "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead", "regrow_low",
-            "regrow_lift", "light_left", "relit_reach", "inner_speck", "foliage_gap",
+            "regrow_lift", "light_left", "relit_reach", "inner_speck", "foliage_gap", "trail_reach",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

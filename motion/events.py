@@ -140,6 +140,11 @@ Rules:
   only brightened and is lifted as only a car's beam is (``relit_lift``, 80 grey levels) is
   held as light, and only regions at a border release it: the beam grew in while the frames
   still counted as a light change, and the re-learnt picture's fragments come and go beside it.
+- A small region continuing a trail along its row (``trail_reach``: regions, moving or below
+  ``min_area``, each a little further along the row of the one before) starts an event at
+  once: someone far down the path at night, whose motion comes and goes at the edge of
+  ``min_area`` so that no run lasts ``min_motion_s``. Foliage flickers in place or sways back
+  and forth (motion/trail.py).
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -185,6 +190,7 @@ from motion.event_messages import Event, EventEnded, EventStarted
 from motion.event_params import EventParams
 from motion.light_hold import LightHold
 from motion.tracker_state import OpenEvent, TrackerState
+from motion.trail import follow
 
 if TYPE_CHECKING:  # the tracker runs without OpenCV; only the detector needs it
     from motion.detector import MotionResult
@@ -258,6 +264,7 @@ class EventTracker(LightHold):
         grew, box_grew = self._grew(area, lit, boxes)
         self._track_reach(t, boxes, brighter)
         entering = self._dark_entry(boxes, brighter)
+        trailed = 0 < p.trail_reach <= follow(s.trail, t, boxes or (), p.haunt_box, p.trail_gap_s)
         if self._after_light_left(t, area, dimmed, brighter):
             kept = jump = entering = False
         sweep_lit = lit if lit_raw is None or lit is None else lit_raw
@@ -301,7 +308,7 @@ class EventTracker(LightHold):
         entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
         persisted = self._persisted(t, frame_s, area, lit, boxes, wait_s, grew and box_grew,
                                     box_grew) or (wait_s is None and (kept or jump or entering
-                                                                      or entered))
+                                                                      or entered or trailed))
         if persisted and s.left_run and t - s.run_start + frame_s + 1e-9 < p.left_motion_s:
             persisted = False  # what light leaving left behind lasts under left_motion_s
         o = s.open

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from motion.boxes import Box
 from motion.event_messages import EventEnded
+from motion.trail import Trails
 
 
 @dataclass
@@ -80,4 +81,5 @@ class TrackerState:
     run_boxes: tuple[Box, ...] = ()  # the current run's regions at its latest motion frame
     # rejoin_s: the run before's last motion time and regions, and whether it was held then
     last_run: tuple[float, tuple[Box, ...], bool] | None = None
+    trail: Trails = field(default_factory=Trails)  # trail_reach: small regions followed along rows
     open: OpenEvent | None = field(default=None)

@@ -118,8 +118,9 @@ def test_lamp_visit_0_the_visitors_uniform_legs_count_with_dark_structure() -> N
     # The visitor (from 8.53 s) is a bright head and dark legs of 78 pixels, 13 of them
     # changed structure; without the rule the legs are dropped until 10.87 s. (The tracker's
     # dark_lead and dark_reach, later rules, start this visitor at 9.13 s while the lamp comes
-    # on, from the legs' first frames: off here, to measure the detector's rule.)
-    solo = EventParams(dark_lead=0, dark_reach=0)
+    # on, from the legs' first frames, and trail_reach at 9.60 s: off here, to measure the
+    # detector's rule.)
+    solo = EventParams(dark_lead=0, dark_reach=0, trail_reach=0.0)
     assert lamp_visit_start(0, 10.25, solo) == pytest.approx(10.2, abs=0.01)
     assert lamp_visit_start(0, 10.8, solo, dark_structure=0.0) is None
     assert lamp_visit_start(0, 9.25) == pytest.approx(9.13, abs=0.01)
