@@ -401,7 +401,10 @@ class EventParams:
         sway back and forth: over every cached scene (17.7 h of nuisance, and 5.2 h under the
         stresses) 0.06 and 0.08 started no event; 0.05 started one on an unlearnt shrub's
         speck wandering 0.05 to and fro at the start of a scene (dark_nuisance_10min#311
-        48.3 s). Only when no wait applies (``haunt_s``, ``foliage_gap``).
+        48.3 s). Only when no wait applies (``haunt_s``, ``foliage_gap``), and not while the
+        detector re-learns after a light switch (``relit_motion_s`` applies): the re-learnt
+        picture's fragments drift along rows too, and let through then the rule started 21
+        events over the 69 IR switches of dark_nuisance_10min's tuning seeds.
     """
 
     min_motion_s: float = 0.4
