@@ -398,13 +398,14 @@ class EventParams:
         ``min_area``: motion comes and goes, no run lasts ``min_motion_s``, and they started
         2.8-3.3 s late (lamp_visit#32 11.5 s, 3.27 -> 2.34 s; #360 and #362, the sixteenth
         hold-out, 3.33 -> 1.13 s and 3.13 -> 2.00 s). Foliage and noise flicker in place or
-        sway back and forth: over every cached scene (17.7 h of nuisance, and 5.2 h under the
-        stresses) 0.06 and 0.08 started no event; 0.05 started one on an unlearnt shrub's
-        speck wandering 0.05 to and fro at the start of a scene (dark_nuisance_10min#311
-        48.3 s). Only when no wait applies (``haunt_s``, ``foliage_gap``), and not while the
-        detector re-learns after a light switch (``relit_motion_s`` applies): the re-learnt
-        picture's fragments drift along rows too, and let through then the rule started 21
-        events over the 69 IR switches of dark_nuisance_10min's tuning seeds.
+        sway back and forth: over every cached scene (17.7 h of nuisance, and 5.3 h more
+        under the stresses and on more seeds) 0.06 and 0.08 started no event; 0.05 started one
+        on an unlearnt shrub's speck wandering 0.05 to and fro at the start of a scene
+        (dark_nuisance_10min#311 48.3 s). Only when no wait applies (``haunt_s``,
+        ``foliage_gap``), and not while the detector re-learns after a light switch
+        (``relit_motion_s`` applies): the re-learnt picture's fragments drift along rows too,
+        and let through then the rule started 21 events over the 69 IR switches of
+        dark_nuisance_10min's tuning seeds.
     """
 
     min_motion_s: float = 0.4
