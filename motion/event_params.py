@@ -376,12 +376,12 @@ class EventParams:
         (``residual``) (0..255; 0 = off, the rule before 2026-12-07); while that hold lasts,
         only regions at a border count toward its releases, and ``away_release`` not at all
         (the beam drops out for a frame and is back where it was, which counted as showing up
-        away: #301 322.1 s at 70). A car's beam sweeping the porch
-        just after the IR lamp came on is no cone "out of a still picture" (it grows in while
-        the detector still calls the frames a light change, and the re-learnt picture shows
-        fragments beside it), so ``relit_cone`` missed it and it started by ``relit_motion_s``
-        or ``relit_reach``: dark_nuisance_10min#4 302.9 s, #27 320.8 s, #301 321.5 s, 3 of the
-        7 false events on its 69 tuning seeds; the beams were lifted 87-109 grey levels. Under
+        away: #301 322.1 s at 70). A car's beam sweeping the porch just after the IR lamp came
+        on is no cone "out of a still picture" (it grows in while the detector still calls the
+        frames a light change, and the re-learnt picture shows fragments beside it), so
+        ``relit_cone`` missed it and it started by ``relit_motion_s`` or ``relit_reach``:
+        dark_nuisance_10min#4 302.9 s, #27 320.8 s, #301 321.5 s, 3 of the 7 false events on
+        its 69 tuning seeds; the beams were lifted 87-109 grey levels. Under
         the IR lamp visitors were lifted at most 64 as the largest region (#202 320.1 s; 60
         holds them) and 56 before their events started on ``ir_switch_visit`` 0-36; 70 to 90
         gave the same events over every cached scene, and at 100 #301's beam, lifted 78-96,

@@ -134,7 +134,8 @@ class LightHold:
         """``relit_lift``: on an update while the detector re-learns, hold the run as light, once
         and before it started an event, when its largest region only brightened and is lifted
         at least ``relit_lift`` grey levels: a headlight beam. While that hold lasts only
-        regions at a border count toward its releases (:meth:`_release_hold`)."""
+        regions at a border count toward its releases, and ``away_release`` not at all
+        (:meth:`_release_hold`). Like any hold it ends after ``sudden_hold_s`` at most."""
         s, p = self._s, self.params
         if s.open is not None or s.beam_held or t < s.held_until or p.relit_lift <= 0:
             return
