@@ -275,7 +275,8 @@ class LightHold:
         """Count this update toward the ways a held cone's hold ends, and end it when one is met;
         ``brighter`` None when the light rule is off. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
-        if s.beam_held and t < s.held_until and boxes:
+        beam = s.beam_held and t < s.held_until  # held as a beam while re-learning (relit_lift)
+        if beam and boxes:
             # Re-learning scatters fragments of foliage over the picture for a second or two;
             # someone walking in meanwhile does so at a border (relit_reach).
             boxes, brighter, residual = self._at_borders(boxes, brighter, residual)
@@ -287,7 +288,7 @@ class LightHold:
         # A beam held while re-learning drops out for a frame and is back where it was, which
         # would count as showing up away from the frame between.
         away = 0 < p.away_release <= s.away and not (
-            p.away_late and s.away_t <= s.held_t) and not (s.beam_held and t < s.held_until)
+            p.away_late and s.away_t <= s.held_t) and not beam
         if away and t < s.held_until and s.run_start is not None:
             # Someone stepped in away from the light: their run, not the cone's, is the onset.
             s.run_start = max(s.run_start, s.away_t)

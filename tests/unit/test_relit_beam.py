@@ -230,8 +230,7 @@ def test_fragments_inside_the_picture_do_not_release_the_beam() -> None:
     # The fragment at 0.27 of the width behind the beam released it at 321.73 s when every
     # region counted. The same fragment at the left border is a region walking in.
     at_border: list[LiftFrame] = [
-        (t, m, a, tuple((0.0, y, w, h) if i == 1 else b for i, (b, (_, y, w, h))
-                        in enumerate(zip(boxes, boxes, strict=True))), f, r)
+        (t, m, a, tuple((0.0, *b[1:]) if i == 1 else b for i, b in enumerate(boxes)), f, r)
         for t, m, a, boxes, f, r in _BEAM]
     assert started_lifted(at_border) == [321.73]
 
