@@ -135,8 +135,11 @@ class Subscriber:
 
     def __init__(self, url: str, *, persistent: bool = False) -> None:
         self.inbox: queue.Queue[InboundMessage] = queue.Queue()
+        # reconnect_max_s: back within 2 s of a broker restart (paho's default backoff could
+        # keep it away for 32 s after a 30 s outage, past the drain below)
         self.client = MqttClient(MqttSettings(url=url, client_id="test-subscriber",
-                                              session_expiry_s=3600 if persistent else 0),
+                                              session_expiry_s=3600 if persistent else 0,
+                                              reconnect_max_s=2),
                                  on_message=self.inbox.put)
         self.client.subscribe("doorward/#")
         self.client.start()
