@@ -45,8 +45,8 @@ MP4_BOXES = (b"ftyp", b"moov", b"moof", b"mdat")
 def box_openings(mp4: bytes, length: int = 24) -> list[bytes]:
     """The first ``length`` bytes of each top-level box of ``mp4``: its size, its name and the
     start of its content. A payload carrying the plaintext stream carries these; ciphertext
-    matches one by chance with odds of 2^-192 (a bare 4-byte name matched in about one run in
-    a few hundred: CI saw ``moof`` in a sealed chunk)."""
+    matches one by chance with odds of 2^-192 per position (a bare 4-byte name has odds of
+    2^-32 per position, over megabytes of ciphertext: CI once saw ``moof`` in a sealed chunk)."""
     out, at = [], 0
     while at + 8 <= len(mp4):
         size = int.from_bytes(mp4[at:at + 4], "big")
