@@ -406,6 +406,39 @@ class EventParams:
         (``relit_motion_s`` applies): the re-learnt picture's fragments drift along rows too,
         and let through then the rule started 21 events over the 69 IR switches of
         dark_nuisance_10min's tuning seeds.
+    jump_dimmed: ``edge_jump`` does not start an event on a frame where more than this many
+        times the moving area changed to darker (``MotionResult.dimmed``; 0..100, 0 = off, the
+        rule before 2026-12-07). A porch lamp switching off darkens its brightest patch first,
+        the corner by its fixture: a dark region at the border out of a still update, with
+        three times its area darkening around it before the rest follows (porch_light_visit#373
+        at 42.47 s, the seventeenth hold-out's one-frame false event); the frame after, light
+        leaving (``light_left``) takes over. A visitor's first slab darkens its own area: 0.9-1.1
+        times on every ``edge_jump`` start over the cached scenes (94 starts, all visitors', at
+        0-1.76 times); no other event moved there (BENCHMARKS.md, the twelfth session).
+    swept_glow: a frame the light rule (``lit_floor``) keeps from starting a run holds the run
+        as light (as ``swept_hold`` does for a cone's first frame) when at least
+        ``sudden_area`` moves, every region only brightened and no event is open, however much
+        more of the picture changes brightness around it (1 = on; 0 = off, the rule before
+        2026-12-07). A car's beam growing in at a border lights five to twenty times its moving
+        area ahead of it, which the cone test (``cone_lit_ratio``) does not take for a cone;
+        once its moving area passed a fifth of that it grew into an event at once
+        (dark_nuisance_10min#374 at 174.73 s, the seventeenth hold-out's other false event).
+        The hold's releases still count someone beside the beam. Only where ``lit`` (not
+        ``lit_raw``) is over ``cone_lit_ratio`` times the moving area: in the first seconds,
+        when the light rule has no floor, a pale cat walking in is about all of ``lit`` and
+        was held 4 s without that test (cat#8, #14). No other event moved over the cached
+        scenes.
+    beam_touch: the "two or more regions" release of a held cone does not count an update on
+        which every region but the largest is the beam's floor reflection: it only brightened,
+        touches the largest region's box in its lower half, and is lifted at least half as
+        much as the largest (1 = on; 0 = off, the rule before 2026-12-07). Where a car's beam
+        reaches the floor its reflection shows at the beam's foot, lifted 0.58-0.67 times the
+        beam, below ``same_light``'s band, and it released the hold as a second object
+        (dark_nuisance_10min#27 557.1 s, #223 358.1 s; the fifteenth hold-out's #353 405.2 s).
+        Someone walking into the beam shows above or beside it, lifted about a third as much
+        (headlights_visit#1: 0.34-0.38), or darker somewhere. No other event moved over the
+        cached scenes, nor with a third instead of half; any lit region touching the beam
+        made seven ``headlights_visit`` visitors 0.7-2.2 s late.
     """
 
     min_motion_s: float = 0.4
@@ -466,6 +499,9 @@ class EventParams:
     relit_lift: float = 80.0
     trail_reach: float = 0.08
     trail_gap_s: float = 0.6
+    jump_dimmed: float = 2.5
+    swept_glow: int = 1
+    beam_touch: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -485,12 +521,13 @@ class EventParams:
         _check_range("foliage_motion_s", self.foliage_motion_s, 0.0, 10.0)
         _check_range("trail_gap_s", self.trail_gap_s, 0.0, 10.0)
         _check_range("relit_lift", self.relit_lift, 0.0, 255.0, "grey levels")
+        _check_range("jump_dimmed", self.jump_dimmed, 0.0, 100.0, "times the moving area")
         for name in ("away_release", "multi_light", "edge_grow", "edge_keep", "regrow"):
             n = getattr(self, name)  # a count; a whole float (from a command line) is accepted
             if not isinstance(n, int | float) or n != int(n) or not 0 <= n <= 100:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
         for name in ("away_late", "relit_cone", "fast_box", "swept_hold", "dark_entry",
-                     "dark_lead", "lit_head", "dark_reach"):
+                     "dark_lead", "lit_head", "dark_reach", "swept_glow", "beam_touch"):
             if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio

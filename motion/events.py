@@ -60,7 +60,9 @@ Rules:
   later).
 - With ``edge_jump`` (0.2 %) a region of at least that size at a border, out of an update
   with nothing moving, darker than the background somewhere, with at most ``edge_grow_lit`` of
-  the picture changing brightness, starts one on its first frame.
+  the picture changing brightness, starts one on its first frame, unless (``jump_dimmed``)
+  more than 2.5 times its area changed to darker: a porch lamp switching off darkens the corner
+  by its fixture first.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -111,8 +113,13 @@ Rules:
   by their own amount. With ``beam_shade`` neither counts a region darker than the background by
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
   With ``inner_speck`` neither counts a speck inside the beam's own box: that ringing inside it.
+  With ``beam_touch`` the "two regions" release does not count the beam's floor reflection: a
+  region that only brightened, touching the beam's box in its lower half, lifted at least half
+  as much as the beam.
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
-  holds the run that follows all the same. With ``lit_lead`` a first frame under
+  holds the run that follows all the same; with ``swept_glow`` so does any frame the light rule
+  hid whose regions all only brightened, however much more the light changed around them (a
+  car's beam growing in under its glow). With ``lit_lead`` a first frame under
   ``sudden_area`` is a cone's too when the update before changed brightness over at least that
   much of the picture more than the update before it, with nothing moving: a car's light
   brightens a band at once before any of it is motion, and then shows as a sliver at the
@@ -254,8 +261,9 @@ class EventTracker(LightHold):
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         kept = self._edge_kept(t, area, lit, boxes)
-        jump = motion and self._edge_jump(area, lit, boxes, brighter)
+        jump = motion and self._edge_jump(area, lit, boxes, brighter, dimmed)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
+        glow = light and self._glow(area, lit, boxes, brighter)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         waits = [w for w, on in ((p.haunt_motion_s, haunted),
@@ -271,9 +279,11 @@ class EventTracker(LightHold):
         if (motion or kept) and s.open is None and sweep_lit is not None and not entering and (
             self._light_sweep(t, area, sweep_lit)
         ):
-            if appeared and s.run_start is None and p.swept_hold:
+            cone = appeared and s.run_start is None and p.swept_hold
+            if cone or (glow and t >= s.held_until):
                 # A cone's first frame that the light rule hid: the run it grows into, a frame
-                # or two later and no longer "out of a still picture", is the same cone.
+                # or two later and no longer "out of a still picture", is the same cone. So is
+                # a region that only brightened while light sweeps the picture (swept_glow).
                 self._hold(t)
             motion = kept = False  # it may continue an open event, never start one
         if kept and s.open is None and not motion:
@@ -583,14 +593,16 @@ class EventTracker(LightHold):
 
     def _edge_jump(
         self, area: float, lit: float | None, boxes: Sequence[Box] | None,
-        brighter: Sequence[float] | None,
+        brighter: Sequence[float] | None, dimmed: float | None = None,
     ) -> bool:
         """The edge jump (``edge_jump``): at least that much moving out of a still update, at a
-        border, darker than the background somewhere, little of the picture changing brightness.
-        Call before ``last_area`` moves on."""
+        border, darker than the background somewhere, little of the picture changing brightness,
+        and (``jump_dimmed``) not much more of it changed to darker than moves. Call before
+        ``last_area`` moves on."""
         s, p = self._s, self.params
         return (
             0 < p.edge_jump <= area
+            and (p.jump_dimmed <= 0 or dimmed is None or dimmed <= p.jump_dimmed * area)
             and s.last_area <= 0
             and lit is not None
             and lit <= p.edge_grow_lit

@@ -27,6 +27,8 @@ from motion.tracker_state import TrackerState
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
+_TOUCH = 0.05  # for beam_touch, the largest region's box widened by this fraction of its size
+_TOUCH_LIFT = 0.5  # for beam_touch, a reflection's lift at least this fraction of the beam's
 _ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
 # relit_reach: a first region reaching further in than _ENTRY_WIDE from a border is no one's
 # first sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom
@@ -114,6 +116,23 @@ class LightHold:
             return False
         x, _, w, _ = boxes[0]
         return x <= EDGE or x + w >= 1.0 - EDGE
+
+    def _glow(
+        self, area: float, lit: float | None, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None,
+    ) -> bool:
+        """``swept_glow``: at least ``sudden_area`` moving, every region only brightened, and
+        more of the picture changing brightness (``lit``) than the cone test allows
+        (``cone_lit_ratio`` times the moving area), no event open. The caller holds on it only
+        when the light rule hid the frame: a car's beam growing in at a border, its glow
+        lighting five to twenty times its moving area ahead of it. (A pale cat in the first
+        seconds, which the light rule hides by ``lit_raw`` alone, is about all of ``lit``.)"""
+        s, p = self._s, self.params
+        return bool(
+            p.swept_glow and s.open is None and boxes and brighter and lit is not None
+            and 0 < p.sudden_area <= area and p.cone_lit_ratio * area < lit < 1.0
+            and min(brighter) >= p.light_brighter
+        )
 
     def _lit_lead(self, area: float, lit: float, brighter: Sequence[float] | None) -> bool:
         """A cone's first frame under ``sudden_area`` that the light announced (``lit_lead``):
@@ -280,7 +299,7 @@ class LightHold:
             # Re-learning scatters fragments of foliage over the picture for a second or two;
             # someone walking in meanwhile does so at a border (relit_reach).
             boxes, brighter, residual = self._at_borders(boxes, brighter, residual)
-        s.multi = self._count_multi(boxes, residual)
+        s.multi = self._count_multi(boxes, residual, brighter)
         s.dark = self._count_dark(boxes, brighter, residual)
         s.away = self._count_away(boxes, t)
         # With away_late, the cone's own first frame is no jump away from the light: the light
@@ -342,7 +361,8 @@ class LightHold:
         return s.regrow_n >= p.regrow and lift <= p.regrow_lift * s.hold_lift
 
     def _count_multi(
-        self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None
+        self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None,
+        brighter: Sequence[float] | None = None,
     ) -> int:
         """The updates in a row with two or more moving regions, this one included; call before
         ``last_area`` moves on. With ``multi_keep`` an update counts only if the regions but the
@@ -357,7 +377,8 @@ class LightHold:
         prev, s.second = s.second, tuple(boxes[1:]) if boxes else ()
         if boxes is None or len(boxes) < 2:
             return 0
-        if self._same_light(residual, len(boxes)):
+        if self._same_light(residual, len(boxes)) or self._touching_light(boxes, brighter,
+                                                                          residual):
             return s.multi
         lit = residual is not None and len(residual) == len(boxes) and residual[0] > 0
         if all(self._speck_in_light(b, boxes[0], lit) for b in boxes[1:]):
@@ -366,6 +387,26 @@ class LightHold:
                 s.last_area == 0.0 or not holds_place(s.second, prev, p.multi_keep)):
             return s.multi
         return s.multi + 1
+
+    def _touching_light(
+        self, boxes: Sequence[Box], brighter: Sequence[float] | None,
+        residual: Sequence[float] | None,
+    ) -> bool:
+        """``beam_touch``: whether every region but the largest is the largest one's floor
+        reflection: it only brightened, touches the largest one's box (widened by ``_TOUCH`` of
+        its size) in its lower half, and is lifted at least ``_TOUCH_LIFT`` times as much as
+        the largest, which brightened. Where a beam reaches the floor its reflection shows as a
+        second lit region at the beam's foot, lifted half to two thirds as much; someone
+        walking into the beam shows above it or beside it, lit a third as much."""
+        if not self.params.beam_touch or brighter is None or residual is None or (
+                len(brighter) != len(boxes) or len(residual) != len(boxes)) or residual[0] <= 0:
+            return False
+        big = boxes[0]
+        foot = big[1] + big[3] / 2
+        return all(
+            f >= self.params.light_brighter and r >= _TOUCH_LIFT * residual[0] and b[1] >= foot
+            and overlaps((b,), (big,), _TOUCH)
+            for b, f, r in zip(boxes[1:], brighter[1:], residual[1:], strict=True))
 
     def _speck_in_light(self, box: Box, big: Box, lit: bool) -> bool:
         """``inner_speck``: whether ``box`` (not the largest region) is a speck inside the box

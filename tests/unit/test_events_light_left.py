@@ -76,14 +76,16 @@ def test_what_a_lamp_switching_off_leaves_behind_starts_nothing() -> None:
 
 def test_a_visitor_walking_in_just_after_the_lamp_went_off_still_starts_one() -> None:
     # Within light_left_s of the lamp going off: left_motion_s after their first frame.
-    pause = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001) for i in range(1, 8)]
+    pause: list[Frame] = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001)
+                          for i in range(1, 8)]
     frames = walking_in(LAMP_OFF + pause, 30)
     first = pause[-1][0] + 1 / FPS
     (start,) = started(frames)
     assert 1.5 - 2 / FPS <= start - first < 1.5  # its updates, first included, span 1.5 s
     # Without the rule, sooner; 4 s after the lamp, at once with it too.
     assert started(frames, EventParams(light_left=0.0)) != started(frames)
-    wait = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001) for i in range(1, 60)]
+    wait: list[Frame] = [(43.2 + i / FPS, 0.0, 0.002, 0.002, (), (), (), 0.001)
+                         for i in range(1, 60)]
     (start,) = started(walking_in(LAMP_OFF + wait, 30))
     assert start - (wait[-1][0] + 1 / FPS) <= 0.2
 
@@ -100,3 +102,46 @@ def test_light_left_is_checked() -> None:
         EventParams(light_left=1.5)
     with pytest.raises(ValueError, match="left_motion_s"):
         EventParams(left_motion_s=-1.0)
+
+
+#: porch_light_visit#373 from 42.33 s (the seventeenth hold-out's false event at 42.47 s): the
+#: porch lamp switches off, and on its first frame only the brightest of its light, the corner
+#: by the fixture, has darkened enough to move: a dark region at the border out of a still
+#: update (``edge_jump``'s shape), with three times its area darkened around it (``dimmed``).
+FIXTURE: list[Frame] = [
+    (42.33, 0.0000, 0.0001, 0.0000, (), (), (), 0.0000),
+    (42.40, 0.0000, 0.0009, 0.0006, (), (), (), 0.0008),
+    (42.47, 0.0027, 0.0091, 0.0016, ((0.956, 0.0, 0.044, 0.089),), (0.0,), (-12.5,), 0.0086),
+    (42.53, 0.0000, 0.0877, 0.0528, (), (), (), 0.0862),
+    (42.60, 0.0000, 0.1014, 0.0619, (), (), (), 0.1012),
+    (42.67, 0.0000, 0.1066, 0.0716, (), (), (), 0.1065),
+    (42.73, 0.0000, 0.0849, 0.0634, (), (), (), 0.0849),
+    (42.80, 0.0000, 0.0701, 0.0563, (), (), (), 0.0701),
+    (42.87, 0.0000, 0.0428, 0.0388, (), (), (), 0.0424),
+]
+
+#: lamp_visit#2 from 11.87 s: a visitor's first frame, a dark slab at the left border whose
+#: darkened area is its own (``edge_jump`` starts it there).
+SLAB: list[Frame] = [
+    (11.87, 0.0000, 0.0008, 0.0002, (), (), (), 0.0001),
+    (11.93, 0.0000, 0.0001, 0.0000, (), (), (), 0.0000),
+    (12.00, 0.0000, 0.0013, 0.0010, (), (), (), 0.0013),
+    (12.07, 0.0031, 0.0031, 0.0030, ((0.0, 0.367, 0.025, 0.144),), (0.0,), (-23.8,), 0.0031),
+]
+
+
+def test_the_first_frame_of_a_lamp_switching_off_starts_nothing() -> None:
+    assert started(FIXTURE) == []
+    assert started(FIXTURE, EventParams(jump_dimmed=0.0)) == [42.47]  # the rule before
+
+
+def test_a_visitors_first_slab_still_starts_at_once() -> None:
+    assert started(SLAB) == started(SLAB, EventParams(jump_dimmed=0.0)) == [12.07]
+    # as much darkened around it as the lamp's corner had: no longer its own
+    darker = [(*f[:7], 3.2 * f[1]) for f in SLAB]
+    assert started(darker) == []
+
+
+def test_jump_dimmed_is_checked() -> None:
+    with pytest.raises(ValueError, match="jump_dimmed"):
+        EventParams(jump_dimmed=-1.0)
