@@ -412,9 +412,10 @@ class EventParams:
         the corner by its fixture: a dark region at the border out of a still update, with
         three times its area darkening around it before the rest follows (porch_light_visit#373
         at 42.47 s, the seventeenth hold-out's one-frame false event); the frame after, light
-        leaving (``light_left``) takes over. A visitor's first slab darkens its own area: 0.9-1.1
-        times on every ``edge_jump`` start over the cached scenes (94 starts, all visitors', at
-        0-1.76 times); no other event moved there (BENCHMARKS.md, the twelfth session).
+        leaving (``light_left``) takes over. A visitor's first slab darkens about its own area:
+        0-1.76 times on the cached scenes' 94 ``edge_jump`` starts, all visitors' (2.0 left
+        porch_light_visit#29's 1.76 little margin); no other event moved there (BENCHMARKS.md,
+        the twelfth session).
     swept_glow: a frame the light rule (``lit_floor``) keeps from starting a run holds the run
         as light (as ``swept_hold`` does for a cone's first frame) when at least
         ``sudden_area`` moves, every region only brightened and no event is open, however much

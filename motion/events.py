@@ -118,12 +118,12 @@ Rules:
   as much as the beam.
   With ``swept_hold`` a cone's first frame that the light rule below kept from starting a run
   holds the run that follows all the same; with ``swept_glow`` so does any frame the light rule
-  hid whose regions all only brightened, however much more the light changed around them (a
-  car's beam growing in under its glow). With ``lit_lead`` a first frame under
-  ``sudden_area`` is a cone's too when the update before changed brightness over at least that
-  much of the picture more than the update before it, with nothing moving: a car's light
-  brightens a band at once before any of it is motion, and then shows as a sliver at the
-  border; a visitor's sliver changes less, and gradually, before it shows.
+  hid whose regions all only brightened, with more of the picture changing brightness around
+  them than the cone test allows (a car's beam growing in under its glow). With ``lit_lead`` a
+  first frame under ``sudden_area`` is a cone's too when the update before changed brightness
+  over at least that much of the picture more than the update before it, with nothing moving: a
+  car's light brightens a band at once before any of it is motion, and then shows as a sliver
+  at the border; a visitor's sliver changes less, and gradually, before it shows.
   With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
   largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
   someone walking in where it leaves merges with it into one all-brighter region.
