@@ -350,7 +350,10 @@ class EventParams:
         light leaving too by this measure (their shadow and body darken up to 5 % of the
         picture), but by then their event is open: over 582 cached scene runs, 201 visitors
         came during or within 3 s of such an update and none started later. One walking in,
-        event-less, within 3 s after a lamp went off would wait 1.5 s.
+        event-less, within 3 s after a lamp went off would wait 1.5 s. A run that began on
+        the update before the light is seen leaving, with no event yet, is marked too (since
+        2026-12-07): the lamp's fixture darkens a frame before the rest (lamp_visit#385
+        49.33 s, the eighteenth hold-out's).
     foliage_gap, foliage_motion_s: an update whose largest region is small (its box at most
         ``haunt_box`` of the picture), inside the picture (not at a border) and within
         ``foliage_gap`` of the foliage the detector's flicker map knows
@@ -416,6 +419,13 @@ class EventParams:
         0-1.76 times on the cached scenes' 94 ``edge_jump`` starts, all visitors' (2.0 left
         porch_light_visit#29's 1.76 little margin); no other event moved there (BENCHMARKS.md,
         the twelfth session).
+    jump_below: ``edge_jump`` needs its region at the border to reach further down from the top
+        than this fraction of the picture's height (0..1; 0 = any border, the rule before
+        2026-12-07). People walk in at the left, right or bottom border (``edge_keep`` reads
+        only those); a region confined to the top strip at a corner is the lamp's fixture
+        darkening first as the lamp switches off, at 2.48 times its area in
+        lamp_visit#385 49.27 s (the eighteenth hold-out's), under ``jump_dimmed``. No
+        ``edge_jump`` start on the cached scenes had its border regions end above 0.3.
     swept_glow: a frame the light rule (``lit_floor``) keeps from starting a run holds the run
         as light (as ``swept_hold`` does for a cone's first frame) when at least
         ``sudden_area`` moves, every region only brightened and no event is open, however much
@@ -503,6 +513,7 @@ class EventParams:
     jump_dimmed: float = 2.5
     swept_glow: int = 1
     beam_touch: int = 1
+    jump_below: float = 0.1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -540,6 +551,7 @@ class EventParams:
             "small_area", "small_lit_floor", "edge_grow_lit", "relit_spread", "haunt_box",
             "edge_keep_margin", "edge_jump", "same_light", "beam_shade", "lit_lead", "regrow_low",
             "regrow_lift", "light_left", "relit_reach", "inner_speck", "foliage_gap", "trail_reach",
+            "jump_below",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -61,8 +61,8 @@ Rules:
 - With ``edge_jump`` (0.2 %) a region of at least that size at a border, out of an update
   with nothing moving, darker than the background somewhere, with at most ``edge_grow_lit`` of
   the picture changing brightness, starts one on its first frame, unless (``jump_dimmed``)
-  more than 2.5 times its area changed to darker: a porch lamp switching off darkens the corner
-  by its fixture first.
+  more than 2.5 times its area changed to darker, or (``jump_below``) it lies in the top tenth
+  of the picture: a porch lamp switching off darkens the corner by its fixture first.
 - Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
   brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
   starting an event (it still continues an open one). Headlights sweeping the porch at night light
@@ -474,15 +474,20 @@ class EventTracker(LightHold):
         """``light_left``: note an update where the picture darkened with nothing moving, and
         say whether this one comes within ``light_left_s`` of the latest such, with every moving
         region darker than the background (light leaving a surface the background had learnt
-        lit). A run that begins so is marked (``left_run``) until it ends."""
+        lit). A run that begins so, or began on the update before the one where the light is
+        seen leaving and started nothing, is marked (``left_run``) until it ends."""
         s, p = self._s, self.params
         if p.light_left <= 0 or dimmed is None:
             return False
-        if dimmed >= p.light_left and area <= p.lit_area_ratio * dimmed:
+        leaving = dimmed >= p.light_left and area <= p.lit_area_ratio * dimmed
+        if leaving:
             s.left_t = t
         left = bool(t - s.left_t <= p.light_left_s and brighter
                     and max(brighter) <= DARK_BRIGHTER)
-        if s.run_start is None:
+        # A run that began a frame before the light was seen leaving (the lamp's fixture
+        # darkens first) and has started nothing yet is the light's too.
+        if s.run_start is None or (leaving and s.open is None and left
+                                   and t - s.run_start <= p.gap_s + 1e-9):
             s.left_run = left
         return s.left_run
 
@@ -596,9 +601,9 @@ class EventTracker(LightHold):
         brighter: Sequence[float] | None, dimmed: float | None = None,
     ) -> bool:
         """The edge jump (``edge_jump``): at least that much moving out of a still update, at a
-        border, darker than the background somewhere, little of the picture changing brightness,
-        and (``jump_dimmed``) not much more of it changed to darker than moves. Call before
-        ``last_area`` moves on."""
+        border and reaching below the top strip (``jump_below``), darker than the background
+        somewhere, little of the picture changing brightness, and (``jump_dimmed``) not much
+        more of it changed to darker than moves. Call before ``last_area`` moves on."""
         s, p = self._s, self.params
         return (
             0 < p.edge_jump <= area
@@ -609,7 +614,7 @@ class EventTracker(LightHold):
             and bool(boxes)
             and bool(brighter)
             and min(brighter or (1.0,)) < p.light_brighter
-            and any(at_border(b) for b in boxes or ())
+            and any(at_border(b) and b[1] + b[3] > p.jump_below for b in boxes or ())
         )
 
     def _start(self, t: float, onset: float, reason: str) -> EventStarted:

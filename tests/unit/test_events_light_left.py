@@ -132,7 +132,10 @@ SLAB: list[Frame] = [
 
 def test_the_first_frame_of_a_lamp_switching_off_starts_nothing() -> None:
     assert started(FIXTURE) == []
-    assert started(FIXTURE, EventParams(jump_dimmed=0.0)) == [42.47]  # the rule before
+    assert started(FIXTURE, EventParams(jump_dimmed=0.0, jump_below=0.0)) == [42.47]  # before
+    # Either rule alone: three times its area darkened, and in the top tenth of the picture.
+    assert started(FIXTURE, EventParams(jump_dimmed=0.0)) == []
+    assert started(FIXTURE, EventParams(jump_below=0.0)) == []
 
 
 def test_a_visitors_first_slab_still_starts_at_once() -> None:
@@ -140,8 +143,45 @@ def test_a_visitors_first_slab_still_starts_at_once() -> None:
     # as much darkened around it as the lamp's corner had: no longer its own
     darker = [(*f[:7], 3.2 * f[1]) for f in SLAB]
     assert started(darker) == []
+    assert started(darker, EventParams(jump_dimmed=0.0)) == [12.07]
 
 
 def test_jump_dimmed_is_checked() -> None:
     with pytest.raises(ValueError, match="jump_dimmed"):
         EventParams(jump_dimmed=-1.0)
+
+
+#: lamp_visit#385 from 49.13 s (the eighteenth hold-out's false event at 49.27 s): the lamp
+#: switches off; its fixture's corner darkens first, at 2.48 times its area (under
+#: ``jump_dimmed``), in the top tenth of the picture, and on the next frame, with the light
+#: leaving (5.6 % darkened), the wall beside it is the largest region of the same run.
+FIXTURE_TOP: list[Frame] = [
+    (49.13, 0.0000, 0.0000, 0.0000, (), (), (), 0.0000),
+    (49.20, 0.0000, 0.0001, 0.0000, (), (), (), 0.0001),
+    (49.27, 0.0023, 0.0061, 0.0006, ((0.969, 0.0, 0.031, 0.089),), (0.0,), (-11.0,), 0.0057),
+    (49.33, 0.0067, 0.0560, 0.0295, ((0.9, 0.1, 0.044, 0.211), (0.919, 0.356, 0.025, 0.044)),
+     (0.0, 0.0), (-14.5, -13.7), 0.0558),
+    (49.40, 0.0000, 0.0935, 0.0610, (), (), (), 0.0933),
+    (49.47, 0.0000, 0.0970, 0.0651, (), (), (), 0.0970),
+    (49.53, 0.0000, 0.0717, 0.0497, (), (), (), 0.0715),
+    (49.60, 0.0000, 0.0460, 0.0347, (), (), (), 0.0460),
+]
+
+
+def test_a_lamps_fixture_at_the_top_starts_nothing_nor_does_its_run() -> None:
+    assert started(FIXTURE_TOP) == []
+    assert started(FIXTURE_TOP, EventParams(jump_below=0.0)) == [49.27]  # edge_jump, before
+    # Without edge_jump the run went on into the frame where the light is seen leaving: that
+    # frame marks the run as the light's, though it began a frame before.
+    assert started(FIXTURE_TOP, EventParams(edge_jump=0.0)) == []
+    assert started(FIXTURE_TOP, EventParams(edge_jump=0.0, light_left=0.0)) == [49.33]
+
+
+def test_a_visitors_slab_reaching_below_the_top_strip_still_starts_at_once() -> None:
+    low = [(*f[:4], tuple((x, 0.05, w, h) for x, _, w, h in f[4]), *f[5:]) for f in SLAB]
+    assert started(low) == [12.07]  # 0.05 to 0.194: below the top tenth
+
+
+def test_jump_below_is_checked() -> None:
+    with pytest.raises(ValueError, match="jump_below"):
+        EventParams(jump_below=1.5)
