@@ -314,7 +314,11 @@ class EventParams:
         blob 0.075 in and 0.13 along started at once, dark_nuisance_10min#301 321.6 s). With
         it, 0.01 since 2026-12-07 (0.02 before, two working pixels instead of four):
         ``ir_switch_visit`` 0-36 p95 0.67 -> 0.49 s, no event added on the same 69 switches
-        nor on any other cached scene.
+        nor on any other cached scene. A run that continues the run before (``rejoin_s``)
+        keeps its first region's entry (since 2026-12-07): an IR-lit visitor's sliver at the
+        border drops below ``min_area`` for two updates and is back 0.075 in, which waited
+        ``relit_motion_s`` (ir_switch_visit#398, the nineteenth hold-out's: 1.53 -> 0.60 s);
+        no other event moved on the cached scenes, the 69 switches included.
     inner_speck: a region other than the largest whose box lies inside the largest one's
         box, at most this fraction of the picture, is no second object for the releases of a
         held cone ("two or more regions", "not all brighter"), provided the largest

@@ -289,7 +289,7 @@ class EventTracker(LightHold):
         if kept and s.open is None and not motion:
             motion = True
             if s.run_start is None:
-                self._begin_run(t, s.keep_t, appeared and not self._rejoins(t, boxes))
+                self._begin_run(t, s.keep_t, appeared, self._rejoins(t, boxes))
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
@@ -302,7 +302,7 @@ class EventTracker(LightHold):
                     s.held_until = -math.inf
             return out
         if s.run_start is None:
-            self._begin_run(t, t, appeared and not self._rejoins(t, boxes))
+            self._begin_run(t, t, appeared, self._rejoins(t, boxes))
         assert s.run_start is not None
         if kept and s.inner_held and s.keep_t <= s.run_start:
             # Held as light inside the picture, but kept at a border from the run's first frame
@@ -501,14 +501,19 @@ class EventTracker(LightHold):
                     and t - lr[0] <= p.rejoin_s + 1e-9 and not lr[2]
                     and overlaps(boxes[:1], lr[1]))
 
-    def _begin_run(self, t: float, onset: float, appeared: bool) -> None:
+    def _begin_run(self, t: float, onset: float, appeared: bool, rejoins: bool = False) -> None:
         """A run of motion begins at ``onset`` (seen at ``t``); held as light if it
-        ``appeared`` so (:meth:`_appeared`)."""
+        ``appeared`` so (:meth:`_appeared`) and does not continue the run before
+        (``rejoins``, :meth:`_rejoins`). One that does keeps that run's entry from a border
+        (``relit_reach``): an IR-lit visitor walking in while the detector re-learns drops
+        below ``min_area`` for a frame or two between their first sliver and their next
+        step in."""
         s = self._s
         s.run_start = onset
-        s.entry_reach, s.entry_far, s.entry_box = None, 0.0, None
+        if not rejoins:
+            s.entry_reach, s.entry_far, s.entry_box = None, 0.0, None
         s.beam_held = False
-        if appeared:
+        if appeared and not rejoins:
             self._hold(t)
         s.early = None
 

@@ -34,8 +34,9 @@ _REACH = EventParams(relit_reach=0.02)
 
 
 def test_a_visitor_back_after_dropping_out_is_not_held_as_a_cone() -> None:
-    # Back at 16.87 s and 0.02 further in from the border at 17.00 s (relit_reach): 0.73 s.
-    assert started_relit(_DROP_OUT, _REACH) == [17.0]
+    # Back at 16.87 s, 0.03 further in from the border than its first sliver: the run it
+    # rejoins lends it that entry (relit_reach), at once (17.00 s, 0.73 s, before 2026-12-07).
+    assert started_relit(_DROP_OUT, _REACH) == [16.87]
     assert started_relit(_DROP_OUT, EventParams(relit_reach=0.02, rejoin_s=0.0)) == []  # held
     assert started_relit(_DROP_OUT) == [16.6]  # today: before it dropped out
 
