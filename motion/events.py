@@ -263,7 +263,6 @@ class EventTracker(LightHold):
         kept = self._edge_kept(t, area, lit, boxes)
         jump = motion and self._edge_jump(area, lit, boxes, brighter, dimmed)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
-        glow = light and self._glow(area, lit, boxes, brighter)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
         haunted = self._haunted(t, boxes)
         waits = [w for w, on in ((p.haunt_motion_s, haunted),
@@ -280,7 +279,7 @@ class EventTracker(LightHold):
             self._light_sweep(t, area, sweep_lit)
         ):
             cone = appeared and s.run_start is None and p.swept_hold
-            if cone or (glow and t >= s.held_until):
+            if cone or (light and t >= s.held_until and self._glow(area, lit, boxes, brighter)):
                 # A cone's first frame that the light rule hid: the run it grows into, a frame
                 # or two later and no longer "out of a still picture", is the same cone. So is
                 # a region that only brightened while light sweeps the picture (swept_glow).

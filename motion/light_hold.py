@@ -123,13 +123,14 @@ class LightHold:
     ) -> bool:
         """``swept_glow``: at least ``sudden_area`` moving, every region only brightened, and
         more of the picture changing brightness (``lit``) than the cone test allows
-        (``cone_lit_ratio`` times the moving area), no event open. The caller holds on it only
-        when the light rule hid the frame: a car's beam growing in at a border, its glow
-        lighting five to twenty times its moving area ahead of it. (A pale cat in the first
-        seconds, which the light rule hides by ``lit_raw`` alone, is about all of ``lit``.)"""
-        s, p = self._s, self.params
+        (``cone_lit_ratio`` times the moving area). The caller asks only when the light rule
+        hid the frame with no event open, and holds on it: a car's beam growing in at a border,
+        its glow lighting five to twenty times its moving area ahead of it. (A pale cat in the
+        first seconds, which the light rule hides by ``lit_raw`` alone, is about all of
+        ``lit``.)"""
+        p = self.params
         return bool(
-            p.swept_glow and s.open is None and boxes and brighter and lit is not None
+            p.swept_glow and boxes and brighter and lit is not None
             and 0 < p.sudden_area <= area and p.cone_lit_ratio * area < lit < 1.0
             and min(brighter) >= p.light_brighter
         )
