@@ -1,7 +1,7 @@
 """The geometry of the detector's moving regions (``MotionResult.boxes``) that the event
 tracker's rules read: relative ``(x, y, w, h)`` boxes in a picture 1 wide and 1 high, borders
 numbered 0 left, 1 right, 2 top, 3 bottom. Pure functions; what each rule makes of them is in
-:mod:`motion.events` and :mod:`motion.light_hold`.
+:mod:`motion.start_paths`, :mod:`motion.light_hold` and :mod:`motion.waits`.
 """
 
 from __future__ import annotations

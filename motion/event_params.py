@@ -3,7 +3,8 @@
 Use ``EventParams(min_motion_s=0.4, post_roll_s=5.0, ...)`` and hand it to
 :class:`motion.events.EventTracker`; ``doorward`` builds it from ``[motion]`` and ``[recording]``
 (agent/config.py), the benchmarks from ``--ev k=v``. :mod:`motion.events` says how the rules
-combine; each field's docstring says what it does and which value turns it off.
+combine and
+where each is described; each field's docstring says what it does and which value turns it off.
 """
 
 from __future__ import annotations

@@ -1,8 +1,77 @@
-"""The event tracker's light rules: headlight cones and light inside the picture held back
-(and the ways their hold ends), light sweeping the picture, places where small motion came and
-went, and the waits while the detector re-learns after a light switch. A mixin of
+"""The event tracker's light rules: light sweeping the picture, and headlight cones and light
+inside the picture held back (and the ways their hold ends). A mixin of
 :class:`motion.events.EventTracker`, which owns ``params`` and the state ``_s`` and calls these
-from ``update``; the rules themselves are described in :mod:`motion.events`.
+from ``update``.
+
+Rules:
+
+- Light on the move starts nothing: while more than ``lit_floor`` of the picture changes
+  brightness, motion smaller than ``lit_area_ratio`` times that fraction does not count towards
+  starting an event (it still continues an open one). Headlights sweeping the porch at night light
+  a third of the picture and leave a few percent "moving" for half a second; a gust in rain swings
+  a branch a little further than the detector has seen it go, a few tenths of a percent "moving"
+  inside 4-5 % changing brightness; a visitor moves most of what changes. Below the floor the rule
+  is off: under a branch that keeps 2-3 % of the picture changing, a visitor stepping in is at
+  first smaller than that. Motion under ``small_area`` (0.3 %) is weighed from ``small_lit_floor``
+  (2 %): a twig flashing a few tenths of a percent inside 2 % changing brightness. ``lit`` =
+  1.0, the detector re-learning after a light switch, is exempt.
+  For ``lit_floor_after_s`` after the first update (the detector's own start-up stretch) the rule
+  has no floor: the detector has not yet seen the foliage sway, and a branch's first swing shows
+  as a little "motion" inside a wider band of leaves changing brightness (a tenth to a third of
+  it), growing as it swings, where a visitor stepping in is most of what changes.
+- A headlight cone is held back: a run whose first motion frame shows at least ``sudden_area``
+  moving at once, about all of what changed brightness (``lit`` at most ``cone_lit_ratio`` times
+  the moving area), where the previous update saw nothing moving, and every moving region only
+  brightened (``brighter``, the detector's fraction of a region's pixels brighter than the
+  background, at least ``light_brighter``), starts no event
+  for ``sudden_hold_s`` from that frame, unless two or more regions move on two updates in a row
+  (someone beside the beam) or a region not all brighter moves on two updates in a row (an object
+  darker than the background somewhere). Light only adds: a relit surface is brighter at every
+  pixel, wherever the cone first lands; a person walking in grows from a sliver, and in daylight
+  or at dusk is darker than the background somewhere. The hold outlasts breaks in the run: a
+  cone leaving the porch flickers below ``min_area`` and shows again as a shrinking region.
+  With ``rejoin_s`` a region back within 0.3 s where an unheld run just was is that run's
+  object come back, not a cone appearing: an IR-lit visitor dropping out for a few frames.
+  With ``multi_keep`` the "two regions" release counts only updates on which the regions but the
+  largest did not shrink or jump, after an update that saw motion: the cone's glare splits off
+  as a second region that shrinks and vanishes within a few frames, flickers from place to
+  place, or comes back with the cone out of a still picture; a visitor beside the beam stays
+  where they were and holds or grows as they walk up.
+  "Where the previous update saw nothing moving" covers (``sudden_jump``) a sliver of at most
+  a quarter of the first frame's area: a cone swinging in shows one below ``min_area`` first.
+  With ``away_release`` the hold also ends when the regions jump far from where the light was
+  and stay there two updates (someone stepping in elsewhere as the cone leaves, in the same run
+  of motion), and their run starts where they appeared. With ``away_late`` that jump must come
+  after the hold began: a cone's own first frame, out of an update that saw only a speck
+  elsewhere, is no one stepping in away from the light.
+  With ``inner_light`` a run whose first motion frame shows only regions that brightened, none
+  near a border, is held too, whatever its size: a cone swinging in from the street grows from
+  a sliver mid-picture, a branch under the porch lamp brightens as it swings. With
+  ``dark_keep`` the "not all brighter" release counts only dark regions that hold their place:
+  a cone moving on leaves a dark sliver behind that shrinks or jumps. With ``same_light``
+  neither release counts a region lifted about as much as the largest one (``residual``, the
+  detector's mean residual per region): a piece of the beam splitting off, or the beam itself a
+  few pixels short of all brighter, is the same light; a person beside it is lifted or lowered
+  by their own amount. With ``beam_shade`` neither counts a region darker than the background by
+  a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
+  With ``inner_speck`` neither counts a speck inside the beam's own box: that ringing inside it.
+  With ``beam_touch`` the "two regions" release does not count the beam's floor reflection: a
+  region that only brightened, touching the beam's box in its lower half, lifted at least half
+  as much as the beam.
+  With ``swept_hold`` a cone's first frame that the light rule above kept from starting a run
+  holds the run that follows all the same; with ``swept_glow`` so does any frame the light rule
+  hid whose regions all only brightened, with more of the picture changing brightness around
+  them than the cone test allows (a car's beam growing in under its glow). With ``lit_lead`` a
+  first frame under ``sudden_area`` is a cone's too when the update before changed brightness
+  over at least that much of the picture more than the update before it, with nothing moving: a
+  car's light brightens a band at once before any of it is motion, and then shows as a sliver
+  at the border; a visitor's sliver changes less, and gradually, before it shows.
+  With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
+  largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
+  someone walking in where it leaves merges with it into one all-brighter region.
+  Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
+  the left or right edge (a cone entering at the side), the run's hold ending with the run;
+  ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
 """
 
 from __future__ import annotations
@@ -14,40 +83,15 @@ from motion.boxes import (
     EDGE,
     Box,
     at_border,
-    centred_in,
-    depth,
-    extent_across,
     holds_place,
     overlaps,
-    reach_in,
 )
 from motion.event_params import EventParams
 from motion.tracker_state import TrackerState
 
 _AWAY_GROW = 2.0  # for away_release, a region's neighbourhood: its box widened by twice its size
-_HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
-_HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
 _TOUCH = 0.05  # for beam_touch, the largest region's box widened by this fraction of its size
 _TOUCH_LIFT = 0.5  # for beam_touch, a reflection's lift at least this fraction of the beam's
-_ENTRY_GAP = 0.03  # relit_reach: a region this far beyond the deepest point is another one
-# relit_reach: a first region reaching further in than _ENTRY_WIDE from a border is no one's
-# first sliver; it was there already (a headlight cone 0.71 tall shrinking off the bottom
-# border, dark_nuisance_10min#214 317.3 s). Beyond _ENTRY_SLIVER it counts only when it runs
-# along the border _ENTRY_LONG times as far as it reaches in, as someone's body does: a beam
-# comes in as a blob (#301 321.5 s: 0.075 in, 0.13 along; it counted until 2026-12-07), a
-# visitor back after dropping out as the upright slab they were (ir_switch_visit#20 16.9 s:
-# 0.069 in, 0.31 along). On ir_switch_visit 0-36 a plain 0.05 moves no visitor; 0.03 does.
-_ENTRY_SLIVER = 0.05
-_ENTRY_WIDE = 0.1
-_ENTRY_LONG = 3.0
-
-
-def _sliver(box: Box, side: int, reach: float) -> bool:
-    """Whether ``box``, reaching ``reach`` in from border ``side`` (0: not touching it), is
-    someone's first sliver there (``_ENTRY_SLIVER``, ``_ENTRY_WIDE``, ``_ENTRY_LONG``)."""
-    return 0 < reach <= _ENTRY_SLIVER or (
-        0 < reach <= _ENTRY_WIDE and (box[3] if side < 2 else box[2]) >= _ENTRY_LONG * reach)
-
 
 class LightHold:
     """The light rules, mixed into :class:`motion.events.EventTracker` (not used alone)."""
@@ -164,118 +208,6 @@ class LightHold:
         if residual[0] >= p.relit_lift:
             s.beam_held = True
             self._hold(t)
-
-    def _relit_short(self, t_end: float, relit: bool, boxes: Sequence[Box] | None) -> bool:
-        """Whether the run, counted to ``t_end``, is still shorter than ``relit_motion_s`` on a
-        frame where the detector re-learns after a light switch (then it starts no event), or
-        (``relit_spread``) has not yet left the extent of its first moments; never once it
-        walked in from a border (``relit_reach``)."""
-        s, p = self._s, self.params
-        assert s.run_start is not None
-        if not relit or 0 < p.relit_reach <= s.entry_far:
-            return False
-        return t_end - s.run_start + 1e-9 < p.relit_motion_s or not self._spread(boxes)
-
-    def _note_entry(self, boxes: Sequence[Box] | None) -> None:
-        """``relit_reach``: how much further into the picture the run's largest region has
-        reached, from the border its first region (while re-learning) touched as a sliver (at
-        most ``_ENTRY_SLIVER`` in), than that first region did (``entry_far``); called on the
-        run's updates while re-learning. The borders stop counting for the rest of the run
-        once the largest region is not beside the previous update's (within its own size) or
-        its near edge lies over ``_ENTRY_GAP`` beyond the deepest point reached (a region
-        elsewhere, not the one walking in: a visitor's head and legs take turns as the
-        largest); 0 for a run that began away from the borders."""
-        s = self._s
-        if self.params.relit_reach <= 0 or not boxes:
-            return
-        big, last = boxes[0], s.entry_box
-        s.entry_box = big
-        if s.entry_reach is None:
-            s.entry_reach = {side: r for side in range(4)
-                             if _sliver(big, side, r := reach_in(big, side))}
-            s.entry_deep = dict(s.entry_reach)
-        elif last is None or not overlaps((big,), (last,), grow=1.0):
-            s.entry_deep = {}
-        for side in list(s.entry_deep):
-            if depth(big, side) - extent_across(big, side) > s.entry_deep[side] + _ENTRY_GAP:
-                del s.entry_deep[side]
-            else:
-                s.entry_deep[side] = max(s.entry_deep[side], depth(big, side))
-        s.entry_far = max((d - s.entry_reach[k] for k, d in s.entry_deep.items()), default=0.0)
-
-    def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
-        """Widen ``early``, the extent of the run's regions over its first half of
-        ``relit_motion_s`` (with ``relit_spread``)."""
-        s, p = self._s, self.params
-        assert s.run_start is not None
-        if p.relit_spread <= 0 or not boxes or t - s.run_start >= p.relit_motion_s / 2:
-            return
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-        if s.early is not None:
-            ex, ey, ew, eh = s.early
-            x0, y0, x1, y1 = min(x0, ex), min(y0, ey), max(x1, ex + ew), max(y1, ey + eh)
-        s.early = (x0, y0, x1 - x0, y1 - y0)
-
-    def _spread(self, boxes: Sequence[Box] | None) -> bool:
-        """Whether a region of ``boxes`` reaches ``relit_spread`` beyond the run's early extent
-        (True when that rule is off or there is nothing to compare)."""
-        s, p = self._s, self.params
-        m = p.relit_spread
-        if m <= 0 or s.early is None or not boxes:
-            return True
-        ex, ey, ew, eh = s.early
-        return any(
-            x < ex - m or y < ey - m or x + w > ex + ew + m or y + h > ey + eh + m
-            for x, y, w, h in boxes
-        )
-
-    def _haunted(self, t: float, boxes: Sequence[Box] | None) -> bool:
-        """Remember where small motion shows while no event is open (``haunt_s``), and say
-        whether the largest region of ``boxes`` is small and centred in a place remembered so:
-        one that showed motion at least ``_HAUNT_SETTLE_S`` ago with no event starting since."""
-        s, p = self._s, self.params
-        if p.haunt_s <= 0:
-            return False
-        while s.pending and t - s.pending[0][0] >= _HAUNT_SETTLE_S:
-            self._remember(*s.pending.popleft())
-        s.haunts = [(seen, place) for seen, place in s.haunts if t - seen <= p.haunt_s]
-        small = [b for b in boxes or () if b[2] * b[3] <= p.haunt_box]
-        if s.open is None and small and len(s.pending) < 4 * _HAUNT_MAX:
-            s.pending.extend((t, b) for b in small)
-        # The largest region decides: a branch's piece swinging further than before is often
-        # joined by a speck somewhere new; a visitor soon outgrows what flickers beside them.
-        if not boxes:
-            return False
-        return boxes[0][2] * boxes[0][3] <= p.haunt_box and any(
-            centred_in(boxes[0], place) for _, place in s.haunts
-        )
-
-    def _by_foliage(
-        self, lit: float | None, boxes: Sequence[Box] | None, foliage: float | None
-    ) -> bool:
-        """``foliage_gap``: whether the largest region of ``boxes`` is small (its box at most
-        ``haunt_box`` of the picture), inside the picture (not at a border: someone walking in
-        crosses one first) and within ``foliage_gap`` of foliage the detector's flicker map
-        knows (``foliage``, the detector's gap for that region), in a picture the
-        detector has learnt (``lit`` under 1.0: while it re-learns after a light switch its
-        flicker map is learning afresh, and the ``relit_*`` rules apply)."""
-        p = self.params
-        if p.foliage_gap <= 0 or not boxes or foliage is None or lit is None or lit >= 1.0:
-            return False
-        _, _, w, h = boxes[0]
-        return w * h <= p.haunt_box and foliage <= p.foliage_gap and not at_border(boxes[0])
-
-    def _remember(self, seen: float, box: Box) -> None:
-        """Add a place to ``haunts``, or refresh the one it is centred in."""
-        s = self._s
-        for i, (_, place) in enumerate(s.haunts):
-            if centred_in(box, place):
-                s.haunts[i] = (seen, place)
-                return
-        s.haunts.append((seen, box))
-        if len(s.haunts) > _HAUNT_MAX:
-            s.haunts.remove(min(s.haunts))
 
     def _inner_light(self, boxes: Sequence[Box], brighter: Sequence[float] | None) -> bool:
         """Light inside the picture (``inner_light``): every region only brightened (all of

@@ -1,6 +1,6 @@
-"""The event tracker's state: everything :class:`motion.events.EventTracker` and its light
-rules (:class:`motion.light_hold.LightHold`) remember between updates, in one mutable record
-that only the tracker instance owning it touches.
+"""The event tracker's state: everything :class:`motion.events.EventTracker` and its mixins
+(:mod:`motion.start_paths`, :mod:`motion.light_hold`, :mod:`motion.waits`) remember between
+updates, in one mutable record that only the tracker instance owning it touches.
 """
 
 from __future__ import annotations

@@ -166,6 +166,7 @@ _CACHE_SOURCES = ("motion", "agent/camera/sim", "scripts/bench_stress.py")
 _CACHE_IGNORED = frozenset({
     "motion/events.py", "motion/event_params.py", "motion/light_hold.py", "motion/boxes.py",
     "motion/tracker_state.py", "motion/event_messages.py", "motion/trail.py",
+    "motion/start_paths.py", "motion/waits.py",
     "agent/camera/sim/library.py", "agent/camera/sim/dark_scenes.py", "agent/camera/sim/cast.py",
 })
 

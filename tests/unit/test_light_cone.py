@@ -1,6 +1,6 @@
 """A moving light cone against a person, through the detector and the event tracker together.
 
-What the rule depends on (motion.events, "a headlight cone is held back"): light only adds, so
+What the rule depends on (motion.light_hold, "a headlight cone is held back"): light only adds, so
 every pixel of the cone's region is brighter than the background predicts (``brighter`` >= 0.95,
 ``EventParams.light_brighter``), and it appears at full size at once (>= ``sudden_area``, 0.4 % of
 the picture) out of a still picture. A person is darker than the background somewhere, or grows
