@@ -126,6 +126,7 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         kept = self._edge_kept(t, area, lit, boxes)
+        rkept = self._relit_kept(t, lit, boxes, brighter, residual)
         jump = motion and self._edge_jump(area, lit, boxes, brighter, dimmed)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
@@ -154,6 +155,11 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             motion = True
             if s.run_start is None:
                 self._begin_run(t, s.keep_t, appeared, self._rejoins(t, boxes))
+        if rkept and s.open is None and not motion:
+            motion = True
+            if s.run_start is None:
+                assert s.rkeep is not None
+                self._begin_run(t, s.rkeep[1], appeared, self._rejoins(t, boxes))
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
@@ -179,7 +185,7 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             self._hold_beam(t, boxes, brighter, residual)
         # Where small motion came and went before (haunted), or a small region shows beside
         # foliage, none of the at-once paths apply.
-        entered = relit and 0 < p.relit_reach <= s.entry_far  # walking in while re-learning
+        entered = relit and (0 < p.relit_reach <= s.entry_far or rkept)  # walking in
         persisted = self._persisted(t, frame_s, area, lit, boxes, wait_s, grew and box_grew,
                                     box_grew) or (wait_s is None and (kept or jump or entering
                                                                       or entered or trailed))
@@ -190,7 +196,8 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
                 self._motion(o, t, area)
             return out
-        if persisted and t >= s.held_until and not self._relit_short(t + frame_s, relit, boxes):
+        if persisted and t >= s.held_until and (
+                rkept or not self._relit_short(t + frame_s, relit, boxes)):
             out.append(self._start(t, s.run_start, "motion"))
             assert s.open is not None
             self._motion(s.open, t, area)

@@ -64,6 +64,9 @@ class TrackerState:
     entry_deep: dict[int, float] = field(default_factory=dict)
     entry_box: Box | None = None
     entry_far: float = 0.0
+    # relit_keep: the streak of slivers at a border while re-learning: updates in it, its first
+    # update, the border, the first sliver's reach, the deepest since, the latest sliver, when
+    rkeep: tuple[int, float, int, float, float, Box, float] | None = None
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
     haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s

@@ -16,6 +16,10 @@ Rules:
   only brightened and is lifted as only a car's beam is (``relit_lift``, 80 grey levels) is
   held as light, and only regions at a border release it: the beam grew in while the frames
   still counted as a light change, and the re-learnt picture's fragments come and go beside it.
+  With ``relit_keep`` a sliver at a border that holds on for that many updates in a row, each
+  beside the one before, and reaches ``relit_reach`` deeper, starts an event from its first
+  update, moving or not: someone walking in shows so before the detector calls it motion; a
+  beam grows out of being a sliver within two or three updates.
 - Where small motion came and went before (``haunt_s``, 60 s), small motion waits: an update
   whose largest region is small and centred where motion showed 2-60 s ago without an event
   takes no short path, and its run must persist ``haunt_motion_s`` (0.6 s). A branch in a gust
@@ -102,6 +106,40 @@ class RunWaits:
             else:
                 s.entry_deep[side] = max(s.entry_deep[side], depth(big, side))
         s.entry_far = max((d - s.entry_reach[k] for k, d in s.entry_deep.items()), default=0.0)
+
+    def _relit_kept(
+        self, t: float, lit: float | None, boxes: Sequence[Box] | None,
+        brighter: Sequence[float] | None, residual: Sequence[float] | None,
+    ) -> bool:
+        """``relit_keep``: while the detector re-learns and no event is open, follow a sliver
+        at the left, right or bottom border (:func:`_sliver`, moving or below ``min_area``, not
+        lifted as a beam is) from update to update, each beside the one before, and say whether
+        it has been seen on ``relit_keep`` updates in a row (within ``gap_s`` of each other)
+        and reached ``relit_reach`` deeper than at first. Call on every update."""
+        s, p = self._s, self.params
+        if p.relit_keep <= 0 or p.relit_reach <= 0:  # it counts the depth relit_reach asks
+            return False
+        if s.open is not None or lit is None or lit < 1.0 or not boxes:
+            s.rkeep = None
+            return False
+        lifts = residual if residual is not None and len(residual) == len(boxes) else None
+        cands = [(r, side, b) for i, b in enumerate(boxes) for side in (0, 1, 3)
+                 if _sliver(b, side, r := reach_in(b, side))
+                 and (lifts is None or p.relit_lift <= 0 or lifts[i] < p.relit_lift)]
+        prev = s.rkeep
+        if prev is not None and t - prev[6] <= p.gap_s:
+            n, t0, side0, r0, deep, box0, _ = prev
+            cont = [c for c in cands if c[1] == side0 and overlaps((c[2],), (box0,), grow=1.0)]
+            if cont:
+                r, side, b = max(cont)
+                s.rkeep = (n + 1, t0, side, r0, max(deep, r), b, t)
+                return n + 1 >= p.relit_keep and max(deep, r) - r0 >= p.relit_reach
+        if not cands:
+            s.rkeep = None
+            return False
+        r, side, b = min(cands)
+        s.rkeep = (1, t, side, r, r, b, t)
+        return False
 
     def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
         """Widen ``early``, the extent of the run's regions over its first half of

@@ -228,11 +228,13 @@ def test_a_beam_sweeping_in_while_the_detector_relearns_starts_no_event() -> Non
 
 def test_fragments_inside_the_picture_do_not_release_the_beam() -> None:
     # The fragment at 0.27 of the width behind the beam released it at 321.73 s when every
-    # region counted. The same fragment at the left border is a region walking in.
+    # region counted. The same fragment at the left border is a region walking in: a sliver
+    # there deepening on four updates from 320.27 s, which relit_keep starts on at once.
     at_border: list[LiftFrame] = [
         (t, m, a, tuple((0.0, *b[1:]) if i == 1 else b for i, b in enumerate(boxes)), f, r)
         for t, m, a, boxes, f, r in _BEAM]
-    assert started_lifted(at_border) == [321.73]
+    assert started_lifted(at_border) == [320.47]
+    assert started_lifted(at_border, EventParams(relit_keep=0)) == [321.73]
 
 
 def test_a_region_reaching_a_tenth_in_on_its_first_frame_is_no_sliver_walking_in() -> None:

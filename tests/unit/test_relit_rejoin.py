@@ -47,15 +47,20 @@ WALK_IN: list[LiftFrame] = [
 
 
 def test_a_visitor_back_after_a_break_keeps_their_entry_from_the_border() -> None:
-    assert started_lifted(WALK_IN) == [14.47]
-    assert started_lifted(WALK_IN, EventParams(rejoin_s=0.0)) == [15.4]  # no rejoin: as before
+    # relit_keep starts it a frame sooner, on the sliver's fourth update (14.40 s, 0.044 in).
+    assert started_lifted(WALK_IN) == [14.4]
+    no_keep = EventParams(relit_keep=0)
+    assert started_lifted(WALK_IN, no_keep) == [14.47]
+    no_rejoin = EventParams(rejoin_s=0.0, relit_keep=0)
+    assert started_lifted(WALK_IN, no_rejoin) == [15.4]  # no rejoin: as before
 
 
 def test_a_region_elsewhere_after_the_break_does_not() -> None:
     # The same frames with the region after the break in the middle of the picture: not where
     # the sliver was, so a new run with no entry; relit_motion_s applies (and relit_spread:
-    # nothing starts within these frames).
+    # nothing starts within these frames). Without relit_keep, which starts on the sliver's
+    # own updates before the break.
     moved = [(t, m, a, tuple((x + 0.4, y, w, h) for x, y, w, h in boxes), br, res)
              if t >= 14.46 else (t, m, a, boxes, br, res)
              for t, m, a, boxes, br, res in WALK_IN]
-    assert started_lifted(moved) == []
+    assert started_lifted(moved, EventParams(relit_keep=0)) == []
