@@ -126,7 +126,7 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             s.first_t = t
         light = p.light_brighter > 0 and brighter is not None
         kept = self._edge_kept(t, area, lit, boxes)
-        rkept = self._relit_kept(t, lit, boxes, brighter, residual)
+        rkept = self._relit_kept(t, lit, boxes, residual)
         jump = motion and self._edge_jump(area, lit, boxes, brighter, dimmed)
         appeared = self._appeared(area, lit, boxes, brighter if light else None)
         self._release_hold(t, area, boxes, brighter if light else None, residual)
@@ -159,7 +159,7 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             motion = True
             if s.run_start is None:
                 assert s.rkeep is not None
-                self._begin_run(t, s.rkeep[1], appeared, self._rejoins(t, boxes))
+                self._begin_run(t, s.rkeep.t0, appeared, self._rejoins(t, boxes))
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path

@@ -26,6 +26,19 @@ class OpenEvent:
         return EventEnded(self.event_id, t, self.last_motion_t, reason, self.peak_area, self.peak_t)
 
 
+@dataclass(frozen=True)
+class SliverStreak:
+    """``relit_keep``: a sliver at a border followed from update to update while re-learning."""
+
+    n: int  # updates in the streak
+    t0: float  # its first update
+    side: int  # the border (0 left, 1 right, 3 bottom)
+    reach0: float  # how far the first sliver reached in
+    deep: float  # the deepest reach since
+    box: Box  # the latest sliver
+    t: float  # when it was seen
+
+
 @dataclass
 class TrackerState:
     next_id: int = 1
@@ -64,9 +77,7 @@ class TrackerState:
     entry_deep: dict[int, float] = field(default_factory=dict)
     entry_box: Box | None = None
     entry_far: float = 0.0
-    # relit_keep: the streak of slivers at a border while re-learning: updates in it, its first
-    # update, the border, the first sliver's reach, the deepest since, the latest sliver, when
-    rkeep: tuple[int, float, int, float, float, Box, float] | None = None
+    rkeep: SliverStreak | None = None  # relit_keep: the sliver at a border followed so far
     first_t: float | None = None  # the first update's time
     pending: deque[tuple[float, Box]] = field(default_factory=deque)  # small motion, no event yet
     haunts: list[tuple[float, Box]] = field(default_factory=list)  # (last seen, place): haunt_s

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 from motion.boxes import Box, at_border, centred_in, depth, extent_across, overlaps, reach_in
 from motion.event_params import EventParams
-from motion.tracker_state import TrackerState
+from motion.tracker_state import SliverStreak, TrackerState
 
 _HAUNT_SETTLE_S = 2.0  # a place counts as haunted once it showed motion this long ago, no event
 _HAUNT_MAX = 64  # places remembered at most (the oldest go first); pending sightings: 4x that
@@ -109,7 +109,7 @@ class RunWaits:
 
     def _relit_kept(
         self, t: float, lit: float | None, boxes: Sequence[Box] | None,
-        brighter: Sequence[float] | None, residual: Sequence[float] | None,
+        residual: Sequence[float] | None,
     ) -> bool:
         """``relit_keep``: while the detector re-learns and no event is open, follow a sliver
         at the left, right or bottom border (:func:`_sliver`, moving or below ``min_area``, not
@@ -127,18 +127,19 @@ class RunWaits:
                  if _sliver(b, side, r := reach_in(b, side))
                  and (lifts is None or p.relit_lift <= 0 or lifts[i] < p.relit_lift)]
         prev = s.rkeep
-        if prev is not None and t - prev[6] <= p.gap_s:
-            n, t0, side0, r0, deep, box0, _ = prev
-            cont = [c for c in cands if c[1] == side0 and overlaps((c[2],), (box0,), grow=1.0)]
+        if prev is not None and t - prev.t <= p.gap_s:
+            cont = [c for c in cands
+                    if c[1] == prev.side and overlaps((c[2],), (prev.box,), grow=1.0)]
             if cont:
                 r, side, b = max(cont)
-                s.rkeep = (n + 1, t0, side, r0, max(deep, r), b, t)
-                return n + 1 >= p.relit_keep and max(deep, r) - r0 >= p.relit_reach
+                s.rkeep = now = SliverStreak(prev.n + 1, prev.t0, side, prev.reach0,
+                                             max(prev.deep, r), b, t)
+                return now.n >= p.relit_keep and now.deep - now.reach0 >= p.relit_reach
         if not cands:
             s.rkeep = None
             return False
-        r, side, b = min(cands)
-        s.rkeep = (1, t, side, r, r, b, t)
+        r, side, b = min(cands)  # a new streak from the thinnest sliver
+        s.rkeep = SliverStreak(1, t, side, r, r, b, t)
         return False
 
     def _note_early(self, t: float, boxes: Sequence[Box] | None) -> None:
