@@ -461,9 +461,9 @@ class EventParams:
         ``min_area``, or in the detector's first second after the switch, which it reports
         as a light change), seen on this many updates in a row, each beside the one before, and
         reaching ``relit_reach`` deeper than at first, starts an event at once, from its first
-        update (0..100; 0 = off, the rule before 2026-12-07; off too with ``relit_reach``
-        0). Not a sliver lifted as a beam is
-        (``relit_lift``). Someone walking in just after the camera switches to IR shows first
+        update, unless the run is held as light (a cone's hold stays) (0..100; 0 = off, the
+        rule before 2026-12-07; off too with ``relit_reach`` 0). Not a sliver lifted as a beam
+        is (``relit_lift``). Someone walking in just after the camera switches to IR shows first
         as such a sliver, one working pixel deeper every update or two, for 0.3-0.5 s before
         the detector calls it motion: on ``ir_switch_visit`` seeds 380-409 (seen hold-outs)
         p95 1.20 -> 0.78 s, 10 -> 3 visitors over 0.5 s; seeds 0-36 p95 0.49 -> 0.40 s. A car's
