@@ -136,10 +136,14 @@ class Subscriber:
     def __init__(self, url: str, *, persistent: bool = False) -> None:
         self.inbox: queue.Queue[InboundMessage] = queue.Queue()
         # reconnect_max_s: back within 2 s of a broker restart (paho's default backoff could
-        # keep it away for 32 s after a 30 s outage, past the drain below)
+        # keep it away for 32 s after a 30 s outage, past the drain below).
+        # resume_session: clean start off from the first connection. Mosquitto 2.0.11 (Debian 12)
+        # writes to its persistence file only sessions begun that way: one begun with clean start
+        # on (even with a session expiry) is gone after a restart, and what the device published
+        # before this subscriber was back was acknowledged "no matching subscribers" and lost.
         self.client = MqttClient(MqttSettings(url=url, client_id="test-subscriber",
                                               session_expiry_s=3600 if persistent else 0,
-                                              reconnect_max_s=2),
+                                              resume_session=persistent, reconnect_max_s=2),
                                  on_message=self.inbox.put)
         self.client.subscribe("doorward/#")
         self.client.start()
