@@ -120,8 +120,11 @@ class ChaosRig:
         consent.add_owner(os.urandom(32), str(self.owner.recipient), "owner", time.time())
         consent.grant(["events", "clips", "snapshots"], None, "k-chaos", time.time())
         db.close()
+        # resume_session: Mosquitto 2.0.11 keeps over its restart (outage()) only sessions begun
+        # with clean start off; what it queued for one begun otherwise is lost with it
         self.sub = MqttClient(MqttSettings(url=self.broker.url, client_id="chaos-owner",
-                                           session_expiry_s=3600), on_message=self._inbox.put)
+                                           session_expiry_s=3600, resume_session=True),
+                              on_message=self._inbox.put)
         self.sub.subscribe(f"doorward/{self.identity.device_id}/+")
         self.sub.start()
         assert self.sub.wait_connected(10)
