@@ -7,6 +7,11 @@ Wiring::
         r = det.update(frame.luma, frame.t)   # any size; time in seconds is an argument, no clock
         tracker.update(r.t, r.motion, r.area)
 
+The detector learns (background, noise floor, flicker map, light switches) here; the per-pixel
+tests and the changed mask (steps 3, 4 and 6 below) are :mod:`motion.change_evidence`, the
+working image and its buffers :mod:`motion.work_image`, the light fit :mod:`motion.light_fit`
+and the regions :mod:`motion.masks`.
+
 Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core):
 
 1. Downscale to ``work_width`` (strided sampling to ~2x the target, then INTER_AREA) and blur.
@@ -62,19 +67,19 @@ Pipeline per frame (all OpenCV/numpy, ~0.4 ms at 1280x720 input on one x86 core)
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from motion.detector_params import DetectorParams
+from motion.change_evidence import ChangeEvidence
+from motion.detector_params import REF_FPS, DetectorParams
 from motion.light_fit import fit_light
-from motion.masks import above, dense, foliage_gap, regions
-from motion.zones import Polygon, polygon_mask
+from motion.masks import above, foliage_gap, regions
+from motion.work_image import Geometry, Scratch
+from motion.zones import Polygon
 
-_REF_FPS = 15.0  # per-frame rates below are given for this frame rate and scaled by elapsed time
 _RESTART_WINDOW_S = 5.0  # see MotionDetector._restart_flicker
 _MIN_FIT_SAMPLES = 48  # quiet sample pixels (of ~1600 at 160x90) enough for the light fit
 _DARK_CONFIRM_LIT = 0.04  # ``lit`` (previous frame) up to which ``dark_confirm`` applies
@@ -83,9 +88,6 @@ _EDGE_CLUSTER_LIT = 0.01  # changed fraction of the picture up to which ``edge_c
 # dark_structure and lit_dimmed: the fraction of the picture changed to darker beyond which light
 # is leaving part of it (a porch lamp going off: 0.9-3 %; a visitor walking in: 0.2-0.6 %)
 _DIMMING = 0.006
-_EDGE_DARKER = 0.1  # fraction of an ``edge_cluster`` cluster's pixels that must be darker
-# the word whose low byte is every step-th pixel of a row (see _Geometry._sampled)
-_WORDS: dict[int, type[np.unsignedinteger]] = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 @dataclass(frozen=True)
@@ -132,114 +134,10 @@ class MotionResult:
     foliage: float = 1.0
 
 
-class _Geometry:
-    """Everything that depends only on the input size: downscale plan, masks, fit sample."""
-
-    def __init__(
-        self,
-        shape: tuple[int, int],
-        p: DetectorParams,
-        zones: Sequence[Polygon],
-        masks: Sequence[Polygon],
-    ) -> None:
-        h, w = shape
-        self.shape = shape
-        if w <= p.work_width:
-            self.step, self.size = 1, (w, h)
-        else:
-            self.step = max(1, w // (2 * p.work_width))
-            self.size = (p.work_width, max(1, round(p.work_width * h / w)))
-        ww, wh = self.size
-        private = polygon_mask(masks, ww, wh) if masks else np.zeros((wh, ww), bool)
-        zone = polygon_mask(zones, ww, wh) if zones else np.ones((wh, ww), bool)
-        watched = zone & ~private
-        self.watched = watched.astype(np.uint8) * 255
-        self.empty = np.zeros((wh, ww), np.uint8)  # shared, never written: "nothing changed"
-        self.watched_px = max(1, int(np.count_nonzero(watched)))
-        self.everything = bool(watched.all())  # no zones or masks: nothing to cut out
-        # Lighting is global: fit it on every non-private pixel (a zone must not bias it), sampled
-        # on a 3x3 grid for speed.
-        sample = np.zeros((wh, ww), bool)
-        sample[::3, ::3] = True
-        self.sample_idx = np.flatnonzero(sample & ~private)
-        self.min_region_px = max(2, math.ceil(p.min_region * self.watched_px))
-        self.min_area_px = max(1, math.ceil(p.min_area * self.watched_px))
-        self.buf = _Scratch((wh, ww))
-        self.edge: np.ndarray | None = None  # the ``edge_cluster`` strip (0/255), if on
-        e = min(p.edge_cluster, ww // 2, wh)
-        if e > 0:
-            self.edge = np.zeros((wh, ww), np.uint8)
-            self.edge[:, :e] = self.edge[:, ww - e:] = self.edge[wh - e:, :] = 255
-        self._strided: np.ndarray | None = None  # the strided sample, when it must be resized
-
-    def downscale(self, luma: np.ndarray) -> np.ndarray:
-        """The frame at the working size in float32, in ``buf.small`` (overwritten each call)."""
-        src = luma[:: self.step, :: self.step] if self.step > 1 else luma
-        if (src.shape[1], src.shape[0]) != self.size:
-            if not src.flags.c_contiguous:  # OpenCV would copy it into a new array anyway
-                src = self._sampled(luma, src)
-            src = cv2.resize(src, self.size, dst=self.buf.small8, interpolation=cv2.INTER_AREA)
-        np.copyto(self.buf.small, src)  # uint8 to float32: exact, as astype
-        return self.buf.small
-
-    def _sampled(self, luma: np.ndarray, src: np.ndarray) -> np.ndarray:
-        """``src`` (``luma[::step, ::step]``) copied into a buffer kept for the next frame.
-
-        Every ``step``-th byte of a row is the low byte of a ``step``-byte word (little-endian),
-        so the words' truncation to uint8 is the same sample, in one vectorised pass (4x:
-        11 us a 720p frame against 42-67 us for the strided copy, more in the daemon's loop).
-        """
-        if self._strided is None or self._strided.shape != src.shape:
-            self._strided = np.empty(src.shape, np.uint8)
-        word = _WORDS.get(self.step)
-        if (word is not None and sys.byteorder == "little" and luma.strides[1] == 1
-                and luma.shape[1] % self.step == 0):
-            np.copyto(self._strided, luma[:: self.step].view(word), casting="unsafe")
-        else:
-            np.copyto(self._strided, src)
-        return self._strided
-
-
-class _Scratch:
-    """The per-frame images of one working size, made once and written again every frame.
-
-    Why: at 160x90 each OpenCV or NumPy call costs mostly its overhead, a new output array among
-    it; and the loop touches the same memory every frame instead of whatever the allocator
-    hands out, in a process where x264 runs between frames. Each buffer holds one value a frame
-    (see where it is written); the masks the detector keeps from one frame to the next
-    (``_prev_struct``, ``_prev_changed``) alternate between two.
-    """
-
-    def __init__(self, shape: tuple[int, int]) -> None:
-        def f32() -> np.ndarray:
-            return np.empty(shape, np.float32)
-
-        def u8() -> np.ndarray:
-            return np.empty(shape, np.uint8)
-
-        self.small8, self.small, self.cur, self.pred = u8(), f32(), f32(), f32()
-        self.absr, self.floor, self.thr_map, self.ratio = f32(), f32(), f32(), f32()
-        self.below, self.clipped = f32(), f32()
-        self.quiet, self.quiet2 = np.empty(shape, bool), np.empty(shape, bool)
-        self.intensity, self.moving, self.bright, self.toggled = u8(), u8(), u8(), u8()
-        self.busy, self.dense, self.local, self.low, self.darker = u8(), u8(), u8(), u8(), u8()
-        self.grown, self.opened, self.near, self.far, self.flick = u8(), u8(), u8(), u8(), u8()
-        self.structs = (u8(), u8())
-        self.edge, self.edge_near, self.edge_struct = u8(), u8(), u8()
-        self.raws = (u8(), u8())
-        self.dimmed = u8()
-
-    def other(self, pair: tuple[np.ndarray, np.ndarray], held: np.ndarray | None) -> np.ndarray:
-        """The one of ``pair`` that is not ``held`` (kept from the previous frame)."""
-        return pair[1] if pair[0] is held else pair[0]
-
-
 _KERNEL3 = np.ones((3, 3), np.uint8)
-_KERNEL5 = np.ones((5, 5), np.uint8)
-_KERNEL9 = np.ones((9, 9), np.uint8)
 
 
-class MotionDetector:
+class MotionDetector(ChangeEvidence):
     """Stateful motion detector; one per camera. See the module docstring for the pipeline.
 
     zones: polygons where motion counts (empty = the whole frame). masks: privacy polygons removed
@@ -256,7 +154,7 @@ class MotionDetector:
         self.params = params
         self._zones = tuple(zones)
         self._masks = tuple(masks)
-        self._geo: _Geometry | None = None
+        self._geo: Geometry | None = None
         # Kernels made once: at 160x90 the per-frame cost is mostly per-call overhead.
         self._k_structure = np.ones((params.structure_ksize,) * 2, np.uint8)
         self._k_open = np.ones((params.open_ksize,) * 2, np.uint8)
@@ -292,7 +190,7 @@ class MotionDetector:
             raise ValueError(f"luma must be a 2-D uint8 array, got {luma.dtype} {luma.shape}")
         geo = self._geo
         if geo is None or geo.shape != luma.shape:
-            geo = self._geo = _Geometry(luma.shape, p, self._zones, self._masks)
+            geo = self._geo = Geometry(luma.shape, p, self._zones, self._masks)
             self._bg = None
         buf = geo.buf
         cur = geo.downscale(luma)
@@ -378,80 +276,9 @@ class MotionDetector:
             residual, self._prev_dim, foliage,
         )
 
-    def _changed(
-        self, intensity: np.ndarray, confirmed: np.ndarray, busy: np.ndarray | None,
-        relearning: bool, geo: _Geometry, light: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The changed mask (before regions) and the structure that confirms it: ``intensity``
-        where confirmed structure (not foliage's, unless re-learning) is near, opened, and vouched
-        for by the previous frame (``persist``)."""
-        p, buf, empty = self.params, geo.buf, geo.empty
-        structure = confirmed  # (may be _prev_struct now: never written below)
-        if not relearning and busy is not None:
-            # Flickering structure (foliage) cannot confirm a change, so a cloud shadow passing
-            # under a swaying branch does not become motion either.
-            # (into buf.flick, spent once busy was grown from it: busy is kept for regions)
-            not_busy = cv2.bitwise_not(busy, dst=buf.flick)
-            structure = cv2.bitwise_and(structure, not_busy, dst=not_busy)
-        grown = cv2.dilate(structure, self._k_structure, dst=buf.grown)
-        raw = buf.other(buf.raws, self._prev_changed)
-        raw = changed = cv2.bitwise_and(intensity, grown, dst=raw)
-        if not p.persist:
-            if p.open_ksize > 1:
-                changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open, dst=buf.opened)
-            return changed, structure
-        # The previous frame vouches with its mask before the opening: someone stepping in at
-        # the edge is a sliver too thin to survive it for a frame, and that frame still counts.
-        prev = self._prev_changed if self._prev_changed is not None else raw
-        self._prev_changed = raw if cv2.countNonZero(raw) else empty
-        if prev is empty or self._prev_changed is empty:  # the AND below is empty
-            return empty, structure
-        if p.open_ksize > 1:
-            changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open, dst=buf.opened)
-        vouched = cv2.dilate(prev, _KERNEL5, dst=buf.grown)
-        changed = cv2.bitwise_and(changed, vouched, dst=buf.opened)
-        if geo.edge is None or relearning or light is None:
-            return changed, structure
-        return self._edge_cluster(raw, prev, changed, structure, geo, light)
-
-    def _edge_cluster(
-        self, raw: np.ndarray, prev: np.ndarray, changed: np.ndarray, structure: np.ndarray,
-        geo: _Geometry, light: tuple[np.ndarray, np.ndarray],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``changed`` and ``structure`` with the clusters of ``raw`` (this frame's changes
-        before the opening) in the border strip (``DetectorParams.edge_cluster``) that ``prev``
-        (the previous frame's) vouches for, when at least ``_EDGE_DARKER`` of the clusters'
-        pixels are darker than the background (``light``: the frame and its prediction, which
-        the caller passes only for a frame with at most ``_EDGE_CLUSTER_LIT`` of it changed).
-        A headlight cone swinging in at the border only brightens (dark_nuisance_10min#2, #3:
-        three false events without this test); the event tracker holds it as light if its first
-        frame shows it whole.
-
-        Why: a dim visitor walking in shows as fragments of 2-3 pixels a side, each of which the
-        opening removes, for a frame or three after 20-40 of their pixels changed. Closed into
-        one cluster they are a region the event tracker's border rules see a frame earlier.
-        """
-        buf, edge = geo.buf, geo.edge
-        assert edge is not None
-        near = cv2.bitwise_and(raw, edge, dst=buf.edge)
-        if cv2.countNonZero(near) < geo.min_region_px:
-            return changed, structure
-        cluster = cv2.morphologyEx(near, cv2.MORPH_CLOSE, _KERNEL5, dst=buf.edge)
-        vouched = cv2.dilate(prev, _KERNEL9, dst=buf.edge_near)
-        cluster = cv2.bitwise_and(cluster, vouched, dst=buf.edge)
-        px = cv2.countNonZero(cluster)
-        if not px:
-            return changed, structure
-        darker = cv2.compare(light[0], light[1], cv2.CMP_LT, dst=buf.edge_near)
-        if cv2.countNonZero(cv2.bitwise_and(darker, cluster, dst=darker)) < _EDGE_DARKER * px:
-            return changed, structure
-        # (changed is buf.opened, or geo.empty when nothing passed: never written then)
-        changed = cv2.bitwise_or(changed, cluster, dst=buf.opened)
-        return changed, cv2.bitwise_or(structure, cluster, dst=buf.edge_struct)
-
     # -- internals -------------------------------------------------------------------------------
 
-    def _fit_sample(self, geo: _Geometry) -> np.ndarray:
+    def _fit_sample(self, geo: Geometry) -> np.ndarray:
         """Sample pixels for the lighting fit: those that did not move in the previous frame.
 
         A person covering over half the frame would otherwise dominate the fit (and look like a
@@ -474,66 +301,6 @@ class MotionDetector:
         k = k if k > 0 else p.noise_k
         return float(min(max(k * self._noise, p.min_threshold), p.max_threshold))
 
-    def _evidence(
-        self, cur: np.ndarray, pred: np.ndarray, absr: np.ndarray, thr: float,
-        thr_map: float | np.ndarray, buf: _Scratch,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint8 masks (0/255): intensity changed beyond ``thr_map`` (the per-pixel threshold) and
-        local structure changed beyond the global ``thr`` (what the flicker map learns from); and
-        the structure residual itself, for :meth:`_confirmed`.
-
-        Structure: the frame against the prediction scaled by the local brightness ratio (box means
-        over ``structure_ksize``). Light and shadow multiply a neighbourhood evenly, so that ratio
-        explains them; an object brings different edges and texture, which it cannot explain.
-        """
-        p = self.params
-        ks = (p.structure_ksize, p.structure_ksize)
-        # In place, and cv2.absdiff for np.abs(cur - ratio * pred): the same float32 operations
-        # in the same order, without five temporary arrays.
-        ratio: np.ndarray = cv2.blur(cur, ks, dst=buf.ratio)
-        ratio += 1.0
-        below: np.ndarray = cv2.blur(pred, ks, dst=buf.below)
-        below += 1.0
-        ratio /= below
-        ratio *= pred
-        structure = cv2.absdiff(cur, ratio, dst=ratio)
-        # The flicker map keeps this mask as the previous frame's: write the other one.
-        struct = buf.other(buf.structs, self._prev_struct)
-        struct = above(structure, p.structure_factor * thr, struct)
-        # Drop isolated specks (raindrops, noise): keep pixels with >= 3 of 9 neighbours set, which
-        # keeps thin edges and the sliver of someone entering at the border.
-        struct = cv2.bitwise_and(struct, dense(struct, buf.dense), dst=struct)
-        if not isinstance(thr_map, np.ndarray):
-            if thr_map == thr:
-                return above(absr, thr_map, buf.intensity), struct, structure
-            thr_map = np.full_like(absr, thr_map)
-        return above(absr, thr_map, buf.intensity), struct, structure
-
-    def _confirmed(
-        self, struct: np.ndarray, structure: np.ndarray, thr: float, thr_map: float | np.ndarray,
-        buf: _Scratch, darker: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """The structure mask (0/255) that confirms a change: local structure (``structure``,
-        from :meth:`_evidence`) changed beyond ``thr_map``; ``struct`` (beyond the global
-        threshold) when that is the same. ``darker`` (the mask of pixels darker than the
-        background) when :meth:`_dark_picture` held before this frame: they confirm at
-        ``dark_confirm``."""
-        p = self.params
-        if not isinstance(thr_map, np.ndarray):
-            if thr_map == thr:
-                return struct
-            thr_map = np.full_like(structure, thr_map)
-        scaled = np.multiply(thr_map, np.float32(p.structure_factor), out=buf.below)
-        local = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.local)
-        if darker is not None and 0 < p.dark_confirm < p.structure_factor:
-            low = self._dark_confirmed(darker, structure, thr_map, buf)
-            local = cv2.bitwise_or(local, low, dst=local)
-        if p.detect_k <= 0 or p.detect_k >= p.noise_k:
-            return cv2.bitwise_and(struct, local, dst=local)
-        # Detecting below the flicker map's threshold: the confirming structure gets its own
-        # speck filter (the flicker map's mask, at the higher threshold, is a subset of it).
-        return cv2.bitwise_and(local, dense(local, buf.dense), dst=local)
-
     def _dark_picture(self) -> bool:
         """Whether ``dark_confirm`` and ``dark_structure`` apply: a noisy (dim) picture, steady
         on the previous frame or only brightening there (``lit_dimmed``). By day the noise is
@@ -545,7 +312,7 @@ class MotionDetector:
         return lit <= _DARK_CONFIRM_LIT or (share > 0 and dim <= min(share * lit, _DIMMING))
 
     def _dimmed(
-        self, intensity: np.ndarray, darker: np.ndarray | None, geo: _Geometry
+        self, intensity: np.ndarray, darker: np.ndarray | None, geo: Geometry
     ) -> float:
         """The fraction of the watched picture whose brightness changed (``intensity``) to
         darker than the background (``darker``, None by day or with nothing changed: 0).
@@ -556,50 +323,9 @@ class MotionDetector:
         dimmed = cv2.bitwise_and(darker, intensity, dst=geo.buf.dimmed)
         return cv2.countNonZero(dimmed) / geo.watched_px
 
-    def _dark_confirmed(
-        self, darker: np.ndarray, structure: np.ndarray, thr_map: np.ndarray, buf: _Scratch
-    ) -> np.ndarray:
-        """uint8 mask (0/255) of pixels darker than the background whose structure changed
-        beyond ``dark_confirm`` (not ``structure_factor``) times their threshold.
-
-        Why: a dim visitor at dusk is a dark, nearly uniform coat on a dark lawn; inside the
-        structure box the brightness ratio explains most of it, as it would a shadow, and only
-        its edges show changed structure at 2-3 noise sigmas (porch_light_visit#14: 5-40 of
-        100-200 changed pixels confirmed for 3 s). Only darker pixels, and only in a steady
-        picture (the caller checks ``lit``): light on the move (cones, a lamp, glare) brightens.
-        """
-        scaled = np.multiply(thr_map, np.float32(self.params.dark_confirm), out=buf.below)
-        low = cv2.compare(structure, scaled, cv2.CMP_GT, dst=buf.low)
-        return cv2.bitwise_and(low, darker, dst=low)
-
-    def _local_threshold(self, thr: float, low: float, buf: _Scratch) -> float | np.ndarray:
-        """The threshold per pixel: the global one, raised where a pixel's own residual is
-        usually large (``local_k`` times its mean absolute residual); the scalar if that is off.
-
-        Where the floor is known low (``local_k`` times the pixel's mean residual below ``low``,
-        the ``detect_k`` threshold) it is ``low``: the pixel has shown nothing but sensor noise.
-        Anywhere it has shown more (leaves, a branch's reach, codec blocks), the usual rule.
-        """
-        k = self.params.local_k
-        if k <= 0 or self._mad is None:
-            return min(thr, low)
-        floor = np.multiply(self._mad, np.float32(k), out=buf.floor)
-        out: np.ndarray = cv2.max(floor, thr, dst=buf.thr_map)
-        if low < thr:
-            quiet = np.less_equal(floor, low, out=buf.quiet)
-            if self._flicker is not None:  # and no structure toggling there lately
-                quiet &= np.less_equal(
-                    self._flicker, self._QUIET_TOGGLES * 255.0 / _REF_FPS, out=buf.quiet2)
-            np.copyto(out, low, where=quiet)
-        return out
-
-    #: toggles per second under which a pixel counts as quiet for ``detect_k`` (a fifth of the
-    #: rate the flicker map ignores at the default ``flicker_limit``).
-    _QUIET_TOGGLES = 0.2
-
     def _learn_noise(
         self, absr: np.ndarray, near: tuple[np.ndarray, np.ndarray] | None, thr: float, t: float,
-        dt: float, buf: _Scratch,
+        dt: float, buf: Scratch,
     ) -> None:
         """Update the per-pixel mean absolute residual (a running mean since start while that
         is shorter than its time constant). Residuals are clipped at 3x the global threshold, and
@@ -616,7 +342,7 @@ class MotionDetector:
         cv2.accumulateWeighted(clipped, mad, a, near[1])
 
     def _raw_count(
-        self, absr: np.ndarray, thr: float, thr_map: float | np.ndarray, geo: _Geometry
+        self, absr: np.ndarray, thr: float, thr_map: float | np.ndarray, geo: Geometry
     ) -> int | None:
         """How many watched pixels have a residual beyond the global threshold ``thr``: brightness
         changed, whatever the per-pixel floor or ``detect_k`` make of it (None when the
@@ -635,7 +361,7 @@ class MotionDetector:
             bright = cv2.bitwise_and(bright, geo.watched, dst=bright)
         return cv2.countNonZero(bright)
 
-    def _light_switch(self, lit_px: int, geo: _Geometry, t: float, warming: bool) -> bool:
+    def _light_switch(self, lit_px: int, geo: Geometry, t: float, warming: bool) -> bool:
         """Detect a sudden frame-wide change (``lit_px`` of the watched pixels changed
         brightness); True while re-learning after one.
 
@@ -667,7 +393,7 @@ class MotionDetector:
         self._flicker_window = _RESTART_WINDOW_S
 
     def _flickering(
-        self, structure: np.ndarray, t: float, dt: float, buf: _Scratch, mask: bool
+        self, structure: np.ndarray, t: float, dt: float, buf: Scratch, mask: bool
     ) -> np.ndarray | None:
         """Learn the flicker map from ``structure`` and return the mask (0/255) of busy pixels
         (None unless ``mask``: a frame with no changed pixel has no use for it)."""
@@ -699,7 +425,7 @@ class MotionDetector:
         return cv2.dilate(above(rate, limit, buf.flick), self._k_flicker, dst=buf.busy)
 
     def _learn(
-        self, cur: np.ndarray, moving: np.ndarray, dt: float, geo: _Geometry, fast: bool
+        self, cur: np.ndarray, moving: np.ndarray, dt: float, geo: Geometry, fast: bool
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Update the background, slower under motion; returns the mask near motion and its
         inverse (None if there was none, or while learning fast)."""
@@ -721,4 +447,4 @@ class MotionDetector:
 
 def _rate(per_frame: float, dt: float) -> float:
     """Convert a per-1/15-s blending weight into the weight for ``dt`` seconds."""
-    return float(1.0 - (1.0 - per_frame) ** (dt * _REF_FPS))
+    return float(1.0 - (1.0 - per_frame) ** (dt * REF_FPS))

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The frame rate the per-frame weights below (``*_alpha``, "per 1/15 s") are given for; the
+# detector scales them by the time between the frames it is given.
+REF_FPS = 15.0
+
 
 @dataclass(frozen=True)
 class DetectorParams:

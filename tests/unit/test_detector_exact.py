@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from motion import DetectorParams, MotionDetector
-from motion.detector import _Geometry, _Scratch
 from motion.masks import regions
+from motion.work_image import Geometry, Scratch
 
 
 @pytest.mark.parametrize("shape", [(720, 1280), (360, 640), (1440, 2560), (1080, 1920),
@@ -21,7 +21,7 @@ def test_sampled_downscale_is_the_strided_one(shape: tuple[int, int], padded: bo
     h, w = shape
     rows = rng.integers(0, 256, (h, w + (36 if padded else 0)), np.uint8)
     luma = rows[:, :w]
-    geo = _Geometry(shape, DetectorParams(), (), ())
+    geo = Geometry(shape, DetectorParams(), (), ())
     src = luma[:: geo.step, :: geo.step] if geo.step > 1 else luma
     want = cv2.resize(np.ascontiguousarray(src), geo.size, interpolation=cv2.INTER_AREA)
     if (src.shape[1], src.shape[0]) == geo.size:
@@ -86,7 +86,7 @@ def test_buffers_reused_across_frames_give_what_fresh_ones_give() -> None:
         x = 10 + 3 * i
         frame[60:120, x : x + 30] = 30
         if fresh._geo is not None:
-            fresh._geo.buf = _Scratch(fresh._geo.buf.small.shape)
+            fresh._geo.buf = Scratch(fresh._geo.buf.small.shape)
         r1, r2 = reused.update(frame, i / 15.0), fresh.update(frame, i / 15.0)
         assert r1 == r2
         for name in ("_bg", "_flicker", "_prev_struct", "_moving", "_prev_changed", "_mad"):
