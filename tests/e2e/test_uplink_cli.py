@@ -138,8 +138,8 @@ class Subscriber:
         # reconnect_max_s: back within 2 s of a broker restart (paho's default backoff could
         # keep it away for 32 s after a 30 s outage, past the drain below).
         # resume_session: clean start off from the first connection. Mosquitto 2.0.11 (Debian 12)
-        # writes to its persistence file only sessions begun that way: one begun with clean start
-        # on (even with a session expiry) is gone after a restart, and what the device published
+        # keeps over its restart only sessions begun that way: one begun with clean start on
+        # (even with a session expiry) is gone after a restart, and what the device published
         # before this subscriber was back was acknowledged "no matching subscribers" and lost.
         self.client = MqttClient(MqttSettings(url=url, client_id="test-subscriber",
                                               session_expiry_s=3600 if persistent else 0,
