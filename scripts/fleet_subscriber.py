@@ -26,7 +26,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 
 from uplink.agekeys import Identity
-from uplink.messages import ChainChecker, MessageError, verify_message
+from uplink.chain_check import ChainChecker
+from uplink.messages import MessageError, verify_message
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
 
 TOPICS = ("doorward/+/events", "doorward/+/status")

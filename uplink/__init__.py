@@ -59,6 +59,7 @@ from uplink.age import (
 from uplink.age_seek import SeekableAge
 from uplink.agekeys import Identity, Recipient, load_identities, write_identity_file
 from uplink.brokerurl import BrokerUrl, parse_broker_url
+from uplink.chain_check import ChainChecker, ChainIssue
 from uplink.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     Checkpoint,
@@ -171,8 +172,6 @@ from uplink.messages import (
     MAX_MESSAGE_BYTES,
     MAX_REPLY_BYTES,
     Body,
-    ChainChecker,
-    ChainIssue,
     DeviceMessage,
     EventBody,
     ForgetResultBody,

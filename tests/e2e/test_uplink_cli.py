@@ -33,8 +33,9 @@ from tests.helpers import (
 from tests.servers import Mosquitto
 from tests.servers_s3 import SeaweedS3
 from uplink.agekeys import load_identities
+from uplink.chain_check import ChainChecker
 from uplink.keys import b64u_decode
-from uplink.messages import ChainChecker, EventBody, verify_message
+from uplink.messages import EventBody, verify_message
 from uplink.mqtt import InboundMessage, MqttClient, MqttSettings
 
 pytestmark = pytest.mark.slow

@@ -17,14 +17,13 @@ from hypothesis import strategies as st
 
 from uplink import jws
 from uplink.agekeys import Identity
+from uplink.chain_check import ChainChecker, ChainIssue
 from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 from uplink.manifest import ZERO_HASH, SeqState, verify_manifest
 from uplink.messages import (
     MAX_MESSAGE_BYTES,
     MAX_REPLY_BYTES,
     Body,
-    ChainChecker,
-    ChainIssue,
     DeviceMessage,
     EventBody,
     ForgetResultBody,
