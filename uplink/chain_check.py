@@ -21,7 +21,7 @@ from uplink.messages import VerifiedMessage
 
 __all__ = ["ISSUE_KINDS", "ChainChecker", "ChainIssue"]
 
-ISSUE_KINDS = ("gap", "duplicate", "out-of-order", "bad-prev")
+ISSUE_KINDS = ("gap", "duplicate", "out-of-order", "bad-prev", "retained")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,10 @@ class ChainIssue:
 
     ``gap``: seqs ``first..last`` never arrived before ``seq`` (they may still come late, which
     is then ``out-of-order``); ``duplicate``: ``seq`` arrived again; ``out-of-order``: ``seq``
-    arrived after a higher one; ``bad-prev``: ``seq``'s ``prev`` is not the hash of ``seq - 1``.
+    arrived after a higher one; ``bad-prev``: ``seq``'s ``prev`` is not the hash of ``seq - 1``;
+    ``retained``: ``seq`` came as a broker's retained message. The device retains only its
+    status, which is outside the chain, so a chained message there was stored by someone else:
+    a captured message replayed to every subscriber at its (re)subscription.
     """
 
     kind: str
@@ -65,9 +68,10 @@ class ChainChecker:
     """Receiver-side check of device message chains (one per device id, kept internally).
 
     Feed every verified message as it arrives; each returned :class:`ChainIssue` is reported
-    exactly once. Pass ``retained=True`` for a broker's retained copy delivered on subscribe
-    (an old ``status``): it is checked for duplicates and links but neither starts the chain
-    nor counts as out of order. The first live message starts the chain: seqs before it were
+    exactly once. Pass ``retained`` as the broker flagged the message (``msg.retain``): the
+    retained ``status`` is outside the chain, and any chained message flagged so is reported
+    ``retained`` (a replay: the device retains none) and neither starts the chain nor enters
+    it. The first live message starts the chain: seqs before it were
     published before we listened, except that a first message with seq 1 must have the zero
     ``prev``. Hashes are kept for the last ``window`` seqs; a message older than that is
     reported ``out-of-order`` (it can no longer be checked for duplication).
@@ -93,13 +97,16 @@ class ChainChecker:
     def feed(self, message: VerifiedMessage, *, retained: bool = False) -> list[ChainIssue]:
         if message.seq is None:  # the unchained status
             return []
-        chain = self._chains.setdefault(message.iss, _Chain())
         seq, dev = message.seq, message.iss
+        if retained:
+            return [ChainIssue("retained", dev, seq, detail="a chained message retained by the "
+                               "broker: the device retains none, so a replay")]
+        chain = self._chains.setdefault(dev, _Chain())
         if seq in chain.hashes:
             same = chain.hashes[seq] == message.hash_hex
             detail = "same message again" if same else "DIFFERENT content under the same seq"
             return [ChainIssue("duplicate", dev, seq, detail=detail)]
-        issues = self._order(chain, message, retained)
+        issues = self._order(chain, message)
         issues += self._links(chain, message)
         chain.hashes[seq], chain.prevs[seq] = message.hash_hex, str(message.prev)
         if chain.highest is not None and len(chain.hashes) > 2 * self._window:  # amortised
@@ -108,12 +115,11 @@ class ChainChecker:
                 del chain.hashes[old], chain.prevs[old]
         return issues
 
-    def _order(self, chain: _Chain, m: VerifiedMessage, retained: bool) -> list[ChainIssue]:
+    def _order(self, chain: _Chain, m: VerifiedMessage) -> list[ChainIssue]:
         seq, dev = m.seq, m.iss
         assert seq is not None  # feed() keeps the unchained status out
         if chain.highest is None:
-            if not retained:
-                chain.highest = seq
+            chain.highest = seq
             return []
         if seq > chain.highest:
             issues = []
@@ -123,8 +129,6 @@ class ChainChecker:
                 issues.append(ChainIssue("gap", dev, seq, lo, hi, f"{hi - lo + 1} missing"))
             chain.highest = seq
             return issues
-        if retained:
-            return []
         if chain.fill(seq):
             return [ChainIssue("out-of-order", dev, seq, detail="arrived late, fills a gap")]
         if seq <= chain.highest - self._window:

@@ -50,11 +50,12 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 def replayed(issues: list[ChainIssue]) -> bool:
-    """Whether a signed message came again: the same seq twice, or one older than the chain
-    seen so far that fills no gap (a broker replaying an old ring). A late message that fills a
-    gap is not a replay."""
-    return any(i.kind == "duplicate" or (i.kind == "out-of-order" and not i.detail.startswith(
-        "arrived late")) for i in issues)
+    """Whether a signed message came again: the same seq twice, one older than the chain seen
+    so far that fills no gap (a broker replaying an old ring), or a chained one the broker
+    handed over as retained (stored there to be replayed at every subscription). A late message
+    that fills a gap is not a replay."""
+    return any(i.kind in ("duplicate", "retained") or (
+        i.kind == "out-of-order" and not i.detail.startswith("arrived late")) for i in issues)
 
 
 # How long the broker keeps a stopped bridge's messages (a host down over a weekend still gets
