@@ -151,15 +151,13 @@ class EventTracker(StartPaths, RunWaits, LightHold):
                 # a region that only brightened while light sweeps the picture (swept_glow).
                 self._hold(t)
             motion = kept = False  # it may continue an open event, never start one
-        if kept and s.open is None and not motion:
+        # A streak at a border (edge_keep, or relit_keep while re-learning) is motion from its
+        # first update, moving or not.
+        streak_t0 = s.keep_t if kept else s.rkeep.t0 if rkept and s.rkeep is not None else None
+        if streak_t0 is not None and s.open is None and not motion:
             motion = True
             if s.run_start is None:
-                self._begin_run(t, s.keep_t, appeared, self._rejoins(t, boxes))
-        if rkept and s.open is None and not motion:
-            motion = True
-            if s.run_start is None:
-                assert s.rkeep is not None
-                self._begin_run(t, s.rkeep.t0, appeared, self._rejoins(t, boxes))
+                self._begin_run(t, streak_t0, appeared, self._rejoins(t, boxes))
         relit = lit is not None and lit >= 1.0  # the detector re-learning after a light switch
         if lit is None:
             lit = 1.0  # unknown: as if the whole picture changed, so no short path
