@@ -33,6 +33,7 @@ from agent.owner.bridge.ha_discovery import (
     discovery_configs,
 )
 from agent.owner.bridge.pictures import BridgePictures
+from agent.owner.bridge.shown import SHOWN_FILE
 from tests.helpers import wait_for
 from tests.owner_app_fixtures import Bucketful
 from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
@@ -320,15 +321,47 @@ def test_forged_tampered_and_replayed_events_are_not_republished(
 def test_a_ring_signed_long_ago_updates_the_sensors_but_does_not_ring(
         rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     """A replay from before the bridge started passes the chain check (the chain starts at the
-    first message seen); its signed time gives it away."""
+    first message seen); its signed time gives it away. What a broker session kept for the
+    bridge while it was stopped comes after a message it showed: its states are shown."""
     running = rig.start()
     caplog.set_level(logging.WARNING, logger="doorward")
-    rig.event("ring", "old", at=time.time() - 3600)
+    rig.event("ring", "old", at=time.time() - 3600)  # the first message heard: no state from it
+    processed(rig, 1)
+    assert rig.ha_broker.retained(rig.topics.last_event) is None
+    assert running.bridge.dropped == 1
+    assert {getattr(r, "fields", {}).get("reason") for r in caplog.records} == {
+        "stale", "not newer"}
     rig.event("ring", "new")
-    processed(rig, 2)
+    rig.event("ring", "kept", at=time.time() - 3600)  # newer than what is shown, signed long ago
+    processed(rig, 3)
     assert [e["event_id"] for e in ha_events(rig)] == ["new"]
-    assert running.bridge.dropped == 0
-    assert any(getattr(r, "fields", {}).get("reason") == "stale" for r in caplog.records)
+    attrs = json.loads(rig.ha_broker.retained(rig.topics.attributes) or b"{}")
+    assert attrs["event_id"] == "kept" and attrs["seq"] == 3
+    assert running.bridge.dropped == 1
+
+
+def test_states_follow_only_a_newer_message_across_restarts(rig: Rig) -> None:
+    """The seq shown is kept in the bridge's directory, so a restarted bridge still refuses
+    a message it showed before (the adversarial suite has the broker's side of it)."""
+    rig.start()
+    started = rig.event("motion-started", "1")
+    rig.event("motion-ended", "1")
+    processed(rig, 2)
+    assert json.loads((rig.tmp / "owner" / SHOWN_FILE).read_text()) == {rig.device_id: 2}
+    assert rig.running is not None
+    rig.running.close()
+    running = rig.start()
+    rig.publish(started)
+    processed(rig, 1)
+    assert rig.ha_broker.retained(rig.topics.motion) == b"OFF"
+    assert running.bridge.dropped == 1
+
+
+def test_a_damaged_shown_file_stops_the_bridge_before_it_connects(rig: Rig) -> None:
+    (rig.tmp / "owner" / SHOWN_FILE).write_text('{"dw-x": "seven"}')
+    with pytest.raises(DoorwardError, match=f"{SHOWN_FILE} is not a map.*delete it"):
+        rig.start()
+    assert rig.ha_broker.published("homeassistant/#") == []
 
 
 def test_the_image_entity_carries_the_decrypted_snapshot(rig: Rig) -> None:

@@ -60,8 +60,9 @@ def add_arguments(osub: Any, login_args: Any) -> None:
     p.add_argument("--region", help="remembered; default us-east-1")
     p.add_argument("--addressing-style", choices=list(STYLES), help="remembered; default auto")
     p.add_argument("--max-ring-age", type=float, default=300.0, metavar="S",
-                   help="a ring signed longer ago than S seconds (late, or replayed) updates "
-                        "the sensors but does not ring in Home Assistant (default 300)")
+                   help="a ring signed longer ago than S seconds (late, or replayed) does not "
+                        "ring in Home Assistant, and until Home Assistant shows a message of a "
+                        "device, one older than that does not set its states (default 300)")
     p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
                    help="give up at start when a broker does not answer within S seconds")
     p.add_argument("--log-format", choices=["text", "json"], default="text",
@@ -108,6 +109,7 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
     from agent.owner.bridge.bridge import HaBridge
     from agent.owner.bridge.ha_discovery import check_prefix
     from agent.owner.bridge.pictures import BridgePictures
+    from agent.owner.bridge.shown import SHOWN_FILE, ShownSeqs
     from agent.owner.client import BrokerOptions, wait_connected
     from agent.owner.keyring import OwnerKeyring
 
@@ -116,6 +118,7 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
         prefix = check_prefix(args.discovery_prefix)
     except ValueError as exc:
         raise DoorwardError(str(exc)) from exc
+    shown = ShownSeqs.open(owner_dir / SHOWN_FILE)  # a bad file stops here, before connecting
     remember_device(ring, args)
     devices = ring.devices()
     if not devices:
@@ -143,7 +146,7 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
     bridge = HaBridge(ha_connector, ha_broker, bridge_id=ring.key_id,
                       devices=[d.device_id for d in devices], prefix=prefix,
                       sw_version=__version__, pictures=pictures,
-                      max_ring_age_s=args.max_ring_age)
+                      max_ring_age_s=args.max_ring_age, shown=shown)
     # One broker session per bridge identity, kept while the bridge is stopped: events sent
     # meanwhile reach Home Assistant when it starts again (rings older than --max-ring-age only
     # update the states). Two bridges of one owner directory would take the session from each

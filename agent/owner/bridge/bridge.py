@@ -13,11 +13,19 @@ the client (re)connects and whenever Home Assistant announces itself (``homeassi
 events are not retained (a retained ring would ring again at every restart of Home Assistant);
 published while the broker is away, paho keeps them and sends them when it is back.
 
+The states follow only a message newer (by the device's seq) than the one they show, remembered
+across restarts (:class:`~agent.owner.bridge.shown.ShownSeqs`); until they show one, only a
+message signed within ``max_ring_age_s``. The chain check alone starts at the first message heard,
+so the broker's operator could otherwise set motion ON with a captured old message at each start
+of the bridge, or by letting a held-back one through late (tests/adversarial/
+test_bridge_state_replay.py). A ring rings only if signed within ``max_ring_age_s``.
+
 Wiring (agent.owner.bridge.main)::
 
     bridge = HaBridge(ha_connector, ha_broker_options, bridge_id=ring.key_id,
                       devices=[d.device_id for d in ring.devices()],
-                      prefix="homeassistant", sw_version=__version__, pictures=pictures)
+                      prefix="homeassistant", sw_version=__version__, pictures=pictures,
+                      shown=ShownSeqs.open(owner_dir / SHOWN_FILE))
     feed = LiveFeed(ring, broker=device_broker, snapshot=pictures.find, ...)
     feed.listen(bridge.offer); bridge.start(); feed.start(); ...; feed.stop(); bridge.stop()
 """
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from agent.errors import DoorwardError
 from agent.owner.bridge.ha_discovery import (
     BIRTH_TOPIC,
     OFFLINE,
@@ -44,14 +53,17 @@ from agent.owner.bridge.ha_discovery import (
     event_payload,
     motion_payload,
 )
+from agent.owner.bridge.shown import ShownSeqs
 from agent.owner.client import BrokerOptions
 from uplink import ConnectionEvent, InboundMessage, MqttConnector, MqttPort, UplinkError
 
 log = logging.getLogger("doorward")
 MAX_IMAGE_BYTES = 120 * 1024  # under the 128 KB MQTT payload limit the project holds to
-# A ring whose signed time is older than this does not ring in Home Assistant (the states still
-# follow it): the chain check cannot see a replay of a message older than the bridge's start.
+# A ring whose signed time is older than this does not ring in Home Assistant, and until the
+# states show a message of a device, an older one does not set them: the chain check cannot see a
+# replay of a message older than the bridge's start.
 MAX_RING_AGE_S = 300.0
+STATE_KINDS = ("ring", "motion-started", "motion-ended")
 
 
 class Pictures(Protocol):
@@ -66,9 +78,10 @@ class HaBridge:
     def __init__(self, connector: MqttConnector, broker: BrokerOptions, *, bridge_id: str,
                  devices: list[str], prefix: str, sw_version: str,
                  pictures: Pictures | None = None, client_id: str | None = None,
-                 max_ring_age_s: float = MAX_RING_AGE_S,
+                 max_ring_age_s: float = MAX_RING_AGE_S, shown: ShownSeqs | None = None,
                  wall: Callable[[], float] = time.time) -> None:
         self.bridge_id = bridge_id
+        self.shown = shown if shown is not None else ShownSeqs()
         self.max_ring_age_s, self.wall = max_ring_age_s, wall
         self.prefix = prefix
         self.sw_version = sw_version
@@ -207,36 +220,73 @@ class HaBridge:
 
     def _event(self, device_id: str, item: dict[str, Any]) -> None:
         t = StateTopics(device_id)
-        if item.get("kind") not in ("ring", "motion-started", "motion-ended"):
+        if item.get("kind") not in STATE_KINDS:
             return  # clip-sealed, uploaded, sealed-to-others: no state of their own
+        ring = event_payload(item)
+        rang = ring is not None and self._fresh(item)
+        if rang and ring is not None:
+            self._publish(t.event, ring, retain=False)
+        why = self._not_newer(device_id, item)
+        if why is not None:
+            if not rang:
+                self._drop(item, "not newer", why)
+            return
         if item.get("clip_id"):
             self.last_clip[device_id] = str(item["clip_id"])
-        ring = event_payload(item)
-        if ring is not None and self._fresh(item):
-            self._publish(t.event, ring, retain=False)
         motion = motion_payload(item)
         if motion is not None:
             self._state(t.motion, motion)
         self._state(t.last_event, str(item["kind"]).encode())
         self._state(t.attributes, attributes_payload(item))
+        self._remember(device_id, int(item["seq"]))
         log.info("bridge: %s from %s republished to Home Assistant", item["kind"], device_id,
                  extra={"fields": {"device_id": device_id, "seq": item.get("seq"),
                                    "kind": item["kind"]}})
 
-    def _fresh(self, item: dict[str, Any]) -> bool:
-        """Whether a ring is recent enough to ring (its ``at`` is signed by the device)."""
+    def _not_newer(self, device_id: str, item: dict[str, Any]) -> str | None:
+        """Why ``item`` must not set the states, or None: not newer than the message they show,
+        or, while they show none of the device, signed longer ago than ``max_ring_age_s``."""
+        seq, shown = item.get("seq"), self.shown.get(device_id)
+        if not isinstance(seq, int):
+            return "no seq"
+        if shown is not None:
+            return None if seq > shown else (
+                f"seq {seq} is not newer than seq {shown}, whose state Home Assistant shows: "
+                "held back and let through late, or replayed")
+        age = self._age(item)
+        if age is not None and age <= self.max_ring_age_s:
+            return None
+        return (f"the first message shown of the device must be signed within "
+                f"{self.max_ring_age_s:.0f} s; this one is "
+                f"{'undated' if age is None else f'{age:.0f} s old'}: a replay")
+
+    def _remember(self, device_id: str, seq: int) -> None:
+        try:
+            self.shown.record(device_id, seq)
+        except DoorwardError as exc:  # the states are out; only the restart guard is weaker
+            log.error("bridge: %s: after a restart, a replay of seq %d could set the states "
+                      "again", exc, seq, extra={"fields": {"device_id": device_id, "seq": seq,
+                                                          "reason": "unsaved"}})
+
+    def _age(self, item: dict[str, Any]) -> float | None:
+        """Seconds since ``item``'s signed ``at``, or None when it has none."""
         try:
             at = datetime.fromisoformat(str(item.get("at", "")).replace("Z", "+00:00"))
         except ValueError:
-            return False
-        age = self.wall() - at.timestamp()
-        if age <= self.max_ring_age_s:
+            return None
+        return self.wall() - at.timestamp()
+
+    def _fresh(self, item: dict[str, Any]) -> bool:
+        """Whether a ring is recent enough to ring (its ``at`` is signed by the device)."""
+        age = self._age(item)
+        if age is not None and age <= self.max_ring_age_s:
             return True
-        log.warning("bridge: a ring from %s rang %.0f s ago: not rung in Home Assistant (older "
-                    "than %.0f s: late or replayed)", item.get("device_id"), age,
+        log.warning("bridge: a ring from %s rang %s ago: not rung in Home Assistant (older "
+                    "than %.0f s: late or replayed)", item.get("device_id"),
+                    "an unknown time" if age is None else f"{age:.0f} s",
                     self.max_ring_age_s, extra={"fields": {
                         "device_id": item.get("device_id"), "seq": item.get("seq"),
-                        "reason": "stale", "age_s": round(age)}})
+                        "reason": "stale", "age_s": None if age is None else round(age)}})
         return False
 
     def _snapshot(self, device_id: str, clip_id: str) -> None:
