@@ -68,7 +68,9 @@ Rules:
   at the border; a visitor's sliver changes less, and gradually, before it shows.
   With ``regrow`` the hold ends when the held region, having shrunk to a quarter of its
   largest, grows again on three updates in a row: a cone leaving at a border only shrinks, and
-  someone walking in where it leaves merges with it into one all-brighter region.
+  someone walking in where it leaves merges with it into one all-brighter region. With
+  ``regrow_advance`` it also ends when that region, at a side border, reaches deeper out of it
+  on two updates in a row: the cone shrinks back into the border, the visitor comes out of it.
   Callers that pass ``boxes`` but no ``brighter`` get the older rule by position: one region at
   the left or right edge (a cone entering at the side), the run's hold ending with the run;
   ``light_brighter`` = 0 selects that rule too. Callers that pass no ``boxes`` get no hold.
@@ -85,6 +87,7 @@ from motion.boxes import (
     at_border,
     holds_place,
     overlaps,
+    reach_in,
 )
 from motion.event_params import EventParams
 from motion.tracker_state import TrackerState
@@ -106,6 +109,7 @@ class LightHold:
         s.inner_held = s.inner_now
         s.hold_peak = s.hold_low = s.last_area
         s.regrow_n, s.hold_lift = 0, 0.0
+        s.advance_n, s.advance_from = 0, None
 
     def _light_sweep(self, t: float, area: float, lit: float) -> bool:
         """Motion that is small next to the brightness change around it: light on the move.
@@ -246,7 +250,7 @@ class LightHold:
             s.run_start = max(s.run_start, s.away_t)
         multi_need = max(2, p.multi_light) if self._inner_light(boxes[1:] if boxes else (),
                                                                brighter) else 2
-        regrown = self._regrown(t, area, residual)
+        regrown = self._regrown(t, area, residual, boxes)
         if s.multi >= multi_need or s.dark >= 2 or away or regrown:
             # A second object, something darker than the background, something that appeared
             # away from the light and stayed, or a region growing again where the light left:
@@ -267,17 +271,20 @@ class LightHold:
 
         return [boxes[i] for i in keep], pick(brighter), pick(residual)
 
-    def _regrown(self, t: float, area: float, residual: Sequence[float] | None) -> bool:
-        """Count this update toward ``regrow`` while a hold lasts, and say whether it is met:
-        the moving area grew on ``regrow`` updates in a row after falling to at most
-        ``regrow_low`` of the largest it reached since the hold began, and the largest region
-        now is lifted at most ``regrow_lift`` times the most the held light was (``residual``;
-        without it, never). Call before ``last_area`` moves on."""
+    def _regrown(self, t: float, area: float, residual: Sequence[float] | None,
+                 boxes: Sequence[Box] | None = None) -> bool:
+        """Count this update toward ``regrow`` and ``regrow_advance`` while a hold lasts, and say
+        whether one is met: after the moving area fell to at most ``regrow_low`` of the largest
+        it reached since the hold began, it grew on ``regrow`` updates in a row, or the largest
+        region came deeper out of a side border on ``regrow_advance`` updates in a row
+        (:meth:`_advanced`); and the largest region now is lifted at most ``regrow_lift`` times
+        the most the held light was (``residual``; without it, never). Call before
+        ``last_area`` moves on."""
         s, p = self._s, self.params
         if p.regrow <= 0 or t >= s.held_until:
             return False
         if not residual:  # nothing moving (or no residual given): no growth to count
-            s.regrow_n = 0
+            s.regrow_n, s.advance_n, s.advance_from = 0, 0, None
             return False
         lift = residual[0]
         s.hold_lift = max(s.hold_lift, lift)
@@ -286,12 +293,32 @@ class LightHold:
         low = max(area, s.last_area)
         if area > s.hold_peak:
             s.hold_peak = s.hold_low = area
-            s.regrow_n = 0
-        else:
-            s.hold_low = min(s.hold_low, low)
-            grew = area > s.last_area and s.hold_low <= p.regrow_low * s.hold_peak
-            s.regrow_n = s.regrow_n + 1 if grew else 0
-        return s.regrow_n >= p.regrow and lift <= p.regrow_lift * s.hold_lift
+            s.regrow_n, s.advance_n, s.advance_from = 0, 0, None
+            return False
+        s.hold_low = min(s.hold_low, low)
+        shrunk = s.hold_low <= p.regrow_low * s.hold_peak
+        grew = area > s.last_area and shrunk
+        s.regrow_n = s.regrow_n + 1 if grew else 0
+        advanced = self._advanced(boxes) if shrunk else False
+        return (s.regrow_n >= p.regrow or advanced) and lift <= p.regrow_lift * s.hold_lift
+
+    def _advanced(self, boxes: Sequence[Box] | None) -> bool:
+        """Count this update toward ``regrow_advance`` and say whether it is met: the largest
+        region touches the left or right border and reaches deeper into the picture from it
+        than it did on the update before. A cone leaving at a side border shrinks back into it;
+        someone walking in where it leaves, merged with it into one all-brighter region, comes
+        out of it."""
+        s, p = self._s, self.params
+        if p.regrow_advance <= 0:
+            return False
+        box = boxes[0] if boxes else None
+        here = None if box is None else next(
+            ((side, reach) for side in (0, 1) if (reach := reach_in(box, side)) > 0), None)
+        came = here is not None and s.advance_from is not None and (
+            here[0] == s.advance_from[0] and here[1] > s.advance_from[1])
+        s.advance_n = s.advance_n + 1 if came else 0
+        s.advance_from = here
+        return s.advance_n >= p.regrow_advance
 
     def _count_multi(
         self, boxes: Sequence[Box] | None, residual: Sequence[float] | None = None,

@@ -51,6 +51,8 @@ class TrackerState:
     hold_peak: float = 0.0  # the largest moving area since the hold began (regrow)
     hold_low: float = 0.0  # the smallest since that peak
     regrow_n: int = 0  # updates in a row the area grew again after falling under regrow_low
+    advance_n: int = 0  # updates in a row the largest region came deeper out of a side border
+    advance_from: tuple[int, float] | None = None  # that border and how deep it reached before
     hold_lift: float = 0.0  # the largest region's highest mean residual since the hold began
     last_box: Box | None = None  # the previous update's largest region's box
     held_until: float = -math.inf  # a run that appeared at full size starts nothing before this

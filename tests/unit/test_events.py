@@ -169,6 +169,8 @@ def test_time_going_backwards_is_an_error() -> None:
         ("regrow", -1),
         ("regrow_low", -0.25),
         ("regrow_lift", 1.5),
+        ("regrow_advance", 1.5),
+        ("regrow_advance", 101),
         ("dark_entry", 2),
         ("dark_lead", 0.5),
         ("lit_head", 3),

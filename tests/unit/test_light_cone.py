@@ -675,6 +675,44 @@ def test_a_visitor_walking_in_where_a_held_cone_leaves_releases_it() -> None:
     assert replay_lit(second) == []
 
 
+def test_a_visitor_coming_out_of_the_border_where_a_held_cone_leaves_releases_it() -> None:
+    # headlights_visit#400 from 15.13 s: a held cone leaves at the left border, shrinking from
+    # 10 % to 1.4 % of the picture, as an IR-lit visitor walks in there (ground truth 15.47 s).
+    # Merged with the light, they keep the region's area about level (0.8-1.2 %), so it never
+    # grows three updates in a row (regrow), and the visitor waited out the 4 s hold (1.67 s
+    # late). A leaving cone's region shrinks back into the border; theirs reaches deeper out
+    # of it: 0.050, 0.062, 0.075 of the width on three updates, two steps out (regrow_advance).
+    frames: list[LitFrame] = [
+        (15.13, 0.1000, 0.1100, 0.1100, ((0.0, 0.322, 0.3, 0.533),), (1.0,), (95.0,)),
+        (15.20, 0.0572, 0.0830, 0.0840, ((0.0, 0.322, 0.212, 0.533),), (1.0,), (86.0,)),
+        (15.27, 0.0522, 0.0670, 0.0690, ((0.0, 0.322, 0.194, 0.533),), (1.0,), (80.0,)),
+        (15.33, 0.0437, 0.0510, 0.0540, ((0.0, 0.322, 0.169, 0.533),), (1.0,), (74.0,)),
+        (15.40, 0.0363, 0.0380, 0.0390, ((0.0, 0.322, 0.150, 0.556),), (1.0,), (68.0,)),
+        (15.47, 0.0269, 0.0270, 0.0280, ((0.0, 0.322, 0.138, 0.444),), (1.0,), (66.0,)),
+        (15.53, 0.0203, 0.0210, 0.0220, ((0.0, 0.322, 0.125, 0.344),), (1.0,), (62.0,)),
+        (15.60, 0.0165, 0.0180, 0.0180, ((0.0, 0.322, 0.106, 0.300), (0.0, 0.300, 0.013, 0.067)),
+         (1.0, 1.0), (60.0, 25.0)),
+        (15.67, 0.0152, 0.0150, 0.0160, ((0.0, 0.233, 0.100, 0.356),), (1.0,), (54.0,)),
+        (15.73, 0.0141, 0.0140, 0.0150, ((0.0, 0.222, 0.087, 0.322),), (1.0,), (52.0,)),
+        (15.80, 0.0144, 0.0150, 0.0150, ((0.0, 0.189, 0.081, 0.333),), (1.0,), (49.0,)),
+        (15.87, 0.0151, 0.0150, 0.0150, ((0.0, 0.189, 0.081, 0.333),), (1.0,), (48.0,)),
+        (15.93, 0.0081, 0.0090, 0.0090, ((0.0, 0.189, 0.050, 0.189),), (1.0,), (28.0,)),
+        (16.00, 0.0104, 0.0110, 0.0110, ((0.0, 0.189, 0.062, 0.211),), (1.0,), (27.0,)),
+        (16.07, 0.0112, 0.0120, 0.0120, ((0.0, 0.189, 0.075, 0.200),), (1.0,), (28.0,)),
+        (16.13, 0.0111, 0.0130, 0.0120, ((0.0, 0.189, 0.087, 0.189),), (1.0,), (27.0,)),
+    ]
+    assert replay_lit(frames) == [16.07]
+    assert replay_lit(frames, EventParams(regrow_advance=0)) == []  # before: held to 17.13 s
+    # A cone shrinking back into the border (its region's depth falling each update) stays
+    # held, and so does a second car's cone lifted as light is (regrow_lift).
+    leaving = [(t, a, lit, raw, tuple((x, y, 0.15 - 0.005 * i, h) for x, y, _, h in b), br, res)
+               for i, (t, a, lit, raw, b, br, res) in enumerate(frames)]
+    assert replay_lit(leaving) == []
+    lifted = [(t, a, lit, raw, b, br, (110.0,) * len(res)) if t >= 15.9 else
+              (t, a, lit, raw, b, br, res) for t, a, lit, raw, b, br, res in frames]
+    assert replay_lit(lifted) == []
+
+
 def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -> None:
     # dark_nuisance_10min#218 at 176.87 s: a held cone's region falls apart for one update
     # (0.47 % left of 8.4 %), then the beam swings on, its area wavering and growing again. A
