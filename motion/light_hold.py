@@ -55,6 +55,8 @@ Rules:
   by their own amount. With ``beam_shade`` neither counts a region darker than the background by
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
   With ``inner_speck`` neither counts a speck inside the beam's own box: that ringing inside it.
+  With ``haunt_dark`` neither counts a speck where small motion came and went before with no
+  event (``haunt_s``): a tree swaying in a gust while a car's beam is held.
   With ``beam_touch`` the "two regions" release does not count the beam's floor reflection: a
   region that only brightened, touching the beam's box in its lower half, lifted at least half
   as much as the beam.
@@ -85,6 +87,7 @@ from motion.boxes import (
     EDGE,
     Box,
     at_border,
+    centred_in,
     holds_place,
     overlaps,
     reach_in,
@@ -341,7 +344,8 @@ class LightHold:
                                                                           residual):
             return s.multi
         lit = residual is not None and len(residual) == len(boxes) and residual[0] > 0
-        if all(self._speck_in_light(b, boxes[0], lit) for b in boxes[1:]):
+        if all(self._speck_in_light(b, boxes[0], lit) or self._haunt_speck(b)
+               for b in boxes[1:]):
             return s.multi
         if p.multi_keep > 0 and (
                 s.last_area == 0.0 or not holds_place(s.second, prev, p.multi_keep)):
@@ -429,6 +433,7 @@ class LightHold:
             and not (lifts and (lo <= lifts[i] <= hi or self._shade(lifts[i], lifts[0])))
             and not (i > 0 and boxes and brighter
                      and self._speck_in_light(b, boxes[0], brighter[0] >= p.light_brighter))
+            and not self._haunt_speck(b)
         )
         prev, s.dark_boxes = s.dark_boxes, dark
         if not dark:
@@ -436,6 +441,14 @@ class LightHold:
         if p.dark_keep > 0 and s.dark and not holds_place(dark, prev, p.dark_keep):
             return s.dark
         return s.dark + 1
+
+    def _haunt_speck(self, box: Box) -> bool:
+        """``haunt_dark``: whether ``box`` is small (at most ``haunt_box``) and centred in a
+        place where small motion came and went with no event (``haunt_s``): a branch swaying in
+        a gust, not someone beside a held beam."""
+        s, p = self._s, self.params
+        return bool(p.haunt_dark) and box[2] * box[3] <= p.haunt_box and any(
+            centred_in(box, place) for _, place in s.haunts)
 
     def _count_away(self, boxes: Sequence[Box] | None, t: float) -> int:
         """The updates in a row whose regions are where the first of them appeared, away from

@@ -171,6 +171,7 @@ def test_time_going_backwards_is_an_error() -> None:
         ("regrow_lift", 1.5),
         ("regrow_advance", 1.5),
         ("regrow_advance", 101),
+        ("haunt_dark", 2),
         ("dark_entry", 2),
         ("dark_lead", 0.5),
         ("lit_head", 3),
