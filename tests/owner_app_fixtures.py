@@ -3,6 +3,7 @@ bucket (any ObjectStore) holding signed manifests and sealed clips as the device
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,19 @@ from uplink.manifest import ZERO_HASH, ClipObject, Manifest, seal_times, sign_ma
 from uplink.objectstore import ObjectStore, object_keys
 
 PREFIX = "doorward"
+
+
+def bridge_args(**flags: object) -> argparse.Namespace:
+    """``doorward owner bridge``'s parsed flags, all at their defaults (no login, no TLS, the
+    bucket ``test-bucket``), then ``flags``: for ``agent.owner.bridge.start`` in tests."""
+    ns = argparse.Namespace(
+        discovery_prefix="homeassistant", device=None, device_key=None, broker=None,
+        ca_file=None, cert_file=None, key_file=None, username=None, password_file=None,
+        ha_broker="mqtt://127.0.0.1:1", ha_username=None, ha_password_file=None,
+        ha_ca_file=None, bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
+        addressing_style=None, connect_timeout=5.0, max_ring_age=300.0)
+    vars(ns).update(flags)
+    return ns
 
 
 @dataclass

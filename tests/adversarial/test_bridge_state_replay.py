@@ -17,7 +17,6 @@ showed). Both brokers are real Mosquitto; the operator publishes on the device's
 
 from __future__ import annotations
 
-import argparse
 import queue
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.owner.bridge import Running, start
 from agent.owner.bridge.ha_discovery import StateTopics
 from tests.helpers import wait_for
-from tests.owner_app_fixtures import Bucketful
+from tests.owner_app_fixtures import Bucketful, bridge_args
 from tests.servers import Mosquitto, mosquitto_path
 from uplink.manifest import SeqState
 from uplink.memory_store import MemoryObjectStore
@@ -59,13 +58,8 @@ class Rig:
         return StateTopics(self.bucket.device_id)
 
     def start(self) -> Running:
-        args = argparse.Namespace(
-            discovery_prefix="homeassistant", device=None, device_key=None,
-            broker=self.device_broker.url, ca_file=None, cert_file=None, key_file=None,
-            username=None, password_file=None, ha_broker=self.ha_broker.url, ha_username=None,
-            ha_password_file=None, ha_ca_file=None, bucket="test-bucket", endpoint_url=None,
-            prefix=None, region=None, addressing_style=None, connect_timeout=10.0,
-            max_ring_age=300.0)
+        args = bridge_args(broker=self.device_broker.url, ha_broker=self.ha_broker.url,
+                           connect_timeout=10.0)
         self.running = start(args, self.tmp / "owner", store=self.bucket.store)
         self.heard = 0
         return self.running

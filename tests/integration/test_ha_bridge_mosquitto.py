@@ -25,7 +25,7 @@ from agent.errors import DoorwardError
 from agent.owner.bridge import Running, start
 from agent.owner.bridge.ha_discovery import StateTopics
 from tests.helpers import DOORWARD, wait_for
-from tests.owner_app_fixtures import Bucketful
+from tests.owner_app_fixtures import Bucketful, bridge_args
 from tests.servers import SHIPPED_ACL, Mosquitto, mosquitto_path
 from uplink.errors import MqttAuthError
 from uplink.manifest import SeqState
@@ -64,16 +64,12 @@ class Rig:
         return path
 
     def args(self, **more: object) -> argparse.Namespace:
-        ns = argparse.Namespace(
-            discovery_prefix="homeassistant", device=None, device_key=None,
-            broker=self.device_broker.url, ca_file=None, cert_file=None, key_file=None,
-            username="bridge", password_file=self.password_file("bridge", BRIDGE_PW),
-            ha_broker=self.ha_broker.url, ha_username="bridge",
-            ha_password_file=self.password_file("ha", HA_PW), ha_ca_file=None,
-            bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
-            addressing_style=None, connect_timeout=10.0, max_ring_age=300.0)
-        vars(ns).update(more)
-        return ns
+        return bridge_args(**{
+            "broker": self.device_broker.url, "username": "bridge",
+            "password_file": self.password_file("bridge", BRIDGE_PW),
+            "ha_broker": self.ha_broker.url, "ha_username": "bridge",
+            "ha_password_file": self.password_file("ha", HA_PW), "connect_timeout": 10.0,
+            **more})
 
     def client(self, broker: Mosquitto, username: str, password: str,
                inbox: queue.Queue[InboundMessage] | None = None,

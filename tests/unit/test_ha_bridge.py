@@ -35,7 +35,7 @@ from agent.owner.bridge.ha_discovery import (
 from agent.owner.bridge.pictures import BridgePictures
 from agent.owner.bridge.shown import SHOWN_FILE
 from tests.helpers import wait_for
-from tests.owner_app_fixtures import Bucketful
+from tests.owner_app_fixtures import Bucketful, bridge_args
 from uplink.loopback_mqtt import LoopbackBroker, LoopbackMqttClient
 from uplink.manifest import SeqState
 from uplink.memory_store import MemoryObjectStore
@@ -186,13 +186,7 @@ class Rig:
         return StateTopics(self.device_id)
 
     def start(self, **flags: Any) -> Running:
-        args = argparse.Namespace(
-            discovery_prefix="homeassistant", device=None, device_key=None, broker=None,
-            ca_file=None, cert_file=None, key_file=None, username=None, password_file=None,
-            ha_broker="mqtt://127.0.0.1:1", ha_username=None, ha_password_file=None,
-            ha_ca_file=None, bucket="test-bucket", endpoint_url=None, prefix=None, region=None,
-            addressing_style=None, connect_timeout=5.0, max_ring_age=300.0)
-        vars(args).update(flags)
+        args = bridge_args(**flags)
         self.running = start(args, self.tmp / "owner", connector=self.device_broker.client,
                              ha_connector=self.ha_broker.client, store=self.bucket.store)
         topic = self.running.bridge.availability
