@@ -226,10 +226,10 @@ class HaBridge:
         rang = ring is not None and self._fresh(item)
         if rang and ring is not None:
             self._publish(t.event, ring, retain=False)
-        why = self._not_newer(device_id, item)
-        if why is not None:
+        kept = self._kept_back(device_id, item)
+        if kept is not None:
             if not rang:
-                self._drop(item, "not newer", why)
+                self._drop(item, *kept)
             return
         if item.get("clip_id"):
             self.last_clip[device_id] = str(item["clip_id"])
@@ -243,22 +243,25 @@ class HaBridge:
                  extra={"fields": {"device_id": device_id, "seq": item.get("seq"),
                                    "kind": item["kind"]}})
 
-    def _not_newer(self, device_id: str, item: dict[str, Any]) -> str | None:
-        """Why ``item`` must not set the states, or None: not newer than the message they show,
-        or, while they show none of the device, signed longer ago than ``max_ring_age_s``."""
+    def _kept_back(self, device_id: str, item: dict[str, Any]) -> tuple[str, str] | None:
+        """Why ``item`` must not set the states (a reason and its detail), or None: ``late``,
+        not newer than the message they show; ``stale``, while they show none of the device,
+        signed longer ago than ``max_ring_age_s``."""
         seq, shown = item.get("seq"), self.shown.get(device_id)
         if not isinstance(seq, int):
-            return "no seq"
+            return "late", "no seq"
         if shown is not None:
             return None if seq > shown else (
-                f"seq {seq} is not newer than seq {shown}, whose state Home Assistant shows: "
-                "held back and let through late, or replayed")
+                "late", f"seq {seq} is not newer than seq {shown}, whose state Home Assistant "
+                "shows: held back and let through late, or replayed")
         age = self._age(item)
         if age is not None and age <= self.max_ring_age_s:
             return None
-        return (f"the first message shown of the device must be signed within "
-                f"{self.max_ring_age_s:.0f} s; this one is "
-                f"{'undated' if age is None else f'{age:.0f} s old'}: a replay")
+        return "stale", (
+            f"the first message shown of a device must be signed within "
+            f"{self.max_ring_age_s:.0f} s; this one is "
+            f"{'undated' if age is None else f'{age:.0f} s old'}: a replay, or the device's clock "
+            "or this host's is off (check that both keep time; --max-ring-age widens the bound)")
 
     def _remember(self, device_id: str, seq: int) -> None:
         try:
