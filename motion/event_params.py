@@ -468,15 +468,18 @@ class EventParams:
         (headlights_visit#1: 0.34-0.38), or darker somewhere. No other event moved over the
         cached scenes, nor with a third instead of half; any lit region touching the beam
         made seven ``headlights_visit`` visitors 0.7-2.2 s late.
-    haunt_dark: neither the "not all brighter" nor the "two or more regions" release of a held
-        cone counts a region at most ``haunt_box`` of the picture centred in a place where small
-        motion came and went within ``haunt_s`` with no event (the places ``haunt_s`` keeps; 1 =
-        on; 0 = off, the rule before 2026-12-07). In ``dark_nuisance_10min``'s one-minute gust the
-        tree across the street shows as dark specks at the same few places for seconds; a car's
-        beam held meanwhile was released by them as something darker beside it (the seen
-        hold-outs' #404 67.9 s and #418 146.5 s, and #11 36.7 s of the tuning seeds). Someone
-        beside the beam soon outgrows such a speck, and where they first show was not moving
-        before. No other event moved over the cached scenes.
+    haunt_dark: a region at most ``haunt_box`` of the picture centred in a place where small
+        motion came and went within ``haunt_s`` with no event (the places ``haunt_s`` keeps) is
+        not counted against a headlight cone: neither the "not all brighter" nor the "two or
+        more regions" release of a held cone counts it, and a cone's first frame with it beside
+        the beam is still a cone's (1 = on; 0 = off, the rule before 2026-12-07). In
+        ``dark_nuisance_10min``'s one-minute gust the tree across the street shows as dark specks
+        at the same few places for seconds; a car's beam held meanwhile was released by them as
+        something darker beside it (the seen hold-outs' #404 67.9 s and #418 146.5 s, and #11
+        36.7 s of the tuning seeds), or not held at all when one showed on its first frame (the
+        twenty-second hold-out's #423 140.0 s). Someone beside the beam soon outgrows such a
+        speck, and where they first show was not moving before. No other event moved over the
+        cached scenes.
     relit_keep: while the detector re-learns after a light switch (``lit`` = 1.0), a sliver at
         the left, right or bottom border (as ``relit_reach`` counts one: at most 0.05 in, or up
         to 0.1 in and three times as long along the border), moving or not yet (below

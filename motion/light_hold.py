@@ -56,7 +56,8 @@ Rules:
   a small fraction of the beam's lift: a low bit rate's H.264 rings dark around a bright beam.
   With ``inner_speck`` neither counts a speck inside the beam's own box: that ringing inside it.
   With ``haunt_dark`` neither counts a speck where small motion came and went before with no
-  event (``haunt_s``): a tree swaying in a gust while a car's beam is held.
+  event (``haunt_s``), nor does the cone's first-frame test: a tree swaying in a gust as a
+  car's beam comes.
   With ``beam_touch`` the "two regions" release does not count the beam's floor reflection: a
   region that only brightened, touching the beam's box in its lower half, lifted at least half
   as much as the beam.
@@ -162,7 +163,10 @@ class LightHold:
         if not 0 < p.sudden_area <= area or (lit > p.cone_lit_ratio * area and not relit):
             return False
         if brighter is not None:
-            return len(brighter) >= 1 and min(brighter) >= p.light_brighter
+            # haunt_dark: a branch's speck beside the beam's first frame is not the beam's
+            kept = [f for i, (b, f) in enumerate(zip(boxes, brighter, strict=False))
+                    if i == 0 or not self._haunt_speck(b)]
+            return len(brighter) >= 1 and min(kept) >= p.light_brighter
         if len(boxes) != 1:
             return False
         x, _, w, _ = boxes[0]

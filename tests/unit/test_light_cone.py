@@ -750,6 +750,38 @@ def test_a_swaying_branchs_speck_does_not_release_a_held_beam() -> None:
     assert replay_lit(still + beam) == [148.67]
 
 
+def test_a_beams_first_frame_beside_a_branchs_speck_is_still_a_cone() -> None:
+    # dark_nuisance_10min#423 (the twenty-second hold-out) in its gust: the branch's speck came
+    # and went at (0.32, 0.2) three seconds before; a car's beam then appears at the right border
+    # with the speck showing again beside it. Not every region only brightened, so the first
+    # frame was no cone's and started an event at once (140.00 s). The speck is not the beam's,
+    # nor someone's (haunt_dark): the beam is held, as it would be alone.
+    branch: list[LitFrame] = [
+        (136.67, 0.0022, 0.005, 0.009, ((0.312, 0.189, 0.044, 0.067),), (0.0,), (-16.7,)),
+        (136.73, 0.0017, 0.006, 0.011, ((0.319, 0.2, 0.037, 0.056),), (0.0,), (-17.7,)),
+        (136.80, 0.0017, 0.005, 0.011, ((0.319, 0.2, 0.037, 0.056),), (0.0,), (-18.4,)),
+        (136.87, 0.0013, 0.004, 0.009, ((0.325, 0.2, 0.031, 0.044),), (0.0,), (-18.6,)),
+    ]
+    still: list[LitFrame] = [(136.93 + i / 15, 0.0, 0.002, 0.007, (), (), ()) for i in range(46)]
+    speck: Box = (0.319, 0.2, 0.031, 0.056)
+    beam: list[LitFrame] = [
+        (140.00, 0.0081, 0.009, 0.015, ((0.925, 0.333, 0.075, 0.144), speck), (1.0, 0.0),
+         (27.9, -17.6)),
+        (140.07, 0.0085, 0.009, 0.015, ((0.919, 0.333, 0.081, 0.156), speck), (1.0, 0.0),
+         (28.7, -17.4)),
+        (140.13, 0.0093, 0.010, 0.014, ((0.912, 0.333, 0.087, 0.167), speck), (1.0, 0.0),
+         (27.7, -16.8)),
+        (140.33, 0.0147, 0.016, 0.018, ((0.881, 0.333, 0.119, 0.267),), (1.0,), (33.7,)),
+        (141.00, 0.0867, 0.109, 0.113, ((0.675, 0.322, 0.312, 0.678),), (1.0,), (43.6,)),
+        (142.00, 0.0799, 0.098, 0.099, ((0.0, 0.411, 0.244, 0.589),), (1.0,), (48.6,)),
+        (142.67, 0.0097, 0.010, 0.010, ((0.0, 0.333, 0.1, 0.2),), (1.0,), (35.4,)),
+    ]
+    assert replay_lit(branch + still + beam, min_area=0.0015) == []
+    assert replay_lit(branch + still + beam, EventParams(haunt_dark=0), min_area=0.0015) == [
+        140.0]
+    assert replay_lit(still + beam, min_area=0.0015) == [140.0]  # no branch there before
+
+
 def test_a_held_cone_dropping_out_for_one_update_then_swinging_on_stays_held() -> None:
     # dark_nuisance_10min#218 at 176.87 s: a held cone's region falls apart for one update
     # (0.47 % left of 8.4 %), then the beam swings on, its area wavering and growing again. A
