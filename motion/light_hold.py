@@ -166,7 +166,7 @@ class LightHold:
             # haunt_dark: a branch's speck beside the beam's first frame is not the beam's
             kept = [f for i, (b, f) in enumerate(zip(boxes, brighter, strict=False))
                     if i == 0 or not self._haunt_speck(b)]
-            return len(brighter) >= 1 and min(kept) >= p.light_brighter
+            return len(brighter) >= 1 and min(kept or brighter) >= p.light_brighter
         if len(boxes) != 1:
             return False
         x, _, w, _ = boxes[0]

@@ -8,7 +8,7 @@ states must follow only a message newer than the one they show: this file rememb
 Wiring (agent.owner.bridge.start)::
 
     shown = ShownSeqs.open(owner_dir / SHOWN_FILE)   # before anything connects: a bad file stops
-    bridge = HaBridge(..., shown=shown)              # the worker calls newer()/record()
+    bridge = HaBridge(..., shown=shown)              # its worker calls get()/record()
 
 ``ShownSeqs()`` (no path) keeps them in memory only (a bridge built without a directory).
 """
@@ -28,8 +28,9 @@ SHOWN_FILE = "bridge-shown.json"
 class ShownSeqs:
     """Device id -> the seq of the newest message whose state Home Assistant shows.
 
-    Written atomically (a temporary file fsynced, then renamed) at each :meth:`record`: a crash
-    leaves the old or the new map, never a torn one. Only the bridge's worker thread uses it.
+    Written atomically (a temporary file fsynced, renamed, the directory fsynced) at each
+    :meth:`record`: a crash or power loss leaves the old or the new map, never a torn one.
+    Only the bridge's worker thread uses it.
     """
 
     def __init__(self, path: Path | None = None, seqs: dict[str, int] | None = None) -> None:
@@ -71,6 +72,11 @@ class ShownSeqs:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)  # the rename itself survives power loss
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise DoorwardError(f"cannot write {path}: {exc} (free space, or fix the owner "
