@@ -17,14 +17,13 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.errors import DoorwardError
+from agent.owner.durable_json import write_json
 from uplink import is_hex64, is_int, iso_utc_seconds
 
 PINS = "ledger-pins.json"
@@ -101,19 +100,4 @@ class PinStore:
             self._save(raw)
 
     def _save(self, raw: dict[str, Any]) -> None:
-        # mkstemp creates 0600; fsync then rename, so a crash leaves the old or the new file.
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-pins.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(raw, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise DoorwardError(f"cannot write {self.path}: {exc}") from exc
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_json(self.path, raw, prefix=".ledger-pins.", indent=1)

@@ -16,11 +16,10 @@ Wiring (agent.owner.bridge.start)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from agent.errors import DoorwardError
+from agent.owner.durable_json import write_json
 
 SHOWN_FILE = "bridge-shown.json"
 
@@ -28,8 +27,8 @@ SHOWN_FILE = "bridge-shown.json"
 class ShownSeqs:
     """Device id -> the seq of the newest message whose state Home Assistant shows.
 
-    Written atomically (a temporary file fsynced, renamed, the directory fsynced) at each
-    :meth:`record`: a crash or power loss leaves the old or the new map, never a torn one.
+    Written whole at each :meth:`record` (:func:`agent.owner.durable_json.write_json`): a crash
+    or power loss leaves the old or the new map, never a torn one.
     Only the bridge's worker thread uses it.
     """
 
@@ -65,19 +64,4 @@ class ShownSeqs:
             self._save(self.path)
 
     def _save(self, path: Path) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bridge-shown.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._seqs, fh, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(path.parent, os.O_RDONLY)  # the rename itself survives power loss
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise DoorwardError(f"cannot write {path}: {exc} (free space, or fix the owner "
-                                "directory's permissions)") from exc
+        write_json(path, self._seqs, prefix=".bridge-shown.")
