@@ -218,7 +218,10 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str, inbox: queue.Que
                                 password=mqtt_password(cfg), ca_file=_path(m.ca_file),
                                 cert_file=_path(m.cert_file), key_file=_path(m.key_file),
                                 allow_plain=m.allow_plain,
-                                will_topic=topics(device_id)["status"])
+                                will_topic=topics(device_id)["status"],
+                                # the session outlives the daemon: what an owner sends while it
+                                # restarts (or the broker does) waits for it, not lost
+                                resume_session=True)
         if connector is None:
             from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
             connector = MqttClient

@@ -219,6 +219,8 @@ class DeviceController:
                 self._on_command(item.payload, item.topic)
             elif (route := self._routes.get(item.topic)) is not None:
                 route(item.payload)
+            else:  # a subscription an earlier version left in the broker's kept session
+                log.debug("message on %s: no longer handled here, ignored", item.topic)
         elif isinstance(item, ControlPress):
             self._on_control_press(item, now)
         elif (handler := self._handlers.get(type(item))) is not None:

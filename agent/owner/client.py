@@ -285,8 +285,9 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
         # any other process on the owner dir) until the broker has this command.
         with keyring.sending(device.device_id) as ctr:
             now = int(time.time())
+            exp = now + COMMAND_LIFETIME_S
             claims = {"iss": keyring.key_id, "aud": device.device_id, "iat": now,
-                      "exp": now + COMMAND_LIFETIME_S, "jti": jti, "ctr": ctr, "cmd": cmd,
+                      "exp": exp, "jti": jti, "ctr": ctr, "cmd": cmd,
                       "topic": cmd_topic, "args": args}
             s.publish(cmd_topic, sign_jws(claims, keyring.key, kid=keyring.key_id).encode())
         while (msg := s.next(deadline)) is not None:
@@ -298,8 +299,17 @@ def send_command_replies(keyring: OwnerKeyring, device: PairedDevice, broker: Br
                 return replies
     if replies:
         return replies
-    raise DoorwardError(f"no signed answer from {device.device_id} within {timeout:.0f} s: is "
-                        f"its daemon running and connected to {broker.url}?")
+    raise DoorwardError(unanswered(device.device_id, broker.url, timeout, exp))
+
+
+def unanswered(device_id: str, url: str, timeout: float, exp: int) -> str:
+    """What the owner is told when no answer came: the broker keeps the command for the device
+    (its session outlives the daemon), so it may still act; how to find out whether it did."""
+    until = time.strftime("%H:%M:%S", time.localtime(exp))
+    return (f"no signed answer from {device_id} within {timeout:.0f} s: is its daemon running and "
+            f"connected to {url}? The broker keeps the command for it: it still acts on it "
+            f"when the device connects before {until} (a revocation or a removal, whenever it "
+            "connects); `doorward owner ledger` shows whether it did")
 
 
 def command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,

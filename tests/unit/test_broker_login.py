@@ -156,3 +156,12 @@ def test_a_refused_login_names_the_fix(code: int) -> None:
     assert "password_file" in str(err) or "acl_file" in str(err)
     plain = error_for_connack(code, "Not authorized", where)
     assert "password_file" in str(plain)  # a login may be what the broker wants
+
+
+def test_the_device_keeps_its_broker_session_across_restarts() -> None:
+    """Clean start off from the first connection: what an owner sends while the daemon (or the
+    broker) restarts waits in the broker for the device (tests/integration/test_device_session.py
+    shows it end to end)."""
+    s = captured('[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n')
+    assert s.resume_session and s.client_id == "dw-abcdefghijklmnop"
+    assert s.session_expiry_s >= 600  # longer than a command lives (owner_commands.MAX_LIFETIME_S)
