@@ -170,24 +170,18 @@ from uplink.manifest import (
 )
 from uplink.messages import (
     MAX_MESSAGE_BYTES,
-    MAX_REPLY_BYTES,
     Body,
     DeviceMessage,
     EventBody,
-    ForgetResultBody,
     MessageSigner,
-    Reply,
     SignedMessage,
     StatusBody,
     UploadedBody,
     VerifiedMessage,
-    VerifiedReply,
     next_message,
-    sign_reply,
     sign_status,
     topic_for,
     verify_message,
-    verify_reply,
 )
 from uplink.mqtt_types import (
     ConnectionEvent,
@@ -222,6 +216,14 @@ from uplink.pairing import Message as PairingMessage
 from uplink.pairing import Result as PairingResult
 from uplink.pairing import decode as decode_pairing
 from uplink.pairing import encode as encode_pairing
+from uplink.replies import (
+    MAX_REPLY_BYTES,
+    ForgetResultBody,
+    Reply,
+    VerifiedReply,
+    sign_reply,
+    verify_reply,
+)
 from uplink.s3_multipart import ResumeState
 from uplink.wire import (
     DEVICE_ID_RE,

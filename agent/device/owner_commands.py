@@ -23,7 +23,7 @@ say so, e.g. ``clips.forget``) skip ``exp > now`` and ``iat <= now +
 revocation from taking effect, and the counter and jti still stop replays. Their jti is remembered
 for at least ``MAX_LIFETIME_S`` of device time whatever their ``exp`` says.
 
-Replies (:meth:`CommandProcessor.respond`, :func:`uplink.messages.sign_reply`): readable are only
+Replies (:meth:`CommandProcessor.respond`, :func:`uplink.replies.sign_reply`): readable are only
 the jti, accepted or refused and the refusal code, plus ``iat``, the device's clock (the owner
 tool names the difference when a command is refused as ``expired`` or ``from-future``). The
 result and the refusal's detail are sealed to the members with role owner: viewers cannot command,

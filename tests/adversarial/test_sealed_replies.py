@@ -63,7 +63,7 @@ def test_replies_that_carry_state_are_sealed(rig: tuple[Rig, Identity], cmd: str
     claims = jws_claims(token.encode())
     assert claims is not None and claims["ok"] is True and "result" not in claims
 
-    from uplink.messages import verify_reply  # the owner's side: opened with their identity
+    from uplink.replies import verify_reply  # the owner's side: opened with their identity
 
     opened = verify_reply(token, public_raw(r.device_key), identities=[ident])
     assert opened.ok and opened.jti == resp.jti and opened.result == resp.result
@@ -78,7 +78,7 @@ def test_the_reply_to_adding_a_member_hides_who(rig: tuple[Rig, Identity]) -> No
     text = readable(token.encode())
     for secret in (key_id_for(public_raw(key)), args["recipient"], args["public_key"], "viewer"):
         assert secret not in text
-    from uplink.messages import verify_reply
+    from uplink.replies import verify_reply
 
     opened = verify_reply(token, public_raw(r.device_key), identities=[ident])
     assert opened.result["recipient"] == args["recipient"]
@@ -97,7 +97,7 @@ def test_refusals_show_only_the_code(rig: tuple[Rig, Identity]) -> None:
     assert set(claims) == {"v", "iss", "iat", "jti", "ok", "reason", "sealed"}
     assert "stored" not in readable(token.encode())
 
-    from uplink.messages import verify_reply
+    from uplink.replies import verify_reply
 
     opened = verify_reply(token, public_raw(r.device_key), identities=[ident])
     assert opened.reason == "stale-counter" and "stored 7" in opened.detail
@@ -107,7 +107,8 @@ def test_a_forgets_bucket_result_is_sealed_and_split_to_fit(rig: tuple[Rig, Iden
     """What the uploads lane erased goes to the owners as further sealed replies to the forget,
     each within a fleet broker's 128 KB, never as a readable message."""
     from agent.device.owner_commands import bucket_replies
-    from uplink.messages import MAX_MESSAGE_BYTES, ForgetResultBody, verify_reply
+    from uplink.messages import MAX_MESSAGE_BYTES
+    from uplink.replies import ForgetResultBody, verify_reply
 
     r, ident = rig
     keys = tuple(f"doorward/{r.device_id}/2026/12/03/c{i:05d}.mp4.age" for i in range(4000))

@@ -17,7 +17,7 @@ from agent.delivery.uploader import MANIFEST_CHAIN_SETTING
 from tests.unit.sendrig import CLIP_ID, PREFIX, SendRig, send_rig
 from uplink.manifest import Manifest, token_hash, verify_manifest
 from uplink.memory_store import MemoryObjectStore
-from uplink.messages import ForgetResultBody
+from uplink.replies import ForgetResultBody
 
 
 @pytest.fixture

@@ -36,14 +36,8 @@ from tests.unit.test_commands_device import T0, Rig
 from uplink import jws
 from uplink.agekeys import Identity
 from uplink.keys import b64u, key_id_for, public_raw
-from uplink.messages import (
-    MAX_MESSAGE_BYTES,
-    ForgetResultBody,
-    MessageError,
-    MessageTooLargeError,
-    VerifiedReply,
-    verify_reply,
-)
+from uplink.messages import MAX_MESSAGE_BYTES, MessageError, MessageTooLargeError
+from uplink.replies import ForgetResultBody, VerifiedReply, verify_reply
 
 DAY = 86400
 

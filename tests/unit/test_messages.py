@@ -22,15 +22,12 @@ from uplink.keys import b64u, b64u_decode, device_id_for, public_raw
 from uplink.manifest import ZERO_HASH, SeqState, verify_manifest
 from uplink.messages import (
     MAX_MESSAGE_BYTES,
-    MAX_REPLY_BYTES,
     Body,
     DeviceMessage,
     EventBody,
-    ForgetResultBody,
     MessageError,
     MessageSigner,
     MessageTooLargeError,
-    Reply,
     SignedMessage,
     StatusBody,
     UploadedBody,
@@ -38,12 +35,11 @@ from uplink.messages import (
     encode_message,
     iso_utc,
     next_message,
-    sign_reply,
     sign_status,
     topic_for,
     verify_message,
-    verify_reply,
 )
+from uplink.replies import MAX_REPLY_BYTES, ForgetResultBody, Reply, sign_reply, verify_reply
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 NOW = 1_796_000_000.75  # 2026-11-30T00:53:20.750Z; the fraction shows iat is floored
