@@ -309,7 +309,8 @@ def unanswered(device_id: str, url: str, timeout: float, exp: int) -> str:
     return (f"no signed answer from {device_id} within {timeout:.0f} s: is its daemon running and "
             f"connected to {url}? The broker keeps the command for it: it still acts on it "
             f"when the device connects before {until} (a revocation or a removal, whenever it "
-            "connects); its ledger (`doorward owner ledger fetch`) shows whether it did")
+            "connects within the hour the broker keeps its session); its ledger (`doorward owner "
+            "ledger fetch`) shows whether it did")
 
 
 def command(keyring: OwnerKeyring, device: PairedDevice, broker: BrokerOptions, cmd: str,
