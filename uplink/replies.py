@@ -52,6 +52,7 @@ __all__ = [
     "verify_reply",
 ]  # fmt: skip
 
+
 @dataclass(frozen=True)
 class ForgetResultBody:
     """What the owner's forget command (``request`` = its jti) deleted: local ``clips`` (ids),
