@@ -135,10 +135,14 @@ class DeviceRig:
     def device_json(self, *args: str) -> Any:
         return doorward_json(*args, "--data-dir", str(self.data), "--json")
 
+    def ledger_entries(self) -> list[dict[str, Any]]:
+        """The device's ledger entries (``seq``, ``ts``, ``kind``, ``data``, ...), oldest first."""
+        text = doorward("ledger", "show", "--json", "--data-dir", str(self.data)).stdout
+        return [json.loads(line) for line in text.splitlines()[1:]]
+
     def ledger_kinds(self) -> list[str]:
         """The kinds of the device's ledger entries, oldest first."""
-        text = doorward("ledger", "show", "--json", "--data-dir", str(self.data)).stdout
-        return [json.loads(line)["kind"] for line in text.splitlines()[1:]]
+        return [e["kind"] for e in self.ledger_entries()]
 
     def grants(self) -> list[str]:
         return sorted(g["scope"] for g in self.device_json("consent", "show")["grants"])

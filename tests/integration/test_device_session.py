@@ -90,6 +90,8 @@ def test_a_queued_grant_past_its_lifetime_is_refused_when_the_device_comes_back(
     signed_at = time.time()
     wait_for(lambda: time.time() > signed_at + 1, timeout=5, what="the command's lifetime")
     with dev.running():
-        wait_for(lambda: "command-rejected" in dev.ledger_kinds(), timeout=30,
-                 what="the device to refuse the expired command")
+        rejected = wait_for(
+            lambda: [e["data"] for e in dev.ledger_entries() if e["kind"] == "command-rejected"],
+            timeout=30, what="the device to refuse the expired command")
+        assert [r["reason"] for r in rejected] == ["expired"], rejected
         assert dev.grants() == []
