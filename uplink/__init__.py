@@ -13,7 +13,9 @@ and scripts may reach into the modules.
     age_rewrap    a new age header for a requester: hand a clip over without re-uploading it
     requests      footage requests: the signed request, the owner's grant, ledger entry proofs
     jws           compact JWS with EdDSA, and the check every device-signed token gets
-    messages      the device's signed messages on MQTT (events, status, uploads, replies)
+    messages      the device's signed messages on MQTT (events, status, uploads)
+    replies       the device's signed replies to owner commands (results sealed to owners)
+    body_checks   the strict checks messages and replies share
     manifest      the signed manifest beside each uploaded clip, and the owner's chain check
     clip_progress the signed progress record of a clip uploaded live, segment by segment
     checkpoint    ledger checkpoints stored in the bucket
