@@ -221,7 +221,10 @@ def build_mqtt(cfg: Config, broker: str | None, device_id: str, inbox: queue.Que
                                 will_topic=topics(device_id)["status"],
                                 # the session outlives the daemon: what an owner sends while it
                                 # restarts (or the broker does) waits for it, not lost
-                                resume_session=True)
+                                resume_session=True,
+                                # and what it took but had not handled when it died comes
+                                # again: the control plane acknowledges once it has handled it
+                                manual_ack=True)
         if connector is None:
             from uplink import MqttClient  # paho (~12 MB) only when a broker is configured
             connector = MqttClient

@@ -24,6 +24,9 @@ force when ``connected=True`` is reported, re-subscription (and retained message
 every reconnection, publishes made while disconnected sent on reconnection, the retained QoS 1
 last will published when a connection is cut (not on ``stop()``), and persistent sessions:
 QoS 1 messages for a subscriber that is offline wait for it (session expiry is not modelled).
+With ``MqttSettings.manual_ack`` a QoS 1 message stays the session's until the client calls
+``ack(message)``; one not acknowledged when the connection ends is sent again on the next
+(``broker.unacked(client_id)`` lists them).
 ``deny(filter)`` makes the broker refuse publishes like an ACL would (MqttAuthError on the ack).
 
 Threads: one broker thread routes everything in publish order and calls ``on_message`` (which,
@@ -91,6 +94,7 @@ class _Session:
 
     subscriptions: dict[str, int] = field(default_factory=dict)
     waiting: list[InboundMessage] = field(default_factory=list)
+    unacked: dict[int, InboundMessage] = field(default_factory=dict)  # manual_ack, by mid
     client: LoopbackMqttClient | None = None  # connected now
 
 
@@ -107,6 +111,7 @@ class LoopbackBroker:
         self._online = True
         self._held: set[str] = set()  # client ids kept offline
         self._clients: list[LoopbackMqttClient] = []
+        self._mids = itertools.count(1)  # manual_ack's packet ids: never reused
         self.messages: list[Published] = []
 
     # ---- for tests --------------------------------------------------------------------------
@@ -127,6 +132,14 @@ class LoopbackBroker:
         self.sync()
         with self._lock:
             return [m for m in self.messages if topic_matches(topic_filter, m.topic)]
+
+    def unacked(self, client_id: str) -> list[InboundMessage]:
+        """The messages sent to ``client_id`` (with ``manual_ack``) and not yet acknowledged,
+        in the order sent; waits for routing."""
+        self.sync()
+        with self._lock:
+            session = self._sessions.get(client_id)
+            return [] if session is None else list(session.unacked.values())
 
     def deny(self, topic_filter: str) -> None:
         """Refuse publishes on topics matching ``topic_filter`` (as an ACL: the ack fails)."""
@@ -217,7 +230,7 @@ class LoopbackBroker:
             self._send_retained(client, topic_filter)
         waiting, session.waiting = session.waiting, []
         for message in waiting:
-            client.deliver(message)
+            self._deliver(session, client, message)
         client.set_connected(True, f"connected to {client.broker.where} with MQTT 5")
         for job in client.take_unsent():  # what was published while disconnected
             self._route(client, *job)
@@ -232,6 +245,7 @@ class LoopbackBroker:
         if session is None or session.client is None:
             return
         client, session.client = session.client, None
+        self._requeue_unacked(session)
         error = MqttConnectError(f"lost connection to broker {client.broker.where} ({why}); "
                                  "reconnecting")
         client.set_connected(False, str(error), error)
@@ -243,6 +257,7 @@ class LoopbackBroker:
         session = self._sessions.get(client.settings.client_id)
         if session is not None and session.client is client:
             session.client = None
+            self._requeue_unacked(session)
         if client in self._clients:
             self._clients.remove(client)
         if client.connected:
@@ -257,10 +272,11 @@ class LoopbackBroker:
 
     def _send_retained(self, client: LoopbackMqttClient, topic_filter: str) -> None:
         qos = client.subscriptions().get(topic_filter, 0)
+        session = self._sessions[client.settings.client_id]
         for message in sorted(self._retained.values(), key=lambda m: m.topic):
             if topic_matches(topic_filter, message.topic):
-                client.deliver(InboundMessage(message.topic, message.payload, True,
-                                              min(qos, message.qos)))
+                self._deliver(session, client, InboundMessage(
+                    message.topic, message.payload, True, min(qos, message.qos)))
 
     def _route(self, client: LoopbackMqttClient, mid: int, topic: str, payload: bytes, qos: int,
                retain: bool) -> None:
@@ -288,9 +304,29 @@ class LoopbackBroker:
             inbound = InboundMessage(message.topic, message.payload, False,
                                      min(max(granted), message.qos))
             if session.client is not None:
-                session.client.deliver(inbound)
+                self._deliver(session, session.client, inbound)
             elif inbound.qos == 1:
                 session.waiting.append(inbound)
+
+    def _deliver(self, session: _Session, client: LoopbackMqttClient,
+                 message: InboundMessage) -> None:
+        if client.settings.manual_ack and message.qos == 1:
+            mid = next(self._mids)
+            message = InboundMessage(message.topic, message.payload, message.retain, 1, mid=mid)
+            session.unacked[mid] = message
+        client.deliver(message)
+
+    def _requeue_unacked(self, session: _Session) -> None:
+        """The connection ended: what it was sent and did not acknowledge goes out again,
+        first, on the next one (as a broker resends in-flight messages on resuming a session)."""
+        session.waiting[:0] = [InboundMessage(m.topic, m.payload, m.retain, m.qos)
+                               for m in session.unacked.values()]
+        session.unacked.clear()
+
+    def _ack(self, client: LoopbackMqttClient, mid: int) -> None:
+        session = self._sessions.get(client.settings.client_id)
+        if session is not None and session.client is client:
+            session.unacked.pop(mid, None)  # a stale mid (an earlier connection's) matches none
 
 
 _Unsent = tuple[int, str, bytes, int, bool]
@@ -343,6 +379,11 @@ class LoopbackMqttClient:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def ack(self, message: InboundMessage) -> None:
+        """With ``manual_ack``: ``message`` is handled; the broker forgets it (as paho's)."""
+        if self.settings.manual_ack and message.mid:
+            self.hub._submit(lambda: self.hub._ack(self, message.mid))
 
     @property
     def is_connected(self) -> bool:

@@ -11,6 +11,10 @@ Wiring (the daemon's main loop owns all state)::
     client.wait_published(handle, timeout=5.0)        # or client.is_published(handle) to poll
     client.stop()
 
+With ``MqttSettings(manual_ack=True)`` (the device's client) a QoS 1 message is acknowledged
+only when its handler calls ``client.ack(message)``: one taken into the inbox by a process that
+dies before handling it is sent again to the session's next connection.
+
 paho callbacks run on paho's thread and ONLY enqueue (``on_message`` is given a frozen
 ``InboundMessage``; connection changes become ``ConnectionEvent`` on ``client.events``) or record
 acknowledgements; the one exception is on_connect re-sending SUBSCRIBE, as paho intends.
@@ -31,6 +35,7 @@ CLI tools use the synchronous helpers ``request_reply`` and ``collect``.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -75,6 +80,8 @@ __all__ = [
     "MqttSettings", "MqttTlsError", "PublishHandle", "check_publish_limits", "collect",
     "is_loopback", "parse_broker_url", "request_reply", "should_fall_back_to_v311",
 ]
+
+log = logging.getLogger(__name__)
 
 # Connections closed in a row, under MQTT 5, before any CONNACK: then the broker is taken to be
 # 3.1.1-only (a single close may be a broker going down while we connected).
@@ -125,13 +132,16 @@ class MqttClient:
         self._silent_closes = 0  # closes before any CONNACK in a row (see V5_SILENT_CLOSES)
         self._stopping = False
         self._resubscribe_mid: int | None = None  # SUBSCRIBE sent by on_connect, awaiting SUBACK
+        # manual_ack: which connection a message came on (paho's thread writes, ack() reads one
+        # int): a packet id is the broker's for one session, and a new one may reuse it
+        self._link = 0
         self._paho = self._build()
 
     # ---- setup ---------------------------------------------------------------------------
     def _build(self) -> _Paho:
         s = self.settings
         client = _Paho(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                       protocol=paho.MQTTv5, reconnect_on_failure=True)
+                       protocol=paho.MQTTv5, reconnect_on_failure=True, manual_ack=s.manual_ack)
         if s.username:
             client.username_pw_set(s.username, s.password)
         if self.broker.tls:
@@ -263,9 +273,25 @@ class MqttClient:
         if self._paho.is_connected():
             self._paho.subscribe(topic, qos)
 
+    def ack(self, message: InboundMessage) -> None:
+        """With ``manual_ack``: tell the broker ``message`` (QoS 1, from this client) is handled,
+        so it is not sent again. Call it once the message's effect is kept (from any thread).
+        A message that came on an earlier connection is not acknowledged here: the broker sends
+        it again on the session's next connection, and the handler meets it twice (owner
+        commands are then refused as replays). Does nothing without ``manual_ack``."""
+        if not self.settings.manual_ack or message.mid == 0:
+            return
+        if message.link != self._link:
+            log.debug("not acknowledging %s: it came on an earlier connection, and the broker "
+                      "sends it again", message.topic)
+            return
+        # NO_CONN: the connection dropped since; the broker sends it again, as above
+        self._paho.ack(message.mid, message.qos)
+
     # ---- paho callbacks (paho's thread: enqueue / record only) -----------------------------
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any,
                     reason: ReasonCode, _props: Any) -> None:
+        self._link += 1  # before any message of this connection (they follow CONNACK)
         self._silent_closes = -1  # a CONNACK came: this connection's close is not "silent"
         if reason.is_failure:
             self._refused = True
@@ -304,6 +330,7 @@ class MqttClient:
                        reason: ReasonCode, _props: Any) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._link += 1  # an ack from now on would go out on the next connection, if at all
         log, refused = self._last_log, self._refused
         self._last_log, self._refused = "", False
         if refused:
@@ -329,8 +356,10 @@ class MqttClient:
                                         f"({detail}); reconnecting{hint}"))
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._deliver(InboundMessage(msg.topic, bytes(msg.payload), bool(msg.retain),
-                                     int(msg.qos)))
+        qos = int(msg.qos)
+        mid = int(msg.mid) if self.settings.manual_ack and qos > 0 else 0
+        self._deliver(InboundMessage(msg.topic, bytes(msg.payload), bool(msg.retain), qos,
+                                     mid=mid, link=self._link))
 
     def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _props: Any) -> None:

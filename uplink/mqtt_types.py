@@ -82,6 +82,12 @@ class MqttSettings:
     # kept for it (within session_expiry_s). Off, a new process starts a new session, and only
     # reconnections resume.
     resume_session: bool = False
+    # manual_ack: a QoS 1 message is acknowledged to the broker only when the owner of the inbox
+    # calls ``ack(message)``, once it has handled it (paho's manual_ack): until then the broker
+    # keeps it, and sends it again to the session's next connection. Off, paho acknowledges it as
+    # soon as ``on_message`` returns, and a process that dies before handling it loses it. On,
+    # every message taken must be acknowledged, or the broker stops sending (its in-flight cap).
+    manual_ack: bool = False
     will_topic: str | None = None
     will_payload: bytes = b"offline"
     reconnect_min_s: int = 1
@@ -91,10 +97,16 @@ class MqttSettings:
 
 @dataclass(frozen=True)
 class InboundMessage:
+    """A message the broker sent us. ``mid`` and ``link`` are delivery bookkeeping for
+    ``MqttSettings.manual_ack`` (the packet id to acknowledge and the connection it came on; 0
+    when there is nothing to acknowledge) and take no part in equality."""
+
     topic: str
     payload: bytes
     retain: bool
     qos: int
+    mid: int = field(default=0, compare=False)
+    link: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,8 @@ class MqttPort(Protocol):
     def wait_published(self, handle: PublishHandle, timeout: float) -> bool: ...
 
     def wait_connected(self, timeout: float) -> bool: ...
+
+    def ack(self, message: InboundMessage) -> None: ...
 
     @property
     def is_connected(self) -> bool: ...

@@ -5,6 +5,8 @@ Owned by the daemon loop's thread, like the pipeline. Everything that arrives fr
 *enqueued* on ``inbox``; :meth:`tick` drains it between frames, so every decision runs on one
 thread with no locks around state. What the controller does not handle itself (the lanes'
 reports) goes to the handler registered for its type, so this module knows nothing of delivery.
+A message from the broker is acknowledged to it once handled (the client's ``manual_ack``), so
+one on the inbox when the daemon dies comes again when its session resumes.
 
 Wiring (see agent.app)::
 
@@ -213,20 +215,31 @@ class DeviceController:
         if isinstance(item, ButtonEvent):
             self._on_button(item, now)
         elif isinstance(item, InboundMessage):
-            if item.topic == self.topics["pair_in"]:
-                self._on_pairing_message(item.payload, now)
-            elif item.topic == self.topics["cmd"]:
-                self._on_command(item.payload, item.topic)
-            elif (route := self._routes.get(item.topic)) is not None:
-                route(item.payload)
-            else:  # a subscription an earlier version left in the broker's kept session
-                log.debug("message on %s: no longer handled here, ignored", item.topic)
+            try:
+                self._on_message(item, now)
+            finally:
+                # Handled (its effect is in device.sqlite): the broker may forget it. Not before:
+                # a daemon that dies with it on the inbox gets it again when its session
+                # resumes. Also when handling raised, or a message that crashes the daemon would
+                # come back at every start.
+                if self.mqtt is not None:
+                    self.mqtt.ack(item)
         elif isinstance(item, ControlPress):
             self._on_control_press(item, now)
         elif (handler := self._handlers.get(type(item))) is not None:
             handler(item)
         else:
             log.warning("inbox item %r has no handler: dropped", item)
+
+    def _on_message(self, item: InboundMessage, now: float) -> None:
+        if item.topic == self.topics["pair_in"]:
+            self._on_pairing_message(item.payload, now)
+        elif item.topic == self.topics["cmd"]:
+            self._on_command(item.payload, item.topic)
+        elif (route := self._routes.get(item.topic)) is not None:
+            route(item.payload)
+        else:  # a subscription an earlier version left in the broker's kept session
+            log.debug("message on %s: no longer handled here, ignored", item.topic)
 
     def _connection_events(self) -> None:
         if self.mqtt is None:

@@ -62,10 +62,10 @@ class TwinRig:
 
 @contextmanager
 def running(rig: MqttRig, client_id: str, *, subscribe: tuple[str, ...] = (),
-            will_topic: str | None = None) -> Iterator[Running]:
+            will_topic: str | None = None, manual_ack: bool = False) -> Iterator[Running]:
     inbox: queue.Queue[InboundMessage] = queue.Queue()
     settings = MqttSettings(url=rig.url, client_id=client_id, will_topic=will_topic,
-                            reconnect_max_s=2)
+                            reconnect_max_s=2, manual_ack=manual_ack)
     client = rig.client(settings, on_message=inbox.put)
     for topic in subscribe:
         client.subscribe(topic)
@@ -198,6 +198,28 @@ def test_outage_reconnects_resubscribes_and_sends_what_was_published_meanwhile(
             assert seen.get(timeout=TIMEOUT).payload == b"queued"
             assert owner.wait_published(owner.publish(cmd, b"after"), TIMEOUT)
         assert inbox.get(timeout=TIMEOUT).payload == b"after"
+
+
+def test_manual_ack_keeps_a_message_until_it_is_acknowledged(rig: MqttRig) -> None:
+    """With ``manual_ack`` a message taken and not acknowledged when the connection drops comes
+    again on the next; one acknowledged does not (the device's commands, agent.app)."""
+    cmd, sync = "doorward/dw-m/cmd", "doorward/dw-m/events"
+    with running(rig, "dw-m", subscribe=(cmd,), manual_ack=True) as (device, inbox), \
+            running(rig, "owner") as (owner, _):
+        next_event(device, lambda e: e.connected)
+        for payload in (b"one", b"two"):
+            assert owner.wait_published(owner.publish(cmd, payload), TIMEOUT)
+        one, two = inbox.get(timeout=TIMEOUT), inbox.get(timeout=TIMEOUT)
+        assert (one.payload, two.payload) == (b"one", b"two")
+        device.ack(one)
+        # the broker answers in order: once it acknowledged this, it had our acknowledgement
+        assert device.wait_published(device.publish(sync, b"sync"), TIMEOUT)
+        rig.cut(device)
+        next_event(device, lambda e: e.connected, timeout=20)
+        again = inbox.get(timeout=TIMEOUT)
+        assert (again.topic, again.payload) == (cmd, b"two")
+        device.ack(again)
+        assert marker_then(inbox, owner, cmd) == []
 
 
 def test_fleet_limits_are_refused_before_sending(rig: MqttRig) -> None:

@@ -67,7 +67,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     broker, clock, calls = LoopbackBroker(), TestClock(), Calls()
     inbox: queue.Queue[Any] = queue.Queue()
     client = broker.client(MqttSettings(url="mqtt://localhost", client_id=device_id,
-                                        will_topic=topics(device_id)["status"]),
+                                        will_topic=topics(device_id)["status"],
+                                        manual_ack=True),  # as agent.app.build_mqtt's
                            on_message=inbox.put)
 
     class Guard:
@@ -177,6 +178,43 @@ def test_owner_command_round_trip_over_the_broker(rig: Rig) -> None:
     rig.reply(inbox)
     assert not rig.state.consent.allows("events", rig.clock.wall())
     assert rig.calls.revoked == [["events"]]
+
+
+def test_a_message_is_acknowledged_once_handled_and_not_before(rig: Rig) -> None:
+    owner = Owner(rig.state.identity.device_id)
+    rig.state.consent.add_owner(owner.public, owner.recipient, "owner", rig.clock.wall())
+    tool, _ = peer(rig.broker, "owner-tool")
+    args = {"scopes": ["events"], "days": 7, "until_revoked": False}
+    tool.publish(rig.topics["cmd"], owner.command("consent.grant", args, rig.clock.wall()))
+    tool.publish(rig.topics["cmd"], b"not a command")  # refused: acknowledged all the same
+    device_id = rig.state.identity.device_id
+    # on the inbox, not yet handled: a daemon dying now gets both again from its session
+    assert [m.topic for m in rig.broker.unacked(device_id)] == [rig.topics["cmd"]] * 2
+    rig.pump()
+    assert rig.state.consent.allows("events", rig.clock.wall())
+    assert rig.broker.unacked(device_id) == []
+
+
+def test_a_message_whose_handling_raised_is_acknowledged_so_it_cannot_crash_every_start(
+        rig: Rig) -> None:
+    owner = Owner(rig.state.identity.device_id)
+    rig.state.consent.add_owner(owner.public, owner.recipient, "owner", rig.clock.wall())
+
+    class Broken:
+        def __enter__(self) -> None:
+            raise RuntimeError("disk on fire")
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    rig.controller.hooks = UplinkHooks(command_guard=Broken)
+    tool, _ = peer(rig.broker, "owner-tool")
+    args = {"scopes": ["events"], "days": 7, "until_revoked": False}
+    tool.publish(rig.topics["cmd"], owner.command("consent.grant", args, rig.clock.wall()))
+    rig.broker.sync()
+    with pytest.raises(RuntimeError, match="disk on fire"):  # not swallowed: the daemon sees it
+        rig.controller.tick()
+    assert rig.broker.unacked(rig.state.identity.device_id) == []
 
 
 def test_a_stranger_gets_no_grant(rig: Rig) -> None:
