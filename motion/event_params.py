@@ -486,8 +486,9 @@ class EventParams:
         ``min_area``, or in the detector's first second after the switch, which it reports
         as a light change), seen on this many updates in a row, each beside the one before, and
         reaching ``relit_reach`` deeper than at first, starts an event at once, from its first
-        update, unless the run is held as light (a cone's hold stays) (0..100; 0 = off, the
-        rule before 2026-12-07; off too with ``relit_reach`` 0). Not a sliver lifted as a beam
+        update, unless the run is held as a beam (and with ``relit_unhold`` 0, as a cone)
+        (0..100; 0 = off, the rule before 2026-12-07; off too with ``relit_reach`` 0). Not a
+        sliver lifted as a beam
         is (``relit_lift``). Someone walking in just after the camera switches to IR shows first
         as such a sliver, one working pixel deeper every update or two, for 0.3-0.5 s before
         the detector calls it motion: on ``ir_switch_visit`` seeds 380-409 (seen hold-outs)
@@ -496,6 +497,18 @@ class EventParams:
         length (dark_nuisance_10min#4 302.4 s, #27 320.3 s: with 2 they started events); no
         other event moved on the cached scenes, the 69 IR switches of dark_nuisance_10min
         included, with 3 or 4.
+    relit_unhold: a ``relit_keep`` streak starts its event even while the run is held as a
+        cone's first frame (``sudden_area``), though not while it is held as a beam
+        (``relit_lift``) (0 or 1; 0 = the rule before 2026-12-07: a cone's hold stays). While
+        the detector re-learns, the cone test skips its ``lit`` check (``relit_cone``), so an
+        IR-lit visitor who walks in all brighter and reaches ``sudden_area`` on their first
+        motion frame was held for ``sudden_hold_s`` like a cone, and the streak they completed
+        0.2 s later started nothing: ``ir_switch_visit#41`` walked 0.47 of the picture's width
+        in four seconds of motion, held all along, and was then lost standing still (6.93 ->
+        0.53 s; #387 0.87 -> 0.53 s). A beam growing in at a border stops being a sliver within
+        two or three updates and completes no streak of four: no other event moved on all 18
+        scenes' seeds 0-63 and 450-459, nor on the seen hold-outs 380-449 of
+        ``ir_switch_visit``, ``dark_nuisance_10min``, ``headlights`` and ``headlights_visit``.
     """
 
     min_motion_s: float = 0.4
@@ -563,6 +576,7 @@ class EventParams:
     beam_touch: int = 1
     jump_below: float = 0.1
     relit_keep: int = 4
+    relit_unhold: int = 1
 
     def __post_init__(self) -> None:
         _check_range("min_motion_s", self.min_motion_s, 0.0, 10.0)
@@ -590,7 +604,7 @@ class EventParams:
                 raise ValueError(f"{name}={n!r} is out of range: allowed 0..100")
         for name in ("away_late", "relit_cone", "fast_box", "swept_hold", "dark_entry",
                      "dark_lead", "lit_head", "dark_reach", "swept_glow", "beam_touch",
-                     "haunt_dark"):
+                     "haunt_dark", "relit_unhold"):
             if getattr(self, name) not in (0, 1):  # a switch; 0.0 / 1.0 from a command line too
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed 0 or 1")
         ratio = self.cone_lit_ratio

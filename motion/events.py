@@ -194,7 +194,9 @@ class EventTracker(StartPaths, RunWaits, LightHold):
             if persisted or t - o.last_motion_t <= min(p.merge_gap_s, p.post_roll_s):
                 self._motion(o, t, area)
             return out
-        if persisted and t >= s.held_until and (
+        # relit_unhold: a sliver streak walking in outranks a cone's first-frame hold (not a beam's)
+        unheld = rkept and p.relit_unhold == 1 and not s.beam_held
+        if persisted and (t >= s.held_until or unheld) and (
                 rkept or not self._relit_short(t + frame_s, relit, boxes)):
             out.append(self._start(t, s.run_start, "motion"))
             assert s.open is not None

@@ -18,8 +18,9 @@ Rules:
   still counted as a light change, and the re-learnt picture's fragments come and go beside it.
   With ``relit_keep`` a sliver at a border that holds on for that many updates in a row, each
   beside the one before, and reaches ``relit_reach`` deeper, starts an event from its first
-  update, moving or not, unless the run is held as light: someone walking in shows so before
-  the detector calls it motion; a beam grows out of being a sliver within two or three updates.
+  update, moving or not, unless the run is held as a beam (``relit_lift``; with ``relit_unhold``
+  a cone's first-frame hold does not stop it): someone walking in shows so before the detector
+  calls it motion; a beam grows out of being a sliver within two or three updates.
 - Where small motion came and went before (``haunt_s``, 60 s), small motion waits: an update
   whose largest region is small and centred where motion showed 2-60 s ago without an event
   takes no short path, and its run must persist ``haunt_motion_s`` (0.6 s). A branch in a gust

@@ -1,7 +1,8 @@
 """``relit_keep``: someone walking in just after the camera switches to IR shows as a sliver at
 the border, too small or too early for the detector to call motion, that is still there and a
 little deeper on the next updates; that starts the event, counted from the sliver. A car's beam
-growing in at the border stops being a sliver within two or three updates."""
+growing in at the border stops being a sliver within two or three updates. ``relit_unhold``: the
+streak starts the event even when the run was held as a cone's first frame."""
 
 from __future__ import annotations
 
@@ -74,3 +75,36 @@ def test_a_sliver_that_stays_where_it_is_does_not_count() -> None:
                              for x, y, w, h in b), f, r)
              for t, m, a, b, f, r in WALK_IN if t < 18.78]
     assert started_lifted(still) == []
+
+
+# ir_switch_visit#41 (seeds 37-63) from 17.80 s, the detector re-learning after the IR switch at
+# 16.93 s: an IR-lit visitor walks in at the left border (in view from 17.67 s), all brighter.
+# Their first motion frame (18.00 s) reaches sudden_area at once, and while re-learning the cone
+# test skips its lit check, so the run was held as a cone's first frame for 4 s; the streak it
+# completed at 18.20 s started nothing, and the visitor, held all the way to 0.47 of the width,
+# stood still and was lost: the event started at 24.60 s.
+HELD_WALK_IN: list[LiftFrame] = [
+    (17.8000, False, 0.0000, (), (), ()),
+    (17.8667, False, 0.0013, ((0.0, 0.3, 0.0187, 0.0667),), (1.0,), (22.5,)),
+    (17.9333, False, 0.0000, (), (), ()),
+    (18.0000, True, 0.0042, ((0.0, 0.1889, 0.0375, 0.1778),), (1.0,), (26.5,)),
+    (18.0667, True, 0.0059, ((0.0, 0.1889, 0.0437, 0.1889),), (1.0,), (30.4,)),
+    (18.1333, True, 0.0071, ((0.0, 0.1889, 0.0563, 0.1889),), (1.0,), (31.7,)),
+    (18.2000, True, 0.0088, ((0.0, 0.1889, 0.0625, 0.1889),), (1.0,), (30.8,)),
+    (18.2667, True, 0.0103, ((0.0063, 0.1889, 0.0688, 0.2),), (1.0,), (32.7,)),
+    (18.3333, True, 0.0111, ((0.0125, 0.1889, 0.075, 0.1889),), (1.0,), (34.8,)),
+    (18.4000, True, 0.0120, ((0.0125, 0.1889, 0.0875, 0.1889),), (1.0,), (33.8,)),
+]
+
+
+def test_a_streak_starts_the_event_though_the_run_was_held_as_a_cone() -> None:
+    assert started_lifted(HELD_WALK_IN) == [18.2]
+    assert started_lifted(HELD_WALK_IN, EventParams(relit_unhold=0)) == []  # held: as before
+
+
+def test_a_streak_held_as_a_beam_still_starts_nothing() -> None:
+    # The same visitor lifted as only a car's beam is (relit_lift, 80 grey levels) from their
+    # first motion frame on: held as a beam, which the streak does not outrank.
+    beam = [(t, m, a, b, f, tuple(90.0 for _ in r) if t >= 18.0 else r)
+            for t, m, a, b, f, r in HELD_WALK_IN]
+    assert started_lifted(beam) == []
