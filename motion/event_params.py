@@ -480,23 +480,21 @@ class EventParams:
         twenty-second hold-out's #423 140.0 s). Someone beside the beam soon outgrows such a
         speck, and where they first show was not moving before. No other event moved over the
         cached scenes.
-    relit_keep: while the detector re-learns after a light switch (``lit`` = 1.0), a sliver at
-        the left, right or bottom border (as ``relit_reach`` counts one: at most 0.05 in, or up
-        to 0.1 in and three times as long along the border), moving or not yet (below
-        ``min_area``, or in the detector's first second after the switch, which it reports
-        as a light change), seen on this many updates in a row, each beside the one before, and
-        reaching ``relit_reach`` deeper than at first, starts an event at once, from its first
-        update, unless the run is held as a beam (and with ``relit_unhold`` 0, as a cone)
-        (0..100; 0 = off, the rule before 2026-12-07; off too with ``relit_reach`` 0). Not a
-        sliver lifted as a beam
-        is (``relit_lift``). Someone walking in just after the camera switches to IR shows first
-        as such a sliver, one working pixel deeper every update or two, for 0.3-0.5 s before
-        the detector calls it motion: on ``ir_switch_visit`` seeds 380-409 (seen hold-outs)
-        p95 1.20 -> 0.78 s, 10 -> 3 visitors over 0.5 s; seeds 0-36 p95 0.49 -> 0.40 s. A car's
-        beam growing in at a border is a sliver for two updates and then too deep for its
-        length (dark_nuisance_10min#4 302.4 s, #27 320.3 s: with 2 they started events); no
-        other event moved on the cached scenes, the 69 IR switches of dark_nuisance_10min
-        included, with 3 or 4.
+    relit_keep: while the detector re-learns after a light switch (``lit`` = 1.0), a sliver at the
+        left, right or bottom border (as ``relit_reach`` counts one: at most 0.05 in, or up to 0.1
+        in and three times as long along the border), moving or not yet (below ``min_area``, or in
+        the detector's first second after the switch, which it reports as a light change), seen on
+        this many updates in a row, each beside the one before, and reaching ``relit_reach`` deeper
+        than at first, starts an event at once, from its first update, unless the run is held as a
+        beam (and with ``relit_unhold`` 0, as a cone) (0..100; 0 = off, the rule before 2026-12-07;
+        off too with ``relit_reach`` 0). Not a sliver lifted as a beam is (``relit_lift``). Someone
+        walking in just after the camera switches to IR shows first as such a sliver, one working
+        pixel deeper every update or two, for 0.3-0.5 s before the detector calls it motion: on
+        ``ir_switch_visit`` seeds 380-409 (seen hold-outs) p95 1.20 -> 0.78 s, 10 -> 3 visitors over
+        0.5 s; seeds 0-36 p95 0.49 -> 0.40 s. A car's beam growing in at a border is a sliver for
+        two updates and then too deep for its length (dark_nuisance_10min#4 302.4 s, #27 320.3 s:
+        with 2 they started events); no other event moved on the cached scenes, the 69 IR switches
+        of dark_nuisance_10min included, with 3 or 4.
     relit_unhold: a ``relit_keep`` streak starts its event even while the run is held as a
         cone's first frame (``sudden_area``), though not while it is held as a beam
         (``relit_lift``) (0 or 1; 0 = the rule before 2026-12-07: a cone's hold stays). While
