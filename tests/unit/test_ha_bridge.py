@@ -403,6 +403,44 @@ def test_state_survives_an_outage_of_home_assistants_broker(rig: Rig) -> None:
     assert rig.ha_broker.retained(running.bridge.availability) == b"online"
 
 
+def test_a_device_message_is_acknowledged_once_home_assistants_broker_has_it(rig: Rig) -> None:
+    """Held unacknowledged on the device's broker while Home Assistant's broker is away: a bridge
+    that died now would get the ring again (tests/integration/test_bridge_ack.py kills one)."""
+    running = rig.start()
+    session = f"doorward-bridge-{rig.bucket.ring.key_id}"
+    rig.event("motion-started", "1")
+    processed(rig, 1)
+    wait_for(lambda: rig.device_broker.unacked(session) == [], timeout=5, what="acknowledged")
+    rig.ha_broker.offline()
+    ring = rig.event("ring", "2")
+    rig.publish("not a message")  # no item for Home Assistant: acknowledged in its turn
+    processed(rig, 3)
+    assert [m.payload for m in rig.device_broker.unacked(session)] == [ring.encode(),
+                                                                        b"not a message"]
+    rig.ha_broker.online()
+    wait_for(lambda: rig.device_broker.unacked(session) == [], timeout=5,
+             what="both acknowledged once Home Assistant's broker confirmed the ring")
+    assert [e["event_id"] for e in ha_events(rig)] == ["2"]
+    assert running.bridge.dropped == 1  # the malformed one, dropped and logged as before
+
+
+def test_the_message_the_states_last_took_may_set_them_again(rig: Rig) -> None:
+    """Sent again after the bridge died before Home Assistant's broker had its states (or
+    replayed by the broker's operator: then it sets what they already show)."""
+    rig.start()
+    rig.event("motion-started", "1")
+    ended = rig.event("motion-ended", "1")
+    processed(rig, 2)
+    assert rig.running is not None
+    rig.running.close()
+    running = rig.start()
+    rig.publish(ended)
+    processed(rig, 1)
+    assert running.bridge.dropped == 0
+    assert [m.payload for m in rig.ha_broker.published(rig.topics.motion)][-1] == b"OFF"
+    assert len(rig.ha_broker.published(rig.topics.last_event)) == 3  # set again, to the same
+
+
 def test_home_assistants_birth_message_brings_discovery_again(rig: Rig) -> None:
     running = rig.start()
     rig.event("motion-started", "1")

@@ -14,6 +14,12 @@ Wiring (agent.owner.app.server)::
 
     feed = LiveFeed(ring, snapshots=SnapshotFinder(...))
     feed.start(); feed.listen(callback); ... feed.stop()
+
+A consumer that hands the items on to somewhere that can fail (the Home Assistant bridge) passes
+``settle``: the feed's clients then acknowledge a QoS 1 message to the broker only when the
+consumer calls the acknowledgement ``settle`` was given for it (after its listeners got the item),
+so a message taken in by a process that dies before passing it on is sent again at the next
+start of the broker session. Without ``settle`` paho acknowledges on arrival (the page's feed).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from agent.owner.client import BrokerOptions
@@ -47,6 +54,8 @@ from uplink import (
 log = logging.getLogger("doorward")
 KEEP = 200  # newest events kept for a page that opens later
 Listener = Callable[[dict[str, Any]], None]
+# settle(ack): the message whose item the listeners just got is passed on once ack() is called
+Settle = Callable[[Callable[[], None]], None]
 
 
 def replayed(issues: list[ChainIssue]) -> bool:
@@ -72,13 +81,16 @@ class LiveFeed:
                  warm: Callable[[], None] | None = None,
                  connect_timeout: float = 10.0, broker: BrokerOptions | None = None,
                  login: BrokerOptions | None = None,
-                 connector: MqttConnector | None = None, session: str | None = None) -> None:
+                 connector: MqttConnector | None = None, session: str | None = None,
+                 settle: Settle | None = None) -> None:
         # broker: one broker for every device, with its login and TLS files (the HA bridge);
         # login: the username/password for each device's own broker (the app's --username);
         # connector: the client factory (MqttClient, or LoopbackBroker.client in tests);
         # session: a stable client id whose broker session outlives this process (the bridge):
         # what the devices send while it is stopped waits on the broker and comes in at start.
+        # settle: see the module docstring (called on the worker thread; enqueue only).
         self.ring = ring
+        self.settle = settle
         self.broker = broker
         self.broker_url = broker.url if broker is not None else broker_url
         self.connector = connector
@@ -87,7 +99,8 @@ class LiveFeed:
         self.snapshot = snapshot
         self.warm = warm
         self.connect_timeout = connect_timeout
-        self.inbox: queue.Queue[InboundMessage | None] = queue.Queue()
+        # each message with the client it came on (its acknowledgement is that client's)
+        self.inbox: queue.Queue[tuple[MqttPort, InboundMessage] | None] = queue.Queue()
         self.events: deque[dict[str, Any]] = deque(maxlen=KEEP)
         self.status: dict[str, dict[str, Any]] = {}
         self.brokers: dict[str, dict[str, Any]] = {}
@@ -124,12 +137,15 @@ class LiveFeed:
         try:
             options = self.broker or (replace(self.login, url=url) if self.login
                                       else BrokerOptions(url))
+            manual = {"manual_ack": True} if self.settle is not None else {}
             if self.session is not None:
                 settings = options.settings(self.session, resume_session=True,
-                                            session_expiry_s=SESSION_EXPIRY_S)
+                                            session_expiry_s=SESSION_EXPIRY_S, **manual)
             else:
-                settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}")
-            client = connector(settings, on_message=self.inbox.put)
+                settings = options.settings(f"owner-app-{uuid.uuid4().hex[:8]}", **manual)
+            came: list[MqttPort] = []  # filled before start(): no message comes before it
+            client = connector(settings, on_message=lambda m: self.inbox.put((came[0], m)))
+            came.append(client)
         except (UplinkError, ValueError) as exc:
             self.brokers[url] = {"url": url, "connected": False, "error": str(exc)}
             return
@@ -201,14 +217,17 @@ class LiveFeed:
             listener(item)
 
     def _run(self) -> None:
-        while (msg := self.inbox.get()) is not None:
+        while (job := self.inbox.get()) is not None:
+            client, msg = job
             try:
                 item = self.feed(msg)
             except Exception:  # one bad message must not stop the feed; it is logged
                 log.exception("owner app: cannot handle a message on %s", msg.topic)
-                continue
+                item = None
             if item is not None:
                 self._emit(item)
+            if self.settle is not None:  # in arrival order, also for a message with no item
+                self.settle(partial(client.ack, msg))
 
     def feed(self, msg: InboundMessage) -> dict[str, Any] | None:
         """Verify one message; the item for the page, or None (commands, replies, pairing)."""

@@ -150,10 +150,11 @@ def start(args: argparse.Namespace, owner_dir: Path, *, connector: Any = None,
     # One broker session per bridge identity, kept while the bridge is stopped: events sent
     # meanwhile reach Home Assistant when it starts again (rings older than --max-ring-age only
     # update the states). Two bridges of one owner directory would take the session from each
-    # other: run one.
+    # other: run one. A message is acknowledged there only once Home Assistant's broker has
+    # what the bridge made of it (settle), so one in hand when the bridge dies comes again.
     feed = LiveFeed(ring, broker=device_broker, connector=connector, snapshot=pictures.find,
                     warm=SnapshotFinder.warm if (bucket or store) else None,
-                    session=f"doorward-bridge-{ring.key_id}")
+                    session=f"doorward-bridge-{ring.key_id}", settle=bridge.settle)
     feed.listen(bridge.offer)
     bridge.start()
     running = Running(feed, bridge, service)

@@ -13,6 +13,14 @@ the client (re)connects and whenever Home Assistant announces itself (``homeassi
 events are not retained (a retained ring would ring again at every restart of Home Assistant);
 published while the broker is away, paho keeps them and sends them when it is back.
 
+Nothing is lost if the bridge dies meanwhile: the feed's client acknowledges a device message to
+the device's broker only through :meth:`HaBridge.settle`, which holds each acknowledgement until
+Home Assistant's broker has confirmed (PUBACK) every publish made up to it, and gives them in
+arrival order. A bridge killed with republishes unconfirmed gets those messages again from its
+broker session at the next start: a ring still rings if signed within ``max_ring_age_s``, and the
+states are set from a message whose seq is the one they last took (so possibly never shown).
+A ring confirmed just before the bridge died, but not yet acknowledged, can ring twice.
+
 The states follow only a message newer (by the device's seq) than the one they show, remembered
 across restarts (:class:`~agent.owner.bridge.shown.ShownSeqs`); until they show one, only a
 message signed within ``max_ring_age_s``. The chain check alone starts at the first message heard,
@@ -26,7 +34,8 @@ Wiring (agent.owner.bridge.main)::
                       devices=[d.device_id for d in ring.devices()],
                       prefix="homeassistant", sw_version=__version__, pictures=pictures,
                       shown=ShownSeqs.open(owner_dir / SHOWN_FILE))
-    feed = LiveFeed(ring, broker=device_broker, snapshot=pictures.find, ...)
+    feed = LiveFeed(ring, broker=device_broker, snapshot=pictures.find, settle=bridge.settle,
+                    ...)
     feed.listen(bridge.offer); bridge.start(); feed.start(); ...; feed.stop(); bridge.stop()
 """
 
@@ -37,6 +46,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -55,7 +65,14 @@ from agent.owner.bridge.ha_discovery import (
 )
 from agent.owner.bridge.shown import ShownSeqs
 from agent.owner.client import BrokerOptions
-from uplink import ConnectionEvent, InboundMessage, MqttConnector, MqttPort, UplinkError
+from uplink import (
+    ConnectionEvent,
+    InboundMessage,
+    MqttConnector,
+    MqttPort,
+    PublishHandle,
+    UplinkError,
+)
 
 log = logging.getLogger("doorward")
 MAX_IMAGE_BYTES = 120 * 1024  # under the 128 KB MQTT payload limit the project holds to
@@ -64,6 +81,9 @@ MAX_IMAGE_BYTES = 120 * 1024  # under the 128 KB MQTT payload limit the project 
 # replay of a message older than the bridge's start.
 MAX_RING_AGE_S = 300.0
 STATE_KINDS = ("ring", "motion-started", "motion-ended")
+# Said once when Home Assistant's broker has confirmed nothing for this long: the device's broker
+# holds the messages meanwhile (up to its in-flight window, then its queue for the session).
+UNCONFIRMED_WARN_S = 30.0
 
 
 class Pictures(Protocol):
@@ -97,6 +117,13 @@ class HaBridge:
         self.last_clip: dict[str, str] = {}
         self.published = 0
         self.dropped = 0
+        # publishes not yet confirmed by Home Assistant's broker, oldest first; _confirmed of
+        # them all so far; acknowledgements held until the publishes made before them are
+        # confirmed: (publishes made when it came, when, ack)
+        self._unconfirmed: deque[PublishHandle] = deque()
+        self._confirmed = 0
+        self._held: deque[tuple[int, float, Callable[[], None]]] = deque()
+        self._warned = False
         self._thread: threading.Thread | None = None
         for device_id in devices:
             self.add_device(device_id)
@@ -111,6 +138,11 @@ class HaBridge:
     def offer(self, item: dict[str, Any]) -> None:
         """The feed's listener: enqueue only (called on the feed's worker thread)."""
         self.inbox.put(("item", item))
+
+    def settle(self, ack: Callable[[], None]) -> None:
+        """The feed's ``settle``: ``ack`` acknowledges the message just offered to the device's
+        broker; called once Home Assistant's broker confirmed what it caused (enqueue only)."""
+        self.inbox.put(("ack", ack))
 
     def start(self) -> None:
         self.ha.start()
@@ -159,10 +191,39 @@ class HaBridge:
                     self.handle(value)
                 elif kind == "ha":
                     self._from_ha(value)
+                elif kind == "ack":
+                    self._held.append((self.published, time.monotonic(), value))
                 elif kind == "call":
                     value()
             except UplinkError as exc:  # a refused publish: logged, the bridge goes on
                 log.warning("bridge: Home Assistant's broker refused a publish: %s", exc)
+            self._release()
+
+    def _release(self) -> None:
+        """Acknowledge, in arrival order, each device message whose republishes Home
+        Assistant's broker has all confirmed."""
+        while self._unconfirmed and self._confirmed_now(self._unconfirmed[0]):
+            self._unconfirmed.popleft()
+            self._confirmed += 1
+        while self._held and self._held[0][0] <= self._confirmed:
+            self._held.popleft()[2]()
+        waited = time.monotonic() - self._held[0][1] if self._held else 0.0
+        late = waited > UNCONFIRMED_WARN_S
+        if late and not self._warned:
+            log.warning("bridge: Home Assistant's broker has left %d publish(es) unconfirmed "
+                        "for %.0f s; the device's broker keeps %d message(s) for the bridge "
+                        "until it confirms them", len(self._unconfirmed), waited,
+                        len(self._held))
+        elif self._warned and not late:
+            log.info("bridge: Home Assistant's broker confirms the bridge's publishes again")
+        self._warned = late
+
+    def _confirmed_now(self, handle: PublishHandle) -> bool:
+        try:
+            return self.ha.is_published(handle)
+        except UplinkError as exc:  # refused for good (an ACL): nothing to wait for
+            log.warning("bridge: Home Assistant's broker refused a publish: %s", exc)
+            return True
 
     def _connection_events(self) -> None:
         while True:
@@ -190,7 +251,7 @@ class HaBridge:
             self._publish(topic, payload, retain=True)
 
     def _publish(self, topic: str, payload: bytes, *, retain: bool) -> None:
-        self.ha.publish(topic, payload, qos=1, retain=retain)
+        self._unconfirmed.append(self.ha.publish(topic, payload, qos=1, retain=retain))
         self.published += 1
 
     def _state(self, topic: str, payload: bytes) -> None:
@@ -245,14 +306,16 @@ class HaBridge:
 
     def _kept_back(self, device_id: str, item: dict[str, Any]) -> tuple[str, str] | None:
         """Why ``item`` must not set the states (a reason and its detail), or None: ``late``,
-        not newer than the message they show; ``stale``, while they show none of the device,
-        signed longer ago than ``max_ring_age_s``."""
+        older than the message they last took; ``stale``, while they show none of the device,
+        signed longer ago than ``max_ring_age_s``. The message they last took may set them again:
+        it is the one sent again after the bridge died before Home Assistant's broker had it,
+        and, replayed, it sets what they already show."""
         seq, shown = item.get("seq"), self.shown.get(device_id)
         if not isinstance(seq, int):
             return "late", "no seq"
         if shown is not None:
-            return None if seq > shown else (
-                "late", f"seq {seq} is not newer than seq {shown}, whose state Home Assistant "
+            return None if seq >= shown else (
+                "late", f"seq {seq} is older than seq {shown}, whose state Home Assistant "
                 "shows: held back and let through late, or replayed")
         age = self._age(item)
         if age is not None and age <= self.max_ring_age_s:
