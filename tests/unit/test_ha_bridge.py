@@ -424,6 +424,21 @@ def test_a_device_message_is_acknowledged_once_home_assistants_broker_has_it(rig
     assert running.bridge.dropped == 1  # the malformed one, dropped and logged as before
 
 
+def test_a_long_wait_for_home_assistants_broker_is_said_once_and_its_end_too(
+        rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agent.owner.bridge.bridge.UNCONFIRMED_WARN_S", 0.3)
+    rig.start()
+    rig.ha_broker.offline()
+    with caplog.at_level(logging.INFO, logger="doorward"):
+        rig.event("ring", "1")
+        processed(rig, 1)
+        wait_for(lambda: "keeps 1 message(s)" in caplog.text, timeout=5, what="the warning")
+        rig.ha_broker.online()
+        wait_for(lambda: "confirms the bridge's publishes again" in caplog.text, timeout=5,
+                 what="the end of the wait")
+    assert caplog.text.count("left ") == 1  # said once, not at every tick
+
+
 def test_the_message_the_states_last_took_may_set_them_again(rig: Rig) -> None:
     """Sent again after the bridge died before Home Assistant's broker had its states (or
     replayed by the broker's operator: then it sets what they already show)."""
