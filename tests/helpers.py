@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 from agent.device.consent import ConsentStore
 from agent.device.database import DeviceDB
 from agent.owner.keyring import OwnerKeyring, PairedDevice
+from uplink.mqtt_types import InboundMessage
 
 DOORWARD = str(Path(sys.executable).parent / "doorward")
 
@@ -56,6 +58,21 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def next_on(inbox: queue.Queue[InboundMessage], topic: str, timeout: float = 15.0,
+            ) -> InboundMessage:
+    """The next message on ``topic`` in ``inbox`` (others before it are taken and dropped);
+    fail naming the topic after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            m = inbox.get(timeout=left)
+        except queue.Empty:
+            break
+        if m.topic == topic:
+            return m
+    raise AssertionError(f"nothing on {topic} within {timeout} s")
 
 
 def process_gone(pid: int) -> bool:

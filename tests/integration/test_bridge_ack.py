@@ -28,7 +28,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.owner.bridge.ha_discovery import StateTopics
-from tests.helpers import DOORWARD
+from tests.helpers import DOORWARD, next_on
 from tests.owner_app_fixtures import Bucketful
 from tests.servers import Mosquitto, mosquitto_path
 from uplink.manifest import SeqState
@@ -102,18 +102,6 @@ def client(broker: Mosquitto, *subscribe: str) -> Iterator[tuple[MqttClient,
         c.stop()
 
 
-def first_on(inbox: queue.Queue[InboundMessage], topic: str) -> InboundMessage:
-    deadline = time.monotonic() + TIMEOUT
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            m = inbox.get(timeout=left)
-        except queue.Empty:
-            break
-        if m.topic == topic:
-            return m
-    raise AssertionError(f"nothing on {topic} within {TIMEOUT} s")
-
-
 def test_a_ring_held_for_home_assistant_when_the_bridge_dies_rings_after_it_restarts(
         tmp_path: Path) -> None:
     bucket = Bucketful.create(tmp_path / "owner", MemoryObjectStore(),
@@ -139,9 +127,10 @@ def test_a_ring_held_for_home_assistant_when_the_bridge_dies_rings_after_it_rest
         ha_broker.start()
         with client(ha_broker, t.event, t.last_event) as (_, inbox):
             bridges.append(Bridge(tmp_path / "owner", device_broker, ha_broker))
-            ring = json.loads(first_on(inbox, t.event).payload)
+            ring = json.loads(next_on(inbox, t.event, TIMEOUT).payload)
             assert ring["event_id"] == "r1"  # the device's broker sent it again
-            assert first_on(inbox, t.last_event).payload == b"ring"  # and its state is shown
+            # and its state is shown
+            assert next_on(inbox, t.last_event, TIMEOUT).payload == b"ring"
     finally:
         for b in bridges:
             b.stop()

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.errors import DoorwardError
 from agent.owner.bridge import Running, start
 from agent.owner.bridge.ha_discovery import StateTopics
-from tests.helpers import DOORWARD, wait_for
+from tests.helpers import DOORWARD, next_on, wait_for
 from tests.owner_app_fixtures import Bucketful, bridge_args
 from tests.servers import SHIPPED_ACL, Mosquitto, mosquitto_path
 from uplink.errors import MqttAuthError
@@ -156,39 +156,26 @@ class Device:
                                                     signed.jws.encode()), 10)
 
 
-def until(inbox: queue.Queue[InboundMessage], topic: str, timeout: float = 15.0,
-          ) -> InboundMessage:
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            m = inbox.get(timeout=left)
-        except queue.Empty:
-            break
-        if m.topic == topic:
-            return m
-    raise AssertionError(f"nothing on {topic} within {timeout} s")
-
-
 def test_events_and_the_snapshot_reach_home_assistant_through_the_bridge(
         rig: Rig, device: MqttClient, bridge: Running,
         ha: tuple[MqttClient, queue.Queue[InboundMessage]]) -> None:
     _, inbox = ha
     t = StateTopics(rig.device_id)
-    config = until(inbox, f"homeassistant/image/{rig.device_id}/snapshot/config")
+    config = next_on(inbox, f"homeassistant/image/{rig.device_id}/snapshot/config")
     assert json.loads(config.payload)["image_topic"] == t.image
     device.wait_published(device.publish(topic_for(rig.device_id, "status"), sign_status(
         StatusBody("online", "1.0", 1), rig.bucket.device_key, now=time.time()).encode(),
         retain=True), 10)
-    assert until(inbox, t.availability).payload == b"online"
+    assert next_on(inbox, t.availability).payload == b"online"
     Device.send(rig, device, EventBody("ring", "1", iso_utc(time.time()), clip_id="c1"))
-    assert json.loads(until(inbox, t.event).payload)["event_type"] == "ring"
-    assert until(inbox, t.image).payload == rig.jpeg  # decrypted on the bridge, byte for byte
+    assert json.loads(next_on(inbox, t.event).payload)["event_type"] == "ring"
+    assert next_on(inbox, t.image).payload == rig.jpeg  # decrypted on the bridge, byte for byte
     # a message signed by another key on the device's topic is dropped (the ACL lets only the
     # device publish there, so this one comes in as the device's login: a stolen password)
     Device.send(rig, device, EventBody("ring", "forged", iso_utc(time.time())),
                 key=Ed25519PrivateKey.generate())
     Device.send(rig, device, EventBody("motion-started", "2", iso_utc(time.time())))
-    assert until(inbox, t.motion).payload == b"ON"
+    assert next_on(inbox, t.motion).payload == b"ON"
     wait_for(lambda: bridge.bridge.dropped == 1, timeout=5, what="the forged ring dropped")
     seen = []
     while not inbox.empty():
@@ -291,7 +278,7 @@ def test_doorward_owner_bridge_runs_from_the_command_line(
         seen = [lines.get(timeout=20)]
         while "republishes" not in seen[-1]:  # start-up's last line: both brokers connected,
             seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))  # subscribed
-        got = json.loads(until(inbox, StateTopics(rig.device_id).event).payload)
+        got = json.loads(next_on(inbox, StateTopics(rig.device_id).event).payload)
         assert got["event_id"] == "9"  # sent while no bridge ran: kept by the broker
     finally:
         watch.stop()
