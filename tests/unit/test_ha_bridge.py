@@ -424,6 +424,25 @@ def test_a_device_message_is_acknowledged_once_home_assistants_broker_has_it(rig
     assert running.bridge.dropped == 1  # the malformed one, dropped and logged as before
 
 
+def test_a_clean_stop_acknowledges_what_home_assistants_broker_confirms(rig: Rig) -> None:
+    """Stopping (systemctl restart) with a ring not yet confirmed by Home Assistant's broker
+    waits a moment for it, and acknowledges it: the device's broker would otherwise send it
+    again at the next start, and it would ring twice."""
+    running = rig.start()
+    rig.ha_broker.offline()
+    rig.event("ring", "1")
+    processed(rig, 1)
+    rig.ha_broker.online()  # back as the bridge stops: its ring is confirmed during the stop
+    running.close()
+    rig.running = None
+    running = rig.start()
+    rig.event("motion-started", "2")  # behind anything the broker sent again at the start
+    wait_for(lambda: rig.ha_broker.retained(rig.topics.motion) == b"ON", timeout=5,
+             what="the next event shown")
+    assert [e["event_id"] for e in ha_events(rig)] == ["1"]  # rung once
+    assert [item.get("event_id") for item in running.feed.recent()] == ["2"]
+
+
 def test_a_long_wait_for_home_assistants_broker_is_said_once_and_its_end_too(
         rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("agent.owner.bridge.bridge.UNCONFIRMED_WARN_S", 0.3)

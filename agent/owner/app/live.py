@@ -113,6 +113,7 @@ class LiveFeed:
         self._snapshots: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._snapper: threading.Thread | None = None
         self._next_id = 0
+        self._quiet = False
 
     # -- wiring --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -175,14 +176,23 @@ class LiveFeed:
         """The MQTT clients, one per broker (to wait for their connection)."""
         return list(self._clients)
 
-    def stop(self) -> None:
-        for c in self._clients:
-            c.stop()
+    def quiesce(self) -> None:
+        """Hand nothing more to the listeners or to ``settle`` (what is already in the inbox is
+        handled first); the clients stay connected, so the acknowledgements already handed out
+        can still be given. :meth:`stop` then disconnects. Idempotent."""
+        if self._quiet:
+            return
+        self._quiet = True
         self.inbox.put(None)
         self._snapshots.put(None)
         for t in (self._worker, self._snapper):
             if t is not None:
                 t.join(timeout=5)
+
+    def stop(self) -> None:
+        self.quiesce()
+        for c in self._clients:
+            c.stop()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(item)`` for every new item (on the worker thread: enqueue only);

@@ -92,8 +92,12 @@ class Running:
         self.feed, self.bridge, self.service = feed, bridge, service
 
     def close(self) -> None:
-        self.feed.stop()
+        # The feed stops handing items on first, the bridge then settles what it was handed
+        # (acknowledged over the feed's still open connection), and only then does the feed
+        # disconnect: a clean stop leaves nothing for the device's broker to send again.
+        self.feed.quiesce()
         self.bridge.stop()
+        self.feed.stop()
         self.service.close()
 
 

@@ -36,11 +36,13 @@ Wiring (agent.owner.bridge.main)::
                       shown=ShownSeqs.open(owner_dir / SHOWN_FILE))
     feed = LiveFeed(ring, broker=device_broker, snapshot=pictures.find, settle=bridge.settle,
                     ...)
-    feed.listen(bridge.offer); bridge.start(); feed.start(); ...; feed.stop(); bridge.stop()
+    feed.listen(bridge.offer); bridge.start(); feed.start(); ...
+    feed.quiesce(); bridge.stop(); feed.stop()  # Running.close: settle, then disconnect
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -84,6 +86,9 @@ STATE_KINDS = ("ring", "motion-started", "motion-ended")
 # Said once when Home Assistant's broker has confirmed nothing for this long: the device's broker
 # holds the messages meanwhile (up to its in-flight window, then its queue for the session).
 UNCONFIRMED_WARN_S = 30.0
+# How long a stopping bridge waits for Home Assistant's broker to confirm what it has published,
+# so that the messages behind it are acknowledged and not sent again at the next start.
+SETTLE_AT_STOP_S = 2.0
 
 
 class Pictures(Protocol):
@@ -153,7 +158,9 @@ class HaBridge:
         """Say ``offline`` on the bridge's availability (a clean stop sends no will), stop.
         Returns once the worker has ended: an item it is handling (a picture being fetched and
         opened) is finished first, bounded by the store's own timeouts, so nothing runs on after
-        the bridge says it stopped."""
+        the bridge says it stopped. Before it ends, the worker waits up to ``SETTLE_AT_STOP_S``
+        for Home Assistant's broker to confirm what it published, and gives the acknowledgements
+        held for it (call it before the feed disconnects: ``Running.close``)."""
         self.inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -183,6 +190,7 @@ class HaBridge:
             except queue.Empty:
                 job = ("tick", None)
             if job is None:
+                self._settle_before_stop(SETTLE_AT_STOP_S)
                 return
             self._connection_events()
             kind, value = job
@@ -217,6 +225,17 @@ class HaBridge:
         elif self._warned and not late:
             log.info("bridge: Home Assistant's broker confirms the bridge's publishes again")
         self._warned = late
+
+    def _settle_before_stop(self, within_s: float) -> None:
+        """Wait up to ``within_s`` for Home Assistant's broker to confirm the publishes the held
+        acknowledgements wait for, giving those as it does. What stays unconfirmed (its broker
+        is away) is left for the device's broker to send again at the next start."""
+        deadline = time.monotonic() + within_s
+        self._release()
+        while self._held and self._unconfirmed and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(UplinkError):  # refused: _release logs it, goes past it
+                self.ha.wait_published(self._unconfirmed[0], min(left, 0.1))
+            self._release()
 
     def _confirmed_now(self, handle: PublishHandle) -> bool:
         try:
